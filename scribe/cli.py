@@ -1,0 +1,241 @@
+"""The ``scribe`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from scribe.config import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "profile", None):
+        overrides["model_profile"] = args.profile
+    return Settings(**overrides)
+
+
+def _fail(message: str, code: int = 1) -> int:
+    print(f"scribe: {message}", file=sys.stderr)
+    return code
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from scribe.weights import install, verify
+
+    settings = _settings(args)
+    profile = args.profile or settings.model_profile
+    if args.action == "install":
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        install(settings.models_dir, profile, force=args.force)
+    problems = verify(settings.models_dir, profile)
+    for p in problems:
+        print(p, file=sys.stderr)
+    if problems:
+        return _fail(f"models for profile '{profile}' are missing or altered: run `scribe models install --profile {profile}`")
+    print(f"models for profile '{profile}': all present, checksums match")
+    return 0
+
+
+def cmd_policies(args: argparse.Namespace) -> int:
+    from scribe.domain.errors import PolicyError
+    from scribe.policies import load_policies
+
+    settings = _settings(args)
+    try:
+        p = load_policies(settings.policies_dir)
+    except PolicyError as exc:
+        return _fail(exc.public_message)
+    print(f"policies OK: {len(p.templates)} note templates ({', '.join(sorted(p.templates))}), "
+          f"{len(p.consent.functions)} consent functions")
+    return 0
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from scribe.engines.build import build_transcriber, check_models, force_offline
+
+    settings = _settings(args)
+    force_offline()
+    check_models(settings)
+    started = time.perf_counter()
+    result = build_transcriber(settings).transcribe(Path(args.audio))
+    print(json.dumps({"duration": round(result.duration, 2), "seconds": round(time.perf_counter() - started, 2),
+                      "segments": [s.to_json() for s in result.segments]}, indent=2))
+    return 0
+
+
+def read_transcript(path: Path) -> tuple[Any, ...]:
+    from scribe.domain.transcript import Segment, Speaker, parse_plain_transcript
+
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("{"):
+        data = json.loads(text)
+        return tuple(Segment(i, float(s["start"]), float(s["end"]), s["text"], Speaker(s.get("speaker", "unknown")))
+                     for i, s in enumerate(data["segments"]))
+    return parse_plain_transcript(text)
+
+
+def cmd_draft(args: argparse.Namespace) -> int:
+    from scribe.domain.evidence import check_draft, split_sentences
+    from scribe.domain.redaction import reidentify
+    from scribe.engines.build import build_drafter, build_redactor, check_models, force_offline
+    from scribe.engines.protocols import SectionRequest
+    from scribe.policies import load_policies
+
+    settings = _settings(args)
+    force_offline()
+    check_models(settings)
+    template = load_policies(settings.policies_dir).template(args.note_type)
+    segments = read_transcript(Path(args.transcript))
+    pseudo = build_redactor(settings).pseudonymize(segments, [])
+    result = build_drafter(settings).draft(
+        pseudo, template.name, [SectionRequest(s.key, s.title, s.instruction, s.max_sentences) for s in template.sections])
+    pairs = [(s.key, x) for s in template.sections for x in split_sentences(result.sections.get(s.key, ""))]
+    checked = check_draft(pairs, pseudo.segments)
+    rev = pseudo.surrogates.reverse
+
+    def sentence(c: Any) -> dict[str, Any]:
+        return {"section": c.section, "text": reidentify(c.text, rev), "evidence": list(c.evidence),
+                "support": c.score, "flags": [f.to_json() for f in c.flags]}
+
+    print(json.dumps({
+        "note_type": args.note_type, "model": result.model,
+        "tokens_per_second": round(result.generated_tokens / result.seconds, 2) if result.seconds else None,
+        "sections": [{"key": s.key, "title": s.title,
+                      "text": " ".join(reidentify(c.text, rev) for c in checked.sentences if c.section == s.key)}
+                     for s in template.sections],
+        "sentences": [sentence(c) for c in checked.sentences],
+        "removed": [sentence(c) for c in checked.removed],
+        "flags": [f.to_json() for f in checked.draft_flags],
+    }, indent=2))
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from scribe.app import build_runtime
+    from scribe.db.engine import session_scope
+    from scribe.services import audit
+
+    rt = build_runtime(_settings(args))
+    with session_scope(rt.engine) as s:
+        problems = audit.verify(s, rt.audit_key)
+    for p in problems:
+        print(p, file=sys.stderr)
+    if problems:
+        return _fail(f"audit chain verification failed: {len(problems)} problem(s)")
+    print("audit chain OK")
+    return 0
+
+
+def _check_listen(host: str, certfile: str | None) -> None:
+    if host not in ("127.0.0.1", "localhost", "::1") and not certfile:
+        raise SystemExit("scribe: refusing to listen beyond loopback without TLS; put it behind the reverse proxy "
+                         "described in the README or pass --ssl-certfile/--ssl-keyfile")
+
+
+def serve_app(app: Any, settings: Settings, args: argparse.Namespace) -> None:
+    import uvicorn
+
+    _check_listen(settings.host, getattr(args, "ssl_certfile", None))
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False,
+                ssl_certfile=getattr(args, "ssl_certfile", None), ssl_keyfile=getattr(args, "ssl_keyfile", None))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from scribe.app import create_app
+
+    settings = _settings(args)
+    _check_listen(settings.host, args.ssl_certfile)
+    serve_app(create_app(settings), settings, args)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from scribe.app import build_runtime
+    from scribe.engines.build import build_engines
+    from scribe.worker import Worker
+
+    settings = _settings(args)
+    rt = build_runtime(settings)
+    rt.engines = build_engines(settings, clinician_first=rt.policies.pipeline.clinician_is_first_speaker)
+    worker = Worker(rt.pipeline())
+    if args.once:
+        print(json.dumps({"jobs_run": worker.run_until_idle()}))
+        return 0
+    worker.run_forever()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from scribe.services.demo_run import run_demo
+
+    settings = _settings(args)
+    summary, runtime = run_demo(settings)
+    print(json.dumps(summary, indent=2))
+    if not args.no_serve:
+        from scribe.app import create_app
+
+        print("\nServing the review UI at http://%s:%d — log in as:" % (settings.host, settings.port))
+        for login in summary["logins"]:
+            print(f"  {login['username']:8s} {login['password']:24s} {login['description']}")
+        serve_app(create_app(settings, runtime=runtime), settings, args)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="scribe", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="run the web app (and the worker, on the embedded default)")
+    p.add_argument("--ssl-certfile")
+    p.add_argument("--ssl-keyfile")
+    p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("worker", help="run the pipeline worker")
+    p.add_argument("--once", action="store_true", help="run until no job is left, then exit")
+    p.set_defaults(func=cmd_worker)
+    p = sub.add_parser("models", help="install or verify the pinned model weights")
+    p.add_argument("action", choices=["install", "verify"])
+    p.add_argument("--profile", choices=["default", "test"])
+    p.add_argument("--force", action="store_true", help="reinstall even if present")
+    p.set_defaults(func=cmd_models)
+    p = sub.add_parser("policies", help="validate the policy files")
+    p.add_argument("action", choices=["check"])
+    p.set_defaults(func=cmd_policies)
+    p = sub.add_parser("demo", help="seed the demo practice, run the sample session, serve the UI")
+    p.add_argument("--no-serve", action="store_true")
+    p.add_argument("--profile", choices=["default", "test"])
+    p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("transcribe", help="transcribe one recording; prints JSON segments")
+    p.add_argument("audio")
+    p.add_argument("--profile", choices=["default", "test"])
+    p.set_defaults(func=cmd_transcribe)
+    p = sub.add_parser("draft", help="draft a note from a transcript; prints JSON")
+    p.add_argument("transcript", help="plain text with SPEAKER: lines, or the JSON from `scribe transcribe`")
+    p.add_argument("--note-type", default="soap")
+    p.add_argument("--profile", choices=["default", "test"])
+    p.set_defaults(func=cmd_draft)
+    p = sub.add_parser("audit", help="verify the audit chain")
+    p.add_argument("action", choices=["verify"])
+    p.set_defaults(func=cmd_audit)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    args = build_parser().parse_args(argv)
+    from scribe.domain.errors import ScribeError
+
+    try:
+        return int(args.func(args) or 0)
+    except ScribeError as exc:
+        return _fail(exc.public_message)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

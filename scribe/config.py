@@ -1,0 +1,46 @@
+"""Settings from ``SCRIBE_*`` environment variables. Built once by the caller and
+passed to ``create_app``/the worker; nothing reads a module-level settings object."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SCRIBE_", extra="ignore")
+
+    data_dir: Path = Field(default=ROOT / "var", description="Database file, recordings, keys")
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite file in data_dir")
+    models_dir: Path = Field(default=ROOT / "models", description="Installed model weights")
+    model_profile: Literal["default", "test"] = Field(default="default", description="Which pinned models to use")
+    policies_dir: Path = Field(default=ROOT / "policies")
+    web_dir: Path = Field(default=ROOT / "web")
+    engines: Literal["real", "fake"] = Field(default="real", description="'fake' runs the UI without weights")
+    drafter_backend: Literal["ct2", "transformers"] = Field(default="ct2", description="How the local drafter executes")
+    drafter_model_dir: Path | None = Field(default=None, description="A practice's own larger model (HF directory)")
+    cpu_threads: int = Field(default_factory=lambda: os.cpu_count() or 2)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    worker_in_process: bool = Field(default=True, description="Run the pipeline worker inside `scribe serve`")
+    session_idle_minutes: int = 15
+    session_absolute_hours: int = 12
+    secure_cookies: bool = Field(default=False, description="Set on behind a TLS reverse proxy")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'scribe.db'}"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
+
+    @property
+    def audit_key_path(self) -> Path:
+        return self.data_dir / "keys" / "audit.key"

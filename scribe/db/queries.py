@@ -1,0 +1,62 @@
+"""Object-level access: one fetch-with-access-check helper per resource, used by every
+route. What the actor may not see is reported as not found (404), never as forbidden."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, col, select
+
+from scribe.db.tables import Client, Encounter, User
+from scribe.domain.decision import Decision
+from scribe.domain.errors import NotFound
+from scribe.domain.notes import Role
+
+
+def supervisee_ids(session: Session, actor: User) -> list[int]:
+    if actor.role != Role.SUPERVISOR:
+        return []
+    return [u.id for u in session.exec(select(User).where(User.supervisor_id == actor.id)).all() if u.id]
+
+
+def encounter_access(session: Session, actor: User, encounter: Encounter) -> Decision:
+    if actor.role == Role.ADMIN:
+        return Decision.deny("admins do not read clinical content")
+    if encounter.clinic_id != actor.clinic_id:
+        return Decision.deny("another clinic's session")
+    if encounter.clinician_id == actor.id:
+        return Decision.allow("own session")
+    if encounter.clinician_id in supervisee_ids(session, actor):
+        return Decision.allow("supervisee's session")
+    return Decision.deny("not the actor's session or a supervisee's")
+
+
+def get_encounter_for_actor(session: Session, actor: User, encounter_id: int) -> tuple[Encounter, Decision]:
+    encounter = session.get(Encounter, encounter_id)
+    if encounter is None:
+        raise NotFound("no such session")
+    decision = encounter_access(session, actor, encounter)
+    if not decision:
+        raise NotFound("no such session")
+    return encounter, decision
+
+
+def encounters_for_actor(session: Session, actor: User) -> list[Encounter]:
+    if actor.role == Role.ADMIN:
+        return []
+    ids = [actor.id, *supervisee_ids(session, actor)]
+    stmt = (select(Encounter).where(Encounter.clinic_id == actor.clinic_id)
+            .where(col(Encounter.clinician_id).in_(ids)).order_by(col(Encounter.id).desc()))
+    return list(session.exec(stmt).all())
+
+
+def clients_for_actor(session: Session, actor: User) -> list[Client]:
+    if actor.role == Role.ADMIN:
+        return []
+    stmt = select(Client).where(Client.clinician_id == actor.id).order_by(col(Client.family_name))
+    return list(session.exec(stmt).all())
+
+
+def get_client_for_actor(session: Session, actor: User, client_id: int) -> Client:
+    client = session.get(Client, client_id)
+    if client is None or actor.role == Role.ADMIN or client.clinician_id != actor.id:
+        raise NotFound("no such client")
+    return client

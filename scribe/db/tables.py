@@ -1,0 +1,271 @@
+"""SQLModel tables. Clinical text lives in: client chart fields, transcript segments,
+pseudonymizations, drafts and note versions (encrypted at rest in a later issue).
+Jobs, audit events and errors carry ids and codes only."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Optional
+
+from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class Clinic(SQLModel, table=True):
+    __tablename__ = "clinics"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    clinic_id: int = Field(foreign_key="clinics.id", index=True)
+    username: str = Field(unique=True, index=True)
+    full_name: str
+    role: str  # domain.notes.Role
+    credential: str = ""  # e.g. LCSW, LPC, PhD
+    licence_number: str = ""
+    licence_status: str = "licensed"  # domain.notes.LicenceStatus
+    licence_type: str = ""  # e.g. LPC-Associate, for hour targets
+    supervisor_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    password_hash: str
+    active: bool = True
+    failed_logins: int = 0
+    created_at: datetime
+
+
+class Client(SQLModel, table=True):
+    """The chart: every identifier the system already knows about a client."""
+
+    __tablename__ = "clients"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    clinic_id: int = Field(foreign_key="clinics.id", index=True)
+    clinician_id: int = Field(foreign_key="users.id", index=True)
+    given_name: str
+    family_name: str
+    preferred_name: str = ""
+    date_of_birth: Optional[date] = None
+    mrn: str = Field(index=True)
+    address: str = ""
+    city: str = ""
+    phone: str = ""
+    email: str = ""
+    employer: str = ""
+    school: str = ""
+    contacts: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: datetime
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.preferred_name or self.given_name} {self.family_name}"
+
+
+class Consent(SQLModel, table=True):
+    __tablename__ = "consents"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    client_id: int = Field(foreign_key="clients.id", index=True)
+    function: str
+    granted: bool = True
+    captured_by: int = Field(foreign_key="users.id")
+    captured_at: datetime
+    form_version: str
+    form_text: str = Field(sa_column=Column(Text, nullable=False))
+    on_behalf_of: str = ""  # guardian, for minors
+    effective_from: datetime
+    expires_at: Optional[datetime] = None
+    withdrawn_at: Optional[datetime] = None
+
+
+class Encounter(SQLModel, table=True):
+    """A session (called an encounter here to avoid clashing with database sessions)."""
+
+    __tablename__ = "encounters"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    clinic_id: int = Field(foreign_key="clinics.id", index=True)
+    client_id: int = Field(foreign_key="clients.id", index=True)
+    clinician_id: int = Field(foreign_key="users.id", index=True)
+    note_type: str
+    occurred_at: datetime
+    status: str  # domain.notes.EncounterStatus
+    status_reason: str = ""  # safe to show: codes and plain reasons, never clinical text
+    created_at: datetime
+    updated_at: datetime
+
+
+class Recording(SQLModel, table=True):
+    __tablename__ = "recordings"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    encounter_id: int = Field(foreign_key="encounters.id", index=True, unique=True)
+    path: str  # relative to the recordings directory
+    sha256: str
+    format: str
+    bytes: int
+    duration_seconds: float
+    created_at: datetime
+    purged_at: Optional[datetime] = None
+
+
+class Transcript(SQLModel, table=True):
+    __tablename__ = "transcripts"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    encounter_id: int = Field(foreign_key="encounters.id", index=True, unique=True)
+    engine: str
+    language: str
+    duration_seconds: float
+    seconds_taken: float
+    created_at: datetime
+
+
+class TranscriptSegment(SQLModel, table=True):
+    __tablename__ = "transcript_segments"
+    __table_args__ = (UniqueConstraint("transcript_id", "idx"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    transcript_id: int = Field(foreign_key="transcripts.id", index=True)
+    idx: int
+    start: float
+    end: float
+    speaker: str
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    words: list[list[Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+class Pseudonymization(SQLModel, table=True):
+    """What the drafting model saw, and the re-identification map (host only)."""
+
+    __tablename__ = "pseudonymizations"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    encounter_id: int = Field(foreign_key="encounters.id", index=True, unique=True)
+    engine: str
+    lines: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    segment_texts: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    surrogates: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    entity_counts: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime
+
+
+class Draft(SQLModel, table=True):
+    __tablename__ = "drafts"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    encounter_id: int = Field(foreign_key="encounters.id", index=True, unique=True)
+    note_type: str
+    template_version: int
+    model: str
+    status: str = "drafting"  # drafting | ready | signed
+    ai_sections: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # pseudonymized
+    prompt_tokens: int = 0
+    generated_tokens: int = 0
+    seconds_taken: float = 0.0
+    draft_flags: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    removed: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    lock_version: int = 1
+    created_at: datetime
+    updated_at: datetime
+
+
+class DraftSection(SQLModel, table=True):
+    __tablename__ = "draft_sections"
+    __table_args__ = (UniqueConstraint("draft_id", "key"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    draft_id: int = Field(foreign_key="drafts.id", index=True)
+    key: str
+    title: str
+    position: int
+    ai_text: str = Field(sa_column=Column(Text, nullable=False))  # re-identified AI text
+    text: str = Field(sa_column=Column(Text, nullable=False))  # current (clinician-edited) text
+    edited: bool = False
+    reviewed: bool = False
+
+
+class DraftSentence(SQLModel, table=True):
+    __tablename__ = "draft_sentences"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    draft_id: int = Field(foreign_key="drafts.id", index=True)
+    section_key: str
+    idx: int
+    text: str = Field(sa_column=Column(Text, nullable=False))  # re-identified
+    evidence: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    support: float = 0.0
+    flags: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    resolution: str = ""  # "", "edited", "deleted", "confirmed"
+    resolution_reason: str = ""
+    resolved_by: Optional[int] = Field(default=None, foreign_key="users.id")
+    resolved_at: Optional[datetime] = None
+
+
+class Note(SQLModel, table=True):
+    __tablename__ = "notes"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    encounter_id: int = Field(foreign_key="encounters.id", index=True, unique=True)
+    clinician_id: int = Field(foreign_key="users.id", index=True)
+    created_at: datetime
+
+
+class NoteVersion(SQLModel, table=True):
+    """An immutable signed version (database triggers refuse UPDATE and DELETE)."""
+
+    __tablename__ = "note_versions"
+    __table_args__ = (UniqueConstraint("note_id", "version"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    note_id: int = Field(foreign_key="notes.id", index=True)
+    version: int
+    kind: str  # domain.notes.VersionKind
+    supersedes_id: Optional[int] = Field(default=None, foreign_key="note_versions.id")
+    note_type: str
+    content: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))  # canonical signed content
+    content_sha256: str
+    signer_id: int = Field(foreign_key="users.id")
+    signer_name: str
+    signer_credential: str
+    signer_licence_number: str
+    signed_at: datetime
+    meaning: str
+    zero_edit: bool = False
+    ai_chars_kept: float = 0.0
+
+
+class Job(SQLModel, table=True):
+    """A durable pipeline step. Written before the work; outcome recorded after."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (UniqueConstraint("encounter_id", "kind"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    encounter_id: int = Field(foreign_key="encounters.id", index=True)
+    kind: str  # domain.notes.JobKind
+    status: str = Field(index=True)  # domain.notes.JobStatus
+    attempts: int = 0
+    max_attempts: int = 3
+    run_after: datetime
+    lease_until: Optional[datetime] = None
+    worker_id: str = ""
+    error: str = ""  # public message only
+    seconds_taken: float = 0.0
+    created_at: datetime
+    updated_at: datetime
+
+
+class LoginSession(SQLModel, table=True):
+    __tablename__ = "login_sessions"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    token_sha256: str = Field(unique=True, index=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    csrf_token: str
+    created_at: datetime
+    last_seen_at: datetime
+    ended_at: Optional[datetime] = None
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only, HMAC-chained. Ids, actions and hashes only, never clinical text."""
+
+    __tablename__ = "audit_events"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: datetime
+    actor_id: Optional[int] = None
+    action: str
+    object_type: str
+    object_id: Optional[int] = None
+    reason: str = ""
+    content_sha256: str = ""
+    prev_hash: str
+    hash: str = Field(unique=True)

@@ -1,0 +1,69 @@
+"""The identifiers a chart already knows, turned into what the redactor must always remove."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from scribe.domain.redaction import KnownIdentifier, date_renderings
+
+
+@dataclass(frozen=True)
+class Contact:
+    name: str
+    relation: str = ""
+    phone: str = ""
+
+
+@dataclass(frozen=True)
+class ChartFacts:
+    given_name: str
+    family_name: str
+    preferred_name: str = ""
+    date_of_birth: date | None = None
+    mrn: str = ""
+    address: str = ""
+    city: str = ""
+    phone: str = ""
+    email: str = ""
+    employer: str = ""
+    school: str = ""
+    contacts: tuple[Contact, ...] = field(default_factory=tuple)
+    clinician_name: str = ""
+    practice_name: str = ""
+
+
+def known_identifiers(chart: ChartFacts) -> list[KnownIdentifier]:
+    """Longest forms first so "Maya Thompson" wins over "Maya"."""
+    items: list[KnownIdentifier] = []
+
+    def add(text: str, entity: str, key: str) -> None:
+        if text and len(text.strip()) >= 2:
+            items.append(KnownIdentifier(text.strip(), entity, key))
+
+    full = f"{chart.given_name} {chart.family_name}"
+    for name in (full, f"{chart.preferred_name} {chart.family_name}" if chart.preferred_name else "",
+                 chart.given_name, chart.family_name, chart.preferred_name):
+        add(name, "PERSON", "client.name")
+    if chart.date_of_birth:
+        for rendering in date_renderings(chart.date_of_birth):
+            add(rendering, "DATE_TIME", "client.dob")
+    add(chart.mrn, "MRN", "client.mrn")
+    add(chart.address, "ADDRESS", "client.address")
+    add(chart.city, "LOCATION", "client.city")
+    add(chart.phone, "PHONE_NUMBER", "client.phone")
+    add(chart.email, "EMAIL_ADDRESS", "client.email")
+    add(chart.employer, "ORGANIZATION", "client.employer")
+    add(chart.school, "ORGANIZATION", "client.school")
+    for i, contact in enumerate(chart.contacts):
+        parts = contact.name.split()
+        for name in (contact.name, *(parts if len(parts) > 1 else [])):
+            add(name, "PERSON", f"contact{i}.name")
+        add(contact.phone, "PHONE_NUMBER", f"contact{i}.phone")
+    for i, name in enumerate(n for n in (chart.clinician_name,) if n):
+        add(name, "PERSON", "clinician.name")
+        for part in name.replace("Dr.", "").split():
+            if len(part) > 2:
+                add(part, "PERSON", "clinician.name")
+    add(chart.practice_name, "ORGANIZATION", "practice.name")
+    return sorted(items, key=lambda k: -len(k.text))

@@ -1,0 +1,327 @@
+"""Evidence for every draft sentence, and the checks that do not trust the model.
+
+No entailment model works offline here (MODELS.md), so support comes from evidence
+alignment (content-word overlap weighted by rarity, numbers and placeholders must
+match) plus NegEx-style polarity rules for risk statements.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from scribe.domain.transcript import Segment, Speaker
+
+
+class FlagKind(StrEnum):
+    UNSUPPORTED = "unsupported"
+    NUMBER_MISMATCH = "number_mismatch"
+    RISK_POLARITY = "risk_polarity"
+    RISK_UNSTATED = "risk_unstated"
+    RISK_NOT_ADDRESSED = "risk_not_addressed"
+    CLINICAL_DECISION = "clinical_decision"
+
+
+@dataclass(frozen=True)
+class Flag:
+    kind: FlagKind
+    reason: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"kind": self.kind.value, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class CheckedSentence:
+    section: str
+    index: int
+    text: str
+    evidence: tuple[int, ...]
+    score: float
+    flags: tuple[Flag, ...] = ()
+
+
+@dataclass(frozen=True)
+class RiskMention:
+    segment_index: int
+    start: float
+    category: str
+    negated: bool
+    speaker: Speaker
+
+
+@dataclass
+class DraftCheck:
+    sentences: list[CheckedSentence] = field(default_factory=list)
+    removed: list[CheckedSentence] = field(default_factory=list)
+    risk_mentions: list[RiskMention] = field(default_factory=list)
+    draft_flags: list[Flag] = field(default_factory=list)
+
+
+_STOP = set(
+    """a an the and or but if then so of to in on at by for with from as is are was were be been being
+    it its this that these those i you he she they we me him her them us my your his their our mine
+    yours do does did have has had not no yes very really just about also there here what which who
+    whom when where why how can could would should will shall may might must all any some more most
+    into out up down over under again further once than too only own same such both each few other
+    am s t don didn doesn isn wasn aren weren won wouldn couldn shouldn ve ll re d m o um uh like
+    client clinician therapist session reports reported reporting says said stated states report
+    discussed discuss noted note describes described feel feels felt week today""".split()
+)
+
+_WORD_RE = re.compile(r"\[[A-Z_]+\d*\]|[a-z0-9]+(?:'[a-z]+)?")
+_NUM_WORDS = {
+    "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
+    "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "fifteen": "15",
+    "twenty": "20", "thirty": "30", "forty": "40", "fifty": "50", "hundred": "100",
+}
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split model output into sentences (also on line breaks and list bullets)."""
+    parts: list[str] = []
+    for line in text.splitlines():
+        line = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", line).strip()
+        if not line:
+            continue
+        for piece in re.split(r"(?<=[.!?])\s+(?=[A-Z\[\"'])", line):
+            piece = piece.strip()
+            if len(re.findall(r"[A-Za-z]", piece)) >= 3:
+                parts.append(piece)
+    return parts
+
+
+def _stem(word: str) -> str:
+    word = word.replace("'s", "").replace("'", "")
+    for suffix in ("ingly", "edly", "ness", "ing", "ies", "ied", "ed", "es", "ly", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)] + ("y" if suffix in ("ies", "ied") else "")
+    return word
+
+
+def content_words(text: str) -> list[str]:
+    words = []
+    for raw in _WORD_RE.findall(text.lower() if "[" not in text else _lower_keep_tags(text)):
+        if raw.startswith("["):
+            words.append(raw)
+            continue
+        raw = _NUM_WORDS.get(raw, raw)
+        if raw in _STOP or len(raw) < 2 and not raw.isdigit():
+            continue
+        words.append(_stem(raw))
+    return words
+
+
+def _lower_keep_tags(text: str) -> str:
+    return re.sub(r"[^\[\]]+(?=\[|$)|(?<=\])[^\[\]]+", lambda m: m.group(0).lower(), text)
+
+
+def _numbers(text: str) -> set[str]:
+    found = set(re.findall(r"\d+(?:\.\d+)?", text))
+    for word in re.findall(r"[a-z]+", text.lower()):
+        if word in _NUM_WORDS:
+            found.add(_NUM_WORDS[word])
+    return found
+
+
+def align(
+    sentences: list[tuple[str, str]],
+    segments: tuple[Segment, ...],
+    *,
+    min_support: float = 0.34,
+    max_evidence: int = 3,
+) -> list[CheckedSentence]:
+    """Link each (section, sentence) to the transcript segments that support it.
+
+    The score is the idf-weighted share of the sentence's content words found in
+    the best segment plus its neighbours; below ``min_support`` the sentence is
+    flagged unsupported. Numbers in a sentence must appear in its evidence.
+    """
+    seg_words = [set(content_words(s.text)) for s in segments]
+    df: Counter[str] = Counter(w for ws in seg_words for w in ws)
+    n = max(len(segments), 1)
+
+    def idf(w: str) -> float:
+        return math.log(1 + n / (1 + df.get(w, 0))) + 0.5
+
+    out: list[CheckedSentence] = []
+    counters: Counter[str] = Counter()
+    for section, text in sentences:
+        words = set(content_words(text))
+        idx = counters[section]
+        counters[section] += 1
+        if not words:
+            out.append(CheckedSentence(section, idx, text, (), 0.0,
+                                       (Flag(FlagKind.UNSUPPORTED, "no content to check against the transcript"),)))
+            continue
+        total = sum(idf(w) for w in words)
+        scored = []
+        for i, ws in enumerate(seg_words):
+            hit = sum(idf(w) for w in words & ws)
+            if hit:
+                scored.append((hit / total, i))
+        scored.sort(reverse=True)
+        evidence: list[int] = []
+        covered: set[str] = set()
+        for score, i in scored:
+            if len(evidence) >= max_evidence or score < 0.15:
+                break
+            gain = (words & seg_words[i]) - covered
+            if not evidence or gain:
+                evidence.append(i)
+                covered |= words & seg_words[i]
+        support = sum(idf(w) for w in covered) / total if covered else 0.0
+        flags: list[Flag] = []
+        if support < min_support:
+            flags.append(Flag(FlagKind.UNSUPPORTED, "no transcript segment supports this sentence"))
+            evidence_out: tuple[int, ...] = tuple(evidence[:1]) if support >= 0.15 else ()
+        else:
+            evidence_out = tuple(sorted(evidence))
+        nums = _numbers(text)
+        if nums:
+            ev_nums: set[str] = set()
+            for i in evidence_out or tuple(range(len(segments))):
+                ev_nums |= _numbers(segments[i].text)
+            missing = nums - ev_nums
+            if missing:
+                flags.append(Flag(FlagKind.NUMBER_MISMATCH,
+                                  f"number(s) {', '.join(sorted(missing))} not found in the evidence"))
+        out.append(CheckedSentence(section, idx, text, tuple(segments[i].index for i in evidence_out),
+                                   round(support, 3), tuple(flags)))
+    return out
+
+
+# --- risk mentions (NegEx-style) -------------------------------------------------
+
+RISK_PATTERNS: dict[str, re.Pattern[str]] = {
+    "suicidal ideation": re.compile(
+        r"\b(suicid\w*|kill(?:ing)? (?:my|your|her|him|them)sel(?:f|ves)|end(?:ing)? (?:my|her|his|their) life|"
+        r"better off dead|(?:want|wanted|wanting) to die|take (?:my|her|his) (?:own )?life)\b", re.I),
+    "self-harm": re.compile(
+        r"\b(self[- ]?harm\w*|hurt(?:ing)? (?:my|your|her|him|them)sel(?:f|ves)|harm(?:ing)? (?:my|your|her|him|them)sel(?:f|ves)|"
+        r"cutting|cut (?:my|your|her|him)sel(?:f|ves)|burn(?:ing|ed)? (?:my|your|her|him)sel(?:f|ves)|overdos\w*)\b", re.I),
+    "homicidal ideation": re.compile(
+        r"\b(homicid\w*|kill (?:him|her|them|someone|somebody)|hurt(?:ing)? (?:someone|somebody|others|other people))\b", re.I),
+    "abuse or neglect": re.compile(r"\b(abus\w*|neglect\w*|molest\w*|assault\w*|hits? me|beats? me)\b", re.I),
+}
+
+_NEGATION = re.compile(
+    r"\b(no|not|never|denies|denied|deny|denying|without|none|don't|do not|didn't|did not|doesn't|"
+    r"does not|haven't|have not|hasn't|has not|isn't|wasn't|negative for|free of|nor)\b", re.I)
+_NEG_BREAK = re.compile(r"\b(but|however|although|though|except|yet)\b|[.;!?]", re.I)
+
+
+def is_negated(text: str, match_start: int) -> bool:
+    """A negation cue within the six words before the mention, not across a clause break."""
+    before = text[:match_start]
+    parts = _NEG_BREAK.split(before)
+    clause = parts[-1] if parts else before
+    window = " ".join(clause.split()[-6:])
+    return bool(_NEGATION.search(window))
+
+
+_ANSWER_NO = re.compile(r"^\W*(no|nope|nah|never|not really|not at all|none|i don't|i haven't|i have not)\b", re.I)
+_ANSWER_YES = re.compile(r"^\W*(yes|yeah|yep|sometimes|i have|i do|i did|a little|kind of)\b", re.I)
+
+
+def find_risk_mentions(segments: tuple[Segment, ...]) -> list[RiskMention]:
+    """Risk mentions with polarity. A clinician's screening question followed by the
+    client's "no" is recorded as the client's denial (and "yes" as endorsement)."""
+    mentions = []
+    for pos, seg in enumerate(segments):
+        for category, pattern in RISK_PATTERNS.items():
+            m = pattern.search(seg.text)
+            if not m:
+                continue
+            mentions.append(RiskMention(seg.index, seg.start, category, is_negated(seg.text, m.start()), seg.speaker))
+            if seg.speaker == Speaker.CLINICIAN and "?" in seg.text[m.start():]:
+                answer = next((s for s in segments[pos + 1 : pos + 3] if s.speaker != Speaker.CLINICIAN), None)
+                if answer is not None and not pattern.search(answer.text):
+                    if _ANSWER_NO.search(answer.text):
+                        mentions.append(RiskMention(answer.index, answer.start, category, True, answer.speaker))
+                    elif _ANSWER_YES.search(answer.text):
+                        mentions.append(RiskMention(answer.index, answer.start, category, False, answer.speaker))
+    return mentions
+
+
+def risk_in_sentence(text: str) -> list[tuple[str, bool]]:
+    found = []
+    for category, pattern in RISK_PATTERNS.items():
+        m = pattern.search(text)
+        if m:
+            found.append((category, is_negated(text, m.start())))
+    return found
+
+
+def _client_polarity(mentions: list[RiskMention], category: str) -> set[bool]:
+    """Polarity of what was said: a clinician's question is not a statement, so a client's
+    answer ("no") to a question about the category counts as a denial."""
+    return {m.negated for m in mentions if m.category == category and m.speaker != Speaker.CLINICIAN} or {
+        m.negated for m in mentions if m.category == category
+    }
+
+
+# --- clinical decisions the clinician must have stated ---------------------------
+
+CLINICAL_DECISION_PATTERNS: dict[str, re.Pattern[str]] = {
+    "diagnosis": re.compile(
+        r"\b(diagnos\w*|disorder|major depressive|generalized anxiety|gad|ptsd|bipolar|adhd|schizophreni\w*|"
+        r"borderline personality|ocd|dsm|icd|[FZ]\d{2}(?:\.\d+)?)\b", re.I),
+    "medication change": re.compile(
+        r"\b(prescrib\w*|medication|dose|dosage|mg|milligrams?|sertraline|zoloft|fluoxetine|prozac|lexapro|"
+        r"escitalopram|bupropion|wellbutrin|lithium|quetiapine|seroquel|benzodiazepine\w*|xanax|ssri\w*)\b", re.I),
+    "risk level": re.compile(r"\b(low|moderate|high|imminent|elevated) risk\b", re.I),
+    "treatment decision": re.compile(
+        r"\b(refer\w*|hospitali[sz]\w*|inpatient|involuntary|safety plan|discharg\w*|terminat\w*|"
+        r"increase (?:the )?frequency|level of care)\b", re.I),
+}
+
+
+def clinical_decisions(text: str) -> list[tuple[str, str]]:
+    return [(kind, m.group(0)) for kind, p in CLINICAL_DECISION_PATTERNS.items() if (m := p.search(text))]
+
+
+def stated_by_clinician(term: str, segments: tuple[Segment, ...]) -> bool:
+    needle = term.lower()
+    return any(needle in s.text.lower() for s in segments if s.speaker != Speaker.CLIENT)
+
+
+def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...]) -> DraftCheck:
+    """Align evidence, drop unstated diagnoses/treatment decisions, and check risk statements."""
+    result = DraftCheck()
+    result.risk_mentions = find_risk_mentions(segments)
+    for checked in align(sentences, segments):
+        decisions = [(k, t) for k, t in clinical_decisions(checked.text) if not stated_by_clinician(t, segments)]
+        if decisions:
+            kind, term = decisions[0]
+            result.removed.append(_with_flag(checked, Flag(
+                FlagKind.CLINICAL_DECISION,
+                f"removed: {kind} ('{term}') the clinician did not state in the session")))
+            continue
+        flags = list(checked.flags)
+        for category, negated in risk_in_sentence(checked.text):
+            said = _client_polarity(result.risk_mentions, category)
+            if not said:
+                flags.append(Flag(FlagKind.RISK_UNSTATED, f"{category} is not mentioned in the transcript"))
+            elif negated not in said:
+                want = "denied" if True in said else "endorsed"
+                flags.append(Flag(FlagKind.RISK_POLARITY,
+                                  f"{category}: the transcript has it {want}; the draft says the opposite"))
+        result.sentences.append(CheckedSentence(checked.section, checked.index, checked.text,
+                                                checked.evidence, checked.score, tuple(flags)))
+    for category in sorted({m.category for m in result.risk_mentions}):
+        if not any(c == category for s in result.sentences for c, _ in risk_in_sentence(s.text)):
+            first = next(m for m in result.risk_mentions if m.category == category)
+            minute = int(first.start) // 60
+            result.draft_flags.append(Flag(
+                FlagKind.RISK_NOT_ADDRESSED,
+                f"{category} is discussed in the transcript at {minute:02d}:{int(first.start) % 60:02d} "
+                "(segment %d) but the note does not address it" % first.segment_index))
+    return result
+
+
+def _with_flag(s: CheckedSentence, flag: Flag) -> CheckedSentence:
+    return CheckedSentence(s.section, s.index, s.text, s.evidence, s.score, s.flags + (flag,))

@@ -1,0 +1,184 @@
+"""Pseudonymization as pure functions: spans in, consistent surrogates out.
+
+A surrogate looks like ``[PERSON_1]``: unambiguous for re-identification and
+copied verbatim by small models far more reliably than invented names.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date
+
+_SURROGATE_RE = re.compile(r"\[([A-Z][A-Z_]*?)(?:_(\d+))?\]")
+
+
+@dataclass(frozen=True)
+class Span:
+    start: int
+    end: int
+    entity: str
+    score: float
+    source: str  # "chart" | "presidio" | "pattern"
+    key: str | None = None  # for chart identifiers: which chart item it is (same key, same surrogate)
+
+
+@dataclass(frozen=True)
+class KnownIdentifier:
+    """An identifier the chart already knows, with the surrogate key it maps to."""
+
+    text: str
+    entity: str
+    key: str
+
+
+@dataclass
+class SurrogateMap:
+    """Consistent surrogates for one session; ``reverse`` is the re-identification map."""
+
+    forward: dict[str, str] = field(default_factory=dict)
+    reverse: dict[str, str] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def surrogate_for(self, entity: str, original: str, key: str | None = None) -> str:
+        ident = key or f"{entity}:{_normalise(original)}"
+        if ident in self.forward:
+            return self.forward[ident]
+        label = _label_for(entity, key)
+        if key and key in _FIXED_LABELS:
+            surrogate = f"[{_FIXED_LABELS[key]}]"
+        else:
+            self.counters[label] = self.counters.get(label, 0) + 1
+            surrogate = f"[{label}_{self.counters[label]}]"
+        self.forward[ident] = surrogate
+        self.reverse.setdefault(surrogate, original)
+        return surrogate
+
+    def to_json(self) -> dict[str, object]:
+        return {"forward": self.forward, "reverse": self.reverse, "counters": self.counters}
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> "SurrogateMap":
+        return cls(
+            forward=dict(data.get("forward", {})),  # type: ignore[arg-type]
+            reverse=dict(data.get("reverse", {})),  # type: ignore[arg-type]
+            counters=dict(data.get("counters", {})),  # type: ignore[arg-type]
+        )
+
+
+# Chart items that always get the same readable surrogate.
+_FIXED_LABELS = {"client.name": "CLIENT", "clinician.name": "CLINICIAN", "practice.name": "PRACTICE"}
+
+_LABELS = {
+    "PERSON": "PERSON",
+    "DATE_TIME": "DATE",
+    "DATE": "DATE",
+    "PHONE_NUMBER": "PHONE",
+    "EMAIL_ADDRESS": "EMAIL",
+    "US_SSN": "SSN",
+    "LOCATION": "LOCATION",
+    "ADDRESS": "ADDRESS",
+    "MRN": "MRN",
+    "ORGANIZATION": "ORG",
+    "URL": "URL",
+    "IP_ADDRESS": "IP",
+    "AGE": "AGE",
+}
+
+
+def _label_for(entity: str, key: str | None) -> str:
+    if key and key.startswith("contact"):
+        return "RELATIVE"
+    return _LABELS.get(entity, re.sub(r"[^A-Z]", "_", entity.upper()) or "ID")
+
+
+def _normalise(text: str) -> str:
+    text = re.sub(r"['’]s$", "", text.strip().lower())
+    return re.sub(r"\s+", " ", text)
+
+
+def merge_spans(spans: list[Span]) -> list[Span]:
+    """Resolve overlaps: chart identifiers win, then the longer span, then the higher score."""
+    rank = {"chart": 0, "pattern": 1, "presidio": 2}
+    ordered = sorted(spans, key=lambda s: (rank.get(s.source, 3), -(s.end - s.start), -s.score))
+    chosen: list[Span] = []
+    for span in ordered:
+        if all(span.end <= c.start or span.start >= c.end for c in chosen):
+            chosen.append(span)
+    return sorted(chosen, key=lambda s: s.start)
+
+
+def apply_surrogates(text: str, spans: list[Span], surrogates: SurrogateMap) -> str:
+    """Replace each span by its surrogate (spans must not overlap)."""
+    out: list[str] = []
+    pos = 0
+    for span in sorted(spans, key=lambda s: s.start):
+        out.append(text[pos : span.start])
+        original = text[span.start : span.end]
+        out.append(surrogates.surrogate_for(span.entity, original, span.key))
+        pos = span.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def reidentify(text: str, reverse: dict[str, str]) -> str:
+    """Put the original identifiers back for the clinician (host only)."""
+
+    def swap(match: re.Match[str]) -> str:
+        return reverse.get(match.group(0), match.group(0))
+
+    return _SURROGATE_RE.sub(swap, text)
+
+
+def find_known(text: str, known: list[KnownIdentifier]) -> list[Span]:
+    """Find chart-known identifiers: case-insensitive, whole words, possessives included,
+    flexible spacing and punctuation inside numbers."""
+    spans: list[Span] = []
+    for item in known:
+        pattern = _known_pattern(item.text)
+        if pattern is None:
+            continue
+        for m in pattern.finditer(text):
+            spans.append(Span(m.start(), m.end(), item.entity, 1.0, "chart", item.key))
+    return spans
+
+
+def _known_pattern(value: str) -> re.Pattern[str] | None:
+    value = value.strip()
+    if len(value) < 2:
+        return None
+    digits = re.sub(r"\D", "", value)
+    if digits and len(digits) >= 5 and len(digits) >= len(re.sub(r"\s", "", value)) - 3:
+        # Phone numbers, MRNs, SSNs: any separators between the digits.
+        body = r"[\s\-\.\(\)–]*".join(re.escape(d) for d in digits)
+        return re.compile(rf"(?<![\w]){body}(?![\w])", re.IGNORECASE)
+    words = [re.escape(w) for w in re.split(r"[\s,]+", value) if w]
+    body = r"[\s,\-]+".join(words)
+    return re.compile(rf"(?<![\w]){body}(?:['’]s)?(?![\w])", re.IGNORECASE)
+
+
+_MONTHS = [
+    "january", "february", "march", "april", "may", "june",
+    "july", "august", "september", "october", "november", "december",
+]
+
+
+def date_renderings(d: date) -> list[str]:
+    """Written forms of a date that a chart-known date of birth must match."""
+    month = _MONTHS[d.month - 1]
+    return [
+        d.isoformat(),
+        f"{d.month}/{d.day}/{d.year}",
+        f"{d.month:02d}/{d.day:02d}/{d.year}",
+        f"{d.month}-{d.day}-{d.year}",
+        f"{month} {d.day}, {d.year}",
+        f"{month} {d.day} {d.year}",
+        f"{d.day} {month} {d.year}",
+        f"{month} {_ordinal(d.day)}, {d.year}",
+        f"{month} {_ordinal(d.day)} {d.year}",
+    ]
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 11 <= n % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

@@ -1,0 +1,66 @@
+"""The one place that names the real adapters; imports them lazily."""
+
+from __future__ import annotations
+
+import os
+
+from scribe.config import Settings
+from scribe.domain.errors import ModelMissing
+from scribe.engines.protocols import Drafter, Engines, Redactor, Transcriber
+from scribe.weights import INSTALL_HINT, profile_paths, verify
+
+
+def force_offline() -> None:
+    """No model hub, ever: weights come only from models/."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    os.environ["HF_DATASETS_OFFLINE"] = "1"
+
+
+def check_models(settings: Settings) -> None:
+    """Refuse to start when a model is missing or altered, naming the install command."""
+    problems = verify(settings.models_dir, settings.model_profile)
+    if problems:
+        raise ModelMissing("; ".join(problems) + " — " + INSTALL_HINT.format(profile=settings.model_profile))
+
+
+def build_engines(settings: Settings, *, clinician_first: bool = True) -> Engines:
+    if settings.engines == "fake":
+        from scribe.engines.fakes import FakeDrafter, FakeRedactor, FakeTranscriber
+
+        return Engines(FakeTranscriber(), FakeRedactor(), FakeDrafter())
+    force_offline()
+    check_models(settings)
+    paths = profile_paths(settings.models_dir, settings.model_profile)
+    return Engines(
+        transcriber=build_transcriber(settings, clinician_first=clinician_first),
+        redactor=build_redactor(settings),
+        drafter=build_drafter(settings),
+    )
+
+
+def build_transcriber(settings: Settings, *, clinician_first: bool = True) -> Transcriber:
+    from scribe.engines.whisper import WhisperTranscriber
+
+    paths = profile_paths(settings.models_dir, settings.model_profile)
+    return WhisperTranscriber(paths.whisper, cpu_threads=settings.cpu_threads, clinician_first=clinician_first)
+
+
+def build_redactor(settings: Settings) -> Redactor:
+    from scribe.engines.presidio import PresidioRedactor
+
+    paths = profile_paths(settings.models_dir, settings.model_profile)
+    return PresidioRedactor(paths.spacy)
+
+
+def build_drafter(settings: Settings) -> Drafter:
+    from scribe.engines.llm import CT2Drafter, TransformersDrafter
+
+    if settings.drafter_model_dir is not None:
+        return TransformersDrafter(settings.drafter_model_dir, threads=settings.cpu_threads)
+    paths = profile_paths(settings.models_dir, settings.model_profile)
+    if settings.drafter_backend == "transformers":
+        if paths.drafter_hf is None:
+            raise ModelMissing(f"{paths.drafter_name} has no transformers directory; use SCRIBE_DRAFTER_BACKEND=ct2")
+        return TransformersDrafter(paths.drafter_hf, threads=settings.cpu_threads)
+    return CT2Drafter(paths.drafter_ct2, paths.drafter_tokenizer, threads=settings.cpu_threads)

@@ -1,0 +1,107 @@
+"""Hand-written fakes with the adapters' signatures; they record ``.calls``.
+
+For fast unit tests and for running the UI without weights (``SCRIBE_ENGINES=fake``).
+They never stand in for the real path in what an issue asks to show."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+from scribe.domain.redaction import KnownIdentifier, Span, SurrogateMap, apply_surrogates, find_known, merge_spans
+from scribe.domain.transcript import Segment, Speaker, TranscriptResult, model_line, parse_plain_transcript
+from scribe.engines.protocols import DraftResult, PseudonymizedTranscript, SectionRequest
+
+SAMPLE_LINES = """CLINICIAN: Welcome back. How has your week been?
+CLIENT: It was stressful at work but I slept better, about seven hours most nights.
+CLINICIAN: Have you had any thoughts of hurting yourself?
+CLIENT: No, none at all.
+CLINICIAN: Let's keep practicing the breathing exercise every morning and meet next week."""
+
+
+class FakeTranscriber:
+    """Returns the transcript in ``AUDIO.txt`` beside the audio, or a fixed sample."""
+
+    name = "fake-transcriber"
+
+    def __init__(self, *, fail_with: Exception | None = None) -> None:
+        self.calls: list[Path] = []
+        self.fail_with = fail_with
+
+    def transcribe(self, audio_path: Path) -> TranscriptResult:
+        self.calls.append(audio_path)
+        if self.fail_with is not None:
+            raise self.fail_with
+        sidecar = Path(str(audio_path) + ".txt")
+        text = sidecar.read_text() if sidecar.exists() else SAMPLE_LINES
+        segments = parse_plain_transcript(text)
+        return TranscriptResult(segments=segments, duration=segments[-1].end if segments else 0.0)
+
+
+_PATTERNS = [
+    ("EMAIL_ADDRESS", re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.]+\b")),
+    ("PHONE_NUMBER", re.compile(r"\b\d{3}[-. ]\d{3}[-. ]\d{4}\b")),
+    ("US_SSN", re.compile(r"\b\d{3}-\d{2}-\d{4}\b")),
+]
+
+
+class FakeRedactor:
+    """Chart-known identifiers plus a few regexes; no NER model."""
+
+    name = "fake-redactor"
+
+    def __init__(self, *, fail_with: Exception | None = None) -> None:
+        self.calls: list[tuple[tuple[Segment, ...], list[KnownIdentifier]]] = []
+        self.fail_with = fail_with
+
+    def pseudonymize(
+        self, segments: tuple[Segment, ...], known: list[KnownIdentifier], surrogates: SurrogateMap | None = None
+    ) -> PseudonymizedTranscript:
+        self.calls.append((segments, known))
+        if self.fail_with is not None:
+            raise self.fail_with
+        surrogates = surrogates or SurrogateMap()
+        counts: dict[str, int] = {}
+        out = []
+        for seg in segments:
+            spans = find_known(seg.text, known)
+            for entity, pattern in _PATTERNS:
+                spans += [Span(m.start(), m.end(), entity, 0.9, "pattern") for m in pattern.finditer(seg.text)]
+            spans = merge_spans(spans)
+            for s in spans:
+                counts[s.entity] = counts.get(s.entity, 0) + 1
+            text = apply_surrogates(seg.text, spans, surrogates)
+            out.append(Segment(seg.index, seg.start, seg.end, text, seg.speaker, ()))
+        return PseudonymizedTranscript(
+            lines=tuple(model_line(s) for s in out), segments=tuple(out), surrogates=surrogates,
+            entity_counts=counts, _by_redactor=True)
+
+
+class FakeDrafter:
+    """Builds each section from what the client and clinician said (deterministic)."""
+
+    name = "fake-drafter"
+
+    def __init__(self, *, fail_with: Exception | None = None, extra_sentence: str | None = None) -> None:
+        self.calls: list[tuple[PseudonymizedTranscript, str, list[SectionRequest]]] = []
+        self.fail_with = fail_with
+        self.extra_sentence = extra_sentence
+
+    def draft(self, transcript: PseudonymizedTranscript, note_name: str, sections: list[SectionRequest]) -> DraftResult:
+        self.calls.append((transcript, note_name, sections))
+        if self.fail_with is not None:
+            raise self.fail_with
+        started = time.perf_counter()
+        client = [s.text for s in transcript.segments if s.speaker == Speaker.CLIENT]
+        clinician = [s.text for s in transcript.segments if s.speaker != Speaker.CLIENT]
+        out: dict[str, str] = {}
+        for i, section in enumerate(sections):
+            source = client if i % 2 == 0 else clinician
+            picked = source[i // 2 : i // 2 + 1] or source[:1]
+            text = " ".join(f"The client said: {p}" if source is client else f"The clinician said: {p}" for p in picked)
+            out[section.key] = text or "Not discussed in session."
+        if self.extra_sentence and sections:
+            out[sections[0].key] += " " + self.extra_sentence
+        tokens = sum(len(t.split()) for t in out.values())
+        return DraftResult(out, self.name, len(transcript.text.split()), tokens, time.perf_counter() - started)

@@ -1,0 +1,105 @@
+"""Local drafters on the pinned model: CTranslate2 int8 (default) or transformers.
+
+Both use the model's own tokenizer and chat template, greedy decoding, and the same
+section-by-section prompts. The CTranslate2 drafter puts the transcript in a cached
+static prompt, so a session is read once however many sections the note has."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from scribe.domain.errors import EngineError, ModelMissing
+from scribe.engines.prompts import SYSTEM, chat_messages, clean_output, section_block, transcript_block
+from scribe.engines.protocols import DraftResult, PseudonymizedTranscript, SectionRequest
+
+
+def _tokenizer(path: Path) -> Any:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        from transformers import AutoTokenizer
+    except ImportError as exc:  # pragma: no cover
+        raise ModelMissing("transformers is not installed: pip install -e '.[engines]'") from exc
+    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+
+
+class CT2Drafter:
+    def __init__(self, ct2_dir: Path, tokenizer_dir: Path, *, threads: int, max_new_tokens: int = 160) -> None:
+        if not (ct2_dir / "model.bin").exists():
+            raise ModelMissing(f"drafting model not found in {ct2_dir}: run `scribe models install`")
+        import ctranslate2
+
+        self._tok = _tokenizer(tokenizer_dir)
+        self._gen = ctranslate2.Generator(str(ct2_dir), device="cpu", compute_type="int8", intra_threads=threads)
+        self._max_new = max_new_tokens
+        self.name = f"ct2-int8:{ct2_dir.parent.name}"
+
+    def _prompt_tokens(self, transcript_text: str, note_name: str, section: SectionRequest) -> tuple[list[str], list[str]]:
+        full = self._tok.apply_chat_template(chat_messages(transcript_text, note_name, section),
+                                             tokenize=False, add_generation_prompt=True)
+        head = full[: full.index(transcript_block(transcript_text)) + len(transcript_block(transcript_text))]
+        full_ids = self._tok(full, add_special_tokens=False).input_ids
+        head_ids = self._tok(head, add_special_tokens=False).input_ids
+        if full_ids[: len(head_ids)] != head_ids:  # tokenization crosses the boundary: no cache
+            return [], self._tok.convert_ids_to_tokens(full_ids)
+        return (self._tok.convert_ids_to_tokens(head_ids),
+                self._tok.convert_ids_to_tokens(full_ids[len(head_ids):]))
+
+    def draft(self, transcript: PseudonymizedTranscript, note_name: str, sections: list[SectionRequest]) -> DraftResult:
+        started = time.perf_counter()
+        out: dict[str, str] = {}
+        prompt_tokens = generated = 0
+        try:
+            for section in sections:
+                static, rest = self._prompt_tokens(transcript.text, note_name, section)
+                result = self._gen.generate_batch(
+                    [rest], static_prompt=static or None, max_length=self._max_new, sampling_topk=1,
+                    repetition_penalty=1.1, include_prompt_in_result=False, end_token=[self._tok.eos_token])
+                ids = result[0].sequences_ids[0]
+                prompt_tokens += len(static) + len(rest)
+                generated += len(ids)
+                out[section.key] = clean_output(self._tok.decode(ids, skip_special_tokens=True), section.max_sentences)
+        except Exception as exc:
+            raise EngineError(f"drafting failed ({exc.__class__.__name__})", retryable=True) from exc
+        return DraftResult(out, self.name, prompt_tokens, generated, time.perf_counter() - started)
+
+
+class TransformersDrafter:
+    def __init__(self, hf_dir: Path, *, threads: int, max_new_tokens: int = 160) -> None:
+        if not (hf_dir / "config.json").exists():
+            raise ModelMissing(f"model directory {hf_dir} not found: install it or set SCRIBE_DRAFTER_MODEL_DIR")
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        torch.set_num_threads(threads)
+        self._torch = torch
+        self._tok = _tokenizer(hf_dir)
+        self._model = AutoModelForCausalLM.from_pretrained(str(hf_dir), local_files_only=True, dtype=torch.float32)
+        self._model.eval()
+        self._max_new = max_new_tokens
+        self.name = f"transformers:{hf_dir.parent.name if hf_dir.name == 'hf' else hf_dir.name}"
+
+    def draft(self, transcript: PseudonymizedTranscript, note_name: str, sections: list[SectionRequest]) -> DraftResult:
+        started = time.perf_counter()
+        out: dict[str, str] = {}
+        prompt_tokens = generated = 0
+        try:
+            for section in sections:
+                ids = self._tok.apply_chat_template(chat_messages(transcript.text, note_name, section),
+                                                    add_generation_prompt=True, return_tensors="pt", return_dict=True)
+                with self._torch.no_grad():
+                    res = self._model.generate(**ids, max_new_tokens=self._max_new, do_sample=False,
+                                               repetition_penalty=1.1, pad_token_id=self._tok.eos_token_id)
+                new = res[0, ids["input_ids"].shape[1]:]
+                prompt_tokens += int(ids["input_ids"].shape[1])
+                generated += int(new.shape[0])
+                out[section.key] = clean_output(self._tok.decode(new, skip_special_tokens=True), section.max_sentences)
+        except Exception as exc:
+            raise EngineError(f"drafting failed ({exc.__class__.__name__})", retryable=True) from exc
+        return DraftResult(out, self.name, prompt_tokens, generated, time.perf_counter() - started)
+
+
+__all__ = ["CT2Drafter", "TransformersDrafter", "SYSTEM", "section_block"]

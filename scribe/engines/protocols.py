@@ -1,0 +1,86 @@
+"""The engine interfaces services depend on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from scribe.domain.redaction import KnownIdentifier, SurrogateMap
+from scribe.domain.transcript import Segment, TranscriptResult
+
+
+class Transcriber(Protocol):
+    name: str
+
+    def transcribe(self, audio_path: Path) -> TranscriptResult:
+        """Transcribe a recording into time-ordered segments with speaker turns."""
+        ...
+
+
+@dataclass(frozen=True)
+class PseudonymizedTranscript:
+    """What the drafting model may see. Only a Redactor builds one (``_by_redactor``)."""
+
+    lines: tuple[str, ...]  # one per segment: "[S3 01:02] CLIENT: text"
+    segments: tuple[Segment, ...]  # the same segments with identifiers replaced
+    surrogates: SurrogateMap
+    entity_counts: dict[str, int]
+    _by_redactor: bool = field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self._by_redactor:
+            raise TypeError("PseudonymizedTranscript is built only by a Redactor")
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    @classmethod
+    def restore(
+        cls, lines: tuple[str, ...], segments: tuple[Segment, ...], surrogates: SurrogateMap, entity_counts: dict[str, int]
+    ) -> "PseudonymizedTranscript":
+        """Rebuild what a Redactor produced and the pipeline stored (the only other constructor)."""
+        return cls(lines, segments, surrogates, entity_counts, _by_redactor=True)
+
+
+class Redactor(Protocol):
+    name: str
+
+    def pseudonymize(
+        self, segments: tuple[Segment, ...], known: list[KnownIdentifier], surrogates: SurrogateMap | None = None
+    ) -> PseudonymizedTranscript:
+        """Replace every identifier (chart-known first) with consistent surrogates."""
+        ...
+
+
+@dataclass(frozen=True)
+class SectionRequest:
+    key: str
+    title: str
+    instruction: str
+    max_sentences: int
+
+
+@dataclass(frozen=True)
+class DraftResult:
+    sections: dict[str, str]
+    model: str
+    prompt_tokens: int
+    generated_tokens: int
+    seconds: float
+
+
+class Drafter(Protocol):
+    name: str
+
+    def draft(self, transcript: PseudonymizedTranscript, note_name: str, sections: list[SectionRequest]) -> DraftResult:
+        """Draft each section from the pseudonymized transcript (read once, section by section)."""
+        ...
+
+
+@dataclass
+class Engines:
+    transcriber: Transcriber
+    redactor: Redactor
+    drafter: Drafter

@@ -1,0 +1,51 @@
+"""faster-whisper adapter: int8 on the CPU, VAD on, English, word timestamps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scribe.domain.errors import EngineError, ModelMissing
+from scribe.domain.transcript import Segment, TranscriptResult, Word
+from scribe.engines.speakers import label_speakers
+
+
+class WhisperTranscriber:
+    def __init__(self, model_dir: Path, *, cpu_threads: int, clinician_first: bool = True, beam_size: int = 5) -> None:
+        if not (model_dir / "model.bin").exists():
+            raise ModelMissing(f"Whisper model not found in {model_dir}: run `scribe models install`")
+        try:
+            from faster_whisper import WhisperModel
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise ModelMissing("faster-whisper is not installed: pip install -e '.[engines]'") from exc
+        self.name = f"faster-whisper:{model_dir.name}"
+        self._model = WhisperModel(str(model_dir), device="cpu", compute_type="int8",
+                                   cpu_threads=cpu_threads, local_files_only=True)
+        self._english_only = model_dir.name.endswith("-en")
+        self._clinician_first = clinician_first
+        self._beam_size = beam_size
+
+    def transcribe(self, audio_path: Path) -> TranscriptResult:
+        from faster_whisper.audio import decode_audio
+
+        try:
+            audio = decode_audio(str(audio_path), sampling_rate=16000)
+        except Exception as exc:  # PyAV raises many types for broken files
+            raise EngineError(f"the recording could not be decoded ({exc.__class__.__name__})", retryable=False) from exc
+        try:
+            segments_iter, info = self._model.transcribe(
+                audio, language="en", vad_filter=True, beam_size=self._beam_size,
+                word_timestamps=True, condition_on_previous_text=False)
+            # The result is a lazy generator: drain it here, inside the try.
+            raw = list(segments_iter)
+        except Exception as exc:
+            raise EngineError(f"transcription failed ({exc.__class__.__name__})", retryable=True) from exc
+        segments = []
+        for s in raw:
+            text = s.text.strip()
+            if not text:
+                continue
+            words = tuple(Word(w.start, w.end, w.word.strip(), w.probability) for w in (s.words or []))
+            segments.append(Segment(len(segments), float(s.start), float(s.end), text, words=words))
+        segments.sort(key=lambda seg: seg.start)
+        labelled = label_speakers(audio, tuple(segments), sample_rate=16000, clinician_first=self._clinician_first)
+        return TranscriptResult(segments=labelled, duration=float(info.duration), language="en")

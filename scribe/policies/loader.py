@@ -1,0 +1,81 @@
+"""Load and cross-check every policy file; a bad file stops start-up naming file and field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from scribe.domain.errors import PolicyError
+from scribe.policies.schema import ConsentPolicy, NoteTemplate, PipelinePolicy, RolesPolicy, SigningPolicy
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Policies:
+    directory: Path
+    pipeline: PipelinePolicy
+    consent: ConsentPolicy
+    signing: SigningPolicy
+    roles: RolesPolicy
+    templates: dict[str, NoteTemplate]
+
+    def template(self, key: str) -> NoteTemplate:
+        try:
+            return self.templates[key]
+        except KeyError:
+            from scribe.domain.errors import InvalidInput
+
+            raise InvalidInput(f"unknown note type '{key}' (known: {', '.join(sorted(self.templates))})") from None
+
+    @property
+    def progress_note_types(self) -> list[str]:
+        return [k for k, t in sorted(self.templates.items()) if t.kind == "progress"]
+
+
+def _load(path: Path, model: type[M]) -> M:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PolicyError(f"{path}: file is missing") from None
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise PolicyError(f"{path}: field '{where}': {first['msg']} ({exc.error_count()} error(s))") from None
+
+
+def load_policies(directory: Path) -> Policies:
+    directory = Path(directory)
+    templates: dict[str, NoteTemplate] = {}
+    tdir = directory / "note_templates"
+    for path in sorted(tdir.glob("*.yaml")):
+        template = _load(path, NoteTemplate)
+        if template.key != path.stem:
+            raise PolicyError(f"{path}: field 'key': '{template.key}' must match the file name '{path.stem}'")
+        keys = [s.key for s in template.sections]
+        if len(set(keys)) != len(keys):
+            raise PolicyError(f"{path}: field 'sections': duplicate section keys")
+        templates[template.key] = template
+    if not templates:
+        raise PolicyError(f"{tdir}: no note templates found")
+    consent = _load(directory / "consent.yaml", ConsentPolicy)
+    for step, needed in consent.steps.items():
+        unknown = [f for f in needed if f not in consent.functions]
+        if unknown:
+            raise PolicyError(f"{directory / 'consent.yaml'}: field 'steps.{step}': undefined function(s) {unknown}")
+    return Policies(
+        directory=directory,
+        pipeline=_load(directory / "pipeline.yaml", PipelinePolicy),
+        consent=consent,
+        signing=_load(directory / "signing.yaml", SigningPolicy),
+        roles=_load(directory / "roles.yaml", RolesPolicy),
+        templates=templates,
+    )

@@ -1,0 +1,69 @@
+"""Strict schemas for the files in ``policies/`` (extra fields are errors)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TemplateSection(Strict):
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Stable id of the section")
+    title: str = Field(description="Heading shown to the clinician and in the signed note")
+    instruction: str = Field(description="What the model is asked to write in this section")
+    max_sentences: int = Field(default=4, ge=1, le=12)
+
+
+class NoteTemplate(Strict):
+    version: Literal[1]
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    name: str
+    kind: Literal["progress", "supervision"] = "progress"
+    sections: list[TemplateSection] = Field(min_length=1)
+
+
+class UploadPolicy(Strict):
+    max_bytes: int = Field(gt=0, description="Largest accepted upload, in bytes")
+    max_seconds: float = Field(gt=0, description="Longest accepted recording, in seconds")
+    min_seconds: float = Field(default=1.0, ge=0)
+    formats: list[Literal["wav", "mp3", "m4a", "webm", "ogg"]]
+
+
+class PipelinePolicy(Strict):
+    version: Literal[1]
+    upload: UploadPolicy
+    max_attempts: int = Field(default=3, ge=1, le=10, description="Tries per stage for retryable errors")
+    lease_seconds: int = Field(default=120, ge=10, description="A running job not heard from for this long is resumed elsewhere")
+    clinician_is_first_speaker: bool = Field(default=True, description="Speaker-turn rule: who speaks first is the clinician")
+
+
+ConsentFunction = Literal[
+    "record_audio", "transcribe", "ai_drafting", "keep_audio", "supervision_use", "egress", "part2_disclosure"
+]
+
+
+class ConsentPolicy(Strict):
+    version: Literal[1]
+    functions: dict[ConsentFunction, str] = Field(description="Every consent function and its plain-language meaning")
+    steps: dict[Literal["record", "upload", "transcribe", "pseudonymize", "draft", "evidence"], list[ConsentFunction]]
+
+
+class SigningPolicy(Strict):
+    version: Literal[1]
+    allow_zero_edit_signing: bool = Field(description="May a clinician sign a draft without editing any section?")
+    attestation: str
+    reauth_window_seconds: int = Field(default=0, ge=0, description="0: the password is re-entered at every signature")
+
+
+class RolePermissions(Strict):
+    description: str
+    can: list[str]
+
+
+class RolesPolicy(Strict):
+    version: Literal[1]
+    roles: dict[Literal["clinician", "supervisor", "admin"], RolePermissions]

@@ -1,0 +1,1 @@
+"""Use cases. Services depend on engine Protocols and db tables, never on adapters."""

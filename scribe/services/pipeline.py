@@ -1,0 +1,287 @@
+"""The session pipeline: transcribe -> pseudonymize -> draft -> evidence.
+
+Each stage reads its inputs, runs its engine outside any transaction, then writes its
+outputs, marks its job done and queues the next stage in one transaction. A crash
+before that commit leaves the job to be resumed (its lease expires); a crash after it
+finds the stage done. Consent is checked when a stage starts and again at its commit."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import Engine, delete
+from sqlmodel import Session, col, select
+
+from scribe.db.engine import session_scope
+from scribe.db.tables import (
+    Client, Clinic, Draft, DraftSection, DraftSentence, Encounter, Job, Pseudonymization, Recording, Transcript,
+    TranscriptSegment, User,
+)
+from scribe.domain.chart import ChartFacts, Contact, known_identifiers
+from scribe.domain.errors import ConsentMissing, EngineError
+from scribe.domain.evidence import check_draft, split_sentences
+from scribe.domain.notes import EncounterStatus, JobKind, JobStatus, next_stage
+from scribe.domain.redaction import SurrogateMap, reidentify
+from scribe.domain.transcript import Segment, Speaker, Word
+from scribe.engines.protocols import Engines, PseudonymizedTranscript, SectionRequest
+from scribe.policies import Policies
+from scribe.services import audit
+from scribe.services.consent import require_step
+
+log = logging.getLogger("scribe.pipeline")
+
+Clock = Callable[[], datetime]
+
+
+@dataclass
+class PipelineContext:
+    engine: Engine
+    engines: Engines
+    policies: Policies
+    recordings_dir: Path
+    audit_key: bytes
+    clock: Clock
+
+
+class CrashPoint(Exception):
+    """Raised by the fault-injection hook in tests (inert unless a test sets one)."""
+
+
+def run_job(ctx: PipelineContext, job: Job, *, crash_at: str | None = None) -> None:
+    """Run one claimed job to its recorded outcome."""
+    started = time.perf_counter()
+    kind = JobKind(job.kind)
+    log.info("job %s start kind=%s encounter=%s attempt=%s", job.id, kind.value, job.encounter_id, job.attempts)
+    try:
+        with session_scope(ctx.engine) as s:
+            encounter = _encounter(s, job)
+            require_step(s, ctx.policies, client_id=encounter.client_id, step=kind.value, now=ctx.clock())
+        writer = STAGES[kind](ctx, job)
+        if crash_at == f"before-commit:{kind.value}":
+            raise CrashPoint(kind.value)
+        with session_scope(ctx.engine) as s:
+            encounter = _encounter(s, job)
+            decision = require_step(s, ctx.policies, client_id=encounter.client_id, step=kind.value, now=ctx.clock())
+            writer(s, encounter)
+            _complete(s, ctx, job, encounter, seconds=time.perf_counter() - started, reason=decision.reason)
+        log.info("job %s done kind=%s encounter=%s seconds=%.2f", job.id, kind.value, job.encounter_id,
+                 time.perf_counter() - started)
+    except CrashPoint:
+        raise
+    except ConsentMissing as exc:
+        _stop(ctx, job, exc.public_message, JobStatus.STOPPED, EncounterStatus.STOPPED)
+    except EngineError as exc:
+        log.warning("job %s engine error kind=%s encounter=%s retryable=%s type=%s", job.id, kind.value,
+                    job.encounter_id, exc.retryable, exc.__class__.__name__)
+        _fail_or_retry(ctx, job, exc.public_message, retryable=exc.retryable)
+    except Exception as exc:  # noqa: BLE001 - any other bug: record it (ids only) and retry
+        log.exception("job %s crashed kind=%s encounter=%s type=%s", job.id, kind.value, job.encounter_id,
+                      exc.__class__.__name__)
+        _fail_or_retry(ctx, job, f"internal error in {kind.value} ({exc.__class__.__name__})", retryable=True)
+
+
+Writer = Callable[[Session, Encounter], None]
+
+
+def _encounter(s: Session, job: Job) -> Encounter:
+    encounter = s.get(Encounter, job.encounter_id)
+    assert encounter is not None
+    return encounter
+
+
+def _complete(s: Session, ctx: PipelineContext, job: Job, encounter: Encounter, *, seconds: float, reason: str) -> None:
+    now = ctx.clock()
+    row = s.get(Job, job.id)
+    assert row is not None
+    row.status, row.lease_until, row.error, row.seconds_taken, row.updated_at = JobStatus.DONE, None, "", seconds, now
+    s.add(row)
+    following = next_stage(JobKind(job.kind))
+    if following is not None:
+        exists = s.exec(select(Job).where(Job.encounter_id == job.encounter_id, Job.kind == following)).first()
+        if exists is None:
+            s.add(Job(encounter_id=job.encounter_id, kind=following, status=JobStatus.QUEUED,
+                      max_attempts=ctx.policies.pipeline.max_attempts, run_after=now, created_at=now, updated_at=now))
+    else:
+        encounter.status = EncounterStatus.IN_REVIEW
+    encounter.status_reason = ""
+    encounter.updated_at = now
+    s.add(encounter)
+    audit.record(s, ctx.audit_key, now=now, actor_id=None, action=f"pipeline.{job.kind}", object_type="encounter",
+                 object_id=encounter.id, reason=reason)
+
+
+def _fail_or_retry(ctx: PipelineContext, job: Job, message: str, *, retryable: bool) -> None:
+    if retryable and job.attempts < job.max_attempts:
+        now = ctx.clock()
+        with session_scope(ctx.engine) as s:
+            row = s.get(Job, job.id)
+            assert row is not None
+            row.status, row.error, row.lease_until = JobStatus.QUEUED, message, None
+            row.run_after = now + timedelta(seconds=5 * 2 ** row.attempts)
+            row.updated_at = now
+            s.add(row)
+        return
+    _stop(ctx, job, message, JobStatus.FAILED, EncounterStatus.FAILED)
+
+
+def _stop(ctx: PipelineContext, job: Job, message: str, job_status: JobStatus, status: EncounterStatus) -> None:
+    now = ctx.clock()
+    with session_scope(ctx.engine) as s:
+        row = s.get(Job, job.id)
+        encounter = s.get(Encounter, job.encounter_id)
+        assert row is not None and encounter is not None
+        row.status, row.error, row.lease_until, row.updated_at = job_status, message, None, now
+        encounter.status, encounter.status_reason, encounter.updated_at = status, message, now
+        s.add(row)
+        s.add(encounter)
+        audit.record(s, ctx.audit_key, now=now, actor_id=None, action=f"pipeline.{job.kind}.{job_status.value}",
+                     object_type="encounter", object_id=encounter.id, reason=message)
+    log.warning("job %s %s kind=%s encounter=%s", job.id, job_status.value, job.kind, job.encounter_id)
+
+
+# --- stages -----------------------------------------------------------------------------
+
+
+def load_segments(s: Session, encounter_id: int) -> tuple[Segment, ...]:
+    transcript = s.exec(select(Transcript).where(Transcript.encounter_id == encounter_id)).first()
+    if transcript is None:
+        return ()
+    rows = s.exec(select(TranscriptSegment).where(TranscriptSegment.transcript_id == transcript.id)
+                  .order_by(col(TranscriptSegment.idx))).all()
+    return tuple(Segment(r.idx, r.start, r.end, r.text, Speaker(r.speaker),
+                         tuple(Word(*w) for w in r.words)) for r in rows)
+
+
+def _transcribe(ctx: PipelineContext, job: Job) -> Writer:
+    with session_scope(ctx.engine) as s:
+        recording = s.exec(select(Recording).where(Recording.encounter_id == job.encounter_id)).one()
+        path = ctx.recordings_dir / recording.path
+    started = time.perf_counter()
+    result = ctx.engines.transcriber.transcribe(path)
+    seconds = time.perf_counter() - started
+
+    def write(s: Session, encounter: Encounter) -> None:
+        old = s.exec(select(Transcript).where(Transcript.encounter_id == encounter.id)).first()
+        if old is not None:
+            s.execute(delete(TranscriptSegment).where(col(TranscriptSegment.transcript_id) == old.id))
+            s.delete(old)
+            s.flush()
+        t = Transcript(encounter_id=encounter.id or 0, engine=getattr(ctx.engines.transcriber, "name", "?"),
+                       language=result.language, duration_seconds=result.duration, seconds_taken=seconds,
+                       created_at=ctx.clock())
+        s.add(t)
+        s.flush()
+        for seg in result.segments:
+            s.add(TranscriptSegment(transcript_id=t.id or 0, idx=seg.index, start=seg.start, end=seg.end,
+                                    speaker=seg.speaker.value, text=seg.text,
+                                    words=[[w.start, w.end, w.text, w.probability] for w in seg.words]))
+
+    return write
+
+
+def chart_for(s: Session, encounter: Encounter) -> ChartFacts:
+    client = s.get(Client, encounter.client_id)
+    clinician = s.get(User, encounter.clinician_id)
+    clinic = s.get(Clinic, encounter.clinic_id)
+    assert client is not None
+    return ChartFacts(
+        given_name=client.given_name, family_name=client.family_name, preferred_name=client.preferred_name,
+        date_of_birth=client.date_of_birth, mrn=client.mrn, address=client.address, city=client.city,
+        phone=client.phone, email=client.email, employer=client.employer, school=client.school,
+        contacts=tuple(Contact(c.get("name", ""), c.get("relation", ""), c.get("phone", "")) for c in client.contacts),
+        clinician_name=clinician.full_name if clinician else "", practice_name=clinic.name if clinic else "")
+
+
+def _pseudonymize(ctx: PipelineContext, job: Job) -> Writer:
+    with session_scope(ctx.engine) as s:
+        encounter = _encounter(s, job)
+        segments = load_segments(s, encounter.id or 0)
+        known = known_identifiers(chart_for(s, encounter))
+    result = ctx.engines.redactor.pseudonymize(segments, known)
+
+    def write(s: Session, encounter: Encounter) -> None:
+        s.execute(delete(Pseudonymization).where(col(Pseudonymization.encounter_id) == encounter.id))
+        s.add(Pseudonymization(encounter_id=encounter.id or 0, engine=getattr(ctx.engines.redactor, "name", "?"),
+                               lines=list(result.lines), segment_texts=[x.text for x in result.segments],
+                               surrogates=result.surrogates.to_json(), entity_counts=result.entity_counts,
+                               created_at=ctx.clock()))
+
+    return write
+
+
+def load_pseudonymized(s: Session, encounter_id: int) -> PseudonymizedTranscript:
+    p = s.exec(select(Pseudonymization).where(Pseudonymization.encounter_id == encounter_id)).one()
+    original = load_segments(s, encounter_id)
+    segments = tuple(Segment(o.index, o.start, o.end, text, o.speaker) for o, text in zip(original, p.segment_texts))
+    return PseudonymizedTranscript.restore(tuple(p.lines), segments, SurrogateMap.from_json(p.surrogates),
+                                           dict(p.entity_counts))
+
+
+def _draft(ctx: PipelineContext, job: Job) -> Writer:
+    with session_scope(ctx.engine) as s:
+        encounter = _encounter(s, job)
+        transcript = load_pseudonymized(s, encounter.id or 0)
+        template = ctx.policies.template(encounter.note_type)
+    sections = [SectionRequest(x.key, x.title, x.instruction, x.max_sentences) for x in template.sections]
+    result = ctx.engines.drafter.draft(transcript, template.name, sections)
+
+    def write(s: Session, encounter: Encounter) -> None:
+        now = ctx.clock()
+        old = s.exec(select(Draft).where(Draft.encounter_id == encounter.id)).first()
+        if old is not None:
+            s.execute(delete(DraftSentence).where(col(DraftSentence.draft_id) == old.id))
+            s.execute(delete(DraftSection).where(col(DraftSection.draft_id) == old.id))
+            s.delete(old)
+            s.flush()
+        s.add(Draft(encounter_id=encounter.id or 0, note_type=encounter.note_type, template_version=template.version,
+                    model=result.model, ai_sections=result.sections, prompt_tokens=result.prompt_tokens,
+                    generated_tokens=result.generated_tokens, seconds_taken=round(result.seconds, 3),
+                    created_at=now, updated_at=now))
+
+    return write
+
+
+def _evidence(ctx: PipelineContext, job: Job) -> Writer:
+    with session_scope(ctx.engine) as s:
+        encounter = _encounter(s, job)
+        transcript = load_pseudonymized(s, encounter.id or 0)
+        draft = s.exec(select(Draft).where(Draft.encounter_id == encounter.id)).one()
+        template = ctx.policies.template(encounter.note_type)
+        ai_sections = dict(draft.ai_sections)
+    pairs = [(sec.key, sentence) for sec in template.sections for sentence in split_sentences(ai_sections.get(sec.key, ""))]
+    checked = check_draft(pairs, transcript.segments)
+    reverse = transcript.surrogates.reverse
+
+    def write(s: Session, encounter: Encounter) -> None:
+        draft = s.exec(select(Draft).where(Draft.encounter_id == encounter.id)).one()
+        s.execute(delete(DraftSentence).where(col(DraftSentence.draft_id) == draft.id))
+        s.execute(delete(DraftSection).where(col(DraftSection.draft_id) == draft.id))
+        for pos, sec in enumerate(template.sections):
+            kept = [reidentify(c.text, reverse) for c in checked.sentences if c.section == sec.key]
+            text = " ".join(kept)
+            s.add(DraftSection(draft_id=draft.id or 0, key=sec.key, title=sec.title, position=pos, ai_text=text, text=text))
+        for c in checked.sentences:
+            s.add(DraftSentence(draft_id=draft.id or 0, section_key=c.section, idx=c.index,
+                                text=reidentify(c.text, reverse), evidence=list(c.evidence), support=c.score,
+                                flags=[f.to_json() for f in c.flags]))
+        draft.draft_flags = [f.to_json() for f in checked.draft_flags]
+        draft.removed = [{"section": c.section, "text": reidentify(c.text, reverse),
+                          "flags": [f.to_json() for f in c.flags]} for c in checked.removed]
+        draft.status = "ready"
+        draft.updated_at = ctx.clock()
+        s.add(draft)
+
+    return write
+
+
+STAGES: dict[JobKind, Callable[[PipelineContext, Job], Writer]] = {
+    JobKind.TRANSCRIBE: _transcribe,
+    JobKind.PSEUDONYMIZE: _pseudonymize,
+    JobKind.DRAFT: _draft,
+    JobKind.EVIDENCE: _evidence,
+}

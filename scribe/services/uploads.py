@@ -1,0 +1,143 @@
+"""Accept a recording: bounded, type-checked, durably stored, then a job row — and only
+then acknowledged. Anything wrong gets a clear error and nothing half-stored remains."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from sqlmodel import Session
+
+from scribe.db.tables import Encounter, Job, Recording, User
+from scribe.db.queries import get_client_for_actor
+from scribe.domain.errors import InvalidInput, PermissionDenied
+from scribe.domain.notes import EncounterStatus, JobKind, JobStatus, Role
+from scribe.policies import Policies
+from scribe.services import audit
+from scribe.services.consent import require_step
+
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Probe:
+    format: str
+    duration: float
+
+
+def sniff_format(head: bytes) -> str | None:
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "wav"
+    if head[:4] == b"OggS":
+        return "ogg"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "webm"
+    if head[4:8] == b"ftyp":
+        return "m4a"
+    if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "mp3"
+    return None
+
+
+def probe_audio(path: Path, *, max_seconds: float) -> float:
+    """Duration in seconds; raises InvalidInput for anything that is not decodable audio."""
+    import av
+
+    try:
+        with av.open(str(path), metadata_errors="ignore") as container:
+            streams = [s for s in container.streams if s.type == "audio"]
+            if not streams:
+                raise InvalidInput("the file has no audio track")
+            if container.duration:
+                return float(container.duration) / 1_000_000
+            # Browser-made WebM often has no duration in its header: decode to measure (bounded).
+            total = 0.0
+            for frame in container.decode(streams[0]):
+                total += frame.samples / float(frame.sample_rate or 16000)
+                if total > max_seconds:
+                    break
+            return total
+    except InvalidInput:
+        raise
+    except Exception as exc:  # PyAV raises many error types for broken files
+        raise InvalidInput(f"the file could not be read as audio ({exc.__class__.__name__})") from None
+
+
+def accept_upload(
+    session: Session,
+    key: bytes,
+    policies: Policies,
+    *,
+    recordings_dir: Path,
+    actor: User,
+    client_id: int,
+    note_type: str,
+    filename: str,
+    stream: BinaryIO,
+    now: datetime,
+) -> Encounter:
+    if actor.role == Role.ADMIN:
+        raise PermissionDenied("admins do not upload sessions")
+    client = get_client_for_actor(session, actor, client_id)
+    template = policies.template(note_type)
+    if template.kind != "progress":
+        raise InvalidInput(f"'{note_type}' is not a progress-note type")
+    decision = require_step(session, policies, client_id=client.id or 0, step="upload", now=now)
+    limits = policies.pipeline.upload
+    recordings_dir.mkdir(parents=True, exist_ok=True)
+    name = uuid.uuid4().hex
+    tmp = recordings_dir / f".{name}.part"
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with tmp.open("wb") as out:
+            while chunk := stream.read(CHUNK):
+                size += len(chunk)
+                if size > limits.max_bytes:
+                    raise InvalidInput(f"the file is larger than the {limits.max_bytes // (1 << 20)} MB limit")
+                digest.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if size == 0:
+            raise InvalidInput("the file is empty")
+        with tmp.open("rb") as f:
+            fmt = sniff_format(f.read(16))
+        if fmt is None or fmt not in limits.formats:
+            raise InvalidInput(f"unsupported file type: upload {', '.join(x.upper() for x in limits.formats)} audio")
+        duration = probe_audio(tmp, max_seconds=limits.max_seconds)
+        if duration > limits.max_seconds:
+            raise InvalidInput(f"the recording is longer than {limits.max_seconds / 3600:.1f} hours")
+        if duration < limits.min_seconds:
+            raise InvalidInput("the recording is too short or silent")
+        final = recordings_dir / f"{name}.{fmt}"
+        tmp.replace(final)
+        _fsync_dir(recordings_dir)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    encounter = Encounter(clinic_id=actor.clinic_id, client_id=client.id or 0, clinician_id=actor.id or 0,
+                          note_type=note_type, occurred_at=now, status=EncounterStatus.UPLOADED,
+                          created_at=now, updated_at=now)
+    session.add(encounter)
+    session.flush()
+    session.add(Recording(encounter_id=encounter.id or 0, path=final.name, sha256=digest.hexdigest(), format=fmt,
+                          bytes=size, duration_seconds=round(duration, 2), created_at=now))
+    session.add(Job(encounter_id=encounter.id or 0, kind=JobKind.TRANSCRIBE, status=JobStatus.QUEUED,
+                    max_attempts=policies.pipeline.max_attempts, run_after=now, created_at=now, updated_at=now))
+    audit.record(session, key, now=now, actor_id=actor.id, action="recording.upload", object_type="encounter",
+                 object_id=encounter.id, reason=decision.reason, content_sha256=digest.hexdigest())
+    return encounter
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,1 @@
+"""The browser UI: routes parse, call one service, render."""

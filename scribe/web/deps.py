@@ -1,0 +1,95 @@
+"""Request dependencies, declared once as Annotated aliases."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import Depends, Request
+from sqlmodel import Session
+
+from scribe.app import Runtime
+from scribe.db.tables import LoginSession, User
+from scribe.services import accounts
+
+COOKIE = "scribe_session"
+
+
+class LoginRequired(Exception):
+    """No valid log-in session: the error handler redirects to /login."""
+
+
+class CsrfFailed(Exception):
+    """Missing/invalid CSRF token or a cross-site Origin on a state-changing request."""
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_session(runtime: RuntimeDep) -> Iterator[Session]:
+    with Session(runtime.engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def get_login(request: Request, runtime: RuntimeDep) -> tuple[User, LoginSession]:
+    token = request.cookies.get(COOKIE)
+    if not token:
+        raise LoginRequired()
+    s = runtime.settings
+    with Session(runtime.engine, expire_on_commit=False) as session:
+        found = accounts.resolve(session, token, now=runtime.clock(), idle=timedelta(minutes=s.session_idle_minutes),
+                                 absolute=timedelta(hours=s.session_absolute_hours))
+        session.commit()
+    if found is None:
+        raise LoginRequired()
+    return found
+
+
+LoginDep = Annotated[tuple[User, LoginSession], Depends(get_login)]
+
+
+def get_actor(login: LoginDep) -> User:
+    return login[0]
+
+
+ActorDep = Annotated[User, Depends(get_actor)]
+
+
+def same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if not origin:
+        return True  # non-browser clients; the CSRF token still applies
+    return urlsplit(origin).netloc == request.headers.get("host", "")
+
+
+async def check_csrf(request: Request, login: LoginDep) -> None:
+    """Every state-changing request carries the session's CSRF token (form field or the
+    X-CSRF-Token header that htmx sends) and comes from our own origin."""
+    if not same_origin(request):
+        raise CsrfFailed()
+    token = request.headers.get("x-csrf-token")
+    if token is None:
+        form = await request.form()
+        value = form.get("csrf_token")
+        token = value if isinstance(value, str) else None
+    if not token or not hmac.compare_digest(token, login[1].csrf_token):
+        raise CsrfFailed()
+
+
+CsrfDep = Depends(check_csrf)

@@ -1,0 +1,73 @@
+"""Map errors to HTTP in exactly one place, with template fallbacks.
+
+Error pages say what went wrong in plain words; they never echo the request (FastAPI's
+default 422 handler does) and never carry clinical text."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from scribe.domain.errors import (
+    Conflict, ConsentMissing, InvalidInput, NotFound, PermissionDenied, PolicyError, ScribeError,
+)
+from scribe.web.deps import CsrfFailed, LoginRequired
+
+log = logging.getLogger("scribe.web")
+
+STATUS: list[tuple[type[ScribeError], int, str]] = [
+    (NotFound, 404, "Not found"),
+    (PermissionDenied, 403, "Not allowed"),
+    (ConsentMissing, 403, "Consent not in force"),
+    (InvalidInput, 400, "Cannot accept this"),
+    (Conflict, 409, "Changed in the meantime"),
+    (PolicyError, 500, "Configuration error"),
+]
+
+
+def render_error(request: Request, status: int, title: str, message: str) -> Response:
+    templates = request.app.state.templates
+    fragment = request.headers.get("hx-request") == "true"
+    names = ["errors/_error.html"] if fragment else [f"errors/{status}.html", "errors/error.html"]
+    template = templates.env.select_template(names)
+    html = template.render(request=request, status=status, title=title, message=message)
+    headers = {"HX-Retarget": "#messages", "HX-Reswap": "innerHTML"} if fragment else {}
+    return HTMLResponse(html, status_code=status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ScribeError)
+    async def scribe_error(request: Request, exc: ScribeError) -> Response:
+        for cls, status, title in STATUS:
+            if isinstance(exc, cls):
+                return render_error(request, status, title, exc.public_message)
+        return render_error(request, 500, "Something went wrong", exc.public_message)
+
+    @app.exception_handler(LoginRequired)
+    async def login_required(request: Request, exc: LoginRequired) -> Response:
+        if request.headers.get("hx-request") == "true":
+            return Response(status_code=401, headers={"HX-Redirect": "/login"})
+        return RedirectResponse("/login", status_code=303)
+
+    @app.exception_handler(CsrfFailed)
+    async def csrf_failed(request: Request, exc: CsrfFailed) -> Response:
+        return render_error(request, 403, "Request refused", "The form expired or came from another site. Reload the page and try again.")
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        fields = sorted({".".join(str(p) for p in e["loc"][1:]) or "request" for e in exc.errors()})
+        return render_error(request, 422, "Incomplete form", "Missing or invalid field(s): " + ", ".join(fields))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        titles = {404: "Not found", 405: "Not allowed", 413: "Too large"}
+        return render_error(request, exc.status_code, titles.get(exc.status_code, "Error"), titles.get(exc.status_code, "The request could not be served."))
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> Response:
+        log.error("unhandled %s on %s %s", exc.__class__.__name__, request.method, request.url.path)
+        return render_error(request, 500, "Something went wrong", "The server hit an error. Nothing you saved was lost; try again.")

