@@ -228,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for noisy in ("presidio-analyzer", "alembic", "faster_whisper", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     args = build_parser().parse_args(argv)
     from scribe.domain.errors import ScribeError
 

@@ -150,7 +150,7 @@ def _known_pattern(value: str) -> re.Pattern[str] | None:
     digits = re.sub(r"\D", "", value)
     if digits and len(digits) >= 5 and len(digits) >= len(re.sub(r"\s", "", value)) - 3:
         # Phone numbers, MRNs, SSNs: any separators between the digits.
-        body = r"[\s\-\.\(\)–]*".join(re.escape(d) for d in digits)
+        body = r"[\s\-\.\(\)/–]*".join(re.escape(d) for d in digits)
         return re.compile(rf"(?<![\w]){body}(?![\w])", re.IGNORECASE)
     words = [re.escape(w) for w in re.split(r"[\s,]+", value) if w]
     body = r"[\s,\-]+".join(words)

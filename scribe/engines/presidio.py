@@ -14,7 +14,9 @@ from scribe.engines.protocols import PseudonymizedTranscript
 
 ENTITIES = ["PERSON", "PHONE_NUMBER", "EMAIL_ADDRESS", "US_SSN", "LOCATION", "DATE_TIME", "URL",
             "IP_ADDRESS", "CREDIT_CARD", "US_DRIVER_LICENSE", "US_PASSPORT", "US_BANK_NUMBER", "MRN", "AGE"]
-_MONTH = re.compile(r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b", re.I)
+# A date element that identifies (Safe Harbor): a month name, a year, or a written date.
+_SPECIFIC_DATE = re.compile(
+    r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\b|\b(1[89]|20)\d\d\b|\d{1,2}[/.-]\d{1,2}", re.I)
 
 
 def _offline_tldextract() -> None:
@@ -39,6 +41,16 @@ class PresidioRedactor:
         provider = NlpEngineProvider(nlp_configuration={
             "nlp_engine_name": "spacy",
             "models": [{"lang_code": "en", "model_name": str(spacy_model_dir)}],
+            "ner_model_configuration": {
+                "model_to_presidio_entity_mapping": {
+                    "PERSON": "PERSON", "PER": "PERSON", "GPE": "LOCATION", "LOC": "LOCATION", "FAC": "LOCATION",
+                    "ORG": "ORGANIZATION", "NORP": "NRP", "DATE": "DATE_TIME", "TIME": "DATE_TIME",
+                },
+                "labels_to_ignore": ["CARDINAL", "ORDINAL", "QUANTITY", "MONEY", "PERCENT", "EVENT", "LAW",
+                                     "LANGUAGE", "PRODUCT", "WORK_OF_ART"],
+                "low_confidence_score_multiplier": 0.4,
+                "low_score_entity_names": ["ORGANIZATION"],
+            },
         })
         analyzer = AnalyzerEngine(nlp_engine=provider.create_engine(), supported_languages=["en"])
         for uk in ("NhsRecognizer", "UkNinoRecognizer"):
@@ -61,8 +73,8 @@ class PresidioRedactor:
         spans = find_known(text, known)
         for r in self._analyzer.analyze(text=text, language="en", entities=ENTITIES, score_threshold=self._threshold):
             value = text[r.start : r.end]
-            if r.entity_type == "DATE_TIME" and not (re.search(r"\d", value) or _MONTH.search(value)):
-                continue  # "last week", "Tuesday": not identifying; needed for a useful note
+            if r.entity_type == "DATE_TIME" and not _SPECIFIC_DATE.search(value):
+                continue  # "last week", "Tuesday", "about a 5": not identifying; needed for a useful note
             spans.append(Span(r.start, r.end, r.entity_type, float(r.score), "presidio"))
         return merge_spans(spans)
 

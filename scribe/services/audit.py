@@ -32,6 +32,14 @@ def record(
     return event
 
 
+def record_refusal(session: Session, key: bytes, **fields: object) -> None:
+    """Audit a refused action in its own transaction, so that rolling back the refused
+    work does not roll back the record of the refusal."""
+    with Session(session.get_bind()) as own:
+        record(own, key, **fields)  # type: ignore[arg-type]
+        own.commit()
+
+
 def verify(session: Session, key: bytes) -> list[str]:
     rows = session.exec(select(AuditEvent).order_by(col(AuditEvent.id))).all()
     return verify_chain(key, [

@@ -208,8 +208,8 @@ def sign(s: Session, key: bytes, policies: Policies, *, actor: User, encounter_i
                         draft_ready=True, already_signed=note is not None,
                         unresolved_flags=len(open_flags(draft, sections, _sentences(s, draft))))
     if not decision:
-        audit.record(s, key, now=now, actor_id=actor.id, action="note.sign.refused", object_type="encounter",
-                     object_id=encounter.id, reason=decision.reason)
+        audit.record_refusal(s, key, now=now, actor_id=actor.id, action="note.sign.refused", object_type="encounter",
+                             object_id=encounter.id, reason=decision.reason)
         raise PermissionDenied(decision.reason)
     zero_edit = not any(x.edited for x in sections)
     if zero_edit and not policies.signing.allow_zero_edit_signing:

@@ -1,0 +1,78 @@
+from scribe.domain.evidence import FlagKind, align, check_draft, find_risk_mentions, is_negated, split_sentences
+from scribe.domain.transcript import Speaker, parse_plain_transcript
+
+SESSION = parse_plain_transcript("""CLINICIAN: How have you been sleeping?
+CLIENT: Better, about seven hours a night since I started the evening routine.
+CLINICIAN: Have you had any thoughts of hurting yourself or suicide?
+CLIENT: No, none at all.
+CLINICIAN: Let's keep the breathing exercise every morning and meet next week.""")
+
+
+def kinds(sentence) -> set[str]:
+    return {f.kind for f in sentence.flags}
+
+
+def test_a_supported_sentence_links_to_its_segment() -> None:
+    [s] = align([("data", "The client reports sleeping about seven hours a night.")], SESSION)
+    assert s.evidence == (0, 1)  # the question ("sleeping") and the answer ("seven hours a night")
+    assert not s.flags
+
+
+def test_an_invented_sentence_is_flagged_unsupported() -> None:
+    [s] = align([("data", "The client travelled to Paris with her brother.")], SESSION)
+    assert FlagKind.UNSUPPORTED in kinds(s)
+    assert s.evidence == ()
+
+
+def test_a_number_not_in_the_evidence_is_flagged() -> None:
+    [s] = align([("data", "The client sleeps about ten hours a night.")], SESSION)
+    assert FlagKind.NUMBER_MISMATCH in kinds(s)
+
+
+def test_a_denial_after_a_screening_question_counts_as_denied() -> None:
+    mentions = find_risk_mentions(SESSION)
+    assert any(m.negated and m.speaker == Speaker.CLIENT for m in mentions if m.category == "suicidal ideation")
+
+
+def test_a_flipped_risk_statement_is_flagged() -> None:
+    result = check_draft([("data", "The client had some thoughts of harming herself and of suicide.")], SESSION)
+    assert FlagKind.RISK_POLARITY in kinds(result.sentences[0])
+
+
+def test_a_faithful_denial_is_not_flagged() -> None:
+    result = check_draft([("data", "The client denied thoughts of suicide or of hurting herself.")], SESSION)
+    assert FlagKind.RISK_POLARITY not in kinds(result.sentences[0])
+    assert not result.draft_flags
+
+
+def test_a_risk_screening_missing_from_the_draft_is_itself_a_flag() -> None:
+    result = check_draft([("data", "The client reports sleeping about seven hours a night.")], SESSION)
+    assert {f.kind for f in result.draft_flags} == {FlagKind.RISK_NOT_ADDRESSED}
+
+
+def test_an_unstated_diagnosis_is_removed_from_the_draft() -> None:
+    result = check_draft([("assessment", "The client meets criteria for major depressive disorder.")], SESSION)
+    assert not result.sentences
+    assert result.removed and FlagKind.CLINICAL_DECISION in kinds(result.removed[0])
+
+
+def test_a_diagnosis_the_clinician_stated_stays() -> None:
+    session = parse_plain_transcript("CLINICIAN: Your generalized anxiety disorder symptoms are easing.\nCLIENT: Yes.")
+    result = check_draft([("assessment", "The clinician noted generalized anxiety disorder symptoms are easing.")], session)
+    assert len(result.sentences) == 1 and not result.removed
+
+
+def test_a_client_naming_a_medication_is_not_the_clinician_deciding() -> None:
+    session = parse_plain_transcript("CLIENT: I want to increase my sertraline dose.\nCLINICIAN: Let's talk about that.")
+    result = check_draft([("plan", "Increase sertraline dose.")], session)
+    assert result.removed
+
+
+def test_negation_does_not_cross_a_clause_break() -> None:
+    text = "No problems at work, but I have thought about suicide"
+    assert not is_negated(text, text.index("suicide"))
+    assert is_negated("She denies suicidal thoughts", len("She denies "))
+
+
+def test_sentences_split_on_lines_bullets_and_stops() -> None:
+    assert split_sentences("- First point here.\n2) Second one. Third one!") == ["First point here.", "Second one.", "Third one!"]

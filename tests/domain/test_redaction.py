@@ -1,0 +1,47 @@
+from datetime import date
+
+from scribe.domain.chart import ChartFacts, Contact, known_identifiers
+from scribe.domain.redaction import SurrogateMap, apply_surrogates, find_known, merge_spans, reidentify
+
+CHART = ChartFacts(given_name="Maya", family_name="Thompson", date_of_birth=date(1991, 3, 14), mrn="MRN-004417",
+                   phone="555-201-7788", email="maya.t@example.org", employer="Riverside Bakery",
+                   contacts=(Contact("Laura Thompson", "sister", "555-201-3344"),), clinician_name="Dr. Ada Reyes",
+                   practice_name="Fairview Counseling")
+
+
+def pseudo(text: str, surrogates: SurrogateMap | None = None) -> str:
+    surrogates = surrogates or SurrogateMap()
+    return apply_surrogates(text, merge_spans(find_known(text, known_identifiers(CHART))), surrogates)
+
+
+def test_chart_names_match_case_insensitively_with_possessives() -> None:
+    out = pseudo("maya said MAYA THOMPSON's sister laura called. Thompson agreed.")
+    assert "maya" not in out.lower() and "laura" not in out.lower() and "thompson" not in out.lower()
+    assert out.count("[CLIENT]") == 3
+
+
+def test_numbers_match_whatever_the_separators() -> None:
+    for phone in ("555 201 7788", "(555) 201-7788", "555.201.7788", "5552017788"):
+        assert "7788" not in pseudo(f"call me at {phone} please")
+
+
+def test_date_of_birth_matches_written_forms() -> None:
+    for dob in ("03/14/1991", "3/14/1991", "1991-03-14", "March 14, 1991", "march 14th 1991"):
+        assert "1991" not in pseudo(f"born {dob}"), dob
+
+
+def test_surrogates_are_consistent_and_reidentify() -> None:
+    surrogates = SurrogateMap()
+    a = pseudo("Laura called Maya.", surrogates)
+    b = pseudo("Later Laura Thompson came.", surrogates)
+    assert "[RELATIVE_1]" in a and "[RELATIVE_1]" in b
+    assert reidentify(a, surrogates.reverse) == "Laura called Maya."
+
+
+def test_the_clinician_and_practice_are_redacted_too() -> None:
+    out = pseudo("Dr. Ada Reyes at Fairview Counseling")
+    assert "Reyes" not in out and "Fairview" not in out
+
+
+def test_a_word_inside_another_word_is_not_matched() -> None:
+    assert pseudo("the mayan ruins") == "the mayan ruins"

@@ -1,0 +1,50 @@
+"""Small helpers the tests share: upload through the service and run the worker."""
+
+from __future__ import annotations
+
+import io
+
+from scribe.app import Runtime
+from scribe.db.engine import session_scope
+from scribe.db.tables import Encounter, User
+from scribe.services.uploads import accept_upload
+from scribe.worker import Worker
+
+
+def upload(runtime: Runtime, actor: User, client_id: int, data: bytes, *, note_type: str = "soap",
+           transcript: str | None = None) -> Encounter:
+    with session_scope(runtime.engine) as s:
+        encounter = accept_upload(s, runtime.audit_key, runtime.policies, recordings_dir=runtime.settings.recordings_dir,
+                                  actor=actor, client_id=client_id, note_type=note_type, filename="session.wav",
+                                  stream=io.BytesIO(data), now=runtime.clock())
+    if transcript is not None:
+        from sqlmodel import select
+
+        from scribe.db.tables import Recording
+
+        with session_scope(runtime.engine) as s:
+            rec = s.exec(select(Recording).where(Recording.encounter_id == encounter.id)).one()
+        (runtime.settings.recordings_dir / (rec.path + ".txt")).write_text(transcript)
+    return encounter
+
+
+def run_pipeline(runtime: Runtime) -> int:
+    return Worker(runtime.pipeline()).run_until_idle()
+
+
+def reload(runtime: Runtime, encounter: Encounter) -> Encounter:
+    with session_scope(runtime.engine) as s:
+        fresh = s.get(Encounter, encounter.id)
+        assert fresh is not None
+        return fresh
+
+
+TRANSCRIPT = """CLINICIAN: Hi Maya, welcome back. How has your week been?
+CLIENT: Hard. Work at Riverside Bakery was busy and I felt anxious most mornings.
+CLINICIAN: How has your sleep been?
+CLIENT: Better, about seven hours most nights since I started the evening routine.
+CLINICIAN: Have you had any thoughts of hurting yourself or of suicide?
+CLIENT: No, none at all. I feel safe.
+CLINICIAN: How are things with your sister Laura? You can call her at 555-201-3344.
+CLIENT: We talked on Sunday. My email is maya.t@example.org if you need it.
+CLINICIAN: Let us keep the breathing exercise every morning and meet next Tuesday."""

@@ -1,0 +1,135 @@
+"""The durable pipeline on fakes: stages, resumption, failure, consent, no identifiers to the drafter."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlmodel import select
+
+from scribe.db.engine import session_scope
+from scribe.db.tables import AuditEvent, Consent, Draft, DraftSentence, Job, Pseudonymization
+from scribe.domain.errors import EngineError
+from scribe.domain.notes import EncounterStatus, JobStatus
+from scribe.engines.fakes import FakeDrafter, FakeRedactor
+from scribe.services.pipeline import CrashPoint
+from scribe.worker import Worker
+from tests.helpers import TRANSCRIPT, reload, run_pipeline, upload
+
+CHART_IDENTIFIERS = ["Maya", "Thompson", "Laura", "555-201-3344", "maya.t@example.org", "Riverside Bakery"]
+
+
+def test_an_upload_becomes_a_draft_in_the_review_queue(runtime, practice, wav) -> None:
+    encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+    assert run_pipeline(runtime) == 4
+    assert reload(runtime, encounter).status == EncounterStatus.IN_REVIEW
+    with session_scope(runtime.engine) as s:
+        jobs = s.exec(select(Job).where(Job.encounter_id == encounter.id)).all()
+        assert [j.status for j in jobs] == [JobStatus.DONE] * 4
+        actions = [e.action for e in s.exec(select(AuditEvent)).all()]
+    assert actions[:1] == ["recording.upload"] and "pipeline.evidence" in actions
+
+
+def test_the_drafter_never_sees_a_chart_identifier(runtime, practice, wav, engines) -> None:
+    upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+    run_pipeline(runtime)
+    [(transcript, _, _)] = engines.drafter.calls
+    seen = transcript.text.lower()
+    for identifier in CHART_IDENTIFIERS:
+        assert identifier.lower() not in seen, identifier
+    assert "[CLIENT]" in transcript.text and "[RELATIVE_1]" in transcript.text
+
+
+def test_the_draft_is_reidentified_for_the_clinician(runtime, practice, wav) -> None:
+    upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+    run_pipeline(runtime)
+    with session_scope(runtime.engine) as s:
+        texts = " ".join(x.text for x in s.exec(select(DraftSentence)).all())
+    assert "Riverside Bakery" in texts and "[ORG" not in texts
+
+
+def test_every_sentence_has_evidence_or_a_flag(runtime, practice, wav, engines) -> None:
+    engines.drafter.extra_sentence = "The client recently returned from a ski trip in Aspen."
+    upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+    run_pipeline(runtime)
+    with session_scope(runtime.engine) as s:
+        sentences = s.exec(select(DraftSentence)).all()
+    assert sentences
+    assert all(x.evidence or x.flags for x in sentences)
+    assert any(x.flags and "Aspen" in x.text for x in sentences)
+
+
+def test_a_crash_before_the_commit_resumes_without_duplicates(runtime, practice, wav, clock) -> None:
+    encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+    Worker(runtime.pipeline()).run_once()  # transcribe
+    crashing = Worker(runtime.pipeline(), crash_at="before-commit:pseudonymize")
+    with pytest.raises(CrashPoint):
+        crashing.run_once()
+    # The dead worker's job is invisible until its lease runs out, then another worker resumes it.
+    assert Worker(runtime.pipeline()).run_once() is False
+    clock.advance(seconds=runtime.policies.pipeline.lease_seconds + 1)
+    assert run_pipeline(runtime) == 3
+    assert reload(runtime, encounter).status == EncounterStatus.IN_REVIEW
+    with session_scope(runtime.engine) as s:
+        assert len(s.exec(select(Pseudonymization)).all()) == 1
+        assert len(s.exec(select(Draft)).all()) == 1
+
+
+def test_a_retryable_engine_error_retries_then_fails_with_a_clear_reason(runtime, practice, wav, engines, clock) -> None:
+    engines.drafter.fail_with = EngineError("drafting failed (RuntimeError)", retryable=True)
+    encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+    for _ in range(10):
+        run_pipeline(runtime)
+        clock.advance(minutes=5)
+    assert len(engines.drafter.calls) == runtime.policies.pipeline.max_attempts
+    fresh = reload(runtime, encounter)
+    assert fresh.status == EncounterStatus.FAILED and "drafting failed" in fresh.status_reason
+    with session_scope(runtime.engine) as s:  # what came before is kept
+        assert s.exec(select(Pseudonymization)).first() is not None
+
+
+def test_redaction_failure_fails_closed(runtime, practice, wav, engines) -> None:
+    engines.redactor.fail_with = EngineError("redaction failed (OSError); nothing was drafted", retryable=False)
+    encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+    run_pipeline(runtime)
+    assert engines.drafter.calls == []
+    fresh = reload(runtime, encounter)
+    assert fresh.status == EncounterStatus.FAILED and "redaction failed" in fresh.status_reason
+
+
+def test_consent_withdrawn_mid_pipeline_stops_the_next_step(runtime, practice, wav, engines, clock) -> None:
+    encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+    Worker(runtime.pipeline()).run_once()  # transcribe
+    with session_scope(runtime.engine) as s:
+        consent = s.exec(select(Consent).where(Consent.client_id == practice.maya.id,
+                                               Consent.function == "ai_drafting")).one()
+        consent.withdrawn_at = clock() - timedelta(seconds=1)
+        s.add(consent)
+    run_pipeline(runtime)
+    fresh = reload(runtime, encounter)
+    assert fresh.status == EncounterStatus.STOPPED and "ai_drafting" in fresh.status_reason
+    assert engines.redactor.calls == [] and engines.drafter.calls == []
+
+
+def test_two_workers_never_run_the_same_job(runtime, practice, wav) -> None:
+    upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+    from scribe.services import jobs
+
+    a = jobs.claim(runtime.engine, worker_id="a", now=runtime.clock(), lease=timedelta(minutes=2))
+    b = jobs.claim(runtime.engine, worker_id="b", now=runtime.clock(), lease=timedelta(minutes=2))
+    assert a is not None and b is None
+
+
+def test_logs_carry_ids_never_clinical_text(runtime, practice, wav, engines, caplog) -> None:
+    engines.drafter.fail_with = RuntimeError("boom Maya Thompson 555-201-3344")  # a bug leaking text into an error
+    caplog.set_level("DEBUG")
+    upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+    run_pipeline(runtime)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "encounter=" in logged
+    for canary in ["Maya", "Thompson", "555-201", "breathing", "anxious", "Riverside"]:
+        assert canary not in logged, canary
+
+
+def test_fakes_record_nothing_unexpected(engines) -> None:
+    assert isinstance(engines.redactor, FakeRedactor) and isinstance(engines.drafter, FakeDrafter)

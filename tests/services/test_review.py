@@ -1,0 +1,176 @@
+"""Review and sign-off: refusals, signatures, immutability of signed versions."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DatabaseError
+from sqlmodel import Session, select
+
+from scribe.db.engine import session_scope
+from scribe.db.tables import AuditEvent, Draft, NoteVersion
+from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from scribe.domain.notes import EncounterStatus
+from scribe.services import audit, review
+from tests.conftest import PASSWORD
+from tests.helpers import TRANSCRIPT, reload, run_pipeline, upload
+
+
+def ready(runtime, actor, client_id, wav, transcript: str = TRANSCRIPT):
+    encounter = upload(runtime, actor, client_id, wav, transcript=transcript)
+    run_pipeline(runtime)
+    return encounter
+
+
+def view(runtime, actor, encounter):
+    with session_scope(runtime.engine) as s:
+        return review.review_view(s, runtime.audit_key, actor=actor, encounter_id=encounter.id, now=runtime.clock())
+
+
+def resolve_all(runtime, actor, encounter) -> int:
+    v = view(runtime, actor, encounter)
+    version = v.draft.lock_version
+    for flag in v.open_flags:
+        with session_scope(runtime.engine) as s:
+            version = review.resolve_flag(s, runtime.audit_key, actor=actor, encounter_id=encounter.id, target=flag.target,
+                                          reason="checked against the recording", lock_version=version,
+                                          now=runtime.clock()).lock_version
+    return version
+
+
+def sign(runtime, actor, encounter, lock_version, password=PASSWORD, attested=True):
+    with session_scope(runtime.engine) as s:
+        return review.sign(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id,
+                           password=password, attested=attested, lock_version=lock_version, now=runtime.clock())
+
+
+def test_it_refuses_signoff_with_unresolved_flags(runtime, practice, wav, engines) -> None:
+    engines.drafter.extra_sentence = "The client adopted a parrot named Captain."
+    encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
+    v = view(runtime, practice.dr_ada, encounter)
+    assert v.open_flags and not v.can_sign.allowed
+    with pytest.raises(PermissionDenied, match="flag"):
+        sign(runtime, practice.dr_ada, encounter, v.draft.lock_version)
+    with session_scope(runtime.engine) as s:
+        assert s.exec(select(NoteVersion)).first() is None
+        assert s.exec(select(AuditEvent).where(AuditEvent.action == "note.sign.refused")).first() is not None
+
+
+def test_a_clinician_signs_after_resolving_flags(runtime, practice, wav) -> None:
+    encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
+    version = resolve_all(runtime, practice.dr_ada, encounter)
+    signed = sign(runtime, practice.dr_ada, encounter, version)
+    assert signed.signer_name == practice.dr_ada.full_name and signed.signer_credential == "LCSW"
+    assert signed.signer_licence_number == practice.dr_ada.licence_number
+    assert signed.signed_at == runtime.clock() and signed.meaning.startswith("Author")
+    assert review.verify_version(signed)
+    assert reload(runtime, encounter).status == EncounterStatus.SIGNED
+
+
+def test_editing_a_flagged_sentence_out_resolves_it(runtime, practice, wav, engines) -> None:
+    engines.drafter.extra_sentence = "The client adopted a parrot named Captain."
+    encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
+    v = view(runtime, practice.dr_ada, encounter)
+    first = v.sections[0]
+    with session_scope(runtime.engine) as s:
+        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id, section_key=first.key,
+                            text=first.text.replace("The client adopted a parrot named Captain.", ""),
+                            lock_version=v.draft.lock_version, now=runtime.clock())
+    after = view(runtime, practice.dr_ada, encounter)
+    assert not any("parrot" in f.sentence for f in after.open_flags)
+
+
+def test_signing_needs_the_password_and_the_attestation(runtime, practice, wav) -> None:
+    encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
+    version = resolve_all(runtime, practice.dr_ada, encounter)
+    with pytest.raises(PermissionDenied, match="password"):
+        sign(runtime, practice.dr_ada, encounter, version, password="wrong password!")
+    with pytest.raises(InvalidInput, match="attestation"):
+        sign(runtime, practice.dr_ada, encounter, version, attested=False)
+
+
+def test_nobody_else_may_sign_or_edit(runtime, practice, wav) -> None:
+    encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
+    version = resolve_all(runtime, practice.dr_ada, encounter)
+    for other in (practice.dr_cole, practice.eve, practice.root, practice.dr_ben):
+        with pytest.raises(NotFound):
+            sign(runtime, other, encounter, version)
+
+
+def test_a_supervisor_reads_but_cannot_sign_a_supervisees_note(runtime, practice, wav) -> None:
+    encounter = ready(runtime, practice.sam, practice.priya.id, wav)
+    version = resolve_all(runtime, practice.sam, encounter)
+    assert view(runtime, practice.dr_ben, encounter).access.reason == "supervisee's session"
+    with pytest.raises(PermissionDenied):
+        sign(runtime, practice.dr_ben, encounter, version)
+
+
+def test_a_supervisees_signed_note_is_pending_until_cosigned(runtime, practice, wav) -> None:
+    encounter = ready(runtime, practice.sam, practice.priya.id, wav)
+    version = resolve_all(runtime, practice.sam, encounter)
+    sign(runtime, practice.sam, encounter, version)
+    assert reload(runtime, encounter).status == EncounterStatus.PENDING_COSIGN
+
+
+def test_a_stale_save_or_sign_is_a_conflict_not_a_lost_update(runtime, practice, wav) -> None:
+    encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
+    v = view(runtime, practice.dr_ada, encounter)
+    stale = v.draft.lock_version
+    with session_scope(runtime.engine) as s:
+        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id,
+                            section_key=v.sections[0].key, text="First tab's text.", lock_version=stale,
+                            now=runtime.clock())
+    with pytest.raises(Conflict, match="changed"), session_scope(runtime.engine) as s:
+        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id,
+                            section_key=v.sections[0].key, text="Second tab's text.", lock_version=stale,
+                            now=runtime.clock())
+    assert view(runtime, practice.dr_ada, encounter).sections[0].text == "First tab's text."
+    with pytest.raises(Conflict):
+        sign(runtime, practice.dr_ada, encounter, stale)
+
+
+def signed_version(runtime, practice, wav) -> NoteVersion:
+    encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
+    return sign(runtime, practice.dr_ada, encounter, resolve_all(runtime, practice.dr_ada, encounter))
+
+
+def test_a_signed_version_cannot_change_through_the_orm(runtime, practice, wav) -> None:
+    signed = signed_version(runtime, practice, wav)
+    with pytest.raises(DatabaseError, match="append-only"), Session(runtime.engine) as s:
+        row = s.get(NoteVersion, signed.id)
+        row.content = {"sections": [{"text": "rewritten"}]}
+        s.add(row)
+        s.commit()
+
+
+@pytest.mark.parametrize("sql", [
+    "UPDATE note_versions SET content_sha256 = 'x'",
+    "DELETE FROM note_versions",
+    "UPDATE audit_events SET reason = 'x'",
+    "DELETE FROM audit_events",
+])
+def test_signed_versions_and_audit_rows_refuse_raw_sql(runtime, practice, wav, sql) -> None:
+    signed_version(runtime, practice, wav)
+    with pytest.raises(DatabaseError, match="append-only"), runtime.engine.begin() as conn:
+        conn.execute(text(sql))
+
+
+def test_a_signed_note_cannot_be_signed_or_edited_again(runtime, practice, wav) -> None:
+    signed = signed_version(runtime, practice, wav)
+    with session_scope(runtime.engine) as s:
+        draft = s.exec(select(Draft)).one()
+    encounter = reload(runtime, type("E", (), {"id": 1})())
+    with pytest.raises(Conflict):
+        sign(runtime, practice.dr_ada, encounter, draft.lock_version)
+    with pytest.raises(Conflict), session_scope(runtime.engine) as s:
+        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id, section_key="plan",
+                            text="changed", lock_version=draft.lock_version, now=runtime.clock())
+    assert signed.id is not None
+
+
+def test_the_audit_chain_verifies_after_a_full_session(runtime, practice, wav) -> None:
+    signed_version(runtime, practice, wav)
+    with session_scope(runtime.engine) as s:
+        assert audit.verify(s, runtime.audit_key) == []
+        actions = {e.action for e in s.exec(select(AuditEvent)).all()}
+    assert {"recording.upload", "encounter.read", "note.sign", "pipeline.draft"} <= actions

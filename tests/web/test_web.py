@@ -1,0 +1,149 @@
+"""The browser flow through the ASGI app: log in, upload, review, sign; errors and headers."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import select
+
+from scribe.app import create_app
+from scribe.db.engine import session_scope
+from scribe.db.tables import NoteVersion
+from tests.conftest import PASSWORD
+from tests.helpers import TRANSCRIPT, run_pipeline
+
+
+@pytest.fixture
+def app(settings, runtime):
+    return create_app(settings, runtime=runtime, start_worker=False)
+
+
+def client_for(app, username: str | None) -> TestClient:
+    client = TestClient(app, base_url="http://testserver")
+    if username:
+        r = client.post("/login", data={"username": username, "password": PASSWORD}, follow_redirects=False)
+        assert r.status_code == 303, r.text
+    return client
+
+
+def csrf(client: TestClient) -> str:
+    page = client.get("/").text
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def upload_via_form(client: TestClient, runtime, client_id: int, wav: bytes) -> int:
+    r = client.post("/sessions", data={"csrf_token": csrf(client), "client_id": client_id, "note_type": "soap"},
+                    files={"audio": ("s.wav", wav, "audio/wav")}, follow_redirects=False)
+    assert r.status_code == 303, r.text
+    encounter_id = int(r.headers["location"].rsplit("/", 1)[1])
+    recordings = sorted(runtime.settings.recordings_dir.glob("*.wav"))
+    (recordings[-1].parent / (recordings[-1].name + ".txt")).write_text(TRANSCRIPT)
+    return encounter_id
+
+
+def test_a_clinician_uploads_reviews_and_signs_in_the_browser(app, runtime, practice, wav) -> None:
+    web = client_for(app, "dr_ada")
+    encounter_id = upload_via_form(web, runtime, practice.maya.id, wav)
+    assert "Status:" in web.get(f"/sessions/{encounter_id}").text
+    run_pipeline(runtime)
+    page = web.get(f"/sessions/{encounter_id}").text
+    assert "AI draft" in page and "Transcript" in page and "Riverside Bakery" in page
+    token = csrf(web)
+    # resolve every open flag, then sign
+    while 'name="target"' in page:
+        target = re.search(r'name="target" value="([^"]+)"', page).group(1)
+        lock = re.search(r'name="lock_version" value="(\d+)"', page).group(1)
+        r = web.post(f"/sessions/{encounter_id}/flags", data={"csrf_token": token, "target": target,
+                                                             "reason": "heard it in the recording", "lock_version": lock})
+        page = r.text
+    lock = re.search(r'name="lock_version" value="(\d+)"', page).group(1)
+    r = web.post(f"/sessions/{encounter_id}/sign", data={"csrf_token": token, "password": PASSWORD, "attest": "yes",
+                                                        "lock_version": lock})
+    assert r.status_code == 200 and "Electronically signed by" in r.text and "Content SHA-256" in r.text
+    with session_scope(runtime.engine) as s:
+        assert s.exec(select(NoteVersion)).one().signer_id == practice.dr_ada.id
+
+
+def test_a_wrong_password_does_not_sign(app, runtime, practice, wav) -> None:
+    web = client_for(app, "dr_ada")
+    encounter_id = upload_via_form(web, runtime, practice.maya.id, wav)
+    run_pipeline(runtime)
+    r = web.post(f"/sessions/{encounter_id}/sign", data={"csrf_token": csrf(web), "password": "nope nope nope",
+                                                        "attest": "yes", "lock_version": 1})
+    assert r.status_code in (403, 409)
+    with session_scope(runtime.engine) as s:
+        assert s.exec(select(NoteVersion)).first() is None
+
+
+def test_state_changes_need_the_csrf_token_and_our_origin(app, runtime, practice, wav) -> None:
+    web = client_for(app, "dr_ada")
+    r = web.post("/sessions", data={"client_id": practice.maya.id, "note_type": "soap"},
+                 files={"audio": ("s.wav", wav, "audio/wav")})
+    assert r.status_code == 403
+    r = web.post("/sessions", data={"csrf_token": csrf(web), "client_id": practice.maya.id, "note_type": "soap"},
+                 files={"audio": ("s.wav", wav, "audio/wav")}, headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403
+
+
+def test_another_clinician_gets_not_found(app, runtime, practice, wav) -> None:
+    ada = client_for(app, "dr_ada")
+    encounter_id = upload_via_form(ada, runtime, practice.maya.id, wav)
+    run_pipeline(runtime)
+    for who in ("dr_cole", "eve", "root"):
+        page = client_for(app, who).get(f"/sessions/{encounter_id}")
+        assert page.status_code == 404
+        assert "Riverside" not in page.text and "Maya" not in page.text
+        assert client_for(app, who).get(f"/sessions/{encounter_id}/audio").status_code == 404
+
+
+def test_the_admin_home_shows_no_clinical_content(app, runtime, practice, wav) -> None:
+    ada = client_for(app, "dr_ada")
+    upload_via_form(ada, runtime, practice.maya.id, wav)
+    run_pipeline(runtime)
+    page = client_for(app, "root").get("/").text
+    assert "Administration" in page and "Maya" not in page and "Thompson" not in page
+
+
+def test_pages_need_a_login(app) -> None:
+    r = client_for(app, None).get("/", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+
+
+def test_a_malformed_form_gets_a_422_that_never_echoes_input(app, practice) -> None:
+    web = client_for(app, "dr_ada")
+    r = web.post("/sessions/1/sections/plan", data={"csrf_token": csrf(web), "text": "CANARY-Maya-Thompson-SECRET"})
+    assert r.status_code == 422 and "lock_version" in r.text
+    assert "CANARY" not in r.text
+
+
+def test_security_headers_on_every_page(app, practice) -> None:
+    web = client_for(app, "dr_ada")
+    for path in ("/", "/sessions/new", "/login", "/sessions/999"):
+        r = web.get(path)
+        csp = r.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "frame-ancestors 'none'" in csp
+        assert r.headers["x-content-type-options"] == "nosniff" and r.headers["cache-control"] == "no-store"
+    assert web.get("/docs").status_code == 404 and web.get("/openapi.json").status_code == 404
+
+
+def test_an_unsupported_upload_shows_a_clear_error(app, runtime, practice) -> None:
+    web = client_for(app, "dr_ada")
+    r = web.post("/sessions", data={"csrf_token": csrf(web), "client_id": practice.maya.id, "note_type": "soap"},
+                 files={"audio": ("notes.pdf", b"%PDF-1.4 hello" * 50, "application/pdf")})
+    assert r.status_code == 400 and "unsupported file type" in r.text
+
+
+def test_logout_ends_the_session_on_the_server(app, practice) -> None:
+    web = client_for(app, "dr_ada")
+    cookie = web.cookies.get("scribe_session")
+    web.post("/logout", data={"csrf_token": csrf(web)})
+    replay = TestClient(app, cookies={"scribe_session": cookie})
+    assert replay.get("/", follow_redirects=False).status_code == 303
+
+
+def test_an_idle_session_expires(app, practice, clock) -> None:
+    web = client_for(app, "dr_ada")
+    clock.advance(minutes=16)
+    assert web.get("/", follow_redirects=False).status_code == 303
