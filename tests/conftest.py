@@ -106,8 +106,7 @@ def _client(s: Session, clinic: Clinic, clinician: User, given: str, family: str
     return client
 
 
-@pytest.fixture
-def practice(runtime: Runtime, clock: Clock) -> Practice:
+def make_practice(runtime: Runtime, clock: Clock) -> Practice:
     now = clock()
     with session_scope(runtime.engine) as s:
         clinic = Clinic(name="Fairview Test Practice")
@@ -129,6 +128,11 @@ def practice(runtime: Runtime, clock: Clock) -> Practice:
         priya = _client(s, clinic, sam, "Priya", "Castellano", now)
         other = _client(s, elsewhere, eve, "Otto", "Quill", now)
     return Practice(dr_ada, dr_cole, dr_ben, sam, eve, root, maya, jonah, priya, other)
+
+
+@pytest.fixture
+def practice(runtime: Runtime, clock: Clock) -> Practice:
+    return make_practice(runtime, clock)
 
 
 def wav_bytes(seconds: float = 2.0, freq: float = 220.0, rate: int = 16000) -> bytes:

@@ -34,7 +34,9 @@ class Policies:
 
     @property
     def progress_note_types(self) -> list[str]:
-        return [k for k, t in sorted(self.templates.items()) if t.kind == "progress"]
+        order = ["soap", "dap", "birp", "girp", "narrative"]
+        keys = [k for k, t in self.templates.items() if t.kind == "progress"]
+        return sorted(keys, key=lambda k: (order.index(k) if k in order else len(order), k))
 
 
 def _load(path: Path, model: type[M]) -> M:

@@ -18,7 +18,7 @@ def install(app: FastAPI, settings: Settings) -> None:
         response = await call_next(request)
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["Referrer-Policy"] = "same-origin"  # no-referrer makes browsers send "Origin: null"
         response.headers["X-Frame-Options"] = "DENY"
         if not request.url.path.startswith("/static/"):
             response.headers["Cache-Control"] = "no-store"

@@ -1,0 +1,44 @@
+# The two README commands:
+#   make demo   set everything up, run the sample session end to end, serve the UI
+#   make test   set everything up and pass the whole test suite (.ci/run calls this)
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test install models-default models-test browser check bench clean
+
+demo: install models-default
+	$(BIN)/scribe policies check
+	$(BIN)/scribe demo
+
+test: install models-test browser
+	$(BIN)/scribe policies check
+	$(BIN)/python -m pytest -q
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "scribe needs Python 3.11"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	# The local CPU build of PyTorch first, or pip pulls gigabytes of CUDA packages.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[engines,test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+models-default: install
+	$(BIN)/scribe models install --profile default
+
+models-test: install
+	$(BIN)/scribe models install --profile test
+
+# Browser tests drive Debian's chromium (Playwright never downloads a browser here).
+browser:
+	@test -x /usr/bin/chromium || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+
+bench: install models-default models-test
+	$(BIN)/python bench/pipeline.py
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,121 @@
+"""The whole pipeline on the real pinned small models (the `test` profile) and the bundled
+sample session. Slow, and still run in CI: `make test` installs the test profile first."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from sqlmodel import select
+
+from scribe.app import build_runtime
+from scribe.config import ROOT, Settings
+from scribe.db.engine import session_scope
+from scribe.db.tables import DraftSentence, NoteVersion
+from scribe.domain.notes import EncounterStatus
+from scribe.domain.transcript import Speaker
+from scribe.engines.build import build_engines
+from scribe.engines.protocols import Engines
+from scribe.services.demo import SAMPLE_AUDIO, SAMPLE_SCRIPT
+from scribe.worker import Worker
+from tests.helpers import reload, upload
+
+pytestmark = pytest.mark.slow
+
+
+class RecordingDrafter:
+    """Wraps the real drafter and keeps exactly what it was given."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.name, self.inputs = inner, inner.name, []
+
+    def draft(self, transcript, note_name, sections):
+        self.inputs.append(transcript.text)
+        return self.inner.draft(transcript, note_name, sections)
+
+
+@pytest.fixture(scope="module")
+def real_engines() -> Engines:
+    settings = Settings(model_profile="test", models_dir=ROOT / "models")
+    engines = build_engines(settings)  # fails loudly (never skips) if the test profile is not installed
+    return Engines(engines.transcriber, engines.redactor, RecordingDrafter(engines.drafter))
+
+
+def words(text: str) -> list[str]:
+    return re.sub(r"[^a-z0-9' ]", " ", text.lower()).split()
+
+
+def test_the_sample_transcribes_in_time_order_with_both_speakers(real_engines) -> None:
+    result = real_engines.transcriber.transcribe(SAMPLE_AUDIO)
+    starts = [s.start for s in result.segments]
+    assert starts == sorted(starts) and all(s.end >= s.start for s in result.segments)
+    assert 80 < result.duration < 90
+    speakers = [s.speaker for s in result.segments]
+    assert speakers[0] == Speaker.CLINICIAN and Speaker.CLIENT in speakers
+    import jiwer
+
+    reference = " ".join(line.split(":", 1)[1] for line in SAMPLE_SCRIPT.read_text().splitlines() if line.strip())
+    wer = jiwer.wer(" ".join(words(reference)), " ".join(words(" ".join(s.text for s in result.segments))))
+    assert wer < 0.35, wer
+
+
+def test_the_real_pipeline_drafts_without_identifiers_and_signs(tmp_path: Path, real_engines, policies) -> None:
+    from tests.conftest import Clock, make_practice
+
+    settings = Settings(data_dir=tmp_path / "var", model_profile="test", worker_in_process=False)
+    clock = Clock()
+    runtime = build_runtime(settings, policies=policies, engines=real_engines, clock=clock)
+    people = make_practice(runtime, clock)
+    encounter = upload(runtime, people.dr_ada, people.maya.id, SAMPLE_AUDIO.read_bytes())
+    Worker(runtime.pipeline()).run_until_idle()
+    fresh = reload(runtime, encounter)
+    assert fresh.status == EncounterStatus.IN_REVIEW, fresh.status_reason
+
+    seen = real_engines.drafter.inputs[-1].lower()
+    for identifier in ("maya", "thompson", "laura", "555-201", "maya.t@example.org", "riverside bakery"):
+        assert identifier not in seen, identifier
+    assert "[client]" in seen
+
+    with session_scope(runtime.engine) as s:
+        sentences = s.exec(select(DraftSentence)).all()
+    assert sentences and all(x.evidence or x.flags for x in sentences)
+
+    from tests.services.test_review import resolve_all, sign
+
+    version = sign(runtime, people.dr_ada, encounter, resolve_all(runtime, people.dr_ada, encounter))
+    from sqlalchemy import text
+    from sqlalchemy.exc import DatabaseError
+
+    with pytest.raises(DatabaseError, match="append-only"), runtime.engine.begin() as conn:
+        conn.execute(text("UPDATE note_versions SET content_sha256 = 'forged'"))
+    with session_scope(runtime.engine) as s:
+        assert s.get(NoteVersion, version.id).content_sha256 == version.content_sha256
+
+
+def test_the_real_redactor_catches_what_the_chart_does_not_know(real_engines) -> None:
+    from scribe.domain.transcript import parse_plain_transcript
+
+    segments = parse_plain_transcript(
+        "CLIENT: My neighbor Gregory Hall drove me, you can reach me at 415-555-0199 or greg.hall@example.com.\n"
+        "CLIENT: I was born on April 2, 1979 and my social is 078-05-1120.")
+    out = real_engines.redactor.pseudonymize(segments, []).text
+    for leaked in ("Gregory", "415-555-0199", "greg.hall@example.com", "1979", "078-05-1120"):
+        assert leaked not in out, leaked
+
+
+def test_redaction_makes_no_outbound_connection(real_engines) -> None:
+    import socket
+    import sys
+
+    from scribe.domain.transcript import parse_plain_transcript
+
+    attempts = []
+
+    def hook(event, args):
+        if event == "socket.connect":
+            attempts.append(args)
+
+    sys.addaudithook(hook)
+    real_engines.redactor.pseudonymize(parse_plain_transcript("CLIENT: see https://example.com or a@b.org"), [])
+    assert attempts == [] and socket  # the redactor never dialled out (tldextract forced offline)

