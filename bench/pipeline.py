@@ -19,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import jiwer  # noqa: E402
+from sqlmodel import col, select  # noqa: E402
 
 from bench.common import EVAL, OUT, normalise, table  # noqa: E402
 from scribe.app import build_runtime  # noqa: E402
@@ -26,11 +27,16 @@ from scribe.config import Settings  # noqa: E402
 from scribe.db.engine import session_scope  # noqa: E402
 from scribe.db.tables import Draft, Encounter, Job, Transcript, TranscriptSegment  # noqa: E402
 from scribe.engines.build import build_engines, force_offline  # noqa: E402
-from scribe.services.demo import SAMPLE_AUDIO, SAMPLE_SCRIPT, demo_client_id, seed_demo, user_by_name  # noqa: E402
+from scribe.services.demo import (  # noqa: E402
+    SAMPLE_AUDIO,
+    SAMPLE_SCRIPT,
+    demo_client_id,
+    seed_demo,
+    user_by_name,
+)
 from scribe.services.uploads import accept_upload, probe_audio  # noqa: E402
 from scribe.weights import profile_paths  # noqa: E402
 from scribe.worker import Worker  # noqa: E402
-from sqlmodel import col, select  # noqa: E402
 
 
 def files(limit: int) -> list[tuple[str, Path, str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -85,11 +86,17 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, engines: E
         if worker is not None:
             worker.stop()
 
+    # Multipart uploads spool to temporary files: keep them inside the protected data
+    # directory, never in the shared system temp dir.
+    spool = settings.data_dir / "tmp"
+    spool.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tempfile.tempdir = str(spool)
+
     app = FastAPI(title="scribe", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.runtime = rt
     app.state.templates = make_templates(settings.web_dir / "templates")
     app.mount("/static", StaticFiles(directory=settings.web_dir / "static"), name="static")
-    security.install(app, settings)
+    security.install(app, settings, max_body=rt.policies.pipeline.upload.max_bytes + (1 << 20))
     errors.install(app)
     app.include_router(auth.router)
     app.include_router(sessions.router)

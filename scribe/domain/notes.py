@@ -141,8 +141,10 @@ def can_sign(
     draft_ready: bool,
     already_signed: bool,
     unresolved_flags: int,
+    unreviewed_sections: int = 0,
 ) -> Decision:
-    """Only the session's own clinician, active, with a ready draft and no open flags."""
+    """Only the session's own clinician, active, with a ready draft, every section reviewed
+    and no open flags."""
     if not signer.active:
         return Decision.deny("account is disabled")
     if signer.role == Role.ADMIN:
@@ -155,9 +157,11 @@ def can_sign(
         return Decision.deny("this note is already signed; add an addendum instead")
     if not draft_ready:
         return Decision.deny("the draft is not ready for review yet")
+    if unreviewed_sections:
+        return Decision.deny(f"{unreviewed_sections} section(s) not yet reviewed (edit or save each one)")
     if unresolved_flags:
         return Decision.deny(f"{unresolved_flags} flag(s) must be resolved before signing")
-    return Decision.allow("own session, licensed clinician, all flags resolved")
+    return Decision.allow("own session, every section reviewed, all flags resolved")
 
 
 def status_after_signing(licence_status: LicenceStatus) -> EncounterStatus:

@@ -31,7 +31,6 @@ def build_engines(settings: Settings, *, clinician_first: bool = True) -> Engine
         return Engines(FakeTranscriber(), FakeRedactor(), FakeDrafter())
     force_offline()
     check_models(settings)
-    paths = profile_paths(settings.models_dir, settings.model_profile)
     return Engines(
         transcriber=build_transcriber(settings, clinician_first=clinician_first),
         redactor=build_redactor(settings),

@@ -9,8 +9,21 @@ import re
 import time
 from pathlib import Path
 
-from scribe.domain.redaction import KnownIdentifier, Span, SurrogateMap, apply_surrogates, find_known, merge_spans
-from scribe.domain.transcript import Segment, Speaker, TranscriptResult, model_line, parse_plain_transcript
+from scribe.domain.redaction import (
+    KnownIdentifier,
+    Span,
+    SurrogateMap,
+    apply_surrogates,
+    find_known,
+    merge_spans,
+)
+from scribe.domain.transcript import (
+    Segment,
+    Speaker,
+    TranscriptResult,
+    model_line,
+    parse_plain_transcript,
+)
 from scribe.engines.protocols import DraftResult, PseudonymizedTranscript, SectionRequest
 
 SAMPLE_LINES = """CLINICIAN: Welcome back. How has your week been?

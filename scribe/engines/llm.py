@@ -12,7 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from scribe.domain.errors import EngineError, ModelMissing
-from scribe.engines.prompts import SYSTEM, chat_messages, clean_output, section_block, transcript_block
+from scribe.engines.prompts import (
+    chat_messages,
+    clean_output,
+    transcript_block,
+)
 from scribe.engines.protocols import DraftResult, PseudonymizedTranscript, SectionRequest
 
 
@@ -101,5 +105,3 @@ class TransformersDrafter:
             raise EngineError(f"drafting failed ({exc.__class__.__name__})", retryable=True) from exc
         return DraftResult(out, self.name, prompt_tokens, generated, time.perf_counter() - started)
 
-
-__all__ = ["CT2Drafter", "TransformersDrafter", "SYSTEM", "section_block"]

@@ -8,7 +8,14 @@ import re
 from pathlib import Path
 
 from scribe.domain.errors import EngineError, ModelMissing
-from scribe.domain.redaction import KnownIdentifier, Span, SurrogateMap, apply_surrogates, find_known, merge_spans
+from scribe.domain.redaction import (
+    KnownIdentifier,
+    Span,
+    SurrogateMap,
+    apply_surrogates,
+    find_known,
+    merge_spans,
+)
 from scribe.domain.transcript import Segment, model_line
 from scribe.engines.protocols import PseudonymizedTranscript
 

@@ -10,7 +10,13 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from scribe.domain.errors import PolicyError
-from scribe.policies.schema import ConsentPolicy, NoteTemplate, PipelinePolicy, RolesPolicy, SigningPolicy
+from scribe.policies.schema import (
+    ConsentPolicy,
+    NoteTemplate,
+    PipelinePolicy,
+    RolesPolicy,
+    SigningPolicy,
+)
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -8,6 +8,7 @@ finds the stage done. Consent is checked when a stage starts and again at its co
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,8 +20,18 @@ from sqlmodel import Session, col, select
 
 from scribe.db.engine import session_scope
 from scribe.db.tables import (
-    Client, Clinic, Draft, DraftSection, DraftSentence, Encounter, Job, Pseudonymization, Recording, Transcript,
-    TranscriptSegment, User,
+    Client,
+    Clinic,
+    Draft,
+    DraftSection,
+    DraftSentence,
+    Encounter,
+    Job,
+    Pseudonymization,
+    Recording,
+    Transcript,
+    TranscriptSegment,
+    User,
 )
 from scribe.domain.chart import ChartFacts, Contact, known_identifiers
 from scribe.domain.errors import ConsentMissing, EngineError
@@ -52,6 +63,16 @@ class CrashPoint(Exception):
     """Raised by the fault-injection hook in tests (inert unless a test sets one)."""
 
 
+def _fault(crash_at: str | None, point: str) -> None:
+    """Fault injection for crash-safety tests: inert unless ``crash_at`` names this point.
+    With SCRIBE_CRASH_HARD=1 the process dies at once, as under kill -9."""
+    if crash_at != point:
+        return
+    if os.environ.get("SCRIBE_CRASH_HARD") == "1":
+        os._exit(137)
+    raise CrashPoint(point)
+
+
 def run_job(ctx: PipelineContext, job: Job, *, crash_at: str | None = None) -> None:
     """Run one claimed job to its recorded outcome."""
     started = time.perf_counter()
@@ -61,14 +82,15 @@ def run_job(ctx: PipelineContext, job: Job, *, crash_at: str | None = None) -> N
         with session_scope(ctx.engine) as s:
             encounter = _encounter(s, job)
             require_step(s, ctx.policies, client_id=encounter.client_id, step=kind.value, now=ctx.clock())
+        _fault(crash_at, f"start:{kind.value}")
         writer = STAGES[kind](ctx, job)
-        if crash_at == f"before-commit:{kind.value}":
-            raise CrashPoint(kind.value)
+        _fault(crash_at, f"before-commit:{kind.value}")
         with session_scope(ctx.engine) as s:
             encounter = _encounter(s, job)
             decision = require_step(s, ctx.policies, client_id=encounter.client_id, step=kind.value, now=ctx.clock())
             writer(s, encounter)
             _complete(s, ctx, job, encounter, seconds=time.perf_counter() - started, reason=decision.reason)
+        _fault(crash_at, f"after-commit:{kind.value}")
         log.info("job %s done kind=%s encounter=%s seconds=%.2f", job.id, kind.value, job.encounter_id,
                  time.perf_counter() - started)
     except CrashPoint:

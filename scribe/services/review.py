@@ -6,20 +6,34 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from difflib import SequenceMatcher
-from typing import Any
 
 from sqlmodel import Session, col, select
 
 from scribe.db.queries import get_encounter_for_actor
-from scribe.db.tables import Client, Draft, DraftSection, DraftSentence, Encounter, Note, NoteVersion, TranscriptSegment, User
+from scribe.db.tables import (
+    Client,
+    Draft,
+    DraftSection,
+    DraftSentence,
+    Encounter,
+    Note,
+    NoteVersion,
+    User,
+)
 from scribe.domain.decision import Decision
 from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from scribe.domain.evidence import risk_in_sentence
 from scribe.domain.notes import (
-    SIGNATURE_MEANING, EncounterStatus, LicenceStatus, Role, SignedContent, SignerFacts, VersionKind, can_sign,
+    SIGNATURE_MEANING,
+    LicenceStatus,
+    Role,
+    SignedContent,
+    SignerFacts,
+    VersionKind,
+    can_sign,
     status_after_signing,
 )
-from scribe.domain.transcript import Segment, Speaker
+from scribe.domain.transcript import Segment
 from scribe.policies import Policies
 from scribe.services import accounts, audit
 from scribe.services.pipeline import load_segments
@@ -103,7 +117,7 @@ def review_view(s: Session, key: bytes, *, actor: User, encounter_id: int, now: 
                            .order_by(col(NoteVersion.version))).all()) if note else []
     decision = can_sign(signer=signer_facts(actor), encounter_clinician_id=encounter.clinician_id,
                         draft_ready=bool(draft and draft.status == "ready"), already_signed=bool(versions),
-                        unresolved_flags=len(flags))
+                        unresolved_flags=len(flags), unreviewed_sections=sum(1 for x in sections if not x.reviewed))
     cited: dict[int, list[int]] = {}
     for sent in sentences:
         for idx in sent.evidence:
@@ -206,7 +220,8 @@ def sign(s: Session, key: bytes, policies: Policies, *, actor: User, encounter_i
     note = s.exec(select(Note).where(Note.encounter_id == encounter.id)).first()
     decision = can_sign(signer=signer_facts(actor), encounter_clinician_id=encounter.clinician_id,
                         draft_ready=True, already_signed=note is not None,
-                        unresolved_flags=len(open_flags(draft, sections, _sentences(s, draft))))
+                        unresolved_flags=len(open_flags(draft, sections, _sentences(s, draft))),
+                        unreviewed_sections=sum(1 for x in sections if not x.reviewed))
     if not decision:
         audit.record_refusal(s, key, now=now, actor_id=actor.id, action="note.sign.refused", object_type="encounter",
                              object_id=encounter.id, reason=decision.reason)
@@ -244,14 +259,3 @@ def verify_version(version: NoteVersion) -> bool:
     from scribe.domain.notes import content_sha256
 
     return content_sha256(version.content) == version.content_sha256
-
-
-def segments_by_speaker(segments: tuple[Segment, ...]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for seg in segments:
-        out[seg.speaker.value] = out.get(seg.speaker.value, 0) + 1
-    return out
-
-
-__all__ = ["review_view", "save_section", "resolve_flag", "sign", "verify_version", "ReviewView", "OpenFlag",
-           "Speaker", "TranscriptSegment", "EncounterStatus", "Any"]

@@ -13,8 +13,8 @@ from typing import BinaryIO
 
 from sqlmodel import Session
 
-from scribe.db.tables import Encounter, Job, Recording, User
 from scribe.db.queries import get_client_for_actor
+from scribe.db.tables import Encounter, Job, Recording, User
 from scribe.domain.errors import InvalidInput, PermissionDenied
 from scribe.domain.notes import EncounterStatus, JobKind, JobStatus, Role
 from scribe.policies import Policies

@@ -13,7 +13,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scribe.domain.errors import (
-    Conflict, ConsentMissing, InvalidInput, NotFound, PermissionDenied, PolicyError, ScribeError,
+    Conflict,
+    ConsentMissing,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    PolicyError,
+    ScribeError,
 )
 from scribe.web.deps import CsrfFailed, LoginRequired
 

@@ -82,8 +82,13 @@ def test_a_clinician_reviews_resolves_and_signs_in_chromium(server, page, tmp_pa
     page.locator(".sentence").first.click()
     assert page.locator(".segment.highlight").count() >= 1
 
-    # A flag blocks signing until it is resolved.
+    # Signing is blocked until every section is reviewed and every flag resolved.
     assert page.locator("text=Cannot sign yet").count() == 1
+    shot(page, "sign-blocked")
+    while page.locator("button:has-text('Save and mark')").count() > page.locator(".section.reviewed").count():
+        n = page.locator(".section.reviewed").count()
+        page.locator(".section:not(.reviewed) button:has-text('Save and mark')").first.click()
+        page.wait_for_function(f"document.querySelectorAll('.section.reviewed').length > {n}")
     while page.locator("form.flag-form").count():
         form = page.locator("form.flag-form").first
         form.locator("input[name=reason]").fill("confirmed against the recording")

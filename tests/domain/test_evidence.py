@@ -1,4 +1,11 @@
-from scribe.domain.evidence import FlagKind, align, check_draft, find_risk_mentions, is_negated, split_sentences
+from scribe.domain.evidence import (
+    FlagKind,
+    align,
+    check_draft,
+    find_risk_mentions,
+    is_negated,
+    split_sentences,
+)
 from scribe.domain.transcript import Speaker, parse_plain_transcript
 
 SESSION = parse_plain_transcript("""CLINICIAN: How have you been sleeping?

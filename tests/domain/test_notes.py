@@ -1,7 +1,13 @@
 from datetime import UTC, datetime
 
 from scribe.domain.notes import (
-    EncounterStatus, LicenceStatus, Role, SignedContent, SignerFacts, can_sign, status_after_signing,
+    EncounterStatus,
+    LicenceStatus,
+    Role,
+    SignedContent,
+    SignerFacts,
+    can_sign,
+    status_after_signing,
 )
 
 ADA = SignerFacts(1, Role.CLINICIAN, LicenceStatus.LICENSED, True)
@@ -20,6 +26,11 @@ def test_the_sessions_clinician_may_sign_a_clean_draft() -> None:
 def test_it_refuses_signoff_with_unresolved_flags() -> None:
     d = decide(unresolved_flags=2)
     assert not d.allowed and "2 flag" in d.reason
+
+
+def test_it_refuses_signoff_with_unreviewed_sections() -> None:
+    d = decide(unreviewed_sections=1)
+    assert not d.allowed and "not yet reviewed" in d.reason
 
 
 def test_it_refuses_another_clinicians_note() -> None:

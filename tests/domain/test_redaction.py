@@ -1,7 +1,13 @@
 from datetime import date
 
 from scribe.domain.chart import ChartFacts, Contact, known_identifiers
-from scribe.domain.redaction import SurrogateMap, apply_surrogates, find_known, merge_spans, reidentify
+from scribe.domain.redaction import (
+    SurrogateMap,
+    apply_surrogates,
+    find_known,
+    merge_spans,
+    reidentify,
+)
 
 CHART = ChartFacts(given_name="Maya", family_name="Thompson", date_of_birth=date(1991, 3, 14), mrn="MRN-004417",
                    phone="555-201-7788", email="maya.t@example.org", employer="Riverside Bakery",

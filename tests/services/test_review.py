@@ -27,7 +27,20 @@ def view(runtime, actor, encounter):
         return review.review_view(s, runtime.audit_key, actor=actor, encounter_id=encounter.id, now=runtime.clock())
 
 
+def review_all(runtime, actor, encounter) -> int:
+    """Save every section unchanged: the clinician marks it reviewed."""
+    v = view(runtime, actor, encounter)
+    version = v.draft.lock_version
+    for section in v.sections:
+        with session_scope(runtime.engine) as s:
+            version = review.save_section(s, runtime.audit_key, actor=actor, encounter_id=encounter.id,
+                                          section_key=section.key, text=section.text, lock_version=version,
+                                          now=runtime.clock()).lock_version
+    return version
+
+
 def resolve_all(runtime, actor, encounter) -> int:
+    review_all(runtime, actor, encounter)
     v = view(runtime, actor, encounter)
     version = v.draft.lock_version
     for flag in v.open_flags:
@@ -47,10 +60,11 @@ def sign(runtime, actor, encounter, lock_version, password=PASSWORD, attested=Tr
 def test_it_refuses_signoff_with_unresolved_flags(runtime, practice, wav, engines) -> None:
     engines.drafter.extra_sentence = "The client adopted a parrot named Captain."
     encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
+    version = review_all(runtime, practice.dr_ada, encounter)
     v = view(runtime, practice.dr_ada, encounter)
     assert v.open_flags and not v.can_sign.allowed
     with pytest.raises(PermissionDenied, match="flag"):
-        sign(runtime, practice.dr_ada, encounter, v.draft.lock_version)
+        sign(runtime, practice.dr_ada, encounter, version)
     with session_scope(runtime.engine) as s:
         assert s.exec(select(NoteVersion)).first() is None
         assert s.exec(select(AuditEvent).where(AuditEvent.action == "note.sign.refused")).first() is not None
@@ -78,6 +92,19 @@ def test_editing_a_flagged_sentence_out_resolves_it(runtime, practice, wav, engi
                             lock_version=v.draft.lock_version, now=runtime.clock())
     after = view(runtime, practice.dr_ada, encounter)
     assert not any("parrot" in f.sentence for f in after.open_flags)
+
+
+def test_it_refuses_signoff_until_every_section_is_reviewed(runtime, practice, wav) -> None:
+    encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
+    v = view(runtime, practice.dr_ada, encounter)
+    version = v.draft.lock_version
+    for flag in v.open_flags:
+        with session_scope(runtime.engine) as s:
+            version = review.resolve_flag(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id,
+                                          target=flag.target, reason="checked", lock_version=version,
+                                          now=runtime.clock()).lock_version
+    with pytest.raises(PermissionDenied, match="not yet reviewed"):
+        sign(runtime, practice.dr_ada, encounter, version)
 
 
 def test_signing_needs_the_password_and_the_attestation(runtime, practice, wav) -> None:

@@ -88,3 +88,22 @@ def test_formats_are_recognised_by_their_bytes() -> None:
     assert sniff_format(b"\x00\x00\x00\x20ftypM4A ") == "m4a"
     assert sniff_format(b"ID3\x03") == "mp3"
     assert sniff_format(b"MZ\x90\x00") is None
+
+
+@pytest.mark.parametrize("kind", ["mp3", "ogg", "webm", "m4a"])
+def test_every_accepted_format_is_stored_with_its_duration(runtime, practice, kind) -> None:
+    from tests.audio_formats import encode
+
+    encounter = upload(runtime, practice.dr_ada, practice.maya.id, encode(kind, seconds=2.0))
+    with session_scope(runtime.engine) as s:
+        rec = s.exec(select(Recording).where(Recording.encounter_id == encounter.id)).one()
+    assert rec.format == kind and 1.5 < rec.duration_seconds < 2.6
+
+
+def test_a_truncated_recording_is_refused_cleanly(runtime, practice) -> None:
+    from tests.audio_formats import encode
+
+    data = encode("mp3", seconds=3.0)
+    with pytest.raises(InvalidInput):
+        upload(runtime, practice.dr_ada, practice.maya.id, data[:200])
+    assert nothing_stored(runtime)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -51,7 +52,12 @@ def test_a_clinician_uploads_reviews_and_signs_in_the_browser(app, runtime, prac
     page = web.get(f"/sessions/{encounter_id}").text
     assert "AI draft" in page and "Transcript" in page and "Riverside Bakery" in page
     token = csrf(web)
-    # resolve every open flag, then sign
+    # mark every section reviewed, resolve every open flag, then sign
+    for key in re.findall(r'action="/sessions/\d+/sections/(\w+)"', page):
+        lock = re.search(r'name="lock_version" value="(\d+)"', page).group(1)
+        text = re.search(rf'sections/{key}".*?<textarea name="text" rows="4">(.*?)</textarea>', page, re.S).group(1)
+        page = web.post(f"/sessions/{encounter_id}/sections/{key}",
+                        data={"csrf_token": token, "text": html.unescape(text), "lock_version": lock}).text
     while 'name="target"' in page:
         target = re.search(r'name="target" value="([^"]+)"', page).group(1)
         lock = re.search(r'name="lock_version" value="(\d+)"', page).group(1)
@@ -147,3 +153,10 @@ def test_an_idle_session_expires(app, practice, clock) -> None:
     web = client_for(app, "dr_ada")
     clock.advance(minutes=16)
     assert web.get("/", follow_redirects=False).status_code == 303
+
+
+def test_an_oversized_upload_is_refused_before_it_is_read(app, practice) -> None:
+    web = client_for(app, "dr_ada")
+    r = web.post("/sessions", content=b"x", headers={"content-length": str(600 * 1024 * 1024),
+                                                     "content-type": "multipart/form-data; boundary=x"})
+    assert r.status_code == 413

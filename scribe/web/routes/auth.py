@@ -8,8 +8,8 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from scribe.domain.errors import PermissionDenied
-from scribe.web.deps import COOKIE, CsrfDep, LoginDep, RuntimeDep, SessionDep, same_origin
 from scribe.services import accounts
+from scribe.web.deps import COOKIE, CsrfDep, LoginDep, RuntimeDep, SessionDep, same_origin
 
 router = APIRouter()
 

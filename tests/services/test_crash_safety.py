@@ -1,0 +1,71 @@
+"""kill -9 at stage boundaries: a real worker process dies mid-pipeline; the next worker
+resumes once the lease runs out. Nothing is lost, nothing is duplicated."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import select
+
+from scribe.app import build_runtime
+from scribe.config import ROOT, Settings
+from scribe.db.engine import session_scope
+from scribe.db.tables import Draft, DraftSection, Job, Pseudonymization, Transcript
+from scribe.domain.notes import EncounterStatus
+from scribe.policies import load_policies
+from tests.conftest import Clock, make_practice, wav_bytes
+from tests.helpers import TRANSCRIPT, reload, upload
+
+LEASE = 10
+
+
+@pytest.fixture
+def world(tmp_path: Path):
+    policies_dir = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", policies_dir)
+    pipeline = policies_dir / "pipeline.yaml"
+    pipeline.write_text(pipeline.read_text().replace("lease_seconds: 120", f"lease_seconds: {LEASE}"))
+    settings = Settings(data_dir=tmp_path / "var", engines="fake", policies_dir=policies_dir, worker_in_process=False)
+    runtime = build_runtime(settings, policies=load_policies(policies_dir))
+    people = make_practice(runtime, Clock())
+    env = {**os.environ, "SCRIBE_DATA_DIR": str(settings.data_dir), "SCRIBE_ENGINES": "fake",
+           "SCRIBE_POLICIES_DIR": str(policies_dir)}
+    return runtime, people, env
+
+
+def worker(env: dict[str, str], crash_at: str | None = None) -> subprocess.CompletedProcess[str]:
+    extra = {"SCRIBE_CRASH_AT": crash_at, "SCRIBE_CRASH_HARD": "1"} if crash_at else {}
+    return subprocess.run([sys.executable, "-m", "scribe.cli", "worker", "--once"], env={**env, **extra},
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("point", ["start:transcribe", "before-commit:pseudonymize", "before-commit:draft",
+                                   "after-commit:evidence"])
+def test_a_killed_worker_loses_nothing_and_the_work_resumes(world, point) -> None:
+    runtime, people, env = world
+    encounter = upload(runtime, people.dr_ada, people.maya.id, wav_bytes(), transcript=TRANSCRIPT)
+    died = worker(env, crash_at=point)
+    assert died.returncode == 137, died.stderr[-2000:]
+    if not point.startswith("after-commit"):
+        assert json.loads(worker(env).stdout)["jobs_run"] == 0  # the dead worker's lease still holds
+        time.sleep(LEASE + 1)
+    resumed = worker(env)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert reload(runtime, encounter).status == EncounterStatus.IN_REVIEW
+    with session_scope(runtime.engine) as s:
+        assert len(s.exec(select(Transcript)).all()) == 1
+        assert len(s.exec(select(Pseudonymization)).all()) == 1
+        assert len(s.exec(select(Draft)).all()) == 1
+        assert len(s.exec(select(DraftSection)).all()) == len(runtime.policies.template("soap").sections)
+        assert {j.status for j in s.exec(select(Job)).all()} == {"done"}
+    assert (runtime.settings.recordings_dir).exists() and any(runtime.settings.recordings_dir.glob("*.wav"))
+    with runtime.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA integrity_check")).scalar() == "ok"

@@ -1,0 +1,62 @@
+"""The command line: demo summary, policy check, draft/transcribe JSON on the real test models."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scribe.config import ROOT
+from scribe.services.demo import SAMPLE_AUDIO
+
+
+def run(args: list[str], env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run([sys.executable, "-m", "scribe.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout, cwd=ROOT)
+
+
+def test_demo_runs_the_sample_end_to_end_and_reports_each_stage(tmp_path: Path) -> None:
+    done = run(["demo", "--no-serve"], {"SCRIBE_DATA_DIR": str(tmp_path), "SCRIBE_ENGINES": "fake"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout)
+    assert summary["status"] == "in_review"
+    assert set(summary["stage_seconds"]) == {"transcribe", "pseudonymize", "draft", "evidence"}
+    assert {x["username"] for x in summary["logins"]} == {"admin", "dr_ada", "dr_cole", "dr_ben", "sam"}
+    assert (tmp_path / "demo-logins.json").stat().st_mode & 0o077 == 0
+    for x in summary["logins"]:  # passwords go to stdout and the mode-600 file, never to the logs
+        assert x["password"] not in done.stderr
+
+
+def test_policies_check_passes_and_names_a_broken_file(tmp_path: Path) -> None:
+    assert run(["policies", "check"]).returncode == 0
+    import shutil
+
+    shutil.copytree(ROOT / "policies", tmp_path / "p")
+    (tmp_path / "p" / "pipeline.yaml").write_text("version: 2\n")
+    bad = run(["policies", "check"], {"SCRIBE_POLICIES_DIR": str(tmp_path / "p")})
+    assert bad.returncode == 1 and "pipeline.yaml" in bad.stderr
+
+
+@pytest.mark.slow
+def test_transcribe_prints_timed_segments_with_speakers() -> None:
+    done = run(["transcribe", str(SAMPLE_AUDIO), "--profile", "test"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    segments = json.loads(done.stdout)["segments"]
+    assert segments and {"start", "end", "speaker", "text"} <= set(segments[0])
+    assert {s["speaker"] for s in segments} == {"clinician", "client"}
+
+
+@pytest.mark.slow
+def test_draft_prints_sections_sentences_evidence_and_flags(tmp_path: Path) -> None:
+    transcript = tmp_path / "t.txt"
+    transcript.write_text((ROOT / "scribe" / "demo" / "session_script.txt").read_text())
+    done = run(["draft", str(transcript), "--note-type", "dap", "--profile", "test"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert [s["key"] for s in out["sections"]] == ["data", "assessment", "plan"]
+    assert all(s["evidence"] or s["flags"] for s in out["sentences"])
