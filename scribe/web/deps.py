@@ -44,7 +44,10 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
             raise
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the unit of work commits *before* the response is sent. With the
+# default scope FastAPI would commit after sending, so a browser following the redirect
+# could read the database before the write landed (a lost login, a stale draft version).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def get_login(request: Request, runtime: RuntimeDep) -> tuple[User, LoginSession]:

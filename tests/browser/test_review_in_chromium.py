@@ -55,6 +55,7 @@ def page(tmp_path) -> Iterator[object]:
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--no-first-run"])
         pg = browser.new_page()
+        pg.set_default_timeout(90_000)  # CI machines can be slow; every wait below is for an event, not a sleep
         yield pg
         browser.close()
 
@@ -68,13 +69,16 @@ def test_a_clinician_reviews_resolves_and_signs_in_chromium(server, page, tmp_pa
     page.goto(server + "/login")
     page.fill("input[name=username]", "dr_ada")
     page.fill("input[name=password]", PASSWORD)
-    page.click("main button[type=submit]")
-    page.wait_for_url(server + "/")
-    page.click("text=New session")
+    with page.expect_navigation():
+        page.click("main button[type=submit]")
+    assert page.url == server + "/", page.inner_text("body")[-2000:]
+    with page.expect_navigation():
+        page.click("text=New session")
     audio = tmp_path / "session.wav"
     audio.write_bytes(wav_bytes(seconds=3))
     page.set_input_files("input[name=audio]", str(audio))
-    page.click("button:has-text('Upload')")
+    with page.expect_navigation():
+        page.click("button:has-text('Upload')")
     page.wait_for_selector("text=AI draft", timeout=30_000)  # htmx polls the status, then refreshes
     shot(page, "review-with-flags")
 
@@ -85,16 +89,18 @@ def test_a_clinician_reviews_resolves_and_signs_in_chromium(server, page, tmp_pa
     # Signing is blocked until every section is reviewed and every flag resolved.
     assert page.locator("text=Cannot sign yet").count() == 1
     shot(page, "sign-blocked")
-    while page.locator("button:has-text('Save and mark')").count() > page.locator(".section.reviewed").count():
-        n = page.locator(".section.reviewed").count()
-        page.locator(".section:not(.reviewed) button:has-text('Save and mark')").first.click()
-        page.wait_for_function(f"document.querySelectorAll('.section.reviewed').length > {n}")
+    while page.locator(".section:not(.reviewed)").count():
+        with page.expect_navigation():
+            page.locator(".section:not(.reviewed) button:has-text('Save and mark')").first.click()
     while page.locator("form.flag-form").count():
         form = page.locator("form.flag-form").first
         form.locator("input[name=reason]").fill("confirmed against the recording")
-        form.locator("button").click()
-        page.wait_for_load_state()
+        with page.expect_navigation():
+            form.locator("button").click()
 
+    if not page.locator("input[name=attest]").count():
+        shot(page, "unexpected")
+        pytest.fail(page.inner_text("body")[-2000:])
     page.check("input[name=attest]")
     page.fill("#sign input[name=password]", PASSWORD)
     page.click("button:has-text('Sign note')")

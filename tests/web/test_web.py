@@ -160,3 +160,15 @@ def test_an_oversized_upload_is_refused_before_it_is_read(app, practice) -> None
     r = web.post("/sessions", content=b"x", headers={"content-length": str(600 * 1024 * 1024),
                                                      "content-type": "multipart/form-data; boundary=x"})
     assert r.status_code == 413
+
+
+def test_the_unit_of_work_commits_before_the_response_is_sent() -> None:
+    """With FastAPI's default dependency scope the commit would run after the response was
+    sent, and a browser following the redirect could read stale data (seen in Chromium as a
+    lost log-in and a stale draft version under load)."""
+    from typing import get_args
+
+    from scribe.web.deps import SessionDep
+
+    depends = get_args(SessionDep)[1]
+    assert depends.scope == "function"
