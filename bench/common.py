@@ -12,13 +12,22 @@ OUT = ROOT / "bench" / "out"
 FILLERS = {"um", "uh", "uhm", "umm", "hmm", "hm", "mm", "mhm", "mmhmm", "ah", "er", "erm", "eh", "oh", "uh-huh"}
 
 
+# Spelling variants that are the same word (as Whisper's own English normaliser treats
+# them); applied identically to the reference and to every system compared.
+SPELLINGS = {"okay": "ok", "alright": "all right", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4",
+             "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10", "eleven": "11",
+             "twelve": "12", "mr": "mister", "mrs": "missus", "dr": "doctor"}
+
+
 def normalise(text: str) -> list[str]:
-    """Lowercase, drop D:/P: speaker tags, [tags] and <tags>, punctuation and fillers."""
+    """Lowercase, drop D:/P: speaker tags, [tags] and <tags>, punctuation and fillers,
+    and fold spelling variants (okay/ok, alright/all right, small numbers as digits)."""
     text = re.sub(r"^\s*[A-Z]{1,10}\s*:", " ", text, flags=re.M)
     text = re.sub(r"\[[^\]]*\]|<[^>]*>|\([^)]*\)", " ", text)
     text = text.lower().replace("-", " ")
     text = re.sub(r"[^a-z0-9' ]+", " ", text)
-    return [w.strip("'") for w in text.split() if w.strip("'") and w.strip("'") not in FILLERS]
+    words = [w.strip("'") for w in text.split() if w.strip("'") and w.strip("'") not in FILLERS]
+    return " ".join(SPELLINGS.get(w, w) for w in words).split()
 
 
 def table(rows: list[dict[str, object]], columns: list[str]) -> str:
