@@ -174,7 +174,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from scribe.services.demo_run import run_demo
+    from scribe.demo.run import run_demo
 
     settings = _settings(args)
     summary, runtime = run_demo(settings)

@@ -30,7 +30,31 @@ def _tokenizer(path: Path) -> Any:
     return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
 
 
-class CT2Drafter:
+class _SectionDrafter:
+    """Drafts a note section by section; subclasses generate one section's tokens."""
+
+    name = "drafter"
+
+    def _generate(self, transcript_text: str, note_name: str, section: SectionRequest) -> tuple[str, int, int]:
+        """Return (text, prompt tokens, generated tokens) for one section."""
+        raise NotImplementedError
+
+    def draft(self, transcript: PseudonymizedTranscript, note_name: str, sections: list[SectionRequest]) -> DraftResult:
+        started = time.perf_counter()
+        out: dict[str, str] = {}
+        prompt_tokens = generated = 0
+        try:
+            for section in sections:
+                text, n_prompt, n_generated = self._generate(transcript.text, note_name, section)
+                prompt_tokens += n_prompt
+                generated += n_generated
+                out[section.key] = clean_output(text, section.max_sentences)
+        except Exception as exc:
+            raise EngineError(f"drafting failed ({exc.__class__.__name__})", retryable=True) from exc
+        return DraftResult(out, self.name, prompt_tokens, generated, time.perf_counter() - started)
+
+
+class CT2Drafter(_SectionDrafter):
     def __init__(self, ct2_dir: Path, tokenizer_dir: Path, *, threads: int, max_new_tokens: int = 160) -> None:
         if not (ct2_dir / "model.bin").exists():
             raise ModelMissing(f"drafting model not found in {ct2_dir}: run `scribe models install`")
@@ -52,26 +76,16 @@ class CT2Drafter:
         return (self._tok.convert_ids_to_tokens(head_ids),
                 self._tok.convert_ids_to_tokens(full_ids[len(head_ids):]))
 
-    def draft(self, transcript: PseudonymizedTranscript, note_name: str, sections: list[SectionRequest]) -> DraftResult:
-        started = time.perf_counter()
-        out: dict[str, str] = {}
-        prompt_tokens = generated = 0
-        try:
-            for section in sections:
-                static, rest = self._prompt_tokens(transcript.text, note_name, section)
-                result = self._gen.generate_batch(
-                    [rest], static_prompt=static or None, max_length=self._max_new, sampling_topk=1,
-                    repetition_penalty=1.1, include_prompt_in_result=False, end_token=[self._tok.eos_token])
-                ids = result[0].sequences_ids[0]
-                prompt_tokens += len(static) + len(rest)
-                generated += len(ids)
-                out[section.key] = clean_output(self._tok.decode(ids, skip_special_tokens=True), section.max_sentences)
-        except Exception as exc:
-            raise EngineError(f"drafting failed ({exc.__class__.__name__})", retryable=True) from exc
-        return DraftResult(out, self.name, prompt_tokens, generated, time.perf_counter() - started)
+    def _generate(self, transcript_text: str, note_name: str, section: SectionRequest) -> tuple[str, int, int]:
+        static, rest = self._prompt_tokens(transcript_text, note_name, section)
+        result = self._gen.generate_batch(
+            [rest], static_prompt=static or None, max_length=self._max_new, sampling_topk=1,
+            repetition_penalty=1.1, include_prompt_in_result=False, end_token=[self._tok.eos_token])
+        ids = result[0].sequences_ids[0]
+        return self._tok.decode(ids, skip_special_tokens=True), len(static) + len(rest), len(ids)
 
 
-class TransformersDrafter:
+class TransformersDrafter(_SectionDrafter):
     def __init__(self, hf_dir: Path, *, threads: int, max_new_tokens: int = 160) -> None:
         if not (hf_dir / "config.json").exists():
             raise ModelMissing(f"model directory {hf_dir} not found: install it or set SCRIBE_DRAFTER_MODEL_DIR")
@@ -86,22 +100,11 @@ class TransformersDrafter:
         self._max_new = max_new_tokens
         self.name = f"transformers:{hf_dir.parent.name if hf_dir.name == 'hf' else hf_dir.name}"
 
-    def draft(self, transcript: PseudonymizedTranscript, note_name: str, sections: list[SectionRequest]) -> DraftResult:
-        started = time.perf_counter()
-        out: dict[str, str] = {}
-        prompt_tokens = generated = 0
-        try:
-            for section in sections:
-                ids = self._tok.apply_chat_template(chat_messages(transcript.text, note_name, section),
-                                                    add_generation_prompt=True, return_tensors="pt", return_dict=True)
-                with self._torch.no_grad():
-                    res = self._model.generate(**ids, max_new_tokens=self._max_new, do_sample=False,
-                                               repetition_penalty=1.1, pad_token_id=self._tok.eos_token_id)
-                new = res[0, ids["input_ids"].shape[1]:]
-                prompt_tokens += int(ids["input_ids"].shape[1])
-                generated += int(new.shape[0])
-                out[section.key] = clean_output(self._tok.decode(new, skip_special_tokens=True), section.max_sentences)
-        except Exception as exc:
-            raise EngineError(f"drafting failed ({exc.__class__.__name__})", retryable=True) from exc
-        return DraftResult(out, self.name, prompt_tokens, generated, time.perf_counter() - started)
-
+    def _generate(self, transcript_text: str, note_name: str, section: SectionRequest) -> tuple[str, int, int]:
+        ids = self._tok.apply_chat_template(chat_messages(transcript_text, note_name, section),
+                                            add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        with self._torch.no_grad():
+            res = self._model.generate(**ids, max_new_tokens=self._max_new, do_sample=False,
+                                       repetition_penalty=1.1, pad_token_id=self._tok.eos_token_id)
+        new = res[0, ids["input_ids"].shape[1]:]
+        return self._tok.decode(new, skip_special_tokens=True), int(ids["input_ids"].shape[1]), int(new.shape[0])

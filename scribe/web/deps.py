@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 
 from scribe.app import Runtime
+from scribe.db.engine import session_scope
 from scribe.db.tables import LoginSession, User
 from scribe.services import accounts
 
@@ -35,13 +36,8 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def get_session(runtime: RuntimeDep) -> Iterator[Session]:
-    with Session(runtime.engine, expire_on_commit=False) as session:
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
+    with session_scope(runtime.engine) as session:
+        yield session
 
 
 # scope="function": the unit of work commits *before* the response is sent. With the
