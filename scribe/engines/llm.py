@@ -55,15 +55,17 @@ class _SectionDrafter:
 
 
 class CT2Drafter(_SectionDrafter):
-    def __init__(self, ct2_dir: Path, tokenizer_dir: Path, *, threads: int, max_new_tokens: int = 160) -> None:
+    def __init__(self, ct2_dir: Path, tokenizer_dir: Path, *, threads: int, max_new_tokens: int = 160,
+                 compute_type: str = "int8", repetition_penalty: float = 1.1) -> None:
         if not (ct2_dir / "model.bin").exists():
             raise ModelMissing(f"drafting model not found in {ct2_dir}: run `scribe models install`")
         import ctranslate2
 
         self._tok = _tokenizer(tokenizer_dir)
-        self._gen = ctranslate2.Generator(str(ct2_dir), device="cpu", compute_type="int8", intra_threads=threads)
+        self._gen = ctranslate2.Generator(str(ct2_dir), device="cpu", compute_type=compute_type, intra_threads=threads)
         self._max_new = max_new_tokens
-        self.name = f"ct2-int8:{ct2_dir.parent.name}"
+        self._penalty = repetition_penalty
+        self.name = f"ct2-{compute_type}:{ct2_dir.parent.name}"
 
     def _prompt_tokens(self, transcript_text: str, note_name: str, section: SectionRequest) -> tuple[list[str], list[str]]:
         full = self._tok.apply_chat_template(chat_messages(transcript_text, note_name, section),
@@ -80,13 +82,13 @@ class CT2Drafter(_SectionDrafter):
         static, rest = self._prompt_tokens(transcript_text, note_name, section)
         result = self._gen.generate_batch(
             [rest], static_prompt=static or None, max_length=self._max_new, sampling_topk=1,
-            repetition_penalty=1.1, include_prompt_in_result=False, end_token=[self._tok.eos_token])
+            repetition_penalty=self._penalty, include_prompt_in_result=False, end_token=[self._tok.eos_token])
         ids = result[0].sequences_ids[0]
         return self._tok.decode(ids, skip_special_tokens=True), len(static) + len(rest), len(ids)
 
 
 class TransformersDrafter(_SectionDrafter):
-    def __init__(self, hf_dir: Path, *, threads: int, max_new_tokens: int = 160) -> None:
+    def __init__(self, hf_dir: Path, *, threads: int, max_new_tokens: int = 160, repetition_penalty: float = 1.0) -> None:
         if not (hf_dir / "config.json").exists():
             raise ModelMissing(f"model directory {hf_dir} not found: install it or set SCRIBE_DRAFTER_MODEL_DIR")
         import torch
@@ -98,6 +100,9 @@ class TransformersDrafter(_SectionDrafter):
         self._model = AutoModelForCausalLM.from_pretrained(str(hf_dir), local_files_only=True, dtype=torch.float32)
         self._model.eval()
         self._max_new = max_new_tokens
+        # transformers applies the repetition penalty to the prompt's tokens as well, which
+        # suppresses the end-of-turn token the prompt itself contains: off by default here.
+        self._penalty = repetition_penalty
         self.name = f"transformers:{hf_dir.parent.name if hf_dir.name == 'hf' else hf_dir.name}"
 
     def _generate(self, transcript_text: str, note_name: str, section: SectionRequest) -> tuple[str, int, int]:
@@ -105,6 +110,6 @@ class TransformersDrafter(_SectionDrafter):
                                             add_generation_prompt=True, return_tensors="pt", return_dict=True)
         with self._torch.no_grad():
             res = self._model.generate(**ids, max_new_tokens=self._max_new, do_sample=False,
-                                       repetition_penalty=1.1, pad_token_id=self._tok.eos_token_id)
+                                       repetition_penalty=self._penalty, pad_token_id=self._tok.eos_token_id)
         new = res[0, ids["input_ids"].shape[1]:]
         return self._tok.decode(new, skip_special_tokens=True), int(ids["input_ids"].shape[1]), int(new.shape[0])
