@@ -215,11 +215,12 @@ _NEG_BREAK = re.compile(r"\b(but|however|although|though|except|yet)\b|[.;!?]", 
 
 
 def is_negated(text: str, match_start: int) -> bool:
-    """A negation cue within the six words before the mention, not across a clause break."""
+    """A negation cue within the eight words before the mention ("did not have any thoughts
+    of hurting himself or suicide"), not across a clause break."""
     before = text[:match_start]
     parts = _NEG_BREAK.split(before)
     clause = parts[-1] if parts else before
-    window = " ".join(clause.split()[-6:])
+    window = " ".join(clause.split()[-8:])
     return bool(_NEGATION.search(window))
 
 

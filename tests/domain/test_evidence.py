@@ -83,3 +83,8 @@ def test_negation_does_not_cross_a_clause_break() -> None:
 
 def test_sentences_split_on_lines_bullets_and_stops() -> None:
     assert split_sentences("- First point here.\n2) Second one. Third one!") == ["First point here.", "Second one.", "Third one!"]
+
+
+def test_a_negated_list_of_risks_stays_negated() -> None:
+    text = "The client did not have any thoughts of hurting himself or suicide."
+    assert is_negated(text, text.index("suicide"))
