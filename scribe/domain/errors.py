@@ -32,10 +32,6 @@ class Conflict(ScribeError):
     """The object changed since the actor last saw it (stale version) or is in the wrong state."""
 
 
-class ImmutableRecord(Conflict):
-    """Something tried to change a signed version."""
-
-
 class ConsentMissing(ScribeError):
     """A pipeline step's required consents are not in force."""
 

@@ -29,9 +29,13 @@ class FlagKind(StrEnum):
 class Flag:
     kind: FlagKind
     reason: str
+    category: str = ""  # for risk flags: which risk ("suicidal ideation", ...)
 
     def to_json(self) -> dict[str, str]:
-        return {"kind": self.kind.value, "reason": self.reason}
+        out = {"kind": self.kind.value, "reason": self.reason}
+        if self.category:
+            out["category"] = self.category
+        return out
 
 
 @dataclass(frozen=True)
@@ -320,7 +324,7 @@ def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...])
             result.draft_flags.append(Flag(
                 FlagKind.RISK_NOT_ADDRESSED,
                 f"{category} is discussed in the transcript at {minute:02d}:{int(first.start) % 60:02d} "
-                "(segment %d) but the note does not address it" % first.segment_index))
+                "(segment %d) but the note does not address it" % first.segment_index, category))
     return result
 
 

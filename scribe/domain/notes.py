@@ -48,6 +48,10 @@ STATUS_WHILE_RUNNING = {
 }
 
 
+# While a session is in one of these states the page keeps polling its status.
+PROCESSING = frozenset({EncounterStatus.UPLOADED, *STATUS_WHILE_RUNNING.values()})
+
+
 def next_stage(kind: JobKind) -> JobKind | None:
     i = PIPELINE.index(kind)
     return PIPELINE[i + 1] if i + 1 < len(PIPELINE) else None

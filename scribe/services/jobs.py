@@ -47,8 +47,3 @@ def renew(engine: Engine, job_id: int, *, worker_id: str, now: datetime, lease: 
                               col(Job.status) == JobStatus.RUNNING)
             .values(lease_until=now + lease)
         ).rowcount)
-
-
-def pending_count(engine: Engine) -> int:
-    with session_scope(engine) as s:
-        return len(s.exec(select(Job.id).where(col(Job.status).in_([JobStatus.QUEUED, JobStatus.RUNNING]))).all())

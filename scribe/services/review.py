@@ -93,8 +93,7 @@ def open_flags(draft: Draft, sections: list[DraftSection], sentences: list[Draft
     for i, f in enumerate(draft.draft_flags):
         if f.get("resolution"):
             continue
-        category = f["reason"].split(" is discussed")[0]
-        if any(c == category for c, _ in risk_in_sentence(note_text)):
+        if any(c == f.get("category") for c, _ in risk_in_sentence(note_text)):
             continue
         flags.append(OpenFlag(f"draft:{i}", f["kind"], f["reason"]))
     return flags

@@ -156,9 +156,13 @@ def test_a_stale_save_or_sign_is_a_conflict_not_a_lost_update(runtime, practice,
         sign(runtime, practice.dr_ada, encounter, stale)
 
 
-def signed_version(runtime, practice, wav) -> NoteVersion:
+def signed_session(runtime, practice, wav):
     encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
-    return sign(runtime, practice.dr_ada, encounter, resolve_all(runtime, practice.dr_ada, encounter))
+    return encounter, sign(runtime, practice.dr_ada, encounter, resolve_all(runtime, practice.dr_ada, encounter))
+
+
+def signed_version(runtime, practice, wav) -> NoteVersion:
+    return signed_session(runtime, practice, wav)[1]
 
 
 def test_a_signed_version_cannot_change_through_the_orm(runtime, practice, wav) -> None:
@@ -183,10 +187,9 @@ def test_signed_versions_and_audit_rows_refuse_raw_sql(runtime, practice, wav, s
 
 
 def test_a_signed_note_cannot_be_signed_or_edited_again(runtime, practice, wav) -> None:
-    signed = signed_version(runtime, practice, wav)
+    encounter, signed = signed_session(runtime, practice, wav)
     with session_scope(runtime.engine) as s:
         draft = s.exec(select(Draft)).one()
-    encounter = reload(runtime, type("E", (), {"id": 1})())
     with pytest.raises(Conflict):
         sign(runtime, practice.dr_ada, encounter, draft.lock_version)
     with pytest.raises(Conflict), session_scope(runtime.engine) as s:

@@ -11,7 +11,7 @@ from sqlmodel import select
 from scribe.db.queries import clients_for_actor, encounters_for_actor, get_encounter_for_actor
 from scribe.db.tables import Client, Recording
 from scribe.domain.errors import NotFound
-from scribe.domain.notes import Role
+from scribe.domain.notes import PROCESSING, Role
 from scribe.services import audit, review, uploads
 from scribe.web.deps import ActorDep, CsrfDep, LoginDep, RuntimeDep, SessionDep
 
@@ -54,13 +54,18 @@ def upload(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id:
 @router.get("/sessions/{encounter_id}", response_class=HTMLResponse)
 def review_page(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep, encounter_id: int) -> Response:
     actor, login_row = login
+    if request.headers.get("hx-request") == "true" and request.query_params.get("poll"):
+        # The status fragment, polled every 2 s while the pipeline runs: status only, no
+        # clinical content loaded; once processing ends the whole page reloads.
+        encounter, _ = get_encounter_for_actor(session, actor, encounter_id)
+        if encounter.status not in PROCESSING:
+            return Response(status_code=200, headers={"HX-Refresh": "true"})
+        return _render(request, "_status.html", {"encounter": encounter, "polling": True})
     view = review.review_view(session, runtime.audit_key, actor=actor, encounter_id=encounter_id, now=runtime.clock())
-    template = "_status.html" if request.headers.get("hx-request") == "true" and request.query_params.get("poll") else "session.html"
-    if template == "_status.html" and view.draft is not None and view.draft.status != "drafting":
-        return Response(status_code=200, headers={"HX-Refresh": "true"})
-    return _render(request, template, {"actor": actor, "csrf": login_row.csrf_token, "v": view,
-                                       "attestation": runtime.policies.signing.attestation,
-                                       "sign_reason": view.can_sign.reason})
+    return _render(request, "session.html", {"actor": actor, "csrf": login_row.csrf_token, "v": view,
+                                             "encounter": view.encounter, "polling": view.encounter.status in PROCESSING,
+                                             "attestation": runtime.policies.signing.attestation,
+                                             "sign_reason": view.can_sign.reason})
 
 
 @router.post("/sessions/{encounter_id}/sections/{section_key}", dependencies=[CsrfDep])
