@@ -5,10 +5,14 @@ from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from scribe.db.tables import Client, Encounter, User
+from scribe.db.tables import Client, Encounter, EncounterParticipant, User
 from scribe.domain.decision import Decision
 from scribe.domain.errors import NotFound
 from scribe.domain.notes import Role
+
+
+# A supervisee in a supervision meeting may read its signed note, not its sources.
+PARTICIPANT_REASON = "participant in this supervision meeting"
 
 
 def supervisee_ids(session: Session, actor: User) -> list[int]:
@@ -26,6 +30,9 @@ def encounter_access(session: Session, actor: User, encounter: Encounter) -> Dec
         return Decision.allow("own session")
     if encounter.clinician_id in supervisee_ids(session, actor):
         return Decision.allow("supervisee's session")
+    if session.exec(select(EncounterParticipant).where(EncounterParticipant.encounter_id == encounter.id,
+                                                       EncounterParticipant.user_id == actor.id)).first():
+        return Decision.allow(PARTICIPANT_REASON)
     return Decision.deny("not the actor's session or a supervisee's")
 
 
@@ -43,9 +50,28 @@ def encounters_for_actor(session: Session, actor: User) -> list[Encounter]:
     if actor.role == Role.ADMIN:
         return []
     ids = [actor.id, *supervisee_ids(session, actor)]
+    met = select(EncounterParticipant.encounter_id).where(EncounterParticipant.user_id == actor.id)
     stmt = (select(Encounter).where(Encounter.clinic_id == actor.clinic_id)
-            .where(col(Encounter.clinician_id).in_(ids)).order_by(col(Encounter.id).desc()))
+            .where(col(Encounter.clinician_id).in_(ids) | col(Encounter.id).in_(met))
+            .order_by(col(Encounter.id).desc()))
     return list(session.exec(stmt).all())
+
+
+def supervisees_for_actor(session: Session, actor: User) -> list[User]:
+    if actor.role != Role.SUPERVISOR:
+        return []
+    return list(session.exec(select(User).where(User.supervisor_id == actor.id, User.clinic_id == actor.clinic_id)
+                             .order_by(col(User.full_name))).all())
+
+
+def get_supervisee_for_actor(session: Session, actor: User, user_id: int) -> User:
+    """A supervisee's own account, or their supervisor's view of it; anything else is 404."""
+    user = session.get(User, user_id)
+    if user is None or user.clinic_id != actor.clinic_id:
+        raise NotFound("no such supervisee")
+    if user.id == actor.id or (actor.role == Role.SUPERVISOR and user.supervisor_id == actor.id):
+        return user
+    raise NotFound("no such supervisee")
 
 
 def clients_for_actor(session: Session, actor: User) -> list[Client]:

@@ -83,14 +83,27 @@ class Encounter(SQLModel, table=True):
     __tablename__ = "encounters"
     id: Optional[int] = Field(default=None, primary_key=True)
     clinic_id: int = Field(foreign_key="clinics.id", index=True)
-    client_id: int = Field(foreign_key="clients.id", index=True)
-    clinician_id: int = Field(foreign_key="users.id", index=True)
+    kind: str = "therapy"  # domain.notes.EncounterKind
+    client_id: Optional[int] = Field(default=None, foreign_key="clients.id", index=True)  # None for supervision
+    clinician_id: int = Field(foreign_key="users.id", index=True)  # the author: clinician, or supervisor
     note_type: str
     occurred_at: datetime
     status: str  # domain.notes.EncounterStatus
     status_reason: str = ""  # safe to show: codes and plain reasons, never clinical text
     created_at: datetime
     updated_at: datetime
+
+
+class EncounterParticipant(SQLModel, table=True):
+    """The supervisees in a supervision meeting (one: individual supervision; more: group)."""
+
+    __tablename__ = "encounter_participants"
+    __table_args__ = (UniqueConstraint("encounter_id", "user_id"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    encounter_id: int = Field(foreign_key="encounters.id", index=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    consent_recorded_by: int = Field(foreign_key="users.id")
+    consent_recorded_at: datetime
 
 
 class Recording(SQLModel, table=True):
@@ -222,6 +235,54 @@ class NoteVersion(SQLModel, table=True):
     meaning: str
     zero_edit: bool = False
     ai_chars_kept: float = 0.0
+    edit_distance: int = 0  # characters changed from the AI draft (originals and revisions)
+    flags_confirmed: int = 0  # flags resolved by confirming rather than editing
+    requires_cosign: bool = False  # signed by a pre-licensure clinician: a record only once co-signed
+
+
+class Cosignature(SQLModel, table=True):
+    """A supervisor's decision on a supervisee's signed version: co-signed, or returned with
+    comments. Append-only like the versions it refers to."""
+
+    __tablename__ = "cosignatures"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    note_version_id: int = Field(foreign_key="note_versions.id", index=True, unique=True)
+    outcome: str  # domain.notes.CosignOutcome
+    supervisor_id: int = Field(foreign_key="users.id")
+    signer_name: str
+    signer_credential: str
+    signer_licence_number: str
+    at: datetime
+    meaning: str
+    comment: str = Field(default="", sa_column=Column(Text, nullable=False))
+    content_sha256: str  # over the version's hash, the outcome, the co-signer and the time
+
+
+class DraftChange(SQLModel, table=True):
+    """What each draft version changed, so a stale save can say what happened meanwhile."""
+
+    __tablename__ = "draft_changes"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    draft_id: int = Field(foreign_key="drafts.id", index=True)
+    version: int  # the draft's lock_version after this change
+    actor_id: int = Field(foreign_key="users.id")
+    summary: str  # e.g. "edited Assessment": section titles and actions, no clinical text
+    at: datetime
+
+
+class HoursEntry(SQLModel, table=True):
+    """One line of a supervisee's licensure-hours ledger, fed by signed records."""
+
+    __tablename__ = "hours_entries"
+    __table_args__ = (UniqueConstraint("user_id", "encounter_id", "category"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    category: str  # domain.supervision.HoursCategory
+    hours: float
+    encounter_id: int = Field(foreign_key="encounters.id", index=True)
+    note_version_id: int = Field(foreign_key="note_versions.id")
+    occurred_at: datetime
+    recorded_at: datetime
 
 
 class Job(SQLModel, table=True):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from scribe.domain.redaction import KnownIdentifier, date_renderings
+from scribe.domain.redaction import KnownIdentifier, SurrogateMap, date_renderings
 
 
 @dataclass(frozen=True)
@@ -67,3 +67,42 @@ def known_identifiers(chart: ChartFacts) -> list[KnownIdentifier]:
                 add(part, "PERSON", "clinician.name")
     add(chart.practice_name, "ORGANIZATION", "practice.name")
     return sorted(items, key=lambda k: -len(k.text))
+
+
+def case_reference(client_id: int) -> str:
+    return f"case C-{client_id:04d}"
+
+
+def supervision_identifiers(cases: list[tuple[int, ChartFacts]], staff: list[str],
+                            practice_name: str) -> list[KnownIdentifier]:
+    """What a supervision meeting's redactor must find: every identifier of every case that
+    may come up (names become [CASE_n], the rest their usual labels), the staff present and
+    the practice. Keys carry the client id so that the note can cite the case by reference."""
+    items: list[KnownIdentifier] = []
+    for client_id, facts in cases:
+        for k in known_identifiers(facts):
+            entity = "CASE" if k.key == "client.name" else k.entity
+            items.append(KnownIdentifier(k.text, entity, f"case{client_id}:{k.key}"))
+    for i, name in enumerate(n for n in staff if n):
+        for form in (name, *(p for p in name.replace("Dr.", "").split() if len(p) > 2)):
+            items.append(KnownIdentifier(form, "PERSON", f"staff{i}.name"))
+    if practice_name:
+        items.append(KnownIdentifier(practice_name, "ORGANIZATION", "practice.name"))
+    return sorted(items, key=lambda k: -len(k.text))
+
+
+WITHHELD = "[withheld]"
+
+
+def supervision_reverse(surrogates: SurrogateMap) -> dict[str, str]:
+    """How a supervision draft is re-identified: staff and practice by name, a case's name by
+    its reference, and everything else about a client (or found by the NER) withheld."""
+    reverse: dict[str, str] = {}
+    for ident, surrogate in surrogates.forward.items():
+        if ident.startswith("case") and ident.endswith(":client.name"):
+            reverse[surrogate] = case_reference(int(ident[4:ident.index(":")]))
+        elif ident.startswith(("staff", "practice.")):
+            reverse[surrogate] = surrogates.reverse.get(surrogate, WITHHELD)
+        else:
+            reverse.setdefault(surrogate, WITHHELD)
+    return reverse

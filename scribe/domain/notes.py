@@ -22,8 +22,14 @@ class EncounterStatus(StrEnum):
     IN_REVIEW = "in_review"
     SIGNED = "signed"
     PENDING_COSIGN = "pending_cosign"
+    RETURNED = "returned"  # the supervisor sent a supervisee's signed note back with comments
     FAILED = "failed"
     STOPPED = "stopped"  # consent lapsed or withdrawn
+
+
+class EncounterKind(StrEnum):
+    THERAPY = "therapy"  # a clinician with a client
+    SUPERVISION = "supervision"  # a supervisor with one supervisee (individual) or more (group)
 
 
 class JobKind(StrEnum):
@@ -79,11 +85,26 @@ class LicenceStatus(StrEnum):
 
 class VersionKind(StrEnum):
     ORIGINAL = "original"
-    ADDENDUM = "addendum"
-    AMENDMENT = "amendment"
+    REVISION = "revision"  # a supervisee's re-signed note after the supervisor returned it
+    ADDENDUM = "addendum"  # added text; the version it follows stands unchanged
+    AMENDMENT = "amendment"  # corrected text; the version it supersedes is shown marked "amended"
+
+
+class CosignOutcome(StrEnum):
+    COSIGNED = "cosigned"
+    RETURNED = "returned"
+
+
+class VersionState(StrEnum):
+    RECORD = "record"
+    PENDING_COSIGN = "pending_cosign"
+    RETURNED = "returned"
 
 
 SIGNATURE_MEANING = "Author: I reviewed and edited this AI-assisted draft; it reflects the session I provided."
+AMENDMENT_MEANING = "Author: I made this correction to my signed note; the earlier version is kept unchanged."
+ADDENDUM_MEANING = "Author: I added this to my signed note; the signed note is kept unchanged."
+COSIGN_MEANING = "Supervisor: I reviewed this note by my supervisee and co-sign it."
 
 
 def canonical_json(obj: Any) -> str:
@@ -93,6 +114,17 @@ def canonical_json(obj: Any) -> str:
 
 def content_sha256(obj: Any) -> str:
     return hashlib.sha256(canonical_json(obj).encode("utf-8")).hexdigest()
+
+
+def utc_text(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def cosignature_sha256(*, version_sha256: str, outcome: str, supervisor_id: int, at: datetime, meaning: str,
+                       comment: str) -> str:
+    """What a co-signature (or a return) covers: the exact signed version, and the decision."""
+    return content_sha256({"version_sha256": version_sha256, "outcome": outcome, "supervisor_id": supervisor_id,
+                           "at": utc_text(at), "meaning": meaning, "comment": comment})
 
 
 def _nfc(obj: Any) -> Any:
@@ -115,16 +147,21 @@ class SignedContent:
     signer_id: int
     signed_at: datetime
     meaning: str
+    kind: str = "original"
+    supersedes_sha256: str = ""  # for a revision, addendum or amendment: the version it follows
 
     def to_canonical(self) -> dict[str, Any]:
-        return {
+        content: dict[str, Any] = {
             "encounter_id": self.encounter_id,
             "note_type": self.note_type,
             "sections": [{"key": k, "title": t, "text": x} for k, t, x in self.sections],
             "signer_id": self.signer_id,
-            "signed_at": self.signed_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "signed_at": utc_text(self.signed_at),
             "meaning": self.meaning,
         }
+        if self.kind != "original":
+            content.update(kind=self.kind, supersedes_sha256=self.supersedes_sha256)
+        return content
 
     def sha256(self) -> str:
         return content_sha256(self.to_canonical())
@@ -158,7 +195,7 @@ def can_sign(
     if signer.licence_status == LicenceStatus.INACTIVE:
         return Decision.deny("licence is not active")
     if already_signed:
-        return Decision.deny("this note is already signed; add an addendum instead")
+        return Decision.deny("this note is already signed (or awaiting co-signature); add an addendum instead")
     if not draft_ready:
         return Decision.deny("the draft is not ready for review yet")
     if unreviewed_sections:
@@ -173,3 +210,55 @@ def status_after_signing(licence_status: LicenceStatus) -> EncounterStatus:
     if licence_status == LicenceStatus.PRE_LICENSURE:
         return EncounterStatus.PENDING_COSIGN
     return EncounterStatus.SIGNED
+
+
+def version_state(requires_cosign: bool, outcome: str | None) -> VersionState:
+    """A version signed by a licensed clinician is a record at once; a supervisee's only once
+    co-signed. Returned versions stay in the history, never as a record."""
+    if outcome == CosignOutcome.RETURNED:
+        return VersionState.RETURNED
+    if requires_cosign and outcome != CosignOutcome.COSIGNED:
+        return VersionState.PENDING_COSIGN
+    return VersionState.RECORD
+
+
+def status_from_versions(states: list[tuple[str, VersionState]]) -> EncounterStatus:
+    """The session's status follows from its versions, oldest first: anything pending is
+    pending; else a record is signed; else a returned original goes back to its author."""
+    if any(st == VersionState.PENDING_COSIGN for _, st in states):
+        return EncounterStatus.PENDING_COSIGN
+    if any(st == VersionState.RECORD for _, st in states):
+        return EncounterStatus.SIGNED
+    if states:
+        return EncounterStatus.RETURNED
+    return EncounterStatus.IN_REVIEW
+
+
+def can_cosign(*, supervisor: SignerFacts, author_supervisor_id: int | None, state: VersionState,
+               is_latest: bool) -> Decision:
+    if not supervisor.active:
+        return Decision.deny("account is disabled")
+    if supervisor.role != Role.SUPERVISOR or supervisor.licence_status != LicenceStatus.LICENSED:
+        return Decision.deny("only a licensed supervisor co-signs")
+    if author_supervisor_id != supervisor.user_id:
+        return Decision.deny("only the author's own supervisor co-signs")
+    if state != VersionState.PENDING_COSIGN:
+        return Decision.deny(f"this version is not awaiting co-signature (it is {state.value.replace('_', ' ')})")
+    if not is_latest:
+        return Decision.deny("a newer version of this note was signed since; review that one")
+    return Decision.allow("supervisor of the author, version awaiting co-signature")
+
+
+def can_correct(*, signer: SignerFacts, author_id: int, has_record: bool, pending: bool) -> Decision:
+    """Addenda and amendments: by the note's author, to a record, one at a time."""
+    if not signer.active:
+        return Decision.deny("account is disabled")
+    if signer.user_id != author_id:
+        return Decision.deny("only the note's author adds an addendum or amendment")
+    if signer.licence_status == LicenceStatus.INACTIVE:
+        return Decision.deny("licence is not active")
+    if not has_record:
+        return Decision.deny("the note is not a record yet; it can be corrected once signed (and co-signed)")
+    if pending:
+        return Decision.deny("an earlier correction is still awaiting co-signature")
+    return Decision.allow("author correcting a signed record")

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ValidationError
 from scribe.domain.errors import PolicyError
 from scribe.policies.schema import (
     ConsentPolicy,
+    LicenceType,
+    LicensurePolicy,
     NoteTemplate,
     PipelinePolicy,
     RolesPolicy,
@@ -29,6 +31,15 @@ class Policies:
     signing: SigningPolicy
     roles: RolesPolicy
     templates: dict[str, NoteTemplate]
+    licensure: LicensurePolicy
+
+    def licence_type(self, name: str) -> tuple[str, LicenceType]:
+        key = name if name in self.licensure.types else self.licensure.default_type
+        return key, self.licensure.types[key]
+
+    @property
+    def supervision_note_type(self) -> str:
+        return next(k for k, t in self.templates.items() if t.kind == "supervision")
 
     def template(self, key: str) -> NoteTemplate:
         try:
@@ -79,6 +90,12 @@ def load_policies(directory: Path) -> Policies:
         unknown = [f for f in needed if f not in consent.functions]
         if unknown:
             raise PolicyError(f"{directory / 'consent.yaml'}: field 'steps.{step}': undefined function(s) {unknown}")
+    if not any(t.kind == "supervision" for t in templates.values()):
+        raise PolicyError(f"{tdir}: no template of kind 'supervision'")
+    licensure = _load(directory / "licensure.yaml", LicensurePolicy)
+    if licensure.default_type not in licensure.types:
+        raise PolicyError(f"{directory / 'licensure.yaml'}: field 'default_type': '{licensure.default_type}' is not "
+                          "one of the types")
     return Policies(
         directory=directory,
         pipeline=_load(directory / "pipeline.yaml", PipelinePolicy),
@@ -86,4 +103,5 @@ def load_policies(directory: Path) -> Policies:
         signing=_load(directory / "signing.yaml", SigningPolicy),
         roles=_load(directory / "roles.yaml", RolesPolicy),
         templates=templates,
+        licensure=licensure,
     )

@@ -16,6 +16,8 @@ class TemplateSection(Strict):
     title: str = Field(description="Heading shown to the clinician and in the signed note")
     instruction: str = Field(description="What the model is asked to write in this section")
     max_sentences: int = Field(default=4, ge=1, le=12)
+    source: Literal["model", "system"] = Field(
+        default="model", description="model: drafted by the language model; system: filled in by scribe (e.g. duration)")
 
 
 class NoteTemplate(Strict):
@@ -67,3 +69,20 @@ class RolePermissions(Strict):
 class RolesPolicy(Strict):
     version: Literal[1]
     roles: dict[Literal["clinician", "supervisor", "admin"], RolePermissions]
+
+
+class HoursTargets(Strict):
+    direct_contact: float = Field(ge=0)
+    individual_supervision: float = Field(ge=0)
+    group_supervision: float = Field(ge=0)
+
+
+class LicenceType(Strict):
+    description: str
+    targets: HoursTargets
+
+
+class LicensurePolicy(Strict):
+    version: Literal[1]
+    default_type: str = Field(description="Licence type used when a supervisee's account names none")
+    types: dict[str, LicenceType] = Field(min_length=1)

@@ -6,7 +6,8 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from scribe.db.tables import Consent
+from scribe.db.tables import Consent, Encounter, EncounterParticipant
+from scribe.domain.notes import EncounterKind
 from scribe.domain.decision import Decision
 from scribe.domain.errors import ConsentMissing
 from scribe.policies import Policies
@@ -33,3 +34,16 @@ def require_step(session: Session, policies: Policies, *, client_id: int, step: 
     if not decision:
         raise ConsentMissing(f"step '{step}' stopped: {decision.reason}")
     return decision
+
+
+def require_step_for(session: Session, policies: Policies, encounter: Encounter, *, step: str,
+                     now: datetime) -> Decision:
+    """A therapy session needs its client's consents for the step; a supervision meeting has
+    no client, and needs each participant's agreement to recording, taken at upload."""
+    if encounter.kind == EncounterKind.SUPERVISION:
+        agreed = session.exec(select(EncounterParticipant).where(
+            EncounterParticipant.encounter_id == encounter.id)).all()
+        if not agreed:
+            raise ConsentMissing(f"step '{step}' stopped: no participant's agreement to recording is on file")
+        return Decision.allow(f"{len(agreed)} participant(s) agreed to recording")
+    return require_step(session, policies, client_id=encounter.client_id or 0, step=step, now=now)

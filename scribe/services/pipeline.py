@@ -26,6 +26,7 @@ from scribe.db.tables import (
     DraftSection,
     DraftSentence,
     Encounter,
+    EncounterParticipant,
     Job,
     Pseudonymization,
     Recording,
@@ -33,16 +34,16 @@ from scribe.db.tables import (
     TranscriptSegment,
     User,
 )
-from scribe.domain.chart import ChartFacts, Contact, known_identifiers
+from scribe.domain.chart import ChartFacts, Contact, known_identifiers, supervision_identifiers, supervision_reverse
 from scribe.domain.errors import ConsentMissing, EngineError
 from scribe.domain.evidence import check_draft, split_sentences
-from scribe.domain.notes import EncounterStatus, JobKind, JobStatus, next_stage
+from scribe.domain.notes import EncounterKind, EncounterStatus, JobKind, JobStatus, next_stage
 from scribe.domain.redaction import SurrogateMap, reidentify
 from scribe.domain.transcript import Segment, Speaker, Word
 from scribe.engines.protocols import Engines, PseudonymizedTranscript, SectionRequest
 from scribe.policies import Policies
 from scribe.services import audit
-from scribe.services.consent import require_step
+from scribe.services.consent import require_step_for
 
 log = logging.getLogger("scribe.pipeline")
 
@@ -81,13 +82,13 @@ def run_job(ctx: PipelineContext, job: Job, *, crash_at: str | None = None) -> N
     try:
         with session_scope(ctx.engine) as s:
             encounter = _encounter(s, job)
-            require_step(s, ctx.policies, client_id=encounter.client_id, step=kind.value, now=ctx.clock())
+            require_step_for(s, ctx.policies, encounter, step=kind.value, now=ctx.clock())
         _fault(crash_at, f"start:{kind.value}")
         writer = STAGES[kind](ctx, job)
         _fault(crash_at, f"before-commit:{kind.value}")
         with session_scope(ctx.engine) as s:
             encounter = _encounter(s, job)
-            decision = require_step(s, ctx.policies, client_id=encounter.client_id, step=kind.value, now=ctx.clock())
+            decision = require_step_for(s, ctx.policies, encounter, step=kind.value, now=ctx.clock())
             writer(s, encounter)
             _complete(s, ctx, job, encounter, seconds=time.perf_counter() - started, reason=decision.reason)
         _fault(crash_at, f"after-commit:{kind.value}")
@@ -206,24 +207,47 @@ def _transcribe(ctx: PipelineContext, job: Job) -> Writer:
     return write
 
 
-def chart_for(s: Session, encounter: Encounter) -> ChartFacts:
-    client = s.get(Client, encounter.client_id)
-    clinician = s.get(User, encounter.clinician_id)
-    clinic = s.get(Clinic, encounter.clinic_id)
-    assert client is not None
+def _facts(client: Client, clinician_name: str = "", practice_name: str = "") -> ChartFacts:
     return ChartFacts(
         given_name=client.given_name, family_name=client.family_name, preferred_name=client.preferred_name,
         date_of_birth=client.date_of_birth, mrn=client.mrn, address=client.address, city=client.city,
         phone=client.phone, email=client.email, employer=client.employer, school=client.school,
         contacts=tuple(Contact(c.get("name", ""), c.get("relation", ""), c.get("phone", "")) for c in client.contacts),
-        clinician_name=clinician.full_name if clinician else "", practice_name=clinic.name if clinic else "")
+        clinician_name=clinician_name, practice_name=practice_name)
+
+
+def chart_for(s: Session, encounter: Encounter) -> ChartFacts:
+    client = s.get(Client, encounter.client_id)
+    clinician = s.get(User, encounter.clinician_id)
+    clinic = s.get(Clinic, encounter.clinic_id)
+    assert client is not None
+    return _facts(client, clinician.full_name if clinician else "", clinic.name if clinic else "")
+
+
+def participants(s: Session, encounter: Encounter) -> list[User]:
+    rows = s.exec(select(EncounterParticipant).where(EncounterParticipant.encounter_id == encounter.id)
+                  .order_by(col(EncounterParticipant.id))).all()
+    return [u for u in (s.get(User, r.user_id) for r in rows) if u is not None]
+
+
+def _known_for(s: Session, encounter: Encounter):  # noqa: ANN202 - list[KnownIdentifier]
+    if encounter.kind != EncounterKind.SUPERVISION:
+        return known_identifiers(chart_for(s, encounter))
+    # Supervision: cases are discussed by reference. Every identifier of every client of the
+    # supervisor and the participants is known and never restored; staff names are.
+    people = [encounter.clinician_id, *(u.id or 0 for u in participants(s, encounter))]
+    clients = s.exec(select(Client).where(Client.clinic_id == encounter.clinic_id)
+                     .where(col(Client.clinician_id).in_(people))).all()
+    staff = [u.full_name for u in (s.get(User, i) for i in people) if u is not None]
+    clinic = s.get(Clinic, encounter.clinic_id)
+    return supervision_identifiers([(c.id or 0, _facts(c)) for c in clients], staff, clinic.name if clinic else "")
 
 
 def _pseudonymize(ctx: PipelineContext, job: Job) -> Writer:
     with session_scope(ctx.engine) as s:
         encounter = _encounter(s, job)
         segments = load_segments(s, encounter.id or 0)
-        known = known_identifiers(chart_for(s, encounter))
+        known = _known_for(s, encounter)
     result = ctx.engines.redactor.pseudonymize(segments, known)
 
     def write(s: Session, encounter: Encounter) -> None:
@@ -249,7 +273,8 @@ def _draft(ctx: PipelineContext, job: Job) -> Writer:
         encounter = _encounter(s, job)
         transcript = load_pseudonymized(s, encounter.id or 0)
         template = ctx.policies.template(encounter.note_type)
-    sections = [SectionRequest(x.key, x.title, x.instruction, x.max_sentences) for x in template.sections]
+    sections = [SectionRequest(x.key, x.title, x.instruction, x.max_sentences) for x in template.sections
+                if x.source == "model"]
     result = ctx.engines.drafter.draft(transcript, template.name, sections)
 
     def write(s: Session, encounter: Encounter) -> None:
@@ -275,9 +300,12 @@ def _evidence(ctx: PipelineContext, job: Job) -> Writer:
         draft = s.exec(select(Draft).where(Draft.encounter_id == encounter.id)).one()
         template = ctx.policies.template(encounter.note_type)
         ai_sections = dict(draft.ai_sections)
-    pairs = [(sec.key, sentence) for sec in template.sections for sentence in split_sentences(ai_sections.get(sec.key, ""))]
+        system_text = _system_sections(s, encounter)
+        supervision = encounter.kind == EncounterKind.SUPERVISION
+    pairs = [(sec.key, sentence) for sec in template.sections if sec.source == "model"
+             for sentence in split_sentences(ai_sections.get(sec.key, ""))]
     checked = check_draft(pairs, transcript.segments)
-    reverse = transcript.surrogates.reverse
+    reverse = supervision_reverse(transcript.surrogates) if supervision else transcript.surrogates.reverse
 
     def write(s: Session, encounter: Encounter) -> None:
         draft = s.exec(select(Draft).where(Draft.encounter_id == encounter.id)).one()
@@ -285,7 +313,7 @@ def _evidence(ctx: PipelineContext, job: Job) -> Writer:
         s.execute(delete(DraftSection).where(col(DraftSection.draft_id) == draft.id))
         for pos, sec in enumerate(template.sections):
             kept = [reidentify(c.text, reverse) for c in checked.sentences if c.section == sec.key]
-            text = " ".join(kept)
+            text = system_text.get(sec.key, "") if sec.source == "system" else " ".join(kept)
             s.add(DraftSection(draft_id=draft.id or 0, key=sec.key, title=sec.title, position=pos, ai_text=text, text=text))
         for c in checked.sentences:
             s.add(DraftSentence(draft_id=draft.id or 0, section_key=c.section, idx=c.index,
@@ -299,6 +327,18 @@ def _evidence(ctx: PipelineContext, job: Job) -> Writer:
         s.add(draft)
 
     return write
+
+
+def _system_sections(s: Session, encounter: Encounter) -> dict[str, str]:
+    """Sections scribe fills in itself: a supervision meeting's format and duration."""
+    if encounter.kind != EncounterKind.SUPERVISION:
+        return {}
+    people = participants(s, encounter)
+    recording = s.exec(select(Recording).where(Recording.encounter_id == encounter.id)).first()
+    minutes = round((recording.duration_seconds if recording else 0.0) / 60)
+    form = "Individual" if len(people) == 1 else "Group"
+    names = ", ".join(u.full_name for u in people)
+    return {"duration": f"{form} supervision, {minutes} minute(s), with {names}."}
 
 
 STAGES: dict[JobKind, Callable[[PipelineContext, Job], Writer]] = {

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from difflib import SequenceMatcher
 
 from sqlmodel import Session, col, select
 
-from scribe.db.queries import get_encounter_for_actor
+from scribe.db.queries import PARTICIPANT_REASON, get_encounter_for_actor
 from scribe.db.tables import (
     Client,
     Draft,
+    DraftChange,
     DraftSection,
     DraftSentence,
     Encounter,
@@ -25,18 +25,17 @@ from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDen
 from scribe.domain.evidence import risk_in_sentence
 from scribe.domain.notes import (
     SIGNATURE_MEANING,
-    LicenceStatus,
-    Role,
-    SignedContent,
-    SignerFacts,
     VersionKind,
+    VersionState,
     can_sign,
-    status_after_signing,
 )
+from scribe.domain.supervision import edit_distance, share_kept
 from scribe.domain.transcript import Segment
 from scribe.policies import Policies
-from scribe.services import accounts, audit
-from scribe.services.pipeline import load_segments
+from scribe.services import accounts, audit, records
+from scribe.services.pipeline import load_segments, participants
+from scribe.services.records import VersionView, signer_facts
+from scribe.services.supervision import PendingNote, confirmed_flags, diffs_for
 
 MAX_SECTION_CHARS = 20_000
 
@@ -52,16 +51,46 @@ class OpenFlag:
 @dataclass
 class ReviewView:
     encounter: Encounter
-    client: Client
+    client: Client | None  # None for a supervision meeting
     draft: Draft | None
     sections: list[DraftSection]
     sentences: list[DraftSentence]
     segments: tuple[Segment, ...]
     open_flags: list[OpenFlag]
-    versions: list[NoteVersion]
+    versions: list[VersionView]
     access: Decision
     can_sign: Decision
     cited_by: dict[int, list[int]] = field(default_factory=dict)
+    participants: list[User] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        if self.client is not None:
+            return self.client.display_name
+        return "Supervision with " + ", ".join(u.full_name for u in self.participants)
+
+    @property
+    def show_source(self) -> bool:
+        return may_see_source(self.access)
+
+    @property
+    def has_record(self) -> bool:
+        return any(v.is_record for v in self.versions)
+
+    @property
+    def editing(self) -> bool:
+        """The draft is open for the author: never signed, or returned by the supervisor."""
+        return bool(self.draft and self.draft.status == "ready")
+
+    @property
+    def amendable(self) -> NoteVersion | None:
+        """The newest record carrying the whole note (what an amendment corrects)."""
+        full = [v.version for v in self.versions if v.is_record and v.version.kind != VersionKind.ADDENDUM]
+        return full[-1] if full else None
+
+    @property
+    def returned(self) -> list[VersionView]:
+        return [v for v in self.versions if v.state == VersionState.RETURNED]
 
 
 def _draft_for(s: Session, encounter: Encounter) -> Draft | None:
@@ -99,32 +128,53 @@ def open_flags(draft: Draft, sections: list[DraftSection], sentences: list[Draft
     return flags
 
 
-def signer_facts(user: User) -> SignerFacts:
-    return SignerFacts(user.id or 0, Role(user.role), LicenceStatus(user.licence_status), user.active)
+def may_see_source(access: Decision) -> bool:
+    """A supervisee in a supervision meeting sees the signed supervision note, not the
+    recording, transcript or draft (a group meeting discusses others' cases)."""
+    return access.reason != PARTICIPANT_REASON
+
+
+def pending_here(s: Session, actor: User, view: ReviewView) -> PendingNote | None:
+    """The version on this page waiting for this supervisor's decision, with its diff."""
+    latest = view.versions[-1] if view.versions else None
+    if latest is None or latest.state != VersionState.PENDING_COSIGN:
+        return None
+    author = s.get(User, latest.version.signer_id)
+    if author is None or author.supervisor_id != actor.id:
+        return None
+    return PendingNote(latest.version, view.encounter, author, view.client, diffs_for(s, latest.version, view.encounter),
+                       confirmed_flags(s, view.encounter))
+
+
+def _signed_or_pending(views: list[VersionView]) -> bool:
+    """Is there a signed original or revision that has not been returned?"""
+    return any(v.state != VersionState.RETURNED for v in views
+               if v.version.kind in (VersionKind.ORIGINAL, VersionKind.REVISION))
 
 
 def review_view(s: Session, key: bytes, *, actor: User, encounter_id: int, now: datetime) -> ReviewView:
     encounter, access = get_encounter_for_actor(s, actor, encounter_id)
-    client = s.get(Client, encounter.client_id)
-    assert client is not None
+    client = s.get(Client, encounter.client_id) if encounter.client_id else None
     draft = _draft_for(s, encounter)
     sections = _sections(s, draft) if draft else []
     sentences = _sentences(s, draft) if draft else []
     flags = open_flags(draft, sections, sentences) if draft else []
-    note = s.exec(select(Note).where(Note.encounter_id == encounter.id)).first()
-    versions = list(s.exec(select(NoteVersion).where(NoteVersion.note_id == note.id)
-                           .order_by(col(NoteVersion.version))).all()) if note else []
+    versions = records.history(s, records.note_for(s, encounter))
     decision = can_sign(signer=signer_facts(actor), encounter_clinician_id=encounter.clinician_id,
-                        draft_ready=bool(draft and draft.status == "ready"), already_signed=bool(versions),
+                        draft_ready=bool(draft and draft.status == "ready"),
+                        already_signed=_signed_or_pending(versions),
                         unresolved_flags=len(flags), unreviewed_sections=sum(1 for x in sections if not x.reviewed))
+    if not may_see_source(access):
+        draft, sections, sentences, flags = None, [], [], []
     cited: dict[int, list[int]] = {}
     for sent in sentences:
         for idx in sent.evidence:
             cited.setdefault(idx, []).append(sent.id or 0)
     audit.record(s, key, now=now, actor_id=actor.id, action="encounter.read", object_type="encounter",
                  object_id=encounter.id, reason=access.reason)
-    return ReviewView(encounter, client, draft, sections, sentences, load_segments(s, encounter.id or 0), flags,
-                      versions, access, decision, cited)
+    segments = load_segments(s, encounter.id or 0) if may_see_source(access) else ()
+    return ReviewView(encounter, client, draft, sections, sentences, segments, flags,
+                      versions, access, decision, cited, participants(s, encounter))
 
 
 def _editable(s: Session, actor: User, encounter_id: int) -> tuple[Encounter, Draft]:
@@ -137,23 +187,38 @@ def _editable(s: Session, actor: User, encounter_id: int) -> tuple[Encounter, Dr
     return encounter, draft
 
 
-def _check_version(draft: Draft, lock_version: int) -> None:
-    if draft.lock_version != lock_version:
-        raise Conflict(f"the draft changed since you opened it (your version {lock_version}, now "
-                       f"{draft.lock_version}); reload to see the changes")
+def _check_version(s: Session, draft: Draft, lock_version: int) -> None:
+    """Optimistic versioning: a save or sign from a stale page is refused with what changed
+    meanwhile (who, what, when), never applied over the newer text."""
+    if draft.lock_version == lock_version:
+        return
+    changes = s.exec(select(DraftChange).where(DraftChange.draft_id == draft.id, DraftChange.version > lock_version)
+                     .order_by(col(DraftChange.version))).all()
+    names = {u.id: u.full_name for u in s.exec(select(User).where(col(User.id).in_({c.actor_id for c in changes})))}
+    what = "; ".join(f"{names.get(c.actor_id, 'someone')} {c.summary} at {c.at:%H:%M:%S} UTC" for c in changes)
+    raise Conflict(f"the draft changed since you opened it (your version {lock_version}, now {draft.lock_version}): "
+                   f"{what or 'changed'}. Nothing you sent was saved; reload to see the changes")
+
+
+def _bump(s: Session, draft: Draft, actor: User, summary: str, now: datetime) -> None:
+    draft.lock_version += 1
+    draft.updated_at = now
+    s.add(draft)
+    s.add(DraftChange(draft_id=draft.id or 0, version=draft.lock_version, actor_id=actor.id or 0, summary=summary, at=now))
 
 
 def save_section(s: Session, key: bytes, *, actor: User, encounter_id: int, section_key: str, text: str,
                  lock_version: int, now: datetime) -> Draft:
     encounter, draft = _editable(s, actor, encounter_id)
-    _check_version(draft, lock_version)
+    _check_version(s, draft, lock_version)
     if len(text) > MAX_SECTION_CHARS:
         raise InvalidInput(f"a section may hold at most {MAX_SECTION_CHARS} characters")
     section = s.exec(select(DraftSection).where(DraftSection.draft_id == draft.id, DraftSection.key == section_key)).first()
     if section is None:
         raise NotFound("no such section")
     text = text.replace("\r\n", "\n").strip()
-    section.edited = section.edited or text != section.text
+    changed = text != section.text
+    section.edited = section.edited or changed
     section.text = text
     section.reviewed = True
     for sent in s.exec(select(DraftSentence).where(DraftSentence.draft_id == draft.id,
@@ -161,10 +226,8 @@ def save_section(s: Session, key: bytes, *, actor: User, encounter_id: int, sect
         if sent.flags and not sent.resolution and sent.text not in text:
             sent.resolution, sent.resolved_by, sent.resolved_at = "edited", actor.id, now
             s.add(sent)
-    draft.lock_version += 1
-    draft.updated_at = now
+    _bump(s, draft, actor, f"{'edited' if changed else 'marked reviewed'} section '{section.title}'", now)
     s.add(section)
-    s.add(draft)
     audit.record(s, key, now=now, actor_id=actor.id, action="draft.edit", object_type="draft", object_id=draft.id,
                  reason=f"section {section_key}")
     return draft
@@ -174,7 +237,7 @@ def resolve_flag(s: Session, key: bytes, *, actor: User, encounter_id: int, targ
                  lock_version: int, now: datetime) -> Draft:
     """Confirm a flagged sentence (or an unaddressed risk) with a short reason; kept for review."""
     encounter, draft = _editable(s, actor, encounter_id)
-    _check_version(draft, lock_version)
+    _check_version(s, draft, lock_version)
     reason = reason.strip()
     if not 3 <= len(reason) <= 500:
         raise InvalidInput("give a short reason (3 to 500 characters) for confirming")
@@ -191,35 +254,32 @@ def resolve_flag(s: Session, key: bytes, *, actor: User, encounter_id: int, targ
         draft.draft_flags = flags
     else:
         raise NotFound("no such flag")
-    draft.lock_version += 1
-    draft.updated_at = now
-    s.add(draft)
+    _bump(s, draft, actor, "confirmed a flag", now)
     audit.record(s, key, now=now, actor_id=actor.id, action="draft.flag.confirm", object_type="draft",
                  object_id=draft.id, reason=target)
     return draft
 
 
 def ai_share_kept(sections: list[DraftSection]) -> float:
-    ai = " ".join(x.ai_text for x in sections)
-    final = " ".join(x.text for x in sections)
-    if not ai:
-        return 0.0
-    matcher = SequenceMatcher(None, ai, final, autojunk=False)
-    return round(sum(b.size for b in matcher.get_matching_blocks()) / len(ai), 3)
+    return share_kept(" ".join(x.ai_text for x in sections), " ".join(x.text for x in sections))
 
 
 def sign(s: Session, key: bytes, policies: Policies, *, actor: User, encounter_id: int, password: str,
          attested: bool, lock_version: int, now: datetime) -> NoteVersion:
+    """Sign the reviewed draft. A licensed clinician's signature makes it a record; a
+    supervisee's waits for the supervisor. After a return, signing again adds a revision."""
     encounter, draft = _editable(s, actor, encounter_id)
-    _check_version(draft, lock_version)
+    _check_version(s, draft, lock_version)
     accounts.reauthenticate(actor, password)
     if not attested:
         raise InvalidInput("tick the attestation to sign")
     sections = _sections(s, draft)
-    note = s.exec(select(Note).where(Note.encounter_id == encounter.id)).first()
+    sentences = _sentences(s, draft)
+    note = records.note_for(s, encounter)
+    views = records.history(s, note)
     decision = can_sign(signer=signer_facts(actor), encounter_clinician_id=encounter.clinician_id,
-                        draft_ready=True, already_signed=note is not None,
-                        unresolved_flags=len(open_flags(draft, sections, _sentences(s, draft))),
+                        draft_ready=True, already_signed=_signed_or_pending(views),
+                        unresolved_flags=len(open_flags(draft, sections, sentences)),
                         unreviewed_sections=sum(1 for x in sections if not x.reviewed))
     if not decision:
         audit.record_refusal(s, key, now=now, actor_id=actor.id, action="note.sign.refused", object_type="encounter",
@@ -228,26 +288,23 @@ def sign(s: Session, key: bytes, policies: Policies, *, actor: User, encounter_i
     zero_edit = not any(x.edited for x in sections)
     if zero_edit and not policies.signing.allow_zero_edit_signing:
         raise PermissionDenied("practice policy requires you to edit the draft before signing")
-    content = SignedContent(encounter_id=encounter.id or 0, note_type=encounter.note_type,
-                            sections=tuple((x.key, x.title, x.text) for x in sections), signer_id=actor.id or 0,
-                            signed_at=now, meaning=SIGNATURE_MEANING)
     if note is None:
         note = Note(encounter_id=encounter.id or 0, clinician_id=actor.id or 0, created_at=now)
         s.add(note)
         s.flush()
-    version = NoteVersion(note_id=note.id or 0, version=1, kind=VersionKind.ORIGINAL, note_type=encounter.note_type,
-                          content=content.to_canonical(), content_sha256=content.sha256(), signer_id=actor.id or 0,
-                          signer_name=actor.full_name, signer_credential=actor.credential,
-                          signer_licence_number=actor.licence_number, signed_at=now, meaning=SIGNATURE_MEANING,
-                          zero_edit=zero_edit, ai_chars_kept=ai_share_kept(sections))
-    s.add(version)
+    returned = [v.version for v in views if v.state == VersionState.RETURNED]
+    confirmed = sum(1 for x in sentences if x.resolution == "confirmed") + sum(
+        1 for f in draft.draft_flags if f.get("resolution") == "confirmed")
+    ai_text, final = " ".join(x.ai_text for x in sections), " ".join(x.text for x in sections)
+    version = records.add_version(
+        s, note=note, encounter=encounter, actor=actor,
+        kind=VersionKind.REVISION if returned else VersionKind.ORIGINAL,
+        sections=tuple((x.key, x.title, x.text) for x in sections), meaning=SIGNATURE_MEANING, now=now,
+        supersedes=returned[-1] if returned else None, zero_edit=zero_edit, ai_chars_kept=share_kept(ai_text, final),
+        edit_distance=edit_distance(ai_text, final), flags_confirmed=confirmed)
     draft.status = "signed"
-    draft.lock_version += 1
-    encounter.status = status_after_signing(LicenceStatus(actor.licence_status))
-    encounter.updated_at = now
-    s.add(draft)
-    s.add(encounter)
-    s.flush()
+    _bump(s, draft, actor, "signed the note", now)
+    records.after_new_version(s, encounter, note, version, now)
     audit.record(s, key, now=now, actor_id=actor.id, action="note.sign", object_type="note_version",
                  object_id=version.id, reason=decision.reason, content_sha256=version.content_sha256)
     return version

@@ -13,10 +13,10 @@ from typing import BinaryIO
 
 from sqlmodel import Session
 
-from scribe.db.queries import get_client_for_actor
-from scribe.db.tables import Encounter, Job, Recording, User
-from scribe.domain.errors import InvalidInput, PermissionDenied
-from scribe.domain.notes import EncounterStatus, JobKind, JobStatus, Role
+from scribe.db.queries import get_client_for_actor, supervisee_ids
+from scribe.db.tables import Encounter, EncounterParticipant, Job, Recording, User
+from scribe.domain.errors import ConsentMissing, InvalidInput, NotFound, PermissionDenied
+from scribe.domain.notes import EncounterKind, EncounterStatus, JobKind, JobStatus, Role
 from scribe.policies import Policies
 from scribe.services import audit
 from scribe.services.consent import require_step
@@ -68,26 +68,19 @@ def probe_audio(path: Path, *, max_seconds: float) -> float:
         raise InvalidInput(f"the file could not be read as audio ({exc.__class__.__name__})") from None
 
 
-def accept_upload(
-    session: Session,
-    key: bytes,
-    policies: Policies,
-    *,
-    recordings_dir: Path,
-    actor: User,
-    client_id: int,
-    note_type: str,
-    filename: str,
-    stream: BinaryIO,
-    now: datetime,
-) -> Encounter:
-    if actor.role == Role.ADMIN:
-        raise PermissionDenied("admins do not upload sessions")
-    client = get_client_for_actor(session, actor, client_id)
-    template = policies.template(note_type)
-    if template.kind != "progress":
-        raise InvalidInput(f"'{note_type}' is not a progress-note type")
-    decision = require_step(session, policies, client_id=client.id or 0, step="upload", now=now)
+@dataclass(frozen=True)
+class StoredAudio:
+    path: Path
+    fmt: str
+    sha256: str
+    size: int
+    duration: float
+
+
+def store_audio(policies: Policies, recordings_dir: Path, stream: BinaryIO) -> StoredAudio:
+    """Stream to a temporary file, check size, type and decodability, fsync, rename into
+    place and fsync the directory. Anything wrong: the partial file is removed, nothing else
+    was written."""
     limits = policies.pipeline.upload
     recordings_dir.mkdir(parents=True, exist_ok=True)
     name = uuid.uuid4().hex
@@ -121,17 +114,83 @@ def accept_upload(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    return StoredAudio(final, fmt, digest.hexdigest(), size, duration)
+
+
+def _queue(session: Session, policies: Policies, encounter: Encounter, audio: StoredAudio, now: datetime) -> None:
+    session.add(encounter)
+    session.flush()
+    session.add(Recording(encounter_id=encounter.id or 0, path=audio.path.name, sha256=audio.sha256, format=audio.fmt,
+                          bytes=audio.size, duration_seconds=round(audio.duration, 2), created_at=now))
+    session.add(Job(encounter_id=encounter.id or 0, kind=JobKind.TRANSCRIBE, status=JobStatus.QUEUED,
+                    max_attempts=policies.pipeline.max_attempts, run_after=now, created_at=now, updated_at=now))
+
+
+def accept_upload(
+    session: Session,
+    key: bytes,
+    policies: Policies,
+    *,
+    recordings_dir: Path,
+    actor: User,
+    client_id: int,
+    note_type: str,
+    filename: str,
+    stream: BinaryIO,
+    now: datetime,
+) -> Encounter:
+    if actor.role == Role.ADMIN:
+        raise PermissionDenied("admins do not upload sessions")
+    client = get_client_for_actor(session, actor, client_id)
+    template = policies.template(note_type)
+    if template.kind != "progress":
+        raise InvalidInput(f"'{note_type}' is not a progress-note type")
+    decision = require_step(session, policies, client_id=client.id or 0, step="upload", now=now)
+    audio = store_audio(policies, recordings_dir, stream)
     encounter = Encounter(clinic_id=actor.clinic_id, client_id=client.id or 0, clinician_id=actor.id or 0,
                           note_type=note_type, occurred_at=now, status=EncounterStatus.UPLOADED,
                           created_at=now, updated_at=now)
-    session.add(encounter)
-    session.flush()
-    session.add(Recording(encounter_id=encounter.id or 0, path=final.name, sha256=digest.hexdigest(), format=fmt,
-                          bytes=size, duration_seconds=round(duration, 2), created_at=now))
-    session.add(Job(encounter_id=encounter.id or 0, kind=JobKind.TRANSCRIBE, status=JobStatus.QUEUED,
-                    max_attempts=policies.pipeline.max_attempts, run_after=now, created_at=now, updated_at=now))
+    _queue(session, policies, encounter, audio, now)
     audit.record(session, key, now=now, actor_id=actor.id, action="recording.upload", object_type="encounter",
-                 object_id=encounter.id, reason=decision.reason, content_sha256=digest.hexdigest())
+                 object_id=encounter.id, reason=decision.reason, content_sha256=audio.sha256)
+    return encounter
+
+
+def accept_supervision_upload(
+    session: Session,
+    key: bytes,
+    policies: Policies,
+    *,
+    recordings_dir: Path,
+    actor: User,
+    participant_ids: list[int],
+    participants_agreed: bool,
+    stream: BinaryIO,
+    now: datetime,
+) -> Encounter:
+    """A supervisor's meeting with one supervisee (individual) or several (group). Every
+    participant must be the supervisor's own supervisee and have agreed to the recording."""
+    if actor.role != Role.SUPERVISOR:
+        raise PermissionDenied("only supervisors record supervision meetings")
+    mine = set(supervisee_ids(session, actor))
+    chosen = sorted(set(participant_ids))
+    if not chosen:
+        raise InvalidInput("choose the supervisee(s) in this meeting")
+    if any(i not in mine for i in chosen):
+        raise NotFound("no such supervisee")
+    if not participants_agreed:
+        raise ConsentMissing("confirm that every participant agreed to this meeting being recorded")
+    audio = store_audio(policies, recordings_dir, stream)
+    encounter = Encounter(clinic_id=actor.clinic_id, kind=EncounterKind.SUPERVISION, client_id=None,
+                          clinician_id=actor.id or 0, note_type=policies.supervision_note_type, occurred_at=now,
+                          status=EncounterStatus.UPLOADED, created_at=now, updated_at=now)
+    _queue(session, policies, encounter, audio, now)
+    for user_id in chosen:
+        session.add(EncounterParticipant(encounter_id=encounter.id or 0, user_id=user_id,
+                                         consent_recorded_by=actor.id or 0, consent_recorded_at=now))
+    audit.record(session, key, now=now, actor_id=actor.id, action="recording.upload", object_type="encounter",
+                 object_id=encounter.id, reason=f"supervision meeting, {len(chosen)} participant(s) agreed",
+                 content_sha256=audio.sha256)
     return encounter
 
 

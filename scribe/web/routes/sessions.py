@@ -6,19 +6,24 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from sqlmodel import select
+from sqlmodel import col, select
 
-from scribe.db.queries import clients_for_actor, encounters_for_actor, get_encounter_for_actor
-from scribe.db.tables import Client, Recording
+from scribe.db.queries import (
+    clients_for_actor,
+    encounters_for_actor,
+    get_encounter_for_actor,
+    supervisees_for_actor,
+)
+from scribe.db.tables import Client, EncounterParticipant, Recording, User
 from scribe.domain.errors import NotFound
-from scribe.domain.notes import PROCESSING, Role
-from scribe.services import audit, review, uploads
+from scribe.domain.notes import PROCESSING, Role, VersionKind
+from scribe.services import audit, records, review, uploads
 from scribe.web.deps import ActorDep, CsrfDep, LoginDep, RuntimeDep, SessionDep
 
 router = APIRouter()
 
 
-def _render(request: Request, name: str, context: dict[str, object], status_code: int = 200) -> Response:
+def render(request: Request, name: str, context: dict[str, object], status_code: int = 200) -> Response:
     return request.app.state.templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
@@ -26,17 +31,25 @@ def _render(request: Request, name: str, context: dict[str, object], status_code
 def queue(request: Request, session: SessionDep, login: LoginDep) -> Response:
     actor, login_row = login
     encounters = encounters_for_actor(session, actor)
-    clients = {c.id: c for c in session.exec(select(Client).where(Client.clinic_id == actor.clinic_id)).all()}
-    rows = [(e, clients.get(e.client_id)) for e in encounters]
-    return _render(request, "queue.html", {"actor": actor, "csrf": login_row.csrf_token, "rows": rows,
-                                           "is_admin": actor.role == Role.ADMIN})
+    client_ids = {e.client_id for e in encounters if e.client_id}
+    clients = {c.id: c for c in session.exec(select(Client).where(col(Client.id).in_(client_ids))).all()}
+    meetings = {e.id for e in encounters if e.kind == "supervision"}
+    people: dict[int, list[str]] = {}
+    for part, user in session.exec(select(EncounterParticipant, User).join(User, col(User.id) == EncounterParticipant.user_id)
+                                   .where(col(EncounterParticipant.encounter_id).in_(meetings))).all():
+        people.setdefault(part.encounter_id, []).append(user.full_name)
+    rows = [(e, clients[e.client_id].display_name if e.client_id in clients
+             else "Supervision: " + ", ".join(people.get(e.id or 0, []))) for e in encounters]
+    return render(request, "queue.html", {"actor": actor, "csrf": login_row.csrf_token, "rows": rows,
+                                          "is_admin": actor.role == Role.ADMIN})
 
 
 @router.get("/sessions/new", response_class=HTMLResponse)
 def new_session(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep) -> Response:
     actor, login_row = login
-    return _render(request, "new_session.html", {
+    return render(request, "new_session.html", {
         "actor": actor, "csrf": login_row.csrf_token, "clients": clients_for_actor(session, actor),
+        "supervisees": supervisees_for_actor(session, actor),
         "note_types": [(k, runtime.policies.templates[k].name) for k in runtime.policies.progress_note_types],
         "formats": runtime.policies.pipeline.upload.formats})
 
@@ -60,12 +73,13 @@ def review_page(request: Request, runtime: RuntimeDep, session: SessionDep, logi
         encounter, _ = get_encounter_for_actor(session, actor, encounter_id)
         if encounter.status not in PROCESSING:
             return Response(status_code=200, headers={"HX-Refresh": "true"})
-        return _render(request, "_status.html", {"encounter": encounter, "polling": True})
+        return render(request, "_status.html", {"encounter": encounter, "polling": True})
     view = review.review_view(session, runtime.audit_key, actor=actor, encounter_id=encounter_id, now=runtime.clock())
-    return _render(request, "session.html", {"actor": actor, "csrf": login_row.csrf_token, "v": view,
+    return render(request, "session.html", {"actor": actor, "csrf": login_row.csrf_token, "v": view,
                                              "encounter": view.encounter, "polling": view.encounter.status in PROCESSING,
                                              "attestation": runtime.policies.signing.attestation,
-                                             "sign_reason": view.can_sign.reason})
+                                             "sign_reason": view.can_sign.reason,
+                                             "pending": review.pending_here(session, actor, view)})
 
 
 @router.post("/sessions/{encounter_id}/sections/{section_key}", dependencies=[CsrfDep])
@@ -95,9 +109,38 @@ def sign(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id
     return RedirectResponse(f"/sessions/{encounter_id}#note", status_code=303)
 
 
+@router.post("/sessions/{encounter_id}/addendum", dependencies=[CsrfDep])
+def addendum(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: int,
+             text: Annotated[str, Form(max_length=records.MAX_CORRECTION_CHARS)],
+             password: Annotated[str, Form(max_length=200)], attest: Annotated[str, Form(max_length=10)] = "") -> Response:
+    records.correct(session, runtime.audit_key, actor=actor, encounter_id=encounter_id, kind=VersionKind.ADDENDUM,
+                    password=password, attested=attest == "yes", now=runtime.clock(), addendum=text)
+    return RedirectResponse(f"/sessions/{encounter_id}#note", status_code=303)
+
+
+@router.post("/sessions/{encounter_id}/amendment", dependencies=[CsrfDep])
+async def amendment(request: Request, runtime: RuntimeDep, session: SessionDep, actor: ActorDep,
+                    encounter_id: int, password: Annotated[str, Form(max_length=200)],
+                    attest: Annotated[str, Form(max_length=10)] = "") -> Response:
+    form = await request.form()
+    texts = {k[len("section_"):]: str(v) for k, v in form.items() if k.startswith("section_") and len(k) < 60}
+    records.correct(session, runtime.audit_key, actor=actor, encounter_id=encounter_id, kind=VersionKind.AMENDMENT,
+                    password=password, attested=attest == "yes", now=runtime.clock(), texts=texts)
+    return RedirectResponse(f"/sessions/{encounter_id}#note", status_code=303)
+
+
+@router.get("/sessions/{encounter_id}/note.txt")
+def export(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: int) -> Response:
+    text = records.export_text(session, runtime.audit_key, actor=actor, encounter_id=encounter_id, now=runtime.clock())
+    return Response(text, media_type="text/plain; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="note-{encounter_id}.txt"'})
+
+
 @router.get("/sessions/{encounter_id}/audio")
 def audio(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: int) -> Response:
     encounter, decision = get_encounter_for_actor(session, actor, encounter_id)
+    if not review.may_see_source(decision):
+        raise NotFound("no such recording")
     recording = session.exec(select(Recording).where(Recording.encounter_id == encounter.id)).first()
     if recording is None or recording.purged_at is not None:
         raise NotFound("the audio is no longer retained")

@@ -1,0 +1,82 @@
+"""Supervision: the co-signature queue and decisions, supervision-meeting uploads, the
+quality view, licensure hours and their CSV export."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from scribe.services import supervision, uploads
+from scribe.web.deps import ActorDep, CsrfDep, LoginDep, RuntimeDep, SessionDep
+from scribe.web.routes.sessions import render
+
+router = APIRouter()
+
+
+@router.get("/supervision", response_class=HTMLResponse)
+def dashboard(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep) -> Response:
+    actor, login_row = login
+    now = runtime.clock()
+    summaries = supervision.dashboard(session, runtime.audit_key, runtime.policies, actor=actor, now=now)
+    pending = supervision.pending_for(session, runtime.audit_key, actor=actor, now=now)
+    return render(request, "supervision.html", {"actor": actor, "csrf": login_row.csrf_token, "summaries": summaries,
+                                                "pending": pending})
+
+
+@router.post("/supervision/sessions", dependencies=[CsrfDep])
+def upload_meeting(runtime: RuntimeDep, session: SessionDep, actor: ActorDep,
+                   participant_ids: Annotated[list[int], Form(max_length=50)], audio: Annotated[UploadFile, File()],
+                   agreed: Annotated[str, Form(max_length=10)] = "") -> Response:
+    encounter = uploads.accept_supervision_upload(
+        session, runtime.audit_key, runtime.policies, recordings_dir=runtime.settings.recordings_dir, actor=actor,
+        participant_ids=participant_ids, participants_agreed=agreed == "yes", stream=audio.file, now=runtime.clock())
+    return RedirectResponse(f"/sessions/{encounter.id}", status_code=303)
+
+
+@router.post("/supervision/versions/{version_id}/cosign", dependencies=[CsrfDep])
+def cosign(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, version_id: int,
+           password: Annotated[str, Form(max_length=200)], attest: Annotated[str, Form(max_length=10)] = "",
+           back: Annotated[str, Form(max_length=10)] = "") -> Response:
+    row = supervision.cosign(session, runtime.audit_key, runtime.policies, actor=actor, version_id=version_id,
+                             password=password, attested=attest == "yes", now=runtime.clock())
+    return _back(back, row.note_version_id, session)
+
+
+@router.post("/supervision/versions/{version_id}/return", dependencies=[CsrfDep])
+def return_note(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, version_id: int,
+                comment: Annotated[str, Form(max_length=supervision.MAX_COMMENT_CHARS)],
+                back: Annotated[str, Form(max_length=10)] = "") -> Response:
+    row = supervision.return_note(session, runtime.audit_key, actor=actor, version_id=version_id, comment=comment,
+                                  now=runtime.clock())
+    return _back(back, row.note_version_id, session)
+
+
+def _back(back: str, version_id: int, session: SessionDep) -> Response:
+    if back == "session":
+        from scribe.db.tables import Note, NoteVersion
+
+        version = session.get(NoteVersion, version_id)
+        note = session.get(Note, version.note_id) if version else None
+        if note is not None:
+            return RedirectResponse(f"/sessions/{note.encounter_id}#note", status_code=303)
+    return RedirectResponse("/supervision", status_code=303)
+
+
+@router.get("/hours/{user_id}", response_class=HTMLResponse)
+def hours(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep, user_id: int) -> Response:
+    actor, login_row = login
+    user, type_key, prog, entries = supervision.ledger(session, runtime.audit_key, runtime.policies, actor=actor,
+                                                       user_id=user_id, now=runtime.clock())
+    return render(request, "hours.html", {"actor": actor, "csrf": login_row.csrf_token, "user": user,
+                                          "type_key": type_key, "progress": prog, "entries": entries,
+                                          "labels": supervision.HOURS_LABELS})
+
+
+@router.get("/hours/{user_id}.csv")
+def hours_csv(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, user_id: int) -> Response:
+    user, type_key, prog, entries = supervision.ledger(session, runtime.audit_key, runtime.policies, actor=actor,
+                                                       user_id=user_id, now=runtime.clock())
+    return Response(supervision.ledger_csv(user, type_key, prog, entries), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="hours-{user.id}.csv"'})
