@@ -18,7 +18,7 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(engine: Engine) -> None:
+def upgrade(engine: Engine, target: str = "head") -> None:
     """Upgrade to head. On SQLite, a migration that rebuilds a table (the only way SQLite
     can change a column) runs with foreign keys off and checks them afterwards, the
     procedure SQLite's documentation prescribes; the pragma cannot change inside a
@@ -32,7 +32,7 @@ def upgrade(engine: Engine) -> None:
         try:
             with conn.begin():
                 cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+                command.upgrade(cfg, target)
                 if sqlite:
                     broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
                     if broken:

@@ -108,3 +108,121 @@ def test_a_clinician_reviews_resolves_and_signs_in_chromium(server, page, tmp_pa
     body = page.inner_text("body")
     assert "Content SHA-256" in body and "Dr Ada Tester" in body and "LIC-DR_ADA" in body
     shot(page, "signed-note")
+
+
+def log_in(page, server: str, username: str) -> None:
+    page.context.clear_cookies()
+    page.goto(server + "/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    with page.expect_navigation():
+        page.click("main button[type=submit]")
+    assert page.url == server + "/", page.inner_text("body")[-2000:]
+
+
+def review_and_sign(page) -> None:
+    """Keyboard-reachable controls, driven the way a clinician clicks them."""
+    while page.locator(".section:not(.reviewed)").count():
+        with page.expect_navigation():
+            page.locator(".section:not(.reviewed) button:has-text('Save and mark')").first.click()
+    while page.locator("form.flag-form").count():
+        form = page.locator("form.flag-form").first
+        form.locator("input[name=reason]").fill("confirmed against the recording")
+        with page.expect_navigation():
+            form.locator("button").click()
+    page.check("#sign input[name=attest]")
+    page.fill("#sign input[name=password]", PASSWORD)
+    with page.expect_navigation():
+        page.click("button:has-text('Sign note')")
+
+
+def test_a_supervisee_signs_the_supervisor_returns_then_cosigns(server, page, tmp_path) -> None:
+    log_in(page, server, "sam")
+    with page.expect_navigation():
+        page.click("text=New session")
+    audio = tmp_path / "session.wav"
+    audio.write_bytes(wav_bytes(seconds=3))
+    page.set_input_files("form[action='/sessions'] input[name=audio]", str(audio))
+    with page.expect_navigation():
+        page.click("button:has-text('Upload')")
+    page.wait_for_selector("text=AI draft", timeout=30_000)
+    session_url = page.url.split("#")[0]
+    review_and_sign(page)
+    page.wait_for_selector("text=awaiting co-signature")
+    assert page.locator("a:has-text('Export the note')").count() == 0  # not a record yet
+    shot(page, "supervisee-signed-pending")
+
+    log_in(page, server, "dr_ben")
+    with page.expect_navigation():
+        page.click("nav >> text=Supervision")
+    card = page.locator("article.cosign").first
+    assert "Sam Tester" in card.inner_text() and card.locator(".diff").count() == 1
+    assert "no edits" in card.inner_text()  # saved unchanged: shown to the supervisor
+    shot(page, "cosign-queue")
+    card.locator("textarea[name=comment]").fill("Please add the safety plan you agreed on.")
+    with page.expect_navigation():
+        card.locator("button:has-text('Return with comments')").click()
+    assert page.locator("article.cosign").count() == 0
+
+    log_in(page, server, "sam")
+    page.goto(session_url)
+    page.wait_for_selector(".returned-note")
+    assert "Please add the safety plan" in page.inner_text(".returned-note")
+    shot(page, "returned-to-supervisee")
+    section = page.locator(".section").first
+    section.locator("textarea[name=text]").fill(section.locator("textarea[name=text]").input_value()
+                                                + " Safety plan reviewed and agreed.")
+    with page.expect_navigation():
+        section.locator("button:has-text('Save and mark')").click()
+    review_and_sign(page)
+    page.wait_for_selector("text=awaiting co-signature")
+
+    log_in(page, server, "dr_ben")
+    page.goto(session_url)
+    card = page.locator("article.cosign")
+    assert "Safety plan reviewed and agreed." in card.locator(".diff ins").all_inner_texts()[-1]
+    card.locator("input[name=attest]").check()
+    card.locator("input[name=password]").fill(PASSWORD)
+    with page.expect_navigation():
+        card.locator("button:has-text('Co-sign')").click()
+    body = page.inner_text("#note")
+    assert "Co-signed by Dr Ben Tester" in body and "returned by the supervisor" in body
+    assert page.locator(".note-version.state-record").count() == 1
+    shot(page, "cosigned-note")
+    with page.expect_download() as download:
+        page.click("a:has-text('Export the note')")
+    exported = Path(download.value.path()).read_text()
+    assert "Co-signed by Dr Ben Tester" in exported and "Electronically signed by Sam Tester" in exported
+
+    with page.expect_navigation():
+        page.click("nav >> text=Supervision")
+    assert "Direct client contact" in page.inner_text("#supervisees")
+    shot(page, "supervision-dashboard")
+
+
+def test_an_open_flag_blocks_signing_and_keyboard_reaches_the_evidence(server, page, tmp_path) -> None:
+    log_in(page, server, "dr_ada")
+    with page.expect_navigation():
+        page.click("text=New session")
+    audio = tmp_path / "session.wav"
+    audio.write_bytes(wav_bytes(seconds=3))
+    page.set_input_files("form[action='/sessions'] input[name=audio]", str(audio))
+    with page.expect_navigation():
+        page.click("button:has-text('Upload')")
+    page.wait_for_selector("text=AI draft", timeout=30_000)
+    while page.locator(".section:not(.reviewed)").count():
+        with page.expect_navigation():
+            page.locator(".section:not(.reviewed) button:has-text('Save and mark')").first.click()
+    assert page.locator("form.flag-form").count() >= 1
+    assert "flag(s) must be resolved" in page.inner_text("#sign")
+    assert page.locator("#sign input[name=password]").count() == 0
+
+    # Keyboard only: focus a sentence, press Enter, its evidence lights up; a segment shows its citers.
+    page.locator(".sentence").first.focus()
+    page.keyboard.press("Enter")
+    assert page.locator(".segment.highlight").count() >= 1
+    cited = page.locator(".segment[data-cited-by]:not([data-cited-by=''])").first
+    cited.focus()
+    page.keyboard.press("Enter")
+    assert page.locator(".sentence.highlight").count() >= 1
+    shot(page, "flag-blocks-signing")

@@ -119,3 +119,47 @@ def test_redaction_makes_no_outbound_connection(real_engines) -> None:
     sys.addaudithook(hook)
     real_engines.redactor.pseudonymize(parse_plain_transcript("CLIENT: see https://example.com or a@b.org"), [])
     assert attempts == [] and socket  # the redactor never dialled out (tldextract forced offline)
+
+
+def test_a_real_supervision_meeting_is_drafted_by_case_reference(tmp_path: Path, real_engines, policies) -> None:
+    """The supervisor uploads a meeting with a supervisee who treats the client heard in it:
+    the real redactor withholds every chart identifier of the supervisee's clients from the
+    real drafter, and the signed supervision note feeds the supervisee's hours."""
+    import io
+
+    from scribe.db.tables import Client, HoursEntry
+    from scribe.services import uploads
+    from tests.conftest import Clock, make_practice
+    from tests.services.test_review import resolve_all, sign, view
+
+    settings = Settings(data_dir=tmp_path / "var", model_profile="test", worker_in_process=False)
+    clock = Clock()
+    runtime = build_runtime(settings, policies=policies, engines=real_engines, clock=clock)
+    people = make_practice(runtime, clock)
+    with session_scope(runtime.engine) as s:
+        maya = s.get(Client, people.maya.id)
+        maya.clinician_id = people.sam.id  # Maya is the supervisee's client here
+        s.add(maya)
+    with session_scope(runtime.engine) as s:
+        encounter = uploads.accept_supervision_upload(
+            s, runtime.audit_key, policies, recordings_dir=settings.recordings_dir, actor=people.dr_ben,
+            participant_ids=[people.sam.id], participants_agreed=True, stream=io.BytesIO(SAMPLE_AUDIO.read_bytes()),
+            now=clock())
+    Worker(runtime.pipeline()).run_until_idle()
+    fresh = reload(runtime, encounter)
+    assert fresh.status == EncounterStatus.IN_REVIEW, fresh.status_reason
+
+    seen = real_engines.drafter.inputs[-1].lower()
+    for identifier in ("maya", "thompson", "laura", "555-201", "riverside bakery"):
+        assert identifier not in seen, identifier
+    assert "[case_1]" in seen
+
+    v = view(runtime, people.dr_ben, encounter)
+    assert [x.key for x in v.sections] == [x.key for x in policies.template("supervision").sections]
+    shown = " ".join(x.text for x in v.sections).lower()
+    assert "maya" not in shown and "thompson" not in shown
+    assert next(x for x in v.sections if x.key == "duration").text == "Individual supervision, 1 minute(s), with Sam Tester."
+    sign(runtime, people.dr_ben, encounter, resolve_all(runtime, people.dr_ben, encounter))
+    with session_scope(runtime.engine) as s:
+        (entry,) = s.exec(select(HoursEntry).where(HoursEntry.user_id == people.sam.id)).all()
+    assert entry.category == "individual_supervision" and 80 / 3600 < entry.hours < 90 / 3600

@@ -74,7 +74,7 @@ def hours(request: Request, runtime: RuntimeDep, session: SessionDep, login: Log
                                           "labels": supervision.HOURS_LABELS})
 
 
-@router.get("/hours/{user_id}.csv")
+@router.get("/hours/{user_id}/ledger.csv")
 def hours_csv(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, user_id: int) -> Response:
     user, type_key, prog, entries = supervision.ledger(session, runtime.audit_key, runtime.policies, actor=actor,
                                                        user_id=user_id, now=runtime.clock())

@@ -1,0 +1,48 @@
+"""Upgrading a populated SQLite database keeps every row and every append-only trigger
+(0002 rebuilds the encounters table, which SQLite can only do with foreign keys off)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import DatabaseError
+
+from scribe.db.engine import make_engine
+from scribe.db.migrate import upgrade
+
+NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC).isoformat(sep=" ")
+
+
+def test_an_existing_database_upgrades_without_losing_a_row(tmp_path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0001")
+    with engine.begin() as conn:
+        run = conn.exec_driver_sql
+        run("INSERT INTO clinics (id, name) VALUES (1, 'Old Practice')")
+        run("INSERT INTO users (id, clinic_id, username, full_name, role, credential, licence_number, licence_status,"
+            " licence_type, password_hash, active, failed_logins, created_at) VALUES (1, 1, 'a', 'A', 'clinician', '',"
+            f" '', 'licensed', '', 'x', 1, 0, '{NOW}')")
+        run("INSERT INTO clients (id, clinic_id, clinician_id, given_name, family_name, preferred_name, mrn, address,"
+            " city, phone, email, employer, school, contacts, created_at) VALUES (1, 1, 1, 'G', 'F', '', 'M1', '', '',"
+            f" '', '', '', '', '[]', '{NOW}')")
+        run("INSERT INTO encounters (id, clinic_id, client_id, clinician_id, note_type, occurred_at, status,"
+            f" status_reason, created_at, updated_at) VALUES (7, 1, 1, 1, 'soap', '{NOW}', 'signed', '', '{NOW}', '{NOW}')")
+        run(f"INSERT INTO notes (id, encounter_id, clinician_id, created_at) VALUES (1, 7, 1, '{NOW}')")
+        run("INSERT INTO note_versions (id, note_id, version, kind, note_type, content, content_sha256, signer_id,"
+            " signer_name, signer_credential, signer_licence_number, signed_at, meaning, zero_edit, ai_chars_kept)"
+            f" VALUES (1, 1, 1, 'original', 'soap', '{{}}', 'abc', 1, 'A', '', '', '{NOW}', 'm', 0, 0.5)")
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT kind, client_id, status FROM encounters").one() == ("therapy", 1, "signed")
+        assert conn.exec_driver_sql("SELECT content_sha256, requires_cosign FROM note_versions").one() == ("abc", 0)
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1  # back on after the rebuild
+        assert conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall() == []
+    columns = {c["name"]: c for c in inspect(engine).get_columns("encounters")}
+    assert columns["client_id"]["nullable"] is True
+    for sql in ("UPDATE note_versions SET meaning = 'x'", "DELETE FROM note_versions"):
+        with pytest.raises(DatabaseError, match="append-only"), engine.begin() as conn:
+            conn.execute(text(sql))
+    upgrade(engine)  # idempotent at head
+    engine.dispose()
