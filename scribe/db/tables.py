@@ -7,7 +7,8 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Optional
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Text, UniqueConstraint, event
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Field, SQLModel
 
 
@@ -330,3 +331,21 @@ class AuditEvent(SQLModel, table=True):
     content_sha256: str = ""
     prev_hash: str
     hash: str = Field(unique=True)
+
+
+# Signed versions, co-signatures and audit rows are append-only. The database refuses
+# UPDATE and DELETE with triggers (migrations 0001, 0002); this guard refuses it earlier,
+# in the app, for any ORM path, with an error the web layer shows as a 409.
+APPEND_ONLY: tuple[type[SQLModel], ...] = (NoteVersion, Cosignature, AuditEvent)
+
+
+@event.listens_for(OrmSession, "before_flush")
+def _refuse_changes_to_records(session: OrmSession, _context: Any, _instances: Any) -> None:
+    from scribe.domain.errors import ImmutableRecord
+
+    for obj in session.deleted:
+        if isinstance(obj, APPEND_ONLY):
+            raise ImmutableRecord(f"{obj.__tablename__} are append-only: signed records are never deleted")
+    for obj in session.dirty:
+        if isinstance(obj, APPEND_ONLY) and session.is_modified(obj):
+            raise ImmutableRecord(f"{obj.__tablename__} are append-only: correct a note with an addendum or amendment")

@@ -53,3 +53,8 @@ class ModelMissing(EngineError):
 
     def __init__(self, public_message: str) -> None:
         super().__init__(public_message, retryable=False)
+
+
+class ImmutableRecord(Conflict):
+    """Something tried to change or delete a signed version, a co-signature or an audit row.
+    Corrections are new versions (addenda, amendments); the database refuses it too."""

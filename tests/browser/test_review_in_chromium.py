@@ -181,6 +181,9 @@ def test_a_supervisee_signs_the_supervisor_returns_then_cosigns(server, page, tm
     page.goto(session_url)
     card = page.locator("article.cosign")
     assert "Safety plan reviewed and agreed." in card.locator(".diff ins").all_inner_texts()[-1]
+    # The evidence is on the same page: a drafted sentence lights up the transcript it came from.
+    page.locator("#source .sentence").first.click()
+    assert page.locator("#source .segment.highlight").count() >= 1
     card.locator("input[name=attest]").check()
     card.locator("input[name=password]").fill(PASSWORD)
     with page.expect_navigation():

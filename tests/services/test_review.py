@@ -166,11 +166,22 @@ def signed_version(runtime, practice, wav) -> NoteVersion:
 
 
 def test_a_signed_version_cannot_change_through_the_orm(runtime, practice, wav) -> None:
+    from scribe.domain.errors import ImmutableRecord
+
     signed = signed_version(runtime, practice, wav)
-    with pytest.raises(DatabaseError, match="append-only"), Session(runtime.engine) as s:
+    with pytest.raises(ImmutableRecord, match="append-only"), Session(runtime.engine) as s:
         row = s.get(NoteVersion, signed.id)
         row.content = {"sections": [{"text": "rewritten"}]}
         s.add(row)
+        s.commit()
+    with pytest.raises(ImmutableRecord), Session(runtime.engine) as s:
+        s.delete(s.get(NoteVersion, signed.id))
+        s.commit()
+    # Past the app's guard (a bulk UPDATE does not flush objects), the database refuses it.
+    with pytest.raises(DatabaseError, match="append-only"), Session(runtime.engine) as s:
+        from sqlalchemy import update
+
+        s.execute(update(NoteVersion).values(content_sha256="forged"))
         s.commit()
 
 
