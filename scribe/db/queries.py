@@ -10,7 +10,6 @@ from scribe.domain.decision import Decision
 from scribe.domain.errors import NotFound
 from scribe.domain.notes import Role
 
-
 # A supervisee in a supervision meeting may read its signed note, not its sources.
 PARTICIPANT_REASON = "participant in this supervision meeting"
 

@@ -203,7 +203,7 @@ def export_text(s: Session, key: bytes, *, actor: User, encounter_id: int, now: 
         if v.state == VersionState.RETURNED:
             continue
         ver = v.version
-        mark = " [AMENDED: see version %d]" % v.amended_by if v.amended_by else ""
+        mark = f" [AMENDED: see version {v.amended_by}]" if v.amended_by else ""
         pending = " [AWAITING CO-SIGNATURE: not part of the record]" if v.state == VersionState.PENDING_COSIGN else ""
         lines.append(f"=== Version {ver.version} ({ver.kind}){mark}{pending} ===")
         for sec in ver.content["sections"]:

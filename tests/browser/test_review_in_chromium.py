@@ -66,20 +66,8 @@ def shot(page, name: str) -> None:
 
 
 def test_a_clinician_reviews_resolves_and_signs_in_chromium(server, page, tmp_path) -> None:
-    page.goto(server + "/login")
-    page.fill("input[name=username]", "dr_ada")
-    page.fill("input[name=password]", PASSWORD)
-    with page.expect_navigation():
-        page.click("main button[type=submit]")
-    assert page.url == server + "/", page.inner_text("body")[-2000:]
-    with page.expect_navigation():
-        page.click("text=New session")
-    audio = tmp_path / "session.wav"
-    audio.write_bytes(wav_bytes(seconds=3))
-    page.set_input_files("input[name=audio]", str(audio))
-    with page.expect_navigation():
-        page.click("button:has-text('Upload')")
-    page.wait_for_selector("text=AI draft", timeout=30_000)  # htmx polls the status, then refreshes
+    log_in(page, server, "dr_ada")
+    upload_session(page, tmp_path)
     shot(page, "review-with-flags")
 
     # Clicking a sentence highlights its evidence in the transcript.
@@ -89,24 +77,11 @@ def test_a_clinician_reviews_resolves_and_signs_in_chromium(server, page, tmp_pa
     # Signing is blocked until every section is reviewed and every flag resolved.
     assert page.locator("text=Cannot sign yet").count() == 1
     shot(page, "sign-blocked")
-    while page.locator(".section:not(.reviewed)").count():
-        with page.expect_navigation():
-            page.locator(".section:not(.reviewed) button:has-text('Save and mark')").first.click()
-    while page.locator("form.flag-form").count():
-        form = page.locator("form.flag-form").first
-        form.locator("input[name=reason]").fill("confirmed against the recording")
-        with page.expect_navigation():
-            form.locator("button").click()
-
-    if not page.locator("input[name=attest]").count():
-        shot(page, "unexpected")
-        pytest.fail(page.inner_text("body")[-2000:])
-    page.check("input[name=attest]")
-    page.fill("#sign input[name=password]", PASSWORD)
-    page.click("button:has-text('Sign note')")
+    review_and_sign(page)
     page.wait_for_selector("text=Electronically signed by")
     body = page.inner_text("body")
     assert "Content SHA-256" in body and "Dr Ada Tester" in body and "LIC-DR_ADA" in body
+    assert page.locator(".note-version.state-record").count() == 1
     shot(page, "signed-note")
 
 
@@ -118,6 +93,18 @@ def log_in(page, server: str, username: str) -> None:
     with page.expect_navigation():
         page.click("main button[type=submit]")
     assert page.url == server + "/", page.inner_text("body")[-2000:]
+
+
+def upload_session(page, tmp_path) -> None:
+    """New session, a short recording, then wait while htmx polls until the draft is ready."""
+    with page.expect_navigation():
+        page.click("text=New session")
+    audio = tmp_path / "session.wav"
+    audio.write_bytes(wav_bytes(seconds=3))
+    page.set_input_files("form[action='/sessions'] input[name=audio]", str(audio))
+    with page.expect_navigation():
+        page.click("button:has-text('Upload')")
+    page.wait_for_selector("text=AI draft", timeout=30_000)
 
 
 def review_and_sign(page) -> None:
@@ -138,14 +125,7 @@ def review_and_sign(page) -> None:
 
 def test_a_supervisee_signs_the_supervisor_returns_then_cosigns(server, page, tmp_path) -> None:
     log_in(page, server, "sam")
-    with page.expect_navigation():
-        page.click("text=New session")
-    audio = tmp_path / "session.wav"
-    audio.write_bytes(wav_bytes(seconds=3))
-    page.set_input_files("form[action='/sessions'] input[name=audio]", str(audio))
-    with page.expect_navigation():
-        page.click("button:has-text('Upload')")
-    page.wait_for_selector("text=AI draft", timeout=30_000)
+    upload_session(page, tmp_path)
     session_url = page.url.split("#")[0]
     review_and_sign(page)
     page.wait_for_selector("text=awaiting co-signature")
@@ -205,14 +185,7 @@ def test_a_supervisee_signs_the_supervisor_returns_then_cosigns(server, page, tm
 
 def test_an_open_flag_blocks_signing_and_keyboard_reaches_the_evidence(server, page, tmp_path) -> None:
     log_in(page, server, "dr_ada")
-    with page.expect_navigation():
-        page.click("text=New session")
-    audio = tmp_path / "session.wav"
-    audio.write_bytes(wav_bytes(seconds=3))
-    page.set_input_files("form[action='/sessions'] input[name=audio]", str(audio))
-    with page.expect_navigation():
-        page.click("button:has-text('Upload')")
-    page.wait_for_selector("text=AI draft", timeout=30_000)
+    upload_session(page, tmp_path)
     while page.locator(".section:not(.reviewed)").count():
         with page.expect_navigation():
             page.locator(".section:not(.reviewed) button:has-text('Save and mark')").first.click()

@@ -19,7 +19,13 @@ from scribe.domain.notes import (
     status_from_versions,
     version_state,
 )
-from scribe.domain.redaction import SurrogateMap, apply_surrogates, find_known, merge_spans, reidentify
+from scribe.domain.redaction import (
+    SurrogateMap,
+    apply_surrogates,
+    find_known,
+    merge_spans,
+    reidentify,
+)
 from scribe.domain.supervision import (
     HoursCategory,
     edit_distance,
