@@ -66,7 +66,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, engines: E
                start_worker: bool | None = None) -> FastAPI:
     """Build the web app. Engines are only needed when this process runs the worker."""
     from scribe.web import errors, security
-    from scribe.web.routes import auth, sessions, supervision
+    from scribe.web.routes import auth, consent, recording, sessions, supervision
     from scribe.web.templating import make_templates
 
     rt = runtime or build_runtime(settings, policies=policies, engines=engines, clock=clock)
@@ -101,4 +101,6 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, engines: E
     app.include_router(auth.router)
     app.include_router(sessions.router)
     app.include_router(supervision.router)
+    app.include_router(consent.router)
+    app.include_router(recording.router)
     return app

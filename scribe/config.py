@@ -42,5 +42,10 @@ class Settings(BaseSettings):
         return self.data_dir / "recordings"
 
     @property
+    def forms_dir(self) -> Path:
+        """Scanned consent forms."""
+        return self.data_dir / "consent-forms"
+
+    @property
     def audit_key_path(self) -> Path:
         return self.data_dir / "keys" / "audit.key"

@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from datetime import timedelta
 
 from scribe.services import jobs
@@ -53,11 +54,23 @@ class Worker:
             count += 1
         return count
 
+    def sweep(self) -> None:
+        """Remove files whose rows say they were purged (a purge marks rows; files go after commit)."""
+        from scribe.services.purge import sweep_files
+
+        removed = sweep_files(self.ctx.engine, self.ctx.recordings_dir)
+        if removed:
+            log.info("worker %s swept %d purged file(s)", self.worker_id, removed)
+
     def run_forever(self) -> None:
         log.info("worker %s started", self.worker_id)
+        last_sweep = 0.0
         while not self._stop.is_set():
             try:
                 if not self.run_once():
+                    if time.monotonic() - last_sweep > 30:
+                        self.sweep()
+                        last_sweep = time.monotonic()
                     self._stop.wait(self.poll_seconds)
             except Exception:  # noqa: BLE001 - keep the worker alive; the job row records the failure
                 log.exception("worker loop error")

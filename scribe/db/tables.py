@@ -63,6 +63,9 @@ class Client(SQLModel, table=True):
 
 
 class Consent(SQLModel, table=True):
+    """One ledger entry: a grant (with its dates) or a withdrawal (granted False). Entries
+    are never edited; the latest in force decides (domain.consent)."""
+
     __tablename__ = "consents"
     id: Optional[int] = Field(default=None, primary_key=True)
     client_id: int = Field(foreign_key="clients.id", index=True)
@@ -72,10 +75,55 @@ class Consent(SQLModel, table=True):
     captured_at: datetime
     form_version: str
     form_text: str = Field(sa_column=Column(Text, nullable=False))
-    on_behalf_of: str = ""  # guardian, for minors
+    on_behalf_of: str = ""  # who consented for the client (guardian of a minor), and their relation
     effective_from: datetime
     expires_at: Optional[datetime] = None
-    withdrawn_at: Optional[datetime] = None
+    withdrawn_at: Optional[datetime] = None  # legacy; withdrawals are entries of their own
+    scan_path: str = ""  # the signed form, scanned (relative to the forms directory)
+    scan_sha256: str = ""
+
+
+class TranscriptionSwitch(SQLModel, table=True):
+    """An admin's setting at one level; the newest row per level is in effect, older rows
+    are the history."""
+
+    __tablename__ = "transcription_switches"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    scope: str  # domain.consent.SwitchScope
+    clinic_id: Optional[int] = Field(default=None, foreign_key="clinics.id", index=True)
+    user_id: Optional[int] = Field(default=None, foreign_key="users.id", index=True)
+    enabled: bool
+    note_types: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # empty: all
+    set_by: int = Field(foreign_key="users.id")
+    set_at: datetime
+
+
+class RecordingChunk(SQLModel, table=True):
+    """A piece of a recording made in the browser, acknowledged once fsync'ed."""
+
+    __tablename__ = "recording_chunks"
+    __table_args__ = (UniqueConstraint("encounter_id", "seq"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    encounter_id: int = Field(foreign_key="encounters.id", index=True)
+    seq: int
+    path: str
+    bytes: int
+    sha256: str
+    received_at: datetime
+
+
+class DeletionReceipt(SQLModel, table=True):
+    """What a purge removed, when, by which rule, with content hashes. No clinical text."""
+
+    __tablename__ = "deletion_receipts"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    client_id: int = Field(foreign_key="clients.id", index=True)
+    rule: str  # e.g. "consent withdrawn: transcribe"
+    function: str = ""
+    at: datetime
+    by: Optional[int] = Field(default=None, foreign_key="users.id")
+    items: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    receipt_sha256: str
 
 
 class Encounter(SQLModel, table=True):

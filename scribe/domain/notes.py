@@ -14,6 +14,7 @@ from scribe.domain.decision import Decision
 
 
 class EncounterStatus(StrEnum):
+    RECORDING = "recording"  # being recorded in the browser, chunk by chunk
     UPLOADED = "uploaded"
     TRANSCRIBING = "transcribing"
     PSEUDONYMIZING = "pseudonymizing"

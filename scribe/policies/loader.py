@@ -86,6 +86,9 @@ def load_policies(directory: Path) -> Policies:
     if not templates:
         raise PolicyError(f"{tdir}: no note templates found")
     consent = _load(directory / "consent.yaml", ConsentPolicy)
+    no_rule = [f for f in consent.functions if f not in consent.on_withdrawal]
+    if no_rule:
+        raise PolicyError(f"{directory / 'consent.yaml'}: field 'on_withdrawal': no rule for {no_rule}")
     for step, needed in consent.steps.items():
         unknown = [f for f in needed if f not in consent.functions]
         if unknown:

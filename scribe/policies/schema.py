@@ -48,10 +48,19 @@ ConsentFunction = Literal[
 ]
 
 
+class WithdrawalRule(Strict):
+    purge: list[Literal["audio", "transcript", "draft"]] = Field(description="What is removed")
+    sessions: Literal["all", "unsigned", "signed"] = Field(description="From which of the client's sessions")
+
+
 class ConsentPolicy(Strict):
     version: Literal[1]
+    form_version: str = Field(description="Version of the consent form clients sign; stored with each entry")
+    expiring_soon_days: int = Field(default=30, ge=1, le=365)
     functions: dict[ConsentFunction, str] = Field(description="Every consent function and its plain-language meaning")
     steps: dict[Literal["record", "upload", "transcribe", "pseudonymize", "draft", "evidence"], list[ConsentFunction]]
+    on_withdrawal: dict[ConsentFunction, WithdrawalRule] = Field(
+        description="What withdrawing each consent purges; every function must have a rule")
 
 
 class SigningPolicy(Strict):

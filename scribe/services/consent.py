@@ -1,38 +1,58 @@
-"""Consent checks at the moment a step runs (a later issue adds the full ledger UI)."""
+"""The consent ledger and where capture is allowed. Every step asks here, at the moment it
+runs, whether its consents are in force; the upload and recording controls ask whether
+transcription is switched on for this clinician, clinic and note type."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import hashlib
+import os
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from scribe.db.tables import Consent, Encounter, EncounterParticipant
-from scribe.domain.notes import EncounterKind
+from scribe.db.queries import get_client_for_actor
+from scribe.db.tables import Client, Consent, Encounter, EncounterParticipant, TranscriptionSwitch, User
+from scribe.domain.consent import (
+    ConsentEntry,
+    ConsentState,
+    Switch,
+    SwitchScope,
+    functions_in_force,
+    latest,
+    state_of,
+    step_decision,
+    transcription_decision,
+)
 from scribe.domain.decision import Decision
-from scribe.domain.errors import ConsentMissing
+from scribe.domain.errors import ConsentMissing, InvalidInput, PermissionDenied
+from scribe.domain.notes import EncounterKind, Role
 from scribe.policies import Policies
+from scribe.services import audit
+
+MAX_SCAN_BYTES = 20 << 20
 
 
-def consents_in_force(session: Session, client_id: int, *, now: datetime) -> set[str]:
+def entries(session: Session, client_id: int) -> list[ConsentEntry]:
     rows = session.exec(select(Consent).where(Consent.client_id == client_id)).all()
-    return {
-        c.function for c in rows
-        if c.granted and c.withdrawn_at is None and c.effective_from <= now and (c.expires_at is None or c.expires_at > now)
-    }
+    return [ConsentEntry(c.id or 0, c.function, c.granted, c.effective_from, c.expires_at, c.withdrawn_at) for c in rows]
+
+
+def consents_in_force(session: Session, client_id: int, *, now: datetime, functions: list[str] | None = None) -> set[str]:
+    ledger = entries(session, client_id)
+    return functions_in_force(ledger, functions or sorted({e.function for e in ledger}), now)
 
 
 def check_step(session: Session, policies: Policies, *, client_id: int, step: str, now: datetime) -> Decision:
-    needed = policies.consent.steps.get(step, [])  # type: ignore[call-overload]
-    missing = [f for f in needed if f not in consents_in_force(session, client_id, now=now)]
-    if missing:
-        return Decision.deny(f"consent not in force for: {', '.join(missing)}")
-    return Decision.allow(f"consents in force: {', '.join(needed) or 'none needed'}")
+    needed = list(policies.consent.steps.get(step, []))  # type: ignore[call-overload]
+    return step_decision(needed, consents_in_force(session, client_id, now=now, functions=needed), step)
 
 
 def require_step(session: Session, policies: Policies, *, client_id: int, step: str, now: datetime) -> Decision:
     decision = check_step(session, policies, client_id=client_id, step=step, now=now)
     if not decision:
-        raise ConsentMissing(f"step '{step}' stopped: {decision.reason}")
+        raise ConsentMissing(f"stopped: {decision.reason}")
     return decision
 
 
@@ -47,3 +67,131 @@ def require_step_for(session: Session, policies: Policies, encounter: Encounter,
             raise ConsentMissing(f"step '{step}' stopped: no participant's agreement to recording is on file")
         return Decision.allow(f"{len(agreed)} participant(s) agreed to recording")
     return require_step(session, policies, client_id=encounter.client_id or 0, step=step, now=now)
+
+
+# --- where transcription is switched on -------------------------------------------------
+
+def current_switch(session: Session, scope: SwitchScope, *, clinic_id: int | None = None,
+                   user_id: int | None = None) -> TranscriptionSwitch | None:
+    stmt = select(TranscriptionSwitch).where(TranscriptionSwitch.scope == scope)
+    if scope == SwitchScope.CLINIC:
+        stmt = stmt.where(TranscriptionSwitch.clinic_id == clinic_id)
+    elif scope == SwitchScope.CLINICIAN:
+        stmt = stmt.where(TranscriptionSwitch.user_id == user_id)
+    return session.exec(stmt.order_by(col(TranscriptionSwitch.id).desc()).limit(1)).first()
+
+
+def switches_for(session: Session, user: User) -> list[Switch | None]:
+    rows = [current_switch(session, SwitchScope.PRACTICE),
+            current_switch(session, SwitchScope.CLINIC, clinic_id=user.clinic_id),
+            current_switch(session, SwitchScope.CLINICIAN, user_id=user.id)]
+    return [Switch(SwitchScope(r.scope), r.enabled, tuple(r.note_types)) if r else None for r in rows]
+
+
+def capture_decision(session: Session, policies: Policies, *, actor: User, client_id: int | None,
+                     note_type: str | None, step: str, now: datetime) -> Decision:
+    """May this clinician capture (record or upload) for this client and note type now?"""
+    switched = transcription_decision(switches_for(session, actor), note_type)
+    if not switched:
+        return switched
+    if client_id is None:
+        return switched
+    return check_step(session, policies, client_id=client_id, step=step, now=now)
+
+
+def require_capture(session: Session, policies: Policies, *, actor: User, client_id: int, note_type: str, step: str,
+                    now: datetime) -> Decision:
+    decision = capture_decision(session, policies, actor=actor, client_id=client_id, note_type=note_type, step=step,
+                                now=now)
+    if not decision:
+        raise ConsentMissing(decision.reason)
+    return decision
+
+
+# --- the ledger ---------------------------------------------------------------------------
+
+@dataclass
+class FunctionStatus:
+    function: str
+    meaning: str
+    state: ConsentState
+    entry: Consent | None
+
+
+@dataclass
+class LedgerView:
+    client: Client
+    statuses: list[FunctionStatus]
+    history: list[Consent]
+    names: dict[int, str]
+
+
+def ledger_view(session: Session, key: bytes, policies: Policies, *, actor: User, client_id: int,
+                now: datetime) -> LedgerView:
+    client = get_client_for_actor(session, actor, client_id)
+    rows = list(session.exec(select(Consent).where(Consent.client_id == client.id)
+                             .order_by(col(Consent.effective_from), col(Consent.id))).all())
+    ledger = [ConsentEntry(c.id or 0, c.function, c.granted, c.effective_from, c.expires_at, c.withdrawn_at) for c in rows]
+    by_id = {c.id: c for c in rows}
+    soon = timedelta(days=policies.consent.expiring_soon_days)
+    statuses = []
+    for function, meaning in policies.consent.functions.items():
+        e = latest(ledger, function, now)
+        statuses.append(FunctionStatus(function, meaning, state_of(ledger, function, now, soon=soon),
+                                       by_id.get(e.id) if e else None))
+    names = {u.id or 0: u.full_name for u in session.exec(select(User).where(
+        col(User.id).in_({c.captured_by for c in rows})))}
+    audit.record(session, key, now=now, actor_id=actor.id, action="consent.read", object_type="client",
+                 object_id=client.id, reason="own client")
+    return LedgerView(client, statuses, list(reversed(rows)), names)
+
+
+def record_consent(session: Session, key: bytes, policies: Policies, *, actor: User, client_id: int,
+                   functions: list[str], effective_from: datetime, expires_at: datetime | None, on_behalf_of: str,
+                   forms_dir: Path, scan: bytes | None, now: datetime) -> list[Consent]:
+    """Grant one or more consents, with the form's version and text as shown to the client."""
+    if actor.role == Role.ADMIN:
+        raise PermissionDenied("consents are recorded by the client's clinician")
+    client = get_client_for_actor(session, actor, client_id)
+    unknown = [f for f in functions if f not in policies.consent.functions]
+    if not functions or unknown:
+        raise InvalidInput("choose at least one consent from the list")
+    if expires_at is not None and expires_at <= effective_from:
+        raise InvalidInput("the expiry date must be after the effective date")
+    if len(on_behalf_of) > 200:
+        raise InvalidInput("the name of who consented on the client's behalf is too long")
+    scan_path, scan_sha = "", ""
+    if scan:
+        if len(scan) > MAX_SCAN_BYTES:
+            raise InvalidInput(f"the scanned form is larger than {MAX_SCAN_BYTES >> 20} MB")
+        if not (scan.startswith(b"%PDF") or scan.startswith(b"\x89PNG") or scan.startswith(b"\xff\xd8\xff")):
+            raise InvalidInput("attach the scanned form as PDF, PNG or JPEG")
+        scan_sha = hashlib.sha256(scan).hexdigest()
+        scan_path = _store_scan(forms_dir, scan, scan_sha)
+    rows = []
+    for function in functions:
+        row = Consent(client_id=client.id or 0, function=function, granted=True, captured_by=actor.id or 0,
+                      captured_at=now, form_version=policies.consent.form_version,
+                      form_text=policies.consent.functions[function], on_behalf_of=on_behalf_of.strip(),
+                      effective_from=effective_from, expires_at=expires_at, scan_path=scan_path, scan_sha256=scan_sha)
+        session.add(row)
+        rows.append(row)
+    session.flush()
+    for row in rows:
+        audit.record(session, key, now=now, actor_id=actor.id, action="consent.grant", object_type="client",
+                     object_id=client.id, reason=row.function, content_sha256=scan_sha)
+    return rows
+
+
+def _store_scan(forms_dir: Path, data: bytes, sha: str) -> str:
+    forms_dir.mkdir(parents=True, exist_ok=True)
+    name = f"{sha}.form"
+    final = forms_dir / name
+    if not final.exists():
+        tmp = forms_dir / f".{sha}.part"
+        with tmp.open("wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        tmp.replace(final)
+    return name

@@ -16,10 +16,11 @@ from sqlmodel import Session
 from scribe.db.queries import get_client_for_actor, supervisee_ids
 from scribe.db.tables import Encounter, EncounterParticipant, Job, Recording, User
 from scribe.domain.errors import ConsentMissing, InvalidInput, NotFound, PermissionDenied
+from scribe.domain.consent import transcription_decision
 from scribe.domain.notes import EncounterKind, EncounterStatus, JobKind, JobStatus, Role
 from scribe.policies import Policies
 from scribe.services import audit
-from scribe.services.consent import require_step
+from scribe.services.consent import require_capture, switches_for
 
 CHUNK = 1 << 20
 
@@ -117,7 +118,8 @@ def store_audio(policies: Policies, recordings_dir: Path, stream: BinaryIO) -> S
     return StoredAudio(final, fmt, digest.hexdigest(), size, duration)
 
 
-def _queue(session: Session, policies: Policies, encounter: Encounter, audio: StoredAudio, now: datetime) -> None:
+def queue_stored(session: Session, policies: Policies, encounter: Encounter, audio: StoredAudio, now: datetime) -> None:
+    """The recording row and the first job, written with the encounter in one transaction."""
     session.add(encounter)
     session.flush()
     session.add(Recording(encounter_id=encounter.id or 0, path=audio.path.name, sha256=audio.sha256, format=audio.fmt,
@@ -145,12 +147,13 @@ def accept_upload(
     template = policies.template(note_type)
     if template.kind != "progress":
         raise InvalidInput(f"'{note_type}' is not a progress-note type")
-    decision = require_step(session, policies, client_id=client.id or 0, step="upload", now=now)
+    decision = require_capture(session, policies, actor=actor, client_id=client.id or 0, note_type=note_type,
+                               step="upload", now=now)
     audio = store_audio(policies, recordings_dir, stream)
     encounter = Encounter(clinic_id=actor.clinic_id, client_id=client.id or 0, clinician_id=actor.id or 0,
                           note_type=note_type, occurred_at=now, status=EncounterStatus.UPLOADED,
                           created_at=now, updated_at=now)
-    _queue(session, policies, encounter, audio, now)
+    queue_stored(session, policies, encounter, audio, now)
     audit.record(session, key, now=now, actor_id=actor.id, action="recording.upload", object_type="encounter",
                  object_id=encounter.id, reason=decision.reason, content_sha256=audio.sha256)
     return encounter
@@ -180,11 +183,14 @@ def accept_supervision_upload(
         raise NotFound("no such supervisee")
     if not participants_agreed:
         raise ConsentMissing("confirm that every participant agreed to this meeting being recorded")
+    switched = transcription_decision(switches_for(session, actor), policies.supervision_note_type)
+    if not switched:
+        raise ConsentMissing(switched.reason)
     audio = store_audio(policies, recordings_dir, stream)
     encounter = Encounter(clinic_id=actor.clinic_id, kind=EncounterKind.SUPERVISION, client_id=None,
                           clinician_id=actor.id or 0, note_type=policies.supervision_note_type, occurred_at=now,
                           status=EncounterStatus.UPLOADED, created_at=now, updated_at=now)
-    _queue(session, policies, encounter, audio, now)
+    queue_stored(session, policies, encounter, audio, now)
     for user_id in chosen:
         session.add(EncounterParticipant(encounter_id=encounter.id or 0, user_id=user_id,
                                          consent_recorded_by=actor.id or 0, consent_recorded_at=now))

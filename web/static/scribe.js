@@ -43,3 +43,95 @@
     }
   });
 })();
+
+// Recording in the browser: MediaRecorder cuts the recording into two-second pieces; each is
+// sent as soon as it exists, in order, retried until the server acknowledges that it is on disk.
+(function () {
+  "use strict";
+  var form = document.getElementById("recorder");
+  if (!form || !window.MediaRecorder) { return; }
+  var csrf = form.dataset.csrf;
+  var $ = function (id) { return document.getElementById(id); };
+  var recorder = null, sessionId = null, seq = 0, acked = 0, queue = [], sending = false, started = 0, paused = 0, pausedAt = 0, timer = null;
+
+  function error(message) { var el = $("rec-error"); el.textContent = message; el.hidden = false; }
+  function post(url, body, contentType) {
+    var headers = { "X-CSRF-Token": csrf };
+    if (contentType) { headers["Content-Type"] = contentType; }
+    return fetch(url, { method: "POST", headers: headers, body: body, credentials: "same-origin" });
+  }
+  function pump() {
+    if (sending || !queue.length) { return; }
+    sending = true;
+    var item = queue[0];
+    post("/recordings/" + sessionId + "/chunks/" + item.seq, item.blob, "application/octet-stream").then(function (r) {
+      if (r.ok) { queue.shift(); acked += 1; $("rec-chunks").textContent = String(acked); sending = false; pump(); return; }
+      return r.text().then(function (t) {
+        sending = false;
+        if (r.status === 409 || r.status === 403) {  // consent withdrawn or recording closed: stop for good
+          stopRecorder(); error("The server stopped accepting this recording (" + r.status + "). " + t.replace(/<[^>]+>/g, " ").replace(/\s+/g, " ").slice(0, 300));
+        } else { setTimeout(pump, 2000); }
+      });
+    }).catch(function () { sending = false; setTimeout(pump, 2000); });  // offline: keep the piece, try again
+  }
+  function tick() {
+    var ms = Date.now() - started - paused - (pausedAt ? Date.now() - pausedAt : 0);
+    var s = Math.floor(ms / 1000);
+    $("rec-time").textContent = Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+  }
+  function stopRecorder() {
+    if (recorder && recorder.state !== "inactive") { recorder.stop(); }
+    if (timer) { clearInterval(timer); }
+    $("rec-pause").disabled = true; $("rec-stop").disabled = true;
+  }
+  $("rec-start").addEventListener("click", function () {
+    var data = new URLSearchParams(new FormData(form));
+    navigator.mediaDevices.getUserMedia({ audio: true }).then(function (stream) {
+      return post("/recordings", data, "application/x-www-form-urlencoded").then(function (r) {
+        if (!r.ok) { return r.text().then(function (t) { throw new Error(t.replace(/<[^>]+>/g, " ").replace(/\s+/g, " ").slice(0, 300)); }); }
+        return r.json();
+      }).then(function (body) {
+        sessionId = body.session_id;
+        recorder = new MediaRecorder(stream, { mimeType: "audio/webm" });
+        recorder.addEventListener("dataavailable", function (e) {
+          if (e.data && e.data.size) { queue.push({ seq: seq, blob: e.data }); seq += 1; pump(); }
+        });
+        recorder.addEventListener("stop", function () { stream.getTracks().forEach(function (t) { t.stop(); }); });
+        recorder.start(2000);
+        started = Date.now(); timer = setInterval(tick, 500);
+        $("rec-indicator").hidden = false;
+        $("rec-start").disabled = true; $("rec-pause").disabled = false; $("rec-stop").disabled = false;
+        form.querySelectorAll("select").forEach(function (s) { s.disabled = true; });
+      });
+    }).catch(function (e) { error("Could not start recording: " + e.message); });
+  });
+  $("rec-pause").addEventListener("click", function () {
+    if (recorder.state === "recording") {
+      recorder.pause(); pausedAt = Date.now(); $("rec-state").textContent = "Paused"; this.textContent = "Resume";
+      $("rec-indicator").classList.add("paused");
+    } else {
+      recorder.resume(); paused += Date.now() - pausedAt; pausedAt = 0; $("rec-state").textContent = "Recording"; this.textContent = "Pause";
+      $("rec-indicator").classList.remove("paused");
+    }
+  });
+  $("rec-stop").addEventListener("click", function () {
+    recorder.addEventListener("stop", function wait() {
+      var check = setInterval(function () {
+        if (queue.length || sending) { return; }
+        clearInterval(check);
+        post("/recordings/" + sessionId + "/finish", "", "application/x-www-form-urlencoded").then(function (r) {
+          if (r.ok) { window.location = r.url; } else { r.text().then(function (t) { error(t.replace(/<[^>]+>/g, " ").replace(/\s+/g, " ").slice(0, 300)); }); }
+        });
+      }, 200);
+    });
+    $("rec-state").textContent = "Sending the last piece…";
+    stopRecorder();
+  });
+})();
+
+// The receipt's print link (no inline script under our CSP).
+(function () {
+  "use strict";
+  var link = document.getElementById("print");
+  if (link) { link.addEventListener("click", function () { window.print(); }); }
+})();

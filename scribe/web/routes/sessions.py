@@ -17,7 +17,8 @@ from scribe.db.queries import (
 from scribe.db.tables import Client, EncounterParticipant, Recording, User
 from scribe.domain.errors import NotFound
 from scribe.domain.notes import PROCESSING, Role, VersionKind
-from scribe.services import audit, records, review, uploads
+from scribe.domain.consent import allowed_note_types, transcription_decision
+from scribe.services import audit, consent, records, review, uploads
 from scribe.web.deps import ActorDep, CsrfDep, LoginDep, RuntimeDep, SessionDep
 
 router = APIRouter()
@@ -46,12 +47,21 @@ def queue(request: Request, session: SessionDep, login: LoginDep) -> Response:
 
 @router.get("/sessions/new", response_class=HTMLResponse)
 def new_session(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep) -> Response:
+    """Upload and record controls appear only where transcription is on, and only for clients
+    whose consents are in force; everywhere else the reason is shown instead."""
     actor, login_row = login
+    now, policies = runtime.clock(), runtime.policies
+    switches = consent.switches_for(session, actor)
+    switched = transcription_decision(switches)
+    clients = [(c, consent.capture_decision(session, policies, actor=actor, client_id=c.id, note_type=None,
+                                            step="record", now=now)) for c in clients_for_actor(session, actor)]
+    allowed = allowed_note_types(switches, policies.progress_note_types)
     return render(request, "new_session.html", {
-        "actor": actor, "csrf": login_row.csrf_token, "clients": clients_for_actor(session, actor),
+        "actor": actor, "csrf": login_row.csrf_token, "clients": clients, "switched": switched,
+        "eligible": [c for c, d in clients if d.allowed],
         "supervisees": supervisees_for_actor(session, actor),
-        "note_types": [(k, runtime.policies.templates[k].name) for k in runtime.policies.progress_note_types],
-        "formats": runtime.policies.pipeline.upload.formats})
+        "note_types": [(k, policies.templates[k].name) for k in allowed],
+        "formats": policies.pipeline.upload.formats})
 
 
 @router.post("/sessions", dependencies=[CsrfDep])

@@ -1,0 +1,188 @@
+"""Withdrawal and the purges it triggers. A withdrawal is a ledger entry; from that moment
+no step that needs the function runs (queued jobs stop now, a running one at its commit),
+and what the policy names is removed from the client's sessions — signed notes never. Each
+purge leaves a receipt: what was removed, when, by which rule, with content hashes."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import Engine, delete
+from sqlmodel import Session, col, select
+
+from scribe.db.queries import get_client_for_actor
+from scribe.db.tables import (
+    Consent,
+    DeletionReceipt,
+    Draft,
+    DraftChange,
+    DraftSection,
+    DraftSentence,
+    Encounter,
+    Job,
+    Note,
+    Pseudonymization,
+    Recording,
+    RecordingChunk,
+    Transcript,
+    TranscriptSegment,
+    User,
+)
+from scribe.domain.errors import InvalidInput, PermissionDenied
+from scribe.domain.notes import EncounterStatus, JobStatus, Role, content_sha256
+from scribe.policies import Policies
+from scribe.services import audit
+
+log = logging.getLogger("scribe.purge")
+
+ENDED = {JobStatus.DONE, JobStatus.FAILED, JobStatus.STOPPED}
+
+
+def withdraw(s: Session, key: bytes, policies: Policies, *, actor: User, client_id: int, function: str,
+             now: datetime) -> DeletionReceipt:
+    if actor.role == Role.ADMIN:
+        raise PermissionDenied("withdrawals are recorded by the client's clinician")
+    client = get_client_for_actor(s, actor, client_id)
+    if function not in policies.consent.functions:
+        raise InvalidInput("no such consent")
+    s.add(Consent(client_id=client.id or 0, function=function, granted=False, captured_by=actor.id or 0,
+                  captured_at=now, form_version=policies.consent.form_version,
+                  form_text=f"Withdrawn: {policies.consent.functions[function]}", effective_from=now))
+    stopped = _stop_jobs(s, policies, client.id or 0, function, now)
+    rule = policies.consent.on_withdrawal[function]  # type: ignore[index]
+    receipt = purge(s, client_id=client.id or 0, artefacts=list(rule.purge), sessions=rule.sessions,
+                    rule=f"consent withdrawn: {function}", function=function, actor_id=actor.id, now=now,
+                    stopped=stopped)
+    audit.record(s, key, now=now, actor_id=actor.id, action="consent.withdraw", object_type="client",
+                 object_id=client.id, reason=function, content_sha256=receipt.receipt_sha256)
+    return receipt
+
+
+def _stop_jobs(s: Session, policies: Policies, client_id: int, function: str, now: datetime) -> list[int]:
+    """Queued jobs whose step needs the function stop now; a running one stops at its commit,
+    where consent is checked again inside the transaction that would write its output."""
+    needs = {step for step, funcs in policies.consent.steps.items() if function in funcs}
+    stopped: list[int] = []
+    rows = s.exec(select(Job, Encounter).join(Encounter, col(Encounter.id) == Job.encounter_id)
+                  .where(Encounter.client_id == client_id, col(Job.status).not_in(list(ENDED)))).all()
+    for job, encounter in rows:
+        if job.kind not in needs:
+            continue
+        job.status, job.error, job.updated_at = JobStatus.STOPPED, f"consent withdrawn: {function}", now
+        encounter.status, encounter.status_reason = EncounterStatus.STOPPED, f"consent withdrawn: {function}"
+        encounter.updated_at = now
+        s.add(job)
+        s.add(encounter)
+        stopped.append(encounter.id or 0)
+    if function == "record_audio":  # a recording in progress accepts no more chunks
+        for encounter in s.exec(select(Encounter).where(Encounter.client_id == client_id,
+                                                        Encounter.status == EncounterStatus.RECORDING)):
+            encounter.status, encounter.status_reason = EncounterStatus.STOPPED, "consent withdrawn: record_audio"
+            encounter.updated_at = now
+            s.add(encounter)
+            stopped.append(encounter.id or 0)
+    return stopped
+
+
+def _signed(s: Session, encounter_id: int) -> bool:
+    return s.exec(select(Note).where(Note.encounter_id == encounter_id)).first() is not None
+
+
+def purge(s: Session, *, client_id: int, artefacts: list[str], sessions: str, rule: str, function: str,
+          actor_id: int | None, now: datetime, stopped: list[int] | None = None) -> DeletionReceipt:
+    """Remove the named artefacts from the client's sessions and write the receipt. Audio
+    rows are marked purged here; their files go once this transaction has committed
+    (sweep_files), so a rolled-back purge never loses a recording."""
+    items: list[dict[str, object]] = []
+    for encounter in s.exec(select(Encounter).where(Encounter.client_id == client_id).order_by(col(Encounter.id))):
+        signed = _signed(s, encounter.id or 0)
+        if (sessions == "signed" and not signed) or (sessions == "unsigned" and signed):
+            continue
+        eid = encounter.id or 0
+        if "audio" in artefacts:
+            items += _purge_audio(s, eid, now)
+        if "transcript" in artefacts:
+            items += _purge_transcript(s, eid)
+        if "draft" in artefacts:
+            items += _purge_draft(s, eid)
+    body = {"client_id": client_id, "rule": rule, "at": now.isoformat(), "items": items,
+            "stopped_sessions": stopped or []}
+    receipt = DeletionReceipt(client_id=client_id, rule=rule, function=function, at=now, by=actor_id,
+                              items=items + [{"artefact": "stopped", "session_id": e} for e in (stopped or [])],
+                              receipt_sha256=content_sha256(body))
+    s.add(receipt)
+    s.flush()
+    log.info("purge receipt=%s client=%s items=%d", receipt.id, client_id, len(items))
+    return receipt
+
+
+def _purge_audio(s: Session, eid: int, now: datetime) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = []
+    rec = s.exec(select(Recording).where(Recording.encounter_id == eid)).first()
+    if rec is not None and rec.purged_at is None:
+        rec.purged_at = now
+        s.add(rec)
+        out.append({"artefact": "audio", "session_id": eid, "sha256": rec.sha256, "bytes": rec.bytes})
+    for chunk in s.exec(select(RecordingChunk).where(RecordingChunk.encounter_id == eid)).all():
+        out.append({"artefact": "audio chunk", "session_id": eid, "sha256": chunk.sha256, "bytes": chunk.bytes})
+        s.delete(chunk)
+    return out
+
+
+def _purge_transcript(s: Session, eid: int) -> list[dict[str, object]]:
+    t = s.exec(select(Transcript).where(Transcript.encounter_id == eid)).first()
+    out: list[dict[str, object]] = []
+    if t is not None:
+        segs = s.exec(select(TranscriptSegment).where(TranscriptSegment.transcript_id == t.id)
+                      .order_by(col(TranscriptSegment.idx))).all()
+        out.append({"artefact": "transcript", "session_id": eid, "segments": len(segs),
+                    "sha256": content_sha256([[x.start, x.end, x.speaker, x.text] for x in segs])})
+        s.execute(delete(TranscriptSegment).where(col(TranscriptSegment.transcript_id) == t.id))
+        s.delete(t)
+    p = s.exec(select(Pseudonymization).where(Pseudonymization.encounter_id == eid)).first()
+    if p is not None:
+        out.append({"artefact": "pseudonymized transcript and re-identification map", "session_id": eid,
+                    "sha256": content_sha256({"lines": p.lines, "map": p.surrogates})})
+        s.delete(p)
+    return out
+
+
+def _purge_draft(s: Session, eid: int) -> list[dict[str, object]]:
+    d = s.exec(select(Draft).where(Draft.encounter_id == eid)).first()
+    if d is None:
+        return []
+    sections = s.exec(select(DraftSection).where(DraftSection.draft_id == d.id)).all()
+    item = {"artefact": "AI draft", "session_id": eid,
+            "sha256": content_sha256({"ai": d.ai_sections, "sections": [[x.key, x.ai_text, x.text] for x in sections]})}
+    for table in (DraftSentence, DraftSection, DraftChange):
+        s.execute(delete(table).where(col(table.draft_id) == d.id))
+    s.delete(d)
+    return [item]
+
+
+def sweep_files(engine: Engine, recordings_dir: Path) -> int:
+    """After commit: delete the files of recordings marked purged, and chunk files that no
+    row lists any more (joined into a recording, or purged). A recording still being made is
+    never touched, so a chunk written but not yet committed is safe."""
+    removed = 0
+    with Session(engine) as s:
+        purged = [rec.path for rec in s.exec(select(Recording).where(col(Recording.purged_at).is_not(None)))]
+        live = {c.path for c in s.exec(select(RecordingChunk))}
+        recording = {str(e.id) for e in s.exec(select(Encounter).where(Encounter.status == EncounterStatus.RECORDING))}
+    for rel in purged:
+        path = recordings_dir / rel
+        if path.exists():
+            path.unlink()
+            removed += 1
+    chunks = recordings_dir / "chunks"
+    if chunks.exists():
+        for folder in chunks.iterdir():
+            if folder.name in recording:
+                continue
+            for path in folder.glob("*.chunk"):
+                if str(path.relative_to(recordings_dir)) not in live:
+                    path.unlink()
+                    removed += 1
+    return removed

@@ -1,0 +1,88 @@
+"""The consent ledger per client, withdrawals with their receipts, and the admin screen."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from typing import Annotated
+
+from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from scribe.domain.errors import InvalidInput
+from scribe.services import admin, consent, purge
+from scribe.web.deps import ActorDep, CsrfDep, LoginDep, RuntimeDep, SessionDep
+from scribe.web.routes.sessions import render
+
+router = APIRouter()
+
+
+def _day(value: str, *, end: bool = False) -> datetime | None:
+    if not value:
+        return None
+    try:
+        d = date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput("dates are YYYY-MM-DD") from None
+    return datetime.combine(d, time.max if end else time.min, tzinfo=UTC)
+
+
+@router.get("/clients/{client_id}/consents", response_class=HTMLResponse)
+def ledger(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep, client_id: int) -> Response:
+    actor, login_row = login
+    view = consent.ledger_view(session, runtime.audit_key, runtime.policies, actor=actor, client_id=client_id,
+                               now=runtime.clock())
+    from scribe.db.tables import DeletionReceipt
+    from sqlmodel import col, select
+
+    receipts = session.exec(select(DeletionReceipt).where(DeletionReceipt.client_id == client_id)
+                            .order_by(col(DeletionReceipt.id).desc())).all()
+    return render(request, "consents.html", {"actor": actor, "csrf": login_row.csrf_token, "v": view,
+                                             "receipts": receipts, "policy": runtime.policies.consent,
+                                             "today": runtime.clock().date().isoformat()})
+
+
+@router.post("/clients/{client_id}/consents", dependencies=[CsrfDep])
+async def grant(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: int,
+                functions: Annotated[list[str], Form(max_length=20)], effective_from: Annotated[str, Form(max_length=10)],
+                expires_on: Annotated[str, Form(max_length=10)] = "", on_behalf_of: Annotated[str, Form(max_length=200)] = "",
+                scan: Annotated[UploadFile | None, File()] = None) -> Response:
+    data = await scan.read(consent.MAX_SCAN_BYTES + 1) if scan is not None and scan.filename else None
+    consent.record_consent(session, runtime.audit_key, runtime.policies, actor=actor, client_id=client_id,
+                           functions=functions, effective_from=_day(effective_from) or runtime.clock(),
+                           expires_at=_day(expires_on, end=True), on_behalf_of=on_behalf_of,
+                           forms_dir=runtime.settings.forms_dir, scan=data, now=runtime.clock())
+    return RedirectResponse(f"/clients/{client_id}/consents", status_code=303)
+
+
+@router.post("/clients/{client_id}/consents/withdraw", dependencies=[CsrfDep])
+def withdraw(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: int, tasks: BackgroundTasks,
+             function: Annotated[str, Form(max_length=40)]) -> Response:
+    receipt = purge.withdraw(session, runtime.audit_key, runtime.policies, actor=actor, client_id=client_id,
+                             function=function, now=runtime.clock())
+    tasks.add_task(purge.sweep_files, runtime.engine, runtime.settings.recordings_dir)  # after the commit
+    return RedirectResponse(f"/receipts/{receipt.id}", status_code=303)
+
+
+@router.get("/receipts/{receipt_id}", response_class=HTMLResponse)
+def receipt(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep, receipt_id: int) -> Response:
+    actor, login_row = login
+    row, client = admin.receipt_for(session, runtime.audit_key, actor=actor, receipt_id=receipt_id, now=runtime.clock())
+    return render(request, "receipt.html", {"actor": actor, "csrf": login_row.csrf_token, "r": row, "client": client})
+
+
+@router.get("/admin", response_class=HTMLResponse)
+def admin_page(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep) -> Response:
+    actor, login_row = login
+    view = admin.admin_view(session, runtime.audit_key, runtime.policies, actor=actor, now=runtime.clock())
+    return render(request, "admin.html", {"actor": actor, "csrf": login_row.csrf_token, "v": view,
+                                          "functions": list(runtime.policies.consent.functions),
+                                          "note_types": runtime.policies.progress_note_types})
+
+
+@router.post("/admin/switches", dependencies=[CsrfDep])
+def set_switch(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, scope: Annotated[str, Form(max_length=20)],
+               enabled: Annotated[str, Form(max_length=5)], target_id: Annotated[int | None, Form()] = None,
+               note_types: Annotated[list[str] | None, Form(max_length=20)] = None) -> Response:
+    admin.set_switch(session, runtime.audit_key, runtime.policies, actor=actor, scope=scope, target_id=target_id,
+                     enabled=enabled == "on", note_types=note_types or [], now=runtime.clock())
+    return RedirectResponse("/admin#switches", status_code=303)

@@ -1,0 +1,43 @@
+"""Recording in the browser: start, chunks (acknowledged once fsync'ed), finish."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from scribe.domain.errors import InvalidInput
+from scribe.services import recording
+from scribe.web.deps import ActorDep, CsrfDep, RuntimeDep, SessionDep
+
+router = APIRouter()
+
+
+@router.post("/recordings", dependencies=[CsrfDep])
+def start(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: Annotated[int, Form()],
+          note_type: Annotated[str, Form(max_length=40)]) -> Response:
+    encounter = recording.start(session, runtime.audit_key, runtime.policies, actor=actor, client_id=client_id,
+                                note_type=note_type, now=runtime.clock())
+    return JSONResponse({"session_id": encounter.id}, status_code=201)
+
+
+@router.post("/recordings/{encounter_id}/chunks/{seq}", dependencies=[CsrfDep])
+async def chunk(request: Request, runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: int,
+                seq: int) -> Response:
+    data = bytearray()
+    async for piece in request.stream():
+        data += piece
+        if len(data) > recording.MAX_CHUNK_BYTES:
+            raise InvalidInput(f"a chunk may hold at most {recording.MAX_CHUNK_BYTES >> 20} MB")
+    row = recording.add_chunk(session, runtime.policies, actor=actor, encounter_id=encounter_id, seq=seq,
+                              data=bytes(data), recordings_dir=runtime.settings.recordings_dir, now=runtime.clock())
+    session.commit()  # durable before the acknowledgement
+    return JSONResponse({"seq": row.seq, "bytes": row.bytes, "sha256": row.sha256})
+
+
+@router.post("/recordings/{encounter_id}/finish", dependencies=[CsrfDep])
+def finish(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: int) -> Response:
+    recording.finish(session, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter_id,
+                     recordings_dir=runtime.settings.recordings_dir, now=runtime.clock())
+    return RedirectResponse(f"/sessions/{encounter_id}", status_code=303)
