@@ -26,8 +26,8 @@ from scribe.domain.consent import (
     transcription_decision,
 )
 from scribe.domain.decision import Decision
-from scribe.domain.errors import ConsentMissing, InvalidInput, PermissionDenied
-from scribe.domain.notes import EncounterKind, Role
+from scribe.domain.errors import ConsentMissing, InvalidInput, NotFound, PermissionDenied
+from scribe.domain.notes import PIPELINE, EncounterKind, Role
 from scribe.policies import Policies
 from scribe.services import audit
 
@@ -90,13 +90,17 @@ def switches_for(session: Session, user: User) -> list[Switch | None]:
 
 def capture_decision(session: Session, policies: Policies, *, actor: User, client_id: int | None,
                      note_type: str | None, step: str, now: datetime) -> Decision:
-    """May this clinician capture (record or upload) for this client and note type now?"""
+    """May this clinician capture (record or upload) for this client and note type now? The
+    client must have the consents for capture and for every pipeline step after it: a session
+    captured without them would only stop at the first step that needs one."""
     switched = transcription_decision(switches_for(session, actor), note_type)
-    if not switched:
+    if not switched or client_id is None:
         return switched
-    if client_id is None:
-        return switched
-    return check_step(session, policies, client_id=client_id, step=step, now=now)
+    needed: list[str] = []
+    for name in (step, *(k.value for k in PIPELINE)):
+        needed += [f for f in policies.consent.steps.get(name, []) if f not in needed]  # type: ignore[call-overload]
+    in_force = consents_in_force(session, client_id, now=now, functions=needed)
+    return step_decision(needed, in_force, step)
 
 
 def require_capture(session: Session, policies: Policies, *, actor: User, client_id: int, note_type: str, step: str,
@@ -195,3 +199,17 @@ def _store_scan(forms_dir: Path, data: bytes, sha: str) -> str:
             os.fsync(out.fileno())
         tmp.replace(final)
     return name
+
+
+def scanned_form(session: Session, key: bytes, *, actor: User, client_id: int, consent_id: int, forms_dir: Path,
+                 now: datetime) -> tuple[Path, str]:
+    client = get_client_for_actor(session, actor, client_id)
+    row = session.get(Consent, consent_id)
+    if row is None or row.client_id != client.id or not row.scan_path:
+        raise NotFound("no scanned form for this entry")
+    path = forms_dir / row.scan_path
+    head = path.read_bytes()[:4]
+    media = "application/pdf" if head.startswith(b"%PDF") else "image/png" if head.startswith(b"\x89PNG") else "image/jpeg"
+    audit.record(session, key, now=now, actor_id=actor.id, action="consent.form.read", object_type="consent",
+                 object_id=row.id, reason="own client", content_sha256=row.scan_sha256)
+    return path, media

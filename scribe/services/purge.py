@@ -118,6 +118,17 @@ def purge(s: Session, *, client_id: int, artefacts: list[str], sessions: str, ru
     return receipt
 
 
+def purge_encounter_audio(s: Session, *, client_id: int, encounter_id: int, rule: str, now: datetime) -> DeletionReceipt:
+    """One session's audio, by a retention rule rather than a withdrawal."""
+    items = _purge_audio(s, encounter_id, now)
+    receipt = DeletionReceipt(client_id=client_id, rule=rule, at=now, by=None, items=items,
+                              receipt_sha256=content_sha256({"client_id": client_id, "rule": rule,
+                                                             "at": now.isoformat(), "items": items}))
+    s.add(receipt)
+    s.flush()
+    return receipt
+
+
 def _purge_audio(s: Session, eid: int, now: datetime) -> list[dict[str, object]]:
     out: list[dict[str, object]] = []
     rec = s.exec(select(Recording).where(Recording.encounter_id == eid)).first()

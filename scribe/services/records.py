@@ -39,6 +39,8 @@ from scribe.domain.notes import (
 )
 from scribe.domain.supervision import HoursCategory, hours, supervision_category
 from scribe.services import accounts, audit
+from scribe.services.consent import consents_in_force
+from scribe.services.purge import purge_encounter_audio
 
 MAX_CORRECTION_CHARS = 20_000
 
@@ -128,11 +130,24 @@ def feed_hours(s: Session, encounter: Encounter, version: NoteVersion, now: date
     return added
 
 
+def on_record(s: Session, encounter: Encounter, version: NoteVersion, now: datetime) -> None:
+    """A version just became a record: feed the hours ledger, and drop the audio of a session
+    whose client has not consented to keeping it after the note is signed (with a receipt)."""
+    feed_hours(s, encounter, version, now)
+    if encounter.client_id is None or version.kind not in (VersionKind.ORIGINAL, VersionKind.REVISION):
+        return
+    if "keep_audio" not in consents_in_force(s, encounter.client_id, now=now, functions=["keep_audio"]):
+        recording = s.exec(select(Recording).where(Recording.encounter_id == encounter.id)).first()
+        if recording is not None and recording.purged_at is None:
+            purge_encounter_audio(s, client_id=encounter.client_id, encounter_id=encounter.id or 0,
+                                  rule="keep_audio not in force: audio removed once the note was signed", now=now)
+
+
 def after_new_version(s: Session, encounter: Encounter, note: Note, version: NoteVersion, now: datetime) -> list[VersionView]:
     views = history(s, note)
     sync_status(s, encounter, views, now)
     if next(v for v in views if v.version.id == version.id).is_record:
-        feed_hours(s, encounter, version, now)
+        on_record(s, encounter, version, now)
     return views
 
 

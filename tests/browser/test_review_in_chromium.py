@@ -53,7 +53,9 @@ def page(tmp_path) -> Iterator[object]:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
             "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+            "--disable-sync", "--no-first-run",
+            # a synthetic microphone (a beep) that needs no permission prompt, for the recording test
+            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"])
         pg = browser.new_page()
         pg.set_default_timeout(90_000)  # CI machines can be slow; every wait below is for an event, not a sleep
         yield pg
@@ -202,3 +204,57 @@ def test_an_open_flag_blocks_signing_and_keyboard_reaches_the_evidence(server, p
     page.keyboard.press("Enter")
     assert page.locator(".sentence.highlight").count() >= 1
     shot(page, "flag-blocks-signing")
+
+
+def wait_for_pieces(page, n: int, seconds: float = 60) -> None:
+    """Poll the page's count of acknowledged pieces (our CSP forbids the eval wait_for_function needs)."""
+    deadline = time.time() + seconds
+    while int(page.inner_text("#rec-chunks") or 0) < n:
+        assert time.time() < deadline, f"fewer than {n} pieces acknowledged: {page.inner_text('main')[-500:]}"
+        page.wait_for_timeout(250)
+
+
+def test_an_admin_switch_hides_recording_and_a_fake_microphone_records_in_chunks(server, page, runtime, practice) -> None:
+    from sqlmodel import col, select
+
+    from scribe.db.engine import session_scope
+    from scribe.db.tables import AuditEvent, Recording
+
+    def set_ada(enabled: str) -> None:
+        log_in(page, server, "root")
+        page.goto(server + "/admin")
+        row = page.locator(f"#switch-clinician-{practice.dr_ada.id}")
+        row.locator("select[name=enabled]").select_option(enabled)
+        with page.expect_navigation():
+            row.locator("button:has-text('Save')").click()
+        assert ("off" in page.locator(f"#switch-clinician-{practice.dr_ada.id} td").nth(1).inner_text()) == (enabled == "off")
+
+    set_ada("off")
+    shot(page, "admin-switches")
+    log_in(page, server, "dr_ada")
+    page.goto(server + "/sessions/new")
+    assert page.locator("#recorder").count() == 0 and page.locator("form#upload").count() == 0
+    assert "switched off for this clinician" in page.inner_text("main")
+    shot(page, "recording-switched-off")
+
+    set_ada("on")
+    log_in(page, server, "dr_ada")
+    page.goto(server + "/sessions/new")
+    page.click("#rec-start")
+    page.wait_for_selector("#rec-indicator:not([hidden])")
+    wait_for_pieces(page, 2)
+    page.click("#rec-pause")
+    assert page.inner_text("#rec-state") == "Paused"
+    shot(page, "recording-paused")
+    page.click("#rec-pause")
+    wait_for_pieces(page, 3)
+    with page.expect_navigation(url="**/sessions/*"):
+        page.click("#rec-stop")
+    page.wait_for_selector("text=AI draft", timeout=60_000)
+    shot(page, "recorded-session-drafted")
+    with session_scope(runtime.engine) as s:
+        finish = s.exec(select(AuditEvent).where(AuditEvent.action == "recording.finish")
+                        .order_by(col(AuditEvent.id).desc())).first()
+        rec = s.exec(select(Recording).where(Recording.encounter_id == finish.object_id)).one()
+    chunks = int(finish.reason.split(" chunk")[0])
+    assert chunks >= 3 and rec.format == "webm" and rec.duration_seconds >= 4

@@ -6,8 +6,11 @@ from datetime import UTC, date, datetime, time
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 
+from sqlmodel import col, select
+
+from scribe.db.tables import DeletionReceipt
 from scribe.domain.errors import InvalidInput
 from scribe.services import admin, consent, purge
 from scribe.web.deps import ActorDep, CsrfDep, LoginDep, RuntimeDep, SessionDep
@@ -31,9 +34,6 @@ def ledger(request: Request, runtime: RuntimeDep, session: SessionDep, login: Lo
     actor, login_row = login
     view = consent.ledger_view(session, runtime.audit_key, runtime.policies, actor=actor, client_id=client_id,
                                now=runtime.clock())
-    from scribe.db.tables import DeletionReceipt
-    from sqlmodel import col, select
-
     receipts = session.exec(select(DeletionReceipt).where(DeletionReceipt.client_id == client_id)
                             .order_by(col(DeletionReceipt.id).desc())).all()
     return render(request, "consents.html", {"actor": actor, "csrf": login_row.csrf_token, "v": view,
@@ -52,6 +52,13 @@ async def grant(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, clien
                            expires_at=_day(expires_on, end=True), on_behalf_of=on_behalf_of,
                            forms_dir=runtime.settings.forms_dir, scan=data, now=runtime.clock())
     return RedirectResponse(f"/clients/{client_id}/consents", status_code=303)
+
+
+@router.get("/clients/{client_id}/consents/{consent_id}/form")
+def scanned_form(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: int, consent_id: int) -> Response:
+    path, media = consent.scanned_form(session, runtime.audit_key, actor=actor, client_id=client_id,
+                                       consent_id=consent_id, forms_dir=runtime.settings.forms_dir, now=runtime.clock())
+    return FileResponse(path, media_type=media, headers={"Content-Disposition": f'inline; filename="consent-{consent_id}"'})
 
 
 @router.post("/clients/{client_id}/consents/withdraw", dependencies=[CsrfDep])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlmodel import col, select
 
@@ -18,7 +18,7 @@ from scribe.db.tables import Client, EncounterParticipant, Recording, User
 from scribe.domain.errors import NotFound
 from scribe.domain.notes import PROCESSING, Role, VersionKind
 from scribe.domain.consent import allowed_note_types, transcription_decision
-from scribe.services import audit, consent, records, review, uploads
+from scribe.services import audit, consent, purge, records, review, uploads
 from scribe.web.deps import ActorDep, CsrfDep, LoginDep, RuntimeDep, SessionDep
 
 router = APIRouter()
@@ -111,11 +111,12 @@ def resolve_flag(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, enco
 
 
 @router.post("/sessions/{encounter_id}/sign", dependencies=[CsrfDep])
-def sign(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: int,
+def sign(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: int, tasks: BackgroundTasks,
          password: Annotated[str, Form(max_length=200)], lock_version: Annotated[int, Form()],
          attest: Annotated[str, Form(max_length=10)] = "") -> Response:
     review.sign(session, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter_id,
                 password=password, attested=attest == "yes", lock_version=lock_version, now=runtime.clock())
+    tasks.add_task(purge.sweep_files, runtime.engine, runtime.settings.recordings_dir)  # audio not to be kept
     return RedirectResponse(f"/sessions/{encounter_id}#note", status_code=303)
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from scribe.services import supervision, uploads
+from scribe.services import purge, supervision, uploads
 from scribe.web.deps import ActorDep, CsrfDep, LoginDep, RuntimeDep, SessionDep
 from scribe.web.routes.sessions import render
 
@@ -36,11 +36,12 @@ def upload_meeting(runtime: RuntimeDep, session: SessionDep, actor: ActorDep,
 
 
 @router.post("/supervision/versions/{version_id}/cosign", dependencies=[CsrfDep])
-def cosign(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, version_id: int,
+def cosign(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, version_id: int, tasks: BackgroundTasks,
            password: Annotated[str, Form(max_length=200)], attest: Annotated[str, Form(max_length=10)] = "",
            back: Annotated[str, Form(max_length=10)] = "") -> Response:
     row = supervision.cosign(session, runtime.audit_key, runtime.policies, actor=actor, version_id=version_id,
                              password=password, attested=attest == "yes", now=runtime.clock())
+    tasks.add_task(purge.sweep_files, runtime.engine, runtime.settings.recordings_dir)  # audio not to be kept
     return _back(back, row.note_version_id, session)
 
 
