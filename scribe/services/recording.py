@@ -14,28 +14,22 @@ from pathlib import Path
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
-from scribe.db.queries import get_client_for_actor, get_encounter_for_actor
+from scribe.db.queries import get_encounter_for_actor
 from scribe.db.tables import Encounter, RecordingChunk, User
 from scribe.domain.errors import Conflict, InvalidInput, PermissionDenied
-from scribe.domain.notes import EncounterStatus, Role
+from scribe.domain.notes import EncounterStatus
 from scribe.policies import Policies
 from scribe.services import audit
-from scribe.services.consent import require_capture, require_step
-from scribe.services.uploads import queue_stored, store_audio
+from scribe.services.consent import require_step
+from scribe.services.uploads import capture_target, queue_stored, store_audio
 
 MAX_CHUNK_BYTES = 4 << 20
 
 
 def start(s: Session, key: bytes, policies: Policies, *, actor: User, client_id: int, note_type: str,
           now: datetime) -> Encounter:
-    if actor.role == Role.ADMIN:
-        raise PermissionDenied("admins do not record sessions")
-    client = get_client_for_actor(s, actor, client_id)
-    template = policies.template(note_type)
-    if template.kind != "progress":
-        raise InvalidInput(f"'{note_type}' is not a progress-note type")
-    decision = require_capture(s, policies, actor=actor, client_id=client.id or 0, note_type=note_type,
-                               step="record", now=now)
+    client, decision = capture_target(s, policies, actor=actor, client_id=client_id, note_type=note_type,
+                                      step="record", now=now)
     encounter = Encounter(clinic_id=actor.clinic_id, client_id=client.id, clinician_id=actor.id or 0,
                           note_type=note_type, occurred_at=now, status=EncounterStatus.RECORDING,
                           created_at=now, updated_at=now)

@@ -14,9 +14,10 @@ from typing import BinaryIO
 from sqlmodel import Session
 
 from scribe.db.queries import get_client_for_actor, supervisee_ids
-from scribe.db.tables import Encounter, EncounterParticipant, Job, Recording, User
-from scribe.domain.errors import ConsentMissing, InvalidInput, NotFound, PermissionDenied
+from scribe.db.tables import Client, Encounter, EncounterParticipant, Job, Recording, User
 from scribe.domain.consent import transcription_decision
+from scribe.domain.decision import Decision
+from scribe.domain.errors import ConsentMissing, InvalidInput, NotFound, PermissionDenied
 from scribe.domain.notes import EncounterKind, EncounterStatus, JobKind, JobStatus, Role
 from scribe.policies import Policies
 from scribe.services import audit
@@ -128,6 +129,19 @@ def queue_stored(session: Session, policies: Policies, encounter: Encounter, aud
                     max_attempts=policies.pipeline.max_attempts, run_after=now, created_at=now, updated_at=now))
 
 
+def capture_target(session: Session, policies: Policies, *, actor: User, client_id: int, note_type: str, step: str,
+                   now: datetime) -> tuple[Client, Decision]:
+    """Who and what a recording or upload is for, refused unless this clinician may capture
+    for this client and note type now (switches and consents)."""
+    if actor.role == Role.ADMIN:
+        raise PermissionDenied("admins do not record or upload sessions")
+    client = get_client_for_actor(session, actor, client_id)
+    if policies.template(note_type).kind != "progress":
+        raise InvalidInput(f"'{note_type}' is not a progress-note type")
+    return client, require_capture(session, policies, actor=actor, client_id=client.id or 0, note_type=note_type,
+                                   step=step, now=now)
+
+
 def accept_upload(
     session: Session,
     key: bytes,
@@ -141,14 +155,8 @@ def accept_upload(
     stream: BinaryIO,
     now: datetime,
 ) -> Encounter:
-    if actor.role == Role.ADMIN:
-        raise PermissionDenied("admins do not upload sessions")
-    client = get_client_for_actor(session, actor, client_id)
-    template = policies.template(note_type)
-    if template.kind != "progress":
-        raise InvalidInput(f"'{note_type}' is not a progress-note type")
-    decision = require_capture(session, policies, actor=actor, client_id=client.id or 0, note_type=note_type,
-                               step="upload", now=now)
+    client, decision = capture_target(session, policies, actor=actor, client_id=client_id, note_type=note_type,
+                                      step="upload", now=now)
     audio = store_audio(policies, recordings_dir, stream)
     encounter = Encounter(clinic_id=actor.clinic_id, client_id=client.id or 0, clinician_id=actor.id or 0,
                           note_type=note_type, occurred_at=now, status=EncounterStatus.UPLOADED,
