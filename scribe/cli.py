@@ -71,6 +71,40 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_redact(args: argparse.Namespace) -> int:
+    """Redact text from standard input; print the redacted text and every span found."""
+    from scribe.domain.chart import ChartFacts, Contact, known_identifiers
+    from scribe.domain.redaction import SurrogateMap, apply_surrogates
+    from scribe.engines.build import build_redactor, force_offline
+
+    settings = _settings(args)
+    force_offline()
+    known = []
+    if args.chart:
+        try:
+            data = json.loads(Path(args.chart).read_text())
+            contacts = tuple(Contact(**c) for c in data.pop("contacts", []))
+            if data.get("date_of_birth"):
+                from datetime import date
+
+                data["date_of_birth"] = date.fromisoformat(data["date_of_birth"])
+            known = known_identifiers(ChartFacts(**data, contacts=contacts))
+        except (OSError, ValueError, TypeError) as exc:
+            print(f"scribe redact: cannot read the chart {args.chart}: {exc.__class__.__name__}", file=sys.stderr)
+            return 2
+    text = sys.stdin.read()
+    started = time.perf_counter()
+    spans = build_redactor(settings).find_spans(text, known)
+    seconds = time.perf_counter() - started
+    print(json.dumps({
+        "redacted": apply_surrogates(text, spans, SurrogateMap()),
+        "spans": [{"start": x.start, "end": x.end, "entity_type": x.entity, "score": round(x.score, 3),
+                   "source": x.source} for x in spans],
+        "seconds": round(seconds, 3),
+    }, indent=2, ensure_ascii=False))
+    return 0
+
+
 def read_transcript(path: Path) -> tuple[Any, ...]:
     from scribe.domain.transcript import Segment, Speaker, parse_plain_transcript
 
@@ -220,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--note-type", default="soap")
     p.add_argument("--profile", choices=["default", "test"])
     p.set_defaults(func=cmd_draft)
+    p = sub.add_parser("redact", help="redact text from standard input; prints JSON (text and spans)")
+    p.add_argument("--chart", help="a chart as JSON (given_name, family_name, date_of_birth, mrn, phone, contacts, ...)")
+    p.set_defaults(func=cmd_redact)
     p = sub.add_parser("audit", help="verify the audit chain")
     p.add_argument("action", choices=["verify"])
     p.set_defaults(func=cmd_audit)

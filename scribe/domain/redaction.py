@@ -87,7 +87,7 @@ _LABELS = {
 
 
 def _label_for(entity: str, key: str | None) -> str:
-    if key and key.startswith("contact"):
+    if key and key.startswith("contact") and entity == "PERSON":
         return "RELATIVE"
     return _LABELS.get(entity, re.sub(r"[^A-Z]", "_", entity.upper()) or "ID")
 
@@ -98,9 +98,9 @@ def _normalise(text: str) -> str:
 
 
 def merge_spans(spans: list[Span]) -> list[Span]:
-    """Resolve overlaps: chart identifiers win, then the longer span, then the higher score."""
-    rank = {"chart": 0, "pattern": 1, "presidio": 2}
-    ordered = sorted(spans, key=lambda s: (rank.get(s.source, 3), -(s.end - s.start), -s.score))
+    """Resolve overlaps: chart identifiers win, then the longer span, then the higher score
+    (an email found whole beats the domain found inside it)."""
+    ordered = sorted(spans, key=lambda s: (s.source != "chart", -(s.end - s.start), -s.score))
     chosen: list[Span] = []
     for span in ordered:
         if all(span.end <= c.start or span.start >= c.end for c in chosen):

@@ -48,8 +48,10 @@ def build_transcriber(settings: Settings, *, clinician_first: bool = True) -> Tr
 def build_redactor(settings: Settings) -> Redactor:
     from scribe.engines.presidio import PresidioRedactor
 
+    from scribe.policies import load_policies
+
     paths = profile_paths(settings.models_dir, settings.model_profile)
-    return PresidioRedactor(paths.spacy)
+    return PresidioRedactor(paths.spacy, load_policies(settings.policies_dir).redaction)
 
 
 def build_drafter(settings: Settings) -> Drafter:

@@ -16,11 +16,12 @@ from scribe.domain.redaction import (
     find_known,
     merge_spans,
 )
+from scribe.domain.patterns import find_cued_names, find_patterns
+from scribe.domain.spoken import shadow
 from scribe.domain.transcript import Segment, model_line
 from scribe.engines.protocols import PseudonymizedTranscript
+from scribe.policies.schema import RedactionPolicy
 
-ENTITIES = ["PERSON", "PHONE_NUMBER", "EMAIL_ADDRESS", "US_SSN", "LOCATION", "DATE_TIME", "URL",
-            "IP_ADDRESS", "CREDIT_CARD", "US_DRIVER_LICENSE", "US_PASSPORT", "US_BANK_NUMBER", "MRN", "AGE"]
 # A date element that identifies (Safe Harbor): a month name, a year, or a written date.
 _SPECIFIC_DATE = re.compile(
     r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\b|\b(1[89]|20)\d\d\b|\d{1,2}[/.-]\d{1,2}", re.I)
@@ -36,12 +37,12 @@ def _offline_tldextract() -> None:
 
 
 class PresidioRedactor:
-    def __init__(self, spacy_model_dir: Path, *, score_threshold: float = 0.4) -> None:
+    def __init__(self, spacy_model_dir: Path, policy: RedactionPolicy | None = None) -> None:
         if not (spacy_model_dir / "config.cfg").exists():
             raise ModelMissing(f"spaCy model not found in {spacy_model_dir}: run `scribe models install`")
         try:
             _offline_tldextract()
-            from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer
+            from presidio_analyzer import AnalyzerEngine
             from presidio_analyzer.nlp_engine import NlpEngineProvider
         except ImportError as exc:  # pragma: no cover
             raise ModelMissing("presidio is not installed: pip install -e '.[engines]'") from exc
@@ -59,30 +60,49 @@ class PresidioRedactor:
                 "low_score_entity_names": ["ORGANIZATION"],
             },
         })
-        analyzer = AnalyzerEngine(nlp_engine=provider.create_engine(), supported_languages=["en"])
+        nlp_engine = provider.create_engine()
+        # Only the entity recognizer is needed, and in the pinned pipeline it has its own
+        # tok2vec: the tagger, parser and lemmatizer (over half the time) are switched off.
+        nlp = nlp_engine.nlp["en"]
+        nlp.select_pipes(enable=[name for name in nlp.pipe_names if name == "ner"])
+        analyzer = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"])
         for uk in ("NhsRecognizer", "UkNinoRecognizer"):
             try:
                 analyzer.registry.remove_recognizer(uk)
             except Exception:  # noqa: BLE001 - absent in some versions
                 pass
-        analyzer.registry.add_recognizer(PatternRecognizer(
-            supported_entity="MRN", name="MrnRecognizer",
-            patterns=[Pattern("mrn", r"\b(?:MRN|medical record(?: number)?)[:#\s]*[A-Z0-9-]{5,12}\b", 0.85)],
-            context=["mrn", "record"]))
-        analyzer.registry.add_recognizer(PatternRecognizer(
-            supported_entity="AGE", name="AgeOver89Recognizer",
-            patterns=[Pattern("age90+", r"\b(?:9\d|1[01]\d)[- ](?:years?|yrs?)[- ]old\b", 0.8)]))
+        if policy is None:
+            from scribe.config import ROOT
+            from scribe.policies import load_policies
+
+            policy = load_policies(ROOT / "policies").redaction
         self._analyzer = analyzer
-        self._threshold = score_threshold
+        self._policy = policy
+        self._thresholds = {k: v.threshold for k, v in policy.entities.items()}
+        self._presidio_entities = [k for k in policy.entities if k in set(analyzer.get_supported_entities())]
+        self._floor = min(self._thresholds.values())
         self.name = f"presidio+{spacy_model_dir.name}"
 
-    def _spans(self, text: str, known: list[KnownIdentifier]) -> list[Span]:
+    def find_spans(self, text: str, known: list[KnownIdentifier]) -> list[Span]:
+        """Every identifier in ``text``: the chart's, then NER and patterns, all read on the
+        shadow text too (spoken numbers as digits, spoken addresses joined), mapped back."""
         spans = find_known(text, known)
-        for r in self._analyzer.analyze(text=text, language="en", entities=ENTITIES, score_threshold=self._threshold):
-            value = text[r.start : r.end]
-            if r.entity_type == "DATE_TIME" and not _SPECIFIC_DATE.search(value):
+        sh = shadow(text)
+        found = find_known(sh.text, known)
+        for r in self._analyzer.analyze(text=sh.text, language="en", entities=self._presidio_entities,
+                                        score_threshold=self._floor):
+            if r.score < self._thresholds.get(r.entity_type, 1.1):
+                continue
+            value = sh.text[r.start : r.end]
+            if r.entity_type == "DATE_TIME" and self._policy.dates == "specific" and not _SPECIFIC_DATE.search(value):
                 continue  # "last week", "Tuesday", "about a 5": not identifying; needed for a useful note
-            spans.append(Span(r.start, r.end, r.entity_type, float(r.score), "presidio"))
+            found.append(Span(r.start, r.end, r.entity_type, float(r.score), "presidio"))
+        for start, end, entity in (*find_patterns(sh.text), *find_cued_names(sh.text)):
+            if entity in self._thresholds:
+                found.append(Span(start, end, entity, 0.7, "pattern"))
+        for f in found:
+            start, end = sh.to_original(f.start, f.end)
+            spans.append(Span(start, end, f.entity, f.score, f.source, f.key))
         return merge_spans(spans)
 
     def pseudonymize(
@@ -93,7 +113,7 @@ class PresidioRedactor:
         out = []
         try:
             for seg in segments:
-                spans = self._spans(seg.text, known)
+                spans = self.find_spans(seg.text, known)
                 for s in spans:
                     counts[s.entity] = counts.get(s.entity, 0) + 1
                 out.append(Segment(seg.index, seg.start, seg.end, apply_surrogates(seg.text, spans, surrogates), seg.speaker))

@@ -16,6 +16,7 @@ from scribe.policies.schema import (
     LicensurePolicy,
     NoteTemplate,
     PipelinePolicy,
+    RedactionPolicy,
     RolesPolicy,
     SigningPolicy,
 )
@@ -32,6 +33,7 @@ class Policies:
     roles: RolesPolicy
     templates: dict[str, NoteTemplate]
     licensure: LicensurePolicy
+    redaction: RedactionPolicy
 
     def licence_type(self, name: str) -> tuple[str, LicenceType]:
         key = name if name in self.licensure.types else self.licensure.default_type
@@ -107,4 +109,5 @@ def load_policies(directory: Path) -> Policies:
         roles=_load(directory / "roles.yaml", RolesPolicy),
         templates=templates,
         licensure=licensure,
+        redaction=_load(directory / "redaction.yaml", RedactionPolicy),
     )

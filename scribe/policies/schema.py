@@ -95,3 +95,14 @@ class LicensurePolicy(Strict):
     version: Literal[1]
     default_type: str = Field(description="Licence type used when a supervisee's account names none")
     types: dict[str, LicenceType] = Field(min_length=1)
+
+
+class EntityRule(Strict):
+    threshold: float = Field(ge=0.0, le=1.0, description="Minimum recognizer score to remove it")
+
+
+class RedactionPolicy(Strict):
+    version: Literal[1]
+    entities: dict[str, EntityRule] = Field(min_length=1, description="Entities removed after the chart's identifiers")
+    dates: Literal["specific", "all"] = Field(default="specific")
+    operator: Literal["surrogate"] = "surrogate"

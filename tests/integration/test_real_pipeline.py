@@ -163,3 +163,27 @@ def test_a_real_supervision_meeting_is_drafted_by_case_reference(tmp_path: Path,
     with session_scope(runtime.engine) as s:
         (entry,) = s.exec(select(HoursEntry).where(HoursEntry.user_id == people.sam.id)).all()
     assert entry.category == "individual_supervision" and 80 / 3600 < entry.hours < 90 / 3600
+
+
+def test_scribe_redact_reads_stdin_and_prints_spans(tmp_path: Path) -> None:
+    """`scribe redact --chart` on speech-like text: the chart's identifiers in spoken form,
+    and what no chart knows (a spoken email, a cued lowercase name) are all found."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    chart = tmp_path / "chart.json"
+    chart.write_text(json.dumps({"given_name": "Maya", "family_name": "Thompson", "date_of_birth": "1991-03-14",
+                                 "contacts": [{"name": "Laura Thompson", "relation": "sister", "phone": "555-201-3344"}]}))
+    text = ("maya said laura's number is five five five two oh one three three four four, she was born march "
+            "fourteenth nineteen ninety one, write to sam dot lee at example dot org, my friend jonah came too")
+    env = {**os.environ, "SCRIBE_MODEL_PROFILE": "test", "SCRIBE_MODELS_DIR": str(ROOT / "models")}
+    out = subprocess.run([sys.executable, "-m", "scribe.cli", "redact", "--chart", str(chart)], input=text,
+                         capture_output=True, text=True, env=env, timeout=300, check=True)
+    result = json.loads(out.stdout)
+    redacted = result["redacted"].lower()
+    for leaked in ("maya", "laura", "five five five", "march fourteenth", "nineteen ninety one", "sam dot lee", "jonah"):
+        assert leaked not in redacted, leaked
+    assert {"start", "end", "entity_type", "score"} <= set(result["spans"][0])
+    assert all(text[s["start"]:s["end"]] for s in result["spans"])

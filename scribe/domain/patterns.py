@@ -1,0 +1,91 @@
+"""Our own recognizers: identifiers that Presidio's defaults miss in speech and in US
+clinical text. Plain regular expressions over the shadow text (spoken numbers already
+written as digits); each yields (start, end, entity) for the identifier itself, not its cue."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+_SUFFIX = (r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|circle|cir|"
+           r"terrace|ter|parkway|pkwy|highway|hwy|trail|trl|square|sq|alley|loop|crescent|plaza|pike|row|walk|"
+           r"ridge|hill|heights|park|point|junction|crossing|creek|run")
+_UNIT = r"(?:,?\s*(?:apt|apartment|unit|suite|ste|room|rm|floor|fl|#)\.?\s*#?\s*[\w-]+)?"
+_STATES = ("AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND "
+           "OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC PR").split()
+
+RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
+    # 2217 Alder Creek Road, Apt 4B / 12 N. Main St. / "twenty two seventeen alder creek road" (as digits)
+    ("ADDRESS", re.compile(rf"\b\d{{1,6}}[A-Za-z]?\s+(?:[NSEW]\.?\s+)?(?:[A-Za-z][\w.'-]*\s+){{0,4}}(?:{_SUFFIX})\b\.?{_UNIT}",
+                           re.I), 0),
+    ("ADDRESS", re.compile(r"\bP\.?\s?O\.?\s*Box\s+\d+\b", re.I), 0),
+    # written addresses without a known suffix: 6750 Koskikatu 25 Apt. 864
+    ("ADDRESS", re.compile(r"\b\d{1,6}\s+(?:[A-Z][\w'-]+\s+){1,3}\d{0,5}\s*(?:(?:Apt|Suite|Unit|Ste)\.?\s*#?\d+)"), 0),
+    # dates: 7/22, 07/22/1991, 2021-03-04, March 4, 4 March, March 4th 1981; years in dates or alone
+    ("DATE", re.compile(r"\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b|\b(?:19|20)\d\d-\d\d-\d\d\b"), 0),
+    ("DATE", re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?"
+                        r"(?:,?\s+(?:19|20)\d\d)?\b|\b\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:january|february|march|april|"
+                        r"may|june|july|august|september|october|november|december)(?:,?\s+(?:19|20)\d\d)?\b", re.I), 0),
+    ("DATE", re.compile(r"(?<![\d/.-])(?:19|20)\d\d(?![\d/.-])"), 0),
+    # ZIP after a state, or after the word zip
+    ("ZIP_CODE", re.compile(rf"\b(?:{'|'.join(_STATES)}),?\s+(\d{{5}}(?:-\d{{4}})?)\b"), 1),
+    ("ZIP_CODE", re.compile(r"\bzip(?:\s*code)?\s*(?:is\s*)?[:#]?\s*(\d{5}(?:-\d{4})?)\b", re.I), 1),
+    ("MRN", re.compile(r"\b(?:mrn|medical record(?:\s*(?:number|no\.?|#))?|chart(?:\s*number)?)\s*(?:is\s*)?[:#]?\s*"
+                       r"([A-Za-z]{0,4}-?\d[\dA-Za-z-]{3,14})\b", re.I), 1),
+    ("MEMBER_ID", re.compile(r"\b(?:member|medicaid|medicare|insurance|policy|subscriber|beneficiary|group|plan)"
+                             r"(?:\s*(?:id|i\.d\.|identification|number|no\.?|#))+\s*(?:is\s*)?[:#]?\s*"
+                             r"([A-Za-z]{0,4}-?\d[\dA-Za-z-]{4,16})\b", re.I), 1),
+    ("NPI", re.compile(r"\bNPI(?:\s*(?:number|no\.?|#))?\s*(?:is\s*)?[:#]?\s*(\d{10})\b", re.I), 1),
+    ("LICENSE_PLATE", re.compile(r"\b(?:licen[cs]e\s+plate|plate|tag)(?:\s*(?:number|no\.?|#))?\s*(?:is\s*)?[:#]?\s*"
+                                 r"([A-Za-z0-9]{2,4}[\s-]?[A-Za-z0-9]{2,4})\b", re.I), 1),
+    ("AGE", re.compile(r"\b(?:(?:9\d|1[01]\d)[\s-]*(?:years?|yrs?|y/?o)(?:[\s-]*old)?|(?:aged?|age of)\s+(?:9\d|1[01]\d))\b",
+                       re.I), 0),
+    ("URL", re.compile(r"\b(?:https?://|www\.)[^\s<>\"]+|\b[a-z0-9-]+\.(?:com|org|net|edu|gov|io|info|health)"
+                       r"(?:/[^\s<>\"]*)?\b", re.I), 0),
+    ("IP_ADDRESS", re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"), 0),
+    ("ID_NUMBER", re.compile(r"(?<![\w.])\d{7,}(?![\w.])"), 0),
+]
+
+# Names said in speech, lowercase: found by what comes before them.
+_RELATIONS = ("wife husband son daughter mom mother mum dad father sister brother friend boss partner girlfriend "
+              "boyfriend aunt uncle cousin grandma grandmother grandpa grandfather grandson granddaughter neighbor "
+              "neighbour roommate fiance fiancee stepmom stepdad stepson stepdaughter niece nephew coworker colleague "
+              "teacher coach therapist counselor counsellor doctor pastor sponsor manager supervisor landlord ex").split()
+_CUE = re.compile(
+    r"\b(?:(?:my|his|her|our|their)\s+(?:name\s+is|(?:" + "|".join(_RELATIONS) + r")(?:\s*,)?)"
+    r"|(?:i\s*am|i'm|this\s+is|it's|call\s+me|named|called|name's|hi|hello|hey|dear|thanks|thank\s+you)"
+    r"|(?:mr|mrs|ms|miss|mx|dr|doctor|nurse|officer|judge|pastor|father|sister)\.?)\s+"
+    r"([a-z][a-z'-]+(?:\s+[a-z][a-z'-]+)?)", re.I)
+_NOT_NAMES = set(("a an the and or but so to of in on at for with is was are be been not no yes it its it's he she "
+                  "they we you i me him her them this that there here very really just also about from by as if "
+                  "then than when what who how why where which because doing going been being have has had do "
+                  "does did will would can could should may might must feeling fine good okay ok well sorry glad "
+                  "happy sad tired worried afraid scared here there again now today tomorrow yesterday always never "
+                  "still already everyone everybody someone somebody nobody anyone all both each every some any "
+                  "much many more most less few little lot lots kind sort other another same such own only even "
+                  "back out up down over off away home work school called named said told asked know think feel "
+                  "want need like love hate see saw hear heard get got make made take took give gave come came go "
+                  "went say tell ask one two three four five six seven eight nine ten years year old new hard easy "
+                  "difficult great bad better worse best worst nice tough weird strange right wrong true sure enough "
+                  "busy stressful stressed anxious depressed upset angry mad frustrated overwhelmed calm ready").split())
+
+
+def find_patterns(text: str) -> Iterator[tuple[int, int, str]]:
+    for entity, pattern, group in RECOGNIZERS:
+        for m in pattern.finditer(text):
+            yield m.start(group), m.end(group), entity
+
+
+def find_cued_names(text: str) -> Iterator[tuple[int, int, str]]:
+    """'my sister laura', 'this is mark', 'dr patel': the word(s) after the cue, unless they
+    are ordinary words ('my sister is', 'i'm fine')."""
+    for m in _CUE.finditer(text):
+        words = m.group(1).split()
+        keep = []
+        for w in words:
+            if w.lower().strip("'") in _NOT_NAMES or w.lower().endswith(("ing", "ed", "ly")):
+                break
+            keep.append(w)
+        if keep:
+            start = m.start(1)
+            yield start, start + len(" ".join(keep)), "PERSON"

@@ -1,0 +1,53 @@
+"""Each of our recognizers, on the forms it exists for, and on text it must leave alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from scribe.domain.patterns import find_cued_names, find_patterns
+from scribe.domain.spoken import shadow
+
+
+def found(text: str) -> set[tuple[str, str]]:
+    sh = shadow(text)
+    out = set()
+    for s, e, kind in (*find_patterns(sh.text), *find_cued_names(sh.text)):
+        a, b = sh.to_original(s, e)
+        out.add((kind, text[a:b]))
+    return out
+
+
+@pytest.mark.parametrize("text, kind, value", [
+    ("I live at 2217 Alder Creek Road, Apt 4B now", "ADDRESS", "2217 Alder Creek Road, Apt 4B"),
+    ("we moved to twenty two seventeen alder creek road last year", "ADDRESS", "twenty two seventeen alder creek road"),
+    ("send it to PO Box 4471", "ADDRESS", "PO Box 4471"),
+    ("Springfield, IL 62704", "ZIP_CODE", "62704"),
+    ("the zip code is six two seven oh four", "ZIP_CODE", "six two seven oh four"),
+    ("MRN: A-0042917", "MRN", "A-0042917"),
+    ("my medicaid id is AB1234567", "MEMBER_ID", "AB1234567"),
+    ("member number is 88812345", "MEMBER_ID", "88812345"),
+    ("NPI 1234567893", "NPI", "1234567893"),
+    ("her licence plate is 7ABC123", "LICENSE_PLATE", "7ABC123"),
+    ("he is ninety two years old", "AGE", "ninety two years old"),
+    ("aged 97", "AGE", "aged 97"),
+    ("see www.example.org/intake", "URL", "www.example.org/intake"),
+    ("from 10.0.0.12", "IP_ADDRESS", "10.0.0.12"),
+    ("call five five five two oh one three three four four", "ID_NUMBER", "five five five two oh one three three four four"),
+    ("admitted 7/22 after a fall", "DATE", "7/22"),
+    ("born on march fourth nineteen eighty one", "DATE", "march fourth nineteen eighty one"),
+    ("on 4 March 2019", "DATE", "4 March 2019"),
+    ("my sister laura called", "PERSON", "laura"),
+    ("hi, this is mark", "PERSON", "mark"),
+    ("dr patel said so", "PERSON", "patel"),
+    ("my name is jane doe", "PERSON", "jane doe"),
+])
+def test_each_recognizer_finds_its_identifier(text: str, kind: str, value: str) -> None:
+    assert (kind, value) in found(text)
+
+
+@pytest.mark.parametrize("text", [
+    "I am fine, thanks", "my sister is worried", "we talked for twenty minutes", "I slept seven hours",
+    "a PHQ-9 score of 14", "she takes 20 mg daily", "my mom said it was okay", "this is hard",
+])
+def test_ordinary_speech_is_not_redacted(text: str) -> None:
+    assert found(text) == set()
