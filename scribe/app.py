@@ -40,6 +40,15 @@ class Runtime:
     clock: Callable[[], datetime]
     engines: Engines | None = None
 
+    def load_engines(self) -> Engines:
+        """The real engines, wired to this runtime's egress ledger and clock."""
+        from scribe.engines.build import build_engines
+        from scribe.services.egress import SqlLedger
+
+        self.engines = build_engines(self.settings, clinician_first=self.policies.pipeline.clinician_is_first_speaker,
+                                     egress_ledger=SqlLedger(self.engine), clock=self.clock)
+        return self.engines
+
     def pipeline(self) -> PipelineContext:
         if self.engines is None:
             raise RuntimeError("engines are not loaded in this process")
@@ -77,9 +86,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, engines: E
         worker = None
         if run_worker:
             if rt.engines is None:
-                from scribe.engines.build import build_engines
-
-                rt.engines = build_engines(settings, clinician_first=rt.policies.pipeline.clinician_is_first_speaker)
+                rt.load_engines()
             worker = Worker(rt.pipeline())
             worker.start_thread()
         yield

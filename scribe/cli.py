@@ -193,12 +193,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from scribe.app import build_runtime
-    from scribe.engines.build import build_engines
     from scribe.worker import Worker
 
     settings = _settings(args)
     rt = build_runtime(settings)
-    rt.engines = build_engines(settings, clinician_first=rt.policies.pipeline.clinician_is_first_speaker)
+    rt.load_engines()
     worker = Worker(rt.pipeline())
     if args.once:
         print(json.dumps({"jobs_run": worker.run_until_idle()}))

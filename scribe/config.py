@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     policies_dir: Path = Field(default=ROOT / "policies")
     web_dir: Path = Field(default=ROOT / "web")
     engines: Literal["real", "fake"] = Field(default="real", description="'fake' runs the UI without weights")
+    drafter_remote: str = Field(default="", description="Draft on an on-prem model server: a destination in policies/egress.yaml")
+    drafter_remote_model: str = Field(default="local", description="The model name sent to that server")
     drafter_backend: Literal["ct2", "transformers"] = Field(default="ct2", description="How the local drafter executes")
     drafter_model_dir: Path | None = Field(default=None, description="A practice's own larger model (HF directory)")
     cpu_threads: int = Field(default_factory=lambda: os.cpu_count() or 2)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
+import platform
 import threading
 import time
 from datetime import timedelta
@@ -23,7 +23,7 @@ class Worker:
     def __init__(self, ctx: PipelineContext, *, poll_seconds: float = 1.0, crash_at: str | None = None) -> None:
         self.ctx = ctx
         self.poll_seconds = poll_seconds
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.worker_id = f"{platform.node()}:{os.getpid()}:{id(self):x}"
         self.lease = timedelta(seconds=ctx.policies.pipeline.lease_seconds)
         self.crash_at = crash_at or os.environ.get("SCRIBE_CRASH_AT")  # fault injection, tests only
         self._stop = threading.Event()

@@ -112,6 +112,23 @@ class RecordingChunk(SQLModel, table=True):
     received_at: datetime
 
 
+class EgressEvent(SQLModel, table=True):
+    """The egress ledger: every send the gateway made or refused. Ids, hashes and counts."""
+
+    __tablename__ = "egress_events"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    at: datetime
+    destination: str
+    host: str
+    payload_sha256: str
+    payload_bytes: int
+    surrogates: int
+    gateway_found: int
+    policy_version: int
+    allowed: bool
+    reason: str
+
+
 class DeletionReceipt(SQLModel, table=True):
     """What a purge removed, when, by which rule, with content hashes. No clinical text."""
 
@@ -384,7 +401,7 @@ class AuditEvent(SQLModel, table=True):
 # Signed versions, co-signatures and audit rows are append-only. The database refuses
 # UPDATE and DELETE with triggers (migrations 0001, 0002); this guard refuses it earlier,
 # in the app, for any ORM path, with an error the web layer shows as a 409.
-APPEND_ONLY: tuple[type[SQLModel], ...] = (NoteVersion, Cosignature, AuditEvent)
+APPEND_ONLY: tuple[type[SQLModel], ...] = (NoteVersion, Cosignature, AuditEvent, EgressEvent)
 
 
 @event.listens_for(OrmSession, "before_flush")

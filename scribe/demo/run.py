@@ -14,7 +14,6 @@ from scribe.app import Runtime, build_runtime
 from scribe.config import Settings
 from scribe.db.engine import session_scope
 from scribe.db.tables import Draft, DraftSentence, Encounter, Job
-from scribe.engines.build import build_engines
 from scribe.services.demo import SAMPLE_AUDIO, demo_client_id, seed_demo, user_by_name
 from scribe.services.uploads import accept_upload
 from scribe.worker import Worker
@@ -37,7 +36,7 @@ def run_demo(settings: Settings) -> tuple[dict[str, Any], Runtime]:
     with session_scope(rt.engine) as s:
         logins = _logins(settings, seed_demo(s, now=rt.clock()))
     t_load = time.perf_counter()
-    rt.engines = build_engines(settings, clinician_first=rt.policies.pipeline.clinician_is_first_speaker)
+    rt.load_engines()
     load_seconds = time.perf_counter() - t_load
     t_upload = time.perf_counter()
     with session_scope(rt.engine) as s, SAMPLE_AUDIO.open("rb") as audio:

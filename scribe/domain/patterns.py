@@ -33,7 +33,8 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
     ("MRN", re.compile(r"\b(?:mrn|medical record(?:\s*(?:number|no\.?|#))?|chart(?:\s*number)?)\s*(?:is\s*)?[:#]?\s*"
                        r"([A-Za-z]{0,4}-?\d[\dA-Za-z-]{3,14})\b", re.I), 1),
     ("MEMBER_ID", re.compile(r"\b(?:member|medicaid|medicare|insurance|policy|subscriber|beneficiary|group|plan)"
-                             r"(?:\s*(?:id|i\.d\.|identification|number|no\.?|#))+\s*(?:is\s*)?[:#]?\s*"
+                             r"(?:\s*(?:id|i\.d\.|identification|number|no\.?|#))+\s*,?\s*(?:(?:it|that)\s*)?"
+                             r"(?:is|was|'s)?\s*[:#]?\s*"
                              r"([A-Za-z]{0,4}-?\d[\dA-Za-z-]{4,16})\b", re.I), 1),
     ("NPI", re.compile(r"\bNPI(?:\s*(?:number|no\.?|#))?\s*(?:is\s*)?[:#]?\s*(\d{10})\b", re.I), 1),
     ("LICENSE_PLATE", re.compile(r"\b(?:licen[cs]e\s+plate|plate|tag)(?:\s*(?:number|no\.?|#))?\s*(?:is\s*)?[:#]?\s*"
@@ -43,7 +44,9 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
     ("URL", re.compile(r"\b(?:https?://|www\.)[^\s<>\"]+|\b[a-z0-9-]+\.(?:com|org|net|edu|gov|io|info|health)"
                        r"(?:/[^\s<>\"]*)?\b", re.I), 0),
     ("IP_ADDRESS", re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"), 0),
-    ("ID_NUMBER", re.compile(r"(?<![\w.])\d{7,}(?![\w.])"), 0),
+    ("ID_NUMBER", re.compile(r"(?<![\w.])\d{7,}(?!\w)(?!\.\d)"), 0),
+    # letters then six or more digits (MC13405927, A0042917): an id of some kind
+    ("ID_NUMBER", re.compile(r"\b[A-Z]{1,4}-?\d{6,}\b"), 0),
 ]
 
 # Names said in speech, lowercase: found by what comes before them.
@@ -81,10 +84,14 @@ def find_cued_names(text: str) -> Iterator[tuple[int, int, str]]:
     are ordinary words ('my sister is', 'i'm fine')."""
     for m in _CUE.finditer(text):
         words = m.group(1).split()
+        cue = m.group(0)[: m.start(1) - m.start(0)].lower()
+        full_name_cue = any(c in cue for c in ("name", "named", "called", "this is", "i'm", "i am"))
         keep = []
-        for w in words:
+        for n, w in enumerate(words):
             if w.lower().strip("'") in _NOT_NAMES or w.lower().endswith(("ing", "ed", "ly")):
                 break
+            if n == 1 and not (full_name_cue or w[:1].isupper()):
+                break  # "my friend rupert drove": a second lowercase word is a name only after "my name is"
             keep.append(w)
         if keep:
             start = m.start(1)

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from scribe.config import Settings
-from scribe.domain.errors import ModelMissing
+from scribe.domain.errors import ModelMissing, PolicyError
 from scribe.engines.protocols import Drafter, Engines, Redactor, Transcriber
 from scribe.weights import INSTALL_HINT, profile_paths, verify
+
+if TYPE_CHECKING:
+    from scribe.engines.egress import EgressRecord
 
 
 def force_offline() -> None:
@@ -24,18 +30,40 @@ def check_models(settings: Settings) -> None:
         raise ModelMissing("; ".join(problems) + " — " + INSTALL_HINT.format(profile=settings.model_profile))
 
 
-def build_engines(settings: Settings, *, clinician_first: bool = True) -> Engines:
+def build_engines(settings: Settings, *, clinician_first: bool = True,
+                  egress_ledger: Callable[[EgressRecord], None] | None = None,
+                  clock: Callable[[], datetime] | None = None) -> Engines:
     if settings.engines == "fake":
         from scribe.engines.fakes import FakeDrafter, FakeRedactor, FakeTranscriber
 
         return Engines(FakeTranscriber(), FakeRedactor(), FakeDrafter())
     force_offline()
     check_models(settings)
-    return Engines(
-        transcriber=build_transcriber(settings, clinician_first=clinician_first),
-        redactor=build_redactor(settings),
-        drafter=build_drafter(settings),
-    )
+    redactor = build_redactor(settings)
+    if settings.drafter_remote:
+        drafter: Drafter = build_remote_drafter(settings, redactor, egress_ledger, clock)
+    else:
+        drafter = build_drafter(settings)
+    return Engines(transcriber=build_transcriber(settings, clinician_first=clinician_first), redactor=redactor,
+                   drafter=drafter)
+
+
+def build_remote_drafter(settings: Settings, redactor: Any, ledger: Callable[[EgressRecord], None] | None,
+                         clock: Callable[[], datetime] | None) -> Drafter:
+    """The drafter that goes through the egress gateway to a destination in egress.yaml."""
+    from scribe.domain.egress import Destination
+    from scribe.engines.egress import EgressGateway
+    from scribe.engines.remote import RemoteDrafter
+    from scribe.policies import load_policies
+
+    if ledger is None or clock is None:
+        raise PolicyError("a remote drafter needs the egress ledger: start it through scribe serve/worker/demo")
+    policy = load_policies(settings.policies_dir).egress
+    destinations = [Destination(d.name, d.url, tuple(d.receives), d.part2) for d in policy.destinations]
+    if settings.drafter_remote not in {d.name for d in destinations}:
+        raise PolicyError(f"SCRIBE_DRAFTER_REMOTE={settings.drafter_remote!r} is not a destination in policies/egress.yaml")
+    gateway = EgressGateway(destinations, redactor=redactor, ledger=ledger, clock=clock, policy_version=policy.version)
+    return RemoteDrafter(gateway, settings.drafter_remote, settings.drafter_remote_model)
 
 
 def build_transcriber(settings: Settings, *, clinician_first: bool = True) -> Transcriber:
@@ -47,7 +75,6 @@ def build_transcriber(settings: Settings, *, clinician_first: bool = True) -> Tr
 
 def build_redactor(settings: Settings) -> Redactor:
     from scribe.engines.presidio import PresidioRedactor
-
     from scribe.policies import load_policies
 
     paths = profile_paths(settings.models_dir, settings.model_profile)

@@ -49,6 +49,8 @@ class _SectionDrafter:
                 prompt_tokens += n_prompt
                 generated += n_generated
                 out[section.key] = clean_output(text, section.max_sentences)
+        except EngineError:
+            raise  # already says what went wrong and whether a retry can help (egress refusals cannot)
         except Exception as exc:
             raise EngineError(f"drafting failed ({exc.__class__.__name__})", retryable=True) from exc
         return DraftResult(out, self.name, prompt_tokens, generated, time.perf_counter() - started)

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 from scribe.domain.errors import EngineError, ModelMissing
+from scribe.domain.patterns import find_cued_names, find_patterns
 from scribe.domain.redaction import (
     KnownIdentifier,
     Span,
@@ -16,7 +17,6 @@ from scribe.domain.redaction import (
     find_known,
     merge_spans,
 )
-from scribe.domain.patterns import find_cued_names, find_patterns
 from scribe.domain.spoken import shadow
 from scribe.domain.transcript import Segment, model_line
 from scribe.engines.protocols import PseudonymizedTranscript

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from scribe.domain.errors import PolicyError
 from scribe.policies.schema import (
     ConsentPolicy,
+    EgressPolicy,
     LicenceType,
     LicensurePolicy,
     NoteTemplate,
@@ -34,6 +35,7 @@ class Policies:
     templates: dict[str, NoteTemplate]
     licensure: LicensurePolicy
     redaction: RedactionPolicy
+    egress: EgressPolicy
 
     def licence_type(self, name: str) -> tuple[str, LicenceType]:
         key = name if name in self.licensure.types else self.licensure.default_type
@@ -110,4 +112,5 @@ def load_policies(directory: Path) -> Policies:
         templates=templates,
         licensure=licensure,
         redaction=_load(directory / "redaction.yaml", RedactionPolicy),
+        egress=_load(directory / "egress.yaml", EgressPolicy),
     )

@@ -106,3 +106,15 @@ class RedactionPolicy(Strict):
     entities: dict[str, EntityRule] = Field(min_length=1, description="Entities removed after the chart's identifiers")
     dates: Literal["specific", "all"] = Field(default="specific")
     operator: Literal["surrogate"] = "surrogate"
+
+
+class EgressDestination(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    url: str = Field(pattern=r"^https?://", description="Where the gateway POSTs")
+    receives: list[Literal["redacted_text"]] = Field(min_length=1, description="Never audio")
+    part2: bool = Field(default=False, description="May it receive 42 CFR Part 2 material (with consent and notice)?")
+
+
+class EgressPolicy(Strict):
+    version: int = Field(ge=1, description="Recorded in the egress ledger with every send")
+    destinations: list[EgressDestination] = Field(default_factory=list, description="Empty: nothing leaves the host")

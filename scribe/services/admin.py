@@ -9,7 +9,16 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, func, select
 
-from scribe.db.tables import Client, Clinic, Consent, DeletionReceipt, Encounter, Recording, TranscriptionSwitch, User
+from scribe.db.tables import (
+    Client,
+    Clinic,
+    Consent,
+    DeletionReceipt,
+    Encounter,
+    Recording,
+    TranscriptionSwitch,
+    User,
+)
 from scribe.domain.consent import ConsentEntry, ConsentState, SwitchScope, state_of
 from scribe.domain.errors import InvalidInput, NotFound, PermissionDenied
 from scribe.domain.notes import Role

@@ -13,7 +13,14 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 
 from scribe.db.queries import get_client_for_actor
-from scribe.db.tables import Client, Consent, Encounter, EncounterParticipant, TranscriptionSwitch, User
+from scribe.db.tables import (
+    Client,
+    Consent,
+    Encounter,
+    EncounterParticipant,
+    TranscriptionSwitch,
+    User,
+)
 from scribe.domain.consent import (
     ConsentEntry,
     ConsentState,

@@ -34,7 +34,13 @@ from scribe.db.tables import (
     TranscriptSegment,
     User,
 )
-from scribe.domain.chart import ChartFacts, Contact, known_identifiers, supervision_identifiers, supervision_reverse
+from scribe.domain.chart import (
+    ChartFacts,
+    Contact,
+    known_identifiers,
+    supervision_identifiers,
+    supervision_reverse,
+)
 from scribe.domain.errors import ConsentMissing, EngineError
 from scribe.domain.evidence import check_draft, split_sentences
 from scribe.domain.notes import EncounterKind, EncounterStatus, JobKind, JobStatus, next_stage

@@ -102,3 +102,24 @@ def test_a_scanned_form_is_kept_and_shown_only_to_the_clients_clinician(app, run
     bad = ada.post(f"/clients/{practice.maya.id}/consents", data={"csrf_token": csrf(ada), "functions": ["egress"],
                                                                   "effective_from": "yesterday"})
     assert bad.status_code == 400 and "YYYY-MM-DD" in bad.text
+
+
+def test_admins_read_and_export_the_egress_ledger(app, runtime, practice) -> None:
+    from datetime import UTC, datetime
+
+    from scribe.engines.egress import EgressRecord
+    from scribe.services.egress import SqlLedger
+
+    SqlLedger(runtime.engine)(EgressRecord(datetime(2026, 11, 2, tzinfo=UTC), "onprem-llm", "10.0.0.20", "ab" * 32, 900,
+                                           12, 0, 1, True, "'onprem-llm' may receive redacted_text"))
+    root = client_for(app, "root")
+    page = root.get("/admin/egress").text
+    assert "onprem-llm" in page and "None: nothing leaves this host." in page
+    csv_r = root.get("/admin/egress.csv")
+    assert csv_r.status_code == 200 and csv_r.text.splitlines()[1].startswith("2026-11-02T00:00:00Z,onprem-llm,10.0.0.20,yes")
+    assert client_for(app, "dr_ada").get("/admin/egress").status_code == 403
+    from sqlalchemy import text
+    from sqlalchemy.exc import DatabaseError
+
+    with pytest.raises(DatabaseError, match="append-only"), runtime.engine.begin() as conn:
+        conn.execute(text("UPDATE egress_events SET allowed = 0"))

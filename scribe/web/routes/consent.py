@@ -7,12 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-
 from sqlmodel import col, select
 
 from scribe.db.tables import DeletionReceipt
 from scribe.domain.errors import InvalidInput
-from scribe.services import admin, consent, purge
+from scribe.services import admin, consent, egress, purge
 from scribe.web.deps import ActorDep, CsrfDep, LoginDep, RuntimeDep, SessionDep
 from scribe.web.routes.sessions import render
 
@@ -84,6 +83,22 @@ def admin_page(request: Request, runtime: RuntimeDep, session: SessionDep, login
     return render(request, "admin.html", {"actor": actor, "csrf": login_row.csrf_token, "v": view,
                                           "functions": list(runtime.policies.consent.functions),
                                           "note_types": runtime.policies.progress_note_types})
+
+
+@router.get("/admin/egress", response_class=HTMLResponse)
+def egress_ledger(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep) -> Response:
+    actor, login_row = login
+    rows = egress.ledger(session, runtime.audit_key, actor=actor, now=runtime.clock())
+    return render(request, "egress.html", {"actor": actor, "csrf": login_row.csrf_token, "rows": rows,
+                                           "destinations": runtime.policies.egress.destinations,
+                                           "policy_version": runtime.policies.egress.version})
+
+
+@router.get("/admin/egress.csv")
+def egress_csv(runtime: RuntimeDep, session: SessionDep, actor: ActorDep) -> Response:
+    rows = egress.ledger(session, runtime.audit_key, actor=actor, now=runtime.clock(), limit=1_000_000)
+    return Response(egress.ledger_csv(rows), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": 'attachment; filename="egress-ledger.csv"'})
 
 
 @router.post("/admin/switches", dependencies=[CsrfDep])

@@ -15,9 +15,9 @@ from scribe.db.queries import (
     supervisees_for_actor,
 )
 from scribe.db.tables import Client, EncounterParticipant, Recording, User
+from scribe.domain.consent import allowed_note_types, transcription_decision
 from scribe.domain.errors import NotFound
 from scribe.domain.notes import PROCESSING, Role, VersionKind
-from scribe.domain.consent import allowed_note_types, transcription_decision
 from scribe.services import audit, consent, purge, records, review, uploads
 from scribe.web.deps import ActorDep, CsrfDep, LoginDep, RuntimeDep, SessionDep
 

@@ -1,0 +1,125 @@
+"""The egress gateway: the only code in scribe that opens an outbound connection (a test
+greps for any other). Every send is checked against policies/egress.yaml, passes the
+redactor once more, is refused if any identifier the pipeline replaced is still in it, and
+is written to the egress ledger (destination, time, payload hash, counts) — sent or not."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from scribe.domain.egress import Destination, Payload, leaked, may_send
+from scribe.domain.errors import EngineError
+from scribe.domain.redaction import KnownIdentifier, Span
+
+_SURROGATE = re.compile(r"\[[A-Z][A-Z_]*(?:_\d+)?\]")
+
+
+class EgressRefused(EngineError):
+    """The gateway would not send this (not retryable: the same payload is refused again)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retryable=False)
+
+
+@dataclass(frozen=True)
+class EgressRecord:
+    at: datetime
+    destination: str
+    host: str
+    payload_sha256: str
+    payload_bytes: int
+    surrogates: int  # identifiers the pipeline's redactor had already replaced
+    gateway_found: int  # identifiers the gateway's own pass found (and replaced) before sending
+    policy_version: int
+    allowed: bool
+    reason: str
+
+
+class SpanFinder:
+    """What the gateway needs of a redactor."""
+
+    def find_spans(self, text: str, known: list[KnownIdentifier]) -> list[Span]: ...  # pragma: no cover
+
+
+def _strings(obj: Any) -> list[str]:
+    if isinstance(obj, str):
+        return [obj]
+    if isinstance(obj, dict):
+        return [s for v in obj.values() for s in _strings(v)]
+    if isinstance(obj, (list, tuple)):
+        return [s for v in obj for s in _strings(v)]
+    return []
+
+
+def _map_strings(obj: Any, fn: Callable[[str], str]) -> Any:
+    if isinstance(obj, str):
+        return fn(obj)
+    if isinstance(obj, dict):
+        return {k: _map_strings(v, fn) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_map_strings(v, fn) for v in obj]
+    return obj
+
+
+class EgressGateway:
+    def __init__(self, destinations: Iterable[Destination], *, redactor: SpanFinder, ledger: Callable[[EgressRecord], None],
+                 clock: Callable[[], datetime], policy_version: int = 1, timeout: float = 120.0) -> None:
+        self.destinations = tuple(destinations)
+        self.redactor = redactor
+        self.ledger = ledger
+        self.clock = clock
+        self.policy_version = policy_version
+        self.timeout = timeout
+
+    def _redact(self, text: str) -> tuple[str, int]:
+        spans = [s for s in self.redactor.find_spans(text, [])
+                 if not any(m.start() <= s.start and s.end <= m.end() for m in _SURROGATE.finditer(text))]
+        out, pos = [], 0
+        for s in sorted(spans, key=lambda x: x.start):
+            if s.start < pos:
+                continue
+            out += [text[pos:s.start], f"[{s.entity}]"]
+            pos = s.end
+        out.append(text[pos:])
+        return "".join(out), len(spans)
+
+    def post_json(self, destination: str, body: dict[str, Any], *, originals: Iterable[str] = (), part2: bool = False,
+                  part2_consent: bool = False) -> dict[str, Any]:
+        found = 0
+
+        def redact(text: str) -> str:
+            nonlocal found
+            clean, n = self._redact(text)
+            found += n
+            return clean
+
+        upstream = sum(len(_SURROGATE.findall(t)) for t in _strings(body))
+        body = _map_strings(body, redact)
+        texts = _strings(body)
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        dest = next((d for d in self.destinations if d.name == destination), None)
+        decision = may_send(self.destinations, destination, Payload("redacted_text", tuple(texts), part2),
+                            part2_consent=part2_consent)
+        still = leaked(texts, originals)
+        if decision and still:
+            decision = type(decision).deny(f"{len(still)} identifier(s) replaced upstream are still in the payload")
+        record = EgressRecord(self.clock(), destination, urlsplit(dest.url).hostname or "" if dest else "",
+                              hashlib.sha256(data).hexdigest(), len(data), upstream, found, self.policy_version, decision.allowed, decision.reason)
+        self.ledger(record)
+        if not decision or dest is None:
+            raise EgressRefused(f"egress refused: {decision.reason}")
+        request = urllib.request.Request(dest.url, data=data, method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310 - URL from policy
+                return json.loads(response.read().decode("utf-8"))
+        except (OSError, ValueError) as exc:
+            raise EngineError(f"the model server did not answer ({exc.__class__.__name__})", retryable=True) from exc

@@ -1,0 +1,35 @@
+"""A drafter that asks an on-prem model server (OpenAI-compatible chat completions) through
+the egress gateway. It sends the pseudonymized transcript and the section prompt, nothing
+else: no audio, no chart, no re-identification map."""
+
+from __future__ import annotations
+
+from scribe.engines.egress import EgressGateway
+from scribe.engines.llm import _SectionDrafter
+from scribe.engines.prompts import chat_messages
+from scribe.engines.protocols import DraftResult, PseudonymizedTranscript, SectionRequest
+
+
+class RemoteDrafter(_SectionDrafter):
+    def __init__(self, gateway: EgressGateway, destination: str, model: str, *, max_tokens: int = 160) -> None:
+        self.gateway = gateway
+        self.destination = destination
+        self.model = model
+        self.max_tokens = max_tokens
+        self.name = f"remote:{destination}:{model}"
+        self._originals: tuple[str, ...] = ()
+
+    def draft(self, transcript: PseudonymizedTranscript, note_name: str, sections: list[SectionRequest]) -> DraftResult:
+        self._originals = tuple(transcript.surrogates.reverse.values())  # checked never to leave, never sent
+        try:
+            return super().draft(transcript, note_name, sections)
+        finally:
+            self._originals = ()
+
+    def _generate(self, transcript_text: str, note_name: str, section: SectionRequest) -> tuple[str, int, int]:
+        answer = self.gateway.post_json(self.destination, {
+            "model": self.model, "temperature": 0, "max_tokens": self.max_tokens,
+            "messages": chat_messages(transcript_text, note_name, section)}, originals=self._originals)
+        usage = answer.get("usage") or {}
+        text = answer["choices"][0]["message"]["content"]
+        return str(text), int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))
