@@ -19,6 +19,9 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
     ("ADDRESS", re.compile(rf"\b\d{{1,6}}[A-Za-z]?\s+(?:[NSEW]\.?\s+)?(?:[A-Za-z][\w.'-]*\s+){{0,4}}(?:{_SUFFIX})\b\.?{_UNIT}",
                            re.I), 0),
     ("ADDRESS", re.compile(r"\bP\.?\s?O\.?\s*Box\s+\d+\b", re.I), 0),
+    # military mail: PSC 0413, Box 8144 / APO AA 42323
+    ("ADDRESS", re.compile(r"\b(?:PSC|Unit|CMR)\s+\d+,?\s+Box\s+\d+\b|\b(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5}\b"), 0),
+    ("ADDRESS", re.compile(r"\b(?:Suite|Apt\.?|Apartment|Unit)\s*#?\s*\d+[A-Za-z]?\b"), 0),
     # written addresses without a known suffix: 6750 Koskikatu 25 Apt. 864
     ("ADDRESS", re.compile(r"\b\d{1,6}\s+(?:[A-Z][\w'-]+\s+){1,3}\d{0,5}\s*(?:(?:Apt|Suite|Unit|Ste)\.?\s*#?\d+)"), 0),
     # dates: 7/22, 07/22/1991, 2021-03-04, March 4, 4 March, March 4th 1981; years in dates or alone
@@ -96,3 +99,49 @@ def find_cued_names(text: str) -> Iterator[tuple[int, int, str]]:
         if keep:
             start = m.start(1)
             yield start, start + len(" ".join(keep)), "PERSON"
+
+
+_NEXT_LINE = re.compile(r"[ \t]*\n[ \t,]*([^\n]{1,40})")
+_PLACE_LINE = re.compile(r"^[\w .,'()-]+$")
+
+
+def extend_addresses(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """A written address goes on over the next lines (city, state, country, ZIP): take up to
+    three short following lines that look like a place, not a sentence."""
+    out = []
+    for start, end, kind in spans:
+        if kind == "ADDRESS":
+            for _ in range(3):
+                m = _NEXT_LINE.match(text, end)
+                if not m or not _PLACE_LINE.match(m.group(1)) or len(m.group(1).split()) > 5 or \
+                        m.group(1).rstrip().endswith((".", "?", "!")):
+                    break
+                end = m.end(1)
+        out.append((start, end, kind))
+    return out
+
+
+_ACRONYM = re.compile(r"^[A-Z0-9/.\s-]{1,6}$")
+
+
+def plausible(entity: str, value: str, source: str) -> bool:
+    """Drop what a recognizer often gets wrong in clinical text: all-caps abbreviations as
+    people (PMH, CABG), anything with digits as a name or place, lab shorthand as licences
+    (O2, x3), a blood pressure as a date (70/38), ellipses as web addresses, four digits as a
+    phone number. Acronyms as organizations stay: a hospital may be written GBMC."""
+    v = value.strip()
+    if source == "presidio" and entity in ("ORGANIZATION", "PERSON", "LOCATION", "NRP"):
+        if any(ch.isdigit() for ch in v) or len(v) < 2:
+            return False
+        if entity == "PERSON" and _ACRONYM.match(v):
+            return False  # people are not written PMH or CABG (a hospital may be GBMC: kept, to be safe)
+    if entity == "US_DRIVER_LICENSE" and (len(v) < 6 or v.isalpha()):
+        return False
+    if entity == "URL" and ".." in v:
+        return False
+    if entity == "PHONE_NUMBER" and sum(ch.isdigit() for ch in v) < 7:
+        return False
+    if entity == "DATE" and re.fullmatch(r"\d{1,2}/\d{1,2}(?:/\d{2,4})?", v):
+        month, day = (int(x) for x in v.split("/")[:2])
+        return 1 <= month <= 12 and 1 <= day <= 31
+    return True

@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from scribe.domain.errors import EngineError, ModelMissing
-from scribe.domain.patterns import find_cued_names, find_patterns
+from scribe.domain.patterns import extend_addresses, find_cued_names, find_patterns, plausible
 from scribe.domain.redaction import (
     KnownIdentifier,
     Span,
@@ -24,7 +24,8 @@ from scribe.policies.schema import RedactionPolicy
 
 # A date element that identifies (Safe Harbor): a month name, a year, or a written date.
 _SPECIFIC_DATE = re.compile(
-    r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\b|\b(1[89]|20)\d\d\b|\d{1,2}[/.-]\d{1,2}", re.I)
+    r"\b(jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\b|\b(1[89]|20)\d\d\b|\d{1,2}[/.-]\d{1,2}"
+    r"|^\s*'?\d\d\s*$", re.I)  # the last: a date that is only a two-digit year ('92)
 
 
 def _offline_tldextract() -> None:
@@ -96,9 +97,11 @@ class PresidioRedactor:
             value = sh.text[r.start : r.end]
             if r.entity_type == "DATE_TIME" and self._policy.dates == "specific" and not _SPECIFIC_DATE.search(value):
                 continue  # "last week", "Tuesday", "about a 5": not identifying; needed for a useful note
+            if not plausible(r.entity_type, value, "presidio"):
+                continue
             found.append(Span(r.start, r.end, r.entity_type, float(r.score), "presidio"))
-        for start, end, entity in (*find_patterns(sh.text), *find_cued_names(sh.text)):
-            if entity in self._thresholds:
+        for start, end, entity in extend_addresses(sh.text, [*find_patterns(sh.text), *find_cued_names(sh.text)]):
+            if entity in self._thresholds and plausible(entity, sh.text[start:end], "pattern"):
                 found.append(Span(start, end, entity, 0.7, "pattern"))
         for f in found:
             start, end = sh.to_original(f.start, f.end)

@@ -51,3 +51,24 @@ def test_each_recognizer_finds_its_identifier(text: str, kind: str, value: str) 
 ])
 def test_ordinary_speech_is_not_redacted(text: str) -> None:
     assert found(text) == set()
+
+
+@pytest.mark.parametrize("entity, value, source, keep", [
+    ("PERSON", "CABG", "presidio", False), ("PERSON", "Laura Quill", "presidio", True),
+    ("ORGANIZATION", "GBMC", "presidio", True), ("LOCATION", "200cc", "presidio", False),
+    ("US_DRIVER_LICENSE", "O2", "presidio", False), ("US_DRIVER_LICENSE", "D1234567", "presidio", True),
+    ("DATE", "70/38", "pattern", False), ("DATE", "7/22", "pattern", True), ("DATE", "12/31/1999", "pattern", True),
+    ("URL", "intake...ad", "presidio", False), ("PHONE_NUMBER", "1645", "presidio", False),
+])
+def test_implausible_finds_are_dropped(entity: str, value: str, source: str, keep: bool) -> None:
+    from scribe.domain.patterns import plausible
+
+    assert plausible(entity, value, source) is keep
+
+
+def test_a_written_address_runs_on_over_its_place_lines() -> None:
+    from scribe.domain.patterns import extend_addresses
+
+    text = "Send it to 14 Crown Street\n Suite 321\n LONDON\n United Kingdom 75419\nThanks, see you."
+    (span,) = extend_addresses(text, [(11, 26, "ADDRESS")])
+    assert text[span[0]:span[1]] == "14 Crown Street\n Suite 321\n LONDON\n United Kingdom 75419"
