@@ -100,6 +100,8 @@ class PresidioRedactor:
             if not plausible(r.entity_type, value, "presidio"):
                 continue
             found.append(Span(r.start, r.end, r.entity_type, float(r.score), "presidio"))
+        if not any(ch.isupper() for ch in sh.text):
+            found += self._cased_pass(sh.text)
         for start, end, entity in extend_addresses(sh.text, [*find_patterns(sh.text), *find_cued_names(sh.text)]):
             if entity in self._thresholds and plausible(entity, sh.text[start:end], "pattern"):
                 found.append(Span(start, end, entity, 0.7, "pattern"))
@@ -107,6 +109,20 @@ class PresidioRedactor:
             start, end = sh.to_original(f.start, f.end)
             spans.append(Span(start, end, f.entity, f.score, f.source, f.key))
         return merge_spans(spans)
+
+    def _cased_pass(self, text: str) -> list[Span]:
+        """Speech written all in lowercase hides names from a cased NER model: read it once
+        more with content words capitalised, keeping only people and places found."""
+        from spacy.lang.en.stop_words import STOP_WORDS
+
+        cased = re.sub(r"[a-z][a-z']{2,}", lambda m: m.group(0) if m.group(0) in STOP_WORDS else m.group(0).capitalize(),
+                       text)
+        out = []
+        for r in self._analyzer.analyze(text=cased, language="en", entities=["PERSON", "LOCATION"],
+                                        score_threshold=self._floor):
+            if r.score >= self._thresholds.get(r.entity_type, 1.1) and plausible(r.entity_type, cased[r.start:r.end], "presidio"):
+                out.append(Span(r.start, r.end, r.entity_type, float(r.score) * 0.9, "presidio"))
+        return out
 
     def pseudonymize(
         self, segments: tuple[Segment, ...], known: list[KnownIdentifier], surrogates: SurrogateMap | None = None
