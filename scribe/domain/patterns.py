@@ -121,7 +121,7 @@ def extend_addresses(text: str, spans: list[tuple[int, int, str]]) -> list[tuple
     return out
 
 
-_ACRONYM = re.compile(r"^[A-Z0-9/.\s-]{1,6}$")
+_SHORT_ACRONYM = re.compile(r"^[A-Z0-9/.\s-]{1,3}$|^[B-DF-HJ-NP-TV-Z]{4,6}$")  # PMH; no vowel: CXR
 
 
 def plausible(entity: str, value: str, source: str) -> bool:
@@ -133,8 +133,8 @@ def plausible(entity: str, value: str, source: str) -> bool:
     if source == "presidio" and entity in ("ORGANIZATION", "PERSON", "LOCATION", "NRP"):
         if any(ch.isdigit() for ch in v) or len(v) < 2:
             return False
-        if entity == "PERSON" and _ACRONYM.match(v):
-            return False  # people are not written PMH or CABG (a hospital may be GBMC: kept, to be safe)
+        if entity == "PERSON" and _SHORT_ACRONYM.match(v):
+            return False  # people are not written PMH or CXR (JOHN, in a note written in capitals, is kept)
     if entity == "US_DRIVER_LICENSE" and (len(v) < 6 or v.isalpha()):
         return False
     if entity == "URL" and ".." in v:

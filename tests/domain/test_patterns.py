@@ -54,7 +54,8 @@ def test_ordinary_speech_is_not_redacted(text: str) -> None:
 
 
 @pytest.mark.parametrize("entity, value, source, keep", [
-    ("PERSON", "CABG", "presidio", False), ("PERSON", "Laura Quill", "presidio", True),
+    ("PERSON", "PMH", "presidio", False), ("PERSON", "CXR", "presidio", False), ("PERSON", "JOHN", "presidio", True),
+    ("PERSON", "Laura Quill", "presidio", True),
     ("ORGANIZATION", "GBMC", "presidio", True), ("LOCATION", "200cc", "presidio", False),
     ("US_DRIVER_LICENSE", "O2", "presidio", False), ("US_DRIVER_LICENSE", "D1234567", "presidio", True),
     ("DATE", "70/38", "pattern", False), ("DATE", "7/22", "pattern", True), ("DATE", "12/31/1999", "pattern", True),
