@@ -25,7 +25,11 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
     # written addresses without a known suffix: 6750 Koskikatu 25 Apt. 864
     ("ADDRESS", re.compile(r"\b\d{1,6}\s+(?:[A-Z][\w'-]+\s+){1,3}\d{0,5}\s*(?:(?:Apt|Suite|Unit|Ste)\.?\s*#?\d+)"), 0),
     # dates: 7/22, 07/22/1991, 2021-03-04, March 4, 4 March, March 4th 1981; years in dates or alone
-    ("DATE", re.compile(r"\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b|\b(?:19|20)\d\d-\d\d-\d\d\b"), 0),
+    ("DATE", re.compile(r"\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b|\b(?:19|20)\d\d-\d\d-\d\d(?:[ T]\d\d:\d\d(?::\d\d)?)?\b"),
+     0),
+    # phone numbers in any national layout: +44 7700 921 916, (37) 788-063, 60-56-85-91, 467 3395
+    ("PHONE_NUMBER", re.compile(r"(?<![\w/.:-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,6}(?:[\s.-]\d{2,6}){1,4}"
+                                r"(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w/:]|[.-]\d)"), 0),
     ("DATE", re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?"
                         r"(?:,?\s+(?:19|20)\d\d)?\b|\b\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:january|february|march|april|"
                         r"may|june|july|august|september|october|november|december)(?:,?\s+(?:19|20)\d\d)?\b", re.I), 0),
@@ -139,8 +143,10 @@ def plausible(entity: str, value: str, source: str) -> bool:
         return False
     if entity == "URL" and ".." in v:
         return False
-    if entity == "PHONE_NUMBER" and sum(ch.isdigit() for ch in v) < 7:
-        return False
+    if entity == "PHONE_NUMBER":
+        digits = sum(ch.isdigit() for ch in v)
+        if digits < 7 or digits > 15 or re.fullmatch(r"(?:19|20)\d\d-\d\d-\d\d", v):
+            return False
     if entity == "DATE" and re.fullmatch(r"\d{1,2}/\d{1,2}(?:/\d{2,4})?", v):
         month, day = (int(x) for x in v.split("/")[:2])
         return 1 <= month <= 12 and 1 <= day <= 31
