@@ -111,7 +111,7 @@ def asr_style(limit: int | None, seed: int = 7) -> list[Doc]:
 def _speak(piece: str, kind: str | None, rng: random.Random) -> str:
     if kind == "EMAIL_ADDRESS":
         return " " + speak_email(piece) + " "
-    if kind in _SPOKEN_NUMBER_TYPES or (kind is None and rng.random() < 0.0):
+    if kind in _SPOKEN_NUMBER_TYPES:
         piece = speak_digits(piece)
     else:
         piece = re.sub(r"\d+", lambda m: speak_digits(m.group(0)) if len(m.group(0)) > 2 else m.group(0), piece)

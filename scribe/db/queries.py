@@ -15,9 +15,7 @@ PARTICIPANT_REASON = "participant in this supervision meeting"
 
 
 def supervisee_ids(session: Session, actor: User) -> list[int]:
-    if actor.role != Role.SUPERVISOR:
-        return []
-    return [u.id for u in session.exec(select(User).where(User.supervisor_id == actor.id)).all() if u.id]
+    return [u.id for u in supervisees_for_actor(session, actor) if u.id]
 
 
 def encounter_access(session: Session, actor: User, encounter: Encounter) -> Decision:
@@ -54,6 +52,20 @@ def encounters_for_actor(session: Session, actor: User) -> list[Encounter]:
             .where(col(Encounter.clinician_id).in_(ids) | col(Encounter.id).in_(met))
             .order_by(col(Encounter.id).desc()))
     return list(session.exec(stmt).all())
+
+
+def queue_labels(session: Session, encounters: list[Encounter]) -> list[str]:
+    """What the queue shows for each session: the client, or a meeting's participants."""
+    client_ids = {e.client_id for e in encounters if e.client_id}
+    clients = {c.id: c for c in session.exec(select(Client).where(col(Client.id).in_(client_ids)))}
+    meetings = {e.id for e in encounters if e.client_id is None}
+    people: dict[int, list[str]] = {}
+    for part, user in session.exec(select(EncounterParticipant, User)
+                                   .join(User, col(User.id) == EncounterParticipant.user_id)
+                                   .where(col(EncounterParticipant.encounter_id).in_(meetings))):
+        people.setdefault(part.encounter_id, []).append(user.full_name)
+    return [clients[e.client_id].display_name if e.client_id in clients
+            else "Supervision: " + ", ".join(people.get(e.id or 0, [])) for e in encounters]
 
 
 def supervisees_for_actor(session: Session, actor: User) -> list[User]:

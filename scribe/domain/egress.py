@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from scribe.domain.decision import Decision
 
@@ -16,6 +17,22 @@ PART2_NOTICE = (
 # Containers and codecs of audio, by their first bytes (and as base64 text): never sent.
 _AUDIO_MAGIC = (b"RIFF", b"ID3", b"OggS", b"fLaC", b"\x1aE\xdf\xa3", b"\xff\xfb", b"\xff\xf3")
 _AUDIO_B64 = re.compile(r"(UklGR|SUQz|T2dnU|ZkxhQ|GkXfo|//s|//M)[A-Za-z0-9+/]{200,}")
+
+
+@dataclass(frozen=True)
+class EgressRecord:
+    """One line of the egress ledger: ids, hashes and counts, never content."""
+
+    at: datetime
+    destination: str
+    host: str
+    payload_sha256: str
+    payload_bytes: int
+    surrogates: int  # identifiers the pipeline's redactor had already replaced
+    gateway_found: int  # identifiers the gateway's own pass found (and replaced) before sending
+    policy_version: int
+    allowed: bool
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -35,7 +52,7 @@ class Payload:
 
 def looks_like_audio(data: bytes | str) -> bool:
     if isinstance(data, bytes):
-        return data[:4] in {m[:4] for m in _AUDIO_MAGIC} or any(data.startswith(m) for m in _AUDIO_MAGIC)
+        return any(data.startswith(m) for m in _AUDIO_MAGIC)
     return bool(_AUDIO_B64.search(data))
 
 

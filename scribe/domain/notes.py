@@ -206,12 +206,6 @@ def can_sign(
     return Decision.allow("own session, every section reviewed, all flags resolved")
 
 
-def status_after_signing(licence_status: LicenceStatus) -> EncounterStatus:
-    """A pre-licensure clinician's signed note waits for the supervisor's co-signature."""
-    if licence_status == LicenceStatus.PRE_LICENSURE:
-        return EncounterStatus.PENDING_COSIGN
-    return EncounterStatus.SIGNED
-
 
 def version_state(requires_cosign: bool, outcome: str | None) -> VersionState:
     """A version signed by a licensed clinician is a record at once; a supervisee's only once

@@ -177,12 +177,12 @@ def _email_context(words: list[str], i: int) -> bool:
         return "dot" in ahead and any(t in _TLDS for t in ahead)
     if w == "dot":
         before_at = "at" in lowered[i + 1:i + 5] and any(t in _TLDS for t in lowered[i + 2:i + 9])
-        after_at = "at" in lowered[max(0, i - 6):i] and (lowered[i + 1] in _TLDS or _TLD_after(lowered, i))
+        after_at = "at" in lowered[max(0, i - 6):i] and (lowered[i + 1] in _TLDS or _tld_after(lowered, i))
         return before_at or after_at
     return w in ("underscore", "dash", "hyphen") and "at" in lowered[i + 1:i + 6]
 
 
-def _TLD_after(lowered: list[str], i: int) -> bool:  # noqa: N802
+def _tld_after(lowered: list[str], i: int) -> bool:
     return any(t in _TLDS for t in lowered[i + 1:i + 5]) and "at" in lowered[max(0, i - 6):i]
 
 

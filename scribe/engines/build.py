@@ -13,7 +13,7 @@ from scribe.engines.protocols import Drafter, Engines, Redactor, Transcriber
 from scribe.weights import INSTALL_HINT, profile_paths, verify
 
 if TYPE_CHECKING:
-    from scribe.engines.egress import EgressRecord
+    from scribe.domain.egress import EgressRecord
 
 
 def force_offline() -> None:

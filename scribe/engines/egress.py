@@ -10,12 +10,11 @@ import json
 import re
 import urllib.request
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from scribe.domain.egress import Destination, Payload, leaked, may_send
+from scribe.domain.egress import Destination, EgressRecord, Payload, leaked, may_send
 from scribe.domain.errors import EngineError
 from scribe.domain.redaction import KnownIdentifier, Span
 
@@ -29,24 +28,10 @@ class EgressRefused(EngineError):
         super().__init__(message, retryable=False)
 
 
-@dataclass(frozen=True)
-class EgressRecord:
-    at: datetime
-    destination: str
-    host: str
-    payload_sha256: str
-    payload_bytes: int
-    surrogates: int  # identifiers the pipeline's redactor had already replaced
-    gateway_found: int  # identifiers the gateway's own pass found (and replaced) before sending
-    policy_version: int
-    allowed: bool
-    reason: str
-
-
-class SpanFinder:
+class SpanFinder(Protocol):
     """What the gateway needs of a redactor."""
 
-    def find_spans(self, text: str, known: list[KnownIdentifier]) -> list[Span]: ...  # pragma: no cover
+    def find_spans(self, text: str, known: list[KnownIdentifier]) -> list[Span]: ...
 
 
 def _strings(obj: Any) -> list[str]:

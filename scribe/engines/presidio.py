@@ -38,7 +38,7 @@ def _offline_tldextract() -> None:
 
 
 class PresidioRedactor:
-    def __init__(self, spacy_model_dir: Path, policy: RedactionPolicy | None = None) -> None:
+    def __init__(self, spacy_model_dir: Path, policy: RedactionPolicy) -> None:
         if not (spacy_model_dir / "config.cfg").exists():
             raise ModelMissing(f"spaCy model not found in {spacy_model_dir}: run `scribe models install`")
         try:
@@ -72,11 +72,6 @@ class PresidioRedactor:
                 analyzer.registry.remove_recognizer(uk)
             except Exception:  # noqa: BLE001 - absent in some versions
                 pass
-        if policy is None:
-            from scribe.config import ROOT
-            from scribe.policies import load_policies
-
-            policy = load_policies(ROOT / "policies").redaction
         self._analyzer = analyzer
         self._policy = policy
         self._thresholds = {k: v.threshold for k, v in policy.entities.items()}

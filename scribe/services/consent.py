@@ -5,7 +5,6 @@ transcription is switched on for this clinician, clinic and note type."""
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -37,6 +36,7 @@ from scribe.domain.errors import ConsentMissing, InvalidInput, NotFound, Permiss
 from scribe.domain.notes import PIPELINE, EncounterKind, Role
 from scribe.policies import Policies
 from scribe.services import audit
+from scribe.services.files import write_durably
 
 MAX_SCAN_BYTES = 20 << 20
 
@@ -195,16 +195,9 @@ def record_consent(session: Session, key: bytes, policies: Policies, *, actor: U
 
 
 def _store_scan(forms_dir: Path, data: bytes, sha: str) -> str:
-    forms_dir.mkdir(parents=True, exist_ok=True)
     name = f"{sha}.form"
-    final = forms_dir / name
-    if not final.exists():
-        tmp = forms_dir / f".{sha}.part"
-        with tmp.open("wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        tmp.replace(final)
+    if not (forms_dir / name).exists():
+        write_durably(forms_dir / name, data)
     return name
 
 

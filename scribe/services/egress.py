@@ -11,9 +11,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from scribe.db.tables import EgressEvent, User
+from scribe.domain.egress import EgressRecord
 from scribe.domain.errors import PermissionDenied
 from scribe.domain.notes import Role
-from scribe.engines.egress import EgressRecord
 from scribe.services import audit
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from datetime import datetime
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from scribe.domain.notes import EncounterStatus
 from scribe.policies import Policies
 from scribe.services import audit
 from scribe.services.consent import require_step
+from scribe.services.files import write_durably
 from scribe.services.uploads import capture_target, queue_stored, store_audio
 
 MAX_CHUNK_BYTES = 4 << 20
@@ -67,20 +67,8 @@ def add_chunk(s: Session, policies: Policies, *, actor: User, encounter_id: int,
         if existing.sha256 != digest:
             raise Conflict(f"chunk {seq} was already stored with different content")
         return existing
-    folder = recordings_dir / "chunks" / str(encounter.id)
-    folder.mkdir(parents=True, exist_ok=True)
     rel = f"chunks/{encounter.id}/{seq:06d}.chunk"
-    tmp = recordings_dir / (rel + ".tmp")
-    with tmp.open("wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    tmp.replace(recordings_dir / rel)
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_durably(recordings_dir / rel, data)
     chunk = RecordingChunk(encounter_id=encounter.id or 0, seq=seq, path=rel, bytes=len(data), sha256=digest,
                            received_at=now)
     s.add(chunk)

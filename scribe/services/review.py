@@ -155,7 +155,7 @@ def _signed_or_pending(views: list[VersionView]) -> bool:
 def review_view(s: Session, key: bytes, *, actor: User, encounter_id: int, now: datetime) -> ReviewView:
     encounter, access = get_encounter_for_actor(s, actor, encounter_id)
     client = s.get(Client, encounter.client_id) if encounter.client_id else None
-    draft = _draft_for(s, encounter)
+    draft = _draft_for(s, encounter) if may_see_source(access) else None
     sections = _sections(s, draft) if draft else []
     sentences = _sentences(s, draft) if draft else []
     flags = open_flags(draft, sections, sentences) if draft else []
@@ -164,8 +164,6 @@ def review_view(s: Session, key: bytes, *, actor: User, encounter_id: int, now: 
                         draft_ready=bool(draft and draft.status == "ready"),
                         already_signed=_signed_or_pending(versions),
                         unresolved_flags=len(flags), unreviewed_sections=sum(1 for x in sections if not x.reviewed))
-    if not may_see_source(access):
-        draft, sections, sentences, flags = None, [], [], []
     cited: dict[int, list[int]] = {}
     for sent in sentences:
         for idx in sent.evidence:

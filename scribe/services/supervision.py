@@ -30,6 +30,7 @@ from scribe.domain.errors import Conflict, InvalidInput, PermissionDenied
 from scribe.domain.notes import (
     COSIGN_MEANING,
     CosignOutcome,
+    Role,
     VersionKind,
     VersionState,
     can_cosign,
@@ -218,7 +219,7 @@ def supervisee_progress(s: Session, policies: Policies, user: User) -> tuple[str
 
 def dashboard(s: Session, key: bytes, policies: Policies, *, actor: User, now: datetime) -> list[SuperviseeSummary]:
     """Per supervisee: hours against targets, quality figures, notes waiting for co-signature."""
-    if actor.role != "supervisor":
+    if actor.role != Role.SUPERVISOR:
         raise PermissionDenied("the supervision dashboard is for supervisors")
     supervisees = supervisees_for_actor(s, actor)
     waiting: dict[int, int] = {}

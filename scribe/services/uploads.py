@@ -22,6 +22,7 @@ from scribe.domain.notes import EncounterKind, EncounterStatus, JobKind, JobStat
 from scribe.policies import Policies
 from scribe.services import audit
 from scribe.services.consent import require_capture, switches_for
+from scribe.services.files import fsync_dir
 
 CHUNK = 1 << 20
 
@@ -112,7 +113,7 @@ def store_audio(policies: Policies, recordings_dir: Path, stream: BinaryIO) -> S
             raise InvalidInput("the recording is too short or silent")
         final = recordings_dir / f"{name}.{fmt}"
         tmp.replace(final)
-        _fsync_dir(recordings_dir)
+        fsync_dir(recordings_dir)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -208,9 +209,3 @@ def accept_supervision_upload(
     return encounter
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -7,7 +7,8 @@ from scribe.domain.notes import (
     SignedContent,
     SignerFacts,
     can_sign,
-    status_after_signing,
+    status_from_versions,
+    version_state,
 )
 
 ADA = SignerFacts(1, Role.CLINICIAN, LicenceStatus.LICENSED, True)
@@ -47,8 +48,9 @@ def test_a_signed_note_cannot_be_signed_again() -> None:
 
 
 def test_a_supervisees_note_waits_for_cosignature() -> None:
-    assert status_after_signing(LicenceStatus.PRE_LICENSURE) == EncounterStatus.PENDING_COSIGN
-    assert status_after_signing(LicenceStatus.LICENSED) == EncounterStatus.SIGNED
+    # signed by a pre-licensure clinician: requires_cosign; by a licensed one: a record at once
+    assert status_from_versions([("original", version_state(True, None))]) == EncounterStatus.PENDING_COSIGN
+    assert status_from_versions([("original", version_state(False, None))]) == EncounterStatus.SIGNED
 
 
 def test_the_content_hash_covers_every_signed_field() -> None:

@@ -10,7 +10,15 @@ from sqlmodel import select
 
 from scribe.config import ROOT
 from scribe.db.engine import session_scope
-from scribe.db.tables import Consent, DeletionReceipt, Draft, Job, NoteVersion, Recording, Transcript
+from scribe.db.tables import (
+    Consent,
+    DeletionReceipt,
+    Draft,
+    Job,
+    NoteVersion,
+    Recording,
+    Transcript,
+)
 from scribe.domain.errors import Conflict, ConsentMissing, InvalidInput, NotFound, PermissionDenied
 from scribe.domain.notes import PIPELINE, EncounterStatus, JobStatus
 from scribe.policies import load_policies

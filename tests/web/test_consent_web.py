@@ -107,7 +107,7 @@ def test_a_scanned_form_is_kept_and_shown_only_to_the_clients_clinician(app, run
 def test_admins_read_and_export_the_egress_ledger(app, runtime, practice) -> None:
     from datetime import UTC, datetime
 
-    from scribe.engines.egress import EgressRecord
+    from scribe.domain.egress import EgressRecord
     from scribe.services.egress import SqlLedger
 
     SqlLedger(runtime.engine)(EgressRecord(datetime(2026, 11, 2, tzinfo=UTC), "onprem-llm", "10.0.0.20", "ab" * 32, 900,

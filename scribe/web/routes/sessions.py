@@ -6,15 +6,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from sqlmodel import col, select
+from sqlmodel import select
 
 from scribe.db.queries import (
     clients_for_actor,
     encounters_for_actor,
     get_encounter_for_actor,
+    queue_labels,
     supervisees_for_actor,
 )
-from scribe.db.tables import Client, EncounterParticipant, Recording, User
+from scribe.db.tables import Recording
 from scribe.domain.consent import allowed_note_types, transcription_decision
 from scribe.domain.errors import NotFound
 from scribe.domain.notes import PROCESSING, Role, VersionKind
@@ -32,15 +33,7 @@ def render(request: Request, name: str, context: dict[str, object], status_code:
 def queue(request: Request, session: SessionDep, login: LoginDep) -> Response:
     actor, login_row = login
     encounters = encounters_for_actor(session, actor)
-    client_ids = {e.client_id for e in encounters if e.client_id}
-    clients = {c.id: c for c in session.exec(select(Client).where(col(Client.id).in_(client_ids))).all()}
-    meetings = {e.id for e in encounters if e.kind == "supervision"}
-    people: dict[int, list[str]] = {}
-    for part, user in session.exec(select(EncounterParticipant, User).join(User, col(User.id) == EncounterParticipant.user_id)
-                                   .where(col(EncounterParticipant.encounter_id).in_(meetings))).all():
-        people.setdefault(part.encounter_id, []).append(user.full_name)
-    rows = [(e, clients[e.client_id].display_name if e.client_id in clients
-             else "Supervision: " + ", ".join(people.get(e.id or 0, []))) for e in encounters]
+    rows = list(zip(encounters, queue_labels(session, encounters), strict=True))
     return render(request, "queue.html", {"actor": actor, "csrf": login_row.csrf_token, "rows": rows,
                                           "is_admin": actor.role == Role.ADMIN})
 

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from scribe.services import purge, supervision, uploads
+from scribe.services import purge, records, supervision, uploads
 from scribe.web.deps import ActorDep, CsrfDep, LoginDep, RuntimeDep, SessionDep
 from scribe.web.routes.sessions import render
 
@@ -42,7 +42,7 @@ def cosign(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, version_id
     row = supervision.cosign(session, runtime.audit_key, runtime.policies, actor=actor, version_id=version_id,
                              password=password, attested=attest == "yes", now=runtime.clock())
     tasks.add_task(purge.sweep_files, runtime.engine, runtime.settings.recordings_dir)  # audio not to be kept
-    return _back(back, row.note_version_id, session)
+    return _back(back, row.note_version_id, session, actor)
 
 
 @router.post("/supervision/versions/{version_id}/return", dependencies=[CsrfDep])
@@ -51,17 +51,13 @@ def return_note(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, versi
                 back: Annotated[str, Form(max_length=10)] = "") -> Response:
     row = supervision.return_note(session, runtime.audit_key, actor=actor, version_id=version_id, comment=comment,
                                   now=runtime.clock())
-    return _back(back, row.note_version_id, session)
+    return _back(back, row.note_version_id, session, actor)
 
 
-def _back(back: str, version_id: int, session: SessionDep) -> Response:
+def _back(back: str, version_id: int, session: SessionDep, actor: ActorDep) -> Response:
     if back == "session":
-        from scribe.db.tables import Note, NoteVersion
-
-        version = session.get(NoteVersion, version_id)
-        note = session.get(Note, version.note_id) if version else None
-        if note is not None:
-            return RedirectResponse(f"/sessions/{note.encounter_id}#note", status_code=303)
+        _, _, encounter = records.get_version_for_actor(session, actor, version_id)
+        return RedirectResponse(f"/sessions/{encounter.id}#note", status_code=303)
     return RedirectResponse("/supervision", status_code=303)
 
 
