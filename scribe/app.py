@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from scribe.config import Settings
 from scribe.db.engine import check_durability, make_engine
 from scribe.db.migrate import upgrade
+from scribe.db.sealing import Vault
 from scribe.engines.protocols import Engines
 from scribe.policies import Policies, load_policies
 from scribe.services.keys import load_or_create_key
@@ -39,6 +40,7 @@ class Runtime:
     audit_key: bytes
     clock: Callable[[], datetime]
     engines: Engines | None = None
+    vault: Vault | None = None
 
     def load_engines(self) -> Engines:
         """The real engines, wired to this runtime's egress ledger and clock."""
@@ -61,13 +63,14 @@ def build_runtime(settings: Settings, *, policies: Policies | None = None, engin
     policies = policies or load_policies(settings.policies_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = make_engine(settings.sqlalchemy_url)
+    vault = Vault(load_or_create_key(settings.master_key_path), engine)
     if migrate:
-        upgrade(engine)
+        upgrade(engine, vault=vault)
     problems = check_durability(engine)
     if problems:
         raise RuntimeError("unsafe database settings: " + "; ".join(problems))
     key = load_or_create_key(settings.audit_key_path)
-    return Runtime(settings, policies, engine, key, clock, engines)
+    return Runtime(settings, policies, engine, key, clock, engines, vault)
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None, engines: Engines | None = None,
@@ -102,6 +105,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, engines: E
     app = FastAPI(title="scribe", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.runtime = rt
     app.state.templates = make_templates(settings.web_dir / "templates")
+    rules = rt.policies.security.sessions
+    app.state.templates.env.globals.update(idle_seconds=rules.idle_minutes * 60, warn_seconds=rules.warn_seconds)
     app.mount("/static", StaticFiles(directory=settings.web_dir / "static"), name="static")
     security.install(app, settings, max_body=rt.policies.pipeline.upload.max_bytes + (1 << 20))
     errors.install(app)

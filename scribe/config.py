@@ -31,9 +31,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     worker_in_process: bool = Field(default=True, description="Run the pipeline worker inside `scribe serve`")
-    session_idle_minutes: int = 15
-    session_absolute_hours: int = 12
     secure_cookies: bool = Field(default=False, description="Set on behind a TLS reverse proxy")
+    key_dir: Path | None = Field(default=None, description="Master and audit keys; default data_dir/keys. Put it on "
+                                 "another volume than the database so a copy of the database alone is unreadable")
+    anchor_dir: Path | None = Field(default=None, description="Where audit-chain anchors are written; default "
+                                    "data_dir/audit-anchors. Point it at storage the database host cannot rewrite")
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -50,4 +52,16 @@ class Settings(BaseSettings):
 
     @property
     def audit_key_path(self) -> Path:
-        return self.data_dir / "keys" / "audit.key"
+        return self.keys_dir / "audit.key"
+
+    @property
+    def master_key_path(self) -> Path:
+        return self.keys_dir / "master.key"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.key_dir or self.data_dir / "keys"
+
+    @property
+    def anchors_dir(self) -> Path:
+        return self.anchor_dir or self.data_dir / "audit-anchors"

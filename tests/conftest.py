@@ -6,6 +6,8 @@ clinic), root (admin). Clients are synthetic."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import math
 import struct
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import pyotp
 import pytest
 from sqlmodel import Session
 
@@ -92,7 +95,24 @@ def _user(s: Session, clinic: Clinic, username: str, role: Role, status: Licence
                 password_hash=hash_password(PASSWORD), created_at=now or datetime.now(UTC))
     s.add(user)
     s.flush()
+    user.totp_secret, user.totp_enrolled_at = totp_secret(username), now or datetime.now(UTC)
+    s.add(user)
+    s.flush()
     return user
+
+
+def totp_secret(username: str) -> str:
+    """Each persona's authenticator secret (deterministic, so tests can compute codes)."""
+    return base64.b32encode(hashlib.sha256(username.encode()).digest()[:20]).decode()
+
+
+def totp_code(runtime: Runtime, username: str) -> str:
+    """A fresh code for a persona: the fake clock moves on one time step first, because
+    each code is accepted only once."""
+    clock = runtime.clock
+    if isinstance(clock, Clock):
+        clock.advance(seconds=30)
+    return pyotp.TOTP(totp_secret(username)).at(clock())
 
 
 def _client(s: Session, clinic: Clinic, clinician: User, given: str, family: str, now: datetime, **chart: object) -> Client:

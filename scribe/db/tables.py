@@ -1,6 +1,8 @@
-"""SQLModel tables. Clinical text lives in: client chart fields, transcript segments,
-pseudonymizations, drafts and note versions (encrypted at rest in a later issue).
-Jobs, audit events and errors carry ids and codes only."""
+"""SQLModel tables. Clinical text (transcript segments, pseudonymizations and the
+re-identification map, drafts, note versions, co-signature comments) is in ``Sealed``
+columns: AES-GCM under the data key of the client it belongs to (db/sealing.py). Each
+such table says whose key with ``seal_scope``. Jobs, audit events and errors carry ids
+and codes only."""
 
 from __future__ import annotations
 
@@ -10,6 +12,8 @@ from typing import Any, Optional
 from sqlalchemy import JSON, Column, Text, UniqueConstraint, event
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Field, SQLModel
+
+from scribe.db.sealing import Scope, Sealed, SealingError
 
 
 class Clinic(SQLModel, table=True):
@@ -33,7 +37,17 @@ class User(SQLModel, table=True):
     password_hash: str
     active: bool = True
     failed_logins: int = 0
+    locked_until: Optional[datetime] = None  # throttling after repeated failures
+    totp_secret: Optional[str] = Field(default=None, sa_column=Column(Sealed("users.totp_secret"), nullable=True))
+    totp_enrolled_at: Optional[datetime] = None  # the second factor is in force once confirmed
+    totp_last_step: int = 0  # each TOTP code is accepted once
+    password_changed_at: Optional[datetime] = None
     created_at: datetime
+
+    def seal_scope(self, session: OrmSession) -> Scope:
+        if self.id is None:
+            raise SealingError("save the account before enrolling a second factor")
+        return Scope(f"user:{self.id}", "mfa")
 
 
 class Client(SQLModel, table=True):
@@ -55,6 +69,8 @@ class Client(SQLModel, table=True):
     employer: str = ""
     school: str = ""
     contacts: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    legal_hold: bool = False  # retention never purges a client on hold
+    legal_hold_reason: str = ""
     created_at: datetime
 
     @property
@@ -150,6 +166,7 @@ class Encounter(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     clinic_id: int = Field(foreign_key="clinics.id", index=True)
     kind: str = "therapy"  # domain.notes.EncounterKind
+    part2: bool = False  # a 42 CFR Part 2 substance-use-disorder record; follows every artefact
     client_id: Optional[int] = Field(default=None, foreign_key="clients.id", index=True)  # None for supervision
     clinician_id: int = Field(foreign_key="users.id", index=True)  # the author: clinician, or supervisor
     note_type: str
@@ -205,8 +222,13 @@ class TranscriptSegment(SQLModel, table=True):
     start: float
     end: float
     speaker: str
-    text: str = Field(sa_column=Column(Text, nullable=False))
-    words: list[list[Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    text: str = Field(sa_column=Column(Sealed("transcript_segments.text"), nullable=False))
+    words: list[list[Any]] = Field(default_factory=list,
+                                   sa_column=Column(Sealed("transcript_segments.words", is_json=True), nullable=False))
+
+    def seal_scope(self, session: OrmSession) -> Scope:
+        transcript = session.get(Transcript, self.transcript_id)
+        return encounter_scope(session, transcript.encounter_id if transcript else None, "transcript")
 
 
 class Pseudonymization(SQLModel, table=True):
@@ -216,11 +238,17 @@ class Pseudonymization(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     encounter_id: int = Field(foreign_key="encounters.id", index=True, unique=True)
     engine: str
-    lines: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    segment_texts: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    surrogates: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    lines: list[str] = Field(default_factory=list,
+                             sa_column=Column(Sealed("pseudonymizations.lines", is_json=True), nullable=False))
+    segment_texts: list[str] = Field(default_factory=list, sa_column=Column(
+        Sealed("pseudonymizations.segment_texts", is_json=True), nullable=False))
+    surrogates: dict[str, Any] = Field(default_factory=dict, sa_column=Column(
+        Sealed("pseudonymizations.surrogates", is_json=True), nullable=False))  # the re-identification map
     entity_counts: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime
+
+    def seal_scope(self, session: OrmSession) -> Scope:
+        return encounter_scope(session, self.encounter_id, "transcript")
 
 
 class Draft(SQLModel, table=True):
@@ -231,15 +259,21 @@ class Draft(SQLModel, table=True):
     template_version: int
     model: str
     status: str = "drafting"  # drafting | ready | signed
-    ai_sections: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))  # pseudonymized
+    ai_sections: dict[str, str] = Field(default_factory=dict, sa_column=Column(
+        Sealed("drafts.ai_sections", is_json=True), nullable=False))  # pseudonymized
     prompt_tokens: int = 0
     generated_tokens: int = 0
     seconds_taken: float = 0.0
-    draft_flags: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    removed: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    draft_flags: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(
+        Sealed("drafts.draft_flags", is_json=True), nullable=False))
+    removed: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(
+        Sealed("drafts.removed", is_json=True), nullable=False))
     lock_version: int = 1
     created_at: datetime
     updated_at: datetime
+
+    def seal_scope(self, session: OrmSession) -> Scope:
+        return encounter_scope(session, self.encounter_id, "draft")
 
 
 class DraftSection(SQLModel, table=True):
@@ -250,10 +284,13 @@ class DraftSection(SQLModel, table=True):
     key: str
     title: str
     position: int
-    ai_text: str = Field(sa_column=Column(Text, nullable=False))  # re-identified AI text
-    text: str = Field(sa_column=Column(Text, nullable=False))  # current (clinician-edited) text
+    ai_text: str = Field(sa_column=Column(Sealed("draft_sections.ai_text"), nullable=False))  # re-identified AI text
+    text: str = Field(sa_column=Column(Sealed("draft_sections.text"), nullable=False))  # current (clinician-edited)
     edited: bool = False
     reviewed: bool = False
+
+    def seal_scope(self, session: OrmSession) -> Scope:
+        return draft_scope(session, self.draft_id)
 
 
 class DraftSentence(SQLModel, table=True):
@@ -262,14 +299,18 @@ class DraftSentence(SQLModel, table=True):
     draft_id: int = Field(foreign_key="drafts.id", index=True)
     section_key: str
     idx: int
-    text: str = Field(sa_column=Column(Text, nullable=False))  # re-identified
+    text: str = Field(sa_column=Column(Sealed("draft_sentences.text"), nullable=False))  # re-identified
     evidence: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     support: float = 0.0
     flags: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     resolution: str = ""  # "", "edited", "deleted", "confirmed"
-    resolution_reason: str = ""
+    resolution_reason: str = Field(default="", sa_column=Column(Sealed("draft_sentences.resolution_reason"),
+                                                                nullable=False))
     resolved_by: Optional[int] = Field(default=None, foreign_key="users.id")
     resolved_at: Optional[datetime] = None
+
+    def seal_scope(self, session: OrmSession) -> Scope:
+        return draft_scope(session, self.draft_id)
 
 
 class Note(SQLModel, table=True):
@@ -291,7 +332,8 @@ class NoteVersion(SQLModel, table=True):
     kind: str  # domain.notes.VersionKind
     supersedes_id: Optional[int] = Field(default=None, foreign_key="note_versions.id")
     note_type: str
-    content: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))  # canonical signed content
+    content: dict[str, Any] = Field(sa_column=Column(Sealed("note_versions.content", is_json=True),
+                                                     nullable=False))  # canonical signed content
     content_sha256: str
     signer_id: int = Field(foreign_key="users.id")
     signer_name: str
@@ -304,6 +346,10 @@ class NoteVersion(SQLModel, table=True):
     edit_distance: int = 0  # characters changed from the AI draft (originals and revisions)
     flags_confirmed: int = 0  # flags resolved by confirming rather than editing
     requires_cosign: bool = False  # signed by a pre-licensure clinician: a record only once co-signed
+
+    def seal_scope(self, session: OrmSession) -> Scope:
+        note = session.get(Note, self.note_id)
+        return encounter_scope(session, note.encounter_id if note else None, "record")
 
 
 class Cosignature(SQLModel, table=True):
@@ -320,8 +366,12 @@ class Cosignature(SQLModel, table=True):
     signer_licence_number: str
     at: datetime
     meaning: str
-    comment: str = Field(default="", sa_column=Column(Text, nullable=False))
+    comment: str = Field(default="", sa_column=Column(Sealed("cosignatures.comment"), nullable=False))
     content_sha256: str  # over the version's hash, the outcome, the co-signer and the time
+
+    def seal_scope(self, session: OrmSession) -> Scope:
+        version = session.get(NoteVersion, self.note_version_id)
+        return version.seal_scope(session) if version else encounter_scope(session, None, "record")
 
 
 class DraftChange(SQLModel, table=True):
@@ -380,6 +430,8 @@ class LoginSession(SQLModel, table=True):
     created_at: datetime
     last_seen_at: datetime
     ended_at: Optional[datetime] = None
+    mfa_passed: bool = False  # False: the session may only enrol or enter a second factor
+    end_reason: str = ""
 
 
 class AuditEvent(SQLModel, table=True):
@@ -414,3 +466,50 @@ def _refuse_changes_to_records(session: OrmSession, _context: Any, _instances: A
     for obj in session.dirty:
         if isinstance(obj, APPEND_ONLY) and session.is_modified(obj):
             raise ImmutableRecord(f"{obj.__tablename__} are append-only: correct a note with an addendum or amendment")
+
+
+def owner_of(encounter: "Encounter") -> str:
+    """Whose data keys seal a session's artefacts: its client's, or for a supervision
+    meeting (no client) the supervisor's meetings'."""
+    return f"client:{encounter.client_id}" if encounter.client_id else f"meetings:{encounter.clinician_id}"
+
+
+def encounter_scope(session: OrmSession, encounter_id: int | None, kind: str) -> Scope:
+    encounter = session.get(Encounter, encounter_id) if encounter_id else None
+    if encounter is None:
+        raise SealingError("sealed content must belong to a session")
+    return Scope(owner_of(encounter), kind)
+
+
+def draft_scope(session: OrmSession, draft_id: int) -> Scope:
+    draft = session.get(Draft, draft_id)
+    return encounter_scope(session, draft.encounter_id if draft else None, "draft")
+
+
+class DataKey(SQLModel, table=True):
+    """A data key, wrapped (AES-GCM) by the master key kept outside the database. A
+    destroyed key keeps its row (what existed, when it went) but not its material."""
+
+    __tablename__ = "data_keys"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    owner: str = Field(index=True)  # "client:12", "meetings:3", "user:5"
+    kind: str  # audio | transcript | draft | record | form | mfa
+    wrapped: str
+    created_at: datetime
+    destroyed_at: Optional[datetime] = None
+
+
+class BreakGlassGrant(SQLModel, table=True):
+    """Emergency access to one client's records outside the actor's caseload: time-boxed,
+    with a required reason, every use audited, listed for an admin's review."""
+
+    __tablename__ = "break_glass_grants"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    client_id: int = Field(foreign_key="clients.id", index=True)
+    reason: str
+    starts_at: datetime
+    ends_at: datetime
+    reviewed_by: Optional[int] = Field(default=None, foreign_key="users.id")
+    reviewed_at: Optional[datetime] = None
+    review_note: str = ""

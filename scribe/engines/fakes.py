@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from typing import BinaryIO
 
 from scribe.domain.redaction import (
     KnownIdentifier,
@@ -42,11 +43,12 @@ class FakeTranscriber:
         self.calls: list[Path] = []
         self.fail_with = fail_with
 
-    def transcribe(self, audio_path: Path) -> TranscriptResult:
-        self.calls.append(audio_path)
+    def transcribe(self, audio_path: Path | BinaryIO) -> TranscriptResult:
+        path = audio_path if isinstance(audio_path, Path) else Path(getattr(audio_path, "name", ""))
+        self.calls.append(path)
         if self.fail_with is not None:
             raise self.fail_with
-        sidecar = Path(str(audio_path) + ".txt")
+        sidecar = Path(str(path) + ".txt")
         text = sidecar.read_text() if sidecar.exists() else SAMPLE_LINES
         segments = parse_plain_transcript(text)
         return TranscriptResult(segments=segments, duration=segments[-1].end if segments else 0.0)

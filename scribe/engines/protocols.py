@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from scribe.domain.redaction import KnownIdentifier, SurrogateMap
 from scribe.domain.transcript import Segment, TranscriptResult
@@ -13,8 +13,9 @@ from scribe.domain.transcript import Segment, TranscriptResult
 class Transcriber(Protocol):
     name: str
 
-    def transcribe(self, audio_path: Path) -> TranscriptResult:
-        """Transcribe a recording into time-ordered segments with speaker turns."""
+    def transcribe(self, audio: Path | BinaryIO) -> TranscriptResult:
+        """Transcribe a recording (a file, or decrypted bytes in memory) into time-ordered
+        segments with speaker turns."""
         ...
 
 

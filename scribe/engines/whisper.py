@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 from scribe.domain.errors import EngineError, ModelMissing
 from scribe.domain.transcript import Segment, TranscriptResult, Word
@@ -24,11 +25,11 @@ class WhisperTranscriber:
         self._clinician_first = clinician_first
         self._beam_size = beam_size
 
-    def transcribe(self, audio_path: Path) -> TranscriptResult:
+    def transcribe(self, audio_path: Path | BinaryIO) -> TranscriptResult:
         from faster_whisper.audio import decode_audio
 
         try:
-            audio = decode_audio(str(audio_path), sampling_rate=16000)
+            audio = decode_audio(str(audio_path) if isinstance(audio_path, Path) else audio_path, sampling_rate=16000)
         except Exception as exc:  # PyAV raises many types for broken files
             raise EngineError(f"the recording could not be decoded ({exc.__class__.__name__})", retryable=False) from exc
         try:

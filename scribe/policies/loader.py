@@ -19,6 +19,7 @@ from scribe.policies.schema import (
     PipelinePolicy,
     RedactionPolicy,
     RolesPolicy,
+    SecurityPolicy,
     SigningPolicy,
 )
 
@@ -36,6 +37,7 @@ class Policies:
     licensure: LicensurePolicy
     redaction: RedactionPolicy
     egress: EgressPolicy
+    security: SecurityPolicy
 
     def licence_type(self, name: str) -> tuple[str, LicenceType]:
         key = name if name in self.licensure.types else self.licensure.default_type
@@ -113,4 +115,5 @@ def load_policies(directory: Path) -> Policies:
         licensure=licensure,
         redaction=_load(directory / "redaction.yaml", RedactionPolicy),
         egress=_load(directory / "egress.yaml", EgressPolicy),
+        security=_load(directory / "security.yaml", SecurityPolicy),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class Strict(BaseModel):
@@ -78,6 +78,49 @@ class RolePermissions(Strict):
 class RolesPolicy(Strict):
     version: Literal[1]
     roles: dict[Literal["clinician", "supervisor", "admin"], RolePermissions]
+
+
+class SessionRules(Strict):
+    idle_minutes: int = Field(ge=1, le=30, description="NIST 800-63B AAL2 allows at most 30")
+    absolute_hours: int = Field(ge=1, le=12)
+    warn_seconds: int = Field(ge=10, le=600)
+
+
+class PasswordRules(Strict):
+    min_length: int = Field(ge=12)
+    min_strength: int = Field(ge=0, le=4)
+
+
+class LoginRules(Strict):
+    throttle_after: int = Field(ge=1)
+    lockout_after: int = Field(ge=2, le=10)
+
+
+class MfaRules(Strict):
+    required_roles: list[Literal["clinician", "supervisor", "admin"]]
+    issuer: str
+
+
+class BreakGlassRules(Strict):
+    max_minutes: int = Field(ge=5, le=24 * 60)
+
+
+class SecurityPolicy(Strict):
+    version: Literal[1]
+    sessions: SessionRules
+    passwords: PasswordRules
+    login: LoginRules
+    mfa: MfaRules
+    break_glass: BreakGlassRules
+
+    @model_validator(mode="after")
+    def _phi_roles_need_mfa(self) -> "SecurityPolicy":
+        missing = {"clinician", "supervisor"} - set(self.mfa.required_roles)
+        if missing:
+            raise ValueError(f"roles that read clinical content need a second factor: {sorted(missing)}")
+        if self.login.throttle_after >= self.login.lockout_after:
+            raise ValueError("throttling must start before the lock-out")
+        return self
 
 
 class HoursTargets(Strict):

@@ -1,22 +1,29 @@
-"""Passwords (argon2id), log-in sessions held on the server, and re-authentication."""
+"""Accounts and log-in sessions: argon2id passwords checked against common and breached
+passwords, throttling and lock-out, a TOTP second factor (each code accepted once),
+server-side sessions with idle and absolute limits, and re-authentication."""
 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
+import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from scribe.db.tables import LoginSession, User
-from scribe.domain.errors import PermissionDenied
+from scribe.domain.errors import InvalidInput, NotFound, PermissionDenied
+from scribe.domain.notes import Role
+from scribe.policies.schema import SecurityPolicy
 from scribe.services import audit
 
 _hasher = PasswordHasher()  # argon2id with the library's current defaults
-LOCKOUT_AFTER = 10
+WRONG = "unknown user name, wrong password or wrong code"
 
 
 def hash_password(password: str) -> str:
@@ -30,31 +37,106 @@ def password_matches(user: User, password: str) -> bool:
         return False
 
 
+@cache
+def _common_passwords() -> frozenset[str]:
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def password_problem(policy: SecurityPolicy, password: str, username: str) -> str | None:
+    """Why a new password is refused (NIST 800-63B 3.1.1.2), or None."""
+    rules = policy.passwords
+    if len(password) < rules.min_length:
+        return f"use at least {rules.min_length} characters (a few unrelated words work well)"
+    if len(password) > 200:
+        return "use at most 200 characters"
+    lowered = password.lower()
+    stripped = re.sub(r"[\d\W_]+$", "", lowered)
+    if lowered in _common_passwords() or stripped in _common_passwords() or re.sub(r"\s", "", lowered) in _common_passwords():
+        return "this password is on the list of common and breached passwords"
+    if username and username.lower() in lowered:
+        return "the password must not contain your user name"
+    from zxcvbn import zxcvbn
+
+    if zxcvbn(password[:100], user_inputs=[username, "scribe"])["score"] < rules.min_strength:
+        return "this password is too easy to guess; add another unrelated word"
+    return None
+
+
 @dataclass(frozen=True)
 class LoggedIn:
     token: str
     csrf_token: str
     user: User
+    mfa_passed: bool
 
 
-def log_in(session: Session, key: bytes, *, username: str, password: str, now: datetime) -> LoggedIn:
+def _code_step(secret: str, code: str, now: datetime, last_step: int) -> int | None:
+    """The time step a TOTP code belongs to (this one or either neighbour), if it is valid
+    and newer than the last one used: a code is accepted once."""
+    if not re.fullmatch(r"\d{6}", code or ""):
+        return None
+    totp = pyotp.TOTP(secret)
+    here = totp.timecode(now)
+    for step in (here - 1, here, here + 1):
+        if step > last_step and secrets.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+def needs_mfa(policy: SecurityPolicy, user: User) -> bool:
+    return user.role in policy.mfa.required_roles
+
+
+def log_in(session: Session, key: bytes, policy: SecurityPolicy, *, username: str, password: str, code: str,
+           now: datetime) -> LoggedIn:
     user = session.exec(select(User).where(User.username == username.strip().lower())).first()
-    if user is None or not user.active or user.failed_logins >= LOCKOUT_AFTER or not password_matches(user, password):
-        if user is not None:
-            user.failed_logins += 1
-            session.add(user)
+
+    def refuse(reason: str, message: str = WRONG) -> PermissionDenied:
         audit.record(session, key, now=now, actor_id=user.id if user else None, action="login.failed",
-                     object_type="user", object_id=user.id if user else None, reason="bad credentials or locked")
-        raise PermissionDenied("unknown user name or wrong password")
-    user.failed_logins = 0
-    token = secrets.token_urlsafe(32)
-    login = LoginSession(token_sha256=_digest(token), user_id=user.id or 0, csrf_token=secrets.token_urlsafe(24),
-                         created_at=now, last_seen_at=now)
+                     object_type="user", object_id=user.id if user else None, reason=reason)
+        return PermissionDenied(message)
+
+    if user is None:
+        password_matches(User(password_hash=_DUMMY, clinic_id=0, username="", full_name="", role="", created_at=now),
+                         password)  # the same work as for a real account
+        raise refuse("unknown user name")
+    if not user.active:
+        raise refuse("account disabled")
+    if user.failed_logins >= policy.login.lockout_after:
+        raise refuse("account locked", "this account is locked after repeated failures; ask your administrator")
+    if user.locked_until is not None and now < user.locked_until:
+        wait = max(1, int((user.locked_until - now).total_seconds() + 59) // 60)
+        raise refuse("throttled", f"too many failed attempts; try again in {wait} minute(s)")
+    step = None
+    ok = password_matches(user, password)
+    if ok and user.totp_enrolled_at is not None and user.totp_secret:
+        step = _code_step(user.totp_secret, code, now, user.totp_last_step)
+        ok = step is not None
+    if not ok:
+        user.failed_logins += 1
+        over = user.failed_logins - policy.login.throttle_after
+        if over >= 0:
+            user.locked_until = now + timedelta(minutes=2 ** min(over, 10))
+        session.add(user)
+        raise refuse("bad password or code")
+    user.failed_logins, user.locked_until = 0, None
+    if step is not None:
+        user.totp_last_step = step
     session.add(user)
+    passed = user.totp_enrolled_at is not None or not needs_mfa(policy, user)
+    token = secrets.token_urlsafe(32)  # a new session id at every log-in
+    login = LoginSession(token_sha256=_digest(token), user_id=user.id or 0, csrf_token=secrets.token_urlsafe(24),
+                         created_at=now, last_seen_at=now, mfa_passed=passed)
     session.add(login)
     audit.record(session, key, now=now, actor_id=user.id, action="login", object_type="user", object_id=user.id,
-                 reason="password accepted")
-    return LoggedIn(token, login.csrf_token, user)
+                 reason="password and second factor" if step is not None else
+                 "password; second factor to enrol" if not passed else "password")
+    return LoggedIn(token, login.csrf_token, user, passed)
+
+
+_DUMMY = _hasher.hash(secrets.token_urlsafe(16))
 
 
 def resolve(session: Session, token: str, *, now: datetime, idle: timedelta, absolute: timedelta) -> tuple[User, LoginSession] | None:
@@ -63,7 +145,7 @@ def resolve(session: Session, token: str, *, now: datetime, idle: timedelta, abs
     if login is None or login.ended_at is not None:
         return None
     if now - login.last_seen_at > idle or now - login.created_at > absolute:
-        login.ended_at = now
+        login.ended_at, login.end_reason = now, "idle" if now - login.last_seen_at > idle else "absolute limit"
         session.add(login)
         return None
     user = session.get(User, login.user_id)
@@ -75,15 +157,125 @@ def resolve(session: Session, token: str, *, now: datetime, idle: timedelta, abs
 
 
 def log_out(session: Session, key: bytes, login: LoginSession, *, now: datetime) -> None:
-    login.ended_at = now
+    login.ended_at, login.end_reason = now, "logout"
     session.add(login)
     audit.record(session, key, now=now, actor_id=login.user_id, action="logout", object_type="user", object_id=login.user_id)
 
 
+def end_sessions(session: Session, user_id: int, now: datetime, reason: str) -> int:
+    rows = session.exec(select(LoginSession).where(LoginSession.user_id == user_id,
+                                                   col(LoginSession.ended_at).is_(None))).all()
+    for row in rows:
+        row.ended_at, row.end_reason = now, reason
+        session.add(row)
+    return len(rows)
+
+
 def reauthenticate(user: User, password: str) -> None:
-    """Signing needs the password re-entered, every time."""
+    """Signing, amending, co-signing and exporting need the password re-entered, every time."""
     if not password_matches(user, password):
         raise PermissionDenied("the password you re-entered is not correct")
+
+
+# -- second factor -------------------------------------------------------------------------
+
+def start_enrolment(session: Session, user: User, policy: SecurityPolicy) -> str:
+    """A new secret (not in force until a code from it is confirmed); returns the otpauth URI."""
+    if user.totp_enrolled_at is not None:
+        raise InvalidInput("a second factor is already set up; an administrator can reset it")
+    if not user.totp_secret:
+        user.totp_secret = pyotp.random_base32()
+        session.add(user)
+    return pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.username, issuer_name=policy.mfa.issuer)
+
+
+def confirm_enrolment(session: Session, key: bytes, user: User, login: LoginSession, *, code: str,
+                      now: datetime) -> None:
+    if user.totp_enrolled_at is not None or not user.totp_secret:
+        raise InvalidInput("start the set-up again")
+    step = _code_step(user.totp_secret, code, now, user.totp_last_step)
+    if step is None:
+        raise InvalidInput("that code does not match; check the time on your phone and try the next one")
+    user.totp_enrolled_at, user.totp_last_step = now, step
+    login.mfa_passed = True
+    session.add(user)
+    session.add(login)
+    audit.record(session, key, now=now, actor_id=user.id, action="mfa.enrol", object_type="user", object_id=user.id)
+
+
+# -- passwords and accounts ----------------------------------------------------------------
+
+def change_password(session: Session, key: bytes, policy: SecurityPolicy, *, user: User, current: str, new: str,
+                    now: datetime) -> None:
+    reauthenticate(user, current)
+    problem = password_problem(policy, new, user.username)
+    if problem:
+        raise InvalidInput(problem)
+    user.password_hash, user.password_changed_at = hash_password(new), now
+    session.add(user)
+    audit.record(session, key, now=now, actor_id=user.id, action="password.change", object_type="user", object_id=user.id)
+
+
+def create_user(session: Session, key: bytes, policy: SecurityPolicy, *, actor: User, username: str, full_name: str,
+                role: str, password: str, credential: str = "", licence_number: str = "",
+                supervisor_id: int | None = None, now: datetime) -> User:
+    _require_admin(actor)
+    username = username.strip().lower()
+    if not re.fullmatch(r"[a-z][a-z0-9_.-]{1,39}", username):
+        raise InvalidInput("user names are 2-40 lower-case letters, digits, dots, dashes or underscores")
+    if role not in {r.value for r in Role}:
+        raise InvalidInput("choose a role")
+    if session.exec(select(User).where(User.username == username)).first() is not None:
+        raise InvalidInput("that user name is taken: every person has their own account")
+    problem = password_problem(policy, password, username)
+    if problem:
+        raise InvalidInput(problem)
+    user = User(clinic_id=actor.clinic_id, username=username, full_name=full_name.strip()[:100], role=role,
+                credential=credential.strip()[:40], licence_number=licence_number.strip()[:40],
+                licence_status="licensed" if role != Role.ADMIN else "inactive", supervisor_id=supervisor_id,
+                password_hash=hash_password(password), password_changed_at=now, created_at=now)
+    session.add(user)
+    session.flush()
+    audit.record(session, key, now=now, actor_id=actor.id, action="user.create", object_type="user", object_id=user.id,
+                 reason=role)
+    return user
+
+
+def manage_user(session: Session, key: bytes, *, actor: User, user_id: int, action: str, now: datetime) -> User:
+    """An admin disables (ending every session at once), re-enables, unlocks an account or
+    resets its second factor (the user enrols again at next log-in)."""
+    _require_admin(actor)
+    user = session.get(User, user_id)
+    if user is None or user.clinic_id != actor.clinic_id:
+        raise NotFound("no such user")
+    if action == "disable":
+        if user.id == actor.id:
+            raise InvalidInput("you cannot disable your own account")
+        user.active = False
+        end_sessions(session, user.id or 0, now, "account disabled")
+    elif action == "enable":
+        user.active = True
+    elif action == "unlock":
+        user.failed_logins, user.locked_until = 0, None
+    elif action == "reset_mfa":
+        user.totp_secret, user.totp_enrolled_at = None, None
+        end_sessions(session, user.id or 0, now, "second factor reset")
+    else:
+        raise InvalidInput("unknown action")
+    session.add(user)
+    audit.record(session, key, now=now, actor_id=actor.id, action=f"user.{action}", object_type="user",
+                 object_id=user.id)
+    return user
+
+
+def users_for_admin(session: Session, actor: User) -> list[User]:
+    _require_admin(actor)
+    return list(session.exec(select(User).where(User.clinic_id == actor.clinic_id).order_by(col(User.username))).all())
+
+
+def _require_admin(actor: User) -> None:
+    if actor.role != Role.ADMIN:
+        raise PermissionDenied("only an administrator manages accounts")
 
 
 def _digest(token: str) -> str:

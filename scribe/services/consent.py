@@ -36,7 +36,7 @@ from scribe.domain.errors import ConsentMissing, InvalidInput, NotFound, Permiss
 from scribe.domain.notes import PIPELINE, EncounterKind, Role
 from scribe.policies import Policies
 from scribe.services import audit
-from scribe.services.files import write_durably
+from scribe.services.files import FileKey, read_sealed
 
 MAX_SCAN_BYTES = 20 << 20
 
@@ -178,7 +178,8 @@ def record_consent(session: Session, key: bytes, policies: Policies, *, actor: U
         if not (scan.startswith(b"%PDF") or scan.startswith(b"\x89PNG") or scan.startswith(b"\xff\xd8\xff")):
             raise InvalidInput("attach the scanned form as PDF, PNG or JPEG")
         scan_sha = hashlib.sha256(scan).hexdigest()
-        scan_path = _store_scan(forms_dir, scan, scan_sha)
+        scan_path = _store_scan(FileKey.for_owner(session, f"client:{client.id}", "form", now), forms_dir, scan,
+                                scan_sha)
     rows = []
     for function in functions:
         row = Consent(client_id=client.id or 0, function=function, granted=True, captured_by=actor.id or 0,
@@ -194,22 +195,22 @@ def record_consent(session: Session, key: bytes, policies: Policies, *, actor: U
     return rows
 
 
-def _store_scan(forms_dir: Path, data: bytes, sha: str) -> str:
-    name = f"{sha}.form"
+def _store_scan(sealer: FileKey, forms_dir: Path, data: bytes, sha: str) -> str:
+    name = f"{sealer.key[0]}-{sha}.form"  # one copy per data key: shredding one client's keys spares others'
     if not (forms_dir / name).exists():
-        write_durably(forms_dir / name, data)
+        sealer.seal_bytes(forms_dir / name, data)
     return name
 
 
 def scanned_form(session: Session, key: bytes, *, actor: User, client_id: int, consent_id: int, forms_dir: Path,
-                 now: datetime) -> tuple[Path, str]:
+                 now: datetime) -> tuple[bytes, str]:
     client = get_client_for_actor(session, actor, client_id)
     row = session.get(Consent, consent_id)
     if row is None or row.client_id != client.id or not row.scan_path:
         raise NotFound("no scanned form for this entry")
-    path = forms_dir / row.scan_path
-    head = path.read_bytes()[:4]
+    data = read_sealed(session.get_bind(), forms_dir / row.scan_path)  # type: ignore[arg-type]
+    head = data[:4]
     media = "application/pdf" if head.startswith(b"%PDF") else "image/png" if head.startswith(b"\x89PNG") else "image/jpeg"
     audit.record(session, key, now=now, actor_id=actor.id, action="consent.form.read", object_type="consent",
                  object_id=row.id, reason="own client", content_sha256=row.scan_sha256)
-    return path, media
+    return data, media

@@ -7,6 +7,7 @@ finds the stage done. Consent is checked when a stage starts and again at its co
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import time
@@ -50,6 +51,7 @@ from scribe.engines.protocols import Engines, PseudonymizedTranscript, SectionRe
 from scribe.policies import Policies
 from scribe.services import audit
 from scribe.services.consent import require_step_for
+from scribe.services.files import read_sealed
 
 log = logging.getLogger("scribe.pipeline")
 
@@ -190,8 +192,10 @@ def _transcribe(ctx: PipelineContext, job: Job) -> Writer:
     with session_scope(ctx.engine) as s:
         recording = s.exec(select(Recording).where(Recording.encounter_id == job.encounter_id)).one()
         path = ctx.recordings_dir / recording.path
+    audio = io.BytesIO(read_sealed(ctx.engine, path))  # decrypted in memory only
+    audio.name = str(path)
     started = time.perf_counter()
-    result = ctx.engines.transcriber.transcribe(path)
+    result = ctx.engines.transcriber.transcribe(audio)
     seconds = time.perf_counter() - started
 
     def write(s: Session, encounter: Encounter) -> None:

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
 from scribe.db.queries import get_client_for_actor
+from scribe.db.sealing import Scope, vault_for
 from scribe.db.tables import (
     Consent,
     DeletionReceipt,
@@ -107,6 +108,11 @@ def purge(s: Session, *, client_id: int, artefacts: list[str], sessions: str, ru
             items += _purge_transcript(s, eid)
         if "draft" in artefacts:
             items += _purge_draft(s, eid)
+    if sessions == "all":  # every session's copy is gone: destroy the keys too (crypto-shredding)
+        vault = vault_for(s.get_bind())  # type: ignore[arg-type]
+        for kind in artefacts:
+            if vault.shred(s, Scope(f"client:{client_id}", kind), now):
+                items.append({"artefact": f"{kind} encryption key", "session_id": None, "destroyed": True})
     body = {"client_id": client_id, "rule": rule, "at": now.isoformat(), "items": items,
             "stopped_sessions": stopped or []}
     receipt = DeletionReceipt(client_id=client_id, rule=rule, function=function, at=now, by=actor_id,

@@ -14,13 +14,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from scribe.db.queries import get_encounter_for_actor
-from scribe.db.tables import Encounter, RecordingChunk, User
+from scribe.db.tables import Encounter, RecordingChunk, User, owner_of
 from scribe.domain.errors import Conflict, InvalidInput, PermissionDenied
 from scribe.domain.notes import EncounterStatus
 from scribe.policies import Policies
 from scribe.services import audit
 from scribe.services.consent import require_step
-from scribe.services.files import write_durably
+from scribe.services.files import FileKey, read_sealed
 from scribe.services.uploads import capture_target, queue_stored, store_audio
 
 MAX_CHUNK_BYTES = 4 << 20
@@ -68,7 +68,7 @@ def add_chunk(s: Session, policies: Policies, *, actor: User, encounter_id: int,
             raise Conflict(f"chunk {seq} was already stored with different content")
         return existing
     rel = f"chunks/{encounter.id}/{seq:06d}.chunk"
-    write_durably(recordings_dir / rel, data)
+    FileKey.for_owner(s, owner_of(encounter), "audio", now).seal_bytes(recordings_dir / rel, data)
     chunk = RecordingChunk(encounter_id=encounter.id or 0, seq=seq, path=rel, bytes=len(data), sha256=digest,
                            received_at=now)
     s.add(chunk)
@@ -93,9 +93,9 @@ def finish(s: Session, key: bytes, policies: Policies, *, actor: User, encounter
         raise InvalidInput("nothing was recorded")
     joined = io.BytesIO()
     for c in contiguous:
-        joined.write((recordings_dir / c.path).read_bytes())
+        joined.write(read_sealed(s.get_bind(), recordings_dir / c.path))  # type: ignore[arg-type]
     joined.seek(0)
-    audio = store_audio(policies, recordings_dir, joined)
+    audio = store_audio(policies, recordings_dir, joined, FileKey.for_owner(s, owner_of(encounter), "audio", now))
     queue_stored(s, policies, encounter, audio, now)
     for c in chunks:  # joined and stored: the pieces go (their files once this commits, by sweep_files)
         s.delete(c)

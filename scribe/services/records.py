@@ -37,8 +37,10 @@ from scribe.domain.notes import (
     utc_text,
     version_state,
 )
+from scribe.domain.egress import PART2_NOTICE
 from scribe.domain.supervision import HoursCategory, hours, supervision_category
 from scribe.services import accounts, audit
+from scribe.services.accounts import reauthenticate
 from scribe.services.consent import consents_in_force
 from scribe.services.purge import purge_encounter_audio
 
@@ -203,10 +205,12 @@ def _latest_full_text(views: list[VersionView]) -> NoteVersion:
     return full[-1]
 
 
-def export_text(s: Session, key: bytes, *, actor: User, encounter_id: int, now: datetime) -> str:
-    """The record as plain text, every version with its signature and co-signature. A note
-    that is not yet a record (awaiting co-signature, or returned) is not exported."""
+def export_text(s: Session, key: bytes, *, actor: User, encounter_id: int, password: str, now: datetime) -> str:
+    """The record as plain text, every version with its signature and co-signature, after the
+    password is re-entered. A note that is not yet a record (awaiting co-signature, or
+    returned) is not exported. A Part 2 record carries the 42 CFR 2.32 notice."""
     encounter, access = get_encounter_for_actor(s, actor, encounter_id)
+    reauthenticate(actor, password)
     views = history(s, note_for(s, encounter))
     if not any(v.is_record for v in views):
         raise Conflict("this note is not a record yet (it is unsigned, returned, or awaiting co-signature)")
@@ -214,6 +218,8 @@ def export_text(s: Session, key: bytes, *, actor: User, encounter_id: int, now: 
     subject = f"Client: {client.display_name} (MRN {client.mrn})" if client else "Supervision meeting"
     lines = [f"Session #{encounter.id} - {encounter.note_type.upper()} - {subject}",
              f"Session date: {utc_text(encounter.occurred_at)}", ""]
+    if encounter.part2:
+        lines[:0] = [PART2_NOTICE, ""]
     for v in views:
         if v.state == VersionState.RETURNED:
             continue
@@ -228,7 +234,7 @@ def export_text(s: Session, key: bytes, *, actor: User, encounter_id: int, now: 
             lines.append(cosignature_line(v.cosign))
         lines.append("")
     audit.record(s, key, now=now, actor_id=actor.id, action="note.export", object_type="encounter",
-                 object_id=encounter.id, reason=access.reason)
+                 object_id=encounter.id, reason=access.reason + ("; Part 2 notice attached" if encounter.part2 else ""))
     return "\n".join(lines)
 
 

@@ -3,8 +3,7 @@ then acknowledged. Anything wrong gets a clear error and nothing half-stored rem
 
 from __future__ import annotations
 
-import hashlib
-import os
+import io
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +21,7 @@ from scribe.domain.notes import EncounterKind, EncounterStatus, JobKind, JobStat
 from scribe.policies import Policies
 from scribe.services import audit
 from scribe.services.consent import require_capture, switches_for
-from scribe.services.files import fsync_dir
+from scribe.services.files import FileKey
 
 CHUNK = 1 << 20
 
@@ -47,12 +46,12 @@ def sniff_format(head: bytes) -> str | None:
     return None
 
 
-def probe_audio(path: Path, *, max_seconds: float) -> float:
+def probe_audio(source: Path | BinaryIO, *, max_seconds: float) -> float:
     """Duration in seconds; raises InvalidInput for anything that is not decodable audio."""
     import av
 
     try:
-        with av.open(str(path), metadata_errors="ignore") as container:
+        with av.open(str(source) if isinstance(source, Path) else source, metadata_errors="ignore") as container:
             streams = [s for s in container.streams if s.type == "audio"]
             if not streams:
                 raise InvalidInput("the file has no audio track")
@@ -80,44 +79,46 @@ class StoredAudio:
     duration: float
 
 
-def store_audio(policies: Policies, recordings_dir: Path, stream: BinaryIO) -> StoredAudio:
-    """Stream to a temporary file, check size, type and decodability, fsync, rename into
-    place and fsync the directory. Anything wrong: the partial file is removed, nothing else
-    was written."""
+class _Prefixed(io.RawIOBase):
+    """A stream whose first bytes were already read (to sniff the type)."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head, self._rest = head, rest
+
+    def read(self, n: int = -1) -> bytes:
+        if self._head:
+            out, self._head = self._head, b""
+            return out
+        return self._rest.read(n)
+
+
+def store_audio(policies: Policies, recordings_dir: Path, stream: BinaryIO, sealer: FileKey) -> StoredAudio:
+    """Check the type from the first bytes, then stream the upload, sealed (AES-GCM under
+    the client's audio key), to a temporary file; check size and decodability (decrypted
+    in memory), fsync, rename into place and fsync the directory. Anything wrong: the
+    file is removed, nothing else was written, and plaintext never touched the disk."""
     limits = policies.pipeline.upload
-    recordings_dir.mkdir(parents=True, exist_ok=True)
-    name = uuid.uuid4().hex
-    tmp = recordings_dir / f".{name}.part"
-    digest = hashlib.sha256()
-    size = 0
+    head = stream.read(16)
+    if not head:
+        raise InvalidInput("the file is empty")
+    fmt = sniff_format(head)
+    if fmt is None or fmt not in limits.formats:
+        raise InvalidInput(f"unsupported file type: upload {', '.join(x.upper() for x in limits.formats)} audio")
+    final = recordings_dir / f"{uuid.uuid4().hex}.{fmt}"
     try:
-        with tmp.open("wb") as out:
-            while chunk := stream.read(CHUNK):
-                size += len(chunk)
-                if size > limits.max_bytes:
-                    raise InvalidInput(f"the file is larger than the {limits.max_bytes // (1 << 20)} MB limit")
-                digest.update(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        if size == 0:
-            raise InvalidInput("the file is empty")
-        with tmp.open("rb") as f:
-            fmt = sniff_format(f.read(16))
-        if fmt is None or fmt not in limits.formats:
-            raise InvalidInput(f"unsupported file type: upload {', '.join(x.upper() for x in limits.formats)} audio")
-        duration = probe_audio(tmp, max_seconds=limits.max_seconds)
+        try:
+            size, sha = sealer.seal_durably(final, _Prefixed(head, stream), limit=limits.max_bytes)  # type: ignore[arg-type]
+        except OverflowError:
+            raise InvalidInput(f"the file is larger than the {limits.max_bytes // (1 << 20)} MB limit") from None
+        duration = probe_audio(io.BytesIO(sealer.vault.read_file(final)), max_seconds=limits.max_seconds)
         if duration > limits.max_seconds:
             raise InvalidInput(f"the recording is longer than {limits.max_seconds / 3600:.1f} hours")
         if duration < limits.min_seconds:
             raise InvalidInput("the recording is too short or silent")
-        final = recordings_dir / f"{name}.{fmt}"
-        tmp.replace(final)
-        fsync_dir(recordings_dir)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        final.unlink(missing_ok=True)
         raise
-    return StoredAudio(final, fmt, digest.hexdigest(), size, duration)
+    return StoredAudio(final, fmt, sha, size, duration)
 
 
 def queue_stored(session: Session, policies: Policies, encounter: Encounter, audio: StoredAudio, now: datetime) -> None:
@@ -158,7 +159,8 @@ def accept_upload(
 ) -> Encounter:
     client, decision = capture_target(session, policies, actor=actor, client_id=client_id, note_type=note_type,
                                       step="upload", now=now)
-    audio = store_audio(policies, recordings_dir, stream)
+    audio = store_audio(policies, recordings_dir, stream,
+                        FileKey.for_owner(session, f"client:{client.id}", "audio", now))
     encounter = Encounter(clinic_id=actor.clinic_id, client_id=client.id or 0, clinician_id=actor.id or 0,
                           note_type=note_type, occurred_at=now, status=EncounterStatus.UPLOADED,
                           created_at=now, updated_at=now)
@@ -195,7 +197,8 @@ def accept_supervision_upload(
     switched = transcription_decision(switches_for(session, actor), policies.supervision_note_type)
     if not switched:
         raise ConsentMissing(switched.reason)
-    audio = store_audio(policies, recordings_dir, stream)
+    audio = store_audio(policies, recordings_dir, stream,
+                        FileKey.for_owner(session, f"meetings:{actor.id}", "audio", now))
     encounter = Encounter(clinic_id=actor.clinic_id, kind=EncounterKind.SUPERVISION, client_id=None,
                           clinician_id=actor.id or 0, note_type=policies.supervision_note_type, occurred_at=now,
                           status=EncounterStatus.UPLOADED, created_at=now, updated_at=now)

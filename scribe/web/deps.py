@@ -23,6 +23,10 @@ class LoginRequired(Exception):
     """No valid log-in session: the error handler redirects to /login."""
 
 
+class MfaRequired(Exception):
+    """Logged in with the password, second factor not yet set up: the handler redirects."""
+
+
 class CsrfFailed(Exception):
     """Missing/invalid CSRF token or a cross-site Origin on a state-changing request."""
 
@@ -46,17 +50,23 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
+# What a session that has not yet passed its second factor may reach: enrolment, log-out.
+BEFORE_MFA = ("/account/mfa", "/logout")
+
+
 def get_login(request: Request, runtime: RuntimeDep) -> tuple[User, LoginSession]:
     token = request.cookies.get(COOKIE)
     if not token:
         raise LoginRequired()
-    s = runtime.settings
+    rules = runtime.policies.security.sessions
     with Session(runtime.engine, expire_on_commit=False) as session:
-        found = accounts.resolve(session, token, now=runtime.clock(), idle=timedelta(minutes=s.session_idle_minutes),
-                                 absolute=timedelta(hours=s.session_absolute_hours))
+        found = accounts.resolve(session, token, now=runtime.clock(), idle=timedelta(minutes=rules.idle_minutes),
+                                 absolute=timedelta(hours=rules.absolute_hours))
         session.commit()
     if found is None:
         raise LoginRequired()
+    if not found[1].mfa_passed and request.url.path not in BEFORE_MFA:
+        raise MfaRequired()
     return found
 
 

@@ -21,7 +21,7 @@ from scribe.domain.errors import (
     PolicyError,
     ScribeError,
 )
-from scribe.web.deps import CsrfFailed, LoginRequired
+from scribe.web.deps import CsrfFailed, LoginRequired, MfaRequired
 
 log = logging.getLogger("scribe.web")
 
@@ -58,6 +58,12 @@ def install(app: FastAPI) -> None:
         if request.headers.get("hx-request") == "true":
             return Response(status_code=401, headers={"HX-Redirect": "/login"})
         return RedirectResponse("/login", status_code=303)
+
+    @app.exception_handler(MfaRequired)
+    async def mfa_required(request: Request, exc: MfaRequired) -> Response:
+        if request.headers.get("hx-request") == "true":
+            return Response(status_code=401, headers={"HX-Redirect": "/account/mfa"})
+        return RedirectResponse("/account/mfa", status_code=303)
 
     @app.exception_handler(CsrfFailed)
     async def csrf_failed(request: Request, exc: CsrfFailed) -> Response:

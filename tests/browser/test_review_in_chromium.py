@@ -13,11 +13,20 @@ from pathlib import Path
 import pytest
 
 from scribe.app import create_app
-from tests.conftest import PASSWORD, wav_bytes
+from tests.conftest import PASSWORD, totp_code, wav_bytes
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
+
+
+class Server(str):
+    """The server's address, and its runtime (for the personas' authenticator codes)."""
+
+    def __new__(cls, url: str, runtime) -> "Server":
+        obj = super().__new__(cls, url)
+        obj.runtime = runtime
+        return obj
 
 
 def free_port() -> int:
@@ -39,7 +48,7 @@ def server(settings, runtime, practice) -> Iterator[str]:
     deadline = time.time() + 20
     while not srv.started and time.time() < deadline:
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
+    yield Server(f"http://127.0.0.1:{port}", runtime)
     srv.should_exit = True
     thread.join(timeout=10)
 
@@ -92,6 +101,7 @@ def log_in(page, server: str, username: str) -> None:
     page.goto(server + "/login")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", PASSWORD)
+    page.fill("input[name=code]", totp_code(server.runtime, username))
     with page.expect_navigation():
         page.click("main button[type=submit]")
     assert page.url == server + "/", page.inner_text("body")[-2000:]

@@ -10,6 +10,7 @@ from sqlmodel import select
 
 from scribe.config import ROOT
 from scribe.db.engine import session_scope
+from scribe.services.files import read_sealed
 from scribe.db.tables import (
     Consent,
     DeletionReceipt,
@@ -108,11 +109,15 @@ def test_withdrawal_purges_by_policy_keeps_signed_notes_and_leaves_a_receipt(run
     receipt = withdraw(runtime, practice.dr_ada, practice.maya.id, "transcribe")
     rule = runtime.policies.consent.on_withdrawal["transcribe"]
     assert set(rule.purge) == {"audio", "transcript", "draft"} and rule.sessions == "all"
-    kinds = [(i["artefact"], i["session_id"]) for i in receipt.items]
+    kinds = [(i["artefact"], i.get("session_id")) for i in receipt.items]
+    # every session's copy went, so the client's keys for those kinds were destroyed too
+    assert {k for k, _ in kinds if k.endswith("encryption key")} == {"audio encryption key",
+                                                                    "transcript encryption key",
+                                                                    "draft encryption key"}
     assert ("audio", signed.id) in kinds and ("audio", queued.id) in kinds
     assert ("transcript", signed.id) in kinds and ("AI draft", signed.id) in kinds
     assert ("stopped", queued.id) in kinds
-    audio_hash = next(i["sha256"] for i in receipt.items if i["artefact"] == "audio" and i["session_id"] == signed.id)
+    audio_hash = next(i["sha256"] for i in receipt.items if i["artefact"] == "audio" and i.get("session_id") == signed.id)
     assert audio_hash == recs[signed.id].sha256
     assert reload(runtime, queued).status == EncounterStatus.STOPPED
     with session_scope(runtime.engine) as s:
@@ -139,7 +144,7 @@ def test_the_ledger_keeps_form_guardian_scan_and_dates(runtime, practice, clock)
                  expires_at=clock() + timedelta(days=10), scan=scan)
     assert {r.function for r in rows} == {"record_audio", "transcribe"}
     assert all(r.form_version == POLICY.form_version and r.form_text == POLICY.functions[r.function] for r in rows)
-    assert rows[0].on_behalf_of == "Ann Lee (mother)" and (runtime.settings.forms_dir / rows[0].scan_path).read_bytes() == scan
+    assert rows[0].on_behalf_of == "Ann Lee (mother)" and read_sealed(runtime.engine, runtime.settings.forms_dir / rows[0].scan_path) == scan
     with session_scope(runtime.engine) as s:
         view = consent.ledger_view(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada,
                                    client_id=practice.maya.id, now=clock())
@@ -204,7 +209,7 @@ def test_browser_recording_chunks_are_durable_idempotent_and_stop_on_withdrawal(
                          recordings_dir=runtime.settings.recordings_dir, now=clock())
     with session_scope(runtime.engine) as s:
         rec = s.exec(select(Recording).where(Recording.encounter_id == encounter.id)).one()
-    assert (runtime.settings.recordings_dir / rec.path).read_bytes() == data
+    assert read_sealed(runtime.engine, runtime.settings.recordings_dir / rec.path) == data
     assert reload(runtime, encounter).status == EncounterStatus.UPLOADED
     with pytest.raises(Conflict, match="no longer open"):
         send(3, b"late")

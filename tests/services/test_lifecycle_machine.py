@@ -169,7 +169,7 @@ def test_the_note_lifecycle_keeps_its_invariants(tmp_path_factory, policies) -> 
             try:
                 with session_scope(self.rt.engine) as s:
                     records.export_text(s, self.rt.audit_key, actor=self.p.sam, encounter_id=self.encounter.id,
-                                        now=self.clock())
+                                        password=PASSWORD, now=self.clock())
                 exported = True
             except Conflict:
                 exported = False

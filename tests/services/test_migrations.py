@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DatabaseError
+from sqlmodel import Session
 
 from scribe.db.engine import make_engine
 from scribe.db.migrate import upgrade
+from scribe.db.sealing import Vault
+from scribe.db.tables import NoteVersion
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC).isoformat(sep=" ")
 
@@ -33,7 +37,16 @@ def test_an_existing_database_upgrades_without_losing_a_row(tmp_path) -> None:
         run("INSERT INTO note_versions (id, note_id, version, kind, note_type, content, content_sha256, signer_id,"
             " signer_name, signer_credential, signer_licence_number, signed_at, meaning, zero_edit, ai_chars_kept)"
             f" VALUES (1, 1, 1, 'original', 'soap', '{{}}', 'abc', 1, 'A', '', '', '{NOW}', 'm', 0, 0.5)")
-    upgrade(engine)
+    with pytest.raises(RuntimeError, match="master key"):
+        upgrade(engine)  # clinical rows to encrypt and no key: nothing changes
+    vault = Vault(secrets.token_bytes(32), engine)
+    upgrade(engine, vault=vault)
+    with engine.connect() as conn:
+        raw = conn.exec_driver_sql("SELECT content FROM note_versions").scalar()
+        assert raw.startswith("S1.") and "{}" not in raw  # sealed in place under the client's record key
+        assert conn.exec_driver_sql("SELECT owner, kind FROM data_keys").all() == [("client:1", "record")]
+    with Session(engine) as s:
+        assert s.get(NoteVersion, 1).content == {}
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT kind, client_id, status FROM encounters").one() == ("therapy", 1, "signed")
         assert conn.exec_driver_sql("SELECT content_sha256, requires_cosign FROM note_versions").one() == ("abc", 0)
@@ -44,5 +57,5 @@ def test_an_existing_database_upgrades_without_losing_a_row(tmp_path) -> None:
     for sql in ("UPDATE note_versions SET meaning = 'x'", "DELETE FROM note_versions"):
         with pytest.raises(DatabaseError, match="append-only"), engine.begin() as conn:
             conn.execute(text(sql))
-    upgrade(engine)  # idempotent at head
+    upgrade(engine, vault=vault)  # idempotent at head
     engine.dispose()

@@ -53,7 +53,8 @@ def return_it(runtime, actor, version_id, comment="Add the risk screening you di
 
 def export(runtime, actor, encounter):
     with s_(runtime) as s:
-        return records.export_text(s, runtime.audit_key, actor=actor, encounter_id=encounter.id, now=runtime.clock())
+        return records.export_text(s, runtime.audit_key, actor=actor, encounter_id=encounter.id, password=PASSWORD,
+                                   now=runtime.clock())
 
 
 def correct(runtime, actor, encounter, kind, **kw):

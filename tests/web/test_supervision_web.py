@@ -64,15 +64,19 @@ def test_only_the_supervisor_gets_the_cosign_controls(app, runtime, practice, pe
 def test_export_is_refused_until_the_note_is_a_record(app, runtime, practice, pending) -> None:
     encounter, version = pending
     sam, ben = client_for(app, "sam"), client_for(app, "dr_ben")
-    assert sam.get(f"/sessions/{encounter.id}/note.txt").status_code == 409
+    def export(web, password=PASSWORD):
+        return web.post(f"/sessions/{encounter.id}/note.txt", data={"csrf_token": csrf(web), "password": password})
+
+    assert export(sam).status_code == 409
     r = ben.post(f"/supervision/versions/{version.id}/cosign", data={"csrf_token": csrf(ben), "password": PASSWORD,
                                                                      "attest": "yes", "back": "session"},
                  follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == f"/sessions/{encounter.id}#note"
-    r = sam.get(f"/sessions/{encounter.id}/note.txt")
+    assert export(sam, "not my password").status_code == 403  # step-up: the password, every time
+    r = export(sam)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
     assert "Co-signed by Dr Ben Tester" in r.text and "attachment" in r.headers["content-disposition"]
-    assert client_for(app, "dr_ada").get(f"/sessions/{encounter.id}/note.txt").status_code == 404
+    assert export(client_for(app, "dr_ada")).status_code == 404
     csv_r = sam.get(f"/hours/{practice.sam.id}/ledger.csv")
     assert csv_r.status_code == 200 and "Direct client contact" in csv_r.text
     assert client_for(app, "dr_cole").get(f"/hours/{practice.sam.id}/ledger.csv").status_code == 404

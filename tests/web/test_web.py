@@ -12,7 +12,7 @@ from sqlmodel import select
 from scribe.app import create_app
 from scribe.db.engine import session_scope
 from scribe.db.tables import NoteVersion
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, totp_code
 from tests.helpers import TRANSCRIPT, run_pipeline
 
 
@@ -24,7 +24,9 @@ def app(settings, runtime):
 def client_for(app, username: str | None) -> TestClient:
     client = TestClient(app, base_url="http://testserver")
     if username:
-        r = client.post("/login", data={"username": username, "password": PASSWORD}, follow_redirects=False)
+        code = totp_code(app.state.runtime, username)
+        r = client.post("/login", data={"username": username, "password": PASSWORD, "code": code},
+                        follow_redirects=False)
         assert r.status_code == 303, r.text
     return client
 

@@ -135,3 +135,29 @@
   var link = document.getElementById("print");
   if (link) { link.addEventListener("click", function () { window.print(); }); }
 })();
+
+// Idle timeout warning: the server ends a session after the policy's idle minutes. Shortly
+// before, say so and offer to stay; any request (a save, a page) also restarts the clock.
+document.addEventListener("DOMContentLoaded", function () {
+  var body = document.body;
+  var idle = parseInt(body.dataset.idleSeconds || "0", 10);
+  var warn = parseInt(body.dataset.warnSeconds || "0", 10);
+  var box = document.getElementById("idle-warning");
+  if (!idle || !box) { return; }
+  var last = Date.now();
+  function touch() { last = Date.now(); box.hidden = true; }
+  document.body.addEventListener("htmx:afterRequest", touch);
+  document.getElementById("stay-signed-in").addEventListener("click", function () {
+    var token = JSON.parse(body.getAttribute("hx-headers") || "{}")["X-CSRF-Token"] || "";
+    fetch("/session/keepalive", {method: "POST", headers: {"X-CSRF-Token": token}, credentials: "same-origin"})
+      .then(function (r) { if (r.ok) { touch(); } else { window.location = "/login"; } });
+  });
+  setInterval(function () {
+    var left = idle - Math.floor((Date.now() - last) / 1000);
+    if (left <= 0) { window.location = "/login"; return; }
+    if (left <= warn) {
+      box.hidden = false;
+      document.getElementById("idle-countdown").textContent = Math.floor(left / 60) + ":" + ("0" + (left % 60)).slice(-2);
+    }
+  }, 1000);
+});

@@ -1,15 +1,16 @@
-"""Log in and out."""
+"""Log in and out, the second factor, passwords, keep-alive, and account management."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
+import segno
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from scribe.domain.errors import PermissionDenied
+from scribe.domain.errors import InvalidInput, PermissionDenied
 from scribe.services import accounts
-from scribe.web.deps import COOKIE, CsrfDep, LoginDep, RuntimeDep, SessionDep, same_origin
+from scribe.web.deps import COOKIE, ActorDep, CsrfDep, LoginDep, RuntimeDep, SessionDep, same_origin
 
 router = APIRouter()
 
@@ -21,17 +22,20 @@ def login_page(request: Request) -> Response:
 
 @router.post("/login")
 def login(request: Request, runtime: RuntimeDep, session: SessionDep,
-          username: Annotated[str, Form(max_length=100)], password: Annotated[str, Form(max_length=200)]) -> Response:
+          username: Annotated[str, Form(max_length=100)], password: Annotated[str, Form(max_length=200)],
+          code: Annotated[str, Form(max_length=12)] = "") -> Response:
     if not same_origin(request):
         raise PermissionDenied("log-in must come from this site")
     try:
-        done = accounts.log_in(session, runtime.audit_key, username=username, password=password, now=runtime.clock())
+        done = accounts.log_in(session, runtime.audit_key, runtime.policies.security, username=username,
+                               password=password, code=code.strip(), now=runtime.clock())
     except PermissionDenied as exc:
         session.commit()  # keep the failed-attempt count and its audit row
-        return request.app.state.templates.TemplateResponse(request, "login.html", {"error": exc.public_message}, status_code=401)
-    response = RedirectResponse("/", status_code=303)
+        return request.app.state.templates.TemplateResponse(request, "login.html", {"error": exc.public_message},
+                                                            status_code=401)
+    response = RedirectResponse("/" if done.mfa_passed else "/account/mfa", status_code=303)
     response.set_cookie(COOKIE, done.token, httponly=True, samesite="strict", secure=runtime.settings.secure_cookies,
-                        max_age=runtime.settings.session_absolute_hours * 3600, path="/")
+                        max_age=runtime.policies.security.sessions.absolute_hours * 3600, path="/")
     return response
 
 
@@ -41,3 +45,64 @@ def logout(runtime: RuntimeDep, session: SessionDep, login: LoginDep) -> Respons
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/")
     return response
+
+
+@router.post("/session/keepalive", dependencies=[CsrfDep])
+def keepalive(login: LoginDep) -> Response:
+    """The idle-timeout warning's "stay signed in": resolving the session refreshed it."""
+    return Response(status_code=204)
+
+
+@router.get("/account/mfa", response_class=HTMLResponse)
+def mfa_page(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep) -> Response:
+    user = session.merge(login[0])
+    if user.totp_enrolled_at is not None:
+        return request.app.state.templates.TemplateResponse(request, "mfa.html", {"enrolled": True, "csrf": login[1].csrf_token})
+    uri = accounts.start_enrolment(session, user, runtime.policies.security)
+    qr = segno.make(uri, error="m").svg_data_uri(scale=5, encode_minimal=False, omit_charset=True)
+    return request.app.state.templates.TemplateResponse(request, "mfa.html", {
+        "enrolled": False, "qr": qr, "secret": user.totp_secret, "csrf": login[1].csrf_token, "error": None})
+
+
+@router.post("/account/mfa", dependencies=[CsrfDep])
+def mfa_confirm(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep,
+                code: Annotated[str, Form(max_length=12)]) -> Response:
+    accounts.confirm_enrolment(session, runtime.audit_key, session.merge(login[0]), session.merge(login[1]),
+                               code=code.strip(), now=runtime.clock())
+    return RedirectResponse("/", status_code=303)
+
+
+@router.get("/account/password", response_class=HTMLResponse)
+def password_page(request: Request, login: LoginDep) -> Response:
+    return request.app.state.templates.TemplateResponse(request, "password.html", {"csrf": login[1].csrf_token,
+                                                                                   "done": False})
+
+
+@router.post("/account/password", dependencies=[CsrfDep])
+def password_change(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep,
+                    current: Annotated[str, Form(max_length=200)], new: Annotated[str, Form(max_length=200)]) -> Response:
+    accounts.change_password(session, runtime.audit_key, runtime.policies.security, user=session.merge(login[0]),
+                             current=current, new=new, now=runtime.clock())
+    return request.app.state.templates.TemplateResponse(request, "password.html", {"csrf": login[1].csrf_token,
+                                                                                   "done": True})
+
+
+@router.post("/admin/users", dependencies=[CsrfDep])
+def create_user(runtime: RuntimeDep, session: SessionDep, actor: ActorDep,
+                username: Annotated[str, Form(max_length=40)], full_name: Annotated[str, Form(max_length=100)],
+                role: Annotated[str, Form(max_length=20)], password: Annotated[str, Form(max_length=200)],
+                credential: Annotated[str, Form(max_length=40)] = "",
+                licence_number: Annotated[str, Form(max_length=40)] = "") -> Response:
+    accounts.create_user(session, runtime.audit_key, runtime.policies.security, actor=actor, username=username,
+                         full_name=full_name, role=role, password=password, credential=credential,
+                         licence_number=licence_number, now=runtime.clock())
+    return RedirectResponse("/admin#users", status_code=303)
+
+
+@router.post("/admin/users/{user_id}", dependencies=[CsrfDep])
+def manage_user(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, user_id: int,
+                action: Annotated[str, Form(max_length=20)]) -> Response:
+    if action not in ("disable", "enable", "unlock", "reset_mfa"):
+        raise InvalidInput("unknown action")
+    accounts.manage_user(session, runtime.audit_key, actor=actor, user_id=user_id, action=action, now=runtime.clock())
+    return RedirectResponse("/admin#users", status_code=303)

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, time
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import col, select
 
 from scribe.db.tables import DeletionReceipt
@@ -55,9 +55,9 @@ async def grant(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, clien
 
 @router.get("/clients/{client_id}/consents/{consent_id}/form")
 def scanned_form(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: int, consent_id: int) -> Response:
-    path, media = consent.scanned_form(session, runtime.audit_key, actor=actor, client_id=client_id,
+    data, media = consent.scanned_form(session, runtime.audit_key, actor=actor, client_id=client_id,
                                        consent_id=consent_id, forms_dir=runtime.settings.forms_dir, now=runtime.clock())
-    return FileResponse(path, media_type=media, headers={"Content-Disposition": f'inline; filename="consent-{consent_id}"'})
+    return Response(data, media_type=media, headers={"Content-Disposition": f'inline; filename="consent-{consent_id}"'})
 
 
 @router.post("/clients/{client_id}/consents/withdraw", dependencies=[CsrfDep])

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import select
 
 from scribe.db.queries import (
@@ -20,6 +21,7 @@ from scribe.domain.consent import allowed_note_types, transcription_decision
 from scribe.domain.errors import NotFound
 from scribe.domain.notes import PROCESSING, Role, VersionKind
 from scribe.services import audit, consent, purge, records, review, uploads
+from scribe.services.files import read_sealed
 from scribe.web.deps import ActorDep, CsrfDep, LoginDep, RuntimeDep, SessionDep
 
 router = APIRouter()
@@ -133,15 +135,17 @@ async def amendment(request: Request, runtime: RuntimeDep, session: SessionDep, 
     return RedirectResponse(f"/sessions/{encounter_id}#note", status_code=303)
 
 
-@router.get("/sessions/{encounter_id}/note.txt")
-def export(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: int) -> Response:
-    text = records.export_text(session, runtime.audit_key, actor=actor, encounter_id=encounter_id, now=runtime.clock())
+@router.post("/sessions/{encounter_id}/note.txt", dependencies=[CsrfDep])
+def export(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: int,
+           password: Annotated[str, Form(max_length=200)]) -> Response:
+    text = records.export_text(session, runtime.audit_key, actor=actor, encounter_id=encounter_id, password=password,
+                               now=runtime.clock())
     return Response(text, media_type="text/plain; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="note-{encounter_id}.txt"'})
 
 
 @router.get("/sessions/{encounter_id}/audio")
-def audio(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: int) -> Response:
+def audio(request: Request, runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: int) -> Response:
     encounter, decision = get_encounter_for_actor(session, actor, encounter_id)
     if not review.may_see_source(decision):
         raise NotFound("no such recording")
@@ -151,7 +155,25 @@ def audio(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_i
     audit.record(session, runtime.audit_key, now=runtime.clock(), actor_id=actor.id, action="recording.play",
                  object_type="encounter", object_id=encounter.id, reason=decision.reason)
     media = {"wav": "audio/wav", "mp3": "audio/mpeg", "m4a": "audio/mp4", "webm": "audio/webm", "ogg": "audio/ogg"}
-    return FileResponse(runtime.settings.recordings_dir / recording.path, media_type=media.get(recording.format))
+    data = read_sealed(runtime.engine, runtime.settings.recordings_dir / recording.path)  # decrypted in memory
+    return byte_range(request, data, media.get(recording.format, "application/octet-stream"))
+
+
+def byte_range(request: Request, data: bytes, media: str) -> Response:
+    """The whole body, or the one range asked for (so the player can seek)."""
+    wanted = request.headers.get("range", "")
+    match = re.fullmatch(r"bytes=(\d*)-(\d*)", wanted.strip())
+    if not match or not (match.group(1) or match.group(2)):
+        return Response(data, media_type=media, headers={"Accept-Ranges": "bytes"})
+    size = len(data)
+    if match.group(1):
+        start, end = int(match.group(1)), min(int(match.group(2) or size - 1), size - 1)
+    else:
+        start, end = max(size - int(match.group(2)), 0), size - 1
+    if start > end or start >= size:
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    return Response(data[start:end + 1], status_code=206, media_type=media,
+                    headers={"Accept-Ranges": "bytes", "Content-Range": f"bytes {start}-{end}/{size}"})
 
 
 @router.get("/healthz")

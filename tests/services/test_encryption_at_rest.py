@@ -1,0 +1,156 @@
+"""S18 and property 5: clinical content is sealed at rest. Canary strings seeded into a
+transcript, the draft, the signed note, a co-signature comment, a recording and a
+scanned consent form are readable through the app and found nowhere in plaintext in the
+raw database file, its WAL, the audio and form stores or the temp folder. Destroying a
+client's keys makes their artefacts unreadable (crypto-shredding)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import secrets
+import sqlite3
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import select
+
+from scribe.db.engine import session_scope
+from scribe.db.sealing import Scope, SealingError, Shredded, Vault, vault_for
+from scribe.db.tables import DataKey, DraftSection, NoteVersion, Pseudonymization, Recording, TranscriptSegment
+from scribe.services import consent, purge
+from scribe.services.files import read_sealed
+from tests.conftest import wav_bytes
+from tests.helpers import TRANSCRIPT, run_pipeline, upload
+from tests.services.test_review import resolve_all, sign
+
+
+def canaries() -> list[str]:
+    return [f"zq{secrets.token_hex(5)}canary" for _ in range(4)]
+
+
+def raw_files(runtime) -> list:
+    data_dir = runtime.settings.data_dir
+    # The fake transcriber's "<recording>.txt" sidecars are the test's own input, not the app's.
+    return [p for p in data_dir.rglob("*") if p.is_file() and "keys" not in p.parts and not p.name.endswith(".txt")]
+
+
+def hits(runtime, needles: list[bytes]) -> list[str]:
+    found = []
+    for path in raw_files(runtime):
+        blob = path.read_bytes()
+        low = blob.lower()
+        for needle in needles:
+            if needle.lower() in low:
+                found.append(f"{path.name}: {needle[:20]!r}")
+    return found
+
+
+def test_no_canary_is_stored_in_plaintext_anywhere(runtime, practice, clock) -> None:
+    words = canaries()
+    transcript = TRANSCRIPT + f"\nCLIENT: The code word is {words[0]} and {words[1]}."
+    audio = wav_bytes(seconds=3, freq=331.0)
+    encounter = upload(runtime, practice.dr_ada, practice.maya.id, audio, transcript=transcript)
+    run_pipeline(runtime)
+    version = sign(runtime, practice.dr_ada, encounter, resolve_all(runtime, practice.dr_ada, encounter))
+    scan = b"%PDF-1.4 " + words[2].encode()
+    with session_scope(runtime.engine) as s:
+        consent.record_consent(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, client_id=practice.maya.id,
+                               functions=["transcribe"], effective_from=clock(), expires_at=None,
+                               on_behalf_of="", forms_dir=runtime.settings.forms_dir, scan=scan, now=clock())
+    # The app reads everything back.
+    with session_scope(runtime.engine) as s:
+        segments = " ".join(x.text for x in s.exec(select(TranscriptSegment)))
+        assert words[0] in segments and words[1] in segments
+        assert any(words[0] in line for line in s.exec(select(Pseudonymization)).one().lines)
+        assert "Riverside Bakery" in repr(s.get(NoteVersion, version.id).content)
+        assert s.exec(select(DraftSection)).first() is not None
+        rec = s.exec(select(Recording)).one()
+    assert read_sealed(runtime.engine, runtime.settings.recordings_dir / rec.path) == audio
+    # The raw files hold none of it: database, WAL and SHM, recordings, forms, temp.
+    with runtime.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    assert (runtime.settings.data_dir / "scribe.db-wal").exists()
+    pcm = audio[44:44 + 64]  # the first samples of the recording
+    needles = [w.encode() for w in words[:3]] + [pcm, b"%PDF-1.4", b"Riverside Bakery was busy", b"breathing exercise"]
+    assert hits(runtime, needles) == []
+    # ...and the keys are not in the database: neither raw nor base64.
+    master = runtime.settings.master_key_path.read_bytes()
+    db = (runtime.settings.data_dir / "scribe.db").read_bytes() + (runtime.settings.data_dir / "scribe.db-wal").read_bytes()
+    assert master not in db and base64.b64encode(master) not in db
+    assert oct(runtime.settings.master_key_path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_the_scan_would_find_plaintext_if_it_were_there(runtime, practice) -> None:
+    """The check above can fail: a value written around the sealing layer is found."""
+    word = canaries()[0]
+    with sqlite3.connect(runtime.settings.data_dir / "scribe.db") as raw:
+        raw.execute("CREATE TABLE IF NOT EXISTS leak (t TEXT)")
+        raw.execute("INSERT INTO leak VALUES (?)", (word,))
+    assert hits(runtime, [word.encode()])
+
+
+def test_a_bare_value_cannot_reach_a_sealed_column(runtime, practice, wav) -> None:
+    encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+    run_pipeline(runtime)
+    with pytest.raises(Exception, match="sealed"), session_scope(runtime.engine) as s:
+        s.execute(TranscriptSegment.__table__.update().values(text="plaintext"))  # type: ignore[attr-defined]
+    with session_scope(runtime.engine) as s:
+        assert "plaintext" not in [x.text for x in s.exec(select(TranscriptSegment))]
+    assert encounter.id
+
+
+def test_tampering_with_ciphertext_or_moving_it_between_columns_is_refused(runtime, practice, wav) -> None:
+    upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+    run_pipeline(runtime)
+    with runtime.engine.begin() as conn:
+        text_value, words = conn.execute(text("SELECT text, words FROM transcript_segments LIMIT 1")).one()
+        flipped = text_value[:-6] + ("A" if text_value[-6] != "A" else "B") + text_value[-5:]
+        conn.execute(text("UPDATE transcript_segments SET text = :t WHERE id = (SELECT MIN(id) FROM transcript_segments)"),
+                     {"t": flipped})
+    with pytest.raises(SealingError), session_scope(runtime.engine) as s:
+        list(s.exec(select(TranscriptSegment)))
+    with runtime.engine.begin() as conn:  # a valid ciphertext from another column does not open here
+        conn.execute(text("UPDATE transcript_segments SET text = :t WHERE id = (SELECT MIN(id) FROM transcript_segments)"),
+                     {"t": words})
+    with pytest.raises(SealingError), session_scope(runtime.engine) as s:
+        list(s.exec(select(TranscriptSegment)))
+
+
+def test_another_master_key_opens_nothing(runtime, practice, wav) -> None:
+    upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+    run_pipeline(runtime)
+    with runtime.engine.connect() as conn:
+        token = conn.execute(text("SELECT text FROM transcript_segments LIMIT 1")).scalar()
+    from sqlalchemy import create_engine
+
+    stranger = Vault(secrets.token_bytes(32), create_engine("sqlite://"))
+    with pytest.raises(SealingError):
+        stranger.open(token, "transcript_segments.text")
+    Vault(runtime.settings.master_key_path.read_bytes(), runtime.engine)  # re-register ours for the other tests
+
+
+def test_withdrawal_shreds_the_clients_keys(runtime, practice, wav, clock) -> None:
+    encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+    run_pipeline(runtime)
+    with session_scope(runtime.engine) as s:
+        rec = s.exec(select(Recording).where(Recording.encounter_id == encounter.id)).one()
+        sealed_audio = (runtime.settings.recordings_dir / rec.path).read_bytes()
+        token = s.execute(text("SELECT text FROM transcript_segments LIMIT 1")).scalar()
+    vault = vault_for(runtime.engine)
+    assert vault.open(token, "transcript_segments.text")
+    with session_scope(runtime.engine) as s:
+        purge.withdraw(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, client_id=practice.maya.id,
+                       function="transcribe", now=clock())
+    with session_scope(runtime.engine) as s:
+        keys = s.exec(select(DataKey).where(DataKey.owner == f"client:{practice.maya.id}")).all()
+        gone = {k.kind for k in keys if k.destroyed_at is not None}
+        assert {"audio", "transcript", "draft"} <= gone and all(k.wrapped == "" for k in keys if k.destroyed_at)
+    # Even a copy of the ciphertext taken before the purge (a backup) no longer opens.
+    with pytest.raises(Shredded):
+        vault.open(token, "transcript_segments.text")
+    with pytest.raises(Shredded):
+        list(vault.open_stream(io.BytesIO(sealed_audio)))
+    # Another client's data is untouched, and new audio for this client gets a new key.
+    with session_scope(runtime.engine) as s:
+        assert vault.key_for(s, Scope(f"client:{practice.maya.id}", "audio"), clock())[0] not in {k.id for k in keys}

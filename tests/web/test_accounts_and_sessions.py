@@ -1,0 +1,202 @@
+"""S4 and properties 1-2: passwords, throttling and lock-out, the TOTP second factor
+(replay refused), sessions that die (idle, absolute, logout, disabling) with a fake
+clock, rotation at log-in, cookie flags, and an admin's account management."""
+
+from __future__ import annotations
+
+import re
+import pyotp
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import select
+
+from scribe.app import create_app
+from scribe.db.engine import session_scope
+from scribe.db.tables import AuditEvent, LoginSession, User
+from scribe.services import accounts
+from tests.conftest import PASSWORD, totp_code, totp_secret
+from tests.web.test_web import client_for, csrf
+
+
+@pytest.fixture
+def app(settings, runtime):
+    return create_app(settings, runtime=runtime, start_worker=False)
+
+
+def post_login(web: TestClient, username: str, password: str = PASSWORD, code: str = ""):
+    return web.post("/login", data={"username": username, "password": password, "code": code}, follow_redirects=False)
+
+
+@pytest.mark.parametrize("password, problem", [
+    ("short pass", "at least 12"),
+    ("password1234", "common and breached"),
+    ("qwertyuiop!!", "common and breached"),
+    ("iloveyou2026!", "common and breached"),
+    ("dr_newbie-garden-42", "user name"),
+    ("aaaaaaaaaaaaaaaa", "too easy"),
+])
+def test_weak_passwords_are_refused(policies, password, problem) -> None:
+    assert problem in (accounts.password_problem(policies.security, password, "dr_newbie") or "")
+
+
+def test_a_passphrase_is_accepted(policies) -> None:
+    assert accounts.password_problem(policies.security, "lantern orchard copper violin", "dr_newbie") is None
+
+
+def test_login_needs_password_and_a_fresh_code_and_refuses_replay(app, runtime, practice) -> None:
+    web = TestClient(app)
+    code = totp_code(runtime, "dr_ada")
+    assert post_login(web, "dr_ada", code="").status_code == 401  # enrolled: the code is required
+    assert post_login(web, "dr_ada", code=code).status_code == 303
+    assert post_login(TestClient(app), "dr_ada", code=code).status_code == 401  # the same code again: replay
+    assert post_login(TestClient(app), "dr_ada", "wrong password!!", totp_code(runtime, "dr_ada")).status_code == 401
+    with session_scope(runtime.engine) as s:
+        reasons = [e.reason for e in s.exec(select(AuditEvent).where(AuditEvent.action == "login.failed"))]
+    assert reasons.count("bad password or code") == 3
+
+
+def test_throttling_then_lockout_after_repeated_failures(app, runtime, practice, clock) -> None:
+    web = TestClient(app)
+    rules = runtime.policies.security.login
+    for _ in range(rules.throttle_after):
+        assert post_login(web, "dr_cole", "not the password").status_code == 401
+    # throttled: even the right password and code wait
+    r = post_login(web, "dr_cole", code=totp_code(runtime, "dr_cole"))
+    assert r.status_code == 401 and "try again in" in r.text
+    for _ in range(rules.lockout_after - rules.throttle_after):
+        clock.advance(hours=2)
+        post_login(web, "dr_cole", "not the password")
+    clock.advance(days=1)
+    r = post_login(web, "dr_cole", code=totp_code(runtime, "dr_cole"))
+    assert r.status_code == 401 and "locked" in r.text
+    admin = client_for(app, "root")
+    assert admin.post(f"/admin/users/{practice.dr_cole.id}", data={"csrf_token": csrf(admin), "action": "unlock"},
+                      follow_redirects=False).status_code == 303
+    assert post_login(web, "dr_cole", code=totp_code(runtime, "dr_cole")).status_code == 303
+
+
+def test_unknown_user_and_wrong_password_look_the_same(app, practice) -> None:
+    a = post_login(TestClient(app), "nobody_here", "whatever password")
+    b = post_login(TestClient(app), "dr_ada", "whatever password")
+    assert a.status_code == b.status_code == 401
+    assert re.search(r'class="error"[^>]*>([^<]*)<', a.text).group(1) == re.search(r'class="error"[^>]*>([^<]*)<', b.text).group(1)
+
+
+def test_a_new_account_must_enrol_a_second_factor_before_anything_else(app, runtime, practice, clock) -> None:
+    admin = client_for(app, "root")
+    r = admin.post("/admin/users", data={"csrf_token": csrf(admin), "username": "dr_new", "full_name": "Dr New",
+                                         "role": "clinician", "password": "lantern orchard copper violin"},
+                   follow_redirects=False)
+    assert r.status_code == 303
+    web = TestClient(app)
+    r = post_login(web, "dr_new", "lantern orchard copper violin")
+    assert r.status_code == 303 and r.headers["location"] == "/account/mfa"
+    for path in ("/", "/sessions/new", "/supervision", "/admin"):  # nothing else until the factor is set up
+        r = web.get(path, follow_redirects=False)
+        assert r.status_code == 303 and r.headers["location"] == "/account/mfa", path
+    page = web.get("/account/mfa").text
+    assert 'src="data:image/svg+xml' in page  # the QR code, no inline script
+    secret = re.search(r"<code>([A-Z2-7]+)</code>", page).group(1)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert web.post("/account/mfa", data={"csrf_token": token, "code": "000000"}).status_code == 400
+    clock.advance(seconds=30)
+    code = pyotp.TOTP(secret).at(clock())
+    assert web.post("/account/mfa", data={"csrf_token": token, "code": code}, follow_redirects=False).status_code == 303
+    assert web.get("/", follow_redirects=False).status_code == 200
+    with session_scope(runtime.engine) as s:
+        user = s.exec(select(User).where(User.username == "dr_new")).one()
+        assert user.totp_enrolled_at is not None
+        raw = s.connection().exec_driver_sql("SELECT totp_secret FROM users WHERE username = 'dr_new'").scalar()
+        assert raw.startswith("S1.") and secret not in raw  # the secret is sealed at rest
+
+
+def test_no_account_that_reads_clinical_content_is_without_a_second_factor(runtime, practice) -> None:
+    """Property 1: the policy requires it for every role that reads clinical content, and
+    login never yields a full session for such an account without it."""
+    rules = runtime.policies.security.mfa
+    assert {"clinician", "supervisor"} <= set(rules.required_roles)
+    with session_scope(runtime.engine) as s:
+        user = s.get(User, practice.dr_ada.id)
+        user.totp_secret, user.totp_enrolled_at = None, None
+        s.add(user)
+    with session_scope(runtime.engine) as s:
+        done = accounts.log_in(s, runtime.audit_key, runtime.policies.security, username="dr_ada", password=PASSWORD,
+                               code="", now=runtime.clock())
+        assert done.mfa_passed is False
+
+
+def test_sessions_die_idle_absolute_logout_and_disable(app, runtime, practice, clock) -> None:
+    rules = runtime.policies.security.sessions
+    web = client_for(app, "dr_ada")
+    clock.advance(minutes=rules.idle_minutes - 1)
+    assert web.get("/", follow_redirects=False).status_code == 200
+    clock.advance(minutes=rules.idle_minutes, seconds=1)
+    assert web.get("/", follow_redirects=False).headers["location"] == "/login"  # idle
+    web = client_for(app, "dr_ada")
+    for _ in range(rules.absolute_hours * 6 + 1):  # active every 10 minutes, still ends at the absolute limit
+        clock.advance(minutes=10)
+        r = web.get("/", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+    web = client_for(app, "dr_ada")
+    cookie = web.cookies.get("scribe_session")
+    web.post("/logout", data={"csrf_token": csrf(web)})
+    replay = TestClient(app, cookies={"scribe_session": cookie})
+    assert replay.get("/", follow_redirects=False).headers["location"] == "/login"  # ended on the server
+    web = client_for(app, "dr_cole")
+    admin = client_for(app, "root")
+    admin.post(f"/admin/users/{practice.dr_cole.id}", data={"csrf_token": csrf(admin), "action": "disable"})
+    assert web.get("/", follow_redirects=False).headers["location"] == "/login"  # at once
+    with session_scope(runtime.engine) as s:
+        ends = {x.end_reason for x in s.exec(select(LoginSession)) if x.ended_at}
+    assert {"idle", "absolute limit", "logout", "account disabled"} <= ends
+
+
+def test_a_new_session_id_at_each_login_and_safe_cookie_flags(app, runtime, practice) -> None:
+    first = client_for(app, "dr_ada").cookies.get("scribe_session")
+    web = TestClient(app)
+    r = post_login(web, "dr_ada", code=totp_code(runtime, "dr_ada"))
+    header = r.headers["set-cookie"].lower()
+    assert "httponly" in header and "samesite=strict" in header and "path=/" in header
+    assert web.cookies.get("scribe_session") != first
+
+
+def test_the_idle_warning_is_in_every_logged_in_page(app, practice, runtime) -> None:
+    web = client_for(app, "dr_ada")
+    page = web.get("/").text
+    idle = runtime.policies.security.sessions.idle_minutes * 60
+    assert f'data-idle-seconds="{idle}"' in page and 'id="idle-warning"' in page
+    assert web.post("/session/keepalive", headers={"X-CSRF-Token": csrf(web)}).status_code == 204
+
+
+def test_password_change_checks_the_current_one_and_the_policy(app, runtime, practice) -> None:
+    web = client_for(app, "dr_ada")
+    token = csrf(web)
+    assert web.post("/account/password", data={"csrf_token": token, "current": "wrong one!!", "new": "x" * 20}).status_code == 403
+    assert web.post("/account/password", data={"csrf_token": token, "current": PASSWORD, "new": "password12345"}).status_code == 400
+    assert web.post("/account/password", data={"csrf_token": token, "current": PASSWORD,
+                                                "new": "lantern orchard copper violin"}).status_code == 200
+    assert post_login(TestClient(app), "dr_ada", "lantern orchard copper violin",
+                      totp_code(runtime, "dr_ada")).status_code == 303
+
+
+def test_only_admins_manage_accounts_and_usernames_are_unique(app, runtime, practice) -> None:
+    web = client_for(app, "dr_ada")
+    data = {"csrf_token": csrf(web), "username": "x_user", "full_name": "X", "role": "admin",
+            "password": "lantern orchard copper violin"}
+    assert web.post("/admin/users", data=data).status_code == 403
+    assert web.post(f"/admin/users/{practice.dr_cole.id}", data={"csrf_token": csrf(web), "action": "disable"}).status_code == 403
+    admin = client_for(app, "root")
+    data = {**data, "csrf_token": csrf(admin), "username": "dr_ada"}
+    r = admin.post("/admin/users", data=data)
+    assert r.status_code == 400 and "taken" in r.text
+    assert secret_not_shown(admin.get("/admin").text)
+
+
+def secret_not_shown(page: str) -> bool:
+    return all(totp_secret(u) not in page for u in ("dr_ada", "dr_cole", "root"))
+
+
+def test_reauthentication_is_checked_every_time(practice) -> None:
+    with pytest.raises(Exception, match="not correct"):
+        accounts.reauthenticate(practice.dr_ada, "not it")
+    accounts.reauthenticate(practice.dr_ada, PASSWORD)  # no exception: the right password passes
