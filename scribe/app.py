@@ -17,6 +17,7 @@ from scribe.config import Settings
 from scribe.db.engine import check_durability, make_engine
 from scribe.db.migrate import upgrade
 from scribe.db.sealing import Vault
+from scribe.domain.egress import PART2_NOTICE
 from scribe.engines.protocols import Engines
 from scribe.policies import Policies, load_policies
 from scribe.services.keys import load_or_create_key
@@ -55,7 +56,7 @@ class Runtime:
         if self.engines is None:
             raise RuntimeError("engines are not loaded in this process")
         return PipelineContext(self.engine, self.engines, self.policies, self.settings.recordings_dir,
-                               self.audit_key, self.clock)
+                               self.audit_key, self.clock, self.settings.anchors_dir)
 
 
 def build_runtime(settings: Settings, *, policies: Policies | None = None, engines: Engines | None = None,
@@ -78,7 +79,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, engines: E
                start_worker: bool | None = None) -> FastAPI:
     """Build the web app. Engines are only needed when this process runs the worker."""
     from scribe.web import errors, security
-    from scribe.web.routes import auth, consent, recording, sessions, supervision
+    from scribe.web.routes import auth, breakglass, consent, recording, sessions, supervision
     from scribe.web.templating import make_templates
 
     rt = runtime or build_runtime(settings, policies=policies, engines=engines, clock=clock)
@@ -106,7 +107,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, engines: E
     app.state.runtime = rt
     app.state.templates = make_templates(settings.web_dir / "templates")
     rules = rt.policies.security.sessions
-    app.state.templates.env.globals.update(idle_seconds=rules.idle_minutes * 60, warn_seconds=rules.warn_seconds)
+    app.state.templates.env.globals.update(idle_seconds=rules.idle_minutes * 60, warn_seconds=rules.warn_seconds,
+                                           part2_notice=PART2_NOTICE)
     app.mount("/static", StaticFiles(directory=settings.web_dir / "static"), name="static")
     security.install(app, settings, max_body=rt.policies.pipeline.upload.max_bytes + (1 << 20))
     errors.install(app)
@@ -115,4 +117,5 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, engines: E
     app.include_router(supervision.router)
     app.include_router(consent.router)
     app.include_router(recording.router)
+    app.include_router(breakglass.router)
     return app

@@ -158,13 +158,31 @@ def cmd_audit(args: argparse.Namespace) -> int:
     from scribe.services import audit
 
     rt = build_runtime(_settings(args))
+    anchors = rt.settings.anchors_dir
     with session_scope(rt.engine) as s:
-        problems = audit.verify(s, rt.audit_key)
+        if args.action == "anchor":
+            mark = audit.anchor(s, rt.audit_key, anchors, rt.clock())
+            print(json.dumps({"anchored_event": mark.event_id if mark else None, "file": str(anchors)}))
+            return 0
+        problems = audit.verify(s, rt.audit_key, anchors)
+        count = len(audit.read_anchors(anchors))
     for p in problems:
         print(p, file=sys.stderr)
     if problems:
         return _fail(f"audit chain verification failed: {len(problems)} problem(s)")
-    print("audit chain OK")
+    print(f"audit chain OK ({count} anchor(s) outside the database checked)")
+    return 0
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    from scribe.app import build_runtime
+    from scribe.db.engine import session_scope
+    from scribe.services import retention
+
+    rt = build_runtime(_settings(args))
+    with session_scope(rt.engine) as s:
+        summary = retention.run(s, rt.audit_key, rt.policies, now=rt.clock(), dry_run=args.dry_run)
+    print(json.dumps(summary, indent=2))
     return 0
 
 
@@ -256,9 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("redact", help="redact text from standard input; prints JSON (text and spans)")
     p.add_argument("--chart", help="a chart as JSON (given_name, family_name, date_of_birth, mrn, phone, contacts, ...)")
     p.set_defaults(func=cmd_redact)
-    p = sub.add_parser("audit", help="verify the audit chain")
-    p.add_argument("action", choices=["verify"])
+    p = sub.add_parser("audit", help="verify the audit chain and its anchors, or anchor its head now")
+    p.add_argument("action", choices=["verify", "anchor"])
     p.set_defaults(func=cmd_audit)
+    p = sub.add_parser("retention", help="apply policies/retention.yaml (the worker also runs it hourly)")
+    p.add_argument("action", choices=["run"])
+    p.add_argument("--dry-run", action="store_true", help="print what is due; delete nothing")
+    p.set_defaults(func=cmd_retention)
     return parser
 
 

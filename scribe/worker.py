@@ -62,14 +62,28 @@ class Worker:
         if removed:
             log.info("worker %s swept %d purged file(s)", self.worker_id, removed)
 
+    def housekeeping(self, *, retention_due: bool) -> None:
+        """Anchor the audit chain outside the database; apply retention when due."""
+        from scribe.db.engine import session_scope
+        from scribe.services import audit, retention
+
+        with session_scope(self.ctx.engine) as s:
+            if retention_due:
+                retention.run(s, self.ctx.audit_key, self.ctx.policies, now=self.ctx.clock())
+            if self.ctx.anchors_dir is not None:
+                audit.anchor(s, self.ctx.audit_key, self.ctx.anchors_dir, self.ctx.clock())
+        self.sweep()
+
     def run_forever(self) -> None:
         log.info("worker %s started", self.worker_id)
-        last_sweep = 0.0
+        last_sweep, last_retention = 0.0, float("-inf")
         while not self._stop.is_set():
             try:
                 if not self.run_once():
                     if time.monotonic() - last_sweep > 30:
-                        self.sweep()
+                        self.housekeeping(retention_due=time.monotonic() - last_retention > 3600)
+                        if time.monotonic() - last_retention > 3600:
+                            last_retention = time.monotonic()
                         last_sweep = time.monotonic()
                     self._stop.wait(self.poll_seconds)
             except Exception:  # noqa: BLE001 - keep the worker alive; the job row records the failure

@@ -3,22 +3,34 @@ route. What the actor may not see is reported as not found (404), never as forbi
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlmodel import Session, col, select
 
-from scribe.db.tables import Client, Encounter, EncounterParticipant, User
+from scribe.db.tables import BreakGlassGrant, Client, Encounter, EncounterParticipant, User
 from scribe.domain.decision import Decision
 from scribe.domain.errors import NotFound
 from scribe.domain.notes import Role
 
 # A supervisee in a supervision meeting may read its signed note, not its sources.
 PARTICIPANT_REASON = "participant in this supervision meeting"
+BREAK_GLASS_PREFIX = "break-glass grant #"  # emergency read of signed notes only
 
 
 def supervisee_ids(session: Session, actor: User) -> list[int]:
     return [u.id for u in supervisees_for_actor(session, actor) if u.id]
 
 
-def encounter_access(session: Session, actor: User, encounter: Encounter) -> Decision:
+def active_grant(session: Session, actor: User, client_id: int, now: datetime) -> BreakGlassGrant | None:
+    return session.exec(select(BreakGlassGrant).where(BreakGlassGrant.user_id == actor.id,
+                                                      BreakGlassGrant.client_id == client_id,
+                                                      col(BreakGlassGrant.starts_at) <= now,
+                                                      col(BreakGlassGrant.ends_at) > now)).first()
+
+
+def encounter_access(session: Session, actor: User, encounter: Encounter, now: datetime | None = None) -> Decision:
+    """Who may read a session, and why. ``now`` is given where break-glass applies (the
+    session page and the export); Part 2 records stay with the treating team."""
     if actor.role == Role.ADMIN:
         return Decision.deny("admins do not read clinical content")
     if encounter.clinic_id != actor.clinic_id:
@@ -30,14 +42,19 @@ def encounter_access(session: Session, actor: User, encounter: Encounter) -> Dec
     if session.exec(select(EncounterParticipant).where(EncounterParticipant.encounter_id == encounter.id,
                                                        EncounterParticipant.user_id == actor.id)).first():
         return Decision.allow(PARTICIPANT_REASON)
+    if now is not None and encounter.client_id and not encounter.part2:
+        grant = active_grant(session, actor, encounter.client_id, now)
+        if grant is not None:
+            return Decision.allow(f"{BREAK_GLASS_PREFIX}{grant.id}")
     return Decision.deny("not the actor's session or a supervisee's")
 
 
-def get_encounter_for_actor(session: Session, actor: User, encounter_id: int) -> tuple[Encounter, Decision]:
+def get_encounter_for_actor(session: Session, actor: User, encounter_id: int,
+                            now: datetime | None = None) -> tuple[Encounter, Decision]:
     encounter = session.get(Encounter, encounter_id)
     if encounter is None:
         raise NotFound("no such session")
-    decision = encounter_access(session, actor, encounter)
+    decision = encounter_access(session, actor, encounter, now)
     if not decision:
         raise NotFound("no such session")
     return encounter, decision

@@ -52,3 +52,29 @@ def verify_chain(key: bytes, events: list[tuple[int, AuditFields, str, str]]) ->
             problems.append(f"event {event_id}: content does not match its keyed hash")
         prev = digest
     return problems
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The chain's head at one moment, written outside the database (and MAC'd), so that
+    deleting or rewriting the tail of the table is detected even by someone holding it."""
+
+    event_id: int
+    event_hash: str
+    at: str
+
+    def mac(self, key: bytes) -> str:
+        return hmac.new(key, f"anchor|{self.event_id}|{self.event_hash}|{self.at}".encode(), hashlib.sha256).hexdigest()
+
+
+def verify_anchors(key: bytes, events: dict[int, str], anchors: list[tuple[Anchor, str]]) -> list[str]:
+    """``events`` maps id -> hash of the rows now in the table; ``anchors`` are (anchor, mac)."""
+    problems = []
+    for anchor, mac in anchors:
+        if not hmac.compare_digest(anchor.mac(key), mac):
+            problems.append(f"anchor at event {anchor.event_id}: its MAC does not match (anchor file edited)")
+        elif anchor.event_id not in events:
+            problems.append(f"anchor at event {anchor.event_id}: the event is missing (deleted or truncated)")
+        elif events[anchor.event_id] != anchor.event_hash:
+            problems.append(f"anchor at event {anchor.event_id}: the event's hash differs (chain rewritten)")
+    return problems

@@ -150,6 +150,7 @@ class SignedContent:
     meaning: str
     kind: str = "original"
     supersedes_sha256: str = ""  # for a revision, addendum or amendment: the version it follows
+    part2: bool = False  # a 42 CFR Part 2 record: the tag is part of what is signed
 
     def to_canonical(self) -> dict[str, Any]:
         content: dict[str, Any] = {
@@ -162,6 +163,8 @@ class SignedContent:
         }
         if self.kind != "original":
             content.update(kind=self.kind, supersedes_sha256=self.supersedes_sha256)
+        if self.part2:
+            content["part2"] = True
         return content
 
     def sha256(self) -> str:

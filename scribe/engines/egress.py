@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from scribe.domain.egress import Destination, EgressRecord, Payload, leaked, may_send
+from scribe.domain.egress import PART2_NOTICE, Destination, EgressRecord, Payload, leaked, may_send
 from scribe.domain.errors import EngineError
 from scribe.domain.redaction import KnownIdentifier, Span
 
@@ -82,9 +82,12 @@ class EgressGateway:
 
         def redact(text: str) -> str:
             nonlocal found
-            clean, n = self._redact(text)
-            found += n
-            return clean
+            pieces = []
+            for piece in text.split(PART2_NOTICE):  # the 2.32 notice is fixed text: never "redacted"
+                clean, n = self._redact(piece) if piece.strip() else (piece, 0)
+                found += n
+                pieces.append(clean)
+            return PART2_NOTICE.join(pieces)
 
         upstream = sum(len(_SURROGATE.findall(t)) for t in _strings(body))
         body = _map_strings(body, redact)

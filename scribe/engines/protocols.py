@@ -28,6 +28,8 @@ class PseudonymizedTranscript:
     surrogates: SurrogateMap
     entity_counts: dict[str, int]
     _by_redactor: bool = field(default=False, repr=False)
+    part2: bool = False  # from a 42 CFR Part 2 session: leaves the host only with consent and the notice
+    part2_consent: bool = False
 
     def __post_init__(self) -> None:
         if not self._by_redactor:

@@ -4,6 +4,7 @@ else: no audio, no chart, no re-identification map."""
 
 from __future__ import annotations
 
+from scribe.domain.egress import PART2_NOTICE
 from scribe.engines.egress import EgressGateway
 from scribe.engines.llm import _SectionDrafter
 from scribe.engines.prompts import chat_messages
@@ -18,18 +19,23 @@ class RemoteDrafter(_SectionDrafter):
         self.max_tokens = max_tokens
         self.name = f"remote:{destination}:{model}"
         self._originals: tuple[str, ...] = ()
+        self._part2: tuple[bool, bool] = (False, False)
 
     def draft(self, transcript: PseudonymizedTranscript, note_name: str, sections: list[SectionRequest]) -> DraftResult:
         self._originals = tuple(transcript.surrogates.reverse.values())  # checked never to leave, never sent
+        self._part2 = (transcript.part2, transcript.part2_consent)
         try:
             return super().draft(transcript, note_name, sections)
         finally:
-            self._originals = ()
+            self._originals, self._part2 = (), (False, False)
 
     def _generate(self, transcript_text: str, note_name: str, section: SectionRequest) -> tuple[str, int, int]:
+        messages = chat_messages(transcript_text, note_name, section)
+        if self._part2[0]:  # a Part 2 disclosure always carries the 2.32 notice
+            messages = [{"role": "system", "content": PART2_NOTICE}, *messages]
         answer = self.gateway.post_json(self.destination, {
-            "model": self.model, "temperature": 0, "max_tokens": self.max_tokens,
-            "messages": chat_messages(transcript_text, note_name, section)}, originals=self._originals)
+            "model": self.model, "temperature": 0, "max_tokens": self.max_tokens, "messages": messages},
+            originals=self._originals, part2=self._part2[0], part2_consent=self._part2[1])
         usage = answer.get("usage") or {}
         text = answer["choices"][0]["message"]["content"]
         return str(text), int(usage.get("prompt_tokens", 0)), int(usage.get("completion_tokens", 0))

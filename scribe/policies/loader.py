@@ -19,6 +19,7 @@ from scribe.policies.schema import (
     PipelinePolicy,
     RedactionPolicy,
     RolesPolicy,
+    RetentionPolicy,
     SecurityPolicy,
     SigningPolicy,
 )
@@ -38,6 +39,7 @@ class Policies:
     redaction: RedactionPolicy
     egress: EgressPolicy
     security: SecurityPolicy
+    retention: RetentionPolicy
 
     def licence_type(self, name: str) -> tuple[str, LicenceType]:
         key = name if name in self.licensure.types else self.licensure.default_type
@@ -116,4 +118,5 @@ def load_policies(directory: Path) -> Policies:
         redaction=_load(directory / "redaction.yaml", RedactionPolicy),
         egress=_load(directory / "egress.yaml", EgressPolicy),
         security=_load(directory / "security.yaml", SecurityPolicy),
+        retention=_load(directory / "retention.yaml", RetentionPolicy),
     )

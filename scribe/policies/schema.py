@@ -123,6 +123,23 @@ class SecurityPolicy(Strict):
         return self
 
 
+class AfterSigning(Strict):
+    audio_days: int = Field(ge=0)
+    transcript_days: int = Field(ge=0)
+    draft_days: int = Field(ge=0)
+
+
+class RetentionMinimums(Strict):
+    signed_notes_years: int = Field(ge=6)
+    audit_years: int = Field(ge=6, description="HIPAA 164.316(b)(2)(i): six years at least")
+
+
+class RetentionPolicy(Strict):
+    version: Literal[1]
+    after_signing: AfterSigning
+    minimums: RetentionMinimums
+
+
 class HoursTargets(Strict):
     direct_contact: float = Field(ge=0)
     individual_supervision: float = Field(ge=0)

@@ -179,13 +179,18 @@ def reauthenticate(user: User, password: str) -> None:
 
 # -- second factor -------------------------------------------------------------------------
 
-def start_enrolment(session: Session, user: User, policy: SecurityPolicy) -> str:
-    """A new secret (not in force until a code from it is confirmed); returns the otpauth URI."""
+def start_enrolment(session: Session, user: User) -> None:
+    """A new secret, not in force until a code from it is confirmed."""
     if user.totp_enrolled_at is not None:
         raise InvalidInput("a second factor is already set up; an administrator can reset it")
-    if not user.totp_secret:
-        user.totp_secret = pyotp.random_base32()
-        session.add(user)
+    user.totp_secret = pyotp.random_base32()
+    session.add(user)
+
+
+def enrolment_uri(user: User, policy: SecurityPolicy) -> str | None:
+    """The otpauth URI for the authenticator app (the QR code), once set-up has started."""
+    if not user.totp_secret or user.totp_enrolled_at is not None:
+        return None
     return pyotp.TOTP(user.totp_secret).provisioning_uri(name=user.username, issuer_name=policy.mfa.issuer)
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import os
 from datetime import datetime
+from pathlib import Path
 
 from sqlmodel import Session, col, select
 
 from scribe.db.tables import AuditEvent
-from scribe.domain.audit import GENESIS, AuditFields, chain_hash, verify_chain
+from scribe.domain.audit import GENESIS, Anchor, AuditFields, chain_hash, verify_anchors, verify_chain
 
 
 def record(
@@ -40,10 +43,48 @@ def record_refusal(session: Session, key: bytes, **fields: object) -> None:
         own.commit()
 
 
-def verify(session: Session, key: bytes) -> list[str]:
+def verify(session: Session, key: bytes, anchors_dir: Path | None = None) -> list[str]:
+    """Problems with the chain (keyed hashes, links) and with the anchors written outside
+    the database (a deleted, truncated or rewritten tail)."""
     rows = session.exec(select(AuditEvent).order_by(col(AuditEvent.id))).all()
-    return verify_chain(key, [
+    problems = verify_chain(key, [
         (e.id or 0, AuditFields(e.at, e.actor_id, e.action, e.object_type, e.object_id, e.reason, e.content_sha256),
          e.prev_hash, e.hash)
         for e in rows
     ])
+    if anchors_dir is not None:
+        problems += verify_anchors(key, {e.id or 0: e.hash for e in rows}, read_anchors(anchors_dir))
+    return problems
+
+
+ANCHOR_FILE = "audit-anchors.jsonl"
+
+
+def anchor(session: Session, key: bytes, anchors_dir: Path, now: datetime) -> Anchor | None:
+    """Append the chain's head to the anchor file (fsync'ed) if it moved since the last."""
+    head = session.exec(select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(1)).first()
+    if head is None:
+        return None
+    known = read_anchors(anchors_dir)
+    if known and known[-1][0].event_id == head.id:
+        return None
+    mark = Anchor(head.id or 0, head.hash, now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    anchors_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    line = json.dumps({"id": mark.event_id, "hash": mark.event_hash, "at": mark.at, "mac": mark.mac(key)})
+    with (anchors_dir / ANCHOR_FILE).open("a", encoding="utf-8") as f:
+        f.write(line + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return mark
+
+
+def read_anchors(anchors_dir: Path) -> list[tuple[Anchor, str]]:
+    path = anchors_dir / ANCHOR_FILE
+    if not path.exists():
+        return []
+    out = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        if raw.strip():
+            d = json.loads(raw)
+            out.append((Anchor(int(d["id"]), str(d["hash"]), str(d["at"])), str(d["mac"])))
+    return out

@@ -7,6 +7,7 @@ finds the stage done. Consent is checked when a stage starts and again at its co
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import os
@@ -50,7 +51,7 @@ from scribe.domain.transcript import Segment, Speaker, Word
 from scribe.engines.protocols import Engines, PseudonymizedTranscript, SectionRequest
 from scribe.policies import Policies
 from scribe.services import audit
-from scribe.services.consent import require_step_for
+from scribe.services.consent import consents_in_force, require_step_for
 from scribe.services.files import read_sealed
 
 log = logging.getLogger("scribe.pipeline")
@@ -66,6 +67,7 @@ class PipelineContext:
     recordings_dir: Path
     audit_key: bytes
     clock: Clock
+    anchors_dir: Path | None = None  # where the worker anchors the audit chain
 
 
 class CrashPoint(Exception):
@@ -282,6 +284,10 @@ def _draft(ctx: PipelineContext, job: Job) -> Writer:
     with session_scope(ctx.engine) as s:
         encounter = _encounter(s, job)
         transcript = load_pseudonymized(s, encounter.id or 0)
+        if encounter.part2:  # the tag follows the transcript to the drafter (and the gateway)
+            consented = bool(encounter.client_id) and "part2_disclosure" in consents_in_force(
+                s, encounter.client_id or 0, now=ctx.clock(), functions=["part2_disclosure"])
+            transcript = dataclasses.replace(transcript, part2=True, part2_consent=consented)
         template = ctx.policies.template(encounter.note_type)
     sections = [SectionRequest(x.key, x.title, x.instruction, x.max_sentences) for x in template.sections
                 if x.source == "model"]

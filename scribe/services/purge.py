@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from scribe.db.queries import get_client_for_actor
 from scribe.db.sealing import Scope, vault_for
 from scribe.db.tables import (
+    Client,
     Consent,
     DeletionReceipt,
     Draft,
@@ -97,6 +98,9 @@ def purge(s: Session, *, client_id: int, artefacts: list[str], sessions: str, ru
     rows are marked purged here; their files go once this transaction has committed
     (sweep_files), so a rolled-back purge never loses a recording."""
     items: list[dict[str, object]] = []
+    client = s.get(Client, client_id)
+    if client is not None and client.legal_hold:  # preserved for litigation: nothing is deleted while it holds
+        artefacts, rule = [], f"{rule} (nothing purged: legal hold)"
     for encounter in s.exec(select(Encounter).where(Encounter.client_id == client_id).order_by(col(Encounter.id))):
         signed = _signed(s, encounter.id or 0)
         if (sessions == "signed" and not signed) or (sessions == "unsigned" and signed):

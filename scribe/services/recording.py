@@ -27,16 +27,16 @@ MAX_CHUNK_BYTES = 4 << 20
 
 
 def start(s: Session, key: bytes, policies: Policies, *, actor: User, client_id: int, note_type: str,
-          now: datetime) -> Encounter:
+          now: datetime, part2: bool = False) -> Encounter:
     client, decision = capture_target(s, policies, actor=actor, client_id=client_id, note_type=note_type,
                                       step="record", now=now)
     encounter = Encounter(clinic_id=actor.clinic_id, client_id=client.id, clinician_id=actor.id or 0,
                           note_type=note_type, occurred_at=now, status=EncounterStatus.RECORDING,
-                          created_at=now, updated_at=now)
+                          created_at=now, updated_at=now, part2=part2)
     s.add(encounter)
     s.flush()
     audit.record(s, key, now=now, actor_id=actor.id, action="recording.start", object_type="encounter",
-                 object_id=encounter.id, reason=decision.reason)
+                 object_id=encounter.id, reason=decision.reason + ("; Part 2 record" if part2 else ""))
     return encounter
 
 

@@ -93,7 +93,8 @@ def add_version(s: Session, *, note: Note, encounter: Encounter, actor: User, ki
                 supersedes: NoteVersion | None = None, **quality: object) -> NoteVersion:
     content = SignedContent(encounter_id=encounter.id or 0, note_type=encounter.note_type, sections=sections,
                             signer_id=actor.id or 0, signed_at=now, meaning=meaning, kind=kind.value,
-                            supersedes_sha256=supersedes.content_sha256 if supersedes else "")
+                            supersedes_sha256=supersedes.content_sha256 if supersedes else "",
+                            part2=encounter.part2)
     number = (s.exec(select(func.max(NoteVersion.version)).where(NoteVersion.note_id == note.id)).one() or 0) + 1
     version = NoteVersion(note_id=note.id or 0, version=number, kind=kind, note_type=encounter.note_type,
                           supersedes_id=supersedes.id if supersedes else None, content=content.to_canonical(),
@@ -209,7 +210,7 @@ def export_text(s: Session, key: bytes, *, actor: User, encounter_id: int, passw
     """The record as plain text, every version with its signature and co-signature, after the
     password is re-entered. A note that is not yet a record (awaiting co-signature, or
     returned) is not exported. A Part 2 record carries the 42 CFR 2.32 notice."""
-    encounter, access = get_encounter_for_actor(s, actor, encounter_id)
+    encounter, access = get_encounter_for_actor(s, actor, encounter_id, now)
     reauthenticate(actor, password)
     views = history(s, note_for(s, encounter))
     if not any(v.is_record for v in views):

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from scribe.db.queries import PARTICIPANT_REASON, get_encounter_for_actor
+from scribe.db.queries import BREAK_GLASS_PREFIX, PARTICIPANT_REASON, get_encounter_for_actor
 from scribe.db.tables import (
     Client,
     Draft,
@@ -131,7 +131,7 @@ def open_flags(draft: Draft, sections: list[DraftSection], sentences: list[Draft
 def may_see_source(access: Decision) -> bool:
     """A supervisee in a supervision meeting sees the signed supervision note, not the
     recording, transcript or draft (a group meeting discusses others' cases)."""
-    return access.reason != PARTICIPANT_REASON
+    return access.reason != PARTICIPANT_REASON and not access.reason.startswith(BREAK_GLASS_PREFIX)
 
 
 def pending_here(s: Session, actor: User, view: ReviewView) -> PendingNote | None:
@@ -153,7 +153,7 @@ def _signed_or_pending(views: list[VersionView]) -> bool:
 
 
 def review_view(s: Session, key: bytes, *, actor: User, encounter_id: int, now: datetime) -> ReviewView:
-    encounter, access = get_encounter_for_actor(s, actor, encounter_id)
+    encounter, access = get_encounter_for_actor(s, actor, encounter_id, now)
     client = s.get(Client, encounter.client_id) if encounter.client_id else None
     draft = _draft_for(s, encounter) if may_see_source(access) else None
     sections = _sections(s, draft) if draft else []

@@ -156,6 +156,7 @@ def accept_upload(
     filename: str,
     stream: BinaryIO,
     now: datetime,
+    part2: bool = False,
 ) -> Encounter:
     client, decision = capture_target(session, policies, actor=actor, client_id=client_id, note_type=note_type,
                                       step="upload", now=now)
@@ -163,10 +164,11 @@ def accept_upload(
                         FileKey.for_owner(session, f"client:{client.id}", "audio", now))
     encounter = Encounter(clinic_id=actor.clinic_id, client_id=client.id or 0, clinician_id=actor.id or 0,
                           note_type=note_type, occurred_at=now, status=EncounterStatus.UPLOADED,
-                          created_at=now, updated_at=now)
+                          created_at=now, updated_at=now, part2=part2)
     queue_stored(session, policies, encounter, audio, now)
     audit.record(session, key, now=now, actor_id=actor.id, action="recording.upload", object_type="encounter",
-                 object_id=encounter.id, reason=decision.reason, content_sha256=audio.sha256)
+                 object_id=encounter.id, reason=decision.reason + ("; Part 2 record" if part2 else ""),
+                 content_sha256=audio.sha256)
     return encounter
 
 

@@ -17,6 +17,7 @@ from scribe.db.tables import LoginSession, User
 from scribe.services import accounts
 
 COOKIE = "scribe_session"
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 class LoginRequired(Exception):
@@ -51,7 +52,7 @@ SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 # What a session that has not yet passed its second factor may reach: enrolment, log-out.
-BEFORE_MFA = ("/account/mfa", "/logout")
+BEFORE_MFA = ("/account/mfa", "/account/mfa/start", "/logout")
 
 
 def get_login(request: Request, runtime: RuntimeDep) -> tuple[User, LoginSession]:
@@ -93,7 +94,7 @@ async def check_csrf(request: Request, login: LoginDep) -> None:
     if not same_origin(request):
         raise CsrfFailed()
     token = request.headers.get("x-csrf-token")
-    if token is None:
+    if token is None and request.headers.get("content-type", "").startswith(FORM_TYPES):
         form = await request.form()
         value = form.get("csrf_token")
         token = value if isinstance(value, str) else None

@@ -241,3 +241,34 @@ def test_the_gateway_refuses_and_records_what_it_refuses(tmp_path: Path, fake_se
     body = json.loads(fake_server.bodies[-1])
     assert "555-201-3344" not in body["messages"][0]["content"]  # the gateway's own pass replaced it
     assert records[-1].allowed and records[-1].gateway_found == 1 and records[-1].surrogates == 1
+
+
+def test_part2_material_leaves_only_with_consent_and_always_with_the_notice(tmp_path: Path, fake_server) -> None:
+    """S14 / property 11: a Part 2 transcript reaches a Part 2 destination only with the
+    client's consent, and every body carries the 2.32 notice; never without consent."""
+    import dataclasses
+
+    from scribe.domain.egress import PART2_NOTICE, Destination
+    from scribe.domain.transcript import parse_plain_transcript
+    from scribe.engines.egress import EgressGateway
+    from scribe.engines.fakes import FakeRedactor
+    from scribe.engines.protocols import SectionRequest
+    from scribe.engines.remote import RemoteDrafter
+
+    settings = Settings(model_profile="test", models_dir=ROOT / "models")
+    records = []
+    dest = Destination("onprem-llm", f"http://127.0.0.1:{fake_server.port}/v1/chat/completions", ("redacted_text",),
+                       part2=True)
+    gateway = EgressGateway([dest], redactor=build_redactor(settings), ledger=records.append, clock=Clock())
+    drafter = RemoteDrafter(gateway, "onprem-llm", "m")
+    transcript = FakeRedactor().pseudonymize(parse_plain_transcript(
+        "CLINICIAN: How has the week been?\nCLIENT: I have stayed sober for ten days."), [])
+    sections = [SectionRequest("subjective", "Subjective", "What the client reports.", 2)]
+    with pytest.raises(EgressRefused, match="consent"):
+        drafter.draft(dataclasses.replace(transcript, part2=True, part2_consent=False), "SOAP note", sections)
+    assert fake_server.bodies == [] and records[-1].allowed is False
+    drafter.draft(dataclasses.replace(transcript, part2=True, part2_consent=True), "SOAP note", sections)
+    assert fake_server.bodies and all(PART2_NOTICE in b.decode("utf-8") for b in fake_server.bodies)
+    plain = len(fake_server.bodies)
+    drafter.draft(transcript, "SOAP note", sections)  # not Part 2: no notice needed, none added
+    assert all(PART2_NOTICE not in b.decode("utf-8") for b in fake_server.bodies[plain:])

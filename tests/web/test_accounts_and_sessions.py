@@ -95,9 +95,11 @@ def test_a_new_account_must_enrol_a_second_factor_before_anything_else(app, runt
         r = web.get(path, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/account/mfa", path
     page = web.get("/account/mfa").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert 'action="/account/mfa/start"' in page and "data:image" not in page  # a GET never changes state
+    page = web.post("/account/mfa/start", data={"csrf_token": token}).text
     assert 'src="data:image/svg+xml' in page  # the QR code, no inline script
     secret = re.search(r"<code>([A-Z2-7]+)</code>", page).group(1)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     assert web.post("/account/mfa", data={"csrf_token": token, "code": "000000"}).status_code == 400
     clock.advance(seconds=30)
     code = pyotp.TOTP(secret).at(clock())

@@ -58,10 +58,16 @@ def mfa_page(request: Request, runtime: RuntimeDep, session: SessionDep, login: 
     user = session.merge(login[0])
     if user.totp_enrolled_at is not None:
         return request.app.state.templates.TemplateResponse(request, "mfa.html", {"enrolled": True, "csrf": login[1].csrf_token})
-    uri = accounts.start_enrolment(session, user, runtime.policies.security)
-    qr = segno.make(uri, error="m").svg_data_uri(scale=5, encode_minimal=False, omit_charset=True)
+    uri = accounts.enrolment_uri(user, runtime.policies.security)
+    qr = segno.make(uri, error="m").svg_data_uri(scale=5, encode_minimal=False, omit_charset=True) if uri else None
     return request.app.state.templates.TemplateResponse(request, "mfa.html", {
         "enrolled": False, "qr": qr, "secret": user.totp_secret, "csrf": login[1].csrf_token, "error": None})
+
+
+@router.post("/account/mfa/start", dependencies=[CsrfDep])
+def mfa_start(runtime: RuntimeDep, session: SessionDep, login: LoginDep) -> Response:
+    accounts.start_enrolment(session, session.merge(login[0]))
+    return RedirectResponse("/account/mfa", status_code=303)
 
 
 @router.post("/account/mfa", dependencies=[CsrfDep])

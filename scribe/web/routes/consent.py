@@ -11,7 +11,7 @@ from sqlmodel import col, select
 
 from scribe.db.tables import DeletionReceipt
 from scribe.domain.errors import InvalidInput
-from scribe.services import admin, consent, egress, purge
+from scribe.services import admin, breakglass, consent, egress, purge
 from scribe.web.deps import ActorDep, CsrfDep, LoginDep, RuntimeDep, SessionDep
 from scribe.web.routes.sessions import render
 
@@ -80,7 +80,8 @@ def receipt(request: Request, runtime: RuntimeDep, session: SessionDep, login: L
 def admin_page(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep) -> Response:
     actor, login_row = login
     view = admin.admin_view(session, runtime.audit_key, runtime.policies, actor=actor, now=runtime.clock())
-    return render(request, "admin.html", {"actor": actor, "csrf": login_row.csrf_token, "v": view,
+    grants = breakglass.grants_for_review(session, actor)
+    return render(request, "admin.html", {"actor": actor, "csrf": login_row.csrf_token, "v": view, "grants": grants,
                                           "functions": list(runtime.policies.consent.functions),
                                           "note_types": runtime.policies.progress_note_types})
 

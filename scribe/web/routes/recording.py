@@ -9,22 +9,24 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from scribe.domain.errors import InvalidInput
 from scribe.services import recording
-from scribe.web.deps import ActorDep, CsrfDep, RuntimeDep, SessionDep
+from scribe.web.deps import FORM_TYPES, ActorDep, CsrfDep, RuntimeDep, SessionDep
 
 router = APIRouter()
 
 
 @router.post("/recordings", dependencies=[CsrfDep])
 def start(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: Annotated[int, Form()],
-          note_type: Annotated[str, Form(max_length=40)]) -> Response:
+          note_type: Annotated[str, Form(max_length=40)], part2: Annotated[bool, Form()] = False) -> Response:
     encounter = recording.start(session, runtime.audit_key, runtime.policies, actor=actor, client_id=client_id,
-                                note_type=note_type, now=runtime.clock())
+                                note_type=note_type, now=runtime.clock(), part2=part2)
     return JSONResponse({"session_id": encounter.id}, status_code=201)
 
 
 @router.post("/recordings/{encounter_id}/chunks/{seq}", dependencies=[CsrfDep])
 async def chunk(request: Request, runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: int,
                 seq: int) -> Response:
+    if request.headers.get("content-type", "").startswith(FORM_TYPES):
+        raise InvalidInput("send the chunk as raw audio bytes with the X-CSRF-Token header")
     data = bytearray()
     async for piece in request.stream():
         data += piece

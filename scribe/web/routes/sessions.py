@@ -61,11 +61,12 @@ def new_session(request: Request, runtime: RuntimeDep, session: SessionDep, logi
 
 @router.post("/sessions", dependencies=[CsrfDep])
 def upload(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: Annotated[int, Form()],
-           note_type: Annotated[str, Form(max_length=40)], audio: Annotated[UploadFile, File()]) -> Response:
+           note_type: Annotated[str, Form(max_length=40)], audio: Annotated[UploadFile, File()],
+           part2: Annotated[bool, Form()] = False) -> Response:
     encounter = uploads.accept_upload(session, runtime.audit_key, runtime.policies,
                                       recordings_dir=runtime.settings.recordings_dir, actor=actor, client_id=client_id,
                                       note_type=note_type, filename=audio.filename or "", stream=audio.file,
-                                      now=runtime.clock())
+                                      now=runtime.clock(), part2=part2)
     return RedirectResponse(f"/sessions/{encounter.id}", status_code=303)
 
 

@@ -1,0 +1,105 @@
+"""Break-the-glass: emergency read access to one client's signed notes outside the actor's
+caseload. A separate, time-boxed grant with a required reason; every use is audited with
+the grant's number; every grant is listed for an admin's review until reviewed (the
+alert). Part 2 records stay closed: they are limited to the treating team."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from scribe.db.queries import active_grant
+from scribe.db.tables import BreakGlassGrant, Client, Encounter, Note, User
+from scribe.domain.errors import InvalidInput, NotFound, PermissionDenied
+from scribe.domain.notes import Role
+from scribe.policies.schema import SecurityPolicy
+from scribe.services import audit
+
+MIN_REASON = 20
+
+
+def request_grant(s: Session, key: bytes, policy: SecurityPolicy, *, actor: User, mrn: str, reason: str,
+                  minutes: int, now: datetime) -> BreakGlassGrant:
+    if actor.role == Role.ADMIN:
+        raise PermissionDenied("admins do not read clinical content, even in an emergency")
+    if len(reason.strip()) < MIN_REASON:
+        raise InvalidInput(f"give the reason for emergency access (at least {MIN_REASON} characters)")
+    if not 5 <= minutes <= policy.break_glass.max_minutes:
+        raise InvalidInput(f"emergency access lasts 5 to {policy.break_glass.max_minutes} minutes")
+    client = s.exec(select(Client).where(Client.mrn == mrn.strip(), Client.clinic_id == actor.clinic_id)).first()
+    if client is None:
+        audit.record(s, key, now=now, actor_id=actor.id, action="breakglass.refused", object_type="client",
+                     reason="no client with that MRN in this practice")
+        raise NotFound("no client with that MRN in this practice")
+    if client.clinician_id == actor.id:
+        raise InvalidInput("this is your own client: open their sessions from your queue")
+    grant = BreakGlassGrant(user_id=actor.id or 0, client_id=client.id or 0, reason=reason.strip()[:500],
+                            starts_at=now, ends_at=now + timedelta(minutes=minutes))
+    s.add(grant)
+    s.flush()
+    audit.record(s, key, now=now, actor_id=actor.id, action="breakglass.grant", object_type="client",
+                 object_id=client.id, reason=f"grant #{grant.id} for {minutes} min; awaiting review")
+    return grant
+
+
+@dataclass(frozen=True)
+class GrantView:
+    grant: BreakGlassGrant
+    client: Client
+    sessions: list[Encounter]
+    active: bool
+
+
+def grant_view(s: Session, key: bytes, *, actor: User, grant_id: int, now: datetime) -> GrantView:
+    grant = s.get(BreakGlassGrant, grant_id)
+    if grant is None or grant.user_id != actor.id:
+        raise NotFound("no such emergency access")
+    client = s.get(Client, grant.client_id)
+    assert client is not None
+    live = active_grant(s, actor, client.id or 0, now) is not None
+    signed = select(Note.encounter_id)
+    sessions = list(s.exec(select(Encounter).where(Encounter.client_id == client.id, col(Encounter.part2).is_(False),
+                                                   col(Encounter.id).in_(signed))
+                           .order_by(col(Encounter.occurred_at).desc())).all()) if live else []
+    audit.record(s, key, now=now, actor_id=actor.id, action="breakglass.list", object_type="client",
+                 object_id=client.id, reason=f"grant #{grant.id}" + ("" if live else " (expired)"))
+    return GrantView(grant, client, sessions, live)
+
+
+def grants_for(s: Session, actor: User) -> list[BreakGlassGrant]:
+    return list(s.exec(select(BreakGlassGrant).where(BreakGlassGrant.user_id == actor.id)
+                       .order_by(col(BreakGlassGrant.id).desc())).all())
+
+
+@dataclass(frozen=True)
+class GrantRow:
+    grant: BreakGlassGrant
+    user: User
+    client: Client
+
+
+def grants_for_review(s: Session, actor: User) -> list[GrantRow]:
+    """Every grant in the admin's practice, unreviewed first."""
+    if actor.role != Role.ADMIN:
+        raise PermissionDenied("only an administrator reviews emergency access")
+    rows = s.exec(select(BreakGlassGrant, User, Client).join(User, col(User.id) == BreakGlassGrant.user_id)
+                  .join(Client, col(Client.id) == BreakGlassGrant.client_id)
+                  .where(User.clinic_id == actor.clinic_id)
+                  .order_by(col(BreakGlassGrant.reviewed_at).is_not(None), col(BreakGlassGrant.id).desc())).all()
+    return [GrantRow(g, u, c) for g, u, c in rows]
+
+
+def review(s: Session, key: bytes, *, actor: User, grant_id: int, note: str, now: datetime) -> BreakGlassGrant:
+    rows = {r.grant.id: r for r in grants_for_review(s, actor)}
+    if grant_id not in rows:
+        raise NotFound("no such emergency access")
+    grant = rows[grant_id].grant
+    if grant.reviewed_at is not None:
+        raise InvalidInput("already reviewed")
+    grant.reviewed_by, grant.reviewed_at, grant.review_note = actor.id, now, note.strip()[:500]
+    s.add(grant)
+    audit.record(s, key, now=now, actor_id=actor.id, action="breakglass.review", object_type="break_glass_grant",
+                 object_id=grant.id)
+    return grant

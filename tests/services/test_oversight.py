@@ -1,0 +1,197 @@
+"""Break-the-glass (property 3), retention and legal holds (14, S20), Part 2 tagging and
+its notice (11, S14), and the audit chain's anchors outside the database (7, S8)."""
+
+from __future__ import annotations
+
+import io
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings as hyp_settings, strategies as st
+from sqlmodel import select
+
+from scribe.cli import main as cli_main
+from scribe.db.engine import session_scope
+from scribe.db.tables import AuditEvent, BreakGlassGrant, DeletionReceipt, Draft, NoteVersion, Recording, Transcript
+from scribe.domain.egress import PART2_NOTICE
+from scribe.domain.errors import InvalidInput, NotFound, PermissionDenied
+from scribe.domain.notes import VersionKind
+from scribe.domain.retention import PURGEABLE, Candidate, select_due
+from scribe.services import audit, breakglass, records, retention, review
+from scribe.services.uploads import accept_upload
+from scribe.worker import Worker
+from tests.conftest import PASSWORD
+from tests.helpers import TRANSCRIPT, run_pipeline, upload
+from tests.services.test_review import resolve_all, sign
+
+
+def signed(runtime, practice, wav, *, part2: bool = False):
+    if part2:
+        with session_scope(runtime.engine) as s:
+            e = accept_upload(s, runtime.audit_key, runtime.policies, recordings_dir=runtime.settings.recordings_dir,
+                              actor=practice.dr_ada, client_id=practice.maya.id, note_type="soap", filename="s.wav",
+                              stream=io.BytesIO(wav), now=runtime.clock(), part2=True)
+        with session_scope(runtime.engine) as s:
+            rec = s.exec(select(Recording).where(Recording.encounter_id == e.id)).one()
+        (runtime.settings.recordings_dir / (rec.path + ".txt")).write_text(TRANSCRIPT)
+    else:
+        e = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+    run_pipeline(runtime)
+    return e, sign(runtime, practice.dr_ada, e, resolve_all(runtime, practice.dr_ada, e))
+
+
+def grant(runtime, actor, mrn, minutes=30, reason="client in crisis, their clinician is away today"):
+    with session_scope(runtime.engine) as s:
+        return breakglass.request_grant(s, runtime.audit_key, runtime.policies.security, actor=actor, mrn=mrn,
+                                        reason=reason, minutes=minutes, now=runtime.clock())
+
+
+def read(runtime, actor, encounter):
+    with session_scope(runtime.engine) as s:
+        return review.review_view(s, runtime.audit_key, actor=actor, encounter_id=encounter.id, now=runtime.clock())
+
+
+# -- break-the-glass -----------------------------------------------------------------------
+
+def test_break_glass_is_time_boxed_needs_a_reason_reads_notes_only_and_is_always_audited(runtime, practice, wav, clock) -> None:
+    encounter, _ = signed(runtime, practice, wav)
+    with pytest.raises(NotFound):
+        read(runtime, practice.dr_cole, encounter)  # not their client
+    with pytest.raises(InvalidInput, match="reason"):
+        grant(runtime, practice.dr_cole, practice.maya.mrn, reason="urgent")
+    with pytest.raises(InvalidInput, match="minutes"):
+        grant(runtime, practice.dr_cole, practice.maya.mrn, minutes=24 * 60)
+    with pytest.raises(PermissionDenied):
+        grant(runtime, practice.root, practice.maya.mrn)  # admins never read clinical content
+    with pytest.raises(NotFound):
+        grant(runtime, practice.eve, practice.maya.mrn)  # another practice's client
+    g = grant(runtime, practice.dr_cole, practice.maya.mrn, minutes=30)
+    view = read(runtime, practice.dr_cole, encounter)
+    assert view.access.reason == f"break-glass grant #{g.id}"
+    assert view.draft is None and view.segments == () and view.versions  # signed notes only
+    clock.advance(minutes=31)
+    with pytest.raises(NotFound):
+        read(runtime, practice.dr_cole, encounter)  # the grant ended
+    with session_scope(runtime.engine) as s:
+        events = s.exec(select(AuditEvent).where(AuditEvent.actor_id == practice.dr_cole.id)).all()
+    assert [e.action for e in events if e.action.startswith("breakglass")] == ["breakglass.grant"]
+    reads = [e for e in events if e.action == "encounter.read"]
+    assert len(reads) == 1 and reads[0].reason == f"break-glass grant #{g.id}"  # 100 % of uses logged
+
+
+def test_every_grant_is_listed_for_review_until_reviewed(runtime, practice, wav) -> None:
+    g = grant(runtime, practice.dr_cole, practice.maya.mrn)
+    with session_scope(runtime.engine) as s:
+        rows = breakglass.grants_for_review(s, practice.root)
+        assert [r.grant.id for r in rows if r.grant.reviewed_at is None] == [g.id]
+        with pytest.raises(PermissionDenied):
+            breakglass.grants_for_review(s, practice.dr_ben)
+    with session_scope(runtime.engine) as s:
+        breakglass.review(s, runtime.audit_key, actor=practice.root, grant_id=g.id, note="called the client", now=runtime.clock())
+    with session_scope(runtime.engine) as s:
+        assert s.get(BreakGlassGrant, g.id).reviewed_by == practice.root.id
+
+
+def test_part2_records_stay_with_the_treating_team(runtime, practice, wav) -> None:
+    encounter, _ = signed(runtime, practice, wav, part2=True)
+    grant(runtime, practice.dr_cole, practice.maya.mrn)
+    with pytest.raises(NotFound):
+        read(runtime, practice.dr_cole, encounter)  # break-glass does not open Part 2 records
+
+
+# -- Part 2 -------------------------------------------------------------------------------
+
+def test_the_part2_tag_follows_every_version_and_every_export_carries_the_notice(runtime, practice, wav) -> None:
+    encounter, version = signed(runtime, practice, wav, part2=True)
+    with session_scope(runtime.engine) as s:
+        records.correct(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id,
+                        kind=VersionKind.ADDENDUM, password=PASSWORD, attested=True, now=runtime.clock(),
+                        addendum="Called back the next day.")
+    with session_scope(runtime.engine) as s:
+        versions = s.exec(select(NoteVersion)).all()
+        assert len(versions) == 2 and all(v.content.get("part2") is True for v in versions)
+        text = records.export_text(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id,
+                                   password=PASSWORD, now=runtime.clock())
+    assert text.startswith(PART2_NOTICE)
+    plain, _ = signed(runtime, practice, wav)
+    with session_scope(runtime.engine) as s:
+        assert PART2_NOTICE not in records.export_text(s, runtime.audit_key, actor=practice.dr_ada,
+                                                       encounter_id=plain.id, password=PASSWORD, now=runtime.clock())
+
+
+# -- retention ----------------------------------------------------------------------------
+
+NOW = datetime(2027, 1, 1, tzinfo=UTC)
+candidates = st.builds(Candidate, encounter_id=st.integers(1, 50), client_id=st.integers(1, 5),
+                       artefact=st.sampled_from([*PURGEABLE, "signed_note", "audit"]),
+                       record_since=st.none() | st.datetimes(min_value=datetime(2019, 1, 1), max_value=datetime(2027, 1, 1),
+                                                             timezones=st.just(UTC)),
+                       legal_hold=st.booleans())
+
+
+@hyp_settings(max_examples=300, deadline=None)
+@given(st.lists(candidates, max_size=40), st.fixed_dictionaries({a: st.integers(0, 3000) for a in PURGEABLE}))
+def test_retention_never_selects_held_unsigned_records_or_anything_too_young(cands, days) -> None:
+    for c in select_due(cands, days, NOW):
+        assert c.artefact in PURGEABLE  # never signed notes or audit rows
+        assert not c.legal_hold and c.record_since is not None
+        assert NOW - c.record_since >= timedelta(days=days[c.artefact])
+
+
+def test_retention_purges_what_is_due_leaves_receipts_and_respects_a_legal_hold(runtime, practice, wav, clock) -> None:
+    encounter, version = signed(runtime, practice, wav)
+    days = runtime.policies.retention.after_signing
+    with session_scope(runtime.engine) as s:
+        assert retention.run(s, runtime.audit_key, runtime.policies, now=clock())["due"] == 0
+    with session_scope(runtime.engine) as s:
+        retention.set_legal_hold(s, runtime.audit_key, actor=practice.root, client_id=practice.maya.id, hold=True,
+                                 reason="records request, case 12", now=clock())
+    clock.advance(days=max(days.audio_days, days.transcript_days, days.draft_days) + 1)
+    with session_scope(runtime.engine) as s:
+        assert retention.run(s, runtime.audit_key, runtime.policies, now=clock())["due"] == 0  # held
+    with session_scope(runtime.engine) as s:
+        retention.set_legal_hold(s, runtime.audit_key, actor=practice.root, client_id=practice.maya.id, hold=False,
+                                 reason="", now=clock())
+    with session_scope(runtime.engine) as s:
+        summary = retention.run(s, runtime.audit_key, runtime.policies, now=clock())
+    assert summary["due"] >= 3 and len(summary["receipts"]) == 1
+    with session_scope(runtime.engine) as s:
+        assert s.exec(select(Transcript)).all() == [] and s.exec(select(Draft)).all() == []
+        rec = s.exec(select(Recording)).first()
+        assert rec is None or rec.purged_at is not None
+        assert s.get(NoteVersion, version.id).content_sha256 == version.content_sha256  # the record stays
+        receipt = s.get(DeletionReceipt, summary["receipts"][0])
+        assert receipt.rule.startswith("retention:") and "Maya" not in repr(receipt.items)
+        assert s.exec(select(AuditEvent).where(AuditEvent.action == "retention.purge")).first() is not None
+
+
+def test_the_retention_policy_refuses_minimums_below_six_years(policies) -> None:
+    from pydantic import ValidationError
+
+    from scribe.policies.schema import RetentionPolicy
+
+    data = policies.retention.model_dump()
+    data["minimums"]["audit_years"] = 5
+    with pytest.raises(ValidationError):
+        RetentionPolicy.model_validate(data)
+
+
+# -- audit anchors ------------------------------------------------------------------------
+
+def test_the_worker_anchors_the_chain_and_verify_catches_a_rewritten_tail(runtime, practice, wav, monkeypatch, capsys) -> None:
+    signed(runtime, practice, wav)
+    worker = Worker(runtime.pipeline())
+    worker.housekeeping(retention_due=False)
+    anchors = audit.read_anchors(runtime.settings.anchors_dir)
+    assert len(anchors) == 1
+    with session_scope(runtime.engine) as s:
+        assert audit.verify(s, runtime.audit_key, runtime.settings.anchors_dir) == []
+    monkeypatch.setenv("SCRIBE_DATA_DIR", str(runtime.settings.data_dir))
+    assert cli_main(["audit", "verify"]) == 0 and "1 anchor(s)" in capsys.readouterr().out
+    # Someone with the database file (and no key) removes the last events, triggers and all.
+    with sqlite3.connect(runtime.settings.data_dir / "scribe.db") as raw:
+        raw.execute("DROP TRIGGER audit_events_no_delete")
+        raw.execute("DELETE FROM audit_events WHERE id > (SELECT MAX(id) - 2 FROM audit_events)")
+    assert cli_main(["audit", "verify"]) == 1
+    assert "missing" in capsys.readouterr().err

@@ -1,0 +1,143 @@
+"""S3, S15 and part of S7, generated from the app's own routes so that a new route is
+checked the day it is added: every state-changing route refuses a missing or wrong CSRF
+token and a cross-site Origin; no GET changes state; every page carries the security
+headers; the API docs are off; error pages never echo the request."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import pytest
+from fastapi.routing import APIRoute
+from fastapi.testclient import TestClient
+from sqlalchemy import inspect, text
+
+from scribe.app import create_app
+from scribe.config import Settings
+from tests.helpers import TRANSCRIPT, run_pipeline, upload
+from tests.web.test_web import client_for, csrf
+
+# Log-in has no session yet, so no token: it checks the Origin instead (login CSRF).
+NO_TOKEN = {"/login"}
+# Tables a read may write: its own audit row, and the session's last-seen time.
+READ_WRITES = {"audit_events", "login_sessions", "alembic_version"}
+
+
+def api_routes(app) -> list[APIRoute]:
+    def walk(routes):
+        for r in routes:
+            if isinstance(r, APIRoute):
+                yield r
+            elif hasattr(r, "original_router"):  # an included router
+                yield from walk(r.original_router.routes)
+    found = list(walk(app.routes))
+    assert len(found) > 40, "the route walk found too few routes: it would check nothing"
+    return found
+
+
+def fill(path: str, ids: dict[str, object]) -> str:
+    return re.sub(r"\{(\w+)\}", lambda m: str(ids.get(m.group(1), 1)), path)
+
+
+@pytest.fixture
+def app(settings, runtime):
+    return create_app(settings, runtime=runtime, start_worker=False)
+
+
+@pytest.fixture
+def world(app, runtime, practice, wav):
+    encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+    run_pipeline(runtime)
+    return {"encounter_id": encounter.id, "client_id": practice.maya.id, "user_id": practice.dr_ada.id,
+            "version_id": 1, "section_key": "subjective", "seq": 0, "consent_id": 1, "receipt_id": 1, "grant_id": 1}
+
+
+def snapshot(runtime) -> dict[str, str]:
+    """A digest of every table's rows (but the ones a read may write)."""
+    out = {}
+    with runtime.engine.connect() as conn:
+        for table in inspect(conn).get_table_names():
+            if table in READ_WRITES:
+                continue
+            rows = conn.execute(text(f"SELECT * FROM {table} ORDER BY 1")).all()
+            out[table] = hashlib.sha256(repr(rows).encode()).hexdigest()
+    return out
+
+
+def test_every_state_changing_route_is_protected(app) -> None:
+    for route in api_routes(app):
+        if route.methods - {"GET", "HEAD"}:
+            deps = {d.call.__name__ for d in route.dependant.dependencies}
+            assert "check_csrf" in deps or route.path in NO_TOKEN, f"{route.path} has no CSRF check"
+
+
+def test_missing_wrong_token_and_cross_site_origin_are_refused_and_change_nothing(app, runtime, world) -> None:
+    web = client_for(app, "dr_ada")
+    token = csrf(web)
+    probes = 0
+    for route in api_routes(app):
+        for method in route.methods - {"GET", "HEAD"}:
+            url = fill(route.path, world)
+            before = snapshot(runtime)
+            attempts = [({}, {}), ({"csrf_token": "forged"}, {}), ({"csrf_token": token}, {"origin": "https://evil.example"}),
+                        ({}, {"x-csrf-token": token, "origin": "https://evil.example"})]
+            if route.path in NO_TOKEN:
+                attempts = [({"username": "dr_ada", "password": "x"}, {"origin": "https://evil.example"})]
+            for data, headers in attempts:
+                r = web.request(method, url, data=data, headers=headers, follow_redirects=False)
+                assert r.status_code == 403, f"{method} {url} {headers} -> {r.status_code}"
+                probes += 1
+            assert snapshot(runtime) == before, f"{method} {url} changed state while refused"
+    assert probes >= 4 * 20
+
+
+def test_no_get_route_changes_state(app, runtime, world, practice) -> None:
+    for username in ("dr_ada", "dr_ben", "root"):
+        web = client_for(app, username)
+        for route in api_routes(app):
+            if "GET" not in route.methods:
+                continue
+            before = snapshot(runtime)
+            r = web.get(fill(route.path, world), follow_redirects=False)
+            assert r.status_code < 500, route.path
+            assert snapshot(runtime) == before, f"GET {route.path} as {username} changed state"
+
+
+def test_every_page_carries_the_security_headers(app, world) -> None:
+    web = client_for(app, "dr_ada")
+    for route in api_routes(app):
+        if "GET" not in route.methods:
+            continue
+        r = web.get(fill(route.path, world), follow_redirects=False)
+        csp = r.headers.get("content-security-policy", "")
+        script = re.search(r"script-src ([^;]*)", csp).group(1)
+        assert "unsafe-inline" not in script and "unsafe-eval" not in script, route.path
+        assert "frame-ancestors 'none'" in csp and r.headers["x-content-type-options"] == "nosniff"
+        assert r.headers["referrer-policy"] and r.headers["cache-control"] == "no-store", route.path
+
+
+def test_hsts_behind_tls_and_no_inline_script_in_pages(tmp_path, policies) -> None:
+    settings = Settings(data_dir=tmp_path / "var", engines="fake", worker_in_process=False, secure_cookies=True)
+    app = create_app(settings, policies=policies, start_worker=False)
+    r = TestClient(app, base_url="https://testserver").get("/login")
+    assert "max-age=" in r.headers["strict-transport-security"]
+    assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", r.text)  # every script is a file
+    assert not re.search(r"<[^>]+\son[a-z]+\s*=", r.text)  # and no inline event handlers
+
+
+def test_api_docs_are_off(app) -> None:
+    web = TestClient(app)
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert web.get(path).status_code == 404
+
+
+def test_validation_errors_never_echo_the_request(app, world) -> None:
+    web = client_for(app, "dr_ada")
+    canary = "zqcanary-clinical-text-9931"
+    r = web.post(f"/sessions/{world['encounter_id']}/sections/subjective",
+                 data={"csrf_token": csrf(web), "text": canary})  # lock_version missing
+    assert r.status_code == 422 and canary not in r.text and "lock_version" in r.text
+    r = web.post(f"/sessions/{world['encounter_id']}/sections/subjective",
+                 data={"csrf_token": csrf(web), "text": canary, "lock_version": "not a number " + canary})
+    assert r.status_code == 422 and canary not in r.text
