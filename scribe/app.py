@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from scribe.config import Settings
 from scribe.db.engine import check_durability, make_engine
 from scribe.db.migrate import upgrade
-from scribe.db.sealing import Vault
+from scribe.db.sealing import Vault, has_data_keys
 from scribe.domain.egress import PART2_NOTICE
 from scribe.engines.protocols import Engines
 from scribe.policies import Policies, load_policies
@@ -64,9 +64,13 @@ def build_runtime(settings: Settings, *, policies: Policies | None = None, engin
     policies = policies or load_policies(settings.policies_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = make_engine(settings.sqlalchemy_url)
+    if not settings.master_key_path.exists() and has_data_keys(engine):
+        raise RuntimeError(f"the master key {settings.master_key_path} is missing, and this database holds data "
+                           "sealed with it: restore the key file (or set SCRIBE_KEY_DIR); scribe will not make a new one")
     vault = Vault(load_or_create_key(settings.master_key_path), engine)
     if migrate:
         upgrade(engine, vault=vault)
+    vault.check_opens_a_key()
     problems = check_durability(engine)
     if problems:
         raise RuntimeError("unsafe database settings: " + "; ".join(problems))
@@ -110,8 +114,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, engines: E
     app.state.templates.env.globals.update(idle_seconds=rules.idle_minutes * 60, warn_seconds=rules.warn_seconds,
                                            part2_notice=PART2_NOTICE)
     app.mount("/static", StaticFiles(directory=settings.web_dir / "static"), name="static")
+    errors.install(app)  # first: its error-containing middleware sits inside the security headers
     security.install(app, settings, max_body=rt.policies.pipeline.upload.max_bytes + (1 << 20))
-    errors.install(app)
     app.include_router(auth.router)
     app.include_router(sessions.router)
     app.include_router(supervision.router)

@@ -60,3 +60,15 @@ def test_draft_prints_sections_sentences_evidence_and_flags(tmp_path: Path) -> N
     out = json.loads(done.stdout)
     assert [s["key"] for s in out["sections"]] == ["data", "assessment", "plan"]
     assert all(s["evidence"] or s["flags"] for s in out["sentences"])
+
+
+def test_serve_refuses_to_listen_beyond_loopback_without_tls(tmp_path, monkeypatch) -> None:
+    """Property 6: no plaintext listener except loopback."""
+    from scribe.cli import _check_listen, main
+
+    monkeypatch.setenv("SCRIBE_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("SCRIBE_HOST", "0.0.0.0")
+    with pytest.raises(SystemExit, match="refusing to listen beyond loopback"):
+        main(["serve"])
+    _check_listen("127.0.0.1", None)  # loopback without TLS is fine (behind the reverse proxy)
+    _check_listen("0.0.0.0", "/etc/scribe/cert.pem")  # beyond loopback with a certificate is fine

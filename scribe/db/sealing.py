@@ -134,6 +134,15 @@ class Vault:
             self._fresh.pop(key_id, None)
         return aead
 
+    def check_opens_a_key(self) -> None:
+        """Start-up self-check: the master key opens this database's data keys."""
+        from scribe.db.tables import DataKey
+
+        with OrmSession(self.engine) as own:
+            row = own.execute(select(DataKey).where(DataKey.destroyed_at.is_(None)).limit(1)).scalars().first()  # type: ignore[union-attr]
+            if row is not None:
+                self._unwrap(row.wrapped, row.owner, row.kind)
+
     def shred(self, session: OrmSession, scope: Scope, now: datetime) -> int:
         """Destroy every data key of a scope (in the caller's transaction). Returns how many."""
         from scribe.db.tables import DataKey
@@ -325,3 +334,12 @@ def _now() -> datetime:
     from datetime import UTC
 
     return datetime.now(UTC)
+
+
+def has_data_keys(engine: Engine) -> bool:
+    from sqlalchemy import inspect as sa_inspect, text
+
+    with engine.connect() as conn:
+        if "data_keys" not in sa_inspect(conn).get_table_names():
+            return False
+        return bool(conn.execute(text("SELECT COUNT(*) FROM data_keys")).scalar())

@@ -18,8 +18,11 @@ def gguf_to_hf(gguf_path: Path, out_dir: Path) -> None:
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-    loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+    # A local, checksum-verified file, never the hub: local_files_only and offline mode.
+    tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,  # nosec B615 - local file
+                                              local_files_only=True)
+    loaded = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,  # nosec B615 - local file
+                                                  local_files_only=True)
     config = loaded.config
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")

@@ -27,7 +27,7 @@ def _tokenizer(path: Path) -> Any:
         from transformers import AutoTokenizer
     except ImportError as exc:  # pragma: no cover
         raise ModelMissing("transformers is not installed: pip install -e '.[engines]'") from exc
-    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    return AutoTokenizer.from_pretrained(str(path), local_files_only=True)  # nosec B615 - a local directory
 
 
 class _SectionDrafter:
@@ -99,7 +99,8 @@ class TransformersDrafter(_SectionDrafter):
         torch.set_num_threads(threads)
         self._torch = torch
         self._tok = _tokenizer(hf_dir)
-        self._model = AutoModelForCausalLM.from_pretrained(str(hf_dir), local_files_only=True, dtype=torch.float32)
+        self._model = AutoModelForCausalLM.from_pretrained(  # nosec B615 - a local directory, never the hub
+            str(hf_dir), local_files_only=True, dtype=torch.float32)
         self._model.eval()
         self._max_new = max_new_tokens
         # transformers applies the repetition penalty to the prompt's tokens as well, which

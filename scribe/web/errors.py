@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from scribe.domain.errors import (
     Conflict,
@@ -79,7 +80,35 @@ def install(app: FastAPI) -> None:
         titles = {404: "Not found", 405: "Not allowed", 413: "Too large"}
         return render_error(request, exc.status_code, titles.get(exc.status_code, "Error"), titles.get(exc.status_code, "The request could not be served."))
 
-    @app.exception_handler(Exception)
-    async def crashed(request: Request, exc: Exception) -> Response:
-        log.error("unhandled %s on %s %s", exc.__class__.__name__, request.method, request.url.path)
-        return render_error(request, 500, "Something went wrong", "The server hit an error. Nothing you saved was lost; try again.")
+    app.add_middleware(ContainErrors)
+
+
+class ContainErrors:
+    """The last line: an unexpected exception becomes the plain 500 page and a log line with
+    its class only. It does not travel on to the server, whose traceback would print the
+    exception's message, and a message can hold clinical text (Starlette re-raises after
+    its own 500 handler precisely so that the server logs it)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:  # noqa: BLE001 - the one place every error ends
+            log.error("unhandled %s on %s %s", exc.__class__.__name__, scope.get("method"), scope.get("path"))
+            if not started:
+                response = render_error(Request(scope), 500, "Something went wrong",
+                                        "The server hit an error. Nothing you saved was lost; try again.")
+                await response(scope, receive, send)

@@ -23,9 +23,9 @@ CHROMIUM = "/usr/bin/chromium"
 class Server(str):
     """The server's address, and its runtime (for the personas' authenticator codes)."""
 
-    def __new__(cls, url: str, runtime) -> "Server":
+    def __new__(cls, url: str, runtime, app) -> "Server":
         obj = super().__new__(cls, url)
-        obj.runtime = runtime
+        obj.runtime, obj.app = runtime, app
         return obj
 
 
@@ -48,7 +48,7 @@ def server(settings, runtime, practice) -> Iterator[str]:
     deadline = time.time() + 20
     while not srv.started and time.time() < deadline:
         time.sleep(0.05)
-    yield Server(f"http://127.0.0.1:{port}", runtime)
+    yield Server(f"http://127.0.0.1:{port}", runtime, app)
     srv.should_exit = True
     thread.join(timeout=10)
 
@@ -141,7 +141,7 @@ def test_a_supervisee_signs_the_supervisor_returns_then_cosigns(server, page, tm
     session_url = page.url.split("#")[0]
     review_and_sign(page)
     page.wait_for_selector("text=awaiting co-signature")
-    assert page.locator("a:has-text('Export the note')").count() == 0  # not a record yet
+    assert page.locator("form.export").count() == 0  # not a record yet
     shot(page, "supervisee-signed-pending")
 
     log_in(page, server, "dr_ben")
@@ -184,8 +184,9 @@ def test_a_supervisee_signs_the_supervisor_returns_then_cosigns(server, page, tm
     assert "Co-signed by Dr Ben Tester" in body and "returned by the supervisor" in body
     assert page.locator(".note-version.state-record").count() == 1
     shot(page, "cosigned-note")
+    page.fill("form.export input[name=password]", PASSWORD)  # exporting needs the password again
     with page.expect_download() as download:
-        page.click("a:has-text('Export the note')")
+        page.click("form.export button[type=submit]")
     exported = Path(download.value.path()).read_text()
     assert "Co-signed by Dr Ben Tester" in exported and "Electronically signed by Sam Tester" in exported
 
@@ -268,3 +269,51 @@ def test_an_admin_switch_hides_recording_and_a_fake_microphone_records_in_chunks
         rec = s.exec(select(Recording).where(Recording.encounter_id == finish.object_id)).one()
     chunks = int(finish.reason.split(" chunk")[0])
     assert chunks >= 3 and rec.format == "webm" and rec.duration_seconds >= 4
+
+
+def test_the_idle_warning_appears_offers_to_stay_then_logs_out(server, page) -> None:
+    """The page warns before the idle timeout, "Stay logged in" refreshes the session on the
+    server, and with no answer the page goes to the log-in screen. The timings are shortened
+    for the test (the policy's are 15 minutes and 2 minutes)."""
+    server.app.state.templates.env.globals.update(idle_seconds=6, warn_seconds=4)
+    log_in(page, server, "dr_ada")
+    page.wait_for_selector("#idle-warning:not([hidden])", timeout=10_000)
+    assert "logged out in" in page.inner_text("#idle-warning")
+    shot(page, "idle-warning")
+    with page.expect_response(lambda r: r.url.endswith("/session/keepalive") and r.status == 204):
+        page.click("#stay-signed-in")
+    assert page.locator("#idle-warning").is_hidden()
+    page.wait_for_url(server + "/login", timeout=15_000)  # no answer this time: logged out
+    page.goto(server + "/")
+    assert page.url == server + "/login"  # the session ended on the server, not only in the page
+
+
+def test_a_new_user_sets_up_the_second_factor_in_the_browser(server, page) -> None:
+    import pyotp
+
+    from scribe.db.engine import session_scope
+    from scribe.db.tables import User
+    from scribe.services.accounts import create_user
+
+    rt = server.runtime
+    with session_scope(rt.engine) as s:
+        admin = s.query(User).filter(User.username == "root").one()
+        create_user(s, rt.audit_key, rt.policies.security, actor=admin, username="dr_new", full_name="Dr New",
+                    role="clinician", password="lantern orchard copper violin", now=rt.clock())
+    page.context.clear_cookies()
+    page.goto(server + "/login")
+    page.fill("input[name=username]", "dr_new")
+    page.fill("input[name=password]", "lantern orchard copper violin")
+    with page.expect_navigation():
+        page.click("main button[type=submit]")
+    assert page.url == server + "/account/mfa"
+    with page.expect_navigation():
+        page.click("text=Set up my authenticator")
+    assert page.locator("img[alt^='QR code']").is_visible()
+    shot(page, "mfa-enrolment")
+    secret = page.inner_text("code")
+    rt.clock.advance(seconds=30)
+    page.fill("input[name=code]", pyotp.TOTP(secret).at(rt.clock()))
+    with page.expect_navigation():
+        page.click("text=Confirm")
+    assert page.url == server + "/" and "Review queue" in page.inner_text("nav")

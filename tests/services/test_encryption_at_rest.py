@@ -154,3 +154,20 @@ def test_withdrawal_shreds_the_clients_keys(runtime, practice, wav, clock) -> No
     # Another client's data is untouched, and new audio for this client gets a new key.
     with session_scope(runtime.engine) as s:
         assert vault.key_for(s, Scope(f"client:{practice.maya.id}", "audio"), clock())[0] not in {k.id for k in keys}
+
+
+def test_scribe_refuses_to_start_with_a_missing_or_wrong_master_key(runtime, practice, wav, settings, policies) -> None:
+    from scribe.app import build_runtime
+
+    upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+    key = settings.master_key_path.read_bytes()
+    settings.master_key_path.unlink()
+    with pytest.raises(RuntimeError, match="master key .* is missing"):
+        build_runtime(settings, policies=policies)
+    assert not settings.master_key_path.exists()  # no new key was made
+    settings.master_key_path.write_bytes(secrets.token_bytes(32))
+    settings.master_key_path.chmod(0o600)
+    with pytest.raises(SealingError, match="does not open"):
+        build_runtime(settings, policies=policies)
+    settings.master_key_path.write_bytes(key)
+    build_runtime(settings, policies=policies)  # the right key: starts

@@ -21,8 +21,8 @@ def app(settings, runtime):
     return create_app(settings, runtime=runtime, start_worker=False)
 
 
-def client_for(app, username: str | None) -> TestClient:
-    client = TestClient(app, base_url="http://testserver")
+def client_for(app, username: str | None, *, raise_server_exceptions: bool = True) -> TestClient:
+    client = TestClient(app, base_url="http://testserver", raise_server_exceptions=raise_server_exceptions)
     if username:
         code = totp_code(app.state.runtime, username)
         r = client.post("/login", data={"username": username, "password": PASSWORD, "code": code},

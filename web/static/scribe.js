@@ -144,17 +144,23 @@ document.addEventListener("DOMContentLoaded", function () {
   var warn = parseInt(body.dataset.warnSeconds || "0", 10);
   var box = document.getElementById("idle-warning");
   if (!idle || !box) { return; }
-  var last = Date.now();
+  var last = Date.now(), done = false;
   function touch() { last = Date.now(); box.hidden = true; }
+  function csrfToken() { return JSON.parse(body.getAttribute("hx-headers") || "{}")["X-CSRF-Token"] || ""; }
   document.body.addEventListener("htmx:afterRequest", touch);
   document.getElementById("stay-signed-in").addEventListener("click", function () {
-    var token = JSON.parse(body.getAttribute("hx-headers") || "{}")["X-CSRF-Token"] || "";
-    fetch("/session/keepalive", {method: "POST", headers: {"X-CSRF-Token": token}, credentials: "same-origin"})
+    fetch("/session/keepalive", {method: "POST", headers: {"X-CSRF-Token": csrfToken()}, credentials: "same-origin"})
       .then(function (r) { if (r.ok) { touch(); } else { window.location = "/login"; } });
   });
   setInterval(function () {
     var left = idle - Math.floor((Date.now() - last) / 1000);
-    if (left <= 0) { window.location = "/login"; return; }
+    if (left <= 0) {  // end the session on the server too, then show the log-in page
+      if (done) { return; }
+      done = true;
+      fetch("/logout", {method: "POST", headers: {"X-CSRF-Token": csrfToken()}, credentials: "same-origin"})
+        .finally(function () { window.location = "/login"; });
+      return;
+    }
     if (left <= warn) {
       box.hidden = false;
       document.getElementById("idle-countdown").textContent = Math.floor(left / 60) + ":" + ("0" + (left % 60)).slice(-2);

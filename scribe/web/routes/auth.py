@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from scribe.domain.errors import InvalidInput, PermissionDenied
 from scribe.services import accounts
-from scribe.web.deps import COOKIE, ActorDep, CsrfDep, LoginDep, RuntimeDep, SessionDep, same_origin
+from scribe.web.deps import COOKIE, ActorDep, CsrfDep, LoginDep, PathId, RuntimeDep, SessionDep, same_origin
 
 router = APIRouter()
 
@@ -106,7 +106,7 @@ def create_user(runtime: RuntimeDep, session: SessionDep, actor: ActorDep,
 
 
 @router.post("/admin/users/{user_id}", dependencies=[CsrfDep])
-def manage_user(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, user_id: int,
+def manage_user(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, user_id: PathId,
                 action: Annotated[str, Form(max_length=20)]) -> Response:
     if action not in ("disable", "enable", "unlock", "reset_mfa"):
         raise InvalidInput("unknown action")

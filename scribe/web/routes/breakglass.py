@@ -8,7 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from scribe.services import audit_report, breakglass, retention
-from scribe.web.deps import ActorDep, CsrfDep, LoginDep, RuntimeDep, SessionDep
+from scribe.web.deps import ActorDep, CsrfDep, FormInt, LoginDep, PathId, RuntimeDep, SessionDep
 from scribe.web.routes.sessions import render
 
 router = APIRouter()
@@ -25,14 +25,14 @@ def page(request: Request, runtime: RuntimeDep, session: SessionDep, login: Logi
 
 @router.post("/break-glass", dependencies=[CsrfDep])
 def request_grant(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, mrn: Annotated[str, Form(max_length=40)],
-                  reason: Annotated[str, Form(max_length=500)], minutes: Annotated[int, Form()]) -> Response:
+                  reason: Annotated[str, Form(max_length=500)], minutes: FormInt) -> Response:
     grant = breakglass.request_grant(session, runtime.audit_key, runtime.policies.security, actor=actor, mrn=mrn,
                                      reason=reason, minutes=minutes, now=runtime.clock())
     return RedirectResponse(f"/break-glass/{grant.id}", status_code=303)
 
 
 @router.get("/break-glass/{grant_id}", response_class=HTMLResponse)
-def grant_page(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep, grant_id: int) -> Response:
+def grant_page(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep, grant_id: PathId) -> Response:
     actor, row = login
     view = breakglass.grant_view(session, runtime.audit_key, actor=actor, grant_id=grant_id, now=runtime.clock())
     return render(request, "breakglass.html", {"actor": actor, "csrf": row.csrf_token, "view": view, "grants": [],
@@ -41,7 +41,7 @@ def grant_page(request: Request, runtime: RuntimeDep, session: SessionDep, login
 
 
 @router.post("/admin/break-glass/{grant_id}/review", dependencies=[CsrfDep])
-def review(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, grant_id: int,
+def review(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, grant_id: PathId,
            note: Annotated[str, Form(max_length=500)] = "") -> Response:
     breakglass.review(session, runtime.audit_key, actor=actor, grant_id=grant_id, note=note, now=runtime.clock())
     return RedirectResponse("/admin#break-glass", status_code=303)
@@ -63,7 +63,7 @@ def audit_csv(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, mrn: st
 
 
 @router.post("/admin/clients/{client_id}/hold", dependencies=[CsrfDep])
-def legal_hold(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: int,
+def legal_hold(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: PathId,
                hold: Annotated[str, Form(max_length=5)], reason: Annotated[str, Form(max_length=200)] = "") -> Response:
     retention.set_legal_hold(session, runtime.audit_key, actor=actor, client_id=client_id, hold=hold == "on",
                              reason=reason, now=runtime.clock())

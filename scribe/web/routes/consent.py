@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from scribe.db.tables import DeletionReceipt
 from scribe.domain.errors import InvalidInput
 from scribe.services import admin, breakglass, consent, egress, purge
-from scribe.web.deps import ActorDep, CsrfDep, LoginDep, RuntimeDep, SessionDep
+from scribe.web.deps import MAX_ID, ActorDep, CsrfDep, LoginDep, PathId, RuntimeDep, SessionDep
 from scribe.web.routes.sessions import render
 
 router = APIRouter()
@@ -29,7 +29,7 @@ def _day(value: str, *, end: bool = False) -> datetime | None:
 
 
 @router.get("/clients/{client_id}/consents", response_class=HTMLResponse)
-def ledger(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep, client_id: int) -> Response:
+def ledger(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep, client_id: PathId) -> Response:
     actor, login_row = login
     view = consent.ledger_view(session, runtime.audit_key, runtime.policies, actor=actor, client_id=client_id,
                                now=runtime.clock())
@@ -41,7 +41,7 @@ def ledger(request: Request, runtime: RuntimeDep, session: SessionDep, login: Lo
 
 
 @router.post("/clients/{client_id}/consents", dependencies=[CsrfDep])
-async def grant(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: int,
+async def grant(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: PathId,
                 functions: Annotated[list[str], Form(max_length=20)], effective_from: Annotated[str, Form(max_length=10)],
                 expires_on: Annotated[str, Form(max_length=10)] = "", on_behalf_of: Annotated[str, Form(max_length=200)] = "",
                 scan: Annotated[UploadFile | None, File()] = None) -> Response:
@@ -54,14 +54,14 @@ async def grant(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, clien
 
 
 @router.get("/clients/{client_id}/consents/{consent_id}/form")
-def scanned_form(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: int, consent_id: int) -> Response:
+def scanned_form(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: PathId, consent_id: PathId) -> Response:
     data, media = consent.scanned_form(session, runtime.audit_key, actor=actor, client_id=client_id,
                                        consent_id=consent_id, forms_dir=runtime.settings.forms_dir, now=runtime.clock())
     return Response(data, media_type=media, headers={"Content-Disposition": f'inline; filename="consent-{consent_id}"'})
 
 
 @router.post("/clients/{client_id}/consents/withdraw", dependencies=[CsrfDep])
-def withdraw(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: int, tasks: BackgroundTasks,
+def withdraw(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: PathId, tasks: BackgroundTasks,
              function: Annotated[str, Form(max_length=40)]) -> Response:
     receipt = purge.withdraw(session, runtime.audit_key, runtime.policies, actor=actor, client_id=client_id,
                              function=function, now=runtime.clock())
@@ -70,7 +70,7 @@ def withdraw(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_i
 
 
 @router.get("/receipts/{receipt_id}", response_class=HTMLResponse)
-def receipt(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep, receipt_id: int) -> Response:
+def receipt(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep, receipt_id: PathId) -> Response:
     actor, login_row = login
     row, client = admin.receipt_for(session, runtime.audit_key, actor=actor, receipt_id=receipt_id, now=runtime.clock())
     return render(request, "receipt.html", {"actor": actor, "csrf": login_row.csrf_token, "r": row, "client": client})
@@ -104,7 +104,7 @@ def egress_csv(runtime: RuntimeDep, session: SessionDep, actor: ActorDep) -> Res
 
 @router.post("/admin/switches", dependencies=[CsrfDep])
 def set_switch(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, scope: Annotated[str, Form(max_length=20)],
-               enabled: Annotated[str, Form(max_length=5)], target_id: Annotated[int | None, Form()] = None,
+               enabled: Annotated[str, Form(max_length=5)], target_id: Annotated[int | None, Form(ge=0, le=MAX_ID)] = None,
                note_types: Annotated[list[str] | None, Form(max_length=20)] = None) -> Response:
     admin.set_switch(session, runtime.audit_key, runtime.policies, actor=actor, scope=scope, target_id=target_id,
                      enabled=enabled == "on", note_types=note_types or [], now=runtime.clock())

@@ -9,13 +9,13 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from scribe.domain.errors import InvalidInput
 from scribe.services import recording
-from scribe.web.deps import FORM_TYPES, ActorDep, CsrfDep, RuntimeDep, SessionDep
+from scribe.web.deps import FORM_TYPES, ActorDep, CsrfDep, FormInt, PathId, RuntimeDep, SessionDep
 
 router = APIRouter()
 
 
 @router.post("/recordings", dependencies=[CsrfDep])
-def start(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: Annotated[int, Form()],
+def start(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: FormInt,
           note_type: Annotated[str, Form(max_length=40)], part2: Annotated[bool, Form()] = False) -> Response:
     encounter = recording.start(session, runtime.audit_key, runtime.policies, actor=actor, client_id=client_id,
                                 note_type=note_type, now=runtime.clock(), part2=part2)
@@ -23,8 +23,8 @@ def start(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: 
 
 
 @router.post("/recordings/{encounter_id}/chunks/{seq}", dependencies=[CsrfDep])
-async def chunk(request: Request, runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: int,
-                seq: int) -> Response:
+async def chunk(request: Request, runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId,
+                seq: PathId) -> Response:
     if request.headers.get("content-type", "").startswith(FORM_TYPES):
         raise InvalidInput("send the chunk as raw audio bytes with the X-CSRF-Token header")
     data = bytearray()
@@ -39,7 +39,7 @@ async def chunk(request: Request, runtime: RuntimeDep, session: SessionDep, acto
 
 
 @router.post("/recordings/{encounter_id}/finish", dependencies=[CsrfDep])
-def finish(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: int) -> Response:
+def finish(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId) -> Response:
     recording.finish(session, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter_id,
                      recordings_dir=runtime.settings.recordings_dir, now=runtime.clock())
     return RedirectResponse(f"/sessions/{encounter_id}", status_code=303)

@@ -22,7 +22,7 @@ from scribe.domain.errors import NotFound
 from scribe.domain.notes import PROCESSING, Role, VersionKind
 from scribe.services import audit, consent, purge, records, review, uploads
 from scribe.services.files import read_sealed
-from scribe.web.deps import ActorDep, CsrfDep, LoginDep, RuntimeDep, SessionDep
+from scribe.web.deps import ActorDep, CsrfDep, FormInt, LoginDep, PathId, RuntimeDep, SessionDep
 
 router = APIRouter()
 
@@ -60,7 +60,7 @@ def new_session(request: Request, runtime: RuntimeDep, session: SessionDep, logi
 
 
 @router.post("/sessions", dependencies=[CsrfDep])
-def upload(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: Annotated[int, Form()],
+def upload(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: FormInt,
            note_type: Annotated[str, Form(max_length=40)], audio: Annotated[UploadFile, File()],
            part2: Annotated[bool, Form()] = False) -> Response:
     encounter = uploads.accept_upload(session, runtime.audit_key, runtime.policies,
@@ -71,7 +71,7 @@ def upload(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id:
 
 
 @router.get("/sessions/{encounter_id}", response_class=HTMLResponse)
-def review_page(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep, encounter_id: int) -> Response:
+def review_page(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep, encounter_id: PathId) -> Response:
     actor, login_row = login
     if request.headers.get("hx-request") == "true" and request.query_params.get("poll"):
         # The status fragment, polled every 2 s while the pipeline runs: status only, no
@@ -89,26 +89,26 @@ def review_page(request: Request, runtime: RuntimeDep, session: SessionDep, logi
 
 
 @router.post("/sessions/{encounter_id}/sections/{section_key}", dependencies=[CsrfDep])
-def save_section(request: Request, runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: int,
+def save_section(request: Request, runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId,
                  section_key: str, text: Annotated[str, Form(max_length=20_000)],
-                 lock_version: Annotated[int, Form()]) -> Response:
+                 lock_version: FormInt) -> Response:
     review.save_section(session, runtime.audit_key, actor=actor, encounter_id=encounter_id, section_key=section_key,
                         text=text, lock_version=lock_version, now=runtime.clock())
     return RedirectResponse(f"/sessions/{encounter_id}#section-{section_key}", status_code=303)
 
 
 @router.post("/sessions/{encounter_id}/flags", dependencies=[CsrfDep])
-def resolve_flag(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: int,
+def resolve_flag(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId,
                  target: Annotated[str, Form(max_length=40)], reason: Annotated[str, Form(max_length=500)],
-                 lock_version: Annotated[int, Form()]) -> Response:
+                 lock_version: FormInt) -> Response:
     review.resolve_flag(session, runtime.audit_key, actor=actor, encounter_id=encounter_id, target=target,
                         reason=reason, lock_version=lock_version, now=runtime.clock())
     return RedirectResponse(f"/sessions/{encounter_id}#flags", status_code=303)
 
 
 @router.post("/sessions/{encounter_id}/sign", dependencies=[CsrfDep])
-def sign(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: int, tasks: BackgroundTasks,
-         password: Annotated[str, Form(max_length=200)], lock_version: Annotated[int, Form()],
+def sign(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId, tasks: BackgroundTasks,
+         password: Annotated[str, Form(max_length=200)], lock_version: FormInt,
          attest: Annotated[str, Form(max_length=10)] = "") -> Response:
     review.sign(session, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter_id,
                 password=password, attested=attest == "yes", lock_version=lock_version, now=runtime.clock())
@@ -117,7 +117,7 @@ def sign(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id
 
 
 @router.post("/sessions/{encounter_id}/addendum", dependencies=[CsrfDep])
-def addendum(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: int,
+def addendum(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId,
              text: Annotated[str, Form(max_length=records.MAX_CORRECTION_CHARS)],
              password: Annotated[str, Form(max_length=200)], attest: Annotated[str, Form(max_length=10)] = "") -> Response:
     records.correct(session, runtime.audit_key, actor=actor, encounter_id=encounter_id, kind=VersionKind.ADDENDUM,
@@ -127,7 +127,7 @@ def addendum(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounte
 
 @router.post("/sessions/{encounter_id}/amendment", dependencies=[CsrfDep])
 async def amendment(request: Request, runtime: RuntimeDep, session: SessionDep, actor: ActorDep,
-                    encounter_id: int, password: Annotated[str, Form(max_length=200)],
+                    encounter_id: PathId, password: Annotated[str, Form(max_length=200)],
                     attest: Annotated[str, Form(max_length=10)] = "") -> Response:
     form = await request.form()
     texts = {k[len("section_"):]: str(v) for k, v in form.items() if k.startswith("section_") and len(k) < 60}
@@ -137,7 +137,7 @@ async def amendment(request: Request, runtime: RuntimeDep, session: SessionDep, 
 
 
 @router.post("/sessions/{encounter_id}/note.txt", dependencies=[CsrfDep])
-def export(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: int,
+def export(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId,
            password: Annotated[str, Form(max_length=200)]) -> Response:
     text = records.export_text(session, runtime.audit_key, actor=actor, encounter_id=encounter_id, password=password,
                                now=runtime.clock())
@@ -146,7 +146,7 @@ def export(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_
 
 
 @router.get("/sessions/{encounter_id}/audio")
-def audio(request: Request, runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: int) -> Response:
+def audio(request: Request, runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId) -> Response:
     encounter, decision = get_encounter_for_actor(session, actor, encounter_id)
     if not review.may_see_source(decision):
         raise NotFound("no such recording")

@@ -9,7 +9,7 @@ from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from scribe.services import purge, records, supervision, uploads
-from scribe.web.deps import ActorDep, CsrfDep, LoginDep, RuntimeDep, SessionDep
+from scribe.web.deps import ActorDep, CsrfDep, LoginDep, PathId, RuntimeDep, SessionDep
 from scribe.web.routes.sessions import render
 
 router = APIRouter()
@@ -36,7 +36,7 @@ def upload_meeting(runtime: RuntimeDep, session: SessionDep, actor: ActorDep,
 
 
 @router.post("/supervision/versions/{version_id}/cosign", dependencies=[CsrfDep])
-def cosign(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, version_id: int, tasks: BackgroundTasks,
+def cosign(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, version_id: PathId, tasks: BackgroundTasks,
            password: Annotated[str, Form(max_length=200)], attest: Annotated[str, Form(max_length=10)] = "",
            back: Annotated[str, Form(max_length=10)] = "") -> Response:
     row = supervision.cosign(session, runtime.audit_key, runtime.policies, actor=actor, version_id=version_id,
@@ -46,7 +46,7 @@ def cosign(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, version_id
 
 
 @router.post("/supervision/versions/{version_id}/return", dependencies=[CsrfDep])
-def return_note(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, version_id: int,
+def return_note(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, version_id: PathId,
                 comment: Annotated[str, Form(max_length=supervision.MAX_COMMENT_CHARS)],
                 back: Annotated[str, Form(max_length=10)] = "") -> Response:
     row = supervision.return_note(session, runtime.audit_key, actor=actor, version_id=version_id, comment=comment,
@@ -54,7 +54,7 @@ def return_note(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, versi
     return _back(back, row.note_version_id, session, actor)
 
 
-def _back(back: str, version_id: int, session: SessionDep, actor: ActorDep) -> Response:
+def _back(back: str, version_id: PathId, session: SessionDep, actor: ActorDep) -> Response:
     if back == "session":
         _, _, encounter = records.get_version_for_actor(session, actor, version_id)
         return RedirectResponse(f"/sessions/{encounter.id}#note", status_code=303)
@@ -62,7 +62,7 @@ def _back(back: str, version_id: int, session: SessionDep, actor: ActorDep) -> R
 
 
 @router.get("/hours/{user_id}", response_class=HTMLResponse)
-def hours(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep, user_id: int) -> Response:
+def hours(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep, user_id: PathId) -> Response:
     actor, login_row = login
     user, type_key, prog, entries = supervision.ledger(session, runtime.audit_key, runtime.policies, actor=actor,
                                                        user_id=user_id, now=runtime.clock())
@@ -72,7 +72,7 @@ def hours(request: Request, runtime: RuntimeDep, session: SessionDep, login: Log
 
 
 @router.get("/hours/{user_id}/ledger.csv")
-def hours_csv(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, user_id: int) -> Response:
+def hours_csv(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, user_id: PathId) -> Response:
     user, type_key, prog, entries = supervision.ledger(session, runtime.audit_key, runtime.policies, actor=actor,
                                                        user_id=user_id, now=runtime.clock())
     return Response(supervision.ledger_csv(user, type_key, prog, entries), media_type="text/csv; charset=utf-8",
