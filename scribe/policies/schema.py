@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from scribe.domain.permissions import CLINICAL, PERMISSIONS
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -78,6 +80,17 @@ class RolePermissions(Strict):
 class RolesPolicy(Strict):
     version: Literal[1]
     roles: dict[Literal["clinician", "supervisor", "admin"], RolePermissions]
+
+    @model_validator(mode="after")
+    def _known_and_no_clinical_admin(self) -> "RolesPolicy":
+        for name, role in self.roles.items():
+            unknown = sorted(set(role.can) - set(PERMISSIONS))
+            if unknown:
+                raise ValueError(f"role '{name}': unknown permission(s) {unknown}")
+        admin = self.roles.get("admin")
+        if admin is not None and set(admin.can) & CLINICAL:
+            raise ValueError(f"admins never read clinical content: remove {sorted(set(admin.can) & CLINICAL)}")
+        return self
 
 
 class SessionRules(Strict):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Form, Path, Request
@@ -14,6 +14,8 @@ from sqlmodel import Session
 from scribe.app import Runtime
 from scribe.db.engine import session_scope
 from scribe.db.tables import LoginSession, User
+from scribe.domain.errors import PermissionDenied
+from scribe.domain.permissions import PERMISSIONS
 from scribe.services import accounts
 
 COOKIE = "scribe_session"
@@ -108,3 +110,18 @@ async def check_csrf(request: Request, login: LoginDep) -> None:
 
 
 CsrfDep = Depends(check_csrf)
+
+
+def allow(permission: str) -> Any:
+    """A route's permission, granted to roles by policies/roles.yaml. Object-level checks
+    (whose client, whose supervisee) are the services' ``*_for_actor`` queries, on top."""
+    if permission not in PERMISSIONS:
+        raise ValueError(f"unknown permission {permission!r}")
+
+    def check(login: LoginDep, runtime: RuntimeDep) -> None:
+        role = runtime.policies.roles.roles.get(login[0].role)  # type: ignore[call-overload]
+        if role is None or permission not in role.can:
+            raise PermissionDenied(f"your role may not {PERMISSIONS[permission]}")
+
+    check.permission = permission  # type: ignore[attr-defined]
+    return Depends(check)

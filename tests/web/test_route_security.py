@@ -141,3 +141,30 @@ def test_validation_errors_never_echo_the_request(app, world) -> None:
     r = web.post(f"/sessions/{world['encounter_id']}/sections/subjective",
                  data={"csrf_token": csrf(web), "text": canary, "lock_version": "not a number " + canary})
     assert r.status_code == 422 and canary not in r.text
+
+
+# Routes open to any logged-in account (their own data) or to no one logged in.
+NO_PERMISSION = {"/login", "/logout", "/session/keepalive", "/account/mfa", "/account/mfa/start", "/account/password",
+                 "/", "/healthz"}
+
+
+def test_every_route_names_one_permission_from_the_roles_policy(app, policies) -> None:
+    from scribe.domain.permissions import CLINICAL
+
+    for route in api_routes(app):
+        named = [getattr(d.call, "permission", None) for d in route.dependant.dependencies]
+        named = [p for p in named if p]
+        if route.path in NO_PERMISSION:
+            assert named == [], route.path
+        else:
+            assert len(named) == 1, f"{route.path} names {named}"
+    assert not set(policies.roles.roles["admin"].can) & CLINICAL
+
+
+def test_a_role_without_the_permission_is_refused_before_any_object_check(app, practice) -> None:
+    admin = client_for(app, "root")
+    for path in ("/sessions/new", "/supervision", "/break-glass", f"/clients/{practice.maya.id}/consents"):
+        assert admin.get(path, follow_redirects=False).status_code == 403, path
+    clinician = client_for(app, "dr_ada")
+    for path in ("/admin", "/admin/audit", "/admin/egress", "/supervision"):
+        assert clinician.get(path, follow_redirects=False).status_code == 403, path

@@ -10,17 +10,19 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from scribe.domain.errors import InvalidInput, PermissionDenied
 from scribe.services import accounts
-from scribe.web.deps import COOKIE, ActorDep, CsrfDep, LoginDep, PathId, RuntimeDep, SessionDep, same_origin
+from scribe.web.deps import COOKIE, ActorDep, allow, CsrfDep, LoginDep, PathId, RuntimeDep, same_origin, SessionDep
 
 router = APIRouter()
 
 
 @router.get("/login", response_class=HTMLResponse)
+
 def login_page(request: Request) -> Response:
     return request.app.state.templates.TemplateResponse(request, "login.html", {"error": None})
 
 
 @router.post("/login")
+
 def login(request: Request, runtime: RuntimeDep, session: SessionDep,
           username: Annotated[str, Form(max_length=100)], password: Annotated[str, Form(max_length=200)],
           code: Annotated[str, Form(max_length=12)] = "") -> Response:
@@ -40,6 +42,7 @@ def login(request: Request, runtime: RuntimeDep, session: SessionDep,
 
 
 @router.post("/logout", dependencies=[CsrfDep])
+
 def logout(runtime: RuntimeDep, session: SessionDep, login: LoginDep) -> Response:
     accounts.log_out(session, runtime.audit_key, session.merge(login[1]), now=runtime.clock())
     response = RedirectResponse("/login", status_code=303)
@@ -48,12 +51,14 @@ def logout(runtime: RuntimeDep, session: SessionDep, login: LoginDep) -> Respons
 
 
 @router.post("/session/keepalive", dependencies=[CsrfDep])
+
 def keepalive(login: LoginDep) -> Response:
     """The idle-timeout warning's "stay signed in": resolving the session refreshed it."""
     return Response(status_code=204)
 
 
 @router.get("/account/mfa", response_class=HTMLResponse)
+
 def mfa_page(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep) -> Response:
     user = session.merge(login[0])
     if user.totp_enrolled_at is not None:
@@ -65,12 +70,14 @@ def mfa_page(request: Request, runtime: RuntimeDep, session: SessionDep, login: 
 
 
 @router.post("/account/mfa/start", dependencies=[CsrfDep])
+
 def mfa_start(runtime: RuntimeDep, session: SessionDep, login: LoginDep) -> Response:
     accounts.start_enrolment(session, session.merge(login[0]))
     return RedirectResponse("/account/mfa", status_code=303)
 
 
 @router.post("/account/mfa", dependencies=[CsrfDep])
+
 def mfa_confirm(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep,
                 code: Annotated[str, Form(max_length=12)]) -> Response:
     accounts.confirm_enrolment(session, runtime.audit_key, session.merge(login[0]), session.merge(login[1]),
@@ -79,12 +86,14 @@ def mfa_confirm(request: Request, runtime: RuntimeDep, session: SessionDep, logi
 
 
 @router.get("/account/password", response_class=HTMLResponse)
+
 def password_page(request: Request, login: LoginDep) -> Response:
     return request.app.state.templates.TemplateResponse(request, "password.html", {"csrf": login[1].csrf_token,
                                                                                    "done": False})
 
 
 @router.post("/account/password", dependencies=[CsrfDep])
+
 def password_change(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep,
                     current: Annotated[str, Form(max_length=200)], new: Annotated[str, Form(max_length=200)]) -> Response:
     accounts.change_password(session, runtime.audit_key, runtime.policies.security, user=session.merge(login[0]),
@@ -93,7 +102,7 @@ def password_change(request: Request, runtime: RuntimeDep, session: SessionDep, 
                                                                                    "done": True})
 
 
-@router.post("/admin/users", dependencies=[CsrfDep])
+@router.post("/admin/users", dependencies=[allow("user.manage"), CsrfDep])
 def create_user(runtime: RuntimeDep, session: SessionDep, actor: ActorDep,
                 username: Annotated[str, Form(max_length=40)], full_name: Annotated[str, Form(max_length=100)],
                 role: Annotated[str, Form(max_length=20)], password: Annotated[str, Form(max_length=200)],
@@ -105,7 +114,7 @@ def create_user(runtime: RuntimeDep, session: SessionDep, actor: ActorDep,
     return RedirectResponse("/admin#users", status_code=303)
 
 
-@router.post("/admin/users/{user_id}", dependencies=[CsrfDep])
+@router.post("/admin/users/{user_id}", dependencies=[allow("user.manage"), CsrfDep])
 def manage_user(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, user_id: PathId,
                 action: Annotated[str, Form(max_length=20)]) -> Response:
     if action not in ("disable", "enable", "unlock", "reset_mfa"):

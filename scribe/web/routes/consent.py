@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from scribe.db.tables import DeletionReceipt
 from scribe.domain.errors import InvalidInput
 from scribe.services import admin, breakglass, consent, egress, purge
-from scribe.web.deps import MAX_ID, ActorDep, CsrfDep, LoginDep, PathId, RuntimeDep, SessionDep
+from scribe.web.deps import MAX_ID, ActorDep, allow, CsrfDep, LoginDep, PathId, RuntimeDep, SessionDep
 from scribe.web.routes.sessions import render
 
 router = APIRouter()
@@ -28,7 +28,7 @@ def _day(value: str, *, end: bool = False) -> datetime | None:
     return datetime.combine(d, time.max if end else time.min, tzinfo=UTC)
 
 
-@router.get("/clients/{client_id}/consents", response_class=HTMLResponse)
+@router.get("/clients/{client_id}/consents", response_class=HTMLResponse, dependencies=[allow("consent.manage")])
 def ledger(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep, client_id: PathId) -> Response:
     actor, login_row = login
     view = consent.ledger_view(session, runtime.audit_key, runtime.policies, actor=actor, client_id=client_id,
@@ -40,7 +40,7 @@ def ledger(request: Request, runtime: RuntimeDep, session: SessionDep, login: Lo
                                              "today": runtime.clock().date().isoformat()})
 
 
-@router.post("/clients/{client_id}/consents", dependencies=[CsrfDep])
+@router.post("/clients/{client_id}/consents", dependencies=[allow("consent.manage"), CsrfDep])
 async def grant(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: PathId,
                 functions: Annotated[list[str], Form(max_length=20)], effective_from: Annotated[str, Form(max_length=10)],
                 expires_on: Annotated[str, Form(max_length=10)] = "", on_behalf_of: Annotated[str, Form(max_length=200)] = "",
@@ -53,14 +53,14 @@ async def grant(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, clien
     return RedirectResponse(f"/clients/{client_id}/consents", status_code=303)
 
 
-@router.get("/clients/{client_id}/consents/{consent_id}/form")
+@router.get("/clients/{client_id}/consents/{consent_id}/form", dependencies=[allow("consent.manage")])
 def scanned_form(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: PathId, consent_id: PathId) -> Response:
     data, media = consent.scanned_form(session, runtime.audit_key, actor=actor, client_id=client_id,
                                        consent_id=consent_id, forms_dir=runtime.settings.forms_dir, now=runtime.clock())
     return Response(data, media_type=media, headers={"Content-Disposition": f'inline; filename="consent-{consent_id}"'})
 
 
-@router.post("/clients/{client_id}/consents/withdraw", dependencies=[CsrfDep])
+@router.post("/clients/{client_id}/consents/withdraw", dependencies=[allow("consent.manage"), CsrfDep])
 def withdraw(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: PathId, tasks: BackgroundTasks,
              function: Annotated[str, Form(max_length=40)]) -> Response:
     receipt = purge.withdraw(session, runtime.audit_key, runtime.policies, actor=actor, client_id=client_id,
@@ -69,14 +69,14 @@ def withdraw(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_i
     return RedirectResponse(f"/receipts/{receipt.id}", status_code=303)
 
 
-@router.get("/receipts/{receipt_id}", response_class=HTMLResponse)
+@router.get("/receipts/{receipt_id}", response_class=HTMLResponse, dependencies=[allow("receipt.read")])
 def receipt(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep, receipt_id: PathId) -> Response:
     actor, login_row = login
     row, client = admin.receipt_for(session, runtime.audit_key, actor=actor, receipt_id=receipt_id, now=runtime.clock())
     return render(request, "receipt.html", {"actor": actor, "csrf": login_row.csrf_token, "r": row, "client": client})
 
 
-@router.get("/admin", response_class=HTMLResponse)
+@router.get("/admin", response_class=HTMLResponse, dependencies=[allow("user.manage")])
 def admin_page(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep) -> Response:
     actor, login_row = login
     view = admin.admin_view(session, runtime.audit_key, runtime.policies, actor=actor, now=runtime.clock())
@@ -86,7 +86,7 @@ def admin_page(request: Request, runtime: RuntimeDep, session: SessionDep, login
                                           "note_types": runtime.policies.progress_note_types})
 
 
-@router.get("/admin/egress", response_class=HTMLResponse)
+@router.get("/admin/egress", response_class=HTMLResponse, dependencies=[allow("report.read")])
 def egress_ledger(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep) -> Response:
     actor, login_row = login
     rows = egress.ledger(session, runtime.audit_key, actor=actor, now=runtime.clock())
@@ -95,14 +95,14 @@ def egress_ledger(request: Request, runtime: RuntimeDep, session: SessionDep, lo
                                            "policy_version": runtime.policies.egress.version})
 
 
-@router.get("/admin/egress.csv")
+@router.get("/admin/egress.csv", dependencies=[allow("report.read")])
 def egress_csv(runtime: RuntimeDep, session: SessionDep, actor: ActorDep) -> Response:
     rows = egress.ledger(session, runtime.audit_key, actor=actor, now=runtime.clock(), limit=1_000_000)
     return Response(egress.ledger_csv(rows), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="egress-ledger.csv"'})
 
 
-@router.post("/admin/switches", dependencies=[CsrfDep])
+@router.post("/admin/switches", dependencies=[allow("user.manage"), CsrfDep])
 def set_switch(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, scope: Annotated[str, Form(max_length=20)],
                enabled: Annotated[str, Form(max_length=5)], target_id: Annotated[int | None, Form(ge=0, le=MAX_ID)] = None,
                note_types: Annotated[list[str] | None, Form(max_length=20)] = None) -> Response:

@@ -9,12 +9,12 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from scribe.domain.errors import InvalidInput
 from scribe.services import recording
-from scribe.web.deps import FORM_TYPES, ActorDep, CsrfDep, FormInt, PathId, RuntimeDep, SessionDep
+from scribe.web.deps import FORM_TYPES, ActorDep, allow, CsrfDep, FormInt, PathId, RuntimeDep, SessionDep
 
 router = APIRouter()
 
 
-@router.post("/recordings", dependencies=[CsrfDep])
+@router.post("/recordings", dependencies=[allow("session.upload"), CsrfDep])
 def start(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: FormInt,
           note_type: Annotated[str, Form(max_length=40)], part2: Annotated[bool, Form()] = False) -> Response:
     encounter = recording.start(session, runtime.audit_key, runtime.policies, actor=actor, client_id=client_id,
@@ -22,7 +22,7 @@ def start(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: 
     return JSONResponse({"session_id": encounter.id}, status_code=201)
 
 
-@router.post("/recordings/{encounter_id}/chunks/{seq}", dependencies=[CsrfDep])
+@router.post("/recordings/{encounter_id}/chunks/{seq}", dependencies=[allow("session.upload"), CsrfDep])
 async def chunk(request: Request, runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId,
                 seq: PathId) -> Response:
     if request.headers.get("content-type", "").startswith(FORM_TYPES):
@@ -38,7 +38,7 @@ async def chunk(request: Request, runtime: RuntimeDep, session: SessionDep, acto
     return JSONResponse({"seq": row.seq, "bytes": row.bytes, "sha256": row.sha256})
 
 
-@router.post("/recordings/{encounter_id}/finish", dependencies=[CsrfDep])
+@router.post("/recordings/{encounter_id}/finish", dependencies=[allow("session.upload"), CsrfDep])
 def finish(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId) -> Response:
     recording.finish(session, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter_id,
                      recordings_dir=runtime.settings.recordings_dir, now=runtime.clock())

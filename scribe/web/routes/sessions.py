@@ -22,7 +22,7 @@ from scribe.domain.errors import NotFound
 from scribe.domain.notes import PROCESSING, Role, VersionKind
 from scribe.services import audit, consent, purge, records, review, uploads
 from scribe.services.files import read_sealed
-from scribe.web.deps import ActorDep, CsrfDep, FormInt, LoginDep, PathId, RuntimeDep, SessionDep
+from scribe.web.deps import ActorDep, allow, CsrfDep, FormInt, LoginDep, PathId, RuntimeDep, SessionDep
 
 router = APIRouter()
 
@@ -32,6 +32,7 @@ def render(request: Request, name: str, context: dict[str, object], status_code:
 
 
 @router.get("/", response_class=HTMLResponse)
+
 def queue(request: Request, session: SessionDep, login: LoginDep) -> Response:
     actor, login_row = login
     encounters = encounters_for_actor(session, actor)
@@ -40,7 +41,7 @@ def queue(request: Request, session: SessionDep, login: LoginDep) -> Response:
                                           "is_admin": actor.role == Role.ADMIN})
 
 
-@router.get("/sessions/new", response_class=HTMLResponse)
+@router.get("/sessions/new", response_class=HTMLResponse, dependencies=[allow("session.upload")])
 def new_session(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep) -> Response:
     """Upload and record controls appear only where transcription is on, and only for clients
     whose consents are in force; everywhere else the reason is shown instead."""
@@ -59,7 +60,7 @@ def new_session(request: Request, runtime: RuntimeDep, session: SessionDep, logi
         "formats": policies.pipeline.upload.formats})
 
 
-@router.post("/sessions", dependencies=[CsrfDep])
+@router.post("/sessions", dependencies=[allow("session.upload"), CsrfDep])
 def upload(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: FormInt,
            note_type: Annotated[str, Form(max_length=40)], audio: Annotated[UploadFile, File()],
            part2: Annotated[bool, Form()] = False) -> Response:
@@ -70,7 +71,7 @@ def upload(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id:
     return RedirectResponse(f"/sessions/{encounter.id}", status_code=303)
 
 
-@router.get("/sessions/{encounter_id}", response_class=HTMLResponse)
+@router.get("/sessions/{encounter_id}", response_class=HTMLResponse, dependencies=[allow("session.read")])
 def review_page(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep, encounter_id: PathId) -> Response:
     actor, login_row = login
     if request.headers.get("hx-request") == "true" and request.query_params.get("poll"):
@@ -88,7 +89,7 @@ def review_page(request: Request, runtime: RuntimeDep, session: SessionDep, logi
                                              "pending": review.pending_here(session, actor, view)})
 
 
-@router.post("/sessions/{encounter_id}/sections/{section_key}", dependencies=[CsrfDep])
+@router.post("/sessions/{encounter_id}/sections/{section_key}", dependencies=[allow("draft.edit"), CsrfDep])
 def save_section(request: Request, runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId,
                  section_key: str, text: Annotated[str, Form(max_length=20_000)],
                  lock_version: FormInt) -> Response:
@@ -97,7 +98,7 @@ def save_section(request: Request, runtime: RuntimeDep, session: SessionDep, act
     return RedirectResponse(f"/sessions/{encounter_id}#section-{section_key}", status_code=303)
 
 
-@router.post("/sessions/{encounter_id}/flags", dependencies=[CsrfDep])
+@router.post("/sessions/{encounter_id}/flags", dependencies=[allow("draft.edit"), CsrfDep])
 def resolve_flag(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId,
                  target: Annotated[str, Form(max_length=40)], reason: Annotated[str, Form(max_length=500)],
                  lock_version: FormInt) -> Response:
@@ -106,7 +107,7 @@ def resolve_flag(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, enco
     return RedirectResponse(f"/sessions/{encounter_id}#flags", status_code=303)
 
 
-@router.post("/sessions/{encounter_id}/sign", dependencies=[CsrfDep])
+@router.post("/sessions/{encounter_id}/sign", dependencies=[allow("note.sign"), CsrfDep])
 def sign(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId, tasks: BackgroundTasks,
          password: Annotated[str, Form(max_length=200)], lock_version: FormInt,
          attest: Annotated[str, Form(max_length=10)] = "") -> Response:
@@ -116,7 +117,7 @@ def sign(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id
     return RedirectResponse(f"/sessions/{encounter_id}#note", status_code=303)
 
 
-@router.post("/sessions/{encounter_id}/addendum", dependencies=[CsrfDep])
+@router.post("/sessions/{encounter_id}/addendum", dependencies=[allow("note.sign"), CsrfDep])
 def addendum(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId,
              text: Annotated[str, Form(max_length=records.MAX_CORRECTION_CHARS)],
              password: Annotated[str, Form(max_length=200)], attest: Annotated[str, Form(max_length=10)] = "") -> Response:
@@ -125,7 +126,7 @@ def addendum(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounte
     return RedirectResponse(f"/sessions/{encounter_id}#note", status_code=303)
 
 
-@router.post("/sessions/{encounter_id}/amendment", dependencies=[CsrfDep])
+@router.post("/sessions/{encounter_id}/amendment", dependencies=[allow("note.sign"), CsrfDep])
 async def amendment(request: Request, runtime: RuntimeDep, session: SessionDep, actor: ActorDep,
                     encounter_id: PathId, password: Annotated[str, Form(max_length=200)],
                     attest: Annotated[str, Form(max_length=10)] = "") -> Response:
@@ -136,7 +137,7 @@ async def amendment(request: Request, runtime: RuntimeDep, session: SessionDep, 
     return RedirectResponse(f"/sessions/{encounter_id}#note", status_code=303)
 
 
-@router.post("/sessions/{encounter_id}/note.txt", dependencies=[CsrfDep])
+@router.post("/sessions/{encounter_id}/note.txt", dependencies=[allow("note.export"), CsrfDep])
 def export(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId,
            password: Annotated[str, Form(max_length=200)]) -> Response:
     text = records.export_text(session, runtime.audit_key, actor=actor, encounter_id=encounter_id, password=password,
@@ -145,7 +146,7 @@ def export(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_
                     headers={"Content-Disposition": f'attachment; filename="note-{encounter_id}.txt"'})
 
 
-@router.get("/sessions/{encounter_id}/audio")
+@router.get("/sessions/{encounter_id}/audio", dependencies=[allow("session.read")])
 def audio(request: Request, runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId) -> Response:
     encounter, decision = get_encounter_for_actor(session, actor, encounter_id)
     if not review.may_see_source(decision):
@@ -178,5 +179,6 @@ def byte_range(request: Request, data: bytes, media: str) -> Response:
 
 
 @router.get("/healthz")
+
 def healthz() -> dict[str, str]:
     return {"status": "ok"}

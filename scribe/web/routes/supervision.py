@@ -9,13 +9,13 @@ from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from scribe.services import purge, records, supervision, uploads
-from scribe.web.deps import ActorDep, CsrfDep, LoginDep, PathId, RuntimeDep, SessionDep
+from scribe.web.deps import ActorDep, allow, CsrfDep, LoginDep, PathId, RuntimeDep, SessionDep
 from scribe.web.routes.sessions import render
 
 router = APIRouter()
 
 
-@router.get("/supervision", response_class=HTMLResponse)
+@router.get("/supervision", response_class=HTMLResponse, dependencies=[allow("note.cosign")])
 def dashboard(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep) -> Response:
     actor, login_row = login
     now = runtime.clock()
@@ -25,7 +25,7 @@ def dashboard(request: Request, runtime: RuntimeDep, session: SessionDep, login:
                                                 "pending": pending})
 
 
-@router.post("/supervision/sessions", dependencies=[CsrfDep])
+@router.post("/supervision/sessions", dependencies=[allow("supervision.record"), CsrfDep])
 def upload_meeting(runtime: RuntimeDep, session: SessionDep, actor: ActorDep,
                    participant_ids: Annotated[list[int], Form(max_length=50)], audio: Annotated[UploadFile, File()],
                    agreed: Annotated[str, Form(max_length=10)] = "") -> Response:
@@ -35,7 +35,7 @@ def upload_meeting(runtime: RuntimeDep, session: SessionDep, actor: ActorDep,
     return RedirectResponse(f"/sessions/{encounter.id}", status_code=303)
 
 
-@router.post("/supervision/versions/{version_id}/cosign", dependencies=[CsrfDep])
+@router.post("/supervision/versions/{version_id}/cosign", dependencies=[allow("note.cosign"), CsrfDep])
 def cosign(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, version_id: PathId, tasks: BackgroundTasks,
            password: Annotated[str, Form(max_length=200)], attest: Annotated[str, Form(max_length=10)] = "",
            back: Annotated[str, Form(max_length=10)] = "") -> Response:
@@ -45,7 +45,7 @@ def cosign(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, version_id
     return _back(back, row.note_version_id, session, actor)
 
 
-@router.post("/supervision/versions/{version_id}/return", dependencies=[CsrfDep])
+@router.post("/supervision/versions/{version_id}/return", dependencies=[allow("note.cosign"), CsrfDep])
 def return_note(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, version_id: PathId,
                 comment: Annotated[str, Form(max_length=supervision.MAX_COMMENT_CHARS)],
                 back: Annotated[str, Form(max_length=10)] = "") -> Response:
@@ -61,7 +61,7 @@ def _back(back: str, version_id: PathId, session: SessionDep, actor: ActorDep) -
     return RedirectResponse("/supervision", status_code=303)
 
 
-@router.get("/hours/{user_id}", response_class=HTMLResponse)
+@router.get("/hours/{user_id}", response_class=HTMLResponse, dependencies=[allow("hours.read")])
 def hours(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep, user_id: PathId) -> Response:
     actor, login_row = login
     user, type_key, prog, entries = supervision.ledger(session, runtime.audit_key, runtime.policies, actor=actor,
@@ -71,7 +71,7 @@ def hours(request: Request, runtime: RuntimeDep, session: SessionDep, login: Log
                                           "labels": supervision.HOURS_LABELS})
 
 
-@router.get("/hours/{user_id}/ledger.csv")
+@router.get("/hours/{user_id}/ledger.csv", dependencies=[allow("hours.read")])
 def hours_csv(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, user_id: PathId) -> Response:
     user, type_key, prog, entries = supervision.ledger(session, runtime.audit_key, runtime.policies, actor=actor,
                                                        user_id=user_id, now=runtime.clock())
