@@ -220,7 +220,11 @@ def export_text(s: Session, key: bytes, *, actor: User, encounter_id: int, passw
     lines = [f"Session #{encounter.id} - {encounter.note_type.upper()} - {subject}",
              f"Session date: {utc_text(encounter.occurred_at)}", ""]
     if encounter.part2:
-        lines[:0] = [PART2_NOTICE, ""]
+        consented = bool(encounter.client_id) and "part2_disclosure" in consents_in_force(
+            s, encounter.client_id or 0, now=now, functions=["part2_disclosure"])
+        basis = ("The client's consent to disclose Part 2 records (part2_disclosure) is on file and in force."
+                 if consented else "No consent to disclose Part 2 records is in force: for the treating team only.")
+        lines[:0] = [PART2_NOTICE, basis, ""]
     for v in views:
         if v.state == VersionState.RETURNED:
             continue

@@ -113,7 +113,7 @@ def test_the_part2_tag_follows_every_version_and_every_export_carries_the_notice
         assert len(versions) == 2 and all(v.content.get("part2") is True for v in versions)
         text = records.export_text(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id,
                                    password=PASSWORD, now=runtime.clock())
-    assert text.startswith(PART2_NOTICE)
+    assert text.startswith(PART2_NOTICE) and "No consent to disclose Part 2 records is in force" in text
     plain, _ = signed(runtime, practice, wav)
     with session_scope(runtime.engine) as s:
         assert PART2_NOTICE not in records.export_text(s, runtime.audit_key, actor=practice.dr_ada,
