@@ -9,21 +9,45 @@ from collections.abc import Iterator
 
 _SUFFIX = (r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|circle|cir|"
            r"terrace|ter|parkway|pkwy|highway|hwy|trail|trl|square|sq|alley|loop|crescent|plaza|pike|row|walk|"
-           r"ridge|hill|heights|park|point|junction|crossing|creek|run")
+           r"ridge|hill|heights|park|point|junction|crossing|creek|run|"
+           # less common ones, chosen for not being everyday words after a number
+           r"rapids|flats|coves?|bypass|estates|expressway|freeway|gardens|gateway|harbou?r|haven|knolls?|landing|"
+           r"manor|meadows|motorway|orchard|overpass|prairie|ranch|shoals?|shores|springs|summit|turnpike|underpass|"
+           r"valley|viaduct|village|ville|vista|causeway|canyon|crest|dale|glen|grove|hollow|inlet|junctions|brooks?|"
+           r"bluffs?|cliffs|forks?|wells|islands?|isle|lakes|mills?|mount|pines|plains|streets|locks|stravenue|"
+           r"trafficway|throughway|spur|ramp")
+# what follows a number that is an amount, not a house number: "2 miles in the park"
+_MEASURE = (r"(?:miles?|minutes?|hours?|days?|weeks?|months?|years?|times?|blocks?|steps|mg|people|kids|of|or|and|"
+            r"to|more|less|laps|rounds|drinks|beers|cups)")
 _UNIT = r"(?:,?\s*(?:apt|apartment|unit|suite|ste|room|rm|floor|fl|#)\.?\s*#?\s*[\w-]+)?"
+# Street words of other languages, as the end of one word (German, Dutch, Nordic, Finnish, Icelandic,
+# Hungarian, Czech/Polish) and as a word before the name (Italian, French, Spanish, Portuguese, Polish)
+_EU_SUFFIX = (r"stra(?:ss|ß)e|str\.|gasse|weg|allee|platz|laan|straat|gracht|plein|kade|dijk|vej|vejen|gade|gata|gatan|"
+              r"gaten|veien|vegen|stien|vænget|torget|kuja|katu|tie|polku|vegur|braut|gata|utca|út|útja|körút|tér|"
+              r"ulice|náměstí|třída")
+_EU_LEADING = r"Via|Viale|Piazza|Corso|Rue|Avenue|Boulevard|Chemin|Calle|Avenida|Plaza|Paseo|Rua|Travessa|ul\.|al\.|Ulica"
 _STATES = ("AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND "
            "OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC PR").split()
 
 RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
     # 2217 Alder Creek Road, Apt 4B / 12 N. Main St. / "twenty two seventeen alder creek road" (as digits)
-    ("ADDRESS", re.compile(rf"\b\d{{1,6}}[A-Za-z]?\s+(?:[NSEW]\.?\s+)?(?:[A-Za-z][\w.'-]*\s+){{0,4}}(?:{_SUFFIX})\b\.?{_UNIT}",
-                           re.I), 0),
+    ("ADDRESS", re.compile(rf"\b\d{{1,6}}[A-Za-z]?\s+(?!{_MEASURE}\b)(?:[NSEW]\.?\s+)?(?:[A-Za-z][\w.'-]*\s+){{0,4}}"
+                           rf"(?:{_SUFFIX})\b\.?{_UNIT}", re.I), 0),
     ("ADDRESS", re.compile(r"\bP\.?\s?O\.?\s*Box\s+\d+\b", re.I), 0),
     # military mail: PSC 0413, Box 8144 / APO AA 42323
     ("ADDRESS", re.compile(r"\b(?:PSC|Unit|CMR)\s+\d+,?\s+Box\s+\d+\b|\b(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5}\b"), 0),
     ("ADDRESS", re.compile(r"\b(?:Suite|Apt\.?|Apartment|Unit)\s*#?\s*\d+[A-Za-z]?\b"), 0),
     # written addresses without a known suffix: 6750 Koskikatu 25 Apt. 864
     ("ADDRESS", re.compile(r"\b\d{1,6}\s+(?:[A-Z][\w'-]+\s+){1,3}\d{0,5}\s*(?:(?:Apt|Suite|Unit|Ste)\.?\s*#?\d+)"), 0),
+    # European street names: the street word carries its suffix (Pohlstrasse 9, Brixtonlaan 380, Ringvej 144,
+    # Harjukuja 54, Skogstien 106, Hlíðarvegur 97), or a street word comes first (Via Tasso 129, ul. Grochowa 80,
+    # Rue de la Paix 4, Calle Mayor 7); the house number follows, then any unit
+    ("ADDRESS", re.compile(rf"\b(?:\d{{1,6}}\s+)?[A-ZÀ-Þ][\w'-]*(?:{_EU_SUFFIX})\s+\d{{1,5}}[A-Za-z]?\b\.?{_UNIT}{_UNIT}",
+                           re.I), 0),
+    ("ADDRESS", re.compile(rf"\b(?:\d{{1,6}}\s+)?(?:{_EU_LEADING})\s+(?:[A-ZÀ-Þ][\w'.-]*\s+|(?:de|del|della|di|la|le|du|des|"
+                           rf"da|do|dos)\s+){{1,4}}\d{{1,5}}[A-Za-z]?\b\.?{_UNIT}{_UNIT}"), 0),
+    # a ship's mail: USNS Møller, FPO AA 85844
+    ("ADDRESS", re.compile(r"\bUSN[SV]\s+[A-ZÀ-Þ][\w'-]+(?:,?\s+|\n)(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5}\b"), 0),
     # dates: 7/22, 07/22/1991, 2021-03-04, March 4, 4 March, March 4th 1981; years in dates or alone
     ("DATE", re.compile(r"\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b|\b(?:19|20)\d\d-\d\d-\d\d(?:[ T]\d\d:\d\d(?::\d\d)?)?\b"),
      0),
@@ -52,6 +76,9 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
                        r"(?:/[^\s<>\"]*)?\b", re.I), 0),
     ("IP_ADDRESS", re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"), 0),
     ("ID_NUMBER", re.compile(r"(?<![\w.])\d{7,}(?!\w)(?!\.\d)"), 0),
+    # a bare five- or six-digit number (a ZIP code, a house number, an account): not a dose, time or range
+    ("ID_NUMBER", re.compile(r"(?<![\w.,$/:-])\d{5,6}(?![\w%/:-]|[.,]\d)(?!\s*(?:steps|units?|mg|mcg|ml|dollars|bucks|"
+                             r"miles|calories|words|people|feet|ft|meters|times|years|hours|minutes)\b)", re.I), 0),
     # letters then six or more digits (MC13405927, A0042917): an id of some kind
     ("ID_NUMBER", re.compile(r"\b[A-Z]{1,4}-?\d{6,}\b"), 0),
 ]

@@ -46,6 +46,13 @@ def found(text: str) -> set[tuple[str, str]]:
     ("hi, this is mark", "PERSON", "mark"),
     ("dr patel said so", "PERSON", "patel"),
     ("my name is jane doe", "PERSON", "jane doe"),
+    ("she lives at Pohlstrasse 9 now", "ADDRESS", "Pohlstrasse 9"),
+    ("write to Via Tasso 129", "ADDRESS", "Via Tasso 129"),
+    ("at ul. Grochowa 80", "ADDRESS", "ul. Grochowa 80"),
+    ("Skogstien 106 Apt. 4", "ADDRESS", "Skogstien 106 Apt. 4"),
+    ("USNS Møller\nFPO AA 85844", "ADDRESS", "USNS Møller\nFPO AA 85844"),
+    ("420 Gairbekov Rapids", "ADDRESS", "420 Gairbekov Rapids"),
+    ("the code was 62488 on the form", "ID_NUMBER", "62488"),
 ])
 def test_each_recognizer_finds_its_identifier(text: str, kind: str, value: str) -> None:
     assert (kind, value) in found(text)
@@ -55,6 +62,7 @@ def test_each_recognizer_finds_its_identifier(text: str, kind: str, value: str) 
     "I am fine, thanks", "my sister is worried", "we talked for twenty minutes", "I slept seven hours",
     "a PHQ-9 score of 14", "she takes 20 mg daily", "my mom said it was okay", "this is hard",
     "blood pressure 120 80", "between 10 and 20 minutes",
+    "I sent it via email 3 times", "I walked 10000 steps today", "we paid 25000 dollars", "2 miles in the park",
 ])
 def test_ordinary_speech_is_not_redacted(text: str) -> None:
     assert found(text) == set()
