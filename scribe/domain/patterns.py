@@ -70,8 +70,8 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
     ("NPI", re.compile(r"\bNPI(?:\s*(?:number|no\.?|#))?\s*(?:is\s*)?[:#]?\s*(\d{10})\b", re.I), 1),
     ("LICENSE_PLATE", re.compile(r"\b(?:licen[cs]e\s+plate|plate|tag)(?:\s*(?:number|no\.?|#))?\s*(?:is\s*)?[:#]?\s*"
                                  r"([A-Za-z0-9]{2,4}[\s-]?[A-Za-z0-9]{2,4})\b", re.I), 1),
-    ("AGE", re.compile(r"\b(?:(?:9\d|1[01]\d)[\s-]*(?:years?|yrs?|y/?o)(?:[\s-]*old)?|(?:aged?|age of)\s+(?:9\d|1[01]\d))\b",
-                       re.I), 0),
+    ("AGE", re.compile(r"\b(?:(?:9\d|1[01]\d|ninety|(?:a|one)\s+hundred(?:\s+and\s+\w+)?)[\s-]*(?:years?|yrs?|y/?o)"
+                       r"(?:[\s-]*old)?|(?:aged?|age of)\s+(?:9\d|1[01]\d|ninety))\b", re.I), 0),
     ("URL", re.compile(r"\b(?:https?://|www\.)[^\s<>\"]+|\b[a-z0-9-]+\.(?:com|org|net|edu|gov|io|info|health)"
                        r"(?:/[^\s<>\"]*)?\b", re.I), 0),
     ("IP_ADDRESS", re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"), 0),
@@ -130,6 +130,42 @@ def find_cued_names(text: str) -> Iterator[tuple[int, int, str]]:
         if keep:
             start = m.start(1)
             yield start, start + len(" ".join(keep)), "PERSON"
+
+
+# A name in a labelled field ("Name: Nayla Montero", "Directed by: Johannes Varvio"; not a speaker
+# label such as CLIENT:, which is followed by speech)
+# or said to be one ("call me Csanád"): the words up to the next label, line end or punctuation.
+_FIELD = re.compile(r"\b(?:name|contact|attn|directed by|written by|author|"
+                    r"signed by|call me|goes by)\s*:?[ \t]+((?:[A-Za-zÀ-ÿĀ-ž][\w'’.-]*[ \t]*){1,4}?)"
+                    r"(?=[ \t]*(?:\n|$|[,;>|]|\b(?:address|phone|email|dob|date|age|and|is|was|from|at)\b))", re.I)
+
+
+def find_field_names(text: str) -> Iterator[tuple[int, int, str]]:
+    for m in _FIELD.finditer(text):
+        words = m.group(1).split()
+        if not words or words[0].lower().strip(".") in _NOT_NAMES:
+            continue
+        start = m.start(1)
+        yield start, start + len(m.group(1).rstrip()), "PERSON"
+
+
+_PERSON_TAIL = re.compile(r"(?:[ \t]+(?:[A-ZÀ-ÞĀ-Ž][a-zß-ÿā-ž'’][\w'’-]*|[A-Z]\.?)(?![\w'’:-])){1,3}")
+
+
+def tidy_person(text: str, start: int, end: int) -> tuple[int, int]:
+    """A person found by NER, with its edges fixed: leading lower-case words dropped ("under
+    Mathias" -> "Mathias") and the capitalised words and initials that follow taken in
+    ("Elita" -> "Elita B Desaulniers")."""
+    value = text[start:end]
+    words = list(re.finditer(r"\S+", value))
+    while len(words) > 1 and words[0].group(0)[:1].islower() and any(w.group(0)[:1].isupper() for w in words[1:]):
+        words.pop(0)
+    if words:
+        start, end = start + words[0].start(), start + words[-1].end()
+    m = _PERSON_TAIL.match(text, end)
+    if m:
+        end = m.end()
+    return start, end
 
 
 _NEXT_LINE = re.compile(r"[ \t]*\n[ \t,]*([^\n]{1,40})")

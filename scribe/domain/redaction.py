@@ -154,7 +154,8 @@ def _known_pattern(value: str) -> re.Pattern[str] | None:
         return re.compile(rf"(?<![\w]){body}(?![\w])", re.IGNORECASE)
     words = [re.escape(w) for w in re.split(r"[\s,]+", value) if w]
     body = r"[\s,\-]+".join(words)
-    return re.compile(rf"(?<![\w]){body}(?:['’]s)?(?![\w])", re.IGNORECASE)
+    # possessives: "maya's", and as speech recognition writes them, "mayas" (the s stays outside)
+    return re.compile(rf"(?<![\w]){body}(?:['’]s)?(?=s?(?![\w]))", re.IGNORECASE)
 
 
 _MONTHS = [

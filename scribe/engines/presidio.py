@@ -8,7 +8,14 @@ import re
 from pathlib import Path
 
 from scribe.domain.errors import EngineError, ModelMissing
-from scribe.domain.patterns import extend_addresses, find_cued_names, find_patterns, plausible
+from scribe.domain.patterns import (
+    extend_addresses,
+    find_cued_names,
+    find_field_names,
+    find_patterns,
+    plausible,
+    tidy_person,
+)
 from scribe.domain.redaction import (
     KnownIdentifier,
     Span,
@@ -94,10 +101,12 @@ class PresidioRedactor:
                 continue  # "last week", "Tuesday", "about a 5": not identifying; needed for a useful note
             if not plausible(r.entity_type, value, "presidio"):
                 continue
-            found.append(Span(r.start, r.end, r.entity_type, float(r.score), "presidio"))
+            start, end = tidy_person(sh.text, r.start, r.end) if r.entity_type == "PERSON" else (r.start, r.end)
+            found.append(Span(start, end, r.entity_type, float(r.score), "presidio"))
         if not any(ch.isupper() for ch in sh.text):
             found += self._cased_pass(sh.text)
-        for start, end, entity in extend_addresses(sh.text, [*find_patterns(sh.text), *find_cued_names(sh.text)]):
+        for start, end, entity in extend_addresses(sh.text, [*find_patterns(sh.text), *find_cued_names(sh.text),
+                                                             *find_field_names(sh.text)]):
             if entity in self._thresholds and plausible(entity, sh.text[start:end], "pattern"):
                 found.append(Span(start, end, entity, 0.7, "pattern"))
         for f in found:

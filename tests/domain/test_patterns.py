@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from scribe.domain.patterns import find_cued_names, find_patterns, plausible
+from scribe.domain.patterns import find_cued_names, find_field_names, find_patterns, plausible, tidy_person
 from scribe.domain.spoken import shadow
 
 
 def found(text: str) -> set[tuple[str, str]]:
     sh = shadow(text)
     out = set()
-    for s, e, kind in (*find_patterns(sh.text), *find_cued_names(sh.text)):
+    for s, e, kind in (*find_patterns(sh.text), *find_cued_names(sh.text), *find_field_names(sh.text)):
         if not plausible(kind, sh.text[s:e], "pattern"):
             continue  # as the redactor does
         a, b = sh.to_original(s, e)
@@ -53,6 +53,9 @@ def found(text: str) -> set[tuple[str, str]]:
     ("USNS Møller\nFPO AA 85844", "ADDRESS", "USNS Møller\nFPO AA 85844"),
     ("420 Gairbekov Rapids", "ADDRESS", "420 Gairbekov Rapids"),
     ("the code was 62488 on the form", "ID_NUMBER", "62488"),
+    ("Name:    Nayla Montero Address: somewhere", "PERSON", "Nayla Montero"),
+    ("Directed By:    Johannes Varvio", "PERSON", "Johannes Varvio"),
+    ("Sometimes people call me Csanád", "PERSON", "Csanád"),
 ])
 def test_each_recognizer_finds_its_identifier(text: str, kind: str, value: str) -> None:
     assert (kind, value) in found(text)
@@ -86,3 +89,15 @@ def test_a_written_address_runs_on_over_its_place_lines() -> None:
     text = "Send it to 14 Crown Street\n Suite 321\n LONDON\n United Kingdom 75419\nThanks, see you."
     (span,) = extend_addresses(text, [(11, 26, "ADDRESS")])
     assert text[span[0]:span[1]] == "14 Crown Street\n Suite 321\n LONDON\n United Kingdom 75419"
+
+
+@pytest.mark.parametrize("text, found_by_ner, person", [
+    ("Maybe it's under Elita B Desaulniers", "under Elita", "Elita B Desaulniers"),
+    ("Name: Fredrik L Sommerseth Address: 83393 Pärna 33", "Fredrik L", "Fredrik L Sommerseth"),
+    ("my friend jane doe called", "jane doe", "jane doe"),  # all lower case: nothing to trim by
+    ("REFERRED TO DR SMITH TODAY", "DR SMITH", "DR SMITH"),  # capitals: no run-on over TODAY
+])
+def test_a_person_found_by_ner_gets_its_edges_fixed(text: str, found_by_ner: str, person: str) -> None:
+    start = text.index(found_by_ner)
+    a, b = tidy_person(text, start, start + len(found_by_ner))
+    assert text[a:b] == person
