@@ -81,10 +81,11 @@ class Worker:
             try:
                 if not self.run_once():
                     if time.monotonic() - last_sweep > 30:
-                        self.housekeeping(retention_due=time.monotonic() - last_retention > 3600)
-                        if time.monotonic() - last_retention > 3600:
-                            last_retention = time.monotonic()
+                        retention_due = time.monotonic() - last_retention > 3600
+                        self.housekeeping(retention_due=retention_due)
                         last_sweep = time.monotonic()
+                        if retention_due:
+                            last_retention = last_sweep
                     self._stop.wait(self.poll_seconds)
             except Exception:  # noqa: BLE001 - keep the worker alive; the job row records the failure
                 log.exception("worker loop error")

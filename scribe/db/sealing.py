@@ -14,8 +14,8 @@ database, its WAL, the file store and every backup: crypto-shredding."""
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
-import io
 import json
 import secrets
 import struct
@@ -30,6 +30,7 @@ from typing import Any, BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Connection, Engine, Text, event, inspect, select
+from sqlalchemy.exc import NoInspectionAvailable
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.types import TypeDecorator
@@ -156,11 +157,6 @@ class Vault:
                 self._keys.pop(row.id or 0, None)
         return len(rows)
 
-    def forget(self) -> None:
-        """Drop unwrapped keys from memory (after a shred committed elsewhere)."""
-        with self._lock:
-            self._keys.clear()
-
     # -- values ------------------------------------------------------------------------
     def seal(self, key_id: int, plaintext: bytes, label: str, aead: AESGCM | None = None) -> str:
         nonce = secrets.token_bytes(12)
@@ -237,10 +233,6 @@ class Vault:
         with path.open("rb") as f:
             return b"".join(self.open_stream(f))
 
-    def seal_bytes(self, key: tuple[int, AESGCM], data: bytes) -> bytes:
-        out = io.BytesIO()
-        self.seal_stream(key, io.BytesIO(data), out)
-        return out.getvalue()
 
 
 _VAULTS: dict[str, Vault] = {}
@@ -292,13 +284,18 @@ SHREDDED_TEXT = "[destroyed]"
 SHREDDED_JSON: Any = None
 
 
-def sealed_columns(cls: type) -> list[str]:
-    return [c.key for c in inspect(cls).columns if isinstance(c.type, Sealed)]
+@functools.cache
+def sealed_columns(cls: type) -> tuple[str, ...]:
+    try:
+        return tuple(c.key for c in inspect(cls).columns if isinstance(c.type, Sealed))
+    except NoInspectionAvailable:
+        return ()
 
 
 @event.listens_for(OrmSession, "before_flush")
 def _seal_on_flush(session: OrmSession, _context: Any, _instances: Any) -> None:
     pending: list[tuple[Any, str, Any]] = session.info.setdefault("_sealed_restore", [])
+    keys: dict[Scope, tuple[int, AESGCM]] = {}  # one lookup per client and kind, not per row
     for obj in list(session.new) + list(session.dirty):
         columns = sealed_columns(type(obj))
         if not columns:
@@ -310,7 +307,9 @@ def _seal_on_flush(session: OrmSession, _context: Any, _instances: Any) -> None:
             continue
         vault = vault_for(session.get_bind())  # type: ignore[arg-type]
         scope = obj.seal_scope(session)
-        key_id, aead = vault.key_for(session, scope, _now())
+        if scope not in keys:
+            keys[scope] = vault.key_for(session, scope, _now())
+        key_id, aead = keys[scope]
         for c in changed:
             value = getattr(obj, c)
             setattr(obj, c, _ToSeal(value, vault, key_id, aead))

@@ -36,7 +36,8 @@ def access_report(s: Session, key: bytes, *, actor: User, now: datetime, mrn: st
     enc_client = {e.id: e.client_id for e in s.exec(select(Encounter).where(Encounter.clinic_id == actor.clinic_id))}
     version_enc = dict(s.exec(select(NoteVersion.id, Note.encounter_id).join(Note, col(Note.id) == NoteVersion.note_id)).all())
     rows: list[AccessRow] = []
-    events = s.exec(select(AuditEvent).order_by(col(AuditEvent.id).desc())).all()
+    events = s.exec(select(AuditEvent).where(col(AuditEvent.object_type).in_(("client", "encounter", "note_version")))
+                    .order_by(col(AuditEvent.id).desc()))
     for e in events:
         client_id = {"client": e.object_id, "encounter": enc_client.get(e.object_id),
                      "note_version": enc_client.get(version_enc.get(e.object_id))}.get(e.object_type)

@@ -105,13 +105,9 @@ def purge(s: Session, *, client_id: int, artefacts: list[str], sessions: str, ru
         signed = _signed(s, encounter.id or 0)
         if (sessions == "signed" and not signed) or (sessions == "unsigned" and signed):
             continue
-        eid = encounter.id or 0
-        if "audio" in artefacts:
-            items += _purge_audio(s, eid, now)
-        if "transcript" in artefacts:
-            items += _purge_transcript(s, eid)
-        if "draft" in artefacts:
-            items += _purge_draft(s, eid)
+        for artefact in ("audio", "transcript", "draft"):
+            if artefact in artefacts:
+                items += purge_artefact(s, encounter.id or 0, artefact, now)
     if sessions == "all":  # every session's copy is gone: destroy the keys too (crypto-shredding)
         vault = vault_for(s.get_bind())  # type: ignore[arg-type]
         for kind in artefacts:
@@ -137,6 +133,18 @@ def purge_encounter_audio(s: Session, *, client_id: int, encounter_id: int, rule
     s.add(receipt)
     s.flush()
     return receipt
+
+
+def purge_artefact(s: Session, encounter_id: int, artefact: str, now: datetime) -> list[dict[str, object]]:
+    """Remove one kind of artefact (audio, transcript, draft) from one session; the items
+    (hashes and counts, never content) go on the caller's receipt."""
+    if artefact == "audio":
+        return _purge_audio(s, encounter_id, now)
+    if artefact == "transcript":
+        return _purge_transcript(s, encounter_id)
+    if artefact == "draft":
+        return _purge_draft(s, encounter_id)
+    raise ValueError(f"unknown artefact {artefact!r}")
 
 
 def _purge_audio(s: Session, eid: int, now: datetime) -> list[dict[str, object]]:

@@ -40,7 +40,6 @@ from scribe.domain.notes import (
 from scribe.domain.egress import PART2_NOTICE
 from scribe.domain.supervision import HoursCategory, hours, supervision_category
 from scribe.services import accounts, audit
-from scribe.services.accounts import reauthenticate
 from scribe.services.consent import consents_in_force
 from scribe.services.purge import purge_encounter_audio
 
@@ -211,7 +210,7 @@ def export_text(s: Session, key: bytes, *, actor: User, encounter_id: int, passw
     password is re-entered. A note that is not yet a record (awaiting co-signature, or
     returned) is not exported. A Part 2 record carries the 42 CFR 2.32 notice."""
     encounter, access = get_encounter_for_actor(s, actor, encounter_id, now)
-    reauthenticate(actor, password)
+    accounts.reauthenticate(actor, password)
     views = history(s, note_for(s, encounter))
     if not any(v.is_record for v in views):
         raise Conflict("this note is not a record yet (it is unsigned, returned, or awaiting co-signature)")

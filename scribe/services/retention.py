@@ -25,7 +25,7 @@ from scribe.domain.notes import Role, content_sha256
 from scribe.domain.retention import Candidate, select_due
 from scribe.policies import Policies
 from scribe.services import audit
-from scribe.services.purge import _purge_audio, _purge_draft, _purge_transcript
+from scribe.services.purge import purge_artefact
 
 log = logging.getLogger("scribe.retention")
 
@@ -64,9 +64,7 @@ def run(s: Session, key: bytes, policies: Policies, *, now: datetime, dry_run: b
         for client_id, items in sorted(by_client.items()):
             removed: list[dict[str, object]] = []
             for c in items:
-                purge = {"audio": lambda eid: _purge_audio(s, eid, now), "transcript": lambda eid: _purge_transcript(s, eid),
-                         "draft": lambda eid: _purge_draft(s, eid)}[c.artefact]
-                removed += purge(c.encounter_id)
+                removed += purge_artefact(s, c.encounter_id, c.artefact, now)
             rule = "retention: " + ", ".join(sorted({f"{c.artefact} after {days[c.artefact]} days" for c in items}))
             receipt = DeletionReceipt(client_id=client_id, rule=rule, at=now, by=None, items=removed,
                                       receipt_sha256=content_sha256({"client_id": client_id, "rule": rule,

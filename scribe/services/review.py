@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from sqlmodel import Session, col, select
 
@@ -18,6 +19,7 @@ from scribe.db.tables import (
     Encounter,
     Note,
     NoteVersion,
+    Recording,
     User,
 )
 from scribe.domain.decision import Decision
@@ -33,6 +35,7 @@ from scribe.domain.supervision import edit_distance, share_kept
 from scribe.domain.transcript import Segment
 from scribe.policies import Policies
 from scribe.services import accounts, audit, records
+from scribe.services.files import read_sealed
 from scribe.services.pipeline import load_segments, participants
 from scribe.services.records import VersionView, signer_facts
 from scribe.services.supervision import PendingNote, confirmed_flags, diffs_for
@@ -173,6 +176,25 @@ def review_view(s: Session, key: bytes, *, actor: User, encounter_id: int, now: 
     segments = load_segments(s, encounter.id or 0) if may_see_source(access) else ()
     return ReviewView(encounter, client, draft, sections, sentences, segments, flags,
                       versions, access, decision, cited, participants(s, encounter))
+
+
+MEDIA = {"wav": "audio/wav", "mp3": "audio/mpeg", "m4a": "audio/mp4", "webm": "audio/webm", "ogg": "audio/ogg"}
+
+
+def recording_for_actor(s: Session, key: bytes, *, actor: User, encounter_id: int, recordings_dir: Path,
+                        now: datetime) -> tuple[bytes, str]:
+    """A session's recording, decrypted in memory, and its media type, for someone who may
+    hear it (not a meeting participant, not emergency access). Every play is audited."""
+    encounter, decision = get_encounter_for_actor(s, actor, encounter_id)
+    if not may_see_source(decision):
+        raise NotFound("no such recording")
+    recording = s.exec(select(Recording).where(Recording.encounter_id == encounter.id)).first()
+    if recording is None or recording.purged_at is not None:
+        raise NotFound("the audio is no longer retained")
+    audit.record(s, key, now=now, actor_id=actor.id, action="recording.play", object_type="encounter",
+                 object_id=encounter.id, reason=decision.reason)
+    data = read_sealed(s.get_bind(), recordings_dir / recording.path)  # type: ignore[arg-type]
+    return data, MEDIA.get(recording.format, "application/octet-stream")
 
 
 def _editable(s: Session, actor: User, encounter_id: int) -> tuple[Encounter, Draft]:

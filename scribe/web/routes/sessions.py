@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlmodel import select
 
 from scribe.db.queries import (
     clients_for_actor,
@@ -16,12 +15,9 @@ from scribe.db.queries import (
     queue_labels,
     supervisees_for_actor,
 )
-from scribe.db.tables import Recording
 from scribe.domain.consent import allowed_note_types, transcription_decision
-from scribe.domain.errors import NotFound
 from scribe.domain.notes import PROCESSING, Role, VersionKind
-from scribe.services import audit, consent, purge, records, review, uploads
-from scribe.services.files import read_sealed
+from scribe.services import consent, purge, records, review, uploads
 from scribe.web.deps import ActorDep, allow, CsrfDep, FormInt, LoginDep, PathId, RuntimeDep, SessionDep
 
 router = APIRouter()
@@ -148,17 +144,9 @@ def export(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_
 
 @router.get("/sessions/{encounter_id}/audio", dependencies=[allow("session.read")])
 def audio(request: Request, runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId) -> Response:
-    encounter, decision = get_encounter_for_actor(session, actor, encounter_id)
-    if not review.may_see_source(decision):
-        raise NotFound("no such recording")
-    recording = session.exec(select(Recording).where(Recording.encounter_id == encounter.id)).first()
-    if recording is None or recording.purged_at is not None:
-        raise NotFound("the audio is no longer retained")
-    audit.record(session, runtime.audit_key, now=runtime.clock(), actor_id=actor.id, action="recording.play",
-                 object_type="encounter", object_id=encounter.id, reason=decision.reason)
-    media = {"wav": "audio/wav", "mp3": "audio/mpeg", "m4a": "audio/mp4", "webm": "audio/webm", "ogg": "audio/ogg"}
-    data = read_sealed(runtime.engine, runtime.settings.recordings_dir / recording.path)  # decrypted in memory
-    return byte_range(request, data, media.get(recording.format, "application/octet-stream"))
+    data, media = review.recording_for_actor(session, runtime.audit_key, actor=actor, encounter_id=encounter_id,
+                                             recordings_dir=runtime.settings.recordings_dir, now=runtime.clock())
+    return byte_range(request, data, media)
 
 
 def byte_range(request: Request, data: bytes, media: str) -> Response:
