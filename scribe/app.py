@@ -83,7 +83,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, engines: E
                start_worker: bool | None = None) -> FastAPI:
     """Build the web app. Engines are only needed when this process runs the worker."""
     from scribe.web import errors, security
-    from scribe.web.routes import auth, breakglass, consent, recording, sessions, supervision
+    from scribe.web.routes import auth, consent, oversight, recording, sessions, supervision
     from scribe.web.templating import make_templates
 
     rt = runtime or build_runtime(settings, policies=policies, engines=engines, clock=clock)
@@ -121,5 +121,5 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, engines: E
     app.include_router(supervision.router)
     app.include_router(consent.router)
     app.include_router(recording.router)
-    app.include_router(breakglass.router)
+    app.include_router(oversight.router)
     return app
