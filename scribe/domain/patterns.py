@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from scribe.domain.vocabulary import CLINICAL_TERMS, Lexicon, words_of
+
 _SUFFIX = (r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|circle|cir|"
            r"terrace|ter|parkway|pkwy|highway|hwy|trail|trl|square|sq|alley|loop|crescent|plaza|pike|row|walk|"
            r"ridge|hill|heights|park|point|junction|crossing|creek|run|"
@@ -19,6 +21,9 @@ _SUFFIX = (r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|
 # what follows a number that is an amount, not a house number: "2 miles in the park"
 _MEASURE = (r"(?:miles?|minutes?|hours?|days?|weeks?|months?|years?|times?|blocks?|steps|mg|people|kids|of|or|and|"
             r"to|more|less|laps|rounds|drinks|beers|cups)")
+# words that never make a street's name: "3 way foley in place", "2 IVs to the left"
+_NOT_STREET = (r"(?:in|to|the|a|an|of|at|on|for|with|and|or|by|from|into|out|up|down|per|is|was|has|had|at|this|that|"
+               r"way|times|x)")
 _UNIT = r"(?:,?\s*(?:apt|apartment|unit|suite|ste|room|rm|floor|fl|#)\.?\s*#?\s*[\w-]+)?"
 # Street words of other languages, as the end of one word (German, Dutch, Nordic, Finnish, Icelandic,
 # Hungarian, Czech/Polish) and as a word before the name (Italian, French, Spanish, Portuguese, Polish)
@@ -31,8 +36,8 @@ _STATES = ("AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN
 
 RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
     # 2217 Alder Creek Road, Apt 4B / 12 N. Main St. / "twenty two seventeen alder creek road" (as digits)
-    ("ADDRESS", re.compile(rf"\b\d{{1,6}}[A-Za-z]?\s+(?!{_MEASURE}\b)(?:[NSEW]\.?\s+)?(?:[A-Za-z][\w.'-]*\s+){{0,4}}"
-                           rf"(?:{_SUFFIX})\b\.?{_UNIT}", re.I), 0),
+    ("ADDRESS", re.compile(rf"\b\d{{1,6}}[A-Za-z]?\s+(?!{_MEASURE}\b)(?:[NSEW]\.?\s+)?(?:(?!{_NOT_STREET}\b)[A-Za-z][A-Za-z'-]*"
+                           rf"\.?\s+){{1,4}}(?:{_SUFFIX})\b(?!\.?\s+(?-i:[A-Z][a-z]))\.?{_UNIT}", re.I), 0),
     ("ADDRESS", re.compile(r"\bP\.?\s?O\.?\s*Box\s+\d+\b", re.I), 0),
     # military mail: PSC 0413, Box 8144 / APO AA 42323
     ("ADDRESS", re.compile(r"\b(?:PSC|Unit|CMR)\s+\d+,?\s+Box\s+\d+\b|\b(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5}\b"), 0),
@@ -49,7 +54,8 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
     # a ship's mail: USNS Møller, FPO AA 85844
     ("ADDRESS", re.compile(r"\bUSN[SV]\s+[A-ZÀ-Þ][\w'-]+(?:,?\s+|\n)(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5}\b"), 0),
     # dates: 7/22, 07/22/1991, 2021-03-04, March 4, 4 March, March 4th 1981; years in dates or alone
-    ("DATE", re.compile(r"\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b|\b(?:19|20)\d\d-\d\d-\d\d(?:[ T]\d\d:\d\d(?::\d\d)?)?\b"),
+    ("DATE", re.compile(r"(?<![\w./])\d{1,2}/\d{1,2}(?:/\d{2,4})?(?![\w/]|\.\d)|\b(?:19|20)\d\d-\d\d-\d\d"
+                        r"(?:[ T]\d\d:\d\d(?::\d\d)?)?\b"),
      0),
     # phone numbers in any national layout: +44 7700 921 916, (37) 788-063, 60-56-85-91, 467 3395
     ("PHONE_NUMBER", re.compile(r"(?<![\w/.:-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,6}(?:[\s.-]\d{2,6}){1,4}"
@@ -57,7 +63,10 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
     ("DATE", re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?"
                         r"(?:,?\s+(?:19|20)\d\d)?\b|\b\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:january|february|march|april|"
                         r"may|june|july|august|september|october|november|december)(?:,?\s+(?:19|20)\d\d)?\b", re.I), 0),
-    ("DATE", re.compile(r"(?<![\d/.-])(?:19|20)\d\d(?![\d/.-])"), 0),
+    # a year, but not a clock time in a note ("at 2000", "@ 1900")
+    ("DATE", re.compile(r"(?<![\d/.-])(?<!\bat\s)(?<!@\s)(?<!@)(?:19|20)\d\d(?![\d/.:-])", re.I), 0),
+    # a two-digit year with its apostrophe: MI '92, CVA 74'
+    ("DATE", re.compile(r"(?<![\w'])'\d\d\b|\b\d\d'(?![\w'])"), 0),
     # ZIP after a state, or after the word zip
     ("ZIP_CODE", re.compile(rf"\b(?:{'|'.join(_STATES)}),?\s+(\d{{5}}(?:-\d{{4}})?)\b"), 1),
     ("ZIP_CODE", re.compile(r"\bzip(?:\s*code)?\s*(?:is\s*)?[:#]?\s*(\d{5}(?:-\d{4})?)\b", re.I), 1),
@@ -91,8 +100,12 @@ _RELATIONS = ("wife husband son daughter mom mother mum dad father sister brothe
 _CUE = re.compile(
     r"\b(?:(?:my|his|her|our|their)\s+(?:name\s+is|(?:" + "|".join(_RELATIONS) + r")(?:\s*,)?)"
     r"|(?:i\s*am|i'm|this\s+is|it's|call\s+me|named|called|name's|hi|hello|hey|dear|thanks|thank\s+you)"
-    r"|(?:mr|mrs|ms|miss|mx|dr|doctor|nurse|officer|judge|pastor|father|sister)\.?)\s+"
-    r"([a-z][a-z'-]+(?:\s+[a-z][a-z'-]+)?)", re.I)
+    r"|(?:mr|mrs|ms|miss|mx|dr|drs|doctor|nurse|officer|judge|pastor|father|sister)(?:\.\s*|\s+)(?:[a-z]\.\s*)?)"
+    r"\s*(?<=[\s.])([a-z][a-z'’-]+(?:\s+[a-z][a-z'’-]+)?)", re.I)
+# a relation named without a possessive, as notes write it: "daughter Philomena", "SON BILL", "wife-Helen"
+_RELATION_CUE = re.compile(r"\b(?:" + "|".join(_RELATIONS) + r")s?(?:\s*[-:]+\s*|\s+)([a-z][a-z'’-]+)", re.I)
+# more names joined to a found one: "Dr. Griffin and Swackhamer", "sons Smokey, Morris and Roger"
+_AND_NAME = re.compile(r"(?:\s*,\s*|\s+(?:and|&)\s+)([a-z][a-z'’-]+)", re.I)
 _NOT_NAMES = set(("a an the and or but so to of in on at for with is was are be been not no yes it its it's he she "
                   "they we you i me him her them this that there here very really just also about from by as if "
                   "then than when what who how why where which because doing going been being have has had do "
@@ -113,23 +126,75 @@ def find_patterns(text: str) -> Iterator[tuple[int, int, str]]:
             yield m.start(group), m.end(group), entity
 
 
-def find_cued_names(text: str) -> Iterator[tuple[int, int, str]]:
+def find_cued_names(text: str, lexicon: Lexicon | None = None) -> Iterator[tuple[int, int, str]]:
     """'my sister laura', 'this is mark', 'dr patel': the word(s) after the cue, unless they
     are ordinary words ('my sister is', 'i'm fine')."""
     for m in _CUE.finditer(text):
         words = m.group(1).split()
         cue = m.group(0)[: m.start(1) - m.start(0)].lower()
         full_name_cue = any(c in cue for c in ("name", "named", "called", "this is", "i'm", "i am"))
+        title_cue = re.match(r"(?:mr|mrs|ms|miss|mx|dr|drs|doctor)\b", cue) is not None
         keep = []
         for n, w in enumerate(words):
-            if w.lower().strip("'") in _NOT_NAMES or w.lower().endswith(("ing", "ed", "ly")):
-                break
+            if w.lower().strip("'") in _NOT_NAMES or (w.lower().endswith(("ing", "ed", "ly")) and
+                                                      not (title_cue and w[:1].isupper())):
+                break  # "i'm feeling", "my son started"; but "Dr. King", "Mr. Fleming"
             if n == 1 and not (full_name_cue or w[:1].isupper()):
                 break  # "my friend rupert drove": a second lowercase word is a name only after "my name is"
+            if n == 1 and w.isupper() and lexicon is not None and not lexicon.identifying_word(w):
+                break  # "DR BOYLE SPOKE": in capitals, a second word must look like a name
             keep.append(w)
         if keep:
             start = m.start(1)
-            yield start, start + len(" ".join(keep)), "PERSON"
+            end = start + len(" ".join(keep))
+            yield start, end, "PERSON"
+            yield from _joined_names(text, end)
+    for m in _RELATION_CUE.finditer(text):
+        if m.group(1).lower() not in _NOT_NAMES:
+            yield m.start(1), m.end(1), "PERSON"
+            yield from _joined_names(text, m.end(1))
+
+
+def _joined_names(text: str, end: int) -> Iterator[tuple[int, int, str]]:
+    """Names listed after a found one; the caller's word lists decide which are names."""
+    for _ in range(3):
+        m = _AND_NAME.match(text, end)
+        if not m or m.group(1).lower() in _NOT_NAMES or m.group(1).lower().rstrip("s") in _RELATIONS:
+            return
+        yield m.start(1), m.end(1), "PERSON"
+        end = m.end(1)
+
+
+# A facility's name before what it is: "Holy Cross Hospital", "to sacred heart hosp", "UNION HOSP.",
+# "St. Mary's Rehab"; the name words only (at most three), never "the", "to" or clinical words
+_FACILITY = re.compile(r"((?:(?:st|saint)\.?\s+)?(?:[a-z][\w'’-]*\s+){0,2}[a-z][\w'’-]*)\s+(?:hospital|hosp\.?|medical\s+"
+                       r"cent(?:er|re)|med\.?\s+ctr|rehab(?:ilitation)?|memorial|regional|clinic|nursing\s+home|"
+                       r"health\s*care|health\s+cent(?:er|re)|treatment\s+cent(?:er|re))\b", re.I)
+_NOT_FACILITY = frozenset("""the a an to at from in into by of for with and or was were is are his her their our my your this that
+other another same outside previous local nearest psychiatric psych mental state county community osh general children's
+transferred admitted discharged sent went taken brought back go going seen screened""".split())
+# where someone lives or comes from: "lives in Hampton", "LIVES WITH SON AND FAMILY IN ROCKVILLE",
+# "called from Seattle", "moved to Tulsa"
+_RESIDENCE = re.compile(r"\b(?:lives?|living|lived|resides?|residing|moved|relocated|born|raised|grew\s+up|called|"
+                        r"calling|visiting|vacation(?:ing)?)\b(?:\s+\w+){0,4}?\s+(?:in|to|from|at|on)\s+(?:the\s+)?"
+                        r"([a-z][\w'’-]*(?:\s+[a-z][\w'’-]*)?)", re.I)
+
+
+def find_places(text: str) -> Iterator[tuple[int, int, str]]:
+    """Facilities named before what they are, and places after living, moving or calling from.
+    The caller's word lists decide whether the words could identify (plausible)."""
+    for m in _FACILITY.finditer(text):
+        words = list(re.finditer(r"\S+", m.group(1)))
+        keep = []
+        for w in reversed(words):  # from the facility word back, up to the first word that is not a name's
+            low = w.group(0).lower()
+            if low in _NOT_FACILITY or low in _NOT_NAMES or low in CLINICAL_TERMS:
+                break
+            keep.insert(0, w)
+        if keep:
+            yield m.start(1) + keep[0].start(), m.start(1) + keep[-1].end(), "LOCATION"
+    for m in _RESIDENCE.finditer(text):
+        yield m.start(1), m.end(1), "LOCATION"
 
 
 # A name in a labelled field ("Name: Nayla Montero", "Directed by: Johannes Varvio"; not a speaker
@@ -191,26 +256,74 @@ def extend_addresses(text: str, spans: list[tuple[int, int, str]]) -> list[tuple
 _SHORT_ACRONYM = re.compile(r"^[A-Z0-9/.\s-]{1,3}$|^[B-DF-HJ-NP-TV-Z]{4,6}$")  # PMH; no vowel: CXR
 
 
-def plausible(entity: str, value: str, source: str) -> bool:
+def plausible(entity: str, value: str, source: str, lexicon: Lexicon | None = None) -> bool:
     """Drop what a recognizer often gets wrong in clinical text: all-caps abbreviations as
     people (PMH, CABG), anything with digits as a name or place, lab shorthand as licences
-    (O2, x3), a blood pressure as a date (70/38), ellipses as web addresses, four digits as a
-    phone number. Acronyms as organizations stay: a hospital may be written GBMC."""
+    (O2, x3), a blood pressure as a date (70/38), a fraction or a strength as a date (1/2,
+    5/5), a sentence run into the next as a web address (pt.was, NECESSARY.PT), a blood gas
+    or a clock-time range as a phone number (7.34/50/95, 1900-0700), everyday words after a
+    cue as a name ('husband present'). Acronyms as organizations stay: a hospital may be
+    written GBMC."""
     v = value.strip()
     if source == "presidio" and entity in ("ORGANIZATION", "PERSON", "LOCATION", "NRP"):
         if any(ch.isdigit() for ch in v) or len(v) < 2:
             return False
         if entity == "PERSON" and _SHORT_ACRONYM.match(v):
             return False  # people are not written PMH or CXR (JOHN, in a note written in capitals, is kept)
+    if entity in ("PERSON", "LOCATION") and source == "pattern" and lexicon is not None and \
+            not any(lexicon.identifying_word(w) for w in words_of(v)):
+        return False
     if entity == "US_DRIVER_LICENSE" and (len(v) < 6 or v.isalpha()):
         return False
-    if entity == "URL" and ".." in v:
+    if entity in ("URL", "DOMAIN_NAME") and (".." in v or (source == "presidio" and not _real_url(v, lexicon))):
         return False
     if entity == "PHONE_NUMBER":
         digits = sum(ch.isdigit() for ch in v)
-        if digits < 7 or digits > 15 or re.fullmatch(r"(?:19|20)\d\d-\d\d-\d\d", v):
+        if digits < 7 or digits > 15 or re.fullmatch(r"(?:19|20)\d\d-\d\d-\d\d", v) or "/" in v or \
+                re.search(r"\d\.\d", v) or _TIME_RANGE.fullmatch(v):
             return False
     if entity == "DATE" and re.fullmatch(r"\d{1,2}/\d{1,2}(?:/\d{2,4})?", v):
         month, day = (int(x) for x in v.split("/")[:2])
+        if month == day or (v.count("/") == 1 and day <= 4 and month < day):
+            return False  # 5/5 strength, 1/2, 1/3, 3/4: fractions
         return 1 <= month <= 12 and 1 <= day <= 31
     return True
+
+
+# 1900-0700, 0330-0630: a span of clock times in a nursing note
+_TIME_RANGE = re.compile(r"(?:[01]\d|2[0-4])[0-5]\d\s*-\s*(?:[01]\d|2[0-4])[0-5]\d")
+_TLDS = {"com", "org", "net", "edu", "gov", "mil", "int", "io", "info", "biz", "health", "app", "dev", "me", "co"}
+
+
+def _real_url(value: str, lexicon: Lexicon | None) -> bool:
+    """A web address found by Presidio's loose pattern: a scheme or www, or a name that is not
+    an everyday or clinical word before a lowercase domain ('UEarly.se' yes; 'pt.was',
+    'NECESSARY.PT', 'placed.ch' no)."""
+    if "://" in value or value.lower().startswith("www.") or "@" in value:
+        return True
+    host = value.split("/")[0]
+    parts = host.split(".")
+    if len(parts) < 2 or host.isupper():
+        return False
+    if parts[-1].lower() in _TLDS and len(parts[-2]) > 2:
+        return True
+    first = parts[0].lower()
+    return lexicon is None or (first not in lexicon.common and first not in CLINICAL_TERMS and len(first) > 3)
+
+
+_MONTH_WORD = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\b", re.I)
+
+
+def specific_date(text: str, start: int, end: int) -> bool:
+    """Does a date found by NER name something specific enough to identify (Safe Harbor): a
+    month, a year (not a clock time: 'at 2000'), a numeric day ('3/14'), or a two-digit year
+    with its apostrophe ('92)? 'Last week', 'Tuesday', '70s' and a bare '80' are kept."""
+    value = text[start:end]
+    if _MONTH_WORD.search(value) or re.search(r"\d{1,2}/\d{1,2}|\d{1,2}([.-])\d{1,2}\1\d{2,4}", value) or \
+            re.search(r"'\d\d\b", value):
+        return True
+    year = re.search(r"\b(?:1[89]|20)\d\d\b", value)
+    if year:
+        before = text[max(0, start - 4) : start + year.start()].lower()
+        return not re.search(r"(?:\bat|@)\s*$", before)
+    return bool(re.fullmatch(r"\d\d", value.strip()) and start > 0 and text[start - 1] in "'’")

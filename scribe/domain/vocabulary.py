@@ -1,0 +1,129 @@
+"""Which words can identify someone, and which cannot.
+
+A statistical NER model reads clinical shorthand ("ABG", "Lasix", "SBP 80s") and text written
+all in capitals as names and organisations. These rules decide, from word lists, whether a
+find holds anything that could identify a person: a known first name or surname, a place, or
+a word that is neither everyday English nor clinical vocabulary. The lists themselves come
+from the caller (``Lexicon``); this module only holds the clinical vocabulary we write
+ourselves and the rules."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Clinical words a note uses every day and no one is named after in a note: abbreviations,
+# body systems, common medications (psychiatric ones first: a behavioural-health note must
+# keep them) and devices. Kept lowercase; compared lowercase.
+CLINICAL_TERMS = frozenset("""
+pt pts pt's patient client clinician therapist provider md rn np lpn cna rrt pa dr
+abd abg abgs bp sbp dbp map hr rr sats sat spo2 o2 temp tmax vs vss cvp pap pcwp svr co ci ef lvef
+gi gu cv ct cta cxr mri ekg ecg eeg echo tte tee nsr sr st svt vt vf afib aflutter pvc pvcs pac pacs
+npo po pr iv ivf im sc sq prn qd bid tid qid qhs hs ac pc stat
+tf tpn ngt ogt peg ett trach picc hickman foley cath swan aline a-line art line lines
+ns lr d5w kcl kphos mag prbc prbcs ffp plt plts wbc rbc hct hgb inr ptt bun cr lytes
+icu micu sicu ccu csru ctic nicu picu ed er or pacu
+mae perrl perla aox3 a&o ox3 lob loc gcs rass cam neuro resp pulm cardiac renal skin social dispo
+chf cad htn dm niddm iddm copd pvd pe dvt uti mi cabg ptca mvr avr tah bso hx pmh hpi ros
+mrsa vre cdiff c.diff
+cpap bipap simv peep ps fio2 vent vents
+bm bms bs abx npn nsg sw ot pt/ot
+afebrile febrile intubated extubated extubation reintubated wean weaned weaning sedated
+lung lungs heart abdomen extremities
+lasix heparin dopamine dopa dobutamine levophed neo neosynephrine propofol fentanyl versed midazolam
+ativan morphine mso4 dilaudid coumadin warfarin insulin digoxin lopressor metoprolol captopril
+kayexalate vancomycin vanco zosyn flagyl levaquin ceftriaxone tylenol acetaminophen motrin ibuprofen
+aspirin asa plavix lovenox protonix pepcid colace senna dulcolax
+haldol haloperidol zyprexa olanzapine seroquel quetiapine risperdal risperidone abilify aripiprazole
+geodon ziprasidone latuda lurasidone clozaril clozapine invega paliperidone
+zoloft sertraline prozac fluoxetine lexapro escitalopram celexa citalopram paxil paroxetine
+wellbutrin bupropion effexor venlafaxine pristiq desvenlafaxine cymbalta duloxetine trazodone
+remeron mirtazapine trintellix vortioxetine viibryd vilazodone spravato esketamine ketamine
+lithium lithobid lamictal lamotrigine depakote divalproex tegretol carbamazepine trileptal
+klonopin clonazepam xanax alprazolam valium diazepam lorazepam buspar buspirone hydroxyzine vistaril
+adderall ritalin concerta vyvanse focalin strattera atomoxetine guanfacine intuniv clonidine
+prazosin propranolol naltrexone vivitrol suboxone buprenorphine methadone antabuse disulfiram
+acamprosate campral gabapentin neurontin topamax topiramate ambien zolpidem melatonin narcan naloxone
+""".split())
+
+_WORD = re.compile(r"[A-Za-zÀ-ÿĀ-ž][\w'’.-]*")
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """Word lists, lowercase. ``names``: first names and surnames (a census list);
+    ``places``: countries, states and cities; ``common``: everyday English words."""
+
+    names: frozenset[str]
+    places: frozenset[str]
+    common: frozenset[str]
+
+    def identifying_word(self, word: str) -> bool:
+        """Could this one word point at a person: a name, a place, or a word that is neither
+        everyday English nor clinical (an unusual surname, a small town)?"""
+        w = word.lower().strip(".'’-")
+        if w.endswith(("'s", "’s")):
+            w = w[:-2]
+        if not w or w in CLINICAL_TERMS:
+            return False
+        return w in self.names or w in self.places or w not in self.common
+
+    def known_name_or_place(self, word: str) -> bool:
+        w = word.lower().strip(".'’-")
+        return w not in CLINICAL_TERMS and (w in self.names or w in self.places)
+
+
+def words_of(value: str) -> list[str]:
+    return _WORD.findall(value)
+
+
+def is_acronym(word: str) -> bool:
+    """GI, SBP, CXR, NPN: capitals only, at most four letters."""
+    letters = word.strip(".")
+    return 1 <= len(letters) <= 4 and letters.isalpha() and letters.isupper()
+
+
+def clinical_only(value: str) -> bool:
+    """Every word is clinical vocabulary or an everyday function word ('abd soft', 'lasix gtt')."""
+    words = [w.lower().strip(".'’-") for w in words_of(value)]
+    return bool(words) and all(w in CLINICAL_TERMS or w in _FUNCTION_WORDS or len(w) <= 2 for w in words)
+
+
+def weak_find(value: str, lexicon: Lexicon, *, capitals_text: bool, shorthand: bool = False) -> bool:
+    """Is an NER find of a person, place or organisation too weak to keep?
+
+    - Clinical vocabulary only: always dropped ('Lasix', 'abd soft', 'Foley').
+    - A lone acronym of four capitals or fewer (GI, CV, SBP, NC): the model's guess, not a
+      name; states are not identifiers under Safe Harbor either.
+    - Written all in capitals inside a text written in capitals, or all in lowercase: the
+      model cannot see case there, so keep it only when a word is a known name or place, or
+      unusual enough ('CALVERT', 'MAUREEN' stay; 'AFEBRILE TIMES' goes only if everyday)."""
+    words = words_of(value)
+    if not words or clinical_only(value):
+        return True
+    if len(words) == 1 and is_acronym(words[0]):
+        return True
+    flat = all(w.isupper() for w in words if any(c.isalpha() for c in w)) and capitals_text
+    lower = all(w.islower() for w in words)
+    if shorthand:
+        return not any(lexicon.known_name_or_place(w) for w in words)
+    if flat or lower:
+        return not any(lexicon.identifying_word(w) for w in words)
+    return False
+
+
+def capitals_text(text: str) -> bool:
+    """Text written (mostly) in capitals: most of its letters are upper case."""
+    letters = [c for c in text if c.isalpha()]
+    return len(letters) >= 20 and sum(c.isupper() for c in letters) > 0.6 * len(letters)
+
+
+_FUNCTION_WORDS = frozenset("""a an the and or but of in on at to for with by from as is was are be been it its this that
+these those his her their our my your no not very some any all up down out over off than then so""".split())
+
+
+def clinical_shorthand(text: str) -> bool:
+    """A clinical note in shorthand (a nursing note), not speech: many words are clinical
+    abbreviations ('pt', 'abd', 'sbp', 'gtt'…). NER trained on news reads such text poorly."""
+    words = [w.lower().strip(".'’-") for w in words_of(text)]
+    return len(words) >= 8 and sum(w in CLINICAL_TERMS for w in words) >= 0.06 * len(words)

@@ -1,0 +1,84 @@
+"""Which NER finds are too weak to keep, from word lists (a small lexicon built here), and the
+cue-based recognizers for clinical notes that lean on it."""
+
+from __future__ import annotations
+
+import pytest
+
+from scribe.domain.patterns import find_cued_names, find_places, plausible, specific_date
+from scribe.domain.vocabulary import Lexicon, capitals_text, clinical_shorthand, weak_find
+
+LEX = Lexicon(names=frozenset({"maureen", "helen", "bill", "smith", "calvert"}),
+              places=frozenset({"canada", "zealand"}),
+              common=frozenset({"times", "yellow", "holy", "cross", "soft", "the", "called", "present", "twice",
+                                "united", "kingdom", "spoke"}))
+
+
+@pytest.mark.parametrize("value, capitals, shorthand, weak", [
+    ("Lasix", False, False, True),            # a medication
+    ("abd soft", False, False, True),         # clinical shorthand only
+    ("Zoloft", False, False, True),           # a psychiatric medication stays in the note
+    ("GI", False, False, True), ("SBP", True, False, True),  # lone acronyms
+    ("TIMES", True, False, True),             # an everyday word, written in capitals in a capitals note
+    ("MAUREEN", True, False, False),          # a known name in capitals
+    ("CALVERT", True, False, False),          # a known surname in capitals
+    ("QUIXBY", True, False, False),           # not everyday, not clinical: could be a surname
+    ("Holy Cross", False, False, False),      # Title Case in ordinary text: NER is trusted
+    ("United Kingdom", False, False, False),
+    ("ectopy", False, True, True),            # in a shorthand note only known names and places stay
+    ("helen", False, True, False),
+])
+def test_weak_finds_are_dropped_and_names_stay(value: str, capitals: bool, shorthand: bool, weak: bool) -> None:
+    assert weak_find(value, LEX, capitals_text=capitals, shorthand=shorthand) is weak
+
+
+def test_text_written_in_capitals_and_shorthand_notes_are_recognised() -> None:
+    assert capitals_text("PT ADMITTED FROM CALVERT HOSPITAL WITH HYPOTENSION")
+    assert not capitals_text("I talked to my sister about it, she was upset")
+    assert clinical_shorthand("pt afebrile, abd soft, foley draining yellow urine, sbp 90s on dopamine")
+    assert not clinical_shorthand("I have been sleeping badly since my mother moved in with us last month")
+
+
+@pytest.mark.parametrize("entity, value, keep", [
+    ("DATE", "5/5", False), ("DATE", "1/2", False), ("DATE", "3/4", False), ("DATE", "7/22", True),
+    ("PHONE_NUMBER", "1900-0700", False), ("PHONE_NUMBER", "7.34/50/95/28/0", False),
+    ("PHONE_NUMBER", "555-201-3344", True), ("PHONE_NUMBER", "555-1234", True),
+])
+def test_fractions_time_ranges_and_blood_gases_are_not_dates_or_phones(entity: str, value: str, keep: bool) -> None:
+    assert plausible(entity, value, "pattern", LEX) is keep
+
+
+@pytest.mark.parametrize("value, keep", [
+    ("pt.was", False), ("NECESSARY.PT", False), ("present.to", False), ("UEarly.se", True),
+    ("https://x.example/a", True), ("www.smithfamily.com", True), ("clinic.org", True),
+])
+def test_only_real_web_addresses_from_presidio_stay(value: str, keep: bool) -> None:
+    assert plausible("URL", value, "presidio", LEX) is keep
+
+
+@pytest.mark.parametrize("text, value, specific", [
+    ("MI '92 and CABG", "92", True), ("BP 70 over", "70", False), ("at 2000 pt was turned", "2000", False),
+    ("moved here in 2000", "2000", True), ("on March 4", "March 4", True), ("for 2-3 hours", "2-3 hours", False),
+    ("last week", "last week", False),
+])
+def test_a_date_must_name_something_specific(text: str, value: str, specific: bool) -> None:
+    start = text.index(value)
+    assert specific_date(text, start, start + len(value)) is specific
+
+
+def _names(text: str) -> list[str]:
+    return [text[a:b] for a, b, kind in find_cued_names(text, LEX) if plausible(kind, text[a:b], "pattern", LEX)]
+
+
+def test_relations_and_listed_names_in_notes_are_found() -> None:
+    assert _names("DR BOYLE SPOKE TO DAUGHTER PHILOMENA FOR CONSENT") == ["BOYLE", "PHILOMENA"]
+    assert _names("son bill called twice") == ["bill"]
+    assert _names("Dr. Griffin and Swackhamer aware") == ["Griffin", "Swackhamer"]
+    assert _names("Dr.King aware") == ["King"]
+    assert _names("husband present, son called") == []  # everyday words after a cue
+
+
+def test_facilities_and_homes_are_found_by_what_surrounds_them() -> None:
+    text = "taken to holy cross hospital, then UNION HOSP. Lives in Rockville. sent to the psychiatric hospital"
+    places = [text[a:b] for a, b, _ in find_places(text)]
+    assert places == ["holy cross", "UNION", "Rockville"]
