@@ -200,6 +200,7 @@ def main() -> None:
 
     settings = Settings(models_dir=ROOT / "models", model_profile="test")
     ours = build_redactor(settings)
+    ours.warm_up()  # its helper processes start once per process, not per transcript
     spacy_dir = profile_paths(settings.models_dir, "test").spacy
     vanilla = AnalyzerEngine(nlp_engine=NlpEngineProvider(nlp_configuration={
         "nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": str(spacy_dir)}]}).create_engine())

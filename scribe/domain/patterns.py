@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from scribe.domain.vocabulary import CLINICAL_TERMS, Lexicon, words_of
+from scribe.domain.vocabulary import CLINICAL_TERMS, Lexicon, capitals_text, words_of
 
 _SUFFIX = (r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|circle|cir|"
            r"terrace|ter|parkway|pkwy|highway|hwy|trail|trl|square|sq|alley|loop|crescent|plaza|pike|row|walk|"
@@ -51,6 +51,15 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
                            re.I), 0),
     ("ADDRESS", re.compile(rf"\b(?:\d{{1,6}}\s+)?(?:{_EU_LEADING})\s+(?:[A-ZÀ-Þ][\w'.-]*\s+|(?:de|del|della|di|la|le|du|des|"
                            rf"da|do|dos)\s+){{1,4}}\d{{1,5}}[A-Za-z]?\b\.?{_UNIT}{_UNIT}"), 0),
+    # a street named first and numbered after, as most of Europe writes it, after a house number or an
+    # address cue: "5586 Þórunnarstræti 31", "lives at 172 Maneeži 75", "on Villacher Strasse 89",
+    # "Kálmán Imre u. 12." (no clinical word: "on Lexapro 10" is a dose, see plausible)
+    ("ADDRESS", re.compile(r"(?:\b\d{1,6}[ \t]+|(?<=\b(?:at|on|of|to)[ \t])|(?<=address:[ \t])|(?<=address[ \t]))"
+                           r"(?:[A-ZÀ-ÞĀ-ŽΑ-Ω][\w'’.-]*[a-zß-ÿā-žα-ω][\w'’.-]*[ \t]+|(?:u|utca|út|tér|krt|rkp|str|trg|gate|vej|ul)\.?[ \t]+|"
+                           r"(?:de|del|dei|della|di|la|le|du|des|da|do|dos|al|el|van|von)[ \t]+){1,4}"
+                           r"\d{1,5}[A-Za-z]?\b\.?"), 0),
+    # "the corner of Dalbraut 99 and Frederikke Coves", "at the corner of Main and 5th"
+    ("ADDRESS", re.compile(r"\bthe corner of [^,.?!\n]{2,60}? and (?:[A-Z0-9][\w'’.-]*(?:[ \t]+|$)){1,3}"), 0),
     # a ship's mail: USNS Møller, FPO AA 85844
     ("ADDRESS", re.compile(r"\bUSN[SV]\s+[A-ZÀ-Þ][\w'-]+(?:,?\s+|\n)(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5}\b"), 0),
     # dates: 7/22, 07/22/1991, 2021-03-04, March 4, 4 March, March 4th 1981; years in dates or alone
@@ -69,7 +78,9 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
     ("DATE", re.compile(r"(?<![\w'])'\d\d\b|\b\d\d'(?![\w'])"), 0),
     # ZIP after a state, or after the word zip
     ("ZIP_CODE", re.compile(rf"\b(?:{'|'.join(_STATES)}),?\s+(\d{{5}}(?:-\d{{4}})?)\b"), 1),
-    ("ZIP_CODE", re.compile(r"\bzip(?:\s*code)?\s*(?:is\s*)?[:#]?\s*(\d{5}(?:-\d{4})?)\b", re.I), 1),
+    # after the word zip or postcode: any postcode shape (3520, 394 13, 7412 SL, 3610-114, SW1A 1AA)
+    ("ZIP_CODE", re.compile(r"\b(?:zip|post(?:al)?\s*code)(?:\s*code)?\s*(?:is\s*)?[:#]?\s*"
+                            r"((?:[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2})|\d{3,6}(?:[ -]\d{2,4})?(?:\s+[A-Z]{2}\b)?)", re.I), 1),
     ("MRN", re.compile(r"\b(?:mrn|medical record(?:\s*(?:number|no\.?|#))?|chart(?:\s*number)?)\s*(?:is\s*)?[:#]?\s*"
                        r"([A-Za-z]{0,4}-?\d[\dA-Za-z-]{3,14})\b", re.I), 1),
     ("MEMBER_ID", re.compile(r"\b(?:member|medicaid|medicare|insurance|policy|subscriber|beneficiary|group|plan)"
@@ -233,24 +244,45 @@ def tidy_person(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
-_NEXT_LINE = re.compile(r"[ \t]*\n[ \t,]*([^\n]{1,40})")
-_PLACE_LINE = re.compile(r"^[\w .,'()-]+$")
 
 
 def extend_addresses(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
-    """A written address goes on over the next lines (city, state, country, ZIP): take up to
-    three short following lines that look like a place, not a sentence."""
+    """A written address goes on: over the rest of its line while the words look like a place
+    (capitalised words, unit numbers, a postcode: "1737 Cheriton Dr Reuquén Extensions"), then
+    over up to three short following lines or '>'-separated pieces that look like a place, not
+    a sentence (city, state, country, ZIP); a house number just before it is taken in."""
     out = []
     for start, end, kind in spans:
         if kind == "ADDRESS":
+            before = _HOUSE_BEFORE.search(text, 0, start)
+            if before and before.end() == start:
+                start = before.start()
+            # in a note written in capitals every word looks like a place: lines only there
+            same_line = not capitals_text(text[max(0, start - 100) : end + 100])
             for _ in range(3):
+                m = _SAME_LINE.match(text, end) if same_line else None
+                if m and m.end(1) > end:
+                    end = m.end(1)
                 m = _NEXT_LINE.match(text, end)
                 if not m or not _PLACE_LINE.match(m.group(1)) or len(m.group(1).split()) > 5 or \
-                        m.group(1).rstrip().endswith((".", "?", "!")):
+                        m.group(1).rstrip().endswith((".", "?", "!")) or not _PLACE_START.match(m.group(1)):
                     break
+                end = m.end(1)
+            m = _SAME_LINE.match(text, end) if same_line else None
+            if m and m.end(1) > end:
                 end = m.end(1)
         out.append((start, end, kind))
     return out
+
+
+# one more piece of an address on the same line: "Reuquén Extensions", "Apt. 724", ", KNIVSTA", "NO 9100"
+_PLACE_PIECE = (r"(?:(?:apt|suite|unit|ste|floor|fl|room|rm|box)\.?\s*#?\d+[A-Za-z]?|"
+                r"[A-ZÀ-ÞĀ-Ž][\w'’.-]*(?<!\.)|\d{3,6}(?:[ -]\d{3,4})?(?!\s*(?:mg|am|pm|%))|\(\w+\))")
+_SAME_LINE = re.compile(rf"((?:[ \t]*,?[ \t]+|,)(?:{_PLACE_PIECE})(?:(?:[ \t]*,?[ \t]+|,)(?:{_PLACE_PIECE})){{0,5}})")
+_NEXT_LINE = re.compile(r"[ \t]*(?:\n|>)[ \t,>]*([^\n>]{1,40})")
+_PLACE_LINE = re.compile(r"^[\w .,'’()-]+$")
+_PLACE_START = re.compile(r"^(?:[A-ZÀ-ÞĀ-Ž0-9]|(?:apt|suite|unit|ste)\b|nan\b|[a-zà-ÿ]+,)", re.I)
+_HOUSE_BEFORE = re.compile(r"\b\d{1,6}[ \t]+")
 
 
 _SHORT_ACRONYM = re.compile(r"^[A-Z0-9/.\s-]{1,3}$|^[B-DF-HJ-NP-TV-Z]{4,6}$")  # PMH; no vowel: CXR
@@ -273,6 +305,9 @@ def plausible(entity: str, value: str, source: str, lexicon: Lexicon | None = No
     if entity in ("PERSON", "LOCATION") and source == "pattern" and lexicon is not None and \
             not any(lexicon.identifying_word(w) for w in words_of(v)):
         return False
+    if entity == "ADDRESS" and source == "pattern" and \
+            any(len(w) > 3 and w.lower().strip(".") in CLINICAL_TERMS for w in words_of(v)):
+        return False  # "on Lexapro 10", "3 way Foley": a dose or a device, not a street
     if entity == "US_DRIVER_LICENSE" and (len(v) < 6 or v.isalpha()):
         return False
     if entity in ("URL", "DOMAIN_NAME") and (".." in v or (source == "presidio" and not _real_url(v, lexicon))):

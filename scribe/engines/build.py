@@ -78,7 +78,7 @@ def build_redactor(settings: Settings) -> Redactor:
     from scribe.policies import load_policies
 
     paths = profile_paths(settings.models_dir, settings.model_profile)
-    return PresidioRedactor(paths.spacy, load_policies(settings.policies_dir).redaction)
+    return PresidioRedactor(paths.spacy, load_policies(settings.policies_dir).redaction, workers=settings.cpu_threads)
 
 
 def build_drafter(settings: Settings) -> Drafter:

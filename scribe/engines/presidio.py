@@ -7,6 +7,8 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 from scribe.domain.errors import EngineError, ModelMissing
@@ -36,6 +38,7 @@ from scribe.engines.protocols import PseudonymizedTranscript
 from scribe.policies.schema import RedactionPolicy
 
 _BATCH = 64  # texts per spaCy batch
+_PARALLEL_CHARS = 20_000  # a batch this long is shared with the helper processes (a 10-minute session)
 
 _NAMED = {"PERSON", "ORGANIZATION", "LOCATION", "NRP"}
 
@@ -64,7 +67,7 @@ def build_lexicon() -> Lexicon:
 
 
 class PresidioRedactor:
-    def __init__(self, spacy_model_dir: Path, policy: RedactionPolicy) -> None:
+    def __init__(self, spacy_model_dir: Path, policy: RedactionPolicy, *, workers: int = 1) -> None:
         if not (spacy_model_dir / "config.cfg").exists():
             raise ModelMissing(f"spaCy model not found in {spacy_model_dir}: run `scribe models install`")
         try:
@@ -112,6 +115,9 @@ class PresidioRedactor:
         self._presidio_entities = [k for k in policy.entities if k in set(analyzer.get_supported_entities())]
         self._floor = min(self._thresholds.values())
         self._lexicon = build_lexicon()
+        self._spacy_dir = spacy_model_dir
+        self._workers = max(1, workers)
+        self._pool: ProcessPoolExecutor | None = None
         self.name = f"presidio+{spacy_model_dir.name}"
 
     def find_spans(self, text: str, known: list[KnownIdentifier]) -> list[Span]:
@@ -121,8 +127,52 @@ class PresidioRedactor:
     def find_spans_batch(self, texts: Sequence[str], known: list[KnownIdentifier]) -> list[list[Span]]:
         """Every identifier in each text: the chart's, then NER and patterns, all read on the
         shadow text too (spoken numbers as digits, spoken addresses joined), mapped back.
-        spaCy reads the texts as one batch (a transcript's segments at once): several times
-        faster than one call per segment."""
+        spaCy reads the texts as one batch (a transcript's segments at once). A long batch is
+        shared with helper processes, one per further core (``workers``): this process reads
+        the first share while they read the rest."""
+        shares = self._shares(texts)
+        if len(shares) == 1:
+            return self._find_spans_here(texts, known)
+        pool = self._helpers()
+        futures = [pool.submit(_find_in_helper, list(share), known) for share in shares[1:]]
+        out = self._find_spans_here(shares[0], known)
+        for future in futures:
+            out += future.result()
+        return out
+
+    def warm_up(self) -> None:
+        """Start the helper processes now (each loads spaCy once, a few seconds) rather than
+        at the first long transcript."""
+        if self._workers > 1:
+            list(self._helpers().map(_find_in_helper, [["warm up"]] * (self._workers - 1), [[]] * (self._workers - 1)))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def _shares(self, texts: Sequence[str]) -> list[Sequence[str]]:
+        total = sum(len(t) for t in texts)
+        if self._workers <= 1 or total < _PARALLEL_CHARS or len(texts) < 2:
+            return [texts]
+        n = min(self._workers, len(texts))
+        shares, start, acc = [], 0, 0
+        for i, t in enumerate(texts):
+            acc += len(t)
+            if acc >= total * (len(shares) + 1) / n and len(shares) < n - 1:
+                shares.append(texts[start : i + 1])
+                start = i + 1
+        shares.append(texts[start:])
+        return [sh for sh in shares if sh]
+
+    def _helpers(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # forkserver: helpers start from a clean process, never a copy of a threaded server
+            self._pool = ProcessPoolExecutor(max_workers=self._workers - 1, mp_context=get_context("forkserver"),
+                                             initializer=_start_helper, initargs=(self._spacy_dir, self._policy))
+        return self._pool
+
+    def _find_spans_here(self, texts: Sequence[str], known: list[KnownIdentifier]) -> list[list[Span]]:
         shadows = [shadow(t) for t in texts]
         artifacts = self._nlp_engine.process_batch([sh.text for sh in shadows], language="en",
                                                   batch_size=_BATCH)
@@ -207,3 +257,16 @@ class PresidioRedactor:
         return PseudonymizedTranscript(
             lines=tuple(model_line(s) for s in out), segments=tuple(out), surrogates=surrogates,
             entity_counts=counts, _by_redactor=True)
+
+
+_HELPER: PresidioRedactor | None = None
+
+
+def _start_helper(spacy_model_dir: Path, policy: RedactionPolicy) -> None:
+    global _HELPER
+    _HELPER = PresidioRedactor(spacy_model_dir, policy, workers=1)
+
+
+def _find_in_helper(texts: list[str], known: list[KnownIdentifier]) -> list[list[Span]]:
+    assert _HELPER is not None, "helper process not started"
+    return _HELPER.find_spans_batch(texts, known)
