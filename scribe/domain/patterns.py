@@ -191,6 +191,13 @@ _RESIDENCE = re.compile(r"\b(?:lives?|living|lived|resides?|residing|moved|reloc
                         r"([a-z][\w'’-]*(?:\s+[a-z][\w'’-]*)?)", re.I)
 
 
+# a hospital known by its initials, where a patient is sent or comes from: "transferred to GH",
+# "admitted to the MGH", "seen at UCLA" (ward and unit names are clinical terms: ICU, CCU, ED)
+_MOVED_TO = re.compile(r"\b(?:admitted|adm|transferred|transfered|trans|sent|came|arrived|taken|followed|seen|"
+                       r"returned|return|discharged|d/c'd)\s+(?:\w+\s+)?(?:to|at|from|into|by)\s+(?:the\s+)?"
+                       r"((?-i:[A-Z]{2,5}))\b", re.I)
+
+
 def find_places(text: str) -> Iterator[tuple[int, int, str]]:
     """Facilities named before what they are, and places after living, moving or calling from.
     The caller's word lists decide whether the words could identify (plausible)."""
@@ -206,6 +213,9 @@ def find_places(text: str) -> Iterator[tuple[int, int, str]]:
             yield m.start(1) + keep[0].start(), m.start(1) + keep[-1].end(), "LOCATION"
     for m in _RESIDENCE.finditer(text):
         yield m.start(1), m.end(1), "LOCATION"
+    for m in _MOVED_TO.finditer(text):
+        if m.group(1).lower() not in CLINICAL_TERMS:
+            yield m.start(1), m.end(1), "LOCATION"
 
 
 # A name in a labelled field ("Name: Nayla Montero", "Directed by: Johannes Varvio"; not a speaker

@@ -22,7 +22,7 @@ gi gu cv ct cta cxr mri ekg ecg eeg echo tte tee nsr sr st svt vt vf afib aflutt
 npo po pr iv ivf im sc sq prn qd bid tid qid qhs hs ac pc stat
 tf tpn ngt ogt peg ett trach picc hickman foley cath swan aline a-line art line lines
 ns lr d5w kcl kphos mag prbc prbcs ffp plt plts wbc rbc hct hgb inr ptt bun cr lytes
-icu micu sicu ccu csru ctic nicu picu ed er or pacu
+icu micu sicu ccu csru ctic nicu picu ed er or pacu ew osh rehab snf ltac vicu fhp fhpa
 mae perrl perla aox3 a&o ox3 lob loc gcs rass cam neuro resp pulm cardiac renal skin social dispo
 chf cad htn dm niddm iddm copd pvd pe dvt uti mi cabg ptca mvr avr tah bso hx pmh hpi ros
 mrsa vre cdiff c.diff

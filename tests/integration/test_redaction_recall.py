@@ -118,3 +118,21 @@ def test_no_class_falls_below_its_baseline(results) -> None:
     low = {k: round(results[k]["recall"], 3) for k, floor in BASELINE.items() if results[k]["recall"] < floor - 0.005}
     assert low == {}
     assert sum(v["n"] for k, v in results.items() if k != "overall" and k != "chart-known") == 2400
+
+
+def test_a_long_transcript_shared_with_a_helper_process_gives_the_same_spans() -> None:
+    """A batch past the sharing threshold is split between this process and a helper; the
+    spans must be exactly those found in one process, in the same order."""
+    from scribe.engines.presidio import PresidioRedactor
+
+    docs, _ = corpus(seed=7)
+    texts = [d.text for d in docs[:900]]  # ~40,000 characters: past the threshold
+    known = [KnownIdentifier("Rosalind Quill", "PERSON", "client.name")]
+    settings = Settings(models_dir=ROOT / "models", model_profile="test")
+    single = build_redactor(settings.model_copy(update={"cpu_threads": 1}))
+    shared = build_redactor(settings.model_copy(update={"cpu_threads": 2}))
+    assert isinstance(shared, PresidioRedactor) and len(shared._shares(texts)) == 2
+    try:
+        assert shared.find_spans_batch(texts, known) == single.find_spans_batch(texts, known)
+    finally:
+        shared.close()
