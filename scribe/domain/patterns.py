@@ -63,13 +63,14 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
     # a ship's mail: USNS Møller, FPO AA 85844
     ("ADDRESS", re.compile(r"\bUSN[SV]\s+[A-ZÀ-Þ][\w'-]+(?:,?\s+|\n)(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5}\b"), 0),
     # dates: 7/22, 07/22/1991, 2021-03-04, March 4, 4 March, March 4th 1981; years in dates or alone
+    ("DATE", re.compile(r"(?<![\w./-])\d{1,2}-\d{1,2}-(?:\d{4}|\d{2})(?![\w/-]|\.\d)"), 0),  # 3-24-17
     ("DATE", re.compile(r"(?<![\w./])\d{1,2}/\d{1,2}(?:/\d{2,4})?(?![\w/]|\.\d)|\b(?:19|20)\d\d-\d\d-\d\d"
                         r"(?:[ T]\d\d:\d\d(?::\d\d)?)?\b"),
      0),
     # phone numbers in any national layout: +44 7700 921 916, (37) 788-063, 60-56-85-91, 467 3395
     ("PHONE_NUMBER", re.compile(r"(?<![\w/.:-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,6}(?:[\s.-]\d{2,6}){1,4}"
                                 r"(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w/:]|[.-]\d)"), 0),
-    ("DATE", re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?"
+    ("DATE", re.compile(r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?\s+\d{1,2}(?:st|nd|rd|th)?"
                         r"(?:,?\s+(?:19|20)\d\d)?\b|\b\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:january|february|march|april|"
                         r"may|june|july|august|september|october|november|december)(?:,?\s+(?:19|20)\d\d)?\b", re.I), 0),
     # a year, but not a clock time in a note ("at 2000", "@ 1900")
@@ -111,7 +112,8 @@ _RELATIONS = ("wife husband son daughter mom mother mum dad father sister brothe
 _CUE = re.compile(
     r"\b(?:(?:my|his|her|our|their)\s+(?:name\s+is|(?:" + "|".join(_RELATIONS) + r")(?:\s*,)?)"
     r"|(?:i\s*am|i'm|this\s+is|it's|call\s+me|named|called|name's|hi|hello|hey|dear|thanks|thank\s+you)"
-    r"|(?:mr|mrs|ms|miss|mx|dr|drs|doctor|nurse|officer|judge|pastor|father|sister)(?:\.\s*|\s+)(?:[a-z]\.\s*)?)"
+    r"|(?:mr|mrs|ms|miss|mx|dr|drs|dr's|doctor|nurse|officer|judge|pastor|father|sister|np|md|rn)(?:\.\s*|\s+)"
+    r"(?:[a-z]\.\s*)?)"
     r"\s*(?<=[\s.])([a-z][a-z'’-]+(?:\s+[a-z][a-z'’-]+)?)", re.I)
 # a relation named without a possessive, as notes write it: "daughter Philomena", "SON BILL", "wife-Helen"
 _RELATION_CUE = re.compile(r"\b(?:" + "|".join(_RELATIONS) + r")s?(?:\s*[-:]+\s*|\s+)([a-z][a-z'’-]+)", re.I)
@@ -128,7 +130,7 @@ _NOT_NAMES = set(("a an the and or but so to of in on at for with is was are be 
                   "want need like love hate see saw hear heard get got make made take took give gave come came go "
                   "went say tell ask one two three four five six seven eight nine ten years year old new hard easy "
                   "difficult great bad better worse best worst nice tough weird strange right wrong true sure enough "
-                  "busy stressful stressed anxious depressed upset angry mad frustrated overwhelmed calm ready").split())
+                  "in-law in-laws inlaw inlaws law numbers busy stressful stressed anxious depressed upset angry mad frustrated overwhelmed calm ready").split())
 
 
 def find_patterns(text: str) -> Iterator[tuple[int, int, str]]:
@@ -144,7 +146,7 @@ def find_cued_names(text: str, lexicon: Lexicon | None = None) -> Iterator[tuple
         words = m.group(1).split()
         cue = m.group(0)[: m.start(1) - m.start(0)].lower()
         full_name_cue = any(c in cue for c in ("name", "named", "called", "this is", "i'm", "i am"))
-        title_cue = re.match(r"(?:mr|mrs|ms|miss|mx|dr|drs|doctor)\b", cue) is not None
+        title_cue = re.match(r"(?:mr|mrs|ms|miss|mx|dr|drs|dr's|doctor|np|md|rn)\b", cue) is not None
         keep = []
         for n, w in enumerate(words):
             if w.lower().strip("'") in _NOT_NAMES or (w.lower().endswith(("ing", "ed", "ly")) and
@@ -194,7 +196,7 @@ _RESIDENCE = re.compile(r"\b(?:lives?|living|lived|resides?|residing|moved|reloc
 # a hospital known by its initials, where a patient is sent or comes from: "transferred to GH",
 # "admitted to the MGH", "seen at UCLA" (ward and unit names are clinical terms: ICU, CCU, ED)
 _MOVED_TO = re.compile(r"\b(?:admitted|adm|transferred|transfered|trans|sent|came|arrived|taken|followed|seen|"
-                       r"returned|return|discharged|d/c'd)\s+(?:\w+\s+)?(?:to|at|from|into|by)\s+(?:the\s+)?"
+                       r"returned|return|discharged|d/c'd)\s+(?:\w+\s+)?(?:to|at|from|into)\s+(?:the\s+)?"
                        r"((?-i:[A-Z]{2,5}))\b", re.I)
 
 
@@ -327,9 +329,15 @@ def plausible(entity: str, value: str, source: str, lexicon: Lexicon | None = No
         if digits < 7 or digits > 15 or re.fullmatch(r"(?:19|20)\d\d-\d\d-\d\d", v) or "/" in v or \
                 re.search(r"\d\.\d", v) or _TIME_RANGE.fullmatch(v):
             return False
+    if entity == "DATE" and re.fullmatch(r"\d{1,2}-\d{1,2}-\d{2,4}", v):
+        month, day = (int(x) for x in v.split("-")[:2])
+        return 1 <= month <= 12 and 1 <= day <= 31
+    if entity == "DATE" and re.fullmatch(r"\d{1,2}/\d{2}", v) and 1 <= int(v.split("/")[0]) <= 12 and \
+            int(v.split("/")[1]) > 31:
+        return True  # month and year: 8/87, 11/92
     if entity == "DATE" and re.fullmatch(r"\d{1,2}/\d{1,2}(?:/\d{2,4})?", v):
         month, day = (int(x) for x in v.split("/")[:2])
-        if month == day or (v.count("/") == 1 and day <= 4 and month < day):
+        if v.count("/") == 1 and (month == day or (day <= 4 and month < day)):
             return False  # 5/5 strength, 1/2, 1/3, 3/4: fractions
         return 1 <= month <= 12 and 1 <= day <= 31
     return True
@@ -337,7 +345,7 @@ def plausible(entity: str, value: str, source: str, lexicon: Lexicon | None = No
 
 # 1900-0700, 0330-0630: a span of clock times in a nursing note
 _TIME_RANGE = re.compile(r"(?:[01]\d|2[0-4])[0-5]\d\s*-\s*(?:[01]\d|2[0-4])[0-5]\d")
-_TLDS = {"com", "org", "net", "edu", "gov", "mil", "int", "io", "info", "biz", "health", "app", "dev", "me", "co"}
+_TLDS = {"com", "org", "net", "edu", "gov", "mil", "int", "io", "info", "biz", "health"}
 
 
 def _real_url(value: str, lexicon: Lexicon | None) -> bool:
@@ -348,15 +356,20 @@ def _real_url(value: str, lexicon: Lexicon | None) -> bool:
         return True
     host = value.split("/")[0]
     parts = host.split(".")
-    if len(parts) < 2 or host.isupper():
+    if len(parts) < 2 or host.isupper() or not parts[-1].islower():
         return False
-    if parts[-1].lower() in _TLDS and len(parts[-2]) > 2:
-        return True
     first = parts[0].lower()
-    return lexicon is None or (first not in lexicon.common and first not in CLINICAL_TERMS and len(first) > 3)
+    if lexicon is not None and (first in lexicon.common or first in CLINICAL_TERMS or
+                                first.split("-")[-1] in lexicon.common | CLINICAL_TERMS):
+        return False
+    if parts[-1] in _TLDS:
+        return len(parts[-2]) > 2
+    # a country domain: only a name written as a name ("UEarly.se"), never a run-on word ("ectopy.to")
+    name = parts[-2]
+    return len(first) > 3 and any(c.isupper() for c in name) and not name.isupper()
 
 
-_MONTH_WORD = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\b", re.I)
+_MONTH_WORD = re.compile(r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b\.?", re.I)
 
 
 def specific_date(text: str, start: int, end: int) -> bool:
@@ -364,10 +377,14 @@ def specific_date(text: str, start: int, end: int) -> bool:
     month, a year (not a clock time: 'at 2000'), a numeric day ('3/14'), or a two-digit year
     with its apostrophe ('92)? 'Last week', 'Tuesday', '70s' and a bare '80' are kept."""
     value = text[start:end]
-    if _MONTH_WORD.search(value) or re.search(r"\d{1,2}/\d{1,2}|\d{1,2}([.-])\d{1,2}\1\d{2,4}", value) or \
-            re.search(r"'\d\d\b", value):
+    if _MONTH_WORD.search(value) or re.search(r"'\d\d\b", value):
         return True
-    year = re.search(r"\b(?:1[89]|20)\d\d\b", value)
+    numeric = re.fullmatch(r"\s*(\d{1,2})/(\d{1,2})(?:/\d{2,4})?\s*|\s*\d{1,2}([.-])\d{1,2}\3\d{2,4}\s*", value)
+    if numeric:  # a whole numeric date, not a blood pressure range or a vent setting chain
+        return numeric.group(1) is None or plausible("DATE", value.strip(), "presidio")
+    if _TIME_RANGE.search(value):
+        return False
+    year = re.search(r"\b(?:19\d\d|20[0-2]\d)\b", value)
     if year:
         before = text[max(0, start - 4) : start + year.start()].lower()
         return not re.search(r"(?:\bat|@)\s*$", before)

@@ -43,6 +43,8 @@ lithium lithobid lamictal lamotrigine depakote divalproex tegretol carbamazepine
 klonopin clonazepam xanax alprazolam valium diazepam lorazepam buspar buspirone hydroxyzine vistaril
 adderall ritalin concerta vyvanse focalin strattera atomoxetine guanfacine intuniv clonidine
 prazosin propranolol naltrexone vivitrol suboxone buprenorphine methadone antabuse disulfiram
+max min fick quinton passy muir bair hugger kling aloe vesta sitz duoderm adaptic tegaderm xeroform
+ho id ir bb derm eps tsicu ctsicu vicu fellow resident intern attending
 acamprosate campral gabapentin neurontin topamax topiramate ambien zolpidem melatonin narcan naloxone
 """.split())
 
@@ -51,12 +53,14 @@ _WORD = re.compile(r"[A-Za-zÀ-ÿĀ-ž][\w'’.-]*")
 
 @dataclass(frozen=True)
 class Lexicon:
-    """Word lists, lowercase. ``names``: first names and surnames (a census list);
-    ``places``: countries, states and cities; ``common``: everyday English words."""
+    """Word lists, lowercase. ``names``: first names and surnames (a census list), and
+    ``first_names`` the first names alone; ``places``: countries and states; ``common``:
+    everyday English words."""
 
     names: frozenset[str]
     places: frozenset[str]
     common: frozenset[str]
+    first_names: frozenset[str] = frozenset()
 
     def identifying_word(self, word: str) -> bool:
         """Could this one word point at a person: a name, a place, or a word that is neither
@@ -66,7 +70,7 @@ class Lexicon:
             w = w[:-2]
         if not w or w in CLINICAL_TERMS:
             return False
-        return w in self.names or w in self.places or w not in self.common
+        return w in self.names or w in self.places or (len(w) > 2 and w not in self.common)
 
     def known_name_or_place(self, word: str) -> bool:
         w = word.lower().strip(".'’-")

@@ -31,6 +31,7 @@ from scribe.domain.redaction import (
     merge_spans,
 )
 from scribe.domain.places import place_words
+from scribe.domain.proper_nouns import find_cued_places, find_first_names, find_organisations
 from scribe.domain.spoken import shadow
 from scribe.domain.vocabulary import Lexicon, capitals_text, clinical_only, clinical_shorthand, weak_find
 from scribe.domain.transcript import Segment, model_line
@@ -59,11 +60,12 @@ def build_lexicon() -> Lexicon:
     names."""
     from zxcvbn.frequency_lists import FREQUENCY_LISTS as lists
 
-    names = frozenset(lists["male_names"]) | frozenset(lists["female_names"]) | frozenset(lists["surnames"])
+    first_names = frozenset(lists["male_names"]) | frozenset(lists["female_names"])
+    names = first_names | frozenset(lists["surnames"])
     # zxcvbn keeps each word in one list only. Film dialogue is everyday words; the encyclopaedia
     # list holds proper names past its first ten thousand ('philippa', 'rockville'), so it is cut there.
     common = frozenset(lists["english_wikipedia"][:10000]) | frozenset(lists["us_tv_and_film"][:15000])
-    return Lexicon(names=names, places=place_words(), common=common)
+    return Lexicon(names=names, places=place_words(), common=common, first_names=first_names)
 
 
 class PresidioRedactor:
@@ -213,9 +215,18 @@ class PresidioRedactor:
             start, end = tidy_person(text, r.start, r.end) if r.entity_type == "PERSON" else (r.start, r.end)
             found.append(Span(start, end, r.entity_type, float(r.score), "presidio"))
         for start, end, entity in extend_addresses(text, [*find_patterns(text), *find_cued_names(text, self._lexicon),
-                                                          *find_field_names(text), *find_places(text)]):
+                                                          *find_field_names(text), *find_places(text),
+                                                          *self._proper_nouns(text, capitals or shorthand)]):
             if entity in self._thresholds and plausible(entity, text[start:end], "pattern", self._lexicon):
                 found.append(Span(start, end, entity, 0.7, "pattern"))
+        return found
+
+    def _proper_nouns(self, text: str, notes: bool) -> list[tuple[int, int, str]]:
+        """Names, employers and places found from word lists; in notes written in capitals or
+        shorthand only known first names (there every word is capitalised or abbreviated)."""
+        found = list(find_first_names(text, self._lexicon, speech=not notes))
+        if not notes:
+            found += [*find_organisations(text, self._lexicon), *find_cued_places(text, self._lexicon)]
         return found
 
     def _cased_pass(self, texts: list[str]) -> list[list[Span]]:

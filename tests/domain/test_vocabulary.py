@@ -41,6 +41,7 @@ def test_text_written_in_capitals_and_shorthand_notes_are_recognised() -> None:
 
 @pytest.mark.parametrize("entity, value, keep", [
     ("DATE", "5/5", False), ("DATE", "1/2", False), ("DATE", "3/4", False), ("DATE", "7/22", True),
+    ("DATE", "11/11/2024", True),
     ("PHONE_NUMBER", "1900-0700", False), ("PHONE_NUMBER", "7.34/50/95/28/0", False),
     ("PHONE_NUMBER", "555-201-3344", True), ("PHONE_NUMBER", "555-1234", True),
 ])
@@ -49,7 +50,7 @@ def test_fractions_time_ranges_and_blood_gases_are_not_dates_or_phones(entity: s
 
 
 @pytest.mark.parametrize("value, keep", [
-    ("pt.was", False), ("NECESSARY.PT", False), ("present.to", False), ("UEarly.se", True),
+    ("pt.was", False), ("NECESSARY.PT", False), ("present.to", False), ("ectopy.to", False), ("UEarly.se", True),
     ("https://x.example/a", True), ("www.smithfamily.com", True), ("clinic.org", True),
 ])
 def test_only_real_web_addresses_from_presidio_stay(value: str, keep: bool) -> None:
@@ -87,3 +88,9 @@ def test_facilities_and_homes_are_found_by_what_surrounds_them() -> None:
 def test_a_hospital_known_by_its_initials_is_found_where_patients_are_sent() -> None:
     text = "PT TRANSFERRED TO GH FOR CATH, admitted to the MGH, sent to ICU, came to EW"
     assert [text[a:b] for a, b, _ in find_places(text)] == ["GH", "MGH"]
+
+
+@pytest.mark.parametrize("value, keep", [("8/87", True), ("11/92", True), ("13/92", False), ("3-24-17", True),
+                                         ("13-40-17", False)])
+def test_month_year_and_dashed_dates_are_dates(value: str, keep: bool) -> None:
+    assert plausible("DATE", value, "pattern", LEX) is keep
