@@ -3,8 +3,9 @@
 Sets (from ../shared/eval, written by others):
   presidio_synth   presidio-research's synthetic sentences (1,000), gold spans by type
   physionet_deid   PhysioNet deid gold notes (dev), gold PHI spans
-  aci_bench        ACI-Bench valid dialogues; gold = every mention of the patient's names from
-                   the metadata (ours is given them as chart-known identifiers, as in scribe)
+  aci_bench        ACI-Bench valid dialogues, one segment per speaker turn; gold = every mention
+                   of the patient's names from the metadata (ours is given them as chart-known
+                   identifiers, as in scribe)
   asr_style        presidio_synth made to look like speech recognition output: lowercase, no
                    punctuation, numbers and emails spoken ("five five five", "at gmail dot com")
 
@@ -82,7 +83,20 @@ def aci(limit: int | None) -> list[Doc]:
         full = " ".join(n.strip() for n in (m["patient_firstname"], m["patient_familyname"]) if n.strip())
         known = [KnownIdentifier(full, "PERSON", "client.name")] + [KnownIdentifier(n, "PERSON", "client.name") for n in names]
         docs.append(Doc(text, gold, known))
-    return docs[:limit]
+    return [turn for doc in docs[:limit] for turn in _turns(doc)]
+
+
+def _turns(doc: Doc) -> list[Doc]:
+    """A dialogue as scribe reads a transcript: one segment per speaker turn (line), all
+    sharing the dialogue's chart."""
+    out, pos = [], 0
+    for line in doc.text.split("\n"):
+        start, end = pos, pos + len(line)
+        pos = end + 1
+        if line.strip():
+            gold = [(s - start, e - start, k) for s, e, k in doc.gold if start <= s and e <= end]
+            out.append(Doc(line, gold, doc.known))
+    return out
 
 
 _SPOKEN_NUMBER_TYPES = {"PHONE_NUMBER", "CREDIT_CARD", "US_SSN", "ZIP_CODE", "IBAN_CODE", "US_DRIVER_LICENSE"}

