@@ -4,7 +4,9 @@ and emails spoken), each carrying one identifier. Chart-known identifiers must b
 every time (recall 1.00). The rest may not fall more than half a point below the baseline
 measured when this was written (the S6 regression rule); the S6 targets (generic names
 0.95, the number classes 0.99) print beside them on every run. Names come from the census
-first-name and surname lists that zxcvbn ships."""
+first-name and surname lists that zxcvbn ships. The redactor reads those same lists as known
+names, so the name class here measures lowercase names the census knows (most clients' names);
+names outside it are measured by bench/redaction.py on others' data."""
 
 from __future__ import annotations
 
