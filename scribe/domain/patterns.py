@@ -108,7 +108,8 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
 _RELATIONS = ("wife husband son daughter mom mother mum dad father sister brother friend boss partner girlfriend "
               "boyfriend aunt uncle cousin grandma grandmother grandpa grandfather grandson granddaughter neighbor "
               "neighbour roommate fiance fiancee stepmom stepdad stepson stepdaughter niece nephew coworker colleague "
-              "teacher coach therapist counselor counsellor doctor pastor sponsor manager supervisor landlord ex").split()
+              "teacher coach therapist counselor counsellor doctor pastor sponsor manager supervisor landlord ex kid child "
+              "baby stepbrother stepsister ex-wife ex-husband").split()
 _CUE = re.compile(
     r"\b(?:(?:my|his|her|our|their)\s+(?:name\s+is|(?:" + "|".join(_RELATIONS) + r")(?:\s*,)?)"
     r"|(?:i\s*am|i'm|this\s+is|it's|call\s+me|named|called|name's|hi|hello|hey|dear|thanks|thank\s+you)"
@@ -235,6 +236,22 @@ def find_field_names(text: str) -> Iterator[tuple[int, int, str]]:
             continue
         start = m.start(1)
         yield start, start + len(m.group(1).rstrip()), "PERSON"
+
+
+def find_speakers(text: str) -> Iterator[tuple[int, int, str]]:
+    """The named speakers of a chat or a script (not a note's headings: call it on speech)."""
+    for m in _SPEAKER.finditer(text):
+        if m.group(1).lower() not in _NOT_NAMES and m.group(1).lower() not in _SPEAKER_ROLES:
+            yield m.start(1), m.end(1), "PERSON"
+
+
+# a chat or a script names its speakers: "Alice: Who are you?", "Matthew: Remember me" (not the
+# capitals of a transcript's roles, CLIENT: and CLINICIAN:, nor "Note:" or "Plan:")
+_SPEAKER = re.compile(r"(?:^|(?<=[.!?\"”]\s)|(?<=[.!?\"”]))\s*([A-ZÀ-ÞĀ-Ž][a-zß-ÿā-ž]{2,})(?=:\s*[\"“A-Z])", re.M)
+_SPEAKER_ROLES = frozenset("""bot user client clinician therapist patient doctor nurse note plan assessment subjective
+objective data behavior intervention response goal answer question when where what who why how address name phone
+email website mobile desk fax office social neuro resp cardiac endo endocrine heme access addendum misc integ
+soc psychosocial comments summary update history allergies medications diagnosis""".split())
 
 
 _PERSON_TAIL = re.compile(r"(?:[ \t]+(?:[A-ZÀ-ÞĀ-Ž][a-zß-ÿā-ž'’][\w'’-]*|[A-Z]\.?)(?![\w'’:-])){1,3}")

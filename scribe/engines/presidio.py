@@ -18,6 +18,7 @@ from scribe.domain.patterns import (
     find_field_names,
     find_patterns,
     find_places,
+    find_speakers,
     plausible,
     specific_date,
     tidy_person,
@@ -242,7 +243,8 @@ class PresidioRedactor:
         shorthand only known first names (there every word is capitalised or abbreviated)."""
         found = list(find_first_names(text, self._lexicon, speech=not notes))
         if not notes:
-            found += [*find_organisations(text, self._lexicon), *find_cued_places(text, self._lexicon)]
+            found += [*find_organisations(text, self._lexicon), *find_cued_places(text, self._lexicon),
+                      *find_speakers(text)]
         return found
 
     def _cased_pass(self, texts: list[str]) -> list[list[Span]]:

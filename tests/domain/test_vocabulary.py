@@ -94,3 +94,10 @@ def test_a_hospital_known_by_its_initials_is_found_where_patients_are_sent() -> 
                                          ("13-40-17", False)])
 def test_month_year_and_dashed_dates_are_dates(value: str, keep: bool) -> None:
     assert plausible("DATE", value, "pattern", LEX) is keep
+
+
+def test_speakers_of_a_chat_are_names_but_a_transcripts_roles_and_headings_are_not() -> None:
+    from scribe.domain.patterns import find_speakers
+
+    text = 'Halldór: What a wife. Matthew: Remember me? CLIENT: I was sad. Plan: Continue. Note: none'
+    assert [text[a:b] for a, b, _ in find_speakers(text)] == ["Halldór", "Matthew"]
