@@ -376,8 +376,9 @@ def _real_url(value: str, lexicon: Lexicon | None) -> bool:
     if len(parts) < 2 or host.isupper() or not parts[-1].islower():
         return False
     first = parts[0].lower()
+    last_word = first.split("-")[-1]
     if lexicon is not None and (first in lexicon.common or first in CLINICAL_TERMS or
-                                first.split("-")[-1] in lexicon.common | CLINICAL_TERMS):
+                                last_word in lexicon.common or last_word in CLINICAL_TERMS):
         return False
     if parts[-1] in _TLDS:
         return len(parts[-2]) > 2

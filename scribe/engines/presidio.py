@@ -39,7 +39,7 @@ from scribe.domain.transcript import Segment, model_line
 from scribe.engines.protocols import PseudonymizedTranscript
 from scribe.policies.schema import RedactionPolicy
 
-_BATCH = 64  # texts per spaCy batch
+_BATCH = 256  # texts per spaCy batch (short segments: larger batches read faster)
 _PARALLEL_CHARS = 4_000  # a batch this long is shared with the helper processes (about two minutes of speech)
 
 _NAMED = {"PERSON", "ORGANIZATION", "LOCATION", "NRP"}
