@@ -34,7 +34,7 @@ from scribe.domain.redaction import (
 from scribe.domain.places import place_words
 from scribe.domain.proper_nouns import find_cued_places, find_first_names, find_organisations
 from scribe.domain.spoken import shadow
-from scribe.domain.vocabulary import CLINICAL_TERMS, Lexicon, capitals_text, clinical_only, clinical_shorthand, weak_find
+from scribe.domain.vocabulary import CLINICAL_TERMS, Lexicon, capitals_text, clinical_shorthand, weak_find
 from scribe.domain.transcript import Segment, model_line
 from scribe.engines.protocols import PseudonymizedTranscript
 from scribe.policies.schema import RedactionPolicy
