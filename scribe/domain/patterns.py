@@ -34,6 +34,9 @@ _EU_LEADING = r"Via|Viale|Piazza|Corso|Rue|Avenue|Boulevard|Chemin|Calle|Avenida
 _STATES = ("AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND "
            "OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC PR").split()
 
+# a month, written out or shortened: "march", "Mar", "sept" (not "marrow", "decrease")
+_MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+
 RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
     # 2217 Alder Creek Road, Apt 4B / 12 N. Main St. / "twenty two seventeen alder creek road" (as digits)
     ("ADDRESS", re.compile(rf"\b\d{{1,6}}[A-Za-z]?\s+(?!{_MEASURE}\b)(?:[NSEW]\.?\s+)?(?:(?!{_NOT_STREET}\b)[A-Za-z][A-Za-z'-]*"
@@ -70,7 +73,7 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
     # phone numbers in any national layout: +44 7700 921 916, (37) 788-063, 60-56-85-91, 467 3395
     ("PHONE_NUMBER", re.compile(r"(?<![\w/.:-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,6}(?:[\s.-]\d{2,6}){1,4}"
                                 r"(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w/:]|[.-]\d)"), 0),
-    ("DATE", re.compile(r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?\s+\d{1,2}(?:st|nd|rd|th)?"
+    ("DATE", re.compile(rf"\b{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?"
                         r"(?:,?\s+(?:19|20)\d\d)?\b|\b\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:january|february|march|april|"
                         r"may|june|july|august|september|october|november|december)(?:,?\s+(?:19|20)\d\d)?\b", re.I), 0),
     # a year, but not a clock time in a note ("at 2000", "@ 1900")
@@ -387,7 +390,7 @@ def _real_url(value: str, lexicon: Lexicon | None) -> bool:
     return len(first) > 3 and any(c.isupper() for c in name) and not name.isupper()
 
 
-_MONTH_WORD = re.compile(r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b\.?", re.I)
+_MONTH_WORD = re.compile(rf"\b{_MONTH}\b\.?", re.I)
 
 
 def specific_date(text: str, start: int, end: int) -> bool:

@@ -154,9 +154,15 @@ class PresidioRedactor:
             return self._find_spans_here(texts, known)
         pool = self._helpers()
         futures = [pool.submit(_find_in_helper, list(share), known) for share in shares[1:]]
-        out = self._find_spans_here(shares[0], known)
-        for future in futures:
-            out += future.result()
+        try:
+            out = self._find_spans_here(shares[0], known)
+            for future in futures:
+                out += future.result()
+        except Exception:
+            # fail closed (the caller refuses to draft), and start fresh helpers next time:
+            # a helper that died leaves its pool broken for good
+            self.close()
+            raise
         return out
 
     def warm_up(self) -> None:

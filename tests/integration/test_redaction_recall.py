@@ -138,3 +138,22 @@ def test_a_long_transcript_shared_with_a_helper_process_gives_the_same_spans() -
         assert shared.find_spans_batch(texts, known) == single.find_spans_batch(texts, known)
     finally:
         shared.close()
+
+
+def test_a_helper_that_dies_fails_the_batch_and_the_next_batch_gets_new_helpers() -> None:
+    import os
+    import signal
+
+    docs, _ = corpus(seed=11)
+    texts = [d.text for d in docs[:300]]
+    shared = build_redactor(Settings(models_dir=ROOT / "models", model_profile="test", cpu_threads=2))
+    try:
+        shared.warm_up()
+        for pid in list(shared._pool._processes):  # the helper is killed, as the OOM killer would
+            os.kill(pid, signal.SIGKILL)
+        with pytest.raises(Exception):  # noqa: B017 - whatever the pool raises
+            shared.find_spans_batch(texts, [])
+        assert shared._pool is None
+        assert len(shared.find_spans_batch(texts, [])) == len(texts)
+    finally:
+        shared.close()
