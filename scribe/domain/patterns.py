@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from scribe.domain.vocabulary import CLINICAL_TERMS, Lexicon, capitals_text, words_of
 
 _SUFFIX = (r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|circle|cir|"
-           r"terrace|ter|parkway|pkwy|highway|hwy|trail|trl|square|sq|alley|loop|crescent|plaza|pike|row|walk|"
+           r"terrace|ter|parkway|pkwy|highway|hwy|trail|trl|square|alley|loop|crescent|plaza|pike|row|walk|"
            r"ridge|hill|heights|park|point|junction|crossing|creek|run|"
            # less common ones, chosen for not being everyday words after a number
            r"rapids|flats|coves?|bypass|estates|expressway|freeway|gardens|gateway|harbou?r|haven|knolls?|landing|"
@@ -19,11 +19,11 @@ _SUFFIX = (r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|
            r"bluffs?|cliffs|forks?|wells|islands?|isle|lakes|mills?|mount|pines|plains|streets|locks|stravenue|"
            r"trafficway|throughway|spur|ramp")
 # what follows a number that is an amount, not a house number: "2 miles in the park"
-_MEASURE = (r"(?:miles?|minutes?|hours?|days?|weeks?|months?|years?|times?|blocks?|steps|mg|people|kids|of|or|and|"
-            r"to|more|less|laps|rounds|drinks|beers|cups)")
+_MEASURE = (r"(?:miles?|minutes?|hours?|hrs?|sec|seconds?|days?|weeks?|months?|years?|times?|blocks?|steps|mg|mcg|"
+            r"ml|cc|u|units?|beats?|episodes?|epsiodes|people|kids|of|or|and|to|more|less|laps|rounds|drinks|beers|cups)")
 # words that never make a street's name: "3 way foley in place", "2 IVs to the left"
 _NOT_STREET = (r"(?:in|to|the|a|an|of|at|on|for|with|and|or|by|from|into|out|up|down|per|is|was|has|had|at|this|that|"
-               r"way|times|x)")
+               r"way|times|x|did|not|no|rate|beat|beats|run|runs|given|drained|mod|reg)")
 _UNIT = r"(?:,?\s*(?:apt|apartment|unit|suite|ste|room|rm|floor|fl|#)\.?\s*#?\s*[\w-]+)?"
 # Street words of other languages, as the end of one word (German, Dutch, Nordic, Finnish, Icelandic,
 # Hungarian, Czech/Polish) and as a word before the name (Italian, French, Spanish, Portuguese, Polish)
@@ -77,7 +77,7 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
                         r"(?:,?\s+(?:19|20)\d\d)?\b|\b\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:january|february|march|april|"
                         r"may|june|july|august|september|october|november|december)(?:,?\s+(?:19|20)\d\d)?\b", re.I), 0),
     # a year, but not a clock time in a note ("at 2000", "@ 1900")
-    ("DATE", re.compile(r"(?<![\d/.-])(?<!\bat\s)(?<!@\s)(?<!@)(?:19|20)\d\d(?![\d/.:-])", re.I), 0),
+    ("DATE", re.compile(r"(?<![\d/.-])(?<!\bat\s)(?<!@\s)(?<!@)(?:19|20)\d\d(?![\d/:-]|\.\d)", re.I), 0),
     # a two-digit year with its apostrophe: MI '92, CVA 74'
     ("DATE", re.compile(r"(?<![\w'])'\d\d\b|\b\d\d'(?![\w'])"), 0),
     # ZIP after a state, or after the word zip
@@ -92,7 +92,7 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
                              r"(?:is|was|'s)?\s*[:#]?\s*"
                              r"([A-Za-z]{0,4}-?\d[\dA-Za-z-]{4,16})\b", re.I), 1),
     ("NPI", re.compile(r"\bNPI(?:\s*(?:number|no\.?|#))?\s*(?:is\s*)?[:#]?\s*(\d{10})\b", re.I), 1),
-    ("LICENSE_PLATE", re.compile(r"\b(?:licen[cs]e\s+plate|plate|tag)(?:\s*(?:number|no\.?|#))?\s*(?:is\s*)?[:#]?\s*"
+    ("LICENSE_PLATE", re.compile(r"\b(?:licen[cs]e\s+plate|plate|tag)\b(?:\s*(?:number|no\.?|#))?\s*(?:is\s*)?[:#]?\s*"
                                  r"([A-Za-z0-9]{2,4}[\s-]?[A-Za-z0-9]{2,4})\b", re.I), 1),
     ("AGE", re.compile(r"\b(?:(?:9\d|1[01]\d|ninety|(?:a|one)\s+hundred(?:\s+and\s+\w+)?)[\s-]*(?:years?|yrs?|y/?o)"
                        r"(?:[\s-]*old)?|(?:aged?|age of)\s+(?:9\d|1[01]\d|ninety))\b", re.I), 0),
@@ -182,14 +182,6 @@ def _joined_names(text: str, end: int) -> Iterator[tuple[int, int, str]]:
         end = m.end(1)
 
 
-# A facility's name before what it is: "Holy Cross Hospital", "to sacred heart hosp", "UNION HOSP.",
-# "St. Mary's Rehab"; the name words only (at most three), never "the", "to" or clinical words
-_FACILITY = re.compile(r"((?:(?:st|saint)\.?\s+)?(?:[a-z][\w'’-]*\s+){0,2}[a-z][\w'’-]*)\s+(?:hospital|hosp\.?|medical\s+"
-                       r"cent(?:er|re)|med\.?\s+ctr|rehab(?:ilitation)?|memorial|regional|clinic|nursing\s+home|"
-                       r"health\s*care|health\s+cent(?:er|re)|treatment\s+cent(?:er|re))\b", re.I)
-_NOT_FACILITY = frozenset("""the a an to at from in into by of for with and or was were is are his her their our my your this that
-other another same outside previous local nearest psychiatric psych mental state county community osh general children's
-transferred admitted discharged sent went taken brought back go going seen screened""".split())
 # where someone lives or comes from: "lives in Hampton", "LIVES WITH SON AND FAMILY IN ROCKVILLE",
 # "called from Seattle", "moved to Tulsa"
 _RESIDENCE = re.compile(r"\b(?:lives?|living|lived|resides?|residing|moved|relocated|born|raised|grew\s+up|called|"
@@ -197,31 +189,11 @@ _RESIDENCE = re.compile(r"\b(?:lives?|living|lived|resides?|residing|moved|reloc
                         r"([a-z][\w'’-]*(?:\s+[a-z][\w'’-]*)?)", re.I)
 
 
-# a hospital known by its initials, where a patient is sent or comes from: "transferred to GH",
-# "admitted to the MGH", "seen at UCLA" (ward and unit names are clinical terms: ICU, CCU, ED)
-_MOVED_TO = re.compile(r"\b(?:admitted|adm|transferred|transfered|trans|sent|came|arrived|taken|followed|seen|"
-                       r"returned|return|discharged|d/c'd)\s+(?:\w+\s+)?(?:to|at|from|into)\s+(?:the\s+)?"
-                       r"((?-i:[A-Z]{2,5}))\b", re.I)
-
-
 def find_places(text: str) -> Iterator[tuple[int, int, str]]:
-    """Facilities named before what they are, and places after living, moving or calling from.
-    The caller's word lists decide whether the words could identify (plausible)."""
-    for m in _FACILITY.finditer(text):
-        words = list(re.finditer(r"\S+", m.group(1)))
-        keep = []
-        for w in reversed(words):  # from the facility word back, up to the first word that is not a name's
-            low = w.group(0).lower()
-            if low in _NOT_FACILITY or low in _NOT_NAMES or low in CLINICAL_TERMS:
-                break
-            keep.insert(0, w)
-        if keep:
-            yield m.start(1) + keep[0].start(), m.start(1) + keep[-1].end(), "LOCATION"
+    """Places after living, moving or calling from. The caller's word lists decide whether
+    the words could identify (plausible). Facilities: see cues.find_facilities."""
     for m in _RESIDENCE.finditer(text):
         yield m.start(1), m.end(1), "LOCATION"
-    for m in _MOVED_TO.finditer(text):
-        if m.group(1).lower() not in CLINICAL_TERMS:
-            yield m.start(1), m.end(1), "LOCATION"
 
 
 # A name in a labelled field ("Name: Nayla Montero", "Directed by: Johannes Varvio"; not a speaker
@@ -317,6 +289,7 @@ _PLACE_START = re.compile(r"^(?:[A-ZÀ-ÞĀ-Ž0-9]|(?:apt|suite|unit|ste)\b|nan\
 _HOUSE_BEFORE = re.compile(r"\b\d{1,6}[ \t]+")
 
 
+_SUFFIX_WORD = re.compile(rf"(?:{_SUFFIX})", re.I)
 _SHORT_ACRONYM = re.compile(r"^[A-Z0-9/.\s-]{1,3}$|^[B-DF-HJ-NP-TV-Z]{4,6}$")  # PMH; no vowel: CXR
 
 
@@ -337,9 +310,12 @@ def plausible(entity: str, value: str, source: str, lexicon: Lexicon | None = No
     if entity in ("PERSON", "LOCATION") and source == "pattern" and lexicon is not None and \
             not any(lexicon.identifying_word(w) for w in words_of(v)):
         return False
-    if entity == "ADDRESS" and source == "pattern" and \
-            any(len(w) > 3 and w.lower().strip(".") in CLINICAL_TERMS for w in words_of(v)):
-        return False  # "on Lexapro 10", "3 way Foley": a dose or a device, not a street
+    if entity == "ADDRESS" and source == "pattern" and not re.search(r"\bP\.?\s?O\.?\s*Box\b", v, re.I) and \
+            any(len(w) > 2 and w.lower().strip(".") in CLINICAL_TERMS and not _SUFFIX_WORD.fullmatch(w.strip("."))
+                for w in words_of(v)):
+        return False  # "on Lexapro 10", "3 way Foley", "to CCu 9": a dose, a device or a ward, not a street
+    if entity == "LICENSE_PLATE" and not any(ch.isdigit() for ch in v):
+        return False  # "plate in frig"
     if entity == "US_DRIVER_LICENSE" and (len(v) < 6 or v.isalpha()):
         return False
     if entity in ("URL", "DOMAIN_NAME") and (".." in v or (source == "presidio" and not _real_url(v, lexicon))):

@@ -45,6 +45,9 @@ adderall ritalin concerta vyvanse focalin strattera atomoxetine guanfacine intun
 prazosin propranolol naltrexone vivitrol suboxone buprenorphine methadone antabuse disulfiram
 max min fick quinton passy muir bair hugger kling aloe vesta sitz duoderm adaptic tegaderm xeroform
 ho id ir bb derm eps tsicu ctsicu vicu fellow resident intern attending
+urine stool stools sputum secretions secreations drainage gtt gtts jelly supp oint ointment neb nebs sxn sx
+amt amts sm mod lg lge spec specimen reg lente nph psv ips imv fs hd cvvh cvvhd ua bc cx
+rle lle tlc raf arf pcu tele av cs
 acamprosate campral gabapentin neurontin topamax topiramate ambien zolpidem melatonin narcan naloxone
 """.split())
 
@@ -110,8 +113,9 @@ def weak_find(value: str, lexicon: Lexicon, *, capitals_text: bool, shorthand: b
         return True
     flat = all(w.isupper() for w in words if any(c.isalpha() for c in w)) and capitals_text
     lower = all(w.islower() for w in words)
-    if shorthand:
-        return not any(lexicon.known_name_or_place(w) for w in words)
+    if shorthand:  # "amber urine", "Nitro gtt": a clinical word makes it no name in a nursing note
+        return not any(lexicon.known_name_or_place(w) for w in words) or \
+            any(w.lower().strip(".'’-") in CLINICAL_TERMS for w in words)
     if flat or lower:
         return not any(lexicon.identifying_word(w) for w in words)
     return False

@@ -31,6 +31,14 @@ from scribe.domain.redaction import (
     find_known,
     merge_spans,
 )
+from scribe.domain.cues import (
+    clinical_number,
+    find_event_years,
+    find_facilities,
+    find_titled_names,
+    phone_cued,
+    take_initial,
+)
 from scribe.domain.places import place_words
 from scribe.domain.proper_nouns import find_cued_places, find_first_names, find_organisations
 from scribe.domain.spoken import shadow
@@ -233,6 +241,8 @@ class PresidioRedactor:
                 continue  # "last week", "Tuesday", "about a 5": not identifying; needed for a useful note
             if not plausible(r.entity_type, value, "presidio", self._lexicon):
                 continue
+            if not self._number_plausible(text, r.entity_type, r.start, r.end, shorthand or capitals):
+                continue
             if r.entity_type in _NAMED and weak_find(value, self._lexicon, capitals_text=capitals, shorthand=shorthand):
                 continue
             start, end = tidy_person(text, r.start, r.end) if r.entity_type == "PERSON" else (r.start, r.end)
@@ -240,9 +250,25 @@ class PresidioRedactor:
         for start, end, entity in extend_addresses(text, [*find_patterns(text), *find_cued_names(text, self._lexicon),
                                                           *find_field_names(text), *find_places(text),
                                                           *self._proper_nouns(text, capitals or shorthand)]):
-            if entity in self._thresholds and plausible(entity, text[start:end], "pattern", self._lexicon):
+            if entity in self._thresholds and plausible(entity, text[start:end], "pattern", self._lexicon) and \
+                    self._number_plausible(text, entity, start, end, shorthand or capitals):
                 found.append(Span(start, end, entity, 0.7, "pattern"))
-        return found
+        # what their surroundings make certain, whatever the words: "Dr. Small", "Union Hospital", "MI 92"
+        for start, end, entity in (*find_titled_names(text, self._lexicon), *find_facilities(text, self._lexicon),
+                                   *find_event_years(text)):
+            if entity in self._thresholds:
+                found.append(Span(start, end, entity, 0.7, "pattern"))
+        return [Span(take_initial(text, f.start), f.end, f.entity, f.score, f.source, f.key)
+                if f.entity == "PERSON" else f for f in found]
+
+    @staticmethod
+    def _number_plausible(text: str, entity: str, start: int, end: int, note: bool) -> bool:
+        """A date or a phone number, not a setting or a range: 'PSV 10/5', 'SVR 954-1183'."""
+        if entity in ("DATE", "DATE_TIME") and re.fullmatch(r"[\d/.-]+", text[start:end]):
+            return not clinical_number(text, start, end)
+        if entity == "PHONE_NUMBER" and note and sum(ch.isdigit() for ch in text[start:end]) <= 8:
+            return phone_cued(text, start)  # a nursing note's bare 954-1183 is a range unless a phone word cues it
+        return True
 
     def _proper_nouns(self, text: str, notes: bool) -> list[tuple[int, int, str]]:
         """Names, employers and places found from word lists; in notes written in capitals or

@@ -79,15 +79,9 @@ def test_relations_and_listed_names_in_notes_are_found() -> None:
     assert _names("husband present, son called") == []  # everyday words after a cue
 
 
-def test_facilities_and_homes_are_found_by_what_surrounds_them() -> None:
-    text = "taken to holy cross hospital, then UNION HOSP. Lives in Rockville. sent to the psychiatric hospital"
-    places = [text[a:b] for a, b, _ in find_places(text)]
-    assert places == ["holy cross", "UNION", "Rockville"]
-
-
-def test_a_hospital_known_by_its_initials_is_found_where_patients_are_sent() -> None:
-    text = "PT TRANSFERRED TO GH FOR CATH, admitted to the MGH, sent to ICU, came to EW"
-    assert [text[a:b] for a, b, _ in find_places(text)] == ["GH", "MGH"]
+def test_homes_are_found_by_what_surrounds_them() -> None:
+    text = "taken to holy cross hospital. Lives in Rockville. sent to the psychiatric hospital"
+    assert [text[a:b] for a, b, _ in find_places(text)] == ["Rockville"]
 
 
 @pytest.mark.parametrize("value, keep", [("8/87", True), ("11/92", True), ("13/92", False), ("3-24-17", True),

@@ -1,0 +1,84 @@
+"""What surroundings make certain: names after a title or before a credential, facilities by
+name, years of past events; and numbers that their surroundings make clinical."""
+
+from __future__ import annotations
+
+import pytest
+
+from scribe.domain.cues import (
+    clinical_number,
+    find_event_years,
+    find_facilities,
+    find_titled_names,
+    phone_cued,
+    take_initial,
+)
+from scribe.domain.vocabulary import Lexicon
+
+LEX = Lexicon(names=frozenset({"mary", "joseph", "smith", "calvert"}), places=frozenset({"baltimore"}),
+              common=frozenset({"small", "union", "memorial", "sacred", "drug", "the", "bed", "home", "lab", "poss"}),
+              first_names=frozenset({"mary", "joseph"}))
+
+
+def _values(text: str, finder) -> list[str]:  # noqa: ANN001
+    return [text[a:b] for a, b, _ in finder(text, LEX)]
+
+
+@pytest.mark.parametrize("text, names", [
+    ("pt spoke with dr small today", ["small"]),                  # an everyday word after a title is a name
+    ("PRONOUNCED BY DR. L. RUUSKA. FAMILY", ["L. RUUSKA"]),        # the initial is taken in
+    ("Drs Ferullo and Saeed in to see pt", ["Ferullo", "Saeed"]),
+    ("Dr. Mary Smith called", ["Mary Smith"]),
+    ("Seen by J. Yi, MD. Pain to right side", ["J. Yi"]),          # before a credential
+    ("Stord-Painter MD plans to attempt talc", ["Stord-Painter"]),
+    ("BEA TURA AWARE MGSO4 GIVEN", ["BEA TURA"]),                  # told of something, in capitals
+    ("dr aware, md notified, dr to see pt", []),                   # what follows a title without a name
+    ("TO HELP RETURN PC02 TO BASELINE", []),                       # RN inside RETURN is no credential
+])
+def test_names_after_a_title_or_before_a_credential(text: str, names: list[str]) -> None:
+    assert _values(text, find_titled_names) == names
+
+
+@pytest.mark.parametrize("text, places", [
+    ("TAKEN TO UNION HOSPITAL WHERE EKG POS", ["UNION"]),        # any word names a hospital
+    ("d/c'd to Sacred Heart Memorial at 4pm", ["Sacred Heart"]),
+    ("to sacred heart hospital. awaiting", ["sacred heart"]),
+    ("discharge to Baltimore Rehab tomorrow", ["Baltimore"]),
+    ("he'll need pt, and poss rehab when ready", []),             # a rehab is named only as a name or place
+    ("went to drug rehab last year", []),
+    ("sent to the psychiatric hospital", []),
+    ("?transfer to St. Mary's tomorrow", ["St. Mary's"]),
+    ("ST ELEVATION IN V2", []),                                   # an ST segment, not a saint
+    ("PT TRANSFERRED TO GH FOR CATH, admitted to the MGH, sent to ICU, came to EW", ["GH", "MGH"]),
+    ("she was sent to gh for further eval", ["gh"]),
+    ("poss transfer to quartermain 2/3", ["quartermain"]),         # a ward by name, with its number
+    ("went to bed, sent to lab, going to sleep", []),
+])
+def test_facilities_by_name(text: str, places: list[str]) -> None:
+    assert _values(text, find_facilities) == places
+
+
+@pytest.mark.parametrize("text, years", [
+    ("PMH: CABG 81, Redo CABG 84, MI 1992.", ["81", "84", "1992"]),
+    ("PMHX CVA in 94 and 00 affected (R) side", ["94", "00"]),
+    ("MI 2 days ago, CABG x3, PE 10 mg", []),
+])
+def test_years_of_past_events(text: str, years: list[str]) -> None:
+    assert [text[a:b] for a, b, _ in find_event_years(text)] == years
+
+
+@pytest.mark.parametrize("text, value, clinical", [
+    ("on PSV 10/5 overnight", "10/5", True), ("vent 10/5/50% tolerating", "10/5/50", True),
+    ("c/o 3/10 l back pain", "3/10", True), ("SVR 954-1183; received", "954-1183", True),
+    ("admitted 10/5 from home", "10/5", False), ("seen on 7/22 by", "7/22", False),
+])
+def test_settings_scores_and_ranges_are_not_dates(text: str, value: str, clinical: bool) -> None:
+    start = text.index(value)
+    assert clinical_number(text, start, start + len(value)) is clinical
+
+
+def test_a_phone_word_cues_a_short_number_and_an_initial_joins_its_name() -> None:
+    assert phone_cued("Sister Phone # 858-4925", len("Sister Phone # "))
+    assert not phone_cued("HR 100-1112 EKG", len("HR "))
+    text = "nsg (d. renna and j. o'brien)"
+    assert take_initial(text, text.index("o'brien")) == text.index("j. o'brien")
