@@ -62,7 +62,8 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
                            r"(?:de|del|dei|della|di|la|le|du|des|da|do|dos|al|el|van|von)[ \t]+){1,4}"
                            r"\d{1,5}[A-Za-z]?\b\.?"), 0),
     # "the corner of Dalbraut 99 and Frederikke Coves", "at the corner of Main and 5th"
-    ("ADDRESS", re.compile(r"\bthe corner of [^,.?!\n]{2,60}? and (?:[A-Z0-9][\w'’.-]*(?:[ \t]+|$)){1,3}"), 0),
+    ("ADDRESS", re.compile(r"\bthe corner of (?=[^,?!\n]{0,30}?(?:\d|\b[A-Z]))[^,?!\n]{2,60}? and "
+                           r"(?:(?!(?:in|on|at|for|to|if|when|st)\b)[\w][\w'’.-]*(?:[ \t]+|$)){1,3}"), 0),
     # a ship's mail: USNS Møller, FPO AA 85844
     ("ADDRESS", re.compile(r"\bUSN[SV]\s+[A-ZÀ-Þ][\w'-]+(?:,?\s+|\n)(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5}\b"), 0),
     # dates: 7/22, 07/22/1991, 2021-03-04, March 4, 4 March, March 4th 1981; years in dates or alone
@@ -283,7 +284,7 @@ def extend_addresses(text: str, spans: list[tuple[int, int, str]]) -> list[tuple
 _PLACE_PIECE = (r"(?:(?:apt|suite|unit|ste|floor|fl|room|rm|box)\.?\s*#?\d+[A-Za-z]?|"
                 r"[A-ZÀ-ÞĀ-Ž][\w'’.-]*(?<!\.)|\d{3,6}(?:[ -]\d{3,4})?(?!\s*(?:mg|am|pm|%))|\(\w+\))")
 _SAME_LINE = re.compile(rf"((?:[ \t]*,?[ \t]+|,)(?:{_PLACE_PIECE})(?:(?:[ \t]*,?[ \t]+|,)(?:{_PLACE_PIECE})){{0,5}})")
-_NEXT_LINE = re.compile(r"[ \t]*(?:\n|>)[ \t,>]*([^\n>]{1,40})")
+_NEXT_LINE = re.compile(r"[ \t]*(?:\n|>)[ \t,>]*(?:\n[ \t,>]*)?([^\n>]{1,40})")
 _PLACE_LINE = re.compile(r"^[\w .,'’()-]+$")
 _PLACE_START = re.compile(r"^(?:[A-ZÀ-ÞĀ-Ž0-9]|(?:apt|suite|unit|ste)\b|nan\b|[a-zà-ÿ]+,)", re.I)
 _HOUSE_BEFORE = re.compile(r"\b\d{1,6}[ \t]+")

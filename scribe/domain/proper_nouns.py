@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 from scribe.domain.vocabulary import CLINICAL_TERMS, Lexicon
 
-_UPPER = "A-ZÀ-ÞĀ-Ž"
-_LOWER = "a-zß-ÿā-ž"
+_UPPER = "A-ZÀ-ÞĀ-ŽΑ-ΩА-Я"
+_LOWER = "a-zß-ÿā-žα-ωа-я"
 _TOKEN = re.compile(rf"[{_UPPER}{_LOWER}][\w'’-]*")
 # what may follow a first name as more of the name: capitalised words and initials
 _NAME_TAIL = re.compile(rf"(?:[ \t]+(?:[{_UPPER}][{_LOWER}'’][\w'’-]*|[{_UPPER}]\.?|(?:ten|van|von|de|da|del)"
@@ -70,6 +70,7 @@ def find_organisations(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, 
             yield m.start(1), m.end(1), "ORGANIZATION"
 
 
+_CONNECTORS = frozenset("de del la le do da di du dos ben sur upon on am an der".split())
 _PLACE_CUE = re.compile(rf"\b(?:[Ii]n|[Ff]rom|[Tt]o|[Aa]t|[Nn]ear|[Ww]here:?)[ \t]+((?:[{_UPPER}][\w'’-]*)(?:[ \t]+(?:(?:de|"
                         rf"del|la|le|do|da|di|du|dos|ben|sur|upon|on|am|an|der)[ \t]+)?[{_UPPER}][\w'’-]*){{0,3}})")
 
@@ -80,12 +81,85 @@ def find_cued_places(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, st
     written in capitals, where every word is capitalised."""
     for m in _PLACE_CUE.finditer(text):
         words = m.group(1).split()
-        if not words[0][:1].isupper():
+        for n, w in enumerate(words):  # "Loeches on Saturday": the place ends before a day or a clinical word
+            if w.lower() in _MONTHS_DAYS or w.lower() in CLINICAL_TERMS:
+                words = words[:n]
+                break
+        while words and words[-1] in _CONNECTORS:
+            words.pop()
+        if not words or not words[0][:1].isupper():
             continue
         if words[0].isupper() and len(words[0]) < 4:
             continue  # ICU, ER, NYC: an acronym is not enough
-        if any(w.lower() in _MONTHS_DAYS or w.lower() in CLINICAL_TERMS for w in words):
-            continue
+        value = " ".join(words)
+        if not m.group(1).startswith(value):
+            continue  # words were joined by more than one space: leave it to the other recognizers
         if any(lexicon.identifying_word(w) and w.lower() not in lexicon.names for w in words) or \
                 any(w.lower() in lexicon.places for w in words):
-            yield m.start(1), m.end(1), "LOCATION"
+            yield m.start(1), m.start(1) + len(value), "LOCATION"
+
+
+# a name with a middle initial: "Elita B Desaulniers", "Szabina J. Gelencsér", "codey m ross"
+_INITIALLED = re.compile(rf"\b([{_UPPER}{_LOWER}][{_LOWER}'’-]+)[ \t]+[{_UPPER}{_LOWER}]\.?[ \t]+([{_UPPER}{_LOWER}][{_LOWER}'’-]+)\b")
+# a list of three or more single words: "They had 6: Gaetane, Hannah, Anthony, Derek, Anna and Andrew."
+_LIST = re.compile(rf"\b[{_UPPER}][{_LOWER}'’-]+(?:,[ \t]+[{_UPPER}][{_LOWER}'’-]+){{1,}},?[ \t]+(?:and|&)[ \t]+"
+                   rf"[{_UPPER}][{_LOWER}'’-]+\b")
+
+
+def find_initialled_names(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, str]]:
+    """First name, initial, surname. Capitalised, the first word must be no everyday or
+    clinical word ('Vitamin B Complex', 'Hepatitis C Virus' are not names); in lowercase both
+    words must be known names."""
+    for m in _INITIALLED.finditer(text):
+        first, last = m.group(1), m.group(2)
+        if first[:1].isupper() and last[:1].isupper() and text[m.start() + len(first) + 1 :].lstrip()[:1].isupper():
+            if lexicon.identifying_word(first) and first.lower() not in lexicon.common and \
+                    last.lower() not in CLINICAL_TERMS:
+                yield m.start(), m.end(), "PERSON"
+        elif first.islower() and last.islower() and first in lexicon.first_names and last in lexicon.names \
+                and first not in lexicon.common:
+            yield m.start(), m.end(), "PERSON"
+
+
+def find_name_lists(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, str]]:
+    """In a list of single capitalised words, most of them known first names, every word is a name."""
+    for m in _LIST.finditer(text):
+        words = list(re.finditer(rf"[{_UPPER}][{_LOWER}'’-]+", m.group(0)))
+        known = sum(w.group(0).lower() in lexicon.first_names for w in words)
+        if known * 2 > len(words) and not any(w.group(0).lower() in CLINICAL_TERMS for w in words):
+            for w in words:
+                yield m.start() + w.start(), m.start() + w.end(), "PERSON"
+
+
+_LINE_MARK = re.compile(r"[ \t>|?]*")
+
+
+def find_block_lines(text: str, addresses: list[tuple[int, int]], lexicon: Lexicon) -> Iterator[tuple[int, int, str]]:
+    """A contact block: the short lines just above an address that begins a line are the
+    person's and the firm's names ("Marta Palermo / Cityscan / 1072 Pohlstrasse 9"). A line
+    is taken when it is a few words without sentence punctuation or a label, and holds a word
+    that could identify; at most four lines, blank ones skipped."""
+    for start, _ in addresses:
+        line_start = text.rfind("\n", 0, start) + 1
+        if _LINE_MARK.fullmatch(text, line_start, start) is None or line_start == 0:
+            continue
+        pos, taken = line_start - 1, 0
+        while pos > 0 and taken < 4:
+            prev = text.rfind("\n", 0, pos) + 1
+            line = text[prev:pos]
+            mark = _LINE_MARK.match(line).end()
+            body = line[mark:].rstrip()
+            pos = prev - 1
+            if not body:
+                if prev == 0:
+                    break
+                continue
+            words = body.split()
+            if len(words) > 4 or ":" in body or body.endswith((".", "?", "!", ",")) or "@" in body or \
+                    not any(lexicon.identifying_word(w) for w in words) or any(c.isdigit() for c in body):
+                break
+            kind = "PERSON" if words[0].lower() in lexicon.first_names else "ORGANIZATION"
+            yield prev + mark, prev + mark + len(body), kind
+            taken += 1
+            if prev == 0:
+                break

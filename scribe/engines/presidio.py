@@ -40,7 +40,14 @@ from scribe.domain.cues import (
     take_initial,
 )
 from scribe.domain.places import place_words
-from scribe.domain.proper_nouns import find_cued_places, find_first_names, find_organisations
+from scribe.domain.proper_nouns import (
+    find_block_lines,
+    find_cued_places,
+    find_first_names,
+    find_initialled_names,
+    find_name_lists,
+    find_organisations,
+)
 from scribe.domain.spoken import shadow
 from scribe.domain.vocabulary import CLINICAL_TERMS, Lexicon, capitals_text, clinical_shorthand, weak_find
 from scribe.domain.transcript import Segment, model_line
@@ -247,9 +254,13 @@ class PresidioRedactor:
                 continue
             start, end = tidy_person(text, r.start, r.end) if r.entity_type == "PERSON" else (r.start, r.end)
             found.append(Span(start, end, r.entity_type, float(r.score), "presidio"))
-        for start, end, entity in extend_addresses(text, [*find_patterns(text), *find_cued_names(text, self._lexicon),
-                                                          *find_field_names(text), *find_places(text),
-                                                          *self._proper_nouns(text, capitals or shorthand)]):
+        patterns = extend_addresses(text, [*find_patterns(text), *find_cued_names(text, self._lexicon),
+                                           *find_field_names(text), *find_places(text),
+                                           *self._proper_nouns(text, capitals or shorthand)])
+        addresses = [(s, e) for s, e, kind in patterns if kind == "ADDRESS"]
+        if addresses and not shorthand:
+            patterns += find_block_lines(text, addresses, self._lexicon)
+        for start, end, entity in patterns:
             if entity in self._thresholds and plausible(entity, text[start:end], "pattern", self._lexicon) and \
                     self._number_plausible(text, entity, start, end, shorthand or capitals):
                 found.append(Span(start, end, entity, 0.7, "pattern"))
@@ -276,7 +287,8 @@ class PresidioRedactor:
         found = list(find_first_names(text, self._lexicon, speech=not notes))
         if not notes:
             found += [*find_organisations(text, self._lexicon), *find_cued_places(text, self._lexicon),
-                      *find_speakers(text)]
+                      *find_speakers(text), *find_initialled_names(text, self._lexicon),
+                      *find_name_lists(text, self._lexicon)]
         return found
 
     def _cased_pass(self, texts: list[str]) -> list[list[Span]]:
