@@ -40,10 +40,10 @@ _MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|a
 RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
     # 2217 Alder Creek Road, Apt 4B / 12 N. Main St. / "twenty two seventeen alder creek road" (as digits)
     ("ADDRESS", re.compile(rf"\b\d{{1,6}}[A-Za-z]?\s+(?!{_MEASURE}\b)(?:[NSEW]\.?\s+)?(?:(?!{_NOT_STREET}\b)[A-Za-z][A-Za-z'-]*"
-                           rf"\.?\s+){{1,4}}(?:{_SUFFIX})\b(?!\.?\s+(?-i:[A-Z][a-z]))\.?{_UNIT}", re.I), 0),
+                           rf"\.?\s+){{1,4}}(?:{_SUFFIX})\b(?!\.?[ \t]+(?-i:[A-Z][a-z]))\.?{_UNIT}", re.I), 0),
     ("ADDRESS", re.compile(r"\bP\.?\s?O\.?\s*Box\s+\d+\b", re.I), 0),
     # military mail: PSC 0413, Box 8144 / APO AA 42323
-    ("ADDRESS", re.compile(r"\b(?:PSC|Unit|CMR)\s+\d+,?\s+Box\s+\d+\b|\b(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5}\b"), 0),
+    ("ADDRESS", re.compile(r"\b(?:PSC|Unit|CMR)\s+\d+,?\s+Box\s+\d+\b|\b(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5}\b", re.I), 0),
     ("ADDRESS", re.compile(r"\b(?:Suite|Apt\.?|Apartment|Unit)\s*#?\s*\d+[A-Za-z]?\b"), 0),
     # written addresses without a known suffix: 6750 Koskikatu 25 Apt. 864
     ("ADDRESS", re.compile(r"\b\d{1,6}\s+(?:[A-Z][\w'-]+\s+){1,3}\d{0,5}\s*(?:(?:Apt|Suite|Unit|Ste)\.?\s*#?\d+)"), 0),
@@ -72,7 +72,7 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
                         r"(?:[ T]\d\d:\d\d(?::\d\d)?)?\b"),
      0),
     # phone numbers in any national layout: +44 7700 921 916, (37) 788-063, 60-56-85-91, 467 3395
-    ("PHONE_NUMBER", re.compile(r"(?<![\w/.:-])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,6}(?:[\s.-]\d{2,6}){1,4}"
+    ("PHONE_NUMBER", re.compile(r"(?<![\w/.:-])(?:\+\d{1,3}[ \t.-]?)?(?:\(\d{1,4}\)[ \t.-]?)?\d{2,6}(?:[ \t.-]\d{2,6}){1,4}"
                                 r"(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w/:]|[.-]\d)"), 0),
     ("DATE", re.compile(rf"\b{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?"
                         r"(?:,?\s+(?:19|20)\d\d)?\b|\b\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:january|february|march|april|"
@@ -324,7 +324,8 @@ def plausible(entity: str, value: str, source: str, lexicon: Lexicon | None = No
     if entity == "PHONE_NUMBER":
         digits = sum(ch.isdigit() for ch in v)
         if digits < 7 or digits > 15 or re.fullmatch(r"(?:19|20)\d\d-\d\d-\d\d", v) or "/" in v or \
-                re.search(r"\d\.\d", v) or _TIME_RANGE.fullmatch(v):
+                (re.search(r"\d\.\d", v) and not re.fullmatch(r"\d{3}\.\d{3}\.\d{4}(?:\s*x\s*\d+)?", v)) or \
+                _TIME_RANGE.fullmatch(v):
             return False
     if entity == "DATE" and re.fullmatch(r"\d{1,2}-\d{1,2}-\d{2,4}", v):
         month, day = (int(x) for x in v.split("-")[:2])
