@@ -35,12 +35,13 @@ _AND_TITLED = re.compile(r"\s*(?:,|\band\b|&)\s*([a-z][a-z'’]+(?:-[a-z][a-z'�
 _CREDENTIALED = re.compile(r"\b((?:[A-Z]\.\s*)?[A-Z][A-Za-z'’]+(?:[- ][A-Z][A-Za-z'’]+)?)\b(?:,\s*|\s+)"
                            r"(?-i:MD|M\.D\.|RN|NP|RRT|PA-C|LCSW|LICSW|LMFT|LPC|PhD|PsyD)\b(?!-)")
 # a colleague told of something, in a note written in capitals: "BEA TURA AWARE", "NP JEN AWARE"
-_TOLD = re.compile(r"\b([A-Z][A-Z'’]+(?:\s+[A-Z][A-Z'’]+)?)\s+(?:AWARE|NOTIFIED|PAGED|INFORMED|MADE AWARE)\b")
+_TOLD = re.compile(r"\b([A-Z][A-Z'’]+(?:\s+[A-Z][A-Z'’]+)?)\s+(?:AWARE|NOTIFIED|PAGED|INFORMED|MADE AWARE|CALLED)\b")
 
 
 def _name_word(word: str, lexicon: Lexicon) -> bool:
     low = word.lower().strip(".'’")
-    return bool(low) and low not in _AFTER_TITLE and low not in CLINICAL_TERMS and not low.endswith(("ing", "ly")) \
+    return bool(low) and low not in _AFTER_TITLE and (low not in CLINICAL_TERMS or low in lexicon.names) \
+        and not low.endswith(("ing", "ly")) \
         and (low in lexicon.names or len(low) > 1)
 
 
@@ -160,14 +161,31 @@ _SETTING = re.compile(r"(?:\b(?:psv|ps|ips|peep|cpap|bipap|flowby|settings?|vent
                       r"pa\s+sats?|svr|tv|tvs|vt|rr|hr|bp|sbp|map|cvp|glucose|bs|fs|is|cpks?|ck|ckmb|platelets?|"
                       r"plt|hct|wbc|voiding|vols?|flow|rate|ratio|amt|c/o|pain|cp|ha|scale|@|~)\s*(?:of|at|to|was|is|=|:)?"
                       r"\s*|[@~=]\s*)$", re.I)
-_SETTING_AFTER = re.compile(r"^(?:\s*(?:%|peep|ps|ips|cc|ml|fio2|bipap|cpap|pain|cp|ha|l\b|lpm|mcg|mg|units?|"
-                            r"/\s*\d+\s*%))", re.I)
+_SETTING_AFTER = re.compile(r"^\s*(?:%|/\s*\d+\s*%|(?:peep|ps|ips|cc|ml|fio2|bipap|cpap|pain|cp|ha|l|lpm|mcg|mg|"
+                            r"units?)\b)", re.I)
 
 
-def clinical_number(text: str, start: int, end: int) -> bool:
-    """Is the number at text[start:end] a setting, a score or a measurement, by the words
-    around it ('PSV 10/5', '12/10/40%', 'c/o 3/10 pain', 'SVR 954-1183')?"""
-    return bool(_SETTING.search(text[max(0, start - 16) : start]) or _SETTING_AFTER.match(text[end : end + 12]))
+# a clock time in a note: "until 2000", "approx 2030", "0700->1930", "1900 - 0700", "the 1940s"
+_TIME_BEFORE = re.compile(r"(?:\b(?:approx|aprox|approximately|due|until|till|til|by|from|at|around)\s*|[~@>-]\s*)$", re.I)
+_TIME_AFTER = re.compile(r"^(?:s\b|'?s\b|\s*-+>?\s*\d{4}|\s*to\s+\d{4}|\+|\s*c/o)", re.I)
+# a pain score: "c/o 3/10 pain", "3-4/10", "chest pressure 6/10", "#4/10"
+_PAIN = re.compile(r"^\s*(?:\w+\s+){0,2}(?:pain|cp|ha|headache|discomfort|pressure)\b", re.I)
+
+
+def clinical_number(text: str, start: int, end: int, *, note: bool = False) -> bool:
+    """Is the number at text[start:end] a setting, a score, a clock time or a measurement, by
+    the words around it ('PSV 10/5', '12/10/40%', 'c/o 3/10 pain', 'SVR 954-1183'; in a nursing
+    note (``note``) 'until 2000', 'approx 2030')?"""
+    value = text[start:end]
+    if _SETTING.search(text[max(0, start - 16) : start]) or _SETTING_AFTER.match(text[end : end + 12]):
+        return True
+    if re.fullmatch(r"(?:10|[0-9])/10", value) and (_PAIN.match(text[end : end + 30]) or
+                                                   re.search(r"(?:pain|pressure|c/o|#|\d-)\s*$", text[max(0, start - 12):start], re.I)):
+        return True
+    if note and re.fullmatch(r"(?:19|20)\d\d", value) and int(value[2:]) < 60 and int(value[:2]) < 24 and \
+            (_TIME_BEFORE.search(text[max(0, start - 16) : start]) or _TIME_AFTER.match(text[end : end + 10])):
+        return True
+    return False
 
 
 _PHONE_CUE = re.compile(r"\b(?:phone|ph|tel|telephone|cell|mobile|home|work|number|no|call|called|calling|reach|"

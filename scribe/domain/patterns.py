@@ -68,7 +68,7 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
     ("ADDRESS", re.compile(r"\bUSN[SV]\s+[A-ZÀ-Þ][\w'-]+(?:,?\s+|\n)(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5}\b"), 0),
     # dates: 7/22, 07/22/1991, 2021-03-04, March 4, 4 March, March 4th 1981; years in dates or alone
     ("DATE", re.compile(r"(?<![\w./-])\d{1,2}-\d{1,2}-(?:\d{4}|\d{2})(?![\w/-]|\.\d)"), 0),  # 3-24-17
-    ("DATE", re.compile(r"(?<![\w./])\d{1,2}/\d{1,2}(?:/\d{2,4})?(?![\w/]|\.\d)|\b(?:19|20)\d\d-\d\d-\d\d"
+    ("DATE", re.compile(r"(?<![\w./'+-])\d{1,2}/\d{1,2}(?:/\d{2,4})?(?![\w/]|\.\d)|\b(?:19|20)\d\d-\d\d-\d\d"
                         r"(?:[ T]\d\d:\d\d(?::\d\d)?)?\b"),
      0),
     # phone numbers in any national layout: +44 7700 921 916, (37) 788-063, 60-56-85-91, 467 3395
@@ -79,8 +79,8 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
                         r"may|june|july|august|september|october|november|december)(?:,?\s+(?:19|20)\d\d)?\b", re.I), 0),
     # a year, but not a clock time in a note ("at 2000", "@ 1900")
     ("DATE", re.compile(r"(?<![\d/.-])(?<!\bat\s)(?<!@\s)(?<!@)(?:19|20)\d\d(?![\d/:-]|\.\d)", re.I), 0),
-    # a two-digit year with its apostrophe: MI '92, CVA 74'
-    ("DATE", re.compile(r"(?<![\w'])'\d\d\b|\b\d\d'(?![\w'])"), 0),
+    # a two-digit year with its apostrophe: MI '92 (not 30' of feet or degrees: HOB 30')
+    ("DATE", re.compile(r"(?<![\w'])'\d\d\b"), 0),
     # ZIP after a state, or after the word zip
     ("ZIP_CODE", re.compile(rf"\b(?:{'|'.join(_STATES)}),?\s+(\d{{5}}(?:-\d{{4}})?)\b"), 1),
     # after the word zip or postcode: any postcode shape (3520, 394 13, 7412 SL, 3610-114, SW1A 1AA)
@@ -121,7 +121,7 @@ _CUE = re.compile(
     r"(?:[a-z]\.\s*)?)"
     r"\s*(?<=[\s.])([a-z][a-z'’-]+(?:\s+[a-z][a-z'’-]+)?)", re.I)
 # a relation named without a possessive, as notes write it: "daughter Philomena", "SON BILL", "wife-Helen"
-_RELATION_CUE = re.compile(r"\b(?:" + "|".join(_RELATIONS) + r")s?(?:\s*[-:]+\s*|\s+)([a-z][a-z'’-]+)", re.I)
+_RELATION_CUE = re.compile(r"\b(?:" + "|".join(_RELATIONS) + r")s?(?:\s*[-:,]+\s*|\s+)([a-z][a-z'’-]+)", re.I)
 # more names joined to a found one: "Dr. Griffin and Swackhamer", "sons Smokey, Morris and Roger"
 _AND_NAME = re.compile(r"(?:\s*,\s*|\s+(?:and|&)\s+)([a-z][a-z'’-]+)", re.I)
 _NOT_NAMES = set(("a an the and or but so to of in on at for with is was are be been not no yes it its it's he she "
@@ -368,6 +368,7 @@ def _real_url(value: str, lexicon: Lexicon | None) -> bool:
     return len(first) > 3 and any(c.isupper() for c in name) and not name.isupper()
 
 
+_EVERYDAY_MONTHS = frozenset({"may", "dec", "mar", "march", "jun", "aug"})
 _MONTH_WORD = re.compile(rf"\b{_MONTH}\b\.?", re.I)
 
 
@@ -376,7 +377,11 @@ def specific_date(text: str, start: int, end: int) -> bool:
     month, a year (not a clock time: 'at 2000'), a numeric day ('3/14'), or a two-digit year
     with its apostrophe ('92)? 'Last week', 'Tuesday', '70s' and a bare '80' are kept."""
     value = text[start:end]
-    if _MONTH_WORD.search(value) or re.search(r"'\d\d\b", value):
+    month = _MONTH_WORD.search(value)
+    if month and month.group(0).lower().rstrip(".") in _EVERYDAY_MONTHS and not re.search(r"\d", value) and \
+            not re.search(r"\b(?:in|of|since|early|late|mid|last|next|this|until|by)\s*$", text[max(0, start - 12):start], re.I):
+        return False  # "May require intubation", "dec rate": a verb or shorthand, not a month
+    if month or re.search(r"'\d\d\b", value):
         return True
     numeric = re.fullmatch(r"\s*(\d{1,2})/(\d{1,2})(?:/\d{2,4})?\s*|\s*\d{1,2}([.-])\d{1,2}\3\d{2,4}\s*", value)
     if numeric:  # a whole numeric date, not a blood pressure range or a vent setting chain

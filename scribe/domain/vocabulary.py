@@ -116,8 +116,10 @@ def weak_find(value: str, lexicon: Lexicon, *, capitals_text: bool, shorthand: b
     if shorthand:  # "amber urine", "Nitro gtt": a clinical word makes it no name in a nursing note
         return not any(lexicon.known_name_or_place(w) for w in words) or \
             any(w.lower().strip(".'’-") in CLINICAL_TERMS for w in words)
-    if flat or lower:
+    if flat:
         return not any(lexicon.identifying_word(w) for w in words)
+    if lower:  # "thick tan", "sample sent": in lowercase a name that is also an everyday word is not enough
+        return not any(lexicon.identifying_word(w) and not (w in lexicon.names and w in lexicon.common) for w in words)
     return False
 
 

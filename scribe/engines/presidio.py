@@ -276,7 +276,7 @@ class PresidioRedactor:
     def _number_plausible(text: str, entity: str, start: int, end: int, note: bool) -> bool:
         """A date or a phone number, not a setting or a range: 'PSV 10/5', 'SVR 954-1183'."""
         if entity in ("DATE", "DATE_TIME") and re.fullmatch(r"[\d/.-]+", text[start:end]):
-            return not clinical_number(text, start, end)
+            return not clinical_number(text, start, end, note=note)
         if entity == "PHONE_NUMBER" and note and sum(ch.isdigit() for ch in text[start:end]) <= 8:
             return phone_cued(text, start)  # a nursing note's bare 954-1183 is a range unless a phone word cues it
         return True

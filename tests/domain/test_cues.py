@@ -82,3 +82,32 @@ def test_a_phone_word_cues_a_short_number_and_an_initial_joins_its_name() -> Non
     assert not phone_cued("HR 100-1112 EKG", len("HR "))
     text = "nsg (d. renna and j. o'brien)"
     assert take_initial(text, text.index("o'brien")) == text.index("j. o'brien")
+
+
+@pytest.mark.parametrize("text, value, note, clinical", [
+    ("pt c/o chest pressure 6/10. EKG", "6/10", True, True),      # a pain score
+    ("had 3/10 incisional pain", "3/10", True, True),
+    ("extubated at aprox 2030 with", "2030", True, True),          # a clock time in a note
+    ("worked there from 2015 to 2019", "2015", False, False),      # in speech a year stays a year
+    ("PROSTATE CA. ON 4/18 HAD CP", "4/18", True, False),          # 'HAD' is no headache
+])
+def test_pain_scores_and_clock_times_in_notes_are_not_dates(text: str, value: str, note: bool, clinical: bool) -> None:
+    start = text.index(value)
+    assert clinical_number(text, start, start + len(value), note=note) is clinical
+
+
+def test_a_month_that_is_an_everyday_word_needs_a_number_or_a_date_word() -> None:
+    from scribe.domain.patterns import specific_date
+
+    for text, value, specific in (("PLAN: May require intubation", "May", False), ("dec rate to 2.5", "dec", False),
+                                  ("admitted in May", "May", True), ("on May 4", "May 4", True)):
+        start = text.index(value)
+        assert specific_date(text, start, start + len(value)) is specific, text
+
+
+def test_in_lowercase_a_name_that_is_also_an_everyday_word_is_no_name() -> None:
+    from scribe.domain.vocabulary import weak_find
+
+    lex = Lexicon(names=frozenset({"tan", "amber", "laura"}), places=frozenset(), common=frozenset({"tan", "thick"}))
+    assert weak_find("thick tan", lex, capitals_text=False)
+    assert not weak_find("laura", lex, capitals_text=False)
