@@ -163,3 +163,47 @@ def find_block_lines(text: str, addresses: list[tuple[int, int]], lexicon: Lexic
             taken += 1
             if prev == 0:
                 break
+
+
+# the one a sentence is about, before what people do: "Timotea lives on…", "Quionia is from…"
+_SUBJECT = re.compile(rf"(?:^|(?<=[.!?])[ \t]+|(?<=\n))[ \t]*([{_UPPER}][{_LOWER}'’-]+)[ \t]+(?:lives|lived|moved|works|worked|"
+                      rf"spent|had[ \t]+given|was[ \t]+born|is[ \t]+from|came[ \t]+from|flew|grew[ \t]+up)\b")
+# an organisation by what it has: "The address of Persint is", "The Propublica office is at",
+# "the Standard And Poors website"
+_ORG_OF = re.compile(rf"\b(?:address|offices?|headquarters|website)[ \t]+of[ \t]+((?:[{_UPPER}][\w'’-]*)"
+                     rf"(?:[ \t]+(?:(?:and|And|&)[ \t]+)?[{_UPPER}][\w'’-]*){{0,3}})(?=[ \t]+(?:is|are|was|in|at)\b|[,.])")
+_ORG_HAS = re.compile(rf"\b[Tt]he[ \t]+((?:[{_UPPER}][\w'’-]*)(?:[ \t]+(?:(?:and|And|&)[ \t]+)?[{_UPPER}][\w'’-]*){{0,3}})"
+                      rf"[ \t]+(?:office|offices|website|headquarters)\b")
+
+
+def find_subjects_and_owners(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, str]]:
+    """A capitalised word that is no everyday word, opening a sentence about where someone
+    lives or works; a firm named as the owner of an address, office or website."""
+    for m in _SUBJECT.finditer(text):
+        word = m.group(1)
+        low = word.lower()
+        if lexicon.identifying_word(word) and low not in lexicon.common and low not in lexicon.places and \
+                low not in _MONTHS_DAYS:
+            yield m.start(1), m.end(1), "PERSON"
+    for pattern in (_ORG_OF, _ORG_HAS):
+        for m in pattern.finditer(text):
+            if any(lexicon.identifying_word(w) for w in m.group(1).split()):
+                yield m.start(1), m.end(1), "ORGANIZATION"
+
+
+def find_lines_above_country(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, str]]:
+    """In a written address, the short line just above a country's name is its town:
+    "Chiclana de la Frontera / Spain", "ALFRICK / United Kingdom"."""
+    from scribe.domain.places import COUNTRIES
+
+    lines = list(re.finditer(r"[^\n]+", text))
+    for above, line in zip(lines, lines[1:]):
+        country = re.sub(r"[\d\s,()]+$", "", _LINE_MARK.sub("", line.group(0), count=1)).strip().lower()
+        if country not in COUNTRIES:
+            continue
+        mark = _LINE_MARK.match(above.group(0)).end()
+        body = above.group(0)[mark:].rstrip()
+        words = body.split()
+        if 1 <= len(words) <= 4 and not body.endswith((".", "?", "!", ":")) and ":" not in body and \
+                words[0][:1].isupper() and any(lexicon.identifying_word(w) for w in words):
+            yield above.start() + mark, above.start() + mark + len(body), "LOCATION"

@@ -51,7 +51,7 @@ rle lle tlc raf arf pcu tele av cs
 acamprosate campral gabapentin neurontin topamax topiramate ambien zolpidem melatonin narcan naloxone
 """.split())
 
-_WORD = re.compile(r"[A-Za-zÀ-ÿĀ-ž][\w'’.-]*")
+_WORD = re.compile(r"[A-Za-zÀ-ÿĀ-žΑ-ωА-я][\w'’.-]*")
 
 
 @dataclass(frozen=True)
@@ -137,4 +137,4 @@ def clinical_shorthand(text: str) -> bool:
     """A clinical note in shorthand (a nursing note), not speech: many words are clinical
     abbreviations ('pt', 'abd', 'sbp', 'gtt'…). NER trained on news reads such text poorly."""
     words = [w.lower().strip(".'’-") for w in words_of(text)]
-    return len(words) >= 8 and sum(w in CLINICAL_TERMS for w in words) >= 0.06 * len(words)
+    return len(words) >= 8 and sum(w in CLINICAL_TERMS for w in words) >= max(2.0, 0.06 * len(words))

@@ -45,8 +45,10 @@ from scribe.domain.proper_nouns import (
     find_cued_places,
     find_first_names,
     find_initialled_names,
+    find_lines_above_country,
     find_name_lists,
     find_organisations,
+    find_subjects_and_owners,
 )
 from scribe.domain.spoken import shadow
 from scribe.domain.vocabulary import CLINICAL_TERMS, Lexicon, capitals_text, clinical_shorthand, weak_find
@@ -288,7 +290,8 @@ class PresidioRedactor:
         if not notes:
             found += [*find_organisations(text, self._lexicon), *find_cued_places(text, self._lexicon),
                       *find_speakers(text), *find_initialled_names(text, self._lexicon),
-                      *find_name_lists(text, self._lexicon)]
+                      *find_name_lists(text, self._lexicon), *find_subjects_and_owners(text, self._lexicon),
+                      *find_lines_above_country(text, self._lexicon)]
         return found
 
     def _cased_pass(self, texts: list[str]) -> list[list[Span]]:

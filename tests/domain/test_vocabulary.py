@@ -95,3 +95,15 @@ def test_speakers_of_a_chat_are_names_but_a_transcripts_roles_and_headings_are_n
 
     text = 'Halldór: What a wife. Matthew: Remember me? CLIENT: I was sad. Plan: Continue. Note: none'
     assert [text[a:b] for a, b, _ in find_speakers(text)] == ["Halldór", "Matthew"]
+
+
+def test_subjects_owners_and_towns_above_a_country_are_found() -> None:
+    from scribe.domain.proper_nouns import find_lines_above_country, find_subjects_and_owners
+
+    lex = Lexicon(names=frozenset(), places=frozenset(), common=frozenset({"monday", "mental", "health", "plan"}))
+    text = "Timotea lives on Via dei Fiorentini 17. The address of Persint is 6750 Koskikatu 25. Monday lived up to it."
+    assert [text[a:b] for a, b, _ in find_subjects_and_owners(text, lex)] == ["Timotea", "Persint"]
+    text = "The Mental Health office is closed"
+    assert list(find_subjects_and_owners(text, lex)) == []  # everyday words own no office
+    text = "Maha Cazares\n\nChiclana de la Frontera\nSpain 11130\nPlan\nCanada"
+    assert [text[a:b] for a, b, _ in find_lines_above_country(text, lex)] == ["Chiclana de la Frontera"]
