@@ -34,6 +34,8 @@ _AND_TITLED = re.compile(r"\s*(?:,|\band\b|&)\s*([a-z][a-z'’]+(?:-[a-z][a-z'�
 # a name before its credential: "J. Yi, MD", "Stord-Painter MD", "Q. LANDER RRT" (the credential in capitals)
 _CREDENTIALED = re.compile(r"\b((?:[A-Z]\.\s*)?[A-Z][A-Za-z'’]+(?:[- ][A-Z][A-Za-z'’]+)?)\b(?:,\s*|\s+)"
                            r"(?-i:MD|M\.D\.|RN|NP|RRT|PA-C|LCSW|LICSW|LMFT|LPC|PhD|PsyD)\b(?!-)")
+_CREDENTIALED_LOWER = re.compile(r"(?<![\w.])((?:[a-z]\.\s*)?[a-z][a-z'’]+(?:[- ][a-z][a-z'’]+)?)\b(?:,\s*|\s+)"
+                                 r"(?:md|rn|np|rrt|lcsw|licsw)\b")
 # a colleague told of something, in a note written in capitals: "BEA TURA AWARE", "NP JEN AWARE"
 _TOLD = re.compile(r"\b([A-Z][A-Z'’]+(?:\s+[A-Z][A-Z'’]+)?)\s+(?:AWARE|NOTIFIED|PAGED|INFORMED|MADE AWARE|CALLED)\b")
 
@@ -56,7 +58,9 @@ def find_titled_names(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, s
         # or a known surname ("dr o rourke" takes "rourke" after the initial-like "o")
         third = m.group(3)
         if third and _name_word(third, lexicon) and (third[:1].isupper() and not third.isupper() and
-                                                     m.group(2)[:1].isupper() or len(m.group(2)) == 1):
+                                                     m.group(2)[:1].isupper() or len(m.group(2)) == 1 or
+                                                     m.group(2).lower() in lexicon.first_names and
+                                                     third.lower() in lexicon.names - lexicon.common):
             end = m.end(3)
         yield start, end, "PERSON"
         pos = end
@@ -71,6 +75,12 @@ def find_titled_names(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, s
         initial = re.match(r"[A-Z]\.", m.group(1)) is not None
         if all(_name_word(w, lexicon) for w in words if len(w) > 1) and \
                 (initial or any(lexicon.identifying_word(w) for w in words if len(w) > 1)):
+            yield m.start(1), m.end(1), "PERSON"
+    for m in _CREDENTIALED_LOWER.finditer(text):  # "florencia cooke np", "q. lander rrt"
+        words = re.findall(r"[a-z'’]{2,}", m.group(1))
+        initial = re.match(r"[a-z]\.", m.group(1)) is not None
+        if initial and len(words) == 1 and lexicon.identifying_word(words[0]) and _name_word(words[0], lexicon) or \
+                len(words) == 2 and words[0] in lexicon.first_names and words[1] in lexicon.names - lexicon.common:
             yield m.start(1), m.end(1), "PERSON"
     for m in _TOLD.finditer(text):
         words = m.group(1).split()

@@ -111,3 +111,11 @@ def test_in_lowercase_a_name_that_is_also_an_everyday_word_is_no_name() -> None:
     lex = Lexicon(names=frozenset({"tan", "amber", "laura"}), places=frozenset(), common=frozenset({"tan", "thick"}))
     assert weak_find("thick tan", lex, capitals_text=False)
     assert not weak_find("laura", lex, capitals_text=False)
+
+
+def test_lowercase_names_before_a_credential_need_an_initial_or_known_names() -> None:
+    lex = Lexicon(names=frozenset({"florencia", "cooke", "lander"}), places=frozenset(), common=frozenset({"per"}),
+                  first_names=frozenset({"florencia"}))
+    for text, names in (("florencia cooke np into eval", ["florencia cooke"]), ("well at this time. q. lander rrt",
+                        ["q. lander"]), ("per md aware, the rn notified md", [])):
+        assert [text[a:b] for a, b, _ in find_titled_names(text, lex)] == names, text
