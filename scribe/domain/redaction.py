@@ -6,6 +6,7 @@ copied verbatim by small models far more reliably than invented names.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -143,6 +144,7 @@ def find_known(text: str, known: list[KnownIdentifier]) -> list[Span]:
     return spans
 
 
+@functools.lru_cache(maxsize=4096)  # a session's chart is read against every segment
 def _known_pattern(value: str) -> re.Pattern[str] | None:
     value = value.strip()
     if len(value) < 2:
