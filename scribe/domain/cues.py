@@ -60,7 +60,7 @@ def find_titled_names(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, s
         if third and _name_word(third, lexicon) and (third[:1].isupper() and not third.isupper() and
                                                      m.group(2)[:1].isupper() or len(m.group(2)) == 1 or
                                                      m.group(2).lower() in lexicon.first_names and
-                                                     third.lower() in lexicon.names - lexicon.common):
+                                                     lexicon.unusual_name(third)):
             end = m.end(3)
         yield start, end, "PERSON"
         pos = end
@@ -80,7 +80,7 @@ def find_titled_names(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, s
         words = re.findall(r"[a-z'’]{2,}", m.group(1))
         initial = re.match(r"[a-z]\.", m.group(1)) is not None
         if initial and len(words) == 1 and lexicon.identifying_word(words[0]) and _name_word(words[0], lexicon) or \
-                len(words) == 2 and words[0] in lexicon.first_names and words[1] in lexicon.names - lexicon.common:
+                len(words) == 2 and words[0] in lexicon.first_names and lexicon.unusual_name(words[1]):
             yield m.start(1), m.end(1), "PERSON"
     for m in _TOLD.finditer(text):
         words = m.group(1).split()
@@ -195,6 +195,17 @@ def clinical_number(text: str, start: int, end: int, *, note: bool = False) -> b
     if note and re.fullmatch(r"(?:19|20)\d\d", value) and int(value[2:]) < 60 and int(value[:2]) < 24 and \
             (_TIME_BEFORE.search(text[max(0, start - 16) : start]) or _TIME_AFTER.match(text[end : end + 10])):
         return True
+    return False
+
+
+def clinical_in_context(text: str, entity: str, start: int, end: int, *, note: bool) -> bool:
+    """Is a date or phone number found at text[start:end] a setting, score, clock time or range
+    instead ('PSV 10/5', 'SVR 954-1183')? In a note (``note``: capitals or shorthand) a bare
+    number of eight digits or fewer is a phone number only after a phone word."""
+    if entity in ("DATE", "DATE_TIME") and re.fullmatch(r"[\d/.-]+", text[start:end]):
+        return clinical_number(text, start, end, note=note)
+    if entity == "PHONE_NUMBER" and note and sum(ch.isdigit() for ch in text[start:end]) <= 8:
+        return not phone_cued(text, start)
     return False
 
 

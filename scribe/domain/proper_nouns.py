@@ -37,7 +37,7 @@ def find_first_names(text: str, lexicon: Lexicon, *, speech: bool = True) -> Ite
             continue  # in cased text a name is capitalised; in capitals every word is
         end = m.end()
         tail = (_NAME_TAIL_LOWER if lowercase else _NAME_TAIL).match(text, end)
-        if tail and (not lowercase or tail.group(0).strip().lower() in lexicon.names - lexicon.common):
+        if tail and (not lowercase or lexicon.unusual_name(tail.group(0).strip())):
             end = tail.end()
         yield m.start(), end, "PERSON"
 

@@ -6,7 +6,6 @@ copied verbatim by small models far more reliably than invented names.
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass, field
 from datetime import date
@@ -134,17 +133,26 @@ def reidentify(text: str, reverse: dict[str, str]) -> str:
 def find_known(text: str, known: list[KnownIdentifier]) -> list[Span]:
     """Find chart-known identifiers: case-insensitive, whole words, possessives included,
     flexible spacing and punctuation inside numbers."""
-    spans: list[Span] = []
-    for item in known:
-        pattern = _known_pattern(item.text)
-        if pattern is None:
-            continue
-        for m in pattern.finditer(text):
-            spans.append(Span(m.start(), m.end(), item.entity, 1.0, "chart", item.key))
-    return spans
+    return KnownMatcher.of(known).find(text)
 
 
-@functools.lru_cache(maxsize=4096)  # a session's chart is read against every segment
+@dataclass(frozen=True)
+class KnownMatcher:
+    """A chart's identifiers compiled once for all the segments of one transcript (and
+    dropped with it: nothing identifying is kept between sessions)."""
+
+    patterns: tuple[tuple[re.Pattern[str], KnownIdentifier], ...]
+
+    @classmethod
+    def of(cls, known: list[KnownIdentifier]) -> KnownMatcher:
+        compiled = ((_known_pattern(item.text), item) for item in known)
+        return cls(tuple((p, item) for p, item in compiled if p is not None))
+
+    def find(self, text: str) -> list[Span]:
+        return [Span(m.start(), m.end(), item.entity, 1.0, "chart", item.key)
+                for pattern, item in self.patterns for m in pattern.finditer(text)]
+
+
 def _known_pattern(value: str) -> re.Pattern[str] | None:
     value = value.strip()
     if len(value) < 2:

@@ -76,6 +76,16 @@ class Lexicon:
         # two letters are a word ('a', 'is') in lowercase but a hospital's initials in capitals (GH)
         return w in self.names or w in self.places or ((len(w) > 2 or word.isupper()) and w not in self.common)
 
+    def everyday_name(self, word: str) -> bool:
+        """A name that is also an everyday word ('brown', 'bill', 'tan')."""
+        w = word.lower().strip(".'’-")
+        return w in self.names and w in self.common
+
+    def unusual_name(self, word: str) -> bool:
+        """A known name that is no everyday word ('rourke', 'cooke')."""
+        w = word.lower().strip(".'’-")
+        return w in self.names and w not in self.common
+
     def known_name_or_place(self, word: str) -> bool:
         w = word.lower().strip(".'’-")
         return w not in CLINICAL_TERMS and (w in self.names or w in self.places)
@@ -114,18 +124,13 @@ def weak_find(value: str, lexicon: Lexicon, *, capitals_text: bool, shorthand: b
     flat = all(w.isupper() for w in words if any(c.isalpha() for c in w)) and capitals_text
     lower = all(w.islower() for w in words)
     if shorthand:  # "amber urine", "Nitro gtt": a clinical word makes it no name in a nursing note
-        return not any(lexicon.known_name_or_place(w) and not (lower and _everyday_name(w, lexicon)) for w in words) \
+        return not any(lexicon.known_name_or_place(w) and not (lower and lexicon.everyday_name(w)) for w in words) \
             or any(w.lower().strip(".'’-") in CLINICAL_TERMS for w in words)
     if flat:
         return not any(lexicon.identifying_word(w) for w in words)
     if lower:  # "thick tan", "sample sent": in lowercase a name that is also an everyday word is not enough
-        return not any(lexicon.identifying_word(w) and not _everyday_name(w, lexicon) for w in words)
+        return not any(lexicon.identifying_word(w) and not lexicon.everyday_name(w) for w in words)
     return False
-
-
-def _everyday_name(word: str, lexicon: Lexicon) -> bool:
-    w = word.lower().strip(".'’-")
-    return w in lexicon.names and w in lexicon.common
 
 
 def capitals_text(text: str) -> bool:

@@ -25,20 +25,13 @@ from scribe.domain.patterns import (
 )
 from scribe.domain.redaction import (
     KnownIdentifier,
+    KnownMatcher,
     Span,
     SurrogateMap,
     apply_surrogates,
-    find_known,
     merge_spans,
 )
-from scribe.domain.cues import (
-    clinical_number,
-    find_event_years,
-    find_facilities,
-    find_titled_names,
-    phone_cued,
-    take_initial,
-)
+from scribe.domain.cues import clinical_in_context, find_event_years, find_facilities, find_titled_names, take_initial
 from scribe.domain.places import place_words
 from scribe.domain.proper_nouns import (
     find_block_lines,
@@ -141,7 +134,7 @@ class PresidioRedactor:
         # Presidio's context enhancer raises a score when a cue word's lemma is near a find; with the
         # lemmatizer off there are no lemmas, so it can never fire: it is left out (a tenth of the time)
         analyzer = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"],
-                                  context_aware_enhancer=_NoContext())
+                                  context_aware_enhancer=_no_context_enhancer())
         for uk in ("NhsRecognizer", "UkNinoRecognizer"):
             try:
                 analyzer.registry.remove_recognizer(uk)
@@ -229,18 +222,21 @@ class PresidioRedactor:
         return self._pool
 
     def _find_spans_here(self, texts: Sequence[str], known: list[KnownIdentifier]) -> list[list[Span]]:
+        chart = KnownMatcher.of(known)
         shadows = [shadow(t) for t in texts]
+        shorthand = [clinical_shorthand(sh.text) for sh in shadows]
         # speech written all in lowercase hides names from a cased NER model: spaCy reads it with
         # the words that could be names capitalised (the same length, so every offset holds); a
         # lowercase nursing note is read as written (there "brown" and "tan" describe stool)
-        lowercase = [not any(ch.isupper() for ch in sh.text) and any(ch.isalpha() for ch in sh.text) and
-                     not clinical_shorthand(sh.text) for sh in shadows]
-        artifacts = self._artifacts([_capitalised(sh.text, self._lexicon) if low else sh.text for sh, low in zip(shadows, lowercase)])
-        found = [self._analyze(sh.text, nlp_artifacts, known, cased=low)
-                 for sh, (_, nlp_artifacts), low in zip(shadows, artifacts, lowercase, strict=True)]
+        lowercase = [not any(ch.isupper() for ch in sh.text) and any(ch.isalpha() for ch in sh.text) and not note
+                     for sh, note in zip(shadows, shorthand, strict=True)]
+        artifacts = self._artifacts([_capitalised(sh.text, self._lexicon) if low else sh.text
+                                     for sh, low in zip(shadows, lowercase, strict=True)])
+        found = [self._analyze(sh.text, nlp_artifacts, chart, shorthand=note, cased=low)
+                 for sh, (_, nlp_artifacts), note, low in zip(shadows, artifacts, shorthand, lowercase, strict=True)]
         out = []
         for text, sh, spans in zip(texts, shadows, found, strict=True):
-            mapped = find_known(text, known)
+            mapped = chart.find(text)
             for f in spans:
                 start, end = sh.to_original(f.start, f.end)
                 mapped.append(Span(start, end, f.entity, f.score, f.source, f.key))
@@ -250,7 +246,7 @@ class PresidioRedactor:
     def _artifacts(self, texts: list[str]) -> Iterator[tuple[str, object]]:
         """spaCy's entities for each text, as Presidio's recognizers read them. Presidio's own
         process_batch also derives context keywords from lemmas for every text; nothing here uses
-        them (see _NoContext), so they are not built."""
+        them (see _no_context_enhancer), so they are not built."""
         from presidio_analyzer.nlp_engine import NlpArtifacts
 
         engine = self._nlp_engine
@@ -260,14 +256,14 @@ class PresidioRedactor:
             yield doc.text, NlpArtifacts(entities=entities, tokens=doc, tokens_indices=[], lemmas=[],
                                          nlp_engine=None, language="en", scores=scores)
 
-    def _analyze(self, text: str, nlp_artifacts: object, known: list[KnownIdentifier], *,
-                 cased: bool = False) -> list[Span]:
-        """Presidio's finds and ours in one text. ``cased``: spaCy read the text capitalised, so
-        its organisations and groups are noise (every word looks like one) and its people and
-        places count a little less."""
-        found = find_known(text, known)
+    def _analyze(self, text: str, nlp_artifacts: object, chart: KnownMatcher, *, shorthand: bool,
+                 cased: bool) -> list[Span]:
+        """Presidio's finds and ours in one text. ``shorthand``: a nursing note (see
+        clinical_shorthand). ``cased``: spaCy read the text capitalised, so its organisations
+        and groups are noise (every word looks like one) and its people and places count a
+        little less."""
+        found = chart.find(text)
         capitals = capitals_text(text)
-        shorthand = clinical_shorthand(text)
         for r in self._analyzer.analyze(text=text, language="en", entities=self._entities_for(text),
                                         score_threshold=self._floor, nlp_artifacts=nlp_artifacts):
             if r.score < self._thresholds.get(r.entity_type, 1.1):
@@ -280,7 +276,7 @@ class PresidioRedactor:
                 continue  # "last week", "Tuesday", "about a 5": not identifying; needed for a useful note
             if not plausible(r.entity_type, value, "presidio", self._lexicon):
                 continue
-            if not self._number_plausible(text, r.entity_type, r.start, r.end, shorthand or capitals):
+            if clinical_in_context(text, r.entity_type, r.start, r.end, note=shorthand or capitals):
                 continue
             if r.entity_type in _NAMED and weak_find(value, self._lexicon, capitals_text=capitals, shorthand=shorthand):
                 continue
@@ -294,7 +290,7 @@ class PresidioRedactor:
             patterns += find_block_lines(text, addresses, self._lexicon)
         for start, end, entity in patterns:
             if entity in self._thresholds and plausible(entity, text[start:end], "pattern", self._lexicon) and \
-                    self._number_plausible(text, entity, start, end, shorthand or capitals):
+                    not clinical_in_context(text, entity, start, end, note=shorthand or capitals):
                 found.append(Span(start, end, entity, 0.7, "pattern"))
         # what their surroundings make certain, whatever the words: "Dr. Small", "Union Hospital", "MI 92"
         for start, end, entity in (*find_titled_names(text, self._lexicon), *find_facilities(text, self._lexicon),
@@ -303,15 +299,6 @@ class PresidioRedactor:
                 found.append(Span(start, end, entity, 0.7, "pattern"))
         return [Span(take_initial(text, f.start), f.end, f.entity, f.score, f.source, f.key)
                 if f.entity == "PERSON" else f for f in found]
-
-    @staticmethod
-    def _number_plausible(text: str, entity: str, start: int, end: int, note: bool) -> bool:
-        """A date or a phone number, not a setting or a range: 'PSV 10/5', 'SVR 954-1183'."""
-        if entity in ("DATE", "DATE_TIME") and re.fullmatch(r"[\d/.-]+", text[start:end]):
-            return not clinical_number(text, start, end, note=note)
-        if entity == "PHONE_NUMBER" and note and sum(ch.isdigit() for ch in text[start:end]) <= 8:
-            return phone_cued(text, start)  # a nursing note's bare 954-1183 is a range unless a phone word cues it
-        return True
 
     def _entities_for(self, text: str) -> list[str]:
         """What Presidio should look for in this text: its number recognizers (phone, SSN, card,
@@ -357,22 +344,17 @@ class PresidioRedactor:
             entity_counts=counts, _by_redactor=True)
 
 
-def _no_context() -> type:
+def _no_context_enhancer() -> object:
+    """A context enhancer that leaves every score as it is (Presidio is imported lazily: it is
+    an optional dependency)."""
     from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
 
     class NoContext(ContextAwareEnhancer):
-        def __init__(self) -> None:
-            super().__init__(context_similarity_factor=0.0, min_score_with_context_similarity=0.0,
-                             context_prefix_count=0, context_suffix_count=0)
-
         def enhance_using_context(self, text, raw_results, nlp_artifacts, recognizers, context=None):  # noqa: ANN001, ANN201
             return raw_results
 
-    return NoContext
-
-
-def _NoContext() -> object:  # noqa: N802 - built lazily: presidio is an optional dependency
-    return _no_context()()
+    return NoContext(context_similarity_factor=0.0, min_score_with_context_similarity=0.0,
+                     context_prefix_count=0, context_suffix_count=0)
 
 
 def _capitalised(text: str, lexicon: Lexicon) -> str:
@@ -384,8 +366,7 @@ def _capitalised(text: str, lexicon: Lexicon) -> str:
 
     def case(m: re.Match[str]) -> str:
         word = m.group(0)
-        if word in STOP_WORDS or not lexicon.identifying_word(word) or \
-                (word in lexicon.names and word in lexicon.common):  # "brown stool", "thick tan"
+        if word in STOP_WORDS or not lexicon.identifying_word(word) or lexicon.everyday_name(word):  # "brown stool"
             return word
         return word[0].upper() + word[1:]
 

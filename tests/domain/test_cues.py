@@ -119,3 +119,15 @@ def test_lowercase_names_before_a_credential_need_an_initial_or_known_names() ->
     for text, names in (("florencia cooke np into eval", ["florencia cooke"]), ("well at this time. q. lander rrt",
                         ["q. lander"]), ("per md aware, the rn notified md", [])):
         assert [text[a:b] for a, b, _ in find_titled_names(text, lex)] == names, text
+
+
+def test_a_number_found_as_a_date_or_phone_is_dropped_only_in_its_clinical_context() -> None:
+    from scribe.domain.cues import clinical_in_context
+
+    text = "ON PSV 10/5. SVR 954-1183. SISTER PHONE # 858-4925"
+    for value, entity, dropped in (("10/5", "DATE", True), ("954-1183", "PHONE_NUMBER", True),
+                                   ("858-4925", "PHONE_NUMBER", False)):
+        start = text.index(value)
+        assert clinical_in_context(text, entity, start, start + len(value), note=True) is dropped, value
+    speech = "call me at 954-1183"
+    assert not clinical_in_context(speech, "PHONE_NUMBER", 11, 19, note=False)
