@@ -10,6 +10,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+from typing import NamedTuple
 
 from scribe.domain.errors import EngineError, ModelMissing
 from scribe.domain.patterns import (
@@ -249,10 +250,9 @@ class PresidioRedactor:
         them (see _no_context_enhancer), so they are not built."""
         from presidio_analyzer.nlp_engine import NlpArtifacts
 
-        engine = self._nlp_engine
+        config = self._nlp_engine.ner_model_configuration
         for doc in self._nlp.pipe(texts, batch_size=_BATCH):
-            entities, scores = engine._get_updated_entities(engine._get_entities(doc),
-                                                            engine._get_scores_for_entities(doc))
+            entities, scores = _ner_entities(doc, config)
             yield doc.text, NlpArtifacts(entities=entities, tokens=doc, tokens_indices=[], lemmas=[],
                                          nlp_engine=None, language="en", scores=scores)
 
@@ -355,6 +355,30 @@ def _no_context_enhancer() -> object:
 
     return NoContext(context_similarity_factor=0.0, min_score_with_context_similarity=0.0,
                      context_prefix_count=0, context_suffix_count=0)
+
+
+class _Entity(NamedTuple):
+    """One of spaCy's entities under Presidio's name for it: all Presidio's spaCy recognizer reads."""
+
+    label_: str
+    start_char: int
+    end_char: int
+
+
+def _ner_entities(doc: object, config: object) -> tuple[list[_Entity], list[float]]:
+    """spaCy's entities under Presidio's names, with Presidio's scores (its default score, an
+    organisation's lowered), the ignored labels (numbers, money, events…) left out: what
+    Presidio's spaCy engine makes of a doc, read off ``doc.ents`` once."""
+    mapping, ignore = config.model_to_presidio_entity_mapping, set(config.labels_to_ignore)
+    entities, scores = [], []
+    for ent in doc.ents:
+        label = mapping.get(ent.label_, ent.label_)
+        if ent.label_ in ignore or label in ignore:
+            continue
+        entities.append(_Entity(label, ent.start_char, ent.end_char))
+        low = label in config.low_score_entity_names
+        scores.append(config.default_score * (config.low_confidence_score_multiplier if low else 1.0))
+    return entities, scores
 
 
 def _capitalised(text: str, lexicon: Lexicon) -> str:
