@@ -46,6 +46,7 @@ _ORG_SUFFIX = (r"inc|llc|ltd|corp|corporation|company|co|group|partners|associat
                r"solutions|systems|labs|holdings|industries|enterprises|consulting|agency|bank|foundation|"
                r"institute|university|college|academy|pharmacy|church|markets|research|insight|finance")
 _ORG = re.compile(rf"\b((?:[{_UPPER}0-9][\w&'’.-]*[ \t]+(?:(?:and|&|of)[ \t]+)?){{1,3}}(?:{_ORG_SUFFIX})\b\.?)", re.I)
+_ORG_WORD = re.compile(rf"[ \t](?:{_ORG_SUFFIX})\b", re.I)  # what every _ORG match ends with: a cheap first look
 _WORKPLACE = re.compile(rf"\b(?:work(?:s|ed|ing)?[ \t]+(?:for|at)|employed[ \t]+(?:by|at)|job[ \t]+at|hired[ \t]+by|"
                         rf"intern(?:ing|ship)?[ \t]+at|is[ \t]+from|of)[ \t]+((?:[{_UPPER}][\w&'’.-]*)(?:[ \t]+[{_UPPER}]"
                         rf"[\w&'’.-]*){{0,2}})")
@@ -57,7 +58,7 @@ def find_organisations(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, 
     """Employers and other organisations: a name before a company word ("Civic Impulse LLC"),
     a capitalised name after working for it ("I work for Socrata"), a firm of surnames."""
     lowercase = not any(c.isupper() for c in text)
-    for m in _ORG.finditer(text):
+    for m in _ORG.finditer(text) if _ORG_WORD.search(text) else ():
         words = m.group(1).split()
         if any(lexicon.identifying_word(w) for w in words[:-1]) and (words[0][:1].isupper() or lowercase):
             yield m.start(1), m.end(1), "ORGANIZATION"
