@@ -174,7 +174,8 @@ def score(docs: list[Doc], predicted: list[list[tuple[int, int]]]) -> dict[str, 
     ids = [v for k, v in found.items() if k not in NOT_IDENTIFIERS]
     n = sum(v[1] for v in ids)
     rows["overall"] = {"recall": sum(v[0] for v in ids) / n if n else 1.0, "n": n,
-                       "precision": correct / total_pred if total_pred else 1.0}
+                       "precision": correct / total_pred if total_pred else 1.0,
+                       "predicted": total_pred, "correct": correct}
     return rows
 
 
@@ -240,6 +241,11 @@ def main() -> None:
                          ("asr_style", asr_style)):
         if name in args.sets.split(","):
             report[name] = run(name, loader(args.limit), systems)
+    # precision over every span predicted in every set read, as one pool
+    pooled = {s: sum(r[s]["overall"]["correct"] for r in report.values()) /
+              max(1, sum(r[s]["overall"]["predicted"] for r in report.values())) for s in systems}
+    report["pooled_precision"] = pooled
+    print("\nprecision pooled over the sets: " + ", ".join(f"{s} {p:.3f}" for s, p in pooled.items()))
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "redaction.json").write_text(json.dumps(report, indent=2))
     print(f"\nwritten: {OUT / 'redaction.json'}")

@@ -44,7 +44,9 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
     ("ADDRESS", re.compile(r"\bP\.?\s?O\.?\s*Box\s+\d+\b", re.I), 0),
     # military mail: PSC 0413, Box 8144 / APO AA 42323
     ("ADDRESS", re.compile(r"\b(?:PSC|Unit|CMR)\s+\d+,?\s+Box\s+\d+\b|\b(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5}\b", re.I), 0),
-    ("ADDRESS", re.compile(r"\b(?:Suite|Apt\.?|Apartment|Unit)\s*#?\s*\d+[A-Za-z]?\b"), 0),
+    # a flat or suite, written or said ("suite eight three eight" reads "suite 838"); "unit" only
+    # capitalised ("unit 3" in a note is a ward or a dose)
+    ("ADDRESS", re.compile(r"\b(?:(?i:suite|apt\.?|apartment)|Unit)\s*#?\s*\d+[A-Za-z]?\b"), 0),
     # written addresses without a known suffix: 6750 Koskikatu 25 Apt. 864
     ("ADDRESS", re.compile(r"\b\d{1,6}\s+(?:[A-Z][\w'-]+\s+){1,3}\d{0,5}\s*(?:(?:Apt|Suite|Unit|Ste)\.?\s*#?\d+)"), 0),
     # European street names: the street word carries its suffix (Pohlstrasse 9, Brixtonlaan 380, Ringvej 144,
