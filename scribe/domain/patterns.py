@@ -58,11 +58,12 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
                            rf"da|do|dos)\s+){{1,4}}\d{{1,5}}[A-Za-z]?\b\.?{_UNIT}{_UNIT}"), 0),
     # a street named first and numbered after, as most of Europe writes it, after a house number or an
     # address cue: "5586 Þórunnarstræti 31", "lives at 172 Maneeži 75", "on Villacher Strasse 89",
-    # "Kálmán Imre u. 12." (no clinical word: "on Lexapro 10" is a dose, see plausible)
+    # "Kálmán Imre u. 12." (no clinical word: "on Lexapro 10" is a dose, see plausible; nor a dose's
+    # unit after the number: "on Doxycycline 100 milligrams")
     ("ADDRESS", re.compile(r"(?:\b\d{1,6}[ \t]+|(?<=\b(?:at|on|of|to)[ \t])|(?<=address:[ \t])|(?<=address[ \t]))"
                            r"(?:[A-ZÀ-ÞĀ-ŽΑ-Ω][\w'’.-]*[a-zß-ÿā-žα-ω][\w'’.-]*[ \t]+|(?:u|utca|út|tér|krt|rkp|str|trg|gate|vej|ul)\.?[ \t]+|"
                            r"(?:de|del|dei|della|di|la|le|du|des|da|do|dos|al|el|van|von)[ \t]+){1,4}"
-                           r"\d{1,5}[A-Za-z]?\b\.?"), 0),
+                           r"\d{1,5}[A-Za-z]?\b\.?(?![ \t]*(?i:mg|mcg|milligrams?|micrograms?|units?|ml|cc)\b)"), 0),
     # "the corner of Dalbraut 99 and Frederikke Coves", "at the corner of Main and 5th"
     ("ADDRESS", re.compile(r"\bthe corner of (?=[^,?!\n]{0,30}?(?:\d|\b[A-Z]))[^,?!\n]{2,60}? and "
                            r"(?:(?!(?:in|on|at|for|to|if|when|st)\b)[\w][\w'’.-]*(?:[ \t]+|$)){1,3}"), 0),

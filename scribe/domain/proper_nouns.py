@@ -76,7 +76,7 @@ _PLACE_CUE = re.compile(rf"\b(?:[Ii]n|[Ff]rom|[Tt]o|[Aa]t|[Nn]ear|[Ww]here:?)[ \
                         rf"del|la|le|do|da|di|du|dos|ben|sur|upon|on|am|an|der)[ \t]+)?[{_UPPER}][\w'’-]*){{0,3}})")
 
 
-def find_cued_places(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, str]]:
+def find_cued_places(text: str, lexicon: Lexicon, *, known_only: bool = False) -> Iterator[tuple[int, int, str]]:
     """A capitalised place after a preposition, when one of its words is no everyday or
     clinical word ("flew to Loeches", "in Store Merløse", "from ALFRICK"); not in a text
     written in capitals, where every word is capitalised."""
@@ -95,7 +95,7 @@ def find_cued_places(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, st
         value = " ".join(words)
         if not m.group(1).startswith(value):
             continue  # words were joined by more than one space: leave it to the other recognizers
-        if any(lexicon.identifying_word(w) and w.lower() not in lexicon.names for w in words) or \
+        if (not known_only and any(lexicon.identifying_word(w) and w.lower() not in lexicon.names for w in words)) or \
                 any(w.lower() in lexicon.places for w in words):
             yield m.start(1), m.start(1) + len(value), "LOCATION"
 

@@ -253,8 +253,8 @@ class PresidioRedactor:
                      for sh, note in zip(shadows, shorthand, strict=True)]
         artifacts = self._artifacts([_capitalised(sh.text, self._lexicon) if low else sh.text
                                      for sh, low in zip(shadows, lowercase, strict=True)])
-        found = [self._analyze(sh.text, nlp_artifacts, chart, shorthand=note, cased=low)
-                 for sh, (_, nlp_artifacts), note, low in zip(shadows, artifacts, shorthand, lowercase, strict=True)]
+        found = [self._analyze(sh.text, nlp_artifacts, chart, shorthand=note, cased=low, read=read)
+                 for sh, (read, nlp_artifacts), note, low in zip(shadows, artifacts, shorthand, lowercase, strict=True)]
         out = []
         for text, sh, spans in zip(texts, shadows, found, strict=True):
             mapped = chart.find(text)
@@ -277,11 +277,13 @@ class PresidioRedactor:
                                          nlp_engine=None, language="en", scores=scores)
 
     def _analyze(self, text: str, nlp_artifacts: object, chart: KnownMatcher, *, shorthand: bool,
-                 cased: bool) -> list[Span]:
+                 cased: bool, read: str) -> list[Span]:
         """Presidio's finds and ours in one text. ``shorthand``: a nursing note (see
-        clinical_shorthand). ``cased``: spaCy read the text capitalised, so its organisations
-        and groups are noise (every word looks like one) and its people and places count a
-        little less."""
+        clinical_shorthand). ``cased``: spaCy read the text capitalised (``read``: the same
+        text, the words that could be names capitalised), so its organisations and groups are
+        noise (every word looks like one) and its people and places count a little less; the
+        rules that look for written addresses and places read that capitalised text too
+        ("six four three Ul Biskupa Bogedaina 118", "Tujetsch", "flew to Loeches")."""
         found = chart.find(text)
         capitals = capitals_text(text)
         for r in self._analyzer.analyze(text=text, language="en", entities=self._entities_for(text),
@@ -302,9 +304,11 @@ class PresidioRedactor:
                 continue
             start, end = tidy_person(text, r.start, r.end) if r.entity_type == "PERSON" else (r.start, r.end)
             found.append(Span(start, end, r.entity_type, float(r.score) * (0.9 if cased else 1.0), "presidio"))
-        patterns = extend_addresses(text, [*find_patterns(text), *find_cued_names(text, self._lexicon),
-                                           *find_field_names(text), *find_places(text),
-                                           *self._proper_nouns(text, capitals or shorthand)])
+        written = read if cased else text
+        patterns = extend_addresses(written, [*find_patterns(written), *find_cued_names(text, self._lexicon),
+                                              *find_field_names(written), *find_places(written),
+                                              *self._proper_nouns(text, capitals or shorthand,
+                                                                 spoken=read if cased else None)])
         addresses = [(s, e) for s, e, kind in patterns if kind == "ADDRESS"]
         if addresses and not shorthand:
             patterns += find_block_lines(text, addresses, self._lexicon)
@@ -334,15 +338,21 @@ class PresidioRedactor:
             entities = [e for e in entities if e not in ("EMAIL_ADDRESS", "URL")]
         return entities
 
-    def _proper_nouns(self, text: str, notes: bool) -> list[tuple[int, int, str]]:
+    def _proper_nouns(self, text: str, notes: bool, *, spoken: str | None) -> list[tuple[int, int, str]]:
         """Names, employers and places found from word lists; in notes written in capitals or
-        shorthand only known first names (there every word is capitalised or abbreviated)."""
-        found = list(find_first_names(text, self._lexicon, speech=not notes))
+        shorthand only known first names (there every word is capitalised or abbreviated).
+        ``spoken``: lowercase speech with the words that could be names capitalised. The rules
+        for written names and places read that instead, but there a place after a preposition
+        must be a known town or country ('to Palpation', 'to Mix' are no places: a word missing
+        from the word lists is not yet a name) and an employer is looked for in the words as said."""
+        read = spoken if spoken is not None else text
+        found = list(find_first_names(read, self._lexicon, speech=not notes))
         if not notes:
-            found += [*find_organisations(text, self._lexicon), *find_cued_places(text, self._lexicon),
-                      *find_speakers(text), *find_initialled_names(text, self._lexicon),
-                      *find_name_lists(text, self._lexicon), *find_subjects_and_owners(text, self._lexicon),
-                      *find_lines_above_country(text, self._lexicon)]
+            found += [*find_organisations(text, self._lexicon),
+                      *find_cued_places(read, self._lexicon, known_only=spoken is not None),
+                      *find_speakers(read), *find_initialled_names(read, self._lexicon),
+                      *find_name_lists(read, self._lexicon), *find_subjects_and_owners(read, self._lexicon),
+                      *find_lines_above_country(read, self._lexicon)]
         return found
 
     def pseudonymize(
