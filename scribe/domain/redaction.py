@@ -97,15 +97,30 @@ def _normalise(text: str) -> str:
     return re.sub(r"\s+", " ", text)
 
 
-def merge_spans(spans: list[Span]) -> list[Span]:
+def merge_spans(spans: list[Span], text: str | None = None) -> list[Span]:
     """Resolve overlaps: chart identifiers win, then the longer span, then the higher score
-    (an email found whole beats the domain found inside it)."""
+    (an email found whole beats the domain found inside it). A span that only partly overlaps
+    a winner is not dropped: what lies outside the winner stays, as its own span ("830-650-"
+    of a phone number that a wrongly read "2352 Home 301" overlaps), so an overlap never leaves
+    part of an identifier in the text. With ``text``, a leftover holding no letter or digit
+    is let go."""
     ordered = sorted(spans, key=lambda s: (s.source != "chart", -(s.end - s.start), -s.score))
     chosen: list[Span] = []
     for span in ordered:
-        if all(span.end <= c.start or span.start >= c.end for c in chosen):
-            chosen.append(span)
+        for start, end in _outside(span.start, span.end, chosen):
+            if text is None or any(ch.isalnum() for ch in text[start:end]):
+                chosen.append(Span(start, end, span.entity, span.score, span.source, span.key))
     return sorted(chosen, key=lambda s: s.start)
+
+
+def _outside(start: int, end: int, chosen: list[Span]) -> list[tuple[int, int]]:
+    """The parts of [start, end) that no chosen span covers."""
+    pieces = [(start, end)]
+    for c in chosen:
+        if c.end <= start or c.start >= end:
+            continue
+        pieces = [part for a, b in pieces for part in ((a, min(b, c.start)), (max(a, c.end), b)) if part[0] < part[1]]
+    return pieces
 
 
 def apply_surrogates(text: str, spans: list[Span], surrogates: SurrogateMap) -> str:

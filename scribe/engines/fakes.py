@@ -83,7 +83,7 @@ class FakeRedactor:
             spans = find_known(seg.text, known)
             for entity, pattern in _PATTERNS:
                 spans += [Span(m.start(), m.end(), entity, 0.9, "pattern") for m in pattern.finditer(seg.text)]
-            spans = merge_spans(spans)
+            spans = merge_spans(spans, seg.text)
             for s in spans:
                 counts[s.entity] = counts.get(s.entity, 0) + 1
             text = apply_surrogates(seg.text, spans, surrogates)

@@ -261,7 +261,7 @@ class PresidioRedactor:
             for f in spans:
                 start, end = sh.to_original(f.start, f.end)
                 mapped.append(Span(start, end, f.entity, f.score, f.source, f.key))
-            out.append(merge_spans(mapped))
+            out.append(merge_spans(mapped, text))
         return out
 
     def _artifacts(self, texts: list[str]) -> Iterator[tuple[str, object]]:

@@ -1,3 +1,4 @@
+import re
 from datetime import date
 
 from scribe.domain.chart import ChartFacts, Contact, known_identifiers
@@ -51,3 +52,24 @@ def test_the_clinician_and_practice_are_redacted_too() -> None:
 
 def test_a_word_inside_another_word_is_not_matched() -> None:
     assert pseudo("the mayan ruins") == "the mayan ruins"
+
+
+def test_a_span_that_partly_overlaps_a_longer_one_keeps_what_lies_outside_it() -> None:
+    from scribe.domain.redaction import Span
+
+    text = "pager 830-650-2352 Home 301-680-6286 Office"
+    phone1, phone2 = (text.index("830"), text.index("2352") + 4), (text.index("301"), text.index("6286") + 4)
+    wrong = (text.index("2352"), text.index("Home") + 8)  # "2352 Home 301": longer than either phone number
+    spans = [Span(*phone1, "PHONE_NUMBER", 0.7, "pattern"), Span(*wrong, "ADDRESS", 0.7, "pattern"),
+             Span(*phone2, "PHONE_NUMBER", 0.7, "pattern"), Span(0, 5, "PERSON", 0.4, "presidio"),
+             Span(2, 4, "PERSON", 0.9, "presidio")]
+    merged = merge_spans(spans, text)
+    out = apply_surrogates(text, merged, SurrogateMap())
+    assert not any(d.isdigit() for d in re.sub(r"\[[A-Z_]+\d*\]", "", out)), out  # no digit outside a surrogate
+    assert all(a.end <= b.start for a, b in zip(merged, merged[1:]))  # never overlapping
+    assert [text[s.start:s.end] for s in merged if s.start < 6] == ["pager"]  # a span inside another is covered
+    # a leftover of only punctuation is let go; one with a letter stays ("2352 Home-x")
+    assert [(s.start, s.end) for s in merge_spans([Span(0, 9, "ADDRESS", 0.7, "pattern"),
+                                                   Span(5, 10, "ID_NUMBER", 0.7, "pattern")], "2352 Home-x")] == [(0, 9)]
+    assert [(s.start, s.end) for s in merge_spans([Span(0, 9, "ADDRESS", 0.7, "pattern"),
+                                                   Span(5, 11, "ID_NUMBER", 0.7, "pattern")], "2352 Home-x")] == [(0, 9), (9, 11)]
