@@ -61,6 +61,7 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
     # "Kálmán Imre u. 12." (no clinical word: "on Lexapro 10" is a dose, see plausible; nor a dose's
     # unit after the number: "on Doxycycline 100 milligrams")
     ("ADDRESS", re.compile(r"(?:\b\d{1,6}[ \t]+|(?<=\b(?:at|on|of|to)[ \t])|(?<=address:[ \t])|(?<=address[ \t]))"
+                           r"(?!(?i:home|office|work|cell|mobile|pager|fax|phone|tel)\b)"  # "2352 Home 301-680-6286"
                            r"(?:[A-ZÀ-ÞĀ-ŽΑ-Ω][\w'’.-]*[a-zß-ÿā-žα-ω][\w'’.-]*[ \t]+|(?:u|utca|út|tér|krt|rkp|str|trg|gate|vej|ul)\.?[ \t]+|"
                            r"(?:de|del|dei|della|di|la|le|du|des|da|do|dos|al|el|van|von)[ \t]+){1,4}"
                            r"\d{1,5}[A-Za-z]?\b\.?(?![ \t]*(?i:mg|mcg|milligrams?|micrograms?|units?|ml|cc)\b)"), 0),

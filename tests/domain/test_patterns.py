@@ -103,3 +103,8 @@ def test_a_person_found_by_ner_gets_its_edges_fixed(text: str, found_by_ner: str
     start = text.index(found_by_ner)
     a, b = tidy_person(text, start, start + len(found_by_ner))
     assert text[a:b] == person
+
+
+def test_a_phone_label_between_two_numbers_is_no_street() -> None:
+    kinds = found("try pager 830-650-2352 Home 301-680-6286 Office 410-164-4517")
+    assert ("PHONE_NUMBER", "301-680-6286") in kinds and not any(kind == "ADDRESS" for kind, _ in kinds), kinds
