@@ -110,10 +110,13 @@ _LIST = re.compile(rf"\b[{_UPPER}][{_LOWER}'’-]+(?:,[ \t]+[{_UPPER}][{_LOWER}'
 def find_initialled_names(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, str]]:
     """First name, initial, surname. Capitalised, the first word must be no everyday or
     clinical word ('Vitamin B Complex', 'Hepatitis C Virus' are not names); in lowercase both
-    words must be known names."""
+    words must be known names. Speech read with its names capitalised leaves the initial in
+    lowercase ('Elita b Desaulniers'): that counts as capitalised, but for 'a', 'i' and the
+    shorthand 'w' (with) and 'x' (times)."""
     for m in _INITIALLED.finditer(text):
         first, last = m.group(1), m.group(2)
-        if first[:1].isupper() and last[:1].isupper() and text[m.start() + len(first) + 1 :].lstrip()[:1].isupper():
+        initial = text[m.start() + len(first) + 1 :].lstrip()[:1]
+        if first[:1].isupper() and last[:1].isupper() and (initial.isupper() or initial not in "aiwx"):
             if lexicon.identifying_word(first) and first.lower() not in lexicon.common and \
                     last.lower() not in CLINICAL_TERMS:
                 yield m.start(), m.end(), "PERSON"

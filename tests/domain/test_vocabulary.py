@@ -107,3 +107,16 @@ def test_subjects_owners_and_towns_above_a_country_are_found() -> None:
     assert list(find_subjects_and_owners(text, lex)) == []  # everyday words own no office
     text = "Maha Cazares\n\nChiclana de la Frontera\nSpain 11130\nPlan\nCanada"
     assert [text[a:b] for a, b, _ in find_lines_above_country(text, lex)] == ["Chiclana de la Frontera"]
+
+
+@pytest.mark.parametrize("text, names", [
+    ("it's under Elita B Desaulniers", ["Elita B Desaulniers"]),
+    ("it's under Elita b Desaulniers", ["Elita b Desaulniers"]),  # speech read with its names capitalised
+    ("Wheezy w Exertion only", []), ("Quixby x Thrice", []),     # shorthand: with, times
+    ("Vitamin B Complex", []),                                     # an everyday first word
+])
+def test_a_name_with_a_middle_initial(text: str, names: list[str]) -> None:
+    from scribe.domain.proper_nouns import find_initialled_names
+
+    lex = Lexicon(names=frozenset({"elita"}), places=frozenset(), common=frozenset({"vitamin", "it's", "under"}))
+    assert [text[a:b] for a, b, _ in find_initialled_names(text, lex)] == names
