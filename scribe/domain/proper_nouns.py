@@ -54,15 +54,21 @@ _FIRM = re.compile(rf"\b([{_UPPER}][{_LOWER}]+,[ \t]+[{_UPPER}][{_LOWER}]+,?[ \t
                    re.I)
 
 
-def find_organisations(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, str]]:
+def find_organisations(text: str, lexicon: Lexicon, *, spoken: str | None = None) -> Iterator[tuple[int, int, str]]:
     """Employers and other organisations: a name before a company word ("Civic Impulse LLC"),
-    a capitalised name after working for it ("I work for Socrata"), a firm of surnames."""
+    a capitalised name after working for it ("I work for Socrata"), a firm of surnames.
+    ``spoken``: lowercase speech read with its possible names capitalised (the same length as
+    ``text``). The name after a work cue is looked for there, but only after a work cue, not a
+    bare "of" or "is from": a word missing from the word lists is capitalised too ("a couple
+    of Weeks", "history of Hypertension")."""
     lowercase = not any(c.isupper() for c in text)
     for m in _ORG.finditer(text) if _ORG_WORD.search(text) else ():
         words = m.group(1).split()
         if any(lexicon.identifying_word(w) for w in words[:-1]) and (words[0][:1].isupper() or lowercase):
             yield m.start(1), m.end(1), "ORGANIZATION"
-    for m in _WORKPLACE.finditer(text):
+    for m in _WORKPLACE.finditer(spoken if spoken is not None else text):
+        if spoken is not None and m.group(0).lower().startswith(("of", "is")):
+            continue
         if any(lexicon.identifying_word(w) for w in m.group(1).split()):
             yield m.start(1), m.end(1), "ORGANIZATION"
     for m in _FIRM.finditer(text):

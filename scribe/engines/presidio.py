@@ -344,11 +344,11 @@ class PresidioRedactor:
         ``spoken``: lowercase speech with the words that could be names capitalised. The rules
         for written names and places read that instead, but there a place after a preposition
         must be a known town or country ('to Palpation', 'to Mix' are no places: a word missing
-        from the word lists is not yet a name) and an employer is looked for in the words as said."""
+        from the word lists is not yet a name) and an employer only after a work cue."""
         read = spoken if spoken is not None else text
         found = list(find_first_names(read, self._lexicon, speech=not notes))
         if not notes:
-            found += [*find_organisations(text, self._lexicon),
+            found += [*find_organisations(text, self._lexicon, spoken=spoken),
                       *find_cued_places(read, self._lexicon, known_only=spoken is not None),
                       *find_speakers(read), *find_initialled_names(read, self._lexicon),
                       *find_name_lists(read, self._lexicon), *find_subjects_and_owners(read, self._lexicon),

@@ -120,3 +120,13 @@ def test_a_name_with_a_middle_initial(text: str, names: list[str]) -> None:
 
     lex = Lexicon(names=frozenset({"elita"}), places=frozenset(), common=frozenset({"vitamin", "it's", "under"}))
     assert [text[a:b] for a, b, _ in find_initialled_names(text, lex)] == names
+
+
+def test_in_speech_an_employer_needs_a_work_cue() -> None:
+    from scribe.domain.proper_nouns import find_organisations
+
+    lex = Lexicon(names=frozenset(), places=frozenset(), common=frozenset({"work", "couple", "history"}))
+    said, read = "i work for socrata now", "i work for Socrata now"
+    assert [said[a:b] for a, b, _ in find_organisations(said, lex, spoken=read)] == ["socrata"]
+    said, read = "a couple of weeks and a history of hypertension", "a couple of Weeks and a history of Hypertension"
+    assert list(find_organisations(said, lex, spoken=read)) == []
