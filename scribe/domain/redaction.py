@@ -102,13 +102,14 @@ def merge_spans(spans: list[Span], text: str | None = None) -> list[Span]:
     (an email found whole beats the domain found inside it). A span that only partly overlaps
     a winner is not dropped: what lies outside the winner stays, as its own span ("830-650-"
     of a phone number that a wrongly read "2352 Home 301" overlaps), so an overlap never leaves
-    part of an identifier in the text. With ``text``, a leftover holding no letter or digit
-    is let go."""
+    part of an identifier in the text. With ``text``, a leftover of fewer than two letters or
+    digits is let go: punctuation, or the possessive "s" of a name the chart matched without
+    it, says nothing about anyone."""
     ordered = sorted(spans, key=lambda s: (s.source != "chart", -(s.end - s.start), -s.score))
     chosen: list[Span] = []
     for span in ordered:
         for start, end in _outside(span.start, span.end, chosen):
-            if text is None or any(ch.isalnum() for ch in text[start:end]):
+            if text is None or sum(ch.isalnum() for ch in text[start:end]) >= 2:
                 chosen.append(Span(start, end, span.entity, span.score, span.source, span.key))
     return sorted(chosen, key=lambda s: s.start)
 

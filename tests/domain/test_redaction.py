@@ -68,8 +68,8 @@ def test_a_span_that_partly_overlaps_a_longer_one_keeps_what_lies_outside_it() -
     assert not any(d.isdigit() for d in re.sub(r"\[[A-Z_]+\d*\]", "", out)), out  # no digit outside a surrogate
     assert all(a.end <= b.start for a, b in zip(merged, merged[1:]))  # never overlapping
     assert [text[s.start:s.end] for s in merged if s.start < 6] == ["pager"]  # a span inside another is covered
-    # a leftover of only punctuation is let go; one with a letter stays ("2352 Home-x")
+    # a leftover of fewer than two letters or digits is let go ("-x", a possessive "s"); "-xy" stays
     assert [(s.start, s.end) for s in merge_spans([Span(0, 9, "ADDRESS", 0.7, "pattern"),
-                                                   Span(5, 10, "ID_NUMBER", 0.7, "pattern")], "2352 Home-x")] == [(0, 9)]
+                                                   Span(5, 11, "ID_NUMBER", 0.7, "pattern")], "2352 Home-xy")] == [(0, 9)]
     assert [(s.start, s.end) for s in merge_spans([Span(0, 9, "ADDRESS", 0.7, "pattern"),
-                                                   Span(5, 11, "ID_NUMBER", 0.7, "pattern")], "2352 Home-x")] == [(0, 9), (9, 11)]
+                                                   Span(5, 12, "ID_NUMBER", 0.7, "pattern")], "2352 Home-xy")] == [(0, 9), (9, 12)]
