@@ -304,11 +304,11 @@ class PresidioRedactor:
                 continue
             start, end = tidy_person(text, r.start, r.end) if r.entity_type == "PERSON" else (r.start, r.end)
             found.append(Span(start, end, r.entity_type, float(r.score) * (0.9 if cased else 1.0), "presidio"))
-        written = read if cased else text
-        patterns = extend_addresses(written, [*find_patterns(written), *find_cued_names(text, self._lexicon),
-                                              *find_field_names(written), *find_places(written),
-                                              *self._proper_nouns(text, capitals or shorthand,
-                                                                 spoken=read if cased else None)])
+        # ``read`` is ``text`` itself unless spaCy read it capitalised
+        patterns = extend_addresses(read, [*find_patterns(read), *find_cued_names(text, self._lexicon),
+                                           *find_field_names(read), *find_places(read),
+                                           *self._proper_nouns(text, capitals or shorthand,
+                                                              spoken=read if cased else None)])
         addresses = [(s, e) for s, e, kind in patterns if kind == "ADDRESS"]
         if addresses and not shorthand:
             patterns += find_block_lines(text, addresses, self._lexicon)

@@ -67,7 +67,8 @@ def test_each_recognizer_finds_its_identifier(text: str, kind: str, value: str) 
     "I am fine, thanks", "my sister is worried", "we talked for twenty minutes", "I slept seven hours",
     "a PHQ-9 score of 14", "she takes 20 mg daily", "my mom said it was okay", "this is hard",
     "blood pressure 120 80", "between 10 and 20 minutes",
-    "moved to unit 3 overnight", "I sent it via email 3 times", "I walked 10000 steps today", "we paid 25000 dollars", "2 miles in the park",
+    "moved to unit 3 overnight", "I sent it via email 3 times", "I walked 10000 steps today", "we paid 25000 dollars",
+    "2 miles in the park",
 ])
 def test_ordinary_speech_is_not_redacted(text: str) -> None:
     assert found(text) == set()
