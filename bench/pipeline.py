@@ -22,11 +22,11 @@ import jiwer  # noqa: E402
 from sqlmodel import col, select  # noqa: E402
 
 from bench.common import EVAL, OUT, normalise, table  # noqa: E402
-from scribe.app import build_runtime  # noqa: E402
 from scribe.config import Settings  # noqa: E402
 from scribe.db.engine import session_scope  # noqa: E402
 from scribe.db.tables import Draft, Encounter, Job, Transcript, TranscriptSegment  # noqa: E402
 from scribe.engines.build import build_engines, force_offline  # noqa: E402
+from scribe.runtime import build_runtime  # noqa: E402
 from scribe.services.demo import (  # noqa: E402
     SAMPLE_AUDIO,
     SAMPLE_SCRIPT,
@@ -72,7 +72,7 @@ def main() -> None:
         with session_scope(runtime.engine) as s:
             seed_demo(s, now=runtime.clock())
         t = time.perf_counter()
-        runtime.engines = build_engines(settings)
+        runtime.engines = build_engines(settings, runtime.policies)
         load_seconds = time.perf_counter() - t
         whisper_dir = profile_paths(settings.models_dir, args.profile).whisper
         totals = {"ours": [[], []], "plain": [[], []]}
@@ -86,7 +86,7 @@ def main() -> None:
                 encounter = accept_upload(s, runtime.audit_key, runtime.policies, recordings_dir=settings.recordings_dir,
                                           actor=actor, client_id=demo_client_id(s), note_type="soap",
                                           filename=path.name, stream=io.BytesIO(path.read_bytes()), now=runtime.clock())
-            Worker(runtime.pipeline()).run_until_idle()
+            Worker(runtime).run_until_idle()
             to_queue = time.perf_counter() - started
             with session_scope(runtime.engine) as s:
                 enc = s.get(Encounter, encounter.id)

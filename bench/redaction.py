@@ -211,10 +211,11 @@ def main() -> None:
 
     from scribe.config import Settings
     from scribe.engines.build import build_redactor
+    from scribe.policies import load_policies
     from scribe.weights import profile_paths
 
     settings = Settings(models_dir=ROOT / "models", model_profile="test")
-    ours = build_redactor(settings)
+    ours = build_redactor(settings, load_policies(ROOT / "policies").redaction)
     ours.warm_up()  # its helper processes start once per process, not per transcript
     spacy_dir = profile_paths(settings.models_dir, "test").spacy
     vanilla = AnalyzerEngine(nlp_engine=NlpEngineProvider(nlp_configuration={

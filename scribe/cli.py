@@ -76,6 +76,7 @@ def cmd_redact(args: argparse.Namespace) -> int:
     from scribe.domain.chart import ChartFacts, Contact, known_identifiers
     from scribe.domain.redaction import SurrogateMap, apply_surrogates
     from scribe.engines.build import build_redactor, force_offline
+    from scribe.policies import load_policies
 
     settings = _settings(args)
     force_offline()
@@ -94,7 +95,7 @@ def cmd_redact(args: argparse.Namespace) -> int:
             return 2
     text = sys.stdin.read()
     started = time.perf_counter()
-    spans = build_redactor(settings).find_spans(text, known)
+    spans = build_redactor(settings, load_policies(settings.policies_dir).redaction).find_spans(text, known)
     seconds = time.perf_counter() - started
     print(json.dumps({
         "redacted": apply_surrogates(text, spans, SurrogateMap()),
@@ -126,9 +127,10 @@ def cmd_draft(args: argparse.Namespace) -> int:
     settings = _settings(args)
     force_offline()
     check_models(settings)
-    template = load_policies(settings.policies_dir).template(args.note_type)
+    policies = load_policies(settings.policies_dir)
+    template = policies.template(args.note_type)
     segments = read_transcript(Path(args.transcript))
-    pseudo = build_redactor(settings).pseudonymize(segments, [])
+    pseudo = build_redactor(settings, policies.redaction).pseudonymize(segments, [])
     result = build_drafter(settings).draft(
         pseudo, template.name, [SectionRequest(s.key, s.title, s.instruction, s.max_sentences) for s in template.sections])
     pairs = [(s.key, x) for s in template.sections for x in split_sentences(result.sections.get(s.key, ""))]
@@ -153,7 +155,7 @@ def cmd_draft(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from scribe.app import build_runtime
+    from scribe.runtime import build_runtime
     from scribe.db.engine import session_scope
     from scribe.services import audit
 
@@ -175,7 +177,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
-    from scribe.app import build_runtime
+    from scribe.runtime import build_runtime
     from scribe.db.engine import session_scope
     from scribe.services import retention
 
@@ -210,13 +212,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from scribe.app import build_runtime
+    from scribe.runtime import build_runtime
     from scribe.worker import Worker
 
     settings = _settings(args)
     rt = build_runtime(settings)
     rt.load_engines()
-    worker = Worker(rt.pipeline())
+    worker = Worker(rt)
     if args.once:
         print(json.dumps({"jobs_run": worker.run_until_idle()}))
         return 0

@@ -13,36 +13,38 @@ import threading
 import time
 from datetime import timedelta
 
+from scribe.runtime import Runtime
 from scribe.services import jobs
-from scribe.services.pipeline import PipelineContext, run_job
+from scribe.services.pipeline import run_job
 
 log = logging.getLogger("scribe.worker")
 
 
 class Worker:
-    def __init__(self, ctx: PipelineContext, *, poll_seconds: float = 1.0, crash_at: str | None = None) -> None:
-        self.ctx = ctx
+    def __init__(self, rt: Runtime, *, poll_seconds: float = 1.0, crash_at: str | None = None) -> None:
+        rt.require_engines()  # fail at start, not by burning every job's attempts
+        self.rt = rt
         self.poll_seconds = poll_seconds
         self.worker_id = f"{platform.node()}:{os.getpid()}:{id(self):x}"
-        self.lease = timedelta(seconds=ctx.policies.pipeline.lease_seconds)
+        self.lease = timedelta(seconds=rt.policies.pipeline.lease_seconds)
         self.crash_at = crash_at or os.environ.get("SCRIBE_CRASH_AT")  # fault injection, tests only
         self._stop = threading.Event()
 
     def run_once(self) -> bool:
         """Claim and run one job; False when there was nothing to do."""
-        job = jobs.claim(self.ctx.engine, worker_id=self.worker_id, now=self.ctx.clock(), lease=self.lease)
+        job = jobs.claim(self.rt.engine, worker_id=self.worker_id, now=self.rt.clock(), lease=self.lease)
         if job is None:
             return False
         done = threading.Event()
 
         def heartbeat() -> None:
             while not done.wait(self.lease.total_seconds() / 3):
-                jobs.renew(self.ctx.engine, job.id or 0, worker_id=self.worker_id, now=self.ctx.clock(), lease=self.lease)
+                jobs.renew(self.rt.engine, job.id or 0, worker_id=self.worker_id, now=self.rt.clock(), lease=self.lease)
 
         beat = threading.Thread(target=heartbeat, name=f"lease-{job.id}", daemon=True)
         beat.start()
         try:
-            run_job(self.ctx, job, crash_at=self.crash_at)
+            run_job(self.rt, job, crash_at=self.crash_at)
         finally:
             done.set()
             beat.join()
@@ -58,7 +60,7 @@ class Worker:
         """Remove files whose rows say they were purged (a purge marks rows; files go after commit)."""
         from scribe.services.purge import sweep_files
 
-        removed = sweep_files(self.ctx.engine, self.ctx.recordings_dir)
+        removed = sweep_files(self.rt.engine, self.rt.recordings_dir)
         if removed:
             log.info("worker %s swept %d purged file(s)", self.worker_id, removed)
 
@@ -67,11 +69,10 @@ class Worker:
         from scribe.db.engine import session_scope
         from scribe.services import audit, retention
 
-        with session_scope(self.ctx.engine) as s:
+        with session_scope(self.rt.engine) as s:
             if retention_due:
-                retention.run(s, self.ctx.audit_key, self.ctx.policies, now=self.ctx.clock())
-            if self.ctx.anchors_dir is not None:
-                audit.anchor(s, self.ctx.audit_key, self.ctx.anchors_dir, self.ctx.clock())
+                retention.run(s, self.rt.audit_key, self.rt.policies, now=self.rt.clock())
+            audit.anchor(s, self.rt.audit_key, self.rt.anchors_dir, self.rt.clock())
         self.sweep()
 
     def run_forever(self) -> None:

@@ -10,7 +10,9 @@ import base64
 import hashlib
 import io
 import math
+import os
 import struct
+import uuid
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +23,6 @@ import pyotp
 import pytest
 from sqlmodel import Session
 
-from scribe.app import Runtime, build_runtime
 from scribe.config import ROOT, Settings
 from scribe.db.engine import session_scope
 from scribe.db.tables import Client, Clinic, Consent, User
@@ -29,6 +30,7 @@ from scribe.domain.notes import LicenceStatus, Role
 from scribe.engines.fakes import FakeDrafter, FakeRedactor, FakeTranscriber
 from scribe.engines.protocols import Engines
 from scribe.policies import Policies, load_policies
+from scribe.runtime import Runtime, build_runtime
 from scribe.services.accounts import hash_password
 
 PASSWORD = "correct horse battery staple"
@@ -176,3 +178,29 @@ def wav() -> bytes:
 def db(runtime: Runtime) -> Iterator[Session]:
     with Session(runtime.engine, expire_on_commit=False) as s:
         yield s
+
+
+PG_URL = os.environ.get("SCRIBE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh schema on the PostgreSQL that CI provides (127.0.0.1:5432, database `test`);
+    a clinic's single server has none, so elsewhere tests that need it skip with the reason."""
+    from sqlalchemy import create_engine, text
+
+    try:
+        import psycopg  # noqa: F401
+
+        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001
+        pytest.skip(f"no PostgreSQL at {PG_URL}: {exc.__class__.__name__}")
+    schema = f"t_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()

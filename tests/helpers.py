@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 
-from scribe.app import Runtime
 from scribe.db.engine import session_scope
 from scribe.db.tables import Encounter, User
+from scribe.runtime import Runtime
 from scribe.services.uploads import accept_upload
 from scribe.worker import Worker
 
@@ -29,7 +29,7 @@ def upload(runtime: Runtime, actor: User, client_id: int, data: bytes, *, note_t
 
 
 def run_pipeline(runtime: Runtime) -> int:
-    return Worker(runtime.pipeline()).run_until_idle()
+    return Worker(runtime).run_until_idle()
 
 
 def reload(runtime: Runtime, encounter: Encounter) -> Encounter:

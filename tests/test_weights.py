@@ -69,11 +69,12 @@ def test_a_missing_model_is_a_start_up_error_naming_the_install_command(tmp_path
     from scribe.config import Settings
     from scribe.domain.errors import ModelMissing
     from scribe.engines.build import build_engines
+    from scribe.policies import load_policies
 
     settings = Settings(data_dir=tmp_path / "var", models_dir=fake_install(tmp_path), model_profile="test")
     (settings.models_dir / "tiny" / "model.bin").unlink()
     with pytest.raises(ModelMissing, match="scribe models install --profile test"):
-        build_engines(settings)
+        build_engines(settings, load_policies(settings.policies_dir))
 
 
 def test_wheel_members_are_extracted(tmp_path: Path) -> None:

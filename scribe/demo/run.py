@@ -10,10 +10,10 @@ from typing import Any
 
 from sqlmodel import col, select
 
-from scribe.app import Runtime, build_runtime
 from scribe.config import Settings
 from scribe.db.engine import session_scope
 from scribe.db.tables import Draft, DraftSentence, Encounter, Job
+from scribe.runtime import Runtime, build_runtime
 from scribe.services.demo import SAMPLE_AUDIO, demo_client_id, seed_demo, user_by_name
 from scribe.services.uploads import accept_upload
 from scribe.worker import Worker
@@ -44,7 +44,7 @@ def run_demo(settings: Settings) -> tuple[dict[str, Any], Runtime]:
         encounter = accept_upload(s, rt.audit_key, rt.policies, recordings_dir=settings.recordings_dir, actor=actor,
                                   client_id=demo_client_id(s), note_type="soap", filename=SAMPLE_AUDIO.name,
                                   stream=audio, now=rt.clock())
-    Worker(rt.pipeline()).run_until_idle()
+    Worker(rt).run_until_idle()
     to_queue = time.perf_counter() - t_upload
     with session_scope(rt.engine) as s:
         enc = s.get(Encounter, encounter.id)

@@ -14,6 +14,8 @@ from scribe.weights import INSTALL_HINT, profile_paths, verify
 
 if TYPE_CHECKING:
     from scribe.domain.egress import EgressRecord
+    from scribe.policies import Policies
+    from scribe.policies.schema import EgressPolicy, RedactionPolicy
 
 
 def force_offline() -> None:
@@ -30,35 +32,37 @@ def check_models(settings: Settings) -> None:
         raise ModelMissing("; ".join(problems) + " — " + INSTALL_HINT.format(profile=settings.model_profile))
 
 
-def build_engines(settings: Settings, *, clinician_first: bool = True,
+def build_engines(settings: Settings, policies: Policies, *,
                   egress_ledger: Callable[[EgressRecord], None] | None = None,
                   clock: Callable[[], datetime] | None = None) -> Engines:
+    """The engines for these settings, configured by the policies the caller already holds
+    (the runtime's), never re-read from disk."""
     if settings.engines == "fake":
         from scribe.engines.fakes import FakeDrafter, FakeRedactor, FakeTranscriber
 
         return Engines(FakeTranscriber(), FakeRedactor(), FakeDrafter())
     force_offline()
     check_models(settings)
-    redactor = build_redactor(settings)
+    redactor = build_redactor(settings, policies.redaction)
     if settings.drafter_remote:
-        drafter: Drafter = build_remote_drafter(settings, redactor, egress_ledger, clock)
+        drafter: Drafter = build_remote_drafter(settings, policies.egress, redactor, egress_ledger, clock)
     else:
         drafter = build_drafter(settings)
+    clinician_first = policies.pipeline.clinician_is_first_speaker
     return Engines(transcriber=build_transcriber(settings, clinician_first=clinician_first), redactor=redactor,
                    drafter=drafter)
 
 
-def build_remote_drafter(settings: Settings, redactor: Any, ledger: Callable[[EgressRecord], None] | None,
+def build_remote_drafter(settings: Settings, policy: EgressPolicy, redactor: Any,
+                         ledger: Callable[[EgressRecord], None] | None,
                          clock: Callable[[], datetime] | None) -> Drafter:
     """The drafter that goes through the egress gateway to a destination in egress.yaml."""
     from scribe.domain.egress import Destination
     from scribe.engines.egress import EgressGateway
     from scribe.engines.remote import RemoteDrafter
-    from scribe.policies import load_policies
 
     if ledger is None or clock is None:
         raise PolicyError("a remote drafter needs the egress ledger: start it through scribe serve/worker/demo")
-    policy = load_policies(settings.policies_dir).egress
     destinations = [Destination(d.name, d.url, tuple(d.receives), d.part2) for d in policy.destinations]
     if settings.drafter_remote not in {d.name for d in destinations}:
         raise PolicyError(f"SCRIBE_DRAFTER_REMOTE={settings.drafter_remote!r} is not a destination in policies/egress.yaml")
@@ -73,12 +77,11 @@ def build_transcriber(settings: Settings, *, clinician_first: bool = True) -> Tr
     return WhisperTranscriber(paths.whisper, cpu_threads=settings.cpu_threads, clinician_first=clinician_first)
 
 
-def build_redactor(settings: Settings) -> Redactor:
+def build_redactor(settings: Settings, policy: RedactionPolicy) -> Redactor:
     from scribe.engines.presidio import PresidioRedactor
-    from scribe.policies import load_policies
 
     paths = profile_paths(settings.models_dir, settings.model_profile)
-    return PresidioRedactor(paths.spacy, load_policies(settings.policies_dir).redaction, workers=settings.cpu_threads)
+    return PresidioRedactor(paths.spacy, policy, workers=settings.cpu_threads)
 
 
 def build_drafter(settings: Settings) -> Drafter:

@@ -13,11 +13,10 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, delete
+from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from scribe.db.engine import session_scope
@@ -48,26 +47,17 @@ from scribe.domain.evidence import check_draft, split_sentences
 from scribe.domain.notes import EncounterKind, EncounterStatus, JobKind, JobStatus, next_stage
 from scribe.domain.redaction import SurrogateMap, reidentify
 from scribe.domain.transcript import Segment, Speaker, Word
-from scribe.engines.protocols import Engines, PseudonymizedTranscript, SectionRequest
-from scribe.policies import Policies
+from scribe.engines.protocols import PseudonymizedTranscript, SectionRequest
 from scribe.services import audit
 from scribe.services.consent import consents_in_force, require_step_for
 from scribe.services.files import read_sealed
 
+if TYPE_CHECKING:
+    from scribe.runtime import Runtime
+
 log = logging.getLogger("scribe.pipeline")
 
 Clock = Callable[[], datetime]
-
-
-@dataclass
-class PipelineContext:
-    engine: Engine
-    engines: Engines
-    policies: Policies
-    recordings_dir: Path
-    audit_key: bytes
-    clock: Clock
-    anchors_dir: Path | None = None  # where the worker anchors the audit chain
 
 
 class CrashPoint(Exception):
@@ -84,38 +74,38 @@ def _fault(crash_at: str | None, point: str) -> None:
     raise CrashPoint(point)
 
 
-def run_job(ctx: PipelineContext, job: Job, *, crash_at: str | None = None) -> None:
+def run_job(rt: Runtime, job: Job, *, crash_at: str | None = None) -> None:
     """Run one claimed job to its recorded outcome."""
     started = time.perf_counter()
     kind = JobKind(job.kind)
     log.info("job %s start kind=%s encounter=%s attempt=%s", job.id, kind.value, job.encounter_id, job.attempts)
     try:
-        with session_scope(ctx.engine) as s:
+        with session_scope(rt.engine) as s:
             encounter = _encounter(s, job)
-            require_step_for(s, ctx.policies, encounter, step=kind.value, now=ctx.clock())
+            require_step_for(s, rt.policies, encounter, step=kind.value, now=rt.clock())
         _fault(crash_at, f"start:{kind.value}")
-        writer = STAGES[kind](ctx, job)
+        writer = STAGES[kind](rt, job)
         _fault(crash_at, f"before-commit:{kind.value}")
-        with session_scope(ctx.engine) as s:
+        with session_scope(rt.engine) as s:
             encounter = _encounter(s, job)
-            decision = require_step_for(s, ctx.policies, encounter, step=kind.value, now=ctx.clock())
+            decision = require_step_for(s, rt.policies, encounter, step=kind.value, now=rt.clock())
             writer(s, encounter)
-            _complete(s, ctx, job, encounter, seconds=time.perf_counter() - started, reason=decision.reason)
+            _complete(s, rt, job, encounter, seconds=time.perf_counter() - started, reason=decision.reason)
         _fault(crash_at, f"after-commit:{kind.value}")
         log.info("job %s done kind=%s encounter=%s seconds=%.2f", job.id, kind.value, job.encounter_id,
                  time.perf_counter() - started)
     except CrashPoint:
         raise
     except ConsentMissing as exc:
-        _stop(ctx, job, exc.public_message, JobStatus.STOPPED, EncounterStatus.STOPPED)
+        _stop(rt, job, exc.public_message, JobStatus.STOPPED, EncounterStatus.STOPPED)
     except EngineError as exc:
         log.warning("job %s engine error kind=%s encounter=%s retryable=%s type=%s", job.id, kind.value,
                     job.encounter_id, exc.retryable, exc.__class__.__name__)
-        _fail_or_retry(ctx, job, exc.public_message, retryable=exc.retryable)
+        _fail_or_retry(rt, job, exc.public_message, retryable=exc.retryable)
     except Exception as exc:  # noqa: BLE001 - any other bug: record it (ids only) and retry
         log.exception("job %s crashed kind=%s encounter=%s type=%s", job.id, kind.value, job.encounter_id,
                       exc.__class__.__name__)
-        _fail_or_retry(ctx, job, f"internal error in {kind.value} ({exc.__class__.__name__})", retryable=True)
+        _fail_or_retry(rt, job, f"internal error in {kind.value} ({exc.__class__.__name__})", retryable=True)
 
 
 Writer = Callable[[Session, Encounter], None]
@@ -127,8 +117,8 @@ def _encounter(s: Session, job: Job) -> Encounter:
     return encounter
 
 
-def _complete(s: Session, ctx: PipelineContext, job: Job, encounter: Encounter, *, seconds: float, reason: str) -> None:
-    now = ctx.clock()
+def _complete(s: Session, rt: Runtime, job: Job, encounter: Encounter, *, seconds: float, reason: str) -> None:
+    now = rt.clock()
     row = s.get(Job, job.id)
     assert row is not None
     row.status, row.lease_until, row.error, row.seconds_taken, row.updated_at = JobStatus.DONE, None, "", seconds, now
@@ -138,20 +128,20 @@ def _complete(s: Session, ctx: PipelineContext, job: Job, encounter: Encounter, 
         exists = s.exec(select(Job).where(Job.encounter_id == job.encounter_id, Job.kind == following)).first()
         if exists is None:
             s.add(Job(encounter_id=job.encounter_id, kind=following, status=JobStatus.QUEUED,
-                      max_attempts=ctx.policies.pipeline.max_attempts, run_after=now, created_at=now, updated_at=now))
+                      max_attempts=rt.policies.pipeline.max_attempts, run_after=now, created_at=now, updated_at=now))
     else:
         encounter.status = EncounterStatus.IN_REVIEW
     encounter.status_reason = ""
     encounter.updated_at = now
     s.add(encounter)
-    audit.record(s, ctx.audit_key, now=now, actor_id=None, action=f"pipeline.{job.kind}", object_type="encounter",
+    audit.record(s, rt.audit_key, now=now, actor_id=None, action=f"pipeline.{job.kind}", object_type="encounter",
                  object_id=encounter.id, reason=reason)
 
 
-def _fail_or_retry(ctx: PipelineContext, job: Job, message: str, *, retryable: bool) -> None:
+def _fail_or_retry(rt: Runtime, job: Job, message: str, *, retryable: bool) -> None:
     if retryable and job.attempts < job.max_attempts:
-        now = ctx.clock()
-        with session_scope(ctx.engine) as s:
+        now = rt.clock()
+        with session_scope(rt.engine) as s:
             row = s.get(Job, job.id)
             assert row is not None
             row.status, row.error, row.lease_until = JobStatus.QUEUED, message, None
@@ -159,12 +149,12 @@ def _fail_or_retry(ctx: PipelineContext, job: Job, message: str, *, retryable: b
             row.updated_at = now
             s.add(row)
         return
-    _stop(ctx, job, message, JobStatus.FAILED, EncounterStatus.FAILED)
+    _stop(rt, job, message, JobStatus.FAILED, EncounterStatus.FAILED)
 
 
-def _stop(ctx: PipelineContext, job: Job, message: str, job_status: JobStatus, status: EncounterStatus) -> None:
-    now = ctx.clock()
-    with session_scope(ctx.engine) as s:
+def _stop(rt: Runtime, job: Job, message: str, job_status: JobStatus, status: EncounterStatus) -> None:
+    now = rt.clock()
+    with session_scope(rt.engine) as s:
         row = s.get(Job, job.id)
         encounter = s.get(Encounter, job.encounter_id)
         assert row is not None and encounter is not None
@@ -172,7 +162,7 @@ def _stop(ctx: PipelineContext, job: Job, message: str, job_status: JobStatus, s
         encounter.status, encounter.status_reason, encounter.updated_at = status, message, now
         s.add(row)
         s.add(encounter)
-        audit.record(s, ctx.audit_key, now=now, actor_id=None, action=f"pipeline.{job.kind}.{job_status.value}",
+        audit.record(s, rt.audit_key, now=now, actor_id=None, action=f"pipeline.{job.kind}.{job_status.value}",
                      object_type="encounter", object_id=encounter.id, reason=message)
     log.warning("job %s %s kind=%s encounter=%s", job.id, job_status.value, job.kind, job.encounter_id)
 
@@ -190,14 +180,15 @@ def load_segments(s: Session, encounter_id: int) -> tuple[Segment, ...]:
                          tuple(Word(*w) for w in r.words)) for r in rows)
 
 
-def _transcribe(ctx: PipelineContext, job: Job) -> Writer:
-    with session_scope(ctx.engine) as s:
+def _transcribe(rt: Runtime, job: Job) -> Writer:
+    with session_scope(rt.engine) as s:
         recording = s.exec(select(Recording).where(Recording.encounter_id == job.encounter_id)).one()
-        path = ctx.recordings_dir / recording.path
-    audio = io.BytesIO(read_sealed(ctx.engine, path))  # decrypted in memory only
+        path = rt.recordings_dir / recording.path
+    audio = io.BytesIO(read_sealed(rt.engine, path))  # decrypted in memory only
     audio.name = str(path)
     started = time.perf_counter()
-    result = ctx.engines.transcriber.transcribe(audio)
+    transcriber = rt.require_engines().transcriber
+    result = transcriber.transcribe(audio)
     seconds = time.perf_counter() - started
 
     def write(s: Session, encounter: Encounter) -> None:
@@ -206,9 +197,9 @@ def _transcribe(ctx: PipelineContext, job: Job) -> Writer:
             s.execute(delete(TranscriptSegment).where(col(TranscriptSegment.transcript_id) == old.id))
             s.delete(old)
             s.flush()
-        t = Transcript(encounter_id=encounter.id or 0, engine=getattr(ctx.engines.transcriber, "name", "?"),
+        t = Transcript(encounter_id=encounter.id or 0, engine=getattr(transcriber, "name", "?"),
                        language=result.language, duration_seconds=result.duration, seconds_taken=seconds,
-                       created_at=ctx.clock())
+                       created_at=rt.clock())
         s.add(t)
         s.flush()
         for seg in result.segments:
@@ -255,19 +246,20 @@ def _known_for(s: Session, encounter: Encounter):  # noqa: ANN202 - list[KnownId
     return supervision_identifiers([(c.id or 0, _facts(c)) for c in clients], staff, clinic.name if clinic else "")
 
 
-def _pseudonymize(ctx: PipelineContext, job: Job) -> Writer:
-    with session_scope(ctx.engine) as s:
+def _pseudonymize(rt: Runtime, job: Job) -> Writer:
+    with session_scope(rt.engine) as s:
         encounter = _encounter(s, job)
         segments = load_segments(s, encounter.id or 0)
         known = _known_for(s, encounter)
-    result = ctx.engines.redactor.pseudonymize(segments, known)
+    redactor = rt.require_engines().redactor
+    result = redactor.pseudonymize(segments, known)
 
     def write(s: Session, encounter: Encounter) -> None:
         s.execute(delete(Pseudonymization).where(col(Pseudonymization.encounter_id) == encounter.id))
-        s.add(Pseudonymization(encounter_id=encounter.id or 0, engine=getattr(ctx.engines.redactor, "name", "?"),
+        s.add(Pseudonymization(encounter_id=encounter.id or 0, engine=getattr(redactor, "name", "?"),
                                lines=list(result.lines), segment_texts=[x.text for x in result.segments],
                                surrogates=result.surrogates.to_json(), entity_counts=result.entity_counts,
-                               created_at=ctx.clock()))
+                               created_at=rt.clock()))
 
     return write
 
@@ -280,21 +272,21 @@ def load_pseudonymized(s: Session, encounter_id: int) -> PseudonymizedTranscript
                                            dict(p.entity_counts))
 
 
-def _draft(ctx: PipelineContext, job: Job) -> Writer:
-    with session_scope(ctx.engine) as s:
+def _draft(rt: Runtime, job: Job) -> Writer:
+    with session_scope(rt.engine) as s:
         encounter = _encounter(s, job)
         transcript = load_pseudonymized(s, encounter.id or 0)
         if encounter.part2:  # the tag follows the transcript to the drafter (and the gateway)
             consented = bool(encounter.client_id) and "part2_disclosure" in consents_in_force(
-                s, encounter.client_id or 0, now=ctx.clock(), functions=["part2_disclosure"])
+                s, encounter.client_id or 0, now=rt.clock(), functions=["part2_disclosure"])
             transcript = dataclasses.replace(transcript, part2=True, part2_consent=consented)
-        template = ctx.policies.template(encounter.note_type)
+        template = rt.policies.template(encounter.note_type)
     sections = [SectionRequest(x.key, x.title, x.instruction, x.max_sentences) for x in template.sections
                 if x.source == "model"]
-    result = ctx.engines.drafter.draft(transcript, template.name, sections)
+    result = rt.require_engines().drafter.draft(transcript, template.name, sections)
 
     def write(s: Session, encounter: Encounter) -> None:
-        now = ctx.clock()
+        now = rt.clock()
         old = s.exec(select(Draft).where(Draft.encounter_id == encounter.id)).first()
         if old is not None:
             s.execute(delete(DraftSentence).where(col(DraftSentence.draft_id) == old.id))
@@ -309,12 +301,12 @@ def _draft(ctx: PipelineContext, job: Job) -> Writer:
     return write
 
 
-def _evidence(ctx: PipelineContext, job: Job) -> Writer:
-    with session_scope(ctx.engine) as s:
+def _evidence(rt: Runtime, job: Job) -> Writer:
+    with session_scope(rt.engine) as s:
         encounter = _encounter(s, job)
         transcript = load_pseudonymized(s, encounter.id or 0)
         draft = s.exec(select(Draft).where(Draft.encounter_id == encounter.id)).one()
-        template = ctx.policies.template(encounter.note_type)
+        template = rt.policies.template(encounter.note_type)
         ai_sections = dict(draft.ai_sections)
         system_text = _system_sections(s, encounter)
         supervision = encounter.kind == EncounterKind.SUPERVISION
@@ -339,7 +331,7 @@ def _evidence(ctx: PipelineContext, job: Job) -> Writer:
         draft.removed = [{"section": c.section, "text": reidentify(c.text, reverse),
                           "flags": [f.to_json() for f in c.flags]} for c in checked.removed]
         draft.status = "ready"
-        draft.updated_at = ctx.clock()
+        draft.updated_at = rt.clock()
         s.add(draft)
 
     return write
@@ -357,7 +349,7 @@ def _system_sections(s: Session, encounter: Encounter) -> dict[str, str]:
     return {"duration": f"{form} supervision, {minutes} minute(s), with {names}."}
 
 
-STAGES: dict[JobKind, Callable[[PipelineContext, Job], Writer]] = {
+STAGES: dict[JobKind, Callable[[Runtime, Job], Writer]] = {
     JobKind.TRANSCRIBE: _transcribe,
     JobKind.PSEUDONYMIZE: _pseudonymize,
     JobKind.DRAFT: _draft,

@@ -11,11 +11,11 @@ from urllib.parse import urlsplit
 from fastapi import Depends, Form, Path, Request
 from sqlmodel import Session
 
-from scribe.app import Runtime
 from scribe.db.engine import session_scope
 from scribe.db.tables import LoginSession, User
 from scribe.domain.errors import PermissionDenied
 from scribe.domain.permissions import PERMISSIONS
+from scribe.runtime import Runtime
 from scribe.services import accounts
 
 COOKIE = "scribe_session"

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from scribe.app import build_runtime
 from scribe.config import ROOT, Settings
 from scribe.db.engine import session_scope
 from scribe.db.tables import Client, EgressEvent
@@ -29,9 +28,13 @@ from scribe.engines.build import build_redactor, build_remote_drafter
 from scribe.engines.egress import EgressRefused
 from scribe.engines.fakes import FakeTranscriber
 from scribe.engines.protocols import Engines
+from scribe.policies import load_policies
+from scribe.runtime import build_runtime
 from scribe.services.egress import SqlLedger
 from tests.conftest import Clock, make_practice, wav_bytes
 from tests.helpers import reload, run_pipeline, upload
+
+REDACTION = load_policies(ROOT / "policies").redaction
 
 pytestmark = pytest.mark.slow
 
@@ -170,9 +173,9 @@ def test_no_seeded_identifier_and_no_audio_reaches_the_model_server(tmp_path: Pa
                         policies_dir=policies_dir, worker_in_process=False, drafter_remote="onprem-llm")
     clock = Clock()
     runtime = build_runtime(settings, clock=clock)
-    redactor = build_redactor(settings)
-    runtime.engines = Engines(FakeTranscriber(), redactor,
-                              build_remote_drafter(settings, redactor, SqlLedger(runtime.engine), clock))
+    redactor = build_redactor(settings, runtime.policies.redaction)
+    runtime.engines = Engines(FakeTranscriber(), redactor, build_remote_drafter(
+        settings, runtime.policies.egress, redactor, SqlLedger(runtime.engine), clock))
     people = make_practice(runtime, clock)
 
     rng = random.Random(2026)
@@ -224,7 +227,7 @@ def test_the_gateway_refuses_and_records_what_it_refuses(tmp_path: Path, fake_se
     settings = Settings(model_profile="test", models_dir=ROOT / "models")
     records = []
     dest = Destination("onprem-llm", f"http://127.0.0.1:{fake_server.port}/v1/chat/completions", ("redacted_text",))
-    gateway = EgressGateway([dest], redactor=build_redactor(settings), ledger=records.append, clock=Clock())
+    gateway = EgressGateway([dest], redactor=build_redactor(settings, REDACTION), ledger=records.append, clock=Clock())
     with pytest.raises(EgressRefused, match="deny by default"):
         gateway.post_json("elsewhere", {"messages": [{"content": "hello"}]})
     # An identifier the pipeline replaced (here a nickname no recognizer knows) must not come back.
@@ -259,7 +262,7 @@ def test_part2_material_leaves_only_with_consent_and_always_with_the_notice(tmp_
     records = []
     dest = Destination("onprem-llm", f"http://127.0.0.1:{fake_server.port}/v1/chat/completions", ("redacted_text",),
                        part2=True)
-    gateway = EgressGateway([dest], redactor=build_redactor(settings), ledger=records.append, clock=Clock())
+    gateway = EgressGateway([dest], redactor=build_redactor(settings, REDACTION), ledger=records.append, clock=Clock())
     drafter = RemoteDrafter(gateway, "onprem-llm", "m")
     transcript = FakeRedactor().pseudonymize(parse_plain_transcript(
         "CLINICIAN: How has the week been?\nCLIENT: I have stayed sober for ten days."), [])

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from sqlmodel import select
 
-from scribe.app import build_runtime
 from scribe.config import ROOT, Settings
 from scribe.db.engine import session_scope
 from scribe.db.tables import DraftSentence, NoteVersion
@@ -17,6 +16,8 @@ from scribe.domain.notes import EncounterStatus
 from scribe.domain.transcript import Speaker
 from scribe.engines.build import build_engines
 from scribe.engines.protocols import Engines
+from scribe.policies import load_policies
+from scribe.runtime import build_runtime
 from scribe.services.demo import SAMPLE_AUDIO, SAMPLE_SCRIPT
 from scribe.worker import Worker
 from tests.helpers import reload, upload
@@ -38,7 +39,7 @@ class RecordingDrafter:
 @pytest.fixture(scope="module")
 def real_engines() -> Engines:
     settings = Settings(model_profile="test", models_dir=ROOT / "models")
-    engines = build_engines(settings)  # fails loudly (never skips) if the test profile is not installed
+    engines = build_engines(settings, load_policies(ROOT / "policies"))  # fails loudly (never skips) if the test profile is not installed
     return Engines(engines.transcriber, engines.redactor, RecordingDrafter(engines.drafter))
 
 
@@ -68,7 +69,7 @@ def test_the_real_pipeline_drafts_without_identifiers_and_signs(tmp_path: Path, 
     runtime = build_runtime(settings, policies=policies, engines=real_engines, clock=clock)
     people = make_practice(runtime, clock)
     encounter = upload(runtime, people.dr_ada, people.maya.id, SAMPLE_AUDIO.read_bytes())
-    Worker(runtime.pipeline()).run_until_idle()
+    Worker(runtime).run_until_idle()
     fresh = reload(runtime, encounter)
     assert fresh.status == EncounterStatus.IN_REVIEW, fresh.status_reason
 
@@ -145,7 +146,7 @@ def test_a_real_supervision_meeting_is_drafted_by_case_reference(tmp_path: Path,
             s, runtime.audit_key, policies, recordings_dir=settings.recordings_dir, actor=people.dr_ben,
             participant_ids=[people.sam.id], participants_agreed=True, stream=io.BytesIO(SAMPLE_AUDIO.read_bytes()),
             now=clock())
-    Worker(runtime.pipeline()).run_until_idle()
+    Worker(runtime).run_until_idle()
     fresh = reload(runtime, encounter)
     assert fresh.status == EncounterStatus.IN_REVIEW, fresh.status_reason
 

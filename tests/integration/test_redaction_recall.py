@@ -19,8 +19,10 @@ from scribe.config import ROOT, Settings
 from scribe.domain.redaction import KnownIdentifier
 from scribe.domain.spoken import speak_digits, speak_email
 from scribe.engines.build import build_redactor
+from scribe.policies import load_policies
 
 pytestmark = pytest.mark.slow
+REDACTION = load_policies(ROOT / "policies").redaction
 
 # Measured on 2026-11-22 with the pinned test spaCy model, seed 20261122.
 BASELINE = {"name": 0.907, "phone": 0.99, "email": 0.99, "ssn": 0.99, "date of birth": 0.99, "age over 89": 0.99,
@@ -99,7 +101,7 @@ def corpus(seed: int = 20261122) -> tuple[list[Doc], list[str]]:
 
 @pytest.fixture(scope="module")
 def results():
-    redactor = build_redactor(Settings(models_dir=ROOT / "models", model_profile="test"))
+    redactor = build_redactor(Settings(models_dir=ROOT / "models", model_profile="test"), REDACTION)
     docs, _ = corpus()
     return score(docs, [[(s.start, s.end) for s in redactor.find_spans(d.text, d.known)] for d in docs])
 
@@ -131,8 +133,8 @@ def test_a_long_transcript_shared_with_a_helper_process_gives_the_same_spans() -
     texts = [d.text for d in docs[:900]]  # ~40,000 characters: past the threshold
     known = [KnownIdentifier("Rosalind Quill", "PERSON", "client.name")]
     settings = Settings(models_dir=ROOT / "models", model_profile="test")
-    single = build_redactor(settings.model_copy(update={"cpu_threads": 1}))
-    shared = build_redactor(settings.model_copy(update={"cpu_threads": 2}))
+    single = build_redactor(settings.model_copy(update={"cpu_threads": 1}), REDACTION)
+    shared = build_redactor(settings.model_copy(update={"cpu_threads": 2}), REDACTION)
     assert isinstance(shared, PresidioRedactor) and len(shared._shares(texts)) == 2
     try:
         assert shared.find_spans_batch(texts, known) == single.find_spans_batch(texts, known)
@@ -146,7 +148,7 @@ def test_a_helper_that_dies_fails_the_batch_and_the_next_batch_gets_new_helpers(
 
     docs, _ = corpus(seed=11)
     texts = [d.text for d in docs[:300]]
-    shared = build_redactor(Settings(models_dir=ROOT / "models", model_profile="test", cpu_threads=2))
+    shared = build_redactor(Settings(models_dir=ROOT / "models", model_profile="test", cpu_threads=2), REDACTION)
     try:
         shared.warm_up()
         for pid in list(shared._pool._processes):  # the helper is killed, as the OOM killer would
@@ -161,7 +163,7 @@ def test_a_helper_that_dies_fails_the_batch_and_the_next_batch_gets_new_helpers(
 
 @pytest.fixture(scope="module")
 def redactor():
-    return build_redactor(Settings(models_dir=ROOT / "models", model_profile="test"))
+    return build_redactor(Settings(models_dir=ROOT / "models", model_profile="test"), REDACTION)
 
 
 @pytest.mark.parametrize("said, words, removed", [

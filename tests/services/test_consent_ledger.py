@@ -66,7 +66,7 @@ def test_every_step_refuses_without_each_consent_it_needs(runtime, practice, clo
 @pytest.mark.parametrize("stage, function", STAGE_FUNCTION, ids=[f"{k.value}-{f}" for k, f in STAGE_FUNCTION])
 def test_a_withdrawal_before_a_stage_stops_the_session_there(runtime, practice, wav, engines, clock, stage, function) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
-    worker = Worker(runtime.pipeline())
+    worker = Worker(runtime)
     for _ in range(PIPELINE.index(stage)):
         assert worker.run_once()
     clock.advance(seconds=1)
@@ -86,7 +86,7 @@ def test_a_consent_that_lapses_mid_pipeline_stops_the_next_step(runtime, practic
             assert c.expires_at is None
     grant(runtime, practice.dr_ada, practice.maya.id, ["ai_drafting"], expires_at=clock() + timedelta(minutes=1))
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
-    Worker(runtime.pipeline()).run_once()  # transcribe
+    Worker(runtime).run_once()  # transcribe
     clock.advance(minutes=2)
     run_pipeline(runtime)
     fresh = reload(runtime, encounter)

@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import select
 
-from scribe.app import build_runtime
 from scribe.config import ROOT, Settings
 from scribe.db.engine import session_scope
 from scribe.db.tables import Draft, DraftSection, Job, Pseudonymization, Transcript
 from scribe.domain.notes import EncounterStatus
 from scribe.policies import load_policies
+from scribe.runtime import build_runtime
 from tests.conftest import Clock, make_practice, wav_bytes
 from tests.helpers import TRANSCRIPT, reload, upload
 

@@ -157,7 +157,7 @@ def test_withdrawal_shreds_the_clients_keys(runtime, practice, wav, clock) -> No
 
 
 def test_scribe_refuses_to_start_with_a_missing_or_wrong_master_key(runtime, practice, wav, settings, policies) -> None:
-    from scribe.app import build_runtime
+    from scribe.runtime import build_runtime
 
     upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     key = settings.master_key_path.read_bytes()

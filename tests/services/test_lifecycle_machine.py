@@ -19,7 +19,6 @@ from hypothesis.stateful import (
 )
 from sqlmodel import select
 
-from scribe.app import build_runtime
 from scribe.config import Settings
 from scribe.db.engine import session_scope
 from scribe.db.tables import Cosignature, Encounter, HoursEntry, NoteVersion
@@ -27,6 +26,7 @@ from scribe.domain.errors import Conflict, ScribeError
 from scribe.domain.notes import CosignOutcome, VersionKind, VersionState, status_from_versions
 from scribe.engines.fakes import FakeDrafter, FakeRedactor, FakeTranscriber
 from scribe.engines.protocols import Engines
+from scribe.runtime import build_runtime
 from scribe.services import records, review, supervision
 from tests.conftest import PASSWORD, Clock, make_practice, wav_bytes
 from tests.services.test_review import ready

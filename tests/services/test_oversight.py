@@ -181,7 +181,7 @@ def test_the_retention_policy_refuses_minimums_below_six_years(policies) -> None
 
 def test_the_worker_anchors_the_chain_and_verify_catches_a_rewritten_tail(runtime, practice, wav, monkeypatch, capsys) -> None:
     signed(runtime, practice, wav)
-    worker = Worker(runtime.pipeline())
+    worker = Worker(runtime)
     worker.housekeeping(retention_due=False)
     anchors = audit.read_anchors(runtime.settings.anchors_dir)
     assert len(anchors) == 1

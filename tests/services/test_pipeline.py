@@ -61,12 +61,12 @@ def test_every_sentence_has_evidence_or_a_flag(runtime, practice, wav, engines) 
 
 def test_a_crash_before_the_commit_resumes_without_duplicates(runtime, practice, wav, clock) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
-    Worker(runtime.pipeline()).run_once()  # transcribe
-    crashing = Worker(runtime.pipeline(), crash_at="before-commit:pseudonymize")
+    Worker(runtime).run_once()  # transcribe
+    crashing = Worker(runtime, crash_at="before-commit:pseudonymize")
     with pytest.raises(CrashPoint):
         crashing.run_once()
     # The dead worker's job is invisible until its lease runs out, then another worker resumes it.
-    assert Worker(runtime.pipeline()).run_once() is False
+    assert Worker(runtime).run_once() is False
     clock.advance(seconds=runtime.policies.pipeline.lease_seconds + 1)
     assert run_pipeline(runtime) == 3
     assert reload(runtime, encounter).status == EncounterStatus.IN_REVIEW
@@ -99,7 +99,7 @@ def test_redaction_failure_fails_closed(runtime, practice, wav, engines) -> None
 
 def test_consent_withdrawn_mid_pipeline_stops_the_next_step(runtime, practice, wav, engines, clock) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
-    Worker(runtime.pipeline()).run_once()  # transcribe
+    Worker(runtime).run_once()  # transcribe
     with session_scope(runtime.engine) as s:
         consent = s.exec(select(Consent).where(Consent.client_id == practice.maya.id,
                                                Consent.function == "ai_drafting")).one()

@@ -5,35 +5,11 @@ single server has none, so elsewhere this module is skipped with the reason."""
 
 from __future__ import annotations
 
-import os
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
-
-URL = os.environ.get("SCRIBE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture
-def pg_url():
-    try:
-        import psycopg  # noqa: F401
-
-        admin = create_engine(URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001
-        pytest.skip(f"no PostgreSQL at {URL}: {exc.__class__.__name__}")
-    schema = f"t_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    yield f"{URL}?options=-csearch_path%3D{schema}"
-    with admin.connect() as conn:
-        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
-
 
 def test_migrations_and_append_only_triggers_on_postgres(pg_url, tmp_path) -> None:
     from scribe.db.engine import check_durability, make_engine, session_scope

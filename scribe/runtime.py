@@ -1,0 +1,92 @@
+"""The one composition root: everything a request, a job or a command needs, built once
+from explicit arguments and passed everywhere (the web app, the worker, the CLI, tests).
+
+Services that need it import the type only (``if TYPE_CHECKING``), so the dependency
+direction of STYLE.md holds at run time: this module builds on services, not the reverse."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from scribe.config import Settings
+from scribe.db.sealing import Vault
+from scribe.engines.protocols import Engines
+from scribe.policies import Policies
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Runtime:
+    """Settings, policies, the database, the keys, the clock and (in a process that runs
+    jobs) the engines. There is no second context object: the pipeline takes this."""
+
+    settings: Settings
+    policies: Policies
+    engine: Engine
+    audit_key: bytes
+    clock: Callable[[], datetime]
+    engines: Engines | None = None
+    vault: Vault | None = None
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.settings.recordings_dir
+
+    @property
+    def anchors_dir(self) -> Path:
+        return self.settings.anchors_dir
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where in-flight upload bytes go (sealed), inside the protected data directory."""
+        return self.settings.data_dir / "tmp"
+
+    def require_engines(self) -> Engines:
+        if self.engines is None:
+            raise RuntimeError("engines are not loaded in this process")
+        return self.engines
+
+    def load_engines(self) -> Engines:
+        """The real engines, wired to this runtime's policies, egress ledger and clock."""
+        from scribe.engines.build import build_engines
+        from scribe.services.egress import SqlLedger
+
+        self.engines = build_engines(self.settings, self.policies, egress_ledger=SqlLedger(self.engine),
+                                     clock=self.clock)
+        return self.engines
+
+
+def build_runtime(settings: Settings, *, policies: Policies | None = None, engines: Engines | None = None,
+                  clock: Callable[[], datetime] = utc_now, migrate: bool = True) -> Runtime:
+    """Open the database (migrating it), the keys and the policies. Imported lazily, so
+    that a route module importing the Runtime type pulls in neither alembic nor services."""
+    from scribe.db.engine import check_durability, make_engine
+    from scribe.db.migrate import upgrade
+    from scribe.db.sealing import has_data_keys
+    from scribe.policies import load_policies
+    from scribe.services.keys import load_or_create_key
+
+    policies = policies or load_policies(settings.policies_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    engine = make_engine(settings.sqlalchemy_url)
+    if not settings.master_key_path.exists() and has_data_keys(engine):
+        raise RuntimeError(f"the master key {settings.master_key_path} is missing, and this database holds data "
+                           "sealed with it: restore the key file (or set SCRIBE_KEY_DIR); scribe will not make a new one")
+    vault = Vault(load_or_create_key(settings.master_key_path), engine)
+    if migrate:
+        upgrade(engine, vault=vault)
+    vault.check_opens_a_key()
+    problems = check_durability(engine)
+    if problems:
+        raise RuntimeError("unsafe database settings: " + "; ".join(problems))
+    key = load_or_create_key(settings.audit_key_path)
+    (settings.data_dir / "tmp").mkdir(parents=True, exist_ok=True, mode=0o700)
+    return Runtime(settings, policies, engine, key, clock, engines, vault)
