@@ -10,6 +10,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,6 +35,11 @@ STATUS: list[tuple[type[ScribeError], int, str]] = [
     (Conflict, 409, "Changed in the meantime"),
     (PolicyError, 500, "Configuration error"),
 ]
+
+
+# Words in the drivers' messages for lock contention (SQLite, PostgreSQL): answered 503.
+CONTENTION = ("database is locked", "deadlock detected", "could not serialize", "lock timeout",
+              "canceling statement due to lock timeout")
 
 
 def render_error(request: Request, status: int, title: str, message: str) -> Response:
@@ -79,6 +85,27 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         titles = {404: "Not found", 405: "Not allowed", 413: "Too large"}
         return render_error(request, exc.status_code, titles.get(exc.status_code, "Error"), titles.get(exc.status_code, "The request could not be served."))
+
+    @app.exception_handler(IntegrityError)
+    async def integrity(request: Request, exc: IntegrityError) -> Response:
+        # Two requests raced on one record and the database kept the first: a conflict, not a crash.
+        log.warning("integrity conflict on %s %s", request.method, request.url.path)
+        return render_error(request, 409, "Changed in the meantime",
+                            "Someone else changed this at the same moment. Nothing you sent was saved; reload.")
+
+    @app.exception_handler(OperationalError)
+    async def contended(request: Request, exc: OperationalError) -> Response:
+        # Lock timeouts, deadlocks and serialization failures are contention: try again shortly.
+        kind = exc.orig.__class__.__name__
+        if not any(word in str(exc.orig).lower() for word in CONTENTION):
+            log.error("database error %s on %s %s", kind, request.method, request.url.path)
+            return render_error(request, 500, "Something went wrong",
+                                "The server hit an error. Nothing you saved was lost; try again.")
+        log.warning("database contention %s on %s %s", kind, request.method, request.url.path)
+        response = render_error(request, 503, "Busy", "The server is busy with other work. Nothing was saved; "
+                                "try again in a moment.")
+        response.headers["Retry-After"] = "2"
+        return response
 
     app.add_middleware(ContainErrors)
 

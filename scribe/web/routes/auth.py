@@ -10,9 +10,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from scribe.domain.errors import InvalidInput, PermissionDenied
 from scribe.services import accounts
+from scribe.web.bodies import BoundedRoute
 from scribe.web.deps import COOKIE, ActorDep, allow, CsrfDep, LoginDep, PathId, RuntimeDep, same_origin, SessionDep
 
-router = APIRouter()
+router = APIRouter(route_class=BoundedRoute)
 
 
 @router.get("/login", response_class=HTMLResponse)

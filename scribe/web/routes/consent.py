@@ -12,10 +12,11 @@ from sqlmodel import col, select
 from scribe.db.tables import DeletionReceipt
 from scribe.domain.errors import InvalidInput
 from scribe.services import admin, breakglass, consent, egress, purge
+from scribe.web.bodies import Body, BoundedRoute, takes
 from scribe.web.deps import MAX_ID, ActorDep, allow, CsrfDep, LoginDep, PathId, RuntimeDep, SessionDep
 from scribe.web.routes.sessions import render
 
-router = APIRouter()
+router = APIRouter(route_class=BoundedRoute)
 
 
 def _day(value: str, *, end: bool = False) -> datetime | None:
@@ -41,6 +42,7 @@ def ledger(request: Request, runtime: RuntimeDep, session: SessionDep, login: Lo
 
 
 @router.post("/clients/{client_id}/consents", dependencies=[allow("consent.manage"), CsrfDep])
+@takes(Body.SCAN)
 async def grant(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: PathId,
                 functions: Annotated[list[str], Form(max_length=20)], effective_from: Annotated[str, Form(max_length=10)],
                 expires_on: Annotated[str, Form(max_length=10)] = "", on_behalf_of: Annotated[str, Form(max_length=200)] = "",

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from scribe.services import audit_report, breakglass, retention
+from scribe.web.bodies import BoundedRoute
 from scribe.web.deps import ActorDep, allow, CsrfDep, FormInt, LoginDep, PathId, RuntimeDep, SessionDep
 from scribe.web.routes.sessions import render
 
-router = APIRouter()
+router = APIRouter(route_class=BoundedRoute)
 
 
 @router.get("/break-glass", response_class=HTMLResponse, dependencies=[allow("breakglass.request")])

@@ -9,9 +9,10 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from scribe.domain.errors import InvalidInput
 from scribe.services import recording
+from scribe.web.bodies import Body, BoundedRoute, takes
 from scribe.web.deps import FORM_TYPES, ActorDep, allow, CsrfDep, FormInt, PathId, RuntimeDep, SessionDep
 
-router = APIRouter()
+router = APIRouter(route_class=BoundedRoute)
 
 
 @router.post("/recordings", dependencies=[allow("session.upload"), CsrfDep])
@@ -23,6 +24,7 @@ def start(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: 
 
 
 @router.post("/recordings/{encounter_id}/chunks/{seq}", dependencies=[allow("session.upload"), CsrfDep])
+@takes(Body.CHUNK)
 async def chunk(request: Request, runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId,
                 seq: PathId) -> Response:
     if request.headers.get("content-type", "").startswith(FORM_TYPES):

@@ -18,9 +18,10 @@ from scribe.db.queries import (
 from scribe.domain.consent import allowed_note_types, transcription_decision
 from scribe.domain.notes import PROCESSING, Role, VersionKind
 from scribe.services import consent, purge, records, review, uploads
+from scribe.web.bodies import Body, BoundedRoute, takes
 from scribe.web.deps import ActorDep, allow, CsrfDep, FormInt, LoginDep, PathId, RuntimeDep, SessionDep
 
-router = APIRouter()
+router = APIRouter(route_class=BoundedRoute)
 
 
 def render(request: Request, name: str, context: dict[str, object], status_code: int = 200) -> Response:
@@ -57,6 +58,7 @@ def new_session(request: Request, runtime: RuntimeDep, session: SessionDep, logi
 
 
 @router.post("/sessions", dependencies=[allow("session.upload"), CsrfDep])
+@takes(Body.UPLOAD)
 def upload(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: FormInt,
            note_type: Annotated[str, Form(max_length=40)], audio: Annotated[UploadFile, File()],
            part2: Annotated[bool, Form()] = False) -> Response:

@@ -9,10 +9,11 @@ from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from scribe.services import purge, records, supervision, uploads
+from scribe.web.bodies import Body, BoundedRoute, takes
 from scribe.web.deps import ActorDep, allow, CsrfDep, LoginDep, PathId, RuntimeDep, SessionDep
 from scribe.web.routes.sessions import render
 
-router = APIRouter()
+router = APIRouter(route_class=BoundedRoute)
 
 
 @router.get("/supervision", response_class=HTMLResponse, dependencies=[allow("note.cosign")])
@@ -26,6 +27,7 @@ def dashboard(request: Request, runtime: RuntimeDep, session: SessionDep, login:
 
 
 @router.post("/supervision/sessions", dependencies=[allow("supervision.record"), CsrfDep])
+@takes(Body.UPLOAD)
 def upload_meeting(runtime: RuntimeDep, session: SessionDep, actor: ActorDep,
                    participant_ids: Annotated[list[int], Form(max_length=50)], audio: Annotated[UploadFile, File()],
                    agreed: Annotated[str, Form(max_length=10)] = "") -> Response:
