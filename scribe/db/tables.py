@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Optional
 
-from sqlalchemy import JSON, Column, Text, UniqueConstraint, event
+from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint, event
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Field, SQLModel
 
@@ -448,6 +448,25 @@ class AuditEvent(SQLModel, table=True):
     content_sha256: str = ""
     prev_hash: str
     hash: str = Field(unique=True)
+
+
+class LoginThrottle(SQLModel, table=True):
+    """Failed log-ins from one client address (migration 0007); the lock expires by itself."""
+
+    __tablename__ = "login_throttle"
+    address: str = Field(primary_key=True)
+    failures: int = 0
+    locked_until: Optional[datetime] = None
+    updated_at: datetime
+
+
+class AuditHead(SQLModel, table=True):
+    """One row that every audit append updates first: the lock that serialises appends
+    (a row lock on PostgreSQL, the database write lock on SQLite, both held to commit)."""
+
+    __tablename__ = "audit_head"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    appends: int = Field(default=0, sa_type=BigInteger)
 
 
 # Signed versions, co-signatures and audit rows are append-only. The database refuses

@@ -1,4 +1,9 @@
-"""Append to and verify the audit chain. Called inside the action's own transaction."""
+"""Append to and verify the audit chain. Called inside the action's own transaction.
+
+Appends are serialised: each first updates the single ``audit_head`` row, which takes a
+row lock on PostgreSQL and the database write lock on SQLite, held until the action
+commits, so no two appends can read the same last event. ``prev_hash`` is unique
+besides (migration 0006), so a fork cannot be stored by any path."""
 
 from __future__ import annotations
 
@@ -7,9 +12,10 @@ import os
 from datetime import datetime
 from pathlib import Path
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from scribe.db.tables import AuditEvent
+from scribe.db.tables import AuditEvent, AuditHead
 from scribe.domain.audit import GENESIS, Anchor, AuditFields, chain_hash, verify_anchors, verify_chain
 
 
@@ -25,6 +31,10 @@ def record(
     reason: str = "",
     content_sha256: str = "",
 ) -> AuditEvent:
+    locked = session.execute(update(AuditHead).where(col(AuditHead.id) == 1)
+                             .values(appends=AuditHead.appends + 1)).rowcount  # type: ignore[attr-defined]
+    if locked != 1:
+        raise RuntimeError("the audit_head row is missing: the database was not migrated")
     last = session.exec(select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(1)).first()
     prev = last.hash if last else GENESIS
     fields = AuditFields(now, actor_id, action, object_type, object_id, reason, content_sha256)

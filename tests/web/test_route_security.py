@@ -20,8 +20,9 @@ from tests.web.test_web import client_for, csrf
 
 # Log-in has no session yet, so no token: it checks the Origin instead (login CSRF).
 NO_TOKEN = {"/login"}
-# Tables a read may write: its own audit row, and the session's last-seen time.
-READ_WRITES = {"audit_events", "login_sessions", "alembic_version"}
+# Tables a read may write: its own audit row (and the head row that serialises appends),
+# and the session's last-seen time.
+READ_WRITES = {"audit_events", "audit_head", "login_sessions", "alembic_version"}
 
 
 def api_routes(app) -> list[APIRoute]:
