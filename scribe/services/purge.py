@@ -98,9 +98,6 @@ def purge(s: Session, *, client_id: int, artefacts: list[str], sessions: str, ru
     rows are marked purged here; their files go once this transaction has committed
     (sweep_files), so a rolled-back purge never loses a recording."""
     items: list[dict[str, object]] = []
-    client = s.get(Client, client_id)
-    if client is not None and client.legal_hold:  # preserved for litigation: nothing is deleted while it holds
-        artefacts, rule = [], f"{rule} (nothing purged: legal hold)"
     for encounter in s.exec(select(Encounter).where(Encounter.client_id == client_id).order_by(col(Encounter.id))):
         signed = _signed(s, encounter.id or 0)
         if (sessions == "signed" and not signed) or (sessions == "unsigned" and signed):
@@ -109,10 +106,10 @@ def purge(s: Session, *, client_id: int, artefacts: list[str], sessions: str, ru
             if artefact in artefacts:
                 items += purge_artefact(s, encounter.id or 0, artefact, now)
     if sessions == "all":  # every session's copy is gone: destroy the keys too (crypto-shredding)
-        vault = vault_for(s.get_bind())  # type: ignore[arg-type]
         for kind in artefacts:
-            if vault.shred(s, Scope(f"client:{client_id}", kind), now):
-                items.append({"artefact": f"{kind} encryption key", "session_id": None, "destroyed": True})
+            items += shred_client_keys(s, client_id, kind, now)
+    if any(item.get("kept") for item in items):
+        rule = f"{rule} (kept under legal hold: nothing deleted)"
     body = {"client_id": client_id, "rule": rule, "at": now.isoformat(), "items": items,
             "stopped_sessions": stopped or []}
     receipt = DeletionReceipt(client_id=client_id, rule=rule, function=function, at=now, by=actor_id,
@@ -125,8 +122,10 @@ def purge(s: Session, *, client_id: int, artefacts: list[str], sessions: str, ru
 
 
 def purge_encounter_audio(s: Session, *, client_id: int, encounter_id: int, rule: str, now: datetime) -> DeletionReceipt:
-    """One session's audio, by a retention rule rather than a withdrawal."""
-    items = _purge_audio(s, encounter_id, now)
+    """One session's audio, by a rule other than a withdrawal (at signing)."""
+    items = purge_artefact(s, encounter_id, "audio", now)
+    if any(item.get("kept") for item in items):
+        rule = f"{rule} (kept under legal hold: nothing deleted)"
     receipt = DeletionReceipt(client_id=client_id, rule=rule, at=now, by=None, items=items,
                               receipt_sha256=content_sha256({"client_id": client_id, "rule": rule,
                                                              "at": now.isoformat(), "items": items}))
@@ -135,16 +134,43 @@ def purge_encounter_audio(s: Session, *, client_id: int, encounter_id: int, rule
     return receipt
 
 
+def under_legal_hold(s: Session, encounter_id: int) -> bool:
+    """Whether a session's material is preserved for litigation: its client is on hold."""
+    encounter = s.get(Encounter, encounter_id)
+    if encounter is None or encounter.client_id is None:
+        return False
+    client = s.get(Client, encounter.client_id)
+    return client is not None and client.legal_hold
+
+
 def purge_artefact(s: Session, encounter_id: int, artefact: str, now: datetime) -> list[dict[str, object]]:
     """Remove one kind of artefact (audio, transcript, draft) from one session; the items
-    (hashes and counts, never content) go on the caller's receipt."""
+    (hashes and counts, never content) go on the caller's receipt.
+
+    The one primitive every purge goes through (withdrawal, retention, signing, void), so the
+    legal hold is checked here and nowhere else: under a hold nothing is removed, and the
+    item says so."""
+    if artefact not in ("audio", "transcript", "draft"):
+        raise ValueError(f"unknown artefact {artefact!r}")
+    if under_legal_hold(s, encounter_id):
+        log.info("purge kept session=%s artefact=%s reason=legal-hold", encounter_id, artefact)
+        return [{"artefact": artefact, "session_id": encounter_id, "kept": "legal hold"}]
     if artefact == "audio":
         return _purge_audio(s, encounter_id, now)
     if artefact == "transcript":
         return _purge_transcript(s, encounter_id)
-    if artefact == "draft":
-        return _purge_draft(s, encounter_id)
-    raise ValueError(f"unknown artefact {artefact!r}")
+    return _purge_draft(s, encounter_id)
+
+
+def shred_client_keys(s: Session, client_id: int, kind: str, now: datetime) -> list[dict[str, object]]:
+    """Destroy a client's data keys of one kind (crypto-shredding), unless the client is on hold."""
+    client = s.get(Client, client_id)
+    if client is not None and client.legal_hold:
+        return [{"artefact": f"{kind} encryption key", "session_id": None, "kept": "legal hold"}]
+    vault = vault_for(s.get_bind())  # type: ignore[arg-type]
+    if vault.shred(s, Scope(f"client:{client_id}", kind), now):
+        return [{"artefact": f"{kind} encryption key", "session_id": None, "destroyed": True}]
+    return []
 
 
 def _purge_audio(s: Session, eid: int, now: datetime) -> list[dict[str, object]]:
