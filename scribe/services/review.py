@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
 
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from scribe.db.queries import BREAK_GLASS_PREFIX, PARTICIPANT_REASON, get_encounter_for_actor
@@ -209,9 +211,14 @@ def _editable(s: Session, actor: User, encounter_id: int) -> tuple[Encounter, Dr
 
 def _check_version(s: Session, draft: Draft, lock_version: int) -> None:
     """Optimistic versioning: a save or sign from a stale page is refused with what changed
-    meanwhile (who, what, when), never applied over the newer text."""
-    if draft.lock_version == lock_version:
-        return
+    meanwhile (who, what, when), never applied over the newer text. A read, for the early
+    answer; ``_claim`` is what makes it hold under concurrency."""
+    if draft.lock_version != lock_version:
+        _conflict(s, draft, lock_version)
+
+
+def _conflict(s: Session, draft: Draft, lock_version: int) -> NoReturn:
+    s.refresh(draft)
     changes = s.exec(select(DraftChange).where(DraftChange.draft_id == draft.id, DraftChange.version > lock_version)
                      .order_by(col(DraftChange.version))).all()
     names = {u.id: u.full_name for u in s.exec(select(User).where(col(User.id).in_({c.actor_id for c in changes})))}
@@ -220,11 +227,19 @@ def _check_version(s: Session, draft: Draft, lock_version: int) -> None:
                    f"{what or 'changed'}. Nothing you sent was saved; reload to see the changes")
 
 
-def _bump(s: Session, draft: Draft, actor: User, summary: str, now: datetime) -> None:
-    draft.lock_version += 1
-    draft.updated_at = now
-    s.add(draft)
-    s.add(DraftChange(draft_id=draft.id or 0, version=draft.lock_version, actor_id=actor.id or 0, summary=summary, at=now))
+def _claim(s: Session, draft: Draft, lock_version: int, actor: User, summary: str, now: datetime) -> None:
+    """Compare-and-set the draft's version in the database, before this action's first write.
+    The conditional UPDATE also locks the draft row (PostgreSQL) or the database (SQLite)
+    until the action commits, so of two saves or signs from pages at the same version one
+    wins and the other gets a 409; neither is lost and neither answers 500."""
+    won = s.execute(update(Draft).where(col(Draft.id) == draft.id, col(Draft.lock_version) == lock_version)
+                    .values(lock_version=lock_version + 1, updated_at=now)
+                    .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
+    if won != 1:
+        _conflict(s, draft, lock_version)
+    s.refresh(draft)
+    s.add(DraftChange(draft_id=draft.id or 0, version=lock_version + 1, actor_id=actor.id or 0, summary=summary,
+                      at=now))
 
 
 def save_section(s: Session, key: bytes, *, actor: User, encounter_id: int, section_key: str, text: str,
@@ -238,6 +253,8 @@ def save_section(s: Session, key: bytes, *, actor: User, encounter_id: int, sect
         raise NotFound("no such section")
     text = text.replace("\r\n", "\n").strip()
     changed = text != section.text
+    _claim(s, draft, lock_version, actor, f"{'edited' if changed else 'marked reviewed'} section '{section.title}'",
+           now)
     section.edited = section.edited or changed
     section.text = text
     section.reviewed = True
@@ -246,7 +263,6 @@ def save_section(s: Session, key: bytes, *, actor: User, encounter_id: int, sect
         if sent.flags and not sent.resolution and sent.text not in text:
             sent.resolution, sent.resolved_by, sent.resolved_at = "edited", actor.id, now
             s.add(sent)
-    _bump(s, draft, actor, f"{'edited' if changed else 'marked reviewed'} section '{section.title}'", now)
     s.add(section)
     audit.record(s, key, now=now, actor_id=actor.id, action="draft.edit", object_type="draft", object_id=draft.id,
                  reason=f"section {section_key}")
@@ -262,6 +278,9 @@ def resolve_flag(s: Session, key: bytes, *, actor: User, encounter_id: int, targ
     if not 3 <= len(reason) <= 500:
         raise InvalidInput("give a short reason (3 to 500 characters) for confirming")
     kind, _, ident = target.partition(":")
+    if not (kind == "sentence" and ident.isdigit()) and not (kind == "draft" and ident.isdigit()):
+        raise NotFound("no such flag")
+    _claim(s, draft, lock_version, actor, "confirmed a flag", now)
     if kind == "sentence" and ident.isdigit():
         sent = s.get(DraftSentence, int(ident))
         if sent is None or sent.draft_id != draft.id:
@@ -274,7 +293,6 @@ def resolve_flag(s: Session, key: bytes, *, actor: User, encounter_id: int, targ
         draft.draft_flags = flags
     else:
         raise NotFound("no such flag")
-    _bump(s, draft, actor, "confirmed a flag", now)
     audit.record(s, key, now=now, actor_id=actor.id, action="draft.flag.confirm", object_type="draft",
                  object_id=draft.id, reason=target)
     return draft
@@ -308,6 +326,7 @@ def sign(s: Session, key: bytes, policies: Policies, *, actor: User, encounter_i
     zero_edit = not any(x.edited for x in sections)
     if zero_edit and not policies.signing.allow_zero_edit_signing:
         raise PermissionDenied("practice policy requires you to edit the draft before signing")
+    _claim(s, draft, lock_version, actor, "signed the note", now)
     if note is None:
         note = Note(encounter_id=encounter.id or 0, clinician_id=actor.id or 0, created_at=now)
         s.add(note)
@@ -323,7 +342,7 @@ def sign(s: Session, key: bytes, policies: Policies, *, actor: User, encounter_i
         supersedes=returned[-1] if returned else None, zero_edit=zero_edit, ai_chars_kept=share_kept(ai_text, final),
         edit_distance=edit_distance(ai_text, final), flags_confirmed=confirmed)
     draft.status = "signed"
-    _bump(s, draft, actor, "signed the note", now)
+    s.add(draft)
     records.after_new_version(s, encounter, note, version, now)
     audit.record(s, key, now=now, actor_id=actor.id, action="note.sign", object_type="note_version",
                  object_id=version.id, reason=decision.reason, content_sha256=version.content_sha256)

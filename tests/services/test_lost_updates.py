@@ -1,0 +1,133 @@
+"""S12 interleavings: two people on one draft at once, on SQLite and PostgreSQL.
+
+Before the version moved by a conditional UPDATE, two saves from pages at the same
+version both succeeded and one text was lost; two concurrent signs answered 500 on a
+unique constraint. Here every race ends with exactly one winner, the loser gets a
+Conflict (409), no error of another kind, and the stored text is the winner's."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session, select
+
+from scribe.db.engine import session_scope
+from scribe.db.tables import DraftChange, DraftSection, Note, NoteVersion
+from scribe.domain.errors import Conflict, PermissionDenied
+from scribe.runtime import build_runtime
+from tests.conftest import PASSWORD, make_practice, wav_bytes
+from tests.helpers import TRANSCRIPT, run_pipeline, upload
+from tests.services.test_review import resolve_all, view
+
+ROUNDS = 12
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def rt(request, settings, policies, engines, clock, tmp_path: Path):
+    if request.param == "postgresql":
+        settings = settings.model_copy(update={"database_url": request.getfixturevalue("pg_url")})
+    runtime = build_runtime(settings, policies=policies, engines=engines, clock=clock)
+    yield runtime
+    runtime.engine.dispose()
+
+
+def race(*calls):
+    """Run the calls at once (released together by a barrier); each one's result or error."""
+    barrier = threading.Barrier(len(calls))
+    out: list[object] = [None] * len(calls)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            out[i] = calls[i]()
+        except Exception as exc:  # noqa: BLE001 - the outcome under test
+            out[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
+
+
+def drafted(rt, practice):
+    encounter = upload(rt, practice.dr_ada, practice.maya.id, wav_bytes(), transcript=TRANSCRIPT)
+    run_pipeline(rt)
+    return encounter
+
+
+def save(rt, actor, encounter, text: str, version: int):
+    from scribe.services import review
+
+    def call():
+        with session_scope(rt.engine) as s:
+            return review.save_section(s, rt.audit_key, actor=actor, encounter_id=encounter.id,
+                                       section_key="subjective", text=text, lock_version=version, now=rt.clock())
+    return call
+
+
+def test_two_saves_from_the_same_version_never_lose_one(rt, clock) -> None:
+    practice = make_practice(rt, clock)
+    encounter = drafted(rt, practice)
+    lost = 0
+    for i in range(ROUNDS):
+        version = view(rt, practice.dr_ada, encounter).draft.lock_version
+        texts = [f"Round {i}: text from the first page.", f"Round {i}: text from the second page."]
+        results = race(save(rt, practice.dr_ada, encounter, texts[0], version),
+                       save(rt, practice.dr_ada, encounter, texts[1], version))
+        errors = [r for r in results if isinstance(r, Exception)]
+        assert len(errors) == 1 and isinstance(errors[0], Conflict), results
+        winner = texts[0] if not isinstance(results[0], Exception) else texts[1]
+        with Session(rt.engine) as s:
+            stored = s.exec(select(DraftSection).where(DraftSection.key == "subjective")).one().text
+            changes = s.exec(select(DraftChange).where(DraftChange.version == version + 1)).all()
+        lost += stored != winner
+        assert len(changes) == 1
+    assert lost == 0
+
+
+def test_two_signs_at_once_make_one_record_and_one_409(rt, clock) -> None:
+    from scribe.services import review
+
+    practice = make_practice(rt, clock)
+    encounter = drafted(rt, practice)
+    version = resolve_all(rt, practice.dr_ada, encounter)
+
+    def sign():
+        with session_scope(rt.engine) as s:
+            return review.sign(s, rt.audit_key, rt.policies, actor=practice.dr_ada, encounter_id=encounter.id,
+                               password=PASSWORD, attested=True, lock_version=version, now=rt.clock())
+
+    results = race(sign, sign)
+    errors = [r for r in results if isinstance(r, Exception)]
+    # Stale (read before the other committed): 409. Read after it: "already signed" (403).
+    assert len(errors) == 1 and isinstance(errors[0], Conflict | PermissionDenied), results
+    with Session(rt.engine) as s:
+        assert len(s.exec(select(Note)).all()) == 1
+        assert len(s.exec(select(NoteVersion)).all()) == 1
+
+
+def test_a_save_racing_a_sign_is_either_before_it_or_refused(rt, clock) -> None:
+    from scribe.services import review
+
+    practice = make_practice(rt, clock)
+    encounter = drafted(rt, practice)
+    version = resolve_all(rt, practice.dr_ada, encounter)
+
+    def sign():
+        with session_scope(rt.engine) as s:
+            return review.sign(s, rt.audit_key, rt.policies, actor=practice.dr_ada, encounter_id=encounter.id,
+                               password=PASSWORD, attested=True, lock_version=version, now=rt.clock())
+
+    results = race(sign, save(rt, practice.dr_ada, encounter, "A late edit.", version))
+    errors = [r for r in results if isinstance(r, Exception)]
+    assert len(errors) == 1 and isinstance(errors[0], Conflict), results
+    with Session(rt.engine) as s:
+        signed = s.exec(select(NoteVersion)).all()
+    if isinstance(results[0], Exception):
+        assert signed == []  # the edit won; the sign must be redone on the new version
+    else:
+        assert len(signed) == 1 and "A late edit." not in str(signed[0].content)  # the record is what was signed
