@@ -30,6 +30,12 @@ _UNIT = r"(?:,?\s*(?:apt|apartment|unit|suite|ste|room|rm|floor|fl|#)\.?\s*#?\s*
 _EU_SUFFIX = (r"stra(?:ss|ß)e|str\.|gasse|weg|allee|platz|laan|straat|gracht|plein|kade|dijk|vej|vejen|gade|gata|gatan|"
               r"gaten|veien|vegen|stien|vænget|torget|kuja|katu|tie|polku|vegur|braut|gata|utca|út|útja|körút|tér|"
               r"ulice|náměstí|třída")
+# The same street word matched in one pass: the word is taken whole (possessive), then its
+# end is checked against each suffix by a fixed-width lookbehind (after at least one more
+# letter). Backtracking through the word for each suffix was quadratic in its length.
+_EU_ENDINGS = sorted({x for x in _EU_SUFFIX.replace("stra(?:ss|ß)e", "strasse|straße").split("|") if x != r"str\."})
+_EU_WORD = (r"[A-ZÀ-Þ][\w'-]*+(?:" + "|".join(rf"(?<=[\w'-]{x})" for x in _EU_ENDINGS)
+            + r"|(?<=[\w'-]str)\.)")
 _EU_LEADING = r"Via|Viale|Piazza|Corso|Rue|Avenue|Boulevard|Chemin|Calle|Avenida|Plaza|Paseo|Rua|Travessa|ul\.|al\.|Ulica"
 _STATES = ("AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND "
            "OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC PR").split()
@@ -52,7 +58,7 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
     # European street names: the street word carries its suffix (Pohlstrasse 9, Brixtonlaan 380, Ringvej 144,
     # Harjukuja 54, Skogstien 106, Hlíðarvegur 97), or a street word comes first (Via Tasso 129, ul. Grochowa 80,
     # Rue de la Paix 4, Calle Mayor 7); the house number follows, then any unit
-    ("ADDRESS", re.compile(rf"\b(?:\d{{1,6}}\s+)?[A-ZÀ-Þ][\w'-]*(?:{_EU_SUFFIX})\s+\d{{1,5}}[A-Za-z]?\b\.?{_UNIT}{_UNIT}",
+    ("ADDRESS", re.compile(rf"\b(?:\d{{1,6}}\s+)?{_EU_WORD}\s+\d{{1,5}}[A-Za-z]?\b\.?{_UNIT}{_UNIT}",
                            re.I), 0),
     ("ADDRESS", re.compile(rf"\b(?:\d{{1,6}}\s+)?(?:{_EU_LEADING})\s+(?:[A-ZÀ-Þ][\w'.-]*\s+|(?:de|del|della|di|la|le|du|des|"
                            rf"da|do|dos)\s+){{1,4}}\d{{1,5}}[A-Za-z]?\b\.?{_UNIT}{_UNIT}"), 0),
@@ -204,8 +210,12 @@ def find_places(text: str) -> Iterator[tuple[int, int, str]]:
 # A name in a labelled field ("Name: Nayla Montero", "Directed by: Johannes Varvio"; not a speaker
 # label such as CLIENT:, which is followed by speech)
 # or said to be one ("call me Csanád"): the words up to the next label, line end or punctuation.
+# One to four words after the label. Each word is taken whole (possessive ``*+``) and words
+# are separated by at least one space, so a long unbroken run has one way to match, not
+# O(n^4) (a label and 400 letters then "!" took 103 s with optional separators).
+_WORD = r"[A-Za-zÀ-ÿĀ-ž][\w'’.-]*+"
 _FIELD = re.compile(r"\b(?:name|contact|attn|directed by|written by|author|"
-                    r"signed by|call me|goes by)\s*:?[ \t]+((?:[A-Za-zÀ-ÿĀ-ž][\w'’.-]*[ \t]*){1,4}?)"
+                    rf"signed by|call me|goes by)\s*:?[ \t]+({_WORD}(?:[ \t]++{_WORD}){{0,3}}?)"
                     r"(?=[ \t]*(?:\n|$|[,;>|]|\b(?:address|phone|email|dob|date|age|and|is|was|from|at)\b))", re.I)
 
 
@@ -287,7 +297,10 @@ def extend_addresses(text: str, spans: list[tuple[int, int, str]]) -> list[tuple
 # one more piece of an address on the same line: "Reuquén Extensions", "Apt. 724", ", KNIVSTA", "NO 9100"
 _PLACE_PIECE = (r"(?:(?:apt|suite|unit|ste|floor|fl|room|rm|box)\.?\s*#?\d+[A-Za-z]?|"
                 r"[A-ZÀ-ÞĀ-Ž][\w'’.-]*(?<!\.)|\d{3,6}(?:[ -]\d{3,4})?(?!\s*(?:mg|am|pm|%))|\(\w+\))")
-_SAME_LINE = re.compile(rf"((?:[ \t]*,?[ \t]+|,)(?:{_PLACE_PIECE})(?:(?:[ \t]*,?[ \t]+|,)(?:{_PLACE_PIECE})){{0,5}})")
+# A separator is spaces, or a comma with optional spaces around it (spaces then a comma
+# need a space after). Each alternative is possessive, so a run of blanks has one parse.
+_SEP = r"(?:[ \t]++|[ \t]*+,[ \t]++|,)"
+_SAME_LINE = re.compile(rf"({_SEP}(?:{_PLACE_PIECE})(?:{_SEP}(?:{_PLACE_PIECE})){{0,5}})")
 _NEXT_LINE = re.compile(r"[ \t]*(?:\n|>)[ \t,>]*(?:\n[ \t,>]*)?([^\n>]{1,40})")
 _PLACE_LINE = re.compile(r"^[\w .,'’()-]+$")
 _PLACE_START = re.compile(r"^(?:[A-ZÀ-ÞĀ-Ž0-9]|(?:apt|suite|unit|ste)\b|nan\b|[a-zà-ÿ]+,)", re.I)

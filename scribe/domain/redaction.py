@@ -23,6 +23,29 @@ class Span:
     key: str | None = None  # for chart identifiers: which chart item it is (same key, same surrogate)
 
 
+# No pattern ever reads more than this many characters at once. The patterns are linear or
+# close to it (tests/domain/test_pattern_budget.py), and this bounds what is left: a
+# pasted 500 kB line is read as pieces, cut at a line break or a space where there is one.
+MAX_PIECE = 2000
+
+
+def pieces(text: str, limit: int = MAX_PIECE) -> list[tuple[int, str]]:
+    """``text`` cut into (offset, piece) of at most ``limit`` characters, at the last line
+    break in reach, else the last space, else hard; a text within the limit is one piece."""
+    out: list[tuple[int, str]] = []
+    start = 0
+    while len(text) - start > limit:
+        window = text[start:start + limit]
+        cut = window.rfind("\n")
+        if cut <= 0:
+            cut = max(window.rfind(" "), window.rfind("\t"))
+        end = start + (cut + 1 if cut > 0 else limit)
+        out.append((start, text[start:end]))
+        start = end
+    out.append((start, text[start:]))
+    return out
+
+
 @dataclass(frozen=True)
 class KnownIdentifier:
     """An identifier the chart already knows, with the surrogate key it maps to."""

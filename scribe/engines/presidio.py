@@ -4,6 +4,7 @@ Fails closed: any error raises EngineError and nothing is drafted."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from collections.abc import Iterator, Sequence
@@ -31,6 +32,7 @@ from scribe.domain.redaction import (
     SurrogateMap,
     apply_surrogates,
     merge_spans,
+    pieces,
 )
 from scribe.domain.cues import clinical_in_context, find_event_years, find_facilities, find_titled_names, take_initial
 from scribe.domain.places import place_words
@@ -191,6 +193,16 @@ class PresidioRedactor:
         spaCy reads the texts as one batch (a transcript's segments at once). A long batch is
         shared with helper processes, one per further core (``workers``): this process reads
         the first share while they read the rest."""
+        cut = [pieces(text) for text in texts]
+        if any(len(c) > 1 for c in cut):  # a line past MAX_PIECE: read in pieces, spans put back
+            flat = self.find_spans_batch([piece for c in cut for _, piece in c], known)
+            out: list[list[Span]] = []
+            for c in cut:
+                spans: list[Span] = []
+                for offset, _ in c:
+                    spans += [dataclasses.replace(x, start=x.start + offset, end=x.end + offset) for x in flat.pop(0)]
+                out.append(spans)
+            return out
         shares = self._shares(texts)
         if len(shares) == 1:
             return self._find_spans_here(texts, known)
