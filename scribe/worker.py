@@ -32,6 +32,8 @@ class Worker:
 
     def run_once(self) -> bool:
         """Claim and run one job; False when there was nothing to do."""
+        for job_id in jobs.fail_abandoned(self.rt.engine, self.rt.audit_key, now=self.rt.clock()):
+            log.warning("job %s failed: its worker died on every attempt", job_id)
         job = jobs.claim(self.rt.engine, worker_id=self.worker_id, now=self.rt.clock(), lease=self.lease)
         if job is None:
             return False
@@ -88,8 +90,8 @@ class Worker:
                         if retention_due:
                             last_retention = last_sweep
                     self._stop.wait(self.poll_seconds)
-            except Exception:  # noqa: BLE001 - keep the worker alive; the job row records the failure
-                log.exception("worker loop error")
+            except Exception as exc:  # noqa: BLE001 - keep the worker alive; the job row records the failure
+                log.error("worker %s loop error type=%s", self.worker_id, exc.__class__.__name__)  # no message: it may quote text
                 self._stop.wait(self.poll_seconds)
 
     def stop(self) -> None:

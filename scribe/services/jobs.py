@@ -18,7 +18,10 @@ def claim(engine: Engine, *, worker_id: str, now: datetime, lease: timedelta) ->
     with session_scope(engine) as s:
         runnable = or_(
             and_(col(Job.status) == JobStatus.QUEUED, col(Job.run_after) <= now),
-            and_(col(Job.status) == JobStatus.RUNNING, col(Job.lease_until) < now),
+            # a lease that ran out: its worker died. Re-taken only while attempts remain;
+            # a stage that kills its worker every time is failed by fail_abandoned instead.
+            and_(col(Job.status) == JobStatus.RUNNING, col(Job.lease_until) < now,
+                 col(Job.attempts) < col(Job.max_attempts)),
         )
         job = s.exec(select(Job).where(runnable).order_by(col(Job.id)).limit(1)).first()
         if job is None:
@@ -38,6 +41,37 @@ def claim(engine: Engine, *, worker_id: str, now: datetime, lease: timedelta) ->
             s.add(encounter)
     with session_scope(engine) as s:
         return s.get(Job, job.id)
+
+
+ABANDONED = ("the worker stopped {n} times while running this step (it may be running out of memory on "
+             "this recording); nothing was lost: the recording is kept, and the step can be retried")
+
+
+def fail_abandoned(engine: Engine, key: bytes, *, now: datetime) -> list[int]:
+    """Fail, with a clear reason, each job whose worker died on every one of its attempts
+    (its lease ran out with no attempts left), rather than re-claiming it for ever."""
+    from scribe.services import audit
+
+    failed: list[int] = []
+    with session_scope(engine) as s:
+        rows = s.exec(select(Job).where(col(Job.status) == JobStatus.RUNNING, col(Job.lease_until) < now,
+                                        col(Job.attempts) >= col(Job.max_attempts))).all()
+        for job in rows:
+            won = s.execute(update(Job).where(col(Job.id) == job.id, col(Job.status) == JobStatus.RUNNING,
+                                              col(Job.updated_at) == job.updated_at)
+                            .values(status=JobStatus.FAILED, error=ABANDONED.format(n=job.attempts),
+                                    lease_until=None, updated_at=now)).rowcount  # type: ignore[attr-defined]
+            if won != 1:
+                continue
+            encounter = s.get(Encounter, job.encounter_id)
+            if encounter is not None:
+                encounter.status, encounter.status_reason = EncounterStatus.FAILED, ABANDONED.format(n=job.attempts)
+                encounter.updated_at = now
+                s.add(encounter)
+            audit.record(s, key, now=now, actor_id=None, action=f"pipeline.{job.kind}.failed",
+                         object_type="encounter", object_id=job.encounter_id, reason="worker died on every attempt")
+            failed.append(job.id or 0)
+    return failed
 
 
 def renew(engine: Engine, job_id: int, *, worker_id: str, now: datetime, lease: timedelta) -> bool:

@@ -103,7 +103,9 @@ def run_job(rt: Runtime, job: Job, *, crash_at: str | None = None) -> None:
                     job.encounter_id, exc.retryable, exc.__class__.__name__)
         _fail_or_retry(rt, job, exc.public_message, retryable=exc.retryable)
     except Exception as exc:  # noqa: BLE001 - any other bug: record it (ids only) and retry
-        log.exception("job %s crashed kind=%s encounter=%s type=%s", job.id, kind.value, job.encounter_id,
+        # The class and ids only: a traceback prints the exception's message, and a message
+        # can quote clinical text (a redaction error quoting its input).
+        log.error("job %s crashed kind=%s encounter=%s type=%s", job.id, kind.value, job.encounter_id,
                       exc.__class__.__name__)
         _fail_or_retry(rt, job, f"internal error in {kind.value} ({exc.__class__.__name__})", retryable=True)
 

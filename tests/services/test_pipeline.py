@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import select
 
 from scribe.db.engine import session_scope
-from scribe.db.tables import AuditEvent, Consent, Draft, DraftSentence, Job, Pseudonymization
+from scribe.db.tables import AuditEvent, Consent, Draft, DraftSentence, Job, Pseudonymization, Recording
 from scribe.domain.errors import EngineError
 from scribe.domain.notes import EncounterStatus, JobStatus
 from scribe.engines.fakes import FakeDrafter, FakeRedactor
@@ -125,11 +125,35 @@ def test_logs_carry_ids_never_clinical_text(runtime, practice, wav, engines, cap
     caplog.set_level("DEBUG")
     upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
-    logged = "\n".join(r.getMessage() for r in caplog.records)
-    assert "encounter=" in logged
+    logged = caplog.text  # messages and any traceback printed with them
+    assert "encounter=" in logged and "RuntimeError" in logged
     for canary in ["Maya", "Thompson", "555-201", "breathing", "anxious", "Riverside"]:
         assert canary not in logged, canary
 
 
 def test_fakes_record_nothing_unexpected(engines) -> None:
     assert isinstance(engines.redactor, FakeRedactor) and isinstance(engines.drafter, FakeDrafter)
+
+
+def test_a_stage_that_kills_its_worker_every_time_fails_the_session_with_a_reason(runtime, practice, wav,
+                                                                                  clock) -> None:
+    """A worker that dies mid-job (kill -9, out of memory) never records the outcome: its
+    lease runs out. The job is re-taken while attempts remain, then failed, not re-taken for ever."""
+    from scribe.services import jobs
+
+    encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+    lease = timedelta(minutes=2)
+    claims = 0
+    for _ in range(10):
+        job = jobs.claim(runtime.engine, worker_id=f"w{claims}", now=clock(), lease=lease)
+        if job is None:
+            break
+        claims += 1  # ... and the worker dies here, every time
+        clock.advance(minutes=3)
+        jobs.fail_abandoned(runtime.engine, runtime.audit_key, now=clock())
+    assert claims == runtime.policies.pipeline.max_attempts
+    fresh = reload(runtime, encounter)
+    assert fresh.status == EncounterStatus.FAILED and f"stopped {claims} times" in fresh.status_reason
+    with session_scope(runtime.engine) as s:
+        assert s.exec(select(Recording).where(Recording.encounter_id == encounter.id)).one().purged_at is None
+    assert Worker(runtime).run_once() is False  # nothing left to take
