@@ -3,9 +3,11 @@ carry, and what the ledger records. The gateway (engines/egress.py) applies them
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 from datetime import datetime
 
 from scribe.domain.decision import Decision
@@ -85,3 +87,24 @@ def leaked(texts: Iterable[str], originals: Iterable[str]) -> list[str]:
         if re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", squashed):
             out.append(original)
     return out
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_destination_url(url: str) -> None:
+    """HTTPS, or plain HTTP to this host's own loopback only (an on-host model server):
+    clinical text never crosses a network in the clear."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback(parts.hostname)):
+        return
+    raise ValueError(f"egress destinations must use https:// (http:// only to loopback), not "
+                     f"{parts.scheme}://{parts.hostname}")

@@ -66,7 +66,8 @@ def build_remote_drafter(settings: Settings, policy: EgressPolicy, redactor: Any
     destinations = [Destination(d.name, d.url, tuple(d.receives), d.part2) for d in policy.destinations]
     if settings.drafter_remote not in {d.name for d in destinations}:
         raise PolicyError(f"SCRIBE_DRAFTER_REMOTE={settings.drafter_remote!r} is not a destination in policies/egress.yaml")
-    gateway = EgressGateway(destinations, redactor=redactor, ledger=ledger, clock=clock, policy_version=policy.version)
+    gateway = EgressGateway(destinations, redactor=redactor, ledger=ledger, clock=clock, policy_version=policy.version,
+                            ca_bundle=policy.ca_bundle)
     return RemoteDrafter(gateway, settings.drafter_remote, settings.drafter_remote_model)
 
 

@@ -8,17 +8,37 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import ssl
 import urllib.request
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from scribe.domain.egress import PART2_NOTICE, Destination, EgressRecord, Payload, leaked, may_send
+from scribe.domain.egress import (
+    PART2_NOTICE,
+    Destination,
+    EgressRecord,
+    Payload,
+    check_destination_url,
+    leaked,
+    may_send,
+)
 from scribe.domain.errors import EngineError
 from scribe.domain.redaction import KnownIdentifier, Span
 
 _SURROGATE = re.compile(r"\[[A-Z][A-Z_]*(?:_\d+)?\]")
+MAX_RESPONSE_BYTES = 8 << 20  # a chat completion is kilobytes; anything near this is not one
+
+
+def make_opener(ca_bundle: str | None = None) -> urllib.request.OpenerDirector:
+    """An opener with the HTTP(S) handlers only: no proxy handler (HTTP(S)_PROXY in the
+    environment is never honoured), no redirect handler (a 3xx is an answer, never followed
+    to another host), certificates checked against the policy's CA bundle or the system's."""
+    opener = urllib.request.OpenerDirector()
+    opener.add_handler(urllib.request.HTTPHandler())
+    opener.add_handler(urllib.request.HTTPSHandler(context=ssl.create_default_context(cafile=ca_bundle)))
+    return opener
 
 
 class EgressRefused(EngineError):
@@ -56,8 +76,12 @@ def _map_strings(obj: Any, fn: Callable[[str], str]) -> Any:
 
 class EgressGateway:
     def __init__(self, destinations: Iterable[Destination], *, redactor: SpanFinder, ledger: Callable[[EgressRecord], None],
-                 clock: Callable[[], datetime], policy_version: int = 1, timeout: float = 120.0) -> None:
+                 clock: Callable[[], datetime], policy_version: int = 1, timeout: float = 120.0,
+                 ca_bundle: str | None = None) -> None:
         self.destinations = tuple(destinations)
+        for d in self.destinations:
+            check_destination_url(d.url)
+        self._opener = make_opener(ca_bundle)
         self.redactor = redactor
         self.ledger = ledger
         self.clock = clock
@@ -107,8 +131,17 @@ class EgressGateway:
         request = urllib.request.Request(dest.url, data=data, method="POST",
                                          headers={"Content-Type": "application/json"})
         try:
-            # The URL comes from policies/egress.yaml, whose schema admits only http(s).
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310  # nosec B310 - policy URL, http(s) only
-                return json.loads(response.read().decode("utf-8"))
+            # The URL comes from policies/egress.yaml: https, or http to loopback (check_destination_url).
+            with self._opener.open(request, timeout=self.timeout) as response:  # nosec B310 - checked policy URL
+                status = getattr(response, "status", 200)
+                if status != 200:
+                    raise EngineError(f"the model server answered {status}; redirects are never followed",
+                                      retryable=False)
+                raw = response.read(MAX_RESPONSE_BYTES + 1)
+            if len(raw) > MAX_RESPONSE_BYTES:
+                raise EngineError("the model server's answer is larger than any completion", retryable=False)
+            return json.loads(raw.decode("utf-8"))
+        except EngineError:
+            raise
         except (OSError, ValueError) as exc:
             raise EngineError(f"the model server did not answer ({exc.__class__.__name__})", retryable=True) from exc
