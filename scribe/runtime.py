@@ -72,6 +72,8 @@ def build_runtime(settings: Settings, *, policies: Policies | None = None, engin
     from scribe.db.migrate import upgrade
     from scribe.db.sealing import has_data_keys
     from scribe.policies import load_policies
+    from sqlalchemy import text
+
     from scribe.services.keys import load_or_create_key
 
     policies = policies or load_policies(settings.policies_dir)
@@ -87,6 +89,9 @@ def build_runtime(settings: Settings, *, policies: Policies | None = None, engin
     problems = check_durability(engine)
     if problems:
         raise RuntimeError("unsafe database settings: " + "; ".join(problems))
-    key = load_or_create_key(settings.audit_key_path)
+    with engine.connect() as conn:
+        chained = conn.execute(text("SELECT 1 FROM audit_events LIMIT 1")).first() is not None
+    key = load_or_create_key(settings.audit_key_path,
+                             must_exist="this database's audit chain is signed with it" if chained else None)
     (settings.data_dir / "tmp").mkdir(parents=True, exist_ok=True, mode=0o700)
     return Runtime(settings, policies, engine, key, clock, engines, vault)

@@ -171,3 +171,24 @@ def test_scribe_refuses_to_start_with_a_missing_or_wrong_master_key(runtime, pra
         build_runtime(settings, policies=policies)
     settings.master_key_path.write_bytes(key)
     build_runtime(settings, policies=policies)  # the right key: starts
+
+
+def test_scribe_refuses_to_start_with_a_missing_or_malformed_audit_key(runtime, practice, wav, settings,
+                                                                       policies) -> None:
+    """A silently re-created audit key would make every event fail verification: a false
+    tamper alarm that hides a real one (issue 17 item 9)."""
+    from scribe.runtime import build_runtime
+    from scribe.services.keys import KeyFileError
+
+    upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)  # audited
+    key = settings.audit_key_path.read_bytes()
+    settings.audit_key_path.unlink()
+    with pytest.raises(KeyFileError, match="audit chain is signed with it"):
+        build_runtime(settings, policies=policies)
+    assert not settings.audit_key_path.exists()  # no new key was made
+    settings.audit_key_path.write_bytes(key[:16])
+    settings.audit_key_path.chmod(0o600)
+    with pytest.raises(KeyFileError, match="16 bytes"):
+        build_runtime(settings, policies=policies)
+    settings.audit_key_path.write_bytes(key)
+    assert build_runtime(settings, policies=policies).audit_key == key
