@@ -176,6 +176,34 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    """Lift a log-in lock from the server's console (when no admin can log in to do it)."""
+    from sqlmodel import select
+
+    from scribe.db.engine import session_scope
+    from scribe.db.tables import LoginThrottle, User
+    from scribe.runtime import build_runtime
+    from scribe.services import audit
+
+    rt = build_runtime(_settings(args))
+    with session_scope(rt.engine) as s:
+        user = s.exec(select(User).where(User.username == args.username.strip().lower())).first()
+        if user is None:
+            return _fail(f"no user named {args.username!r}")
+        user.failed_logins, user.locked_until = 0, None
+        s.add(user)
+        cleared = 0
+        if args.address:
+            row = s.get(LoginThrottle, args.address)
+            if row is not None:
+                s.delete(row)
+                cleared = 1
+        audit.record(s, rt.audit_key, now=rt.clock(), actor_id=None, action="user.unlock", object_type="user",
+                     object_id=user.id, reason="console")
+    print(json.dumps({"unlocked": args.username, "address_cleared": bool(cleared)}))
+    return 0
+
+
 def cmd_retention(args: argparse.Namespace) -> int:
     from scribe.runtime import build_runtime
     from scribe.db.engine import session_scope
@@ -279,6 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("audit", help="verify the audit chain and its anchors, or anchor its head now")
     p.add_argument("action", choices=["verify", "anchor"])
     p.set_defaults(func=cmd_audit)
+    p = sub.add_parser("users", help="lift a log-in lock from the console")
+    p.add_argument("action", choices=["unlock"])
+    p.add_argument("username")
+    p.add_argument("--address", default="", help="also clear the throttle on this client address")
+    p.set_defaults(func=cmd_users)
     p = sub.add_parser("retention", help="apply policies/retention.yaml (the worker also runs it hourly)")
     p.add_argument("action", choices=["run"])
     p.add_argument("--dry-run", action="store_true", help="print what is due; delete nothing")

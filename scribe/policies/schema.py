@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from scribe.domain.permissions import CLINICAL, PERMISSIONS
 
@@ -107,6 +107,10 @@ class PasswordRules(Strict):
 class LoginRules(Strict):
     throttle_after: int = Field(ge=1)
     lockout_after: int = Field(ge=2, le=10)
+    lockout_minutes: int = Field(default=30, ge=1, le=24 * 60,
+                                 description="How long a lock lasts; it expires by itself (an admin may lift it sooner)")
+    address_throttle_after: int = Field(default=20, ge=5,
+                                        description="Failures from one client address before it waits")
 
 
 class MfaRules(Strict):
@@ -183,11 +187,22 @@ class RedactionPolicy(Strict):
 
 class EgressDestination(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    url: str = Field(pattern=r"^https?://", description="Where the gateway POSTs")
+    url: str = Field(pattern=r"^https?://", description="Where the gateway POSTs: https://, or http:// to loopback")
     receives: list[Literal["redacted_text"]] = Field(min_length=1, description="Never audio")
     part2: bool = Field(default=False, description="May it receive 42 CFR Part 2 material (with consent and notice)?")
 
 
+    @field_validator("url")
+    @classmethod
+    def _secure(cls, url: str) -> str:
+        from scribe.domain.egress import check_destination_url
+
+        check_destination_url(url)
+        return url
+
+
 class EgressPolicy(Strict):
     version: int = Field(ge=1, description="Recorded in the egress ledger with every send")
+    ca_bundle: str | None = Field(default=None, description="CA certificates that sign the destinations' TLS "
+                                                            "certificates (default: the system's)")
     destinations: list[EgressDestination] = Field(default_factory=list, description="Empty: nothing leaves the host")

@@ -7,16 +7,20 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import case, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from scribe.db.tables import LoginSession, User
+from scribe.db.tables import LoginSession, LoginThrottle, User
 from scribe.domain.errors import InvalidInput, NotFound, PermissionDenied
 from scribe.domain.notes import Role
 from scribe.policies.schema import SecurityPolicy
@@ -24,6 +28,11 @@ from scribe.services import audit
 
 _hasher = PasswordHasher()  # argon2id with the library's current defaults
 WRONG = "unknown user name, wrong password or wrong code"
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands datetimes back naive; they were stored in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def hash_password(password: str) -> str:
@@ -89,8 +98,80 @@ def needs_mfa(policy: SecurityPolicy, user: User) -> bool:
     return user.role in policy.mfa.required_roles
 
 
+@cache
+def _verify_seconds() -> float:
+    """How long checking a password takes here (measured once): what an unknown user name
+    waits instead, so the answer's timing does not tell a name that exists from one that
+    does not, without spending a hash's CPU on names that do not exist."""
+    started = time.perf_counter()
+    try:
+        _hasher.verify(_DUMMY, "not the password")
+    except VerificationError:
+        pass
+    return time.perf_counter() - started
+
+
+def _backoff(policy: SecurityPolicy, failures: int, now: datetime) -> datetime | None:
+    """When the next attempt may come after ``failures`` failures: none before the throttle,
+    then 1, 2, 4 ... minutes, and at lockout_after the lock; never longer than lockout_minutes."""
+    rules = policy.login
+    cap = timedelta(minutes=rules.lockout_minutes)
+    if failures >= rules.lockout_after:
+        return now + cap
+    if failures >= rules.throttle_after:
+        return now + min(cap, timedelta(minutes=2 ** min(failures - rules.throttle_after, 10)))
+    return None
+
+
+def _count_user_failure(session: Session, policy: SecurityPolicy, user: User, now: datetime) -> None:
+    """One more failure, counted in the database (two racing attempts both count)."""
+    failures = session.execute(update(User).where(col(User.id) == user.id)
+                               .values(failed_logins=User.failed_logins + 1)
+                               .returning(User.failed_logins)).scalar_one()
+    until = _backoff(policy, failures, now)
+    session.execute(update(User).where(col(User.id) == user.id).values(locked_until=until))
+    session.expire(user)
+
+
+def _address_row(session: Session, address: str) -> LoginThrottle | None:
+    return session.get(LoginThrottle, address) if address else None
+
+
+def _count_address_failure(session: Session, policy: SecurityPolicy, address: str, now: datetime) -> None:
+    if not address:
+        return
+    dialect = session.get_bind().dialect.name
+    insert = sqlite_insert if dialect == "sqlite" else pg_insert
+    statement = insert(LoginThrottle).values(address=address, failures=1, updated_at=now)
+    # Failures older than one lock's length are forgotten: a clinic's shared address does not
+    # accumulate a throttle over weeks of ordinary typos.
+    stale = LoginThrottle.updated_at < now - timedelta(minutes=policy.login.lockout_minutes)
+    statement = statement.on_conflict_do_update(index_elements=["address"], set_={
+        "failures": case((stale, 1), else_=LoginThrottle.failures + 1), "updated_at": now,
+    }).returning(LoginThrottle.failures)
+    failures = session.execute(statement).scalar_one()
+    over = failures - policy.login.address_throttle_after
+    if over >= 0:
+        until = now + min(timedelta(minutes=policy.login.lockout_minutes), timedelta(minutes=2 ** min(over, 10)))
+        session.execute(update(LoginThrottle).where(col(LoginThrottle.address) == address)
+                        .values(locked_until=until))
+
+
+def _wait_message(until: datetime, now: datetime, what: str) -> str:
+    wait = max(1, int((until - now).total_seconds() + 59) // 60)
+    return f"too many failed attempts {what}; try again in {wait} minute(s)"
+
+
 def log_in(session: Session, key: bytes, policy: SecurityPolicy, *, username: str, password: str, code: str,
-           now: datetime) -> LoggedIn:
+           now: datetime, address: str = "") -> LoggedIn:
+    """Check a log-in. Failures are counted per account and per client address, atomically;
+    each throttle waits longer after repeated failures and expires by itself, so nobody can
+    lock an account (an admin's included) for good. An unknown name costs no hash."""
+    row = _address_row(session, address)
+    if row is not None and row.locked_until is not None and now < _aware(row.locked_until):
+        audit.record(session, key, now=now, actor_id=None, action="login.failed", object_type="user",
+                     reason="address throttled")
+        raise PermissionDenied(_wait_message(_aware(row.locked_until), now, "from this computer"))
     user = session.exec(select(User).where(User.username == username.strip().lower())).first()
 
     def refuse(reason: str, message: str = WRONG) -> PermissionDenied:
@@ -99,27 +180,21 @@ def log_in(session: Session, key: bytes, policy: SecurityPolicy, *, username: st
         return PermissionDenied(message)
 
     if user is None:
-        password_matches(User(password_hash=_DUMMY, clinic_id=0, username="", full_name="", role="", created_at=now),
-                         password)  # the same work as for a real account
+        time.sleep(_verify_seconds())  # as long as a real check, at no CPU cost
+        _count_address_failure(session, policy, address, now)
         raise refuse("unknown user name")
     if not user.active:
         raise refuse("account disabled")
-    if user.failed_logins >= policy.login.lockout_after:
-        raise refuse("account locked", "this account is locked after repeated failures; ask your administrator")
-    if user.locked_until is not None and now < user.locked_until:
-        wait = max(1, int((user.locked_until - now).total_seconds() + 59) // 60)
-        raise refuse("throttled", f"too many failed attempts; try again in {wait} minute(s)")
+    if user.locked_until is not None and now < _aware(user.locked_until):
+        raise refuse("throttled", _wait_message(_aware(user.locked_until), now, "on this account"))
     step = None
     ok = password_matches(user, password)
     if ok and user.totp_enrolled_at is not None and user.totp_secret:
         step = _code_step(user.totp_secret, code, now, user.totp_last_step)
         ok = step is not None
     if not ok:
-        user.failed_logins += 1
-        over = user.failed_logins - policy.login.throttle_after
-        if over >= 0:
-            user.locked_until = now + timedelta(minutes=2 ** min(over, 10))
-        session.add(user)
+        _count_user_failure(session, policy, user, now)
+        _count_address_failure(session, policy, address, now)
         raise refuse("bad password or code")
     user.failed_logins, user.locked_until = 0, None
     if step is not None:

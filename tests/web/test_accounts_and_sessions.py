@@ -55,7 +55,7 @@ def test_login_needs_password_and_a_fresh_code_and_refuses_replay(app, runtime, 
     assert reasons.count("bad password or code") == 3
 
 
-def test_throttling_then_lockout_after_repeated_failures(app, runtime, practice, clock) -> None:
+def test_throttling_then_a_lock_that_expires_by_itself(app, runtime, practice, clock) -> None:
     web = TestClient(app)
     rules = runtime.policies.security.login
     for _ in range(rules.throttle_after):
@@ -66,13 +66,60 @@ def test_throttling_then_lockout_after_repeated_failures(app, runtime, practice,
     for _ in range(rules.lockout_after - rules.throttle_after):
         clock.advance(hours=2)
         post_login(web, "dr_cole", "not the password")
-    clock.advance(days=1)
     r = post_login(web, "dr_cole", code=totp_code(runtime, "dr_cole"))
-    assert r.status_code == 401 and "locked" in r.text
+    assert r.status_code == 401 and f"try again in {rules.lockout_minutes} minute(s)" in r.text
+    # nobody can lock an account for good: the lock expires by itself ...
+    clock.advance(minutes=rules.lockout_minutes, seconds=1)
+    assert post_login(web, "dr_cole", code=totp_code(runtime, "dr_cole")).status_code == 303
+    # ... and an admin may lift it sooner
+    for _ in range(rules.lockout_after):
+        clock.advance(hours=2)
+        post_login(TestClient(app), "dr_cole", "not the password")
+    assert "try again in" in post_login(TestClient(app), "dr_cole", code=totp_code(runtime, "dr_cole")).text
     admin = client_for(app, "root")
     assert admin.post(f"/admin/users/{practice.dr_cole.id}", data={"csrf_token": csrf(admin), "action": "unlock"},
                       follow_redirects=False).status_code == 303
-    assert post_login(web, "dr_cole", code=totp_code(runtime, "dr_cole")).status_code == 303
+    clock.advance(seconds=31)  # a fresh TOTP step (codes are accepted once)
+    assert post_login(TestClient(app), "dr_cole", code=totp_code(runtime, "dr_cole")).status_code == 303
+
+
+def test_one_address_guessing_many_names_waits_without_a_hash_per_name(app, runtime, practice,
+                                                                          monkeypatch) -> None:
+    rules = runtime.policies.security.login
+    hashed: list[str] = []
+    real = accounts.password_matches
+    monkeypatch.setattr(accounts, "password_matches", lambda user, pw: hashed.append(user.username) or real(user, pw))
+    monkeypatch.setattr(accounts, "_verify_seconds", lambda: 0.0)
+    web = TestClient(app)  # every request from the same test client address
+    for i in range(rules.address_throttle_after):
+        assert post_login(web, f"guess_{i}", "whatever password").status_code == 401
+    assert hashed == []  # unknown names cost no hash
+    r = post_login(web, "dr_ada", code=totp_code(runtime, "dr_ada"))
+    assert r.status_code == 401 and "from this computer" in r.text  # the address waits, even for a real user
+    assert hashed == []  # refused before any password was checked
+
+
+def test_concurrent_failures_are_all_counted(runtime, practice) -> None:
+    """The counter is incremented in the database: racing attempts cannot undo each other."""
+    import threading
+
+    from scribe.domain.errors import PermissionDenied
+
+    def attempt() -> None:
+        with session_scope(runtime.engine) as s:
+            try:
+                accounts.log_in(s, runtime.audit_key, runtime.policies.security, username="dr_cole",
+                                password="not the password", code="", now=runtime.clock())
+            except PermissionDenied:
+                pass
+
+    threads = [threading.Thread(target=attempt) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with session_scope(runtime.engine) as s:
+        assert s.get(User, practice.dr_cole.id).failed_logins == 4
 
 
 def test_unknown_user_and_wrong_password_look_the_same(app, practice) -> None:
@@ -202,3 +249,21 @@ def test_reauthentication_is_checked_every_time(practice) -> None:
     with pytest.raises(Exception, match="not correct"):
         accounts.reauthenticate(practice.dr_ada, "not it")
     accounts.reauthenticate(practice.dr_ada, PASSWORD)  # no exception: the right password passes
+
+
+def test_the_console_unlocks_an_account_when_no_admin_can_log_in(app, runtime, practice, clock, monkeypatch,
+                                                                  capsys) -> None:
+    from scribe.cli import main as cli_main
+
+    rules = runtime.policies.security.login
+    for _ in range(rules.lockout_after):
+        clock.advance(hours=2)
+        post_login(TestClient(app), "root", "not the password")
+    assert "try again in" in post_login(TestClient(app), "root", code=totp_code(runtime, "root")).text
+    monkeypatch.setenv("SCRIBE_DATA_DIR", str(runtime.settings.data_dir))
+    monkeypatch.setenv("SCRIBE_ENGINES", "fake")
+    assert cli_main(["users", "unlock", "root", "--address", "testclient"]) == 0
+    assert '"unlocked": "root"' in capsys.readouterr().out
+    clock.advance(seconds=31)
+    assert post_login(TestClient(app), "root", code=totp_code(runtime, "root")).status_code == 303
+    assert cli_main(["users", "unlock", "nobody"]) == 1

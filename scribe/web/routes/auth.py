@@ -31,7 +31,8 @@ def login(request: Request, runtime: RuntimeDep, session: SessionDep,
         raise PermissionDenied("log-in must come from this site")
     try:
         done = accounts.log_in(session, runtime.audit_key, runtime.policies.security, username=username,
-                               password=password, code=code.strip(), now=runtime.clock())
+                               password=password, code=code.strip(), now=runtime.clock(),
+                               address=request.client.host if request.client else "")
     except PermissionDenied as exc:
         session.commit()  # keep the failed-attempt count and its audit row
         return request.app.state.templates.TemplateResponse(request, "login.html", {"error": exc.public_message},
