@@ -23,26 +23,35 @@ class Span:
     key: str | None = None  # for chart identifiers: which chart item it is (same key, same surrogate)
 
 
-# No pattern ever reads more than this many characters at once. The patterns are linear or
-# close to it (tests/domain/test_pattern_budget.py), and this bounds what is left: a
-# pasted 500 kB line is read as pieces, cut at a line break or a space where there is one.
+# No pattern ever reads a line longer than this. The patterns are linear or close to it
+# (tests/domain/test_pattern_budget.py), and this bounds what is left: a pasted 500 kB line
+# is read as pieces, cut at a space where there is one. Text of ordinary lines, however long
+# in all, is read whole (cutting it would change what the NER model sees).
 MAX_PIECE = 2000
 
 
 def pieces(text: str, limit: int = MAX_PIECE) -> list[tuple[int, str]]:
-    """``text`` cut into (offset, piece) of at most ``limit`` characters, at the last line
-    break in reach, else the last space, else hard; a text within the limit is one piece."""
+    """``text`` as (offset, piece): whole unless a line is longer than ``limit``; such a line
+    is cut into pieces of at most ``limit`` characters (at the last space in reach, else
+    hard), and the text around it stays in pieces of whole lines."""
     out: list[tuple[int, str]] = []
-    start = 0
-    while len(text) - start > limit:
-        window = text[start:start + limit]
-        cut = window.rfind("\n")
-        if cut <= 0:
-            cut = max(window.rfind(" "), window.rfind("\t"))
-        end = start + (cut + 1 if cut > 0 else limit)
-        out.append((start, text[start:end]))
-        start = end
-    out.append((start, text[start:]))
+    start = pos = 0
+    for line in text.splitlines(keepends=True):
+        if len(line) > limit:
+            if pos > start:
+                out.append((start, text[start:pos]))
+            cut_from = pos
+            while len(line) - (cut_from - pos) > limit:
+                window = text[cut_from:cut_from + limit]
+                space = max(window.rfind(" "), window.rfind("\t"))
+                end = cut_from + (space + 1 if space > 0 else limit)
+                out.append((cut_from, text[cut_from:end]))
+                cut_from = end
+            out.append((cut_from, text[cut_from:pos + len(line)]))
+            start = pos + len(line)
+        pos += len(line)
+    if start < len(text) or not out:
+        out.append((start, text[start:]))
     return out
 
 

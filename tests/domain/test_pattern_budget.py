@@ -78,10 +78,16 @@ def test_no_pattern_backtracks_on_adversarial_input(where: str, pattern: re.Patt
 
 
 def test_a_long_line_is_read_in_pieces_cut_at_spaces_and_put_back_in_place() -> None:
-    text = ("word " * 1000) + "\n" + "x" * 5000
+    text = "a short line\n" + ("word " * 1000) + "\n" + "x" * 5000 + "\nthe end"
     cut = pieces(text)
     assert all(len(p) <= MAX_PIECE for _, p in cut)
     assert "".join(p for _, p in cut) == text
     assert all(text[o:o + len(p)] == p for o, p in cut)
-    assert all(p.endswith((" ", "\n")) for _, p in cut[:2])  # cut at a space or a line break where there is one
-    assert pieces("short") == [(0, "short")]
+    assert cut[0] == (0, "a short line\n") and cut[1][1].endswith(" ")  # cut at a space where there is one
+    assert cut[-1][1] == "the end"
+
+
+def test_text_of_ordinary_lines_is_read_whole_however_long() -> None:
+    text = "\n".join(["a line of a long note"] * 500)
+    assert len(text) > 5 * MAX_PIECE and pieces(text) == [(0, text)]
+    assert pieces("") == [(0, "")]
