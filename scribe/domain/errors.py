@@ -24,6 +24,15 @@ class PermissionDenied(ScribeError):
         self.reason = reason
 
 
+class ReauthFailed(PermissionDenied):
+    """A re-entered password was wrong. The action's own transaction rolls back, so the web
+    layer counts and audits the failure afterwards, in a transaction of its own."""
+
+    def __init__(self, user_id: int, purpose: str) -> None:
+        super().__init__("the password you re-entered is not correct")
+        self.user_id, self.purpose = user_id, purpose
+
+
 class InvalidInput(ScribeError):
     """The request is malformed or out of bounds (upload too large, unknown note type)."""
 

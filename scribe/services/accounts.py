@@ -15,13 +15,13 @@ from functools import cache
 import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import case, update
+from sqlalchemy import Engine, case, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from scribe.db.tables import LoginSession, LoginThrottle, User
-from scribe.domain.errors import InvalidInput, NotFound, PermissionDenied
+from scribe.domain.errors import InvalidInput, NotFound, PermissionDenied, ReauthFailed
 from scribe.domain.notes import Role
 from scribe.policies.schema import SecurityPolicy
 from scribe.services import audit
@@ -196,9 +196,9 @@ def log_in(session: Session, key: bytes, policy: SecurityPolicy, *, username: st
         _count_user_failure(session, policy, user, now)
         _count_address_failure(session, policy, address, now)
         raise refuse("bad password or code")
+    if step is not None and not _use_step(session, user, step):
+        raise refuse("code already used")  # two log-ins raced with one code: only the first counts
     user.failed_logins, user.locked_until = 0, None
-    if step is not None:
-        user.totp_last_step = step
     session.add(user)
     passed = user.totp_enrolled_at is not None or not needs_mfa(policy, user)
     token = secrets.token_urlsafe(32)  # a new session id at every log-in
@@ -246,10 +246,33 @@ def end_sessions(session: Session, user_id: int, now: datetime, reason: str) -> 
     return len(rows)
 
 
-def reauthenticate(user: User, password: str) -> None:
-    """Signing, amending, co-signing and exporting need the password re-entered, every time."""
+def reauthenticate(user: User, password: str, *, now: datetime, purpose: str) -> None:
+    """Signing, amending, co-signing, exporting and a password change need the password
+    re-entered, every time. The log-in throttle applies: an account waiting after repeated
+    failures is refused without a check; a wrong password raises ReauthFailed, which the
+    web layer counts (``count_reauth_failure``) once the action has rolled back."""
+    if user.locked_until is not None and now < _aware(user.locked_until):
+        raise PermissionDenied(_wait_message(_aware(user.locked_until), now, "on this account"))
     if not password_matches(user, password):
-        raise PermissionDenied("the password you re-entered is not correct")
+        raise ReauthFailed(user.id or 0, purpose)
+
+
+def count_reauth_failure(engine: Engine, key: bytes, policy: SecurityPolicy, *, user_id: int, purpose: str,
+                         now: datetime) -> None:
+    """Count and audit a wrong re-entered password in its own transaction, with the same
+    counter and back-off as log-in. At the lock-out threshold the account's sessions end:
+    whoever holds a session cannot keep guessing its password."""
+    with Session(engine) as session:
+        user = session.get(User, user_id)
+        if user is None:
+            return
+        _count_user_failure(session, policy, user, now)
+        session.refresh(user)
+        audit.record(session, key, now=now, actor_id=user_id, action="reauth.failed", object_type="user",
+                     object_id=user_id, reason=purpose)
+        if user.failed_logins >= policy.login.lockout_after:
+            end_sessions(session, user_id, now, "password re-entered wrong too often")
+        session.commit()
 
 
 # -- second factor -------------------------------------------------------------------------
@@ -262,6 +285,15 @@ def start_enrolment(session: Session, user: User) -> None:
     session.add(user)
 
 
+def _use_step(session: Session, user: User, step: int) -> bool:
+    """Spend a TOTP time step in the database: true for the one request that moves
+    ``totp_last_step`` forward, false for any other carrying the same code."""
+    won = session.execute(update(User).where(col(User.id) == user.id, col(User.totp_last_step) < step)
+                          .values(totp_last_step=step)).rowcount  # type: ignore[attr-defined]
+    session.expire(user, ["totp_last_step"])
+    return bool(won == 1)
+
+
 def enrolment_uri(user: User, policy: SecurityPolicy) -> str | None:
     """The otpauth URI for the authenticator app (the QR code), once set-up has started."""
     if not user.totp_secret or user.totp_enrolled_at is not None:
@@ -270,29 +302,42 @@ def enrolment_uri(user: User, policy: SecurityPolicy) -> str | None:
 
 
 def confirm_enrolment(session: Session, key: bytes, user: User, login: LoginSession, *, code: str,
-                      now: datetime) -> None:
+                      now: datetime) -> LoggedIn:
+    """Put the second factor in force, and rotate the session: the session that passed only
+    the password ends, and a new one (new token, new CSRF token) carries the second factor."""
     if user.totp_enrolled_at is not None or not user.totp_secret:
         raise InvalidInput("start the set-up again")
     step = _code_step(user.totp_secret, code, now, user.totp_last_step)
-    if step is None:
+    if step is None or not _use_step(session, user, step):
         raise InvalidInput("that code does not match; check the time on your phone and try the next one")
-    user.totp_enrolled_at, user.totp_last_step = now, step
-    login.mfa_passed = True
+    user.totp_enrolled_at = now
     session.add(user)
+    login.ended_at, login.end_reason = now, "second factor enrolled: session rotated"
     session.add(login)
+    token = secrets.token_urlsafe(32)
+    fresh = LoginSession(token_sha256=_digest(token), user_id=user.id or 0, csrf_token=secrets.token_urlsafe(24),
+                         created_at=now, last_seen_at=now, mfa_passed=True)
+    session.add(fresh)
     audit.record(session, key, now=now, actor_id=user.id, action="mfa.enrol", object_type="user", object_id=user.id)
+    return LoggedIn(token, fresh.csrf_token, user, True)
 
 
 # -- passwords and accounts ----------------------------------------------------------------
 
 def change_password(session: Session, key: bytes, policy: SecurityPolicy, *, user: User, current: str, new: str,
-                    now: datetime) -> None:
-    reauthenticate(user, current)
+                    now: datetime, keep_login_id: int | None = None) -> None:
+    """A new password; every other log-in session of the user ends (one on a stolen laptop too)."""
+    reauthenticate(user, current, now=now, purpose="password change")
     problem = password_problem(policy, new, user.username)
     if problem:
         raise InvalidInput(problem)
     user.password_hash, user.password_changed_at = hash_password(new), now
     session.add(user)
+    for row in session.exec(select(LoginSession).where(LoginSession.user_id == user.id,
+                                                       col(LoginSession.ended_at).is_(None))).all():
+        if row.id != keep_login_id:
+            row.ended_at, row.end_reason = now, "password changed"
+            session.add(row)
     audit.record(session, key, now=now, actor_id=user.id, action="password.change", object_type="user", object_id=user.id)
 
 

@@ -165,7 +165,7 @@ def correct(s: Session, key: bytes, *, actor: User, encounter_id: int, kind: Ver
                            has_record=bool(records), pending=any(v.state == VersionState.PENDING_COSIGN for v in views))
     if not decision:
         raise PermissionDenied(decision.reason)
-    accounts.reauthenticate(actor, password)
+    accounts.reauthenticate(actor, password, now=now, purpose=kind.value)
     if not attested:
         raise InvalidInput("tick the attestation to sign")
     assert note is not None
@@ -210,7 +210,7 @@ def export_text(s: Session, key: bytes, *, actor: User, encounter_id: int, passw
     password is re-entered. A note that is not yet a record (awaiting co-signature, or
     returned) is not exported. A Part 2 record carries the 42 CFR 2.32 notice."""
     encounter, access = get_encounter_for_actor(s, actor, encounter_id, now)
-    accounts.reauthenticate(actor, password)
+    accounts.reauthenticate(actor, password, now=now, purpose="export")
     views = history(s, note_for(s, encounter))
     if not any(v.is_record for v in views):
         raise Conflict("this note is not a record yet (it is unsigned, returned, or awaiting co-signature)")

@@ -308,7 +308,7 @@ def sign(s: Session, key: bytes, policies: Policies, *, actor: User, encounter_i
     supervisee's waits for the supervisor. After a return, signing again adds a revision."""
     encounter, draft = _editable(s, actor, encounter_id)
     _check_version(s, draft, lock_version)
-    accounts.reauthenticate(actor, password)
+    accounts.reauthenticate(actor, password, now=now, purpose="sign")
     if not attested:
         raise InvalidInput("tick the attestation to sign")
     sections = _sections(s, draft)

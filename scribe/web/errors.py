@@ -21,6 +21,7 @@ from scribe.domain.errors import (
     NotFound,
     PermissionDenied,
     PolicyError,
+    ReauthFailed,
     ScribeError,
 )
 from scribe.web.deps import CsrfFailed, LoginRequired, MfaRequired
@@ -59,6 +60,16 @@ def install(app: FastAPI) -> None:
             if isinstance(exc, cls):
                 return render_error(request, status, title, exc.public_message)
         return render_error(request, 500, "Something went wrong", exc.public_message)
+
+    @app.exception_handler(ReauthFailed)
+    async def reauth_failed(request: Request, exc: ReauthFailed) -> Response:
+        # The action rolled back; count and audit the wrong password in a transaction of its own.
+        from scribe.services.accounts import count_reauth_failure
+
+        rt = request.app.state.runtime
+        count_reauth_failure(rt.engine, rt.audit_key, rt.policies.security, user_id=exc.user_id, purpose=exc.purpose,
+                             now=rt.clock())
+        return render_error(request, 403, "Not allowed", exc.public_message)
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> Response:

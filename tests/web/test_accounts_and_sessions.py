@@ -150,8 +150,14 @@ def test_a_new_account_must_enrol_a_second_factor_before_anything_else(app, runt
     assert web.post("/account/mfa", data={"csrf_token": token, "code": "000000"}).status_code == 400
     clock.advance(seconds=30)
     code = pyotp.TOTP(secret).at(clock())
+    before = web.cookies.get("scribe_session")
     assert web.post("/account/mfa", data={"csrf_token": token, "code": code}, follow_redirects=False).status_code == 303
     assert web.get("/", follow_redirects=False).status_code == 200
+    # the session rotated at enrolment: the token that passed only the password is dead
+    assert web.cookies.get("scribe_session") != before
+    stale = TestClient(app)
+    stale.cookies.set("scribe_session", before)
+    assert stale.get("/", follow_redirects=False).headers["location"] == "/login"
     with session_scope(runtime.engine) as s:
         user = s.exec(select(User).where(User.username == "dr_new")).one()
         assert user.totp_enrolled_at is not None
@@ -245,10 +251,75 @@ def secret_not_shown(page: str) -> bool:
     return all(totp_secret(u) not in page for u in ("dr_ada", "dr_cole", "root"))
 
 
-def test_reauthentication_is_checked_every_time(practice) -> None:
-    with pytest.raises(Exception, match="not correct"):
-        accounts.reauthenticate(practice.dr_ada, "not it")
-    accounts.reauthenticate(practice.dr_ada, PASSWORD)  # no exception: the right password passes
+def test_reauthentication_is_checked_every_time(practice, clock) -> None:
+    from scribe.domain.errors import ReauthFailed
+
+    with pytest.raises(ReauthFailed, match="not correct"):
+        accounts.reauthenticate(practice.dr_ada, "not it", now=clock(), purpose="sign")
+    accounts.reauthenticate(practice.dr_ada, PASSWORD, now=clock(), purpose="sign")  # the right password passes
+
+
+def test_a_wrong_reentered_password_is_counted_audited_and_ends_the_sessions_at_the_threshold(
+        app, runtime, practice, clock) -> None:
+    """Re-entry at signing, export and password change counts failures like log-in does (it
+    counted none): whoever holds a session cannot guess the password without limit."""
+    rules = runtime.policies.security.login
+    web = client_for(app, "dr_ada")
+    r = web.post("/account/password", data={"csrf_token": csrf(web), "current": "a guess",
+                                             "new": "lantern orchard copper violin"}, follow_redirects=False)
+    assert r.status_code == 403 and "not correct" in r.text
+    with session_scope(runtime.engine) as s:
+        reasons = [e.reason for e in s.exec(select(AuditEvent).where(AuditEvent.action == "reauth.failed"))]
+        assert reasons == ["password change"] and s.get(User, practice.dr_ada.id).failed_logins == 1
+    for _ in range(rules.lockout_after - 1):  # further wrong re-entries, however they arrive
+        accounts.count_reauth_failure(runtime.engine, runtime.audit_key, runtime.policies.security,
+                                      user_id=practice.dr_ada.id, purpose="sign", now=clock())
+    with session_scope(runtime.engine) as s:
+        live = s.exec(select(LoginSession).where(LoginSession.user_id == practice.dr_ada.id,
+                                                 LoginSession.ended_at.is_(None))).all()  # type: ignore[union-attr]
+        assert s.get(User, practice.dr_ada.id).failed_logins == rules.lockout_after and live == []
+    assert web.get("/", follow_redirects=False).headers["location"] == "/login"
+
+
+def test_a_throttled_account_is_refused_at_reentry_without_a_check(runtime, practice, clock, monkeypatch) -> None:
+    for _ in range(runtime.policies.security.login.throttle_after):
+        accounts.count_reauth_failure(runtime.engine, runtime.audit_key, runtime.policies.security,
+                                      user_id=practice.dr_ada.id, purpose="sign", now=clock())
+    monkeypatch.setattr(accounts, "password_matches", lambda user, pw: pytest.fail("checked while throttled"))
+    with session_scope(runtime.engine) as s:
+        user = s.get(User, practice.dr_ada.id)
+    with pytest.raises(Exception, match="try again in"):
+        accounts.reauthenticate(user, PASSWORD, now=clock(), purpose="sign")
+
+
+def test_a_password_change_ends_the_other_sessions(app, runtime, practice, clock) -> None:
+    here, laptop = client_for(app, "dr_ada"), None
+    clock.advance(seconds=31)
+    laptop = client_for(app, "dr_ada")
+    r = here.post("/account/password", data={"csrf_token": csrf(here), "current": PASSWORD,
+                                              "new": "lantern orchard copper violin"})
+    assert r.status_code == 200
+    assert here.get("/", follow_redirects=False).status_code == 200  # this one stays
+    assert laptop.get("/", follow_redirects=False).headers["location"] == "/login"
+
+
+def test_two_log_ins_racing_with_one_code_let_one_in(app, runtime, practice) -> None:
+    import threading
+
+    code = totp_code(runtime, "dr_ada")
+    barrier, statuses = threading.Barrier(2), []
+
+    def attempt() -> None:
+        web = TestClient(app)
+        barrier.wait()
+        statuses.append(post_login(web, "dr_ada", code=code).status_code)
+
+    threads = [threading.Thread(target=attempt) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [303, 401]
 
 
 def test_the_console_unlocks_an_account_when_no_admin_can_log_in(app, runtime, practice, clock, monkeypatch,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from scribe.domain.errors import InvalidInput, PermissionDenied
+from scribe.runtime import Runtime
 from scribe.services import accounts
 from scribe.web.bodies import BoundedRoute
 from scribe.web.deps import COOKIE, ActorDep, allow, CsrfDep, LoginDep, PathId, RuntimeDep, same_origin, SessionDep
@@ -38,9 +39,13 @@ def login(request: Request, runtime: RuntimeDep, session: SessionDep,
         return request.app.state.templates.TemplateResponse(request, "login.html", {"error": exc.public_message},
                                                             status_code=401)
     response = RedirectResponse("/" if done.mfa_passed else "/account/mfa", status_code=303)
-    response.set_cookie(COOKIE, done.token, httponly=True, samesite="strict", secure=runtime.settings.secure_cookies,
-                        max_age=runtime.policies.security.sessions.absolute_hours * 3600, path="/")
+    set_session_cookie(response, runtime, done.token)
     return response
+
+
+def set_session_cookie(response: Response, runtime: Runtime, token: str) -> None:
+    response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=runtime.settings.secure_cookies,
+                        max_age=runtime.policies.security.sessions.absolute_hours * 3600, path="/")
 
 
 @router.post("/logout", dependencies=[CsrfDep])
@@ -82,9 +87,11 @@ def mfa_start(runtime: RuntimeDep, session: SessionDep, login: LoginDep) -> Resp
 
 def mfa_confirm(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep,
                 code: Annotated[str, Form(max_length=12)]) -> Response:
-    accounts.confirm_enrolment(session, runtime.audit_key, session.merge(login[0]), session.merge(login[1]),
-                               code=code.strip(), now=runtime.clock())
-    return RedirectResponse("/", status_code=303)
+    done = accounts.confirm_enrolment(session, runtime.audit_key, session.merge(login[0]), session.merge(login[1]),
+                                      code=code.strip(), now=runtime.clock())
+    response = RedirectResponse("/", status_code=303)
+    set_session_cookie(response, runtime, done.token)
+    return response
 
 
 @router.get("/account/password", response_class=HTMLResponse)
@@ -99,7 +106,7 @@ def password_page(request: Request, login: LoginDep) -> Response:
 def password_change(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep,
                     current: Annotated[str, Form(max_length=200)], new: Annotated[str, Form(max_length=200)]) -> Response:
     accounts.change_password(session, runtime.audit_key, runtime.policies.security, user=session.merge(login[0]),
-                             current=current, new=new, now=runtime.clock())
+                             current=current, new=new, now=runtime.clock(), keep_login_id=login[1].id)
     return request.app.state.templates.TemplateResponse(request, "password.html", {"csrf": login[1].csrf_token,
                                                                                    "done": True})
 
