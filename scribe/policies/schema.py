@@ -120,6 +120,8 @@ class MfaRules(Strict):
 
 class BreakGlassRules(Strict):
     max_minutes: int = Field(ge=5, le=24 * 60)
+    max_per_day: int = Field(default=3, ge=1, le=20, description="Grants one user may take in any 24 hours")
+    licensed_only: bool = Field(default=True, description="Only licensed clinicians may take a grant")
 
 
 class SecurityPolicy(Strict):

@@ -8,16 +8,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from scribe.db.queries import active_grant
 from scribe.db.tables import BreakGlassGrant, Client, Encounter, Note, User
 from scribe.domain.errors import InvalidInput, NotFound, PermissionDenied
-from scribe.domain.notes import Role
+from scribe.domain.notes import LicenceStatus, Role
 from scribe.policies.schema import SecurityPolicy
 from scribe.services import audit
 
 MIN_REASON = 20
+NOT_OPENABLE = "no client with that MRN whose records emergency access may open"
 
 
 def request_grant(s: Session, key: bytes, policy: SecurityPolicy, *, actor: User, mrn: str, reason: str,
@@ -28,11 +29,28 @@ def request_grant(s: Session, key: bytes, policy: SecurityPolicy, *, actor: User
         raise InvalidInput(f"give the reason for emergency access (at least {MIN_REASON} characters)")
     if not 5 <= minutes <= policy.break_glass.max_minutes:
         raise InvalidInput(f"emergency access lasts 5 to {policy.break_glass.max_minutes} minutes")
+    if policy.break_glass.licensed_only and actor.licence_status != LicenceStatus.LICENSED:
+        audit.record_refusal(s, key, now=now, actor_id=actor.id, action="breakglass.refused", object_type="client",
+                     reason="not a licensed clinician")
+        raise PermissionDenied("emergency access is for licensed clinicians: ask your supervisor")
+    taken = s.exec(select(func.count()).select_from(BreakGlassGrant).where(
+        BreakGlassGrant.user_id == actor.id, col(BreakGlassGrant.starts_at) > now - timedelta(hours=24))).one()
+    if taken >= policy.break_glass.max_per_day:
+        audit.record_refusal(s, key, now=now, actor_id=actor.id, action="breakglass.refused", object_type="client",
+                     reason=f"{taken} grants in 24 hours")
+        raise PermissionDenied(f"you have used emergency access {taken} times in the last 24 hours, the most "
+                               "this practice allows: ask a colleague or your administrator")
     client = s.exec(select(Client).where(Client.mrn == mrn.strip(), Client.clinic_id == actor.clinic_id)).first()
-    if client is None:
-        audit.record(s, key, now=now, actor_id=actor.id, action="breakglass.refused", object_type="client",
-                     reason="no client with that MRN in this practice")
-        raise NotFound("no client with that MRN in this practice")
+    part2 = client is not None and s.exec(select(Encounter.id).where(
+        Encounter.client_id == client.id, col(Encounter.part2).is_(True))).first() is not None
+    if client is None or part2:
+        # A Part 2 client answers exactly as no client: emergency access must not disclose
+        # that someone is in a substance-use program. The audit row (written in its own
+        # transaction, as every refusal here: this one rolls back) says which it was.
+        audit.record_refusal(s, key, now=now, actor_id=actor.id, action="breakglass.refused", object_type="client",
+                     object_id=client.id if client else None,
+                     reason="Part 2 records are closed to emergency access" if part2 else "no such MRN")
+        raise NotFound(NOT_OPENABLE)
     if client.clinician_id == actor.id:
         raise InvalidInput("this is your own client: open their sessions from your queue")
     grant = BreakGlassGrant(user_id=actor.id or 0, client_id=client.id or 0, reason=reason.strip()[:500],

@@ -165,6 +165,8 @@ def review_view(s: Session, key: bytes, *, actor: User, encounter_id: int, now: 
     sentences = _sentences(s, draft) if draft else []
     flags = open_flags(draft, sections, sentences) if draft else []
     versions = records.history(s, records.note_for(s, encounter))
+    if access.reason.startswith(BREAK_GLASS_PREFIX):
+        versions = [v for v in versions if v.is_record]  # emergency access opens signed records only
     decision = can_sign(signer=signer_facts(actor), encounter_clinician_id=encounter.clinician_id,
                         draft_ready=bool(draft and draft.status == "ready"),
                         already_signed=_signed_or_pending(versions),

@@ -69,3 +69,68 @@ def test_a_killed_worker_loses_nothing_and_the_work_resumes(world, point) -> Non
     assert (runtime.settings.recordings_dir).exists() and any(runtime.settings.recordings_dir.glob("*.wav"))
     with runtime.engine.connect() as conn:
         assert conn.execute(text("PRAGMA integrity_check")).scalar() == "ok"
+
+
+# -- S11: SIGKILL at each of 8 stage boundaries, 20 times each (160 crashes) -------------
+
+BOUNDARIES = [f"{when}:{stage}" for stage in ("transcribe", "pseudonymize", "draft", "evidence")
+              for when in ("before-commit", "after-commit")]
+SESSIONS = 20
+
+
+def forked_worker(runtime, crash_at: str | None, offset: float, *, once: bool) -> int:
+    """A worker in a forked child (a real process, killed for real by os._exit(137) at the
+    boundary, as by SIGKILL: no cleanup runs). Its clock runs ``offset`` seconds ahead, so
+    each later worker sees the earlier dead workers' leases as expired without waiting."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            from datetime import UTC, datetime, timedelta
+
+            from scribe.engines.fakes import FakeDrafter, FakeRedactor, FakeTranscriber
+            from scribe.engines.protocols import Engines
+            from scribe.worker import Worker
+
+            os.environ["SCRIBE_CRASH_HARD"] = "1"
+            child = build_runtime(runtime.settings, policies=runtime.policies, migrate=False,
+                                  engines=Engines(FakeTranscriber(), FakeRedactor(), FakeDrafter()),
+                                  clock=lambda: datetime.now(UTC) + timedelta(seconds=offset))
+            worker = Worker(child, crash_at=crash_at)
+            worker.run_once() if once else worker.run_until_idle()
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+@pytest.mark.parametrize("point", BOUNDARIES)
+def test_twenty_kills_at_each_boundary_lose_nothing_and_duplicate_nothing(world, point) -> None:
+    runtime, people, _ = world
+    runtime.engine.dispose()  # no pooled connection crosses a fork
+    encounters = [upload(runtime, people.dr_ada, people.maya.id, wav_bytes(), transcript=TRANSCRIPT)
+                  for _ in range(SESSIONS)]
+    acknowledged = {e.id for e in encounters}  # each upload answered: it must survive every crash
+    offset, crashes = 0.0, 0
+    while crashes < SESSIONS:
+        code = forked_worker(runtime, point, offset, once=False)
+        offset += LEASE + 1
+        if code != 137:
+            break
+        crashes += 1
+        if point.startswith("before-commit"):  # after a commit there is nothing to resume
+            assert forked_worker(runtime, None, offset, once=True) == 0  # resume the dead worker's stage
+            offset += 1
+    assert forked_worker(runtime, None, offset + LEASE + 1, once=False) == 0
+    assert crashes == SESSIONS
+    runtime.engine.dispose()
+    with session_scope(runtime.engine) as s:
+        assert {reload(runtime, e).status for e in encounters} == {EncounterStatus.IN_REVIEW}
+        for table in (Transcript, Pseudonymization, Draft):
+            rows = s.exec(select(table)).all()
+            assert sorted(r.encounter_id for r in rows) == sorted(acknowledged), table.__name__  # one each
+        assert {j.status for j in s.exec(select(Job)).all()} == {"done"}
+    assert len(list(runtime.settings.recordings_dir.glob("*.wav"))) == SESSIONS
+    with runtime.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA integrity_check")).scalar() == "ok"

@@ -93,11 +93,39 @@ def test_every_grant_is_listed_for_review_until_reviewed(runtime, practice, wav)
         assert s.get(BreakGlassGrant, g.id).reviewed_by == practice.root.id
 
 
-def test_part2_records_stay_with_the_treating_team(runtime, practice, wav) -> None:
+def test_part2_records_stay_with_the_treating_team_and_emergency_access_does_not_disclose_them(
+        runtime, practice, wav) -> None:
     encounter, _ = signed(runtime, practice, wav, part2=True)
-    grant(runtime, practice.dr_cole, practice.maya.mrn)
+    with pytest.raises(NotFound) as part2:
+        grant(runtime, practice.dr_cole, practice.maya.mrn)
+    with pytest.raises(NotFound) as unknown:
+        grant(runtime, practice.dr_cole, "MRN-THAT-DOES-NOT-EXIST")
+    assert str(part2.value) == str(unknown.value)  # the same answer: nobody learns who is in a Part 2 program
     with pytest.raises(NotFound):
-        read(runtime, practice.dr_cole, encounter)  # break-glass does not open Part 2 records
+        read(runtime, practice.dr_cole, encounter)
+    with session_scope(runtime.engine) as s:
+        reasons = [e.reason for e in s.exec(select(AuditEvent).where(AuditEvent.action == "breakglass.refused"))]
+    assert reasons == ["Part 2 records are closed to emergency access", "no such MRN"]  # the audit knows which
+
+
+def test_emergency_access_is_for_licensed_clinicians_and_rate_limited(runtime, practice) -> None:
+    with pytest.raises(PermissionDenied, match="licensed clinicians"):
+        grant(runtime, practice.sam, practice.maya.mrn)  # pre-licensure
+    limit = runtime.policies.security.break_glass.max_per_day
+    for _ in range(limit):
+        grant(runtime, practice.dr_cole, practice.maya.mrn)
+    with pytest.raises(PermissionDenied, match="last 24 hours"):
+        grant(runtime, practice.dr_cole, practice.maya.mrn)
+
+
+def test_emergency_access_shows_signed_records_only(runtime, practice, wav) -> None:
+    """A supervisee's note awaiting co-signature is not a record: a grant does not show it."""
+    e = upload(runtime, practice.sam, practice.priya.id, wav, transcript=TRANSCRIPT)
+    run_pipeline(runtime)
+    sign(runtime, practice.sam, e, resolve_all(runtime, practice.sam, e))  # pending the supervisor
+    grant(runtime, practice.dr_cole, practice.priya.mrn)
+    view = read(runtime, practice.dr_cole, e)
+    assert view.access.reason.startswith("break-glass grant #") and view.versions == []
 
 
 # -- Part 2 -------------------------------------------------------------------------------
