@@ -41,7 +41,11 @@ class Worker:
 
         def heartbeat() -> None:
             while not done.wait(self.lease.total_seconds() / 3):
-                jobs.renew(self.rt.engine, job.id or 0, worker_id=self.worker_id, now=self.rt.clock(), lease=self.lease)
+                if not jobs.renew(self.rt.engine, job.id or 0, worker_id=self.worker_id, now=self.rt.clock(),
+                                  lease=self.lease):
+                    # Taken over by another worker: stop renewing; the commit check discards our output.
+                    log.warning("worker %s lost the lease of job %s", self.worker_id, job.id)
+                    return
 
         beat = threading.Thread(target=heartbeat, name=f"lease-{job.id}", daemon=True)
         beat.start()

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 from sqlmodel import Session, col, select
 
 from scribe.db.engine import session_scope
@@ -87,6 +87,7 @@ def run_job(rt: Runtime, job: Job, *, crash_at: str | None = None) -> None:
         writer = STAGES[kind](rt, job)
         _fault(crash_at, f"before-commit:{kind.value}")
         with session_scope(rt.engine) as s:
+            _still_ours(s, job, rt.clock())
             encounter = _encounter(s, job)
             decision = require_step_for(s, rt.policies, encounter, step=kind.value, now=rt.clock())
             writer(s, encounter)
@@ -96,6 +97,11 @@ def run_job(rt: Runtime, job: Job, *, crash_at: str | None = None) -> None:
                  time.perf_counter() - started)
     except CrashPoint:
         raise
+    except LeaseLost:
+        # Another worker took the job over (this one stalled past its lease): its outcome
+        # is that worker's to record; this one writes nothing.
+        log.warning("job %s lease lost kind=%s encounter=%s: output discarded", job.id, kind.value,
+                    job.encounter_id)
     except ConsentMissing as exc:
         _stop(rt, job, exc.public_message, JobStatus.STOPPED, EncounterStatus.STOPPED)
     except EngineError as exc:
@@ -117,6 +123,21 @@ def _encounter(s: Session, job: Job) -> Encounter:
     encounter = s.get(Encounter, job.encounter_id)
     assert encounter is not None
     return encounter
+
+
+class LeaseLost(Exception):
+    """The job is no longer this worker's: its lease ran out and another worker claimed it."""
+
+
+def _still_ours(s: Session, job: Job, now: datetime) -> None:
+    """At the commit, in the same transaction, make sure the job is still this worker's (and
+    lock its row until the commit), so a worker that stalled past its lease never writes
+    over, or beside, the worker that took the job over."""
+    won = s.execute(update(Job).where(col(Job.id) == job.id, col(Job.status) == JobStatus.RUNNING,
+                                      col(Job.worker_id) == job.worker_id)
+                    .values(updated_at=now)).rowcount  # type: ignore[attr-defined]
+    if won != 1:
+        raise LeaseLost(job.id)
 
 
 def _complete(s: Session, rt: Runtime, job: Job, encounter: Encounter, *, seconds: float, reason: str) -> None:

@@ -157,3 +157,24 @@ def test_a_stage_that_kills_its_worker_every_time_fails_the_session_with_a_reaso
     with session_scope(runtime.engine) as s:
         assert s.exec(select(Recording).where(Recording.encounter_id == encounter.id)).one().purged_at is None
     assert Worker(runtime).run_once() is False  # nothing left to take
+
+
+def test_a_worker_that_stalled_past_its_lease_writes_nothing_over_the_one_that_took_over(runtime, practice, wav,
+                                                                                          clock) -> None:
+    from scribe.db.tables import Transcript
+    from scribe.services import jobs
+    from scribe.services.pipeline import run_job
+
+    encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+    stalled = jobs.claim(runtime.engine, worker_id="stalled", now=clock(), lease=timedelta(minutes=2))
+    clock.advance(minutes=3)  # its lease ran out (a long GC pause, a frozen VM)
+    taker = jobs.claim(runtime.engine, worker_id="taker", now=clock(), lease=timedelta(minutes=2))
+    assert stalled is not None and taker is not None and taker.id == stalled.id
+    run_job(runtime, stalled)  # wakes up and tries to commit
+    with session_scope(runtime.engine) as s:
+        assert s.exec(select(Transcript)).all() == []
+        assert s.get(Job, taker.id).worker_id == "taker" and s.get(Job, taker.id).status == JobStatus.RUNNING
+    run_job(runtime, taker)
+    with session_scope(runtime.engine) as s:
+        assert len(s.exec(select(Transcript)).all()) == 1 and s.get(Job, taker.id).status == JobStatus.DONE
+    assert reload(runtime, encounter).status != EncounterStatus.FAILED
