@@ -302,7 +302,8 @@ class DraftSentence(SQLModel, table=True):
     text: str = Field(sa_column=Column(Sealed("draft_sentences.text"), nullable=False))  # re-identified
     evidence: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     support: float = 0.0
-    flags: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    flags: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(
+        Sealed("draft_sentences.flags", is_json=True), nullable=False))  # they quote what was found
     resolution: str = ""  # "", "edited", "deleted", "confirmed"
     resolution_reason: str = Field(default="", sa_column=Column(Sealed("draft_sentences.resolution_reason"),
                                                                 nullable=False))

@@ -74,6 +74,9 @@ def test_no_canary_is_stored_in_plaintext_anywhere(runtime, practice, clock) -> 
     pcm = audio[44:44 + 64]  # the first samples of the recording
     needles = [w.encode() for w in words[:3]] + [pcm, b"%PDF-1.4", b"Riverside Bakery was busy", b"breathing exercise"]
     assert hits(runtime, needles) == []
+    with runtime.engine.connect() as conn:  # a sentence's flags quote what was found: sealed too
+        flags = conn.execute(text("SELECT flags FROM draft_sentences")).scalars().all()
+    assert flags and all(f.startswith("S1.") for f in flags)
     # ...and the keys are not in the database: neither raw nor base64.
     master = runtime.settings.master_key_path.read_bytes()
     db = (runtime.settings.data_dir / "scribe.db").read_bytes() + (runtime.settings.data_dir / "scribe.db-wal").read_bytes()

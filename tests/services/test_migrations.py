@@ -59,3 +59,37 @@ def test_an_existing_database_upgrades_without_losing_a_row(tmp_path) -> None:
             conn.execute(text(sql))
     upgrade(engine, vault=vault)  # idempotent at head
     engine.dispose()
+
+
+def test_sentence_flags_written_before_0008_are_sealed_in_place(tmp_path) -> None:
+    """Flags quote what the checks found ("suicidal ideation: denied ..."): clinical text."""
+    import json
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    vault = Vault(secrets.token_bytes(32), engine)
+    upgrade(engine, "0007", vault=vault)
+    flags = [{"kind": "risk", "detail": "CANARY-denies-thoughts-of-ending-it"}]
+    with engine.begin() as conn:
+        run = conn.exec_driver_sql
+        run("INSERT INTO clinics (id, name) VALUES (1, 'Old Practice')")
+        run("INSERT INTO users (id, clinic_id, username, full_name, role, credential, licence_number, licence_status,"
+            " licence_type, password_hash, active, failed_logins, created_at) VALUES (1, 1, 'a', 'A', 'clinician', '',"
+            f" '', 'licensed', '', 'x', 1, 0, '{NOW}')")
+        run("INSERT INTO clients (id, clinic_id, clinician_id, given_name, family_name, preferred_name, mrn, address,"
+            " city, phone, email, employer, school, contacts, created_at) VALUES (1, 1, 1, 'G', 'F', '', 'M1', '', '',"
+            f" '', '', '', '', '[]', '{NOW}')")
+        run("INSERT INTO encounters (id, clinic_id, client_id, clinician_id, note_type, occurred_at, status,"
+            f" status_reason, created_at, updated_at) VALUES (7, 1, 1, 1, 'soap', '{NOW}', 'in_review', '', '{NOW}',"
+            f" '{NOW}')")
+        run("INSERT INTO drafts (id, encounter_id, note_type, template_version, model, status, ai_sections,"
+            " prompt_tokens, generated_tokens, seconds_taken, draft_flags, removed, lock_version, created_at,"
+            f" updated_at) VALUES (1, 7, 'soap', 1, 'm', 'ready', 'x', 0, 0, 0, 'x', 'x', 1, '{NOW}', '{NOW}')")
+        conn.execute(text("INSERT INTO draft_sentences (id, draft_id, section_key, idx, text, evidence, support,"
+                          " flags, resolution, resolution_reason) VALUES (1, 1, 'subjective', 0, 'x', '[]', 0,"
+                          " :flags, '', '')"), {"flags": json.dumps(flags)})
+    upgrade(engine, vault=vault)
+    with engine.connect() as conn:
+        raw = conn.exec_driver_sql("SELECT flags FROM draft_sentences").scalar()
+    assert raw.startswith("S1.") and "CANARY" not in raw
+    assert json.loads(vault.open(raw, "draft_sentences.flags")) == flags
+    engine.dispose()
