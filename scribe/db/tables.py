@@ -451,6 +451,20 @@ class AuditEvent(SQLModel, table=True):
     hash: str = Field(unique=True)
 
 
+class Invitation(SQLModel, table=True):
+    """A single-use, expiring link with which a person sets their own password (migration 0009)."""
+
+    __tablename__ = "invitations"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    token_sha256: str = Field(unique=True)
+    purpose: str  # new account | password reset | second factor reset
+    created_by: int = Field(foreign_key="users.id")
+    created_at: datetime
+    expires_at: datetime
+    used_at: Optional[datetime] = None
+
+
 class LoginThrottle(SQLModel, table=True):
     """Failed log-ins from one client address (migration 0007); the lock expires by itself."""
 

@@ -124,6 +124,10 @@ class BreakGlassRules(Strict):
     licensed_only: bool = Field(default=True, description="Only licensed clinicians may take a grant")
 
 
+class InvitationRules(Strict):
+    valid_hours: int = Field(default=72, ge=1, le=24 * 14, description="How long an invitation link works")
+
+
 class SecurityPolicy(Strict):
     version: Literal[1]
     sessions: SessionRules
@@ -131,6 +135,7 @@ class SecurityPolicy(Strict):
     login: LoginRules
     mfa: MfaRules
     break_glass: BreakGlassRules
+    invitations: InvitationRules = InvitationRules()
 
     @model_validator(mode="after")
     def _phi_roles_need_mfa(self) -> "SecurityPolicy":

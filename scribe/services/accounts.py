@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from scribe.db.tables import LoginSession, LoginThrottle, User
+from scribe.db.tables import Invitation, LoginSession, LoginThrottle, User
 from scribe.domain.errors import InvalidInput, NotFound, PermissionDenied, ReauthFailed
 from scribe.domain.notes import Role
 from scribe.policies.schema import SecurityPolicy
@@ -341,9 +341,20 @@ def change_password(session: Session, key: bytes, policy: SecurityPolicy, *, use
     audit.record(session, key, now=now, actor_id=user.id, action="password.change", object_type="user", object_id=user.id)
 
 
+@dataclass(frozen=True)
+class Invited:
+    user: User
+    link_token: str  # shown to the admin once, to hand to the person; only its sha256 is stored
+    expires_at: datetime
+    purpose: str
+
+
 def create_user(session: Session, key: bytes, policy: SecurityPolicy, *, actor: User, username: str, full_name: str,
-                role: str, password: str, credential: str = "", licence_number: str = "",
-                supervisor_id: int | None = None, now: datetime) -> User:
+                role: str, credential: str = "", licence_number: str = "", supervisor_id: int | None = None,
+                now: datetime) -> Invited:
+    """A new account without a password: the admin hands its invitation link to the person,
+    who sets their own password and then their own second factor. An admin can therefore
+    never log in as a clinician they created."""
     _require_admin(actor)
     username = username.strip().lower()
     if not re.fullmatch(r"[a-z][a-z0-9_.-]{1,39}", username):
@@ -352,23 +363,70 @@ def create_user(session: Session, key: bytes, policy: SecurityPolicy, *, actor: 
         raise InvalidInput("choose a role")
     if session.exec(select(User).where(User.username == username)).first() is not None:
         raise InvalidInput("that user name is taken: every person has their own account")
-    problem = password_problem(policy, password, username)
-    if problem:
-        raise InvalidInput(problem)
     user = User(clinic_id=actor.clinic_id, username=username, full_name=full_name.strip()[:100], role=role,
                 credential=credential.strip()[:40], licence_number=licence_number.strip()[:40],
                 licence_status="licensed" if role != Role.ADMIN else "inactive", supervisor_id=supervisor_id,
-                password_hash=hash_password(password), password_changed_at=now, created_at=now)
+                password_hash=NO_PASSWORD, created_at=now)
     session.add(user)
     session.flush()
     audit.record(session, key, now=now, actor_id=actor.id, action="user.create", object_type="user", object_id=user.id,
                  reason=role)
+    return _invite(session, key, policy, actor=actor, user=user, purpose="new account", now=now)
+
+
+NO_PASSWORD = "!"  # not an argon2 hash: no password matches it
+
+
+def _invite(session: Session, key: bytes, policy: SecurityPolicy, *, actor: User, user: User, purpose: str,
+            now: datetime) -> Invited:
+    for old in session.exec(select(Invitation).where(Invitation.user_id == user.id,
+                                                     col(Invitation.used_at).is_(None))).all():
+        old.used_at = now  # a new link voids any earlier one
+        session.add(old)
+    token = secrets.token_urlsafe(32)
+    expires = now + timedelta(hours=policy.invitations.valid_hours)
+    session.add(Invitation(user_id=user.id or 0, token_sha256=_digest(token), purpose=purpose,
+                           created_by=actor.id or 0, created_at=now, expires_at=expires))
+    audit.record(session, key, now=now, actor_id=actor.id, action="invitation.create", object_type="user",
+                 object_id=user.id, reason=purpose)
+    return Invited(user, token, expires, purpose)
+
+
+def pending_invitation(session: Session, token: str, now: datetime) -> Invitation | None:
+    row = session.exec(select(Invitation).where(Invitation.token_sha256 == _digest(token))).first()
+    if row is None or row.used_at is not None or now >= _aware(row.expires_at):
+        return None
+    return row
+
+
+def accept_invitation(session: Session, key: bytes, policy: SecurityPolicy, *, token: str, password: str,
+                      now: datetime) -> User:
+    """Set one's own password with an invitation link: once, before it expires. The person
+    then logs in with it (and, without a second factor in force, enrols one)."""
+    row = pending_invitation(session, token, now)
+    user = session.get(User, row.user_id) if row is not None else None
+    if row is None or user is None or not user.active:
+        raise NotFound("this link has expired or was already used: ask your administrator for a new one")
+    problem = password_problem(policy, password, user.username)
+    if problem:
+        raise InvalidInput(problem)
+    spent = session.execute(update(Invitation).where(col(Invitation.id) == row.id, col(Invitation.used_at).is_(None))
+                            .values(used_at=now)).rowcount  # type: ignore[attr-defined]
+    if spent != 1:  # two submits of one link raced: the first one counts
+        raise NotFound("this link has expired or was already used: ask your administrator for a new one")
+    user.password_hash, user.password_changed_at = hash_password(password), now
+    user.failed_logins, user.locked_until = 0, None
+    session.add(user)
+    end_sessions(session, user.id or 0, now, f"password set by invitation ({row.purpose})")
+    audit.record(session, key, now=now, actor_id=user.id, action="invitation.accept", object_type="user",
+                 object_id=user.id, reason=row.purpose)
     return user
 
 
-def manage_user(session: Session, key: bytes, *, actor: User, user_id: int, action: str, now: datetime) -> User:
-    """An admin disables (ending every session at once), re-enables, unlocks an account or
-    resets its second factor (the user enrols again at next log-in)."""
+def manage_user(session: Session, key: bytes, policy: SecurityPolicy, *, actor: User, user_id: int, action: str,
+                now: datetime) -> Invited | None:
+    """An admin disables (ending every session at once), re-enables, unlocks an account, or
+    resets its password or second factor: a reset makes an invitation link (returned)."""
     _require_admin(actor)
     user = session.get(User, user_id)
     if user is None or user.clinic_id != actor.clinic_id:
@@ -382,15 +440,22 @@ def manage_user(session: Session, key: bytes, *, actor: User, user_id: int, acti
         user.active = True
     elif action == "unlock":
         user.failed_logins, user.locked_until = 0, None
-    elif action == "reset_mfa":
-        user.totp_secret, user.totp_enrolled_at = None, None
-        end_sessions(session, user.id or 0, now, "second factor reset")
+    elif action in ("reset_mfa", "reset_password"):
+        # Both go through a link for the person: their password stops working now, and the
+        # one who sets the new one (and, after a second factor reset, enrols it) is them.
+        if action == "reset_mfa":
+            user.totp_secret, user.totp_enrolled_at = None, None
+        user.password_hash = NO_PASSWORD
+        end_sessions(session, user.id or 0, now, "second factor reset" if action == "reset_mfa" else "password reset")
     else:
         raise InvalidInput("unknown action")
     session.add(user)
     audit.record(session, key, now=now, actor_id=actor.id, action=f"user.{action}", object_type="user",
                  object_id=user.id)
-    return user
+    if action in ("reset_mfa", "reset_password"):
+        purpose = "second factor reset" if action == "reset_mfa" else "password reset"
+        return _invite(session, key, policy, actor=actor, user=user, purpose=purpose, now=now)
+    return None
 
 
 def users_for_admin(session: Session, actor: User) -> list[User]:

@@ -298,10 +298,15 @@ def test_a_new_user_sets_up_the_second_factor_in_the_browser(server, page) -> No
     rt = server.runtime
     with session_scope(rt.engine) as s:
         admin = s.query(User).filter(User.username == "root").one()
-        create_user(s, rt.audit_key, rt.policies.security, actor=admin, username="dr_new", full_name="Dr New",
-                    role="clinician", password="lantern orchard copper violin", now=rt.clock())
+        invited = create_user(s, rt.audit_key, rt.policies.security, actor=admin, username="dr_new",
+                              full_name="Dr New", role="clinician", now=rt.clock())
     page.context.clear_cookies()
-    page.goto(server + "/login")
+    page.goto(server + "/invite?token=" + invited.link_token)  # the link the admin handed over
+    page.fill("input[name=password]", "lantern orchard copper violin")
+    page.fill("input[name=confirm]", "lantern orchard copper violin")
+    with page.expect_navigation():
+        page.click("main button[type=submit]")
+    assert page.url == server + "/login"
     page.fill("input[name=username]", "dr_new")
     page.fill("input[name=password]", "lantern orchard copper violin")
     with page.expect_navigation():

@@ -95,11 +95,12 @@ def clients(app, runtime, practice) -> dict[str, TestClient]:
     out["anonymous"] = TestClient(app)
     with session_scope(runtime.engine) as s:  # a new account that has not set up its second factor
         user = s.get(User, practice.dr_cole.id)
-        from scribe.services.accounts import create_user
+        from scribe.services.accounts import accept_invitation, create_user
 
-        create_user(s, runtime.audit_key, runtime.policies.security, actor=s.get(User, practice.root.id),
-                    username="pending_mfa", full_name="New Hire", role="clinician",
-                    password="lantern orchard copper violin", now=runtime.clock())
+        invited = create_user(s, runtime.audit_key, runtime.policies.security, actor=s.get(User, practice.root.id),
+                              username="pending_mfa", full_name="New Hire", role="clinician", now=runtime.clock())
+        accept_invitation(s, runtime.audit_key, runtime.policies.security, token=invited.link_token,
+                          password="lantern orchard copper violin", now=runtime.clock())
         assert user is not None
     pending = TestClient(app)
     assert pending.post("/login", data={"username": "pending_mfa", "password": "lantern orchard copper violin"},

@@ -132,10 +132,19 @@ def test_unknown_user_and_wrong_password_look_the_same(app, practice) -> None:
 def test_a_new_account_must_enrol_a_second_factor_before_anything_else(app, runtime, practice, clock) -> None:
     admin = client_for(app, "root")
     r = admin.post("/admin/users", data={"csrf_token": csrf(admin), "username": "dr_new", "full_name": "Dr New",
-                                         "role": "clinician", "password": "lantern orchard copper violin"},
-                   follow_redirects=False)
-    assert r.status_code == 303
+                                         "role": "clinician"}, follow_redirects=False)
+    assert r.status_code == 200 and "works once" in r.text
+    link = re.search(r'<code class="invitation-link">([^<]+)</code>', r.text).group(1)
     web = TestClient(app)
+    assert post_login(web, "dr_new", "lantern orchard copper violin").status_code == 401  # no password yet
+    token = link.split("token=", 1)[1]
+    assert web.get(f"/invite?token={token}").status_code == 200
+    assert web.post("/invite", data={"token": token, "password": "lantern orchard copper violin",
+                                     "confirm": "lantern orchard copper violin"},
+                    follow_redirects=False).headers["location"] == "/login"
+    assert web.get(f"/invite?token={token}").status_code == 404  # single use
+    assert web.post("/invite", data={"token": token, "password": "another orchard copper violin",
+                                     "confirm": "another orchard copper violin"}).status_code == 404
     r = post_login(web, "dr_new", "lantern orchard copper violin")
     assert r.status_code == 303 and r.headers["location"] == "/account/mfa"
     for path in ("/", "/sessions/new", "/supervision", "/admin"):  # nothing else until the factor is set up
@@ -338,3 +347,28 @@ def test_the_console_unlocks_an_account_when_no_admin_can_log_in(app, runtime, p
     clock.advance(seconds=31)
     assert post_login(TestClient(app), "root", code=totp_code(runtime, "root")).status_code == 303
     assert cli_main(["users", "unlock", "nobody"]) == 1
+
+
+def test_an_admin_never_sets_or_learns_a_password_and_resets_go_through_a_link(app, runtime, practice, clock) -> None:
+    """An admin could become a clinician by setting their password and enrolling the factor
+    first (issue 17 item 2). Now a reset voids the password and hands a link to the person."""
+    admin = client_for(app, "root")
+    r = admin.post(f"/admin/users/{practice.dr_cole.id}", data={"csrf_token": csrf(admin), "action": "reset_password"})
+    assert r.status_code == 200 and "invitation-link" in r.text
+    token = re.search(r'<code class="invitation-link">[^<]*token=([^<]+)</code>', r.text).group(1)
+    assert post_login(TestClient(app), "dr_cole", code=totp_code(runtime, "dr_cole")).status_code == 401  # old password gone
+    clock.advance(hours=runtime.policies.security.invitations.valid_hours, seconds=1)
+    web = TestClient(app)
+    assert web.get(f"/invite?token={token}").status_code == 404  # expired
+    admin = client_for(app, "root")  # the admin's own session idled out meanwhile
+    r = admin.post(f"/admin/users/{practice.dr_cole.id}", data={"csrf_token": csrf(admin), "action": "reset_mfa"})
+    fresh = re.search(r'<code class="invitation-link">[^<]*token=([^<]+)</code>', r.text).group(1)
+    assert web.post("/invite", data={"token": fresh, "password": "short", "confirm": "short"}).status_code == 400
+    assert web.post("/invite", data={"token": fresh, "password": "lantern orchard copper violin",
+                                     "confirm": "lantern orchard copper violin"}, follow_redirects=False).status_code == 303
+    r = post_login(web, "dr_cole", "lantern orchard copper violin")
+    assert r.status_code == 303 and r.headers["location"] == "/account/mfa"  # the person enrols a new factor
+    with session_scope(runtime.engine) as s:
+        actions = [e.action for e in s.exec(select(AuditEvent).where(AuditEvent.object_id == practice.dr_cole.id,
+                                                                     AuditEvent.object_type == "user"))]
+    assert {"user.reset_password", "user.reset_mfa", "invitation.create", "invitation.accept"} <= set(actions)

@@ -19,7 +19,7 @@ from tests.helpers import TRANSCRIPT, run_pipeline, upload
 from tests.web.test_web import client_for, csrf
 
 # Log-in has no session yet, so no token: it checks the Origin instead (login CSRF).
-NO_TOKEN = {"/login"}
+NO_TOKEN = {"/login", "/invite"}
 # Tables a read may write: its own audit row (and the head row that serialises appends),
 # and the session's last-seen time.
 READ_WRITES = {"audit_events", "audit_head", "login_sessions", "alembic_version"}
@@ -147,7 +147,7 @@ def test_validation_errors_never_echo_the_request(app, world) -> None:
 
 
 # Routes open to any logged-in account (their own data) or to no one logged in.
-NO_PERMISSION = {"/login", "/logout", "/session/keepalive", "/account/mfa", "/account/mfa/start", "/account/password",
+NO_PERMISSION = {"/login", "/invite", "/logout", "/session/keepalive", "/account/mfa", "/account/mfa/start", "/account/password",
                  "/", "/healthz"}
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import segno
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from scribe.db.tables import LoginSession, User
 from scribe.domain.errors import InvalidInput, PermissionDenied
 from scribe.runtime import Runtime
 from scribe.services import accounts
@@ -112,21 +113,53 @@ def password_change(request: Request, runtime: RuntimeDep, session: SessionDep, 
 
 
 @router.post("/admin/users", dependencies=[allow("user.manage"), CsrfDep])
-def create_user(runtime: RuntimeDep, session: SessionDep, actor: ActorDep,
+def create_user(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep,
                 username: Annotated[str, Form(max_length=40)], full_name: Annotated[str, Form(max_length=100)],
-                role: Annotated[str, Form(max_length=20)], password: Annotated[str, Form(max_length=200)],
-                credential: Annotated[str, Form(max_length=40)] = "",
+                role: Annotated[str, Form(max_length=20)], credential: Annotated[str, Form(max_length=40)] = "",
                 licence_number: Annotated[str, Form(max_length=40)] = "") -> Response:
-    accounts.create_user(session, runtime.audit_key, runtime.policies.security, actor=actor, username=username,
-                         full_name=full_name, role=role, password=password, credential=credential,
-                         licence_number=licence_number, now=runtime.clock())
-    return RedirectResponse("/admin#users", status_code=303)
+    invited = accounts.create_user(session, runtime.audit_key, runtime.policies.security, actor=login[0],
+                                   username=username, full_name=full_name, role=role, credential=credential,
+                                   licence_number=licence_number, now=runtime.clock())
+    return invitation_page(request, login, invited)
+
+
+def invitation_page(request: Request, login: tuple[User, LoginSession], invited: accounts.Invited) -> Response:
+    """The link, shown to the admin once, to hand to the person (never by the same channel
+    as anything else that identifies them)."""
+    link = str(request.url_for("invitation_form").include_query_params(token=invited.link_token))
+    return request.app.state.templates.TemplateResponse(request, "invitation.html", {
+        "actor": login[0], "csrf": login[1].csrf_token, "invited": invited, "link": link})
 
 
 @router.post("/admin/users/{user_id}", dependencies=[allow("user.manage"), CsrfDep])
-def manage_user(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, user_id: PathId,
+def manage_user(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep, user_id: PathId,
                 action: Annotated[str, Form(max_length=20)]) -> Response:
-    if action not in ("disable", "enable", "unlock", "reset_mfa"):
+    if action not in ("disable", "enable", "unlock", "reset_mfa", "reset_password"):
         raise InvalidInput("unknown action")
-    accounts.manage_user(session, runtime.audit_key, actor=actor, user_id=user_id, action=action, now=runtime.clock())
+    invited = accounts.manage_user(session, runtime.audit_key, runtime.policies.security, actor=login[0],
+                                   user_id=user_id, action=action, now=runtime.clock())
+    if invited is not None:
+        return invitation_page(request, login, invited)
     return RedirectResponse("/admin#users", status_code=303)
+
+
+@router.get("/invite", response_class=HTMLResponse, name="invitation_form")
+def invitation_form(request: Request, runtime: RuntimeDep, session: SessionDep,
+                    token: Annotated[str, Query(max_length=100)] = "") -> Response:
+    valid = accounts.pending_invitation(session, token, runtime.clock()) is not None
+    return request.app.state.templates.TemplateResponse(request, "invite.html", {"token": token, "valid": valid,
+                                                                                "error": None},
+                                                        status_code=200 if valid else 404)
+
+
+@router.post("/invite")
+def accept_invitation(request: Request, runtime: RuntimeDep, session: SessionDep,
+                      token: Annotated[str, Form(max_length=100)] = "", password: Annotated[str, Form(max_length=200)] = "",
+                      confirm: Annotated[str, Form(max_length=200)] = "") -> Response:
+    if not same_origin(request):
+        raise PermissionDenied("the link must be opened on this site")
+    if password != confirm:
+        raise InvalidInput("the two passwords differ")
+    accounts.accept_invitation(session, runtime.audit_key, runtime.policies.security, token=token, password=password,
+                               now=runtime.clock())
+    return RedirectResponse("/login", status_code=303)
