@@ -122,6 +122,8 @@ class BreakGlassRules(Strict):
     max_minutes: int = Field(ge=5, le=24 * 60)
     max_per_day: int = Field(default=3, ge=1, le=20, description="Grants one user may take in any 24 hours")
     licensed_only: bool = Field(default=True, description="Only licensed clinicians may take a grant")
+    new_account_days: int = Field(default=30, ge=0, le=365,
+                                  description="Grants by accounts younger than this are flagged for review")
 
 
 class InvitationRules(Strict):

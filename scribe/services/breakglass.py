@@ -6,12 +6,12 @@ alert). Part 2 records stay closed: they are limited to the treating team."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, col, func, select
 
 from scribe.db.queries import active_grant
-from scribe.db.tables import BreakGlassGrant, Client, Encounter, Note, User
+from scribe.db.tables import AuditEvent, BreakGlassGrant, Client, Encounter, Note, User
 from scribe.domain.errors import InvalidInput, NotFound, PermissionDenied
 from scribe.domain.notes import LicenceStatus, Role
 from scribe.policies.schema import SecurityPolicy
@@ -96,24 +96,46 @@ class GrantRow:
     grant: BreakGlassGrant
     user: User
     client: Client
+    new_account: bool  # the grantee's account was younger than break_glass.new_account_days
+    created_by: int | None  # who created the grantee's account (from the audit log)
+
+    def may_review(self, reviewer: User) -> bool:
+        return reviewer.id not in (self.grant.user_id, self.created_by)
 
 
-def grants_for_review(s: Session, actor: User) -> list[GrantRow]:
-    """Every grant in the admin's practice, unreviewed first."""
+def _creators(s: Session, user_ids: set[int]) -> dict[int, int | None]:
+    rows = s.exec(select(AuditEvent).where(AuditEvent.action == "user.create",
+                                           col(AuditEvent.object_id).in_(user_ids))).all()
+    return {e.object_id or 0: e.actor_id for e in rows}
+
+
+def grants_for_review(s: Session, actor: User, policy: SecurityPolicy | None = None) -> list[GrantRow]:
+    """Every grant in the admin's practice, unreviewed first, with the flags a reviewer needs."""
     if actor.role != Role.ADMIN:
         raise PermissionDenied("only an administrator reviews emergency access")
     rows = s.exec(select(BreakGlassGrant, User, Client).join(User, col(User.id) == BreakGlassGrant.user_id)
                   .join(Client, col(Client.id) == BreakGlassGrant.client_id)
                   .where(User.clinic_id == actor.clinic_id)
                   .order_by(col(BreakGlassGrant.reviewed_at).is_not(None), col(BreakGlassGrant.id).desc())).all()
-    return [GrantRow(g, u, c) for g, u, c in rows]
+    days = timedelta(days=policy.break_glass.new_account_days if policy else 30)
+    creators = _creators(s, {u.id or 0 for _, u, _ in rows})
+    return [GrantRow(g, u, c, _aware(g.starts_at) - _aware(u.created_at) < days, creators.get(u.id or 0))
+            for g, u, c in rows]
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def review(s: Session, key: bytes, *, actor: User, grant_id: int, note: str, now: datetime) -> BreakGlassGrant:
+    """Review a grant. Not by the grantee and not by whoever created the grantee's account:
+    an admin who made an account for themselves to read records cannot also clear the alert."""
     rows = {r.grant.id: r for r in grants_for_review(s, actor)}
     if grant_id not in rows:
         raise NotFound("no such emergency access")
     grant = rows[grant_id].grant
+    if not rows[grant_id].may_review(actor):
+        raise PermissionDenied("you created this account: another administrator reviews its emergency access")
     if grant.reviewed_at is not None:
         raise InvalidInput("already reviewed")
     grant.reviewed_by, grant.reviewed_at, grant.review_note = actor.id, now, note.strip()[:500]

@@ -223,3 +223,28 @@ def test_the_worker_anchors_the_chain_and_verify_catches_a_rewritten_tail(runtim
         raw.execute("DELETE FROM audit_events WHERE id > (SELECT MAX(id) - 2 FROM audit_events)")
     assert cli_main(["audit", "verify"]) == 1
     assert "missing" in capsys.readouterr().err
+
+
+def test_a_grant_is_reviewed_by_neither_the_grantee_nor_whoever_made_the_account_and_new_accounts_are_flagged(
+        runtime, practice, clock) -> None:
+    """An admin who made an account to read records with cannot also clear the alert."""
+    from scribe.services import accounts
+
+    clock.advance(days=runtime.policies.security.break_glass.new_account_days + 1)  # the practice's accounts age
+    with session_scope(runtime.engine) as s:
+        invited = accounts.create_user(s, runtime.audit_key, runtime.policies.security, actor=practice.root,
+                                       username="dr_quick", full_name="Dr Quick", role="clinician", now=clock())
+        second = accounts.create_user(s, runtime.audit_key, runtime.policies.security, actor=practice.root,
+                                      username="root_two", full_name="Second Admin", role="admin", now=clock())
+        quick, root_two = invited.user, second.user
+    g = grant(runtime, quick, practice.maya.mrn)
+    old = grant(runtime, practice.dr_cole, practice.maya.mrn)
+    with session_scope(runtime.engine) as s:
+        rows = {r.grant.id: r for r in breakglass.grants_for_review(s, practice.root, runtime.policies.security)}
+    assert rows[g.id].new_account and not rows[old.id].new_account
+    assert not rows[g.id].may_review(practice.root) and rows[old.id].may_review(practice.root)
+    with pytest.raises(PermissionDenied, match="another administrator"), session_scope(runtime.engine) as s:
+        breakglass.review(s, runtime.audit_key, actor=practice.root, grant_id=g.id, note="fine", now=clock())
+    with session_scope(runtime.engine) as s:
+        breakglass.review(s, runtime.audit_key, actor=root_two, grant_id=g.id, note="called them", now=clock())
+        assert s.get(BreakGlassGrant, g.id).reviewed_by == root_two.id

@@ -82,8 +82,11 @@ def receipt(request: Request, runtime: RuntimeDep, session: SessionDep, login: L
 def admin_page(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep) -> Response:
     actor, login_row = login
     view = admin.admin_view(session, runtime.audit_key, runtime.policies, actor=actor, now=runtime.clock())
-    grants = breakglass.grants_for_review(session, actor)
+    rows = breakglass.grants_for_review(session, actor, runtime.policies.security)
+    grants = [(r, r.may_review(actor)) for r in rows]
+    unreviewed = sum(1 for r in rows if r.grant.reviewed_at is None)
     return render(request, "admin.html", {"actor": actor, "csrf": login_row.csrf_token, "v": view, "grants": grants,
+                                          "unreviewed": unreviewed,
                                           "functions": list(runtime.policies.consent.functions),
                                           "note_types": runtime.policies.progress_note_types})
 
