@@ -257,6 +257,14 @@ def reauthenticate(user: User, password: str, *, now: datetime, purpose: str) ->
         raise ReauthFailed(user.id or 0, purpose)
 
 
+def confirm_signature(user: User, password: str, *, attested: bool, now: datetime, purpose: str) -> None:
+    """What every signature needs (sign, amend, add an addendum, co-sign): the password
+    re-entered, then the attestation ticked."""
+    reauthenticate(user, password, now=now, purpose=purpose)
+    if not attested:
+        raise InvalidInput(f"tick the attestation to {'co-sign' if purpose == 'cosign' else 'sign'}")
+
+
 def count_reauth_failure(engine: Engine, key: bytes, policy: SecurityPolicy, *, user_id: int, purpose: str,
                          now: datetime) -> None:
     """Count and audit a wrong re-entered password in its own transaction, with the same

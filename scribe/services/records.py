@@ -165,9 +165,7 @@ def correct(s: Session, key: bytes, *, actor: User, encounter_id: int, kind: Ver
                            has_record=bool(records), pending=any(v.state == VersionState.PENDING_COSIGN for v in views))
     if not decision:
         raise PermissionDenied(decision.reason)
-    accounts.reauthenticate(actor, password, now=now, purpose=kind.value)
-    if not attested:
-        raise InvalidInput("tick the attestation to sign")
+    accounts.confirm_signature(actor, password, attested=attested, now=now, purpose=kind.value)
     assert note is not None
     latest = records[-1].version
     if kind == VersionKind.ADDENDUM:

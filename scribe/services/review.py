@@ -310,9 +310,7 @@ def sign(s: Session, key: bytes, policies: Policies, *, actor: User, encounter_i
     supervisee's waits for the supervisor. After a return, signing again adds a revision."""
     encounter, draft = _editable(s, actor, encounter_id)
     _check_version(s, draft, lock_version)
-    accounts.reauthenticate(actor, password, now=now, purpose="sign")
-    if not attested:
-        raise InvalidInput("tick the attestation to sign")
+    accounts.confirm_signature(actor, password, attested=attested, now=now, purpose="sign")
     sections = _sections(s, draft)
     sentences = _sentences(s, draft)
     note = records.note_for(s, encounter)

@@ -149,9 +149,7 @@ def _add_decision(s: Session, *, actor: User, version: NoteVersion, outcome: Cos
 def cosign(s: Session, key: bytes, policies: Policies, *, actor: User, version_id: int, password: str,
            attested: bool, now: datetime) -> Cosignature:
     version, note, encounter, _ = _decide(s, key, actor=actor, version_id=version_id, now=now)
-    accounts.reauthenticate(actor, password, now=now, purpose="cosign")
-    if not attested:
-        raise InvalidInput("tick the attestation to co-sign")
+    accounts.confirm_signature(actor, password, attested=attested, now=now, purpose="cosign")
     row = _add_decision(s, actor=actor, version=version, outcome=CosignOutcome.COSIGNED, comment="", now=now)
     views = records.history(s, note)
     records.sync_status(s, encounter, views, now)

@@ -27,6 +27,11 @@ FormInt = Annotated[int, Form(ge=-MAX_ID, le=MAX_ID)]
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
+def is_htmx(request: Request) -> bool:
+    """A request htmx made (it sends HX-Request: true): answer with a fragment, not a page."""
+    return request.headers.get("hx-request") == "true"
+
+
 class LoginRequired(Exception):
     """No valid log-in session: the error handler redirects to /login."""
 

@@ -24,7 +24,7 @@ from scribe.domain.errors import (
     ReauthFailed,
     ScribeError,
 )
-from scribe.web.deps import CsrfFailed, LoginRequired, MfaRequired
+from scribe.web.deps import CsrfFailed, LoginRequired, MfaRequired, is_htmx
 
 log = logging.getLogger("scribe.web")
 
@@ -45,7 +45,7 @@ CONTENTION = ("database is locked", "deadlock detected", "could not serialize", 
 
 def render_error(request: Request, status: int, title: str, message: str) -> Response:
     templates = request.app.state.templates
-    fragment = request.headers.get("hx-request") == "true"
+    fragment = is_htmx(request)
     names = ["errors/_error.html"] if fragment else [f"errors/{status}.html", "errors/error.html"]
     template = templates.env.select_template(names)
     html = template.render(request=request, status=status, title=title, message=message)
@@ -73,13 +73,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(LoginRequired)
     async def login_required(request: Request, exc: LoginRequired) -> Response:
-        if request.headers.get("hx-request") == "true":
+        if is_htmx(request):
             return Response(status_code=401, headers={"HX-Redirect": "/login"})
         return RedirectResponse("/login", status_code=303)
 
     @app.exception_handler(MfaRequired)
     async def mfa_required(request: Request, exc: MfaRequired) -> Response:
-        if request.headers.get("hx-request") == "true":
+        if is_htmx(request):
             return Response(status_code=401, headers={"HX-Redirect": "/account/mfa"})
         return RedirectResponse("/account/mfa", status_code=303)
 

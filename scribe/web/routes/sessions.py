@@ -19,7 +19,7 @@ from scribe.domain.consent import allowed_note_types, transcription_decision
 from scribe.domain.notes import PROCESSING, Role, VersionKind
 from scribe.services import consent, purge, records, review, uploads
 from scribe.web.bodies import Body, BoundedRoute, takes
-from scribe.web.deps import ActorDep, allow, CsrfDep, FormInt, LoginDep, PathId, RuntimeDep, SessionDep
+from scribe.web.deps import ActorDep, allow, CsrfDep, FormInt, is_htmx, LoginDep, PathId, RuntimeDep, SessionDep
 
 router = APIRouter(route_class=BoundedRoute)
 
@@ -72,7 +72,7 @@ def upload(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id:
 @router.get("/sessions/{encounter_id}", response_class=HTMLResponse, dependencies=[allow("session.read")])
 def review_page(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep, encounter_id: PathId) -> Response:
     actor, login_row = login
-    if request.headers.get("hx-request") == "true" and request.query_params.get("poll"):
+    if is_htmx(request) and request.query_params.get("poll"):
         # The status fragment, polled every 2 s while the pipeline runs: status only, no
         # clinical content loaded; once processing ends the whole page reloads.
         encounter, _ = get_encounter_for_actor(session, actor, encounter_id)
