@@ -372,3 +372,62 @@ def test_an_admin_never_sets_or_learns_a_password_and_resets_go_through_a_link(a
         actions = [e.action for e in s.exec(select(AuditEvent).where(AuditEvent.object_id == practice.dr_cole.id,
                                                                      AuditEvent.object_type == "user"))]
     assert {"user.reset_password", "user.reset_mfa", "invitation.create", "invitation.accept"} <= set(actions)
+
+
+def test_one_invitation_link_submitted_twice_at_once_sets_one_password(runtime, practice) -> None:
+    import threading
+
+    from scribe.domain.errors import NotFound
+
+    with session_scope(runtime.engine) as s:
+        token = accounts.create_user(s, runtime.audit_key, runtime.policies.security, actor=practice.root,
+                                     username="dr_race", full_name="Dr Race", role="clinician",
+                                     now=runtime.clock()).link_token
+    barrier, outcomes = threading.Barrier(2), []
+
+    def accept(password: str) -> None:
+        barrier.wait()
+        try:
+            with session_scope(runtime.engine) as s:
+                accounts.accept_invitation(s, runtime.audit_key, runtime.policies.security, token=token,
+                                           password=password, now=runtime.clock())
+            outcomes.append(password)
+        except NotFound:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=accept, args=(p,)) for p in ("lantern orchard copper violin",
+                                                                     "another orchard copper violin")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes)[-1] == "refused" and len(outcomes) == 2
+    winner = next(o for o in outcomes if o != "refused")
+    with session_scope(runtime.engine) as s:
+        user = s.exec(select(User).where(User.username == "dr_race")).one()
+        assert accounts.password_matches(user, winner)
+
+
+def test_concurrent_failures_from_one_address_are_all_counted(runtime, practice, monkeypatch) -> None:
+    import threading
+
+    from scribe.db.tables import LoginThrottle
+    from scribe.domain.errors import PermissionDenied
+
+    monkeypatch.setattr(accounts, "_verify_seconds", lambda: 0.0)
+
+    def attempt(i: int) -> None:
+        with session_scope(runtime.engine) as s:
+            try:
+                accounts.log_in(s, runtime.audit_key, runtime.policies.security, username=f"nobody_{i}",
+                                password="whatever password", code="", now=runtime.clock(), address="203.0.113.7")
+            except PermissionDenied:
+                pass
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with session_scope(runtime.engine) as s:
+        assert s.get(LoginThrottle, "203.0.113.7").failures == 4
