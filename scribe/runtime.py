@@ -93,5 +93,6 @@ def build_runtime(settings: Settings, *, policies: Policies | None = None, engin
         chained = conn.execute(text("SELECT 1 FROM audit_events LIMIT 1")).first() is not None
     key = load_or_create_key(settings.audit_key_path,
                              must_exist="this database's audit chain is signed with it" if chained else None)
-    (settings.data_dir / "tmp").mkdir(parents=True, exist_ok=True, mode=0o700)
-    return Runtime(settings, policies, engine, key, clock, engines, vault)
+    runtime = Runtime(settings, policies, engine, key, clock, engines, vault)
+    runtime.spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return runtime

@@ -32,8 +32,6 @@ class Worker:
 
     def run_once(self) -> bool:
         """Claim and run one job; False when there was nothing to do."""
-        for job_id in jobs.fail_abandoned(self.rt.engine, self.rt.audit_key, now=self.rt.clock()):
-            log.warning("job %s failed: its worker died on every attempt", job_id)
         job = jobs.claim(self.rt.engine, worker_id=self.worker_id, now=self.rt.clock(), lease=self.lease)
         if job is None:
             return False
@@ -71,10 +69,13 @@ class Worker:
             log.info("worker %s swept %d purged file(s)", self.worker_id, removed)
 
     def housekeeping(self, *, retention_due: bool) -> None:
-        """Anchor the audit chain outside the database; apply retention when due."""
+        """Fail jobs whose worker died on every attempt; anchor the audit chain outside the
+        database; apply retention when due."""
         from scribe.db.engine import session_scope
         from scribe.services import audit, retention
 
+        for job_id in jobs.fail_abandoned(self.rt.engine, self.rt.audit_key, now=self.rt.clock()):
+            log.warning("job %s failed: its worker died on every attempt", job_id)
         with session_scope(self.rt.engine) as s:
             if retention_due:
                 retention.run(s, self.rt.audit_key, self.rt.policies, now=self.rt.clock())

@@ -17,6 +17,11 @@ PARTICIPANT_REASON = "participant in this supervision meeting"
 BREAK_GLASS_PREFIX = "break-glass grant #"  # emergency read of signed notes only
 
 
+def by_emergency_grant(access: Decision) -> bool:
+    """Was access allowed by a break-glass grant (signed records only, nothing else)?"""
+    return access.reason.startswith(BREAK_GLASS_PREFIX)
+
+
 def supervisee_ids(session: Session, actor: User) -> list[int]:
     return [u.id for u in supervisees_for_actor(session, actor) if u.id]
 

@@ -9,7 +9,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import cache
 
 import pyotp
@@ -28,11 +28,6 @@ from scribe.services import audit
 
 _hasher = PasswordHasher()  # argon2id with the library's current defaults
 WRONG = "unknown user name, wrong password or wrong code"
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite hands datetimes back naive; they were stored in UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def hash_password(password: str) -> str:
@@ -111,15 +106,20 @@ def _verify_seconds() -> float:
     return time.perf_counter() - started
 
 
+def _delay(policy: SecurityPolicy, over: int) -> timedelta:
+    """The wait after ``over`` failures past a throttle: 1, 2, 4 ... minutes, never longer
+    than one lock (lockout_minutes)."""
+    return min(timedelta(minutes=policy.login.lockout_minutes), timedelta(minutes=2 ** min(over, 10)))
+
+
 def _backoff(policy: SecurityPolicy, failures: int, now: datetime) -> datetime | None:
-    """When the next attempt may come after ``failures`` failures: none before the throttle,
-    then 1, 2, 4 ... minutes, and at lockout_after the lock; never longer than lockout_minutes."""
+    """When the next attempt may come after ``failures`` failures on an account: none before
+    the throttle, then the growing delay, and at lockout_after the lock."""
     rules = policy.login
-    cap = timedelta(minutes=rules.lockout_minutes)
     if failures >= rules.lockout_after:
-        return now + cap
+        return now + timedelta(minutes=rules.lockout_minutes)
     if failures >= rules.throttle_after:
-        return now + min(cap, timedelta(minutes=2 ** min(failures - rules.throttle_after, 10)))
+        return now + _delay(policy, failures - rules.throttle_after)
     return None
 
 
@@ -131,10 +131,6 @@ def _count_user_failure(session: Session, policy: SecurityPolicy, user: User, no
     until = _backoff(policy, failures, now)
     session.execute(update(User).where(col(User.id) == user.id).values(locked_until=until))
     session.expire(user)
-
-
-def _address_row(session: Session, address: str) -> LoginThrottle | None:
-    return session.get(LoginThrottle, address) if address else None
 
 
 def _count_address_failure(session: Session, policy: SecurityPolicy, address: str, now: datetime) -> None:
@@ -152,9 +148,8 @@ def _count_address_failure(session: Session, policy: SecurityPolicy, address: st
     failures = session.execute(statement).scalar_one()
     over = failures - policy.login.address_throttle_after
     if over >= 0:
-        until = now + min(timedelta(minutes=policy.login.lockout_minutes), timedelta(minutes=2 ** min(over, 10)))
         session.execute(update(LoginThrottle).where(col(LoginThrottle.address) == address)
-                        .values(locked_until=until))
+                        .values(locked_until=now + _delay(policy, over)))
 
 
 def _wait_message(until: datetime, now: datetime, what: str) -> str:
@@ -167,11 +162,11 @@ def log_in(session: Session, key: bytes, policy: SecurityPolicy, *, username: st
     """Check a log-in. Failures are counted per account and per client address, atomically;
     each throttle waits longer after repeated failures and expires by itself, so nobody can
     lock an account (an admin's included) for good. An unknown name costs no hash."""
-    row = _address_row(session, address)
-    if row is not None and row.locked_until is not None and now < _aware(row.locked_until):
+    row = session.get(LoginThrottle, address) if address else None
+    if row is not None and row.locked_until is not None and now < row.locked_until:
         audit.record(session, key, now=now, actor_id=None, action="login.failed", object_type="user",
                      reason="address throttled")
-        raise PermissionDenied(_wait_message(_aware(row.locked_until), now, "from this computer"))
+        raise PermissionDenied(_wait_message(row.locked_until, now, "from this computer"))
     user = session.exec(select(User).where(User.username == username.strip().lower())).first()
 
     def refuse(reason: str, message: str = WRONG) -> PermissionDenied:
@@ -185,8 +180,8 @@ def log_in(session: Session, key: bytes, policy: SecurityPolicy, *, username: st
         raise refuse("unknown user name")
     if not user.active:
         raise refuse("account disabled")
-    if user.locked_until is not None and now < _aware(user.locked_until):
-        raise refuse("throttled", _wait_message(_aware(user.locked_until), now, "on this account"))
+    if user.locked_until is not None and now < user.locked_until:
+        raise refuse("throttled", _wait_message(user.locked_until, now, "on this account"))
     step = None
     ok = password_matches(user, password)
     if ok and user.totp_enrolled_at is not None and user.totp_secret:
@@ -237,9 +232,11 @@ def log_out(session: Session, key: bytes, login: LoginSession, *, now: datetime)
     audit.record(session, key, now=now, actor_id=login.user_id, action="logout", object_type="user", object_id=login.user_id)
 
 
-def end_sessions(session: Session, user_id: int, now: datetime, reason: str) -> int:
-    rows = session.exec(select(LoginSession).where(LoginSession.user_id == user_id,
-                                                   col(LoginSession.ended_at).is_(None))).all()
+def end_sessions(session: Session, user_id: int, now: datetime, reason: str, *, keep: int | None = None) -> int:
+    """End every live log-in session of a user (but ``keep``, the one making the change)."""
+    rows = [r for r in session.exec(select(LoginSession).where(LoginSession.user_id == user_id,
+                                                               col(LoginSession.ended_at).is_(None))).all()
+            if r.id != keep]
     for row in rows:
         row.ended_at, row.end_reason = now, reason
         session.add(row)
@@ -251,8 +248,8 @@ def reauthenticate(user: User, password: str, *, now: datetime, purpose: str) ->
     re-entered, every time. The log-in throttle applies: an account waiting after repeated
     failures is refused without a check; a wrong password raises ReauthFailed, which the
     web layer counts (``count_reauth_failure``) once the action has rolled back."""
-    if user.locked_until is not None and now < _aware(user.locked_until):
-        raise PermissionDenied(_wait_message(_aware(user.locked_until), now, "on this account"))
+    if user.locked_until is not None and now < user.locked_until:
+        raise PermissionDenied(_wait_message(user.locked_until, now, "on this account"))
     if not password_matches(user, password):
         raise ReauthFailed(user.id or 0, purpose)
 
@@ -341,12 +338,11 @@ def change_password(session: Session, key: bytes, policy: SecurityPolicy, *, use
         raise InvalidInput(problem)
     user.password_hash, user.password_changed_at = hash_password(new), now
     session.add(user)
-    for row in session.exec(select(LoginSession).where(LoginSession.user_id == user.id,
-                                                       col(LoginSession.ended_at).is_(None))).all():
-        if row.id != keep_login_id:
-            row.ended_at, row.end_reason = now, "password changed"
-            session.add(row)
+    end_sessions(session, user.id or 0, now, "password changed", keep=keep_login_id)
     audit.record(session, key, now=now, actor_id=user.id, action="password.change", object_type="user", object_id=user.id)
+
+
+NO_PASSWORD = "!"  # not an argon2 hash: no password matches it
 
 
 @dataclass(frozen=True)
@@ -382,9 +378,6 @@ def create_user(session: Session, key: bytes, policy: SecurityPolicy, *, actor: 
     return _invite(session, key, policy, actor=actor, user=user, purpose="new account", now=now)
 
 
-NO_PASSWORD = "!"  # not an argon2 hash: no password matches it
-
-
 def _invite(session: Session, key: bytes, policy: SecurityPolicy, *, actor: User, user: User, purpose: str,
             now: datetime) -> Invited:
     for old in session.exec(select(Invitation).where(Invitation.user_id == user.id,
@@ -402,7 +395,7 @@ def _invite(session: Session, key: bytes, policy: SecurityPolicy, *, actor: User
 
 def pending_invitation(session: Session, token: str, now: datetime) -> Invitation | None:
     row = session.exec(select(Invitation).where(Invitation.token_sha256 == _digest(token))).first()
-    if row is None or row.used_at is not None or now >= _aware(row.expires_at):
+    if row is None or row.used_at is not None or now >= row.expires_at:
         return None
     return row
 

@@ -6,7 +6,7 @@ alert). Part 2 records stay closed: they are limited to the treating team."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, func, select
 
@@ -31,13 +31,13 @@ def request_grant(s: Session, key: bytes, policy: SecurityPolicy, *, actor: User
         raise InvalidInput(f"emergency access lasts 5 to {policy.break_glass.max_minutes} minutes")
     if policy.break_glass.licensed_only and actor.licence_status != LicenceStatus.LICENSED:
         audit.record_refusal(s, key, now=now, actor_id=actor.id, action="breakglass.refused", object_type="client",
-                     reason="not a licensed clinician")
+                             reason="not a licensed clinician")
         raise PermissionDenied("emergency access is for licensed clinicians: ask your supervisor")
     taken = s.exec(select(func.count()).select_from(BreakGlassGrant).where(
         BreakGlassGrant.user_id == actor.id, col(BreakGlassGrant.starts_at) > now - timedelta(hours=24))).one()
     if taken >= policy.break_glass.max_per_day:
         audit.record_refusal(s, key, now=now, actor_id=actor.id, action="breakglass.refused", object_type="client",
-                     reason=f"{taken} grants in 24 hours")
+                             reason=f"{taken} grants in 24 hours")
         raise PermissionDenied(f"you have used emergency access {taken} times in the last 24 hours, the most "
                                "this practice allows: ask a colleague or your administrator")
     client = s.exec(select(Client).where(Client.mrn == mrn.strip(), Client.clinic_id == actor.clinic_id)).first()
@@ -48,8 +48,8 @@ def request_grant(s: Session, key: bytes, policy: SecurityPolicy, *, actor: User
         # that someone is in a substance-use program. The audit row (written in its own
         # transaction, as every refusal here: this one rolls back) says which it was.
         audit.record_refusal(s, key, now=now, actor_id=actor.id, action="breakglass.refused", object_type="client",
-                     object_id=client.id if client else None,
-                     reason="Part 2 records are closed to emergency access" if part2 else "no such MRN")
+                             object_id=client.id if client else None,
+                             reason="Part 2 records are closed to emergency access" if part2 else "no such MRN")
         raise NotFound(NOT_OPENABLE)
     if client.clinician_id == actor.id:
         raise InvalidInput("this is your own client: open their sessions from your queue")
@@ -109,7 +109,7 @@ def _creators(s: Session, user_ids: set[int]) -> dict[int, int | None]:
     return {e.object_id or 0: e.actor_id for e in rows}
 
 
-def grants_for_review(s: Session, actor: User, policy: SecurityPolicy | None = None) -> list[GrantRow]:
+def grants_for_review(s: Session, actor: User, policy: SecurityPolicy) -> list[GrantRow]:
     """Every grant in the admin's practice, unreviewed first, with the flags a reviewer needs."""
     if actor.role != Role.ADMIN:
         raise PermissionDenied("only an administrator reviews emergency access")
@@ -117,20 +117,17 @@ def grants_for_review(s: Session, actor: User, policy: SecurityPolicy | None = N
                   .join(Client, col(Client.id) == BreakGlassGrant.client_id)
                   .where(User.clinic_id == actor.clinic_id)
                   .order_by(col(BreakGlassGrant.reviewed_at).is_not(None), col(BreakGlassGrant.id).desc())).all()
-    days = timedelta(days=policy.break_glass.new_account_days if policy else 30)
+    days = timedelta(days=policy.break_glass.new_account_days)
     creators = _creators(s, {u.id or 0 for _, u, _ in rows})
-    return [GrantRow(g, u, c, _aware(g.starts_at) - _aware(u.created_at) < days, creators.get(u.id or 0))
+    return [GrantRow(g, u, c, g.starts_at - u.created_at < days, creators.get(u.id or 0))
             for g, u, c in rows]
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def review(s: Session, key: bytes, *, actor: User, grant_id: int, note: str, now: datetime) -> BreakGlassGrant:
+def review(s: Session, key: bytes, policy: SecurityPolicy, *, actor: User, grant_id: int, note: str,
+           now: datetime) -> BreakGlassGrant:
     """Review a grant. Not by the grantee and not by whoever created the grantee's account:
     an admin who made an account for themselves to read records cannot also clear the alert."""
-    rows = {r.grant.id: r for r in grants_for_review(s, actor)}
+    rows = {r.grant.id: r for r in grants_for_review(s, actor, policy)}
     if grant_id not in rows:
         raise NotFound("no such emergency access")
     grant = rows[grant_id].grant

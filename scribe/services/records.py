@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, func, select
 
-from scribe.db.queries import BREAK_GLASS_PREFIX, get_encounter_for_actor
+from scribe.db.queries import by_emergency_grant, get_encounter_for_actor
 from scribe.db.tables import (
     Client,
     Cosignature,
@@ -222,7 +222,7 @@ def export_text(s: Session, key: bytes, *, actor: User, encounter_id: int, passw
         basis = ("The client's consent to disclose Part 2 records (part2_disclosure) is on file and in force."
                  if consented else "No consent to disclose Part 2 records is in force: for the treating team only.")
         lines[:0] = [PART2_NOTICE, basis, ""]
-    emergency = access.reason.startswith(BREAK_GLASS_PREFIX)
+    emergency = by_emergency_grant(access)
     for v in views:
         if v.state == VersionState.RETURNED or (emergency and not v.is_record):
             continue  # emergency access exports signed records only

@@ -11,7 +11,7 @@ from typing import NoReturn
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from scribe.db.queries import BREAK_GLASS_PREFIX, PARTICIPANT_REASON, get_encounter_for_actor
+from scribe.db.queries import PARTICIPANT_REASON, by_emergency_grant, get_encounter_for_actor
 from scribe.db.tables import (
     Client,
     Draft,
@@ -136,7 +136,7 @@ def open_flags(draft: Draft, sections: list[DraftSection], sentences: list[Draft
 def may_see_source(access: Decision) -> bool:
     """A supervisee in a supervision meeting sees the signed supervision note, not the
     recording, transcript or draft (a group meeting discusses others' cases)."""
-    return access.reason != PARTICIPANT_REASON and not access.reason.startswith(BREAK_GLASS_PREFIX)
+    return access.reason != PARTICIPANT_REASON and not by_emergency_grant(access)
 
 
 def pending_here(s: Session, actor: User, view: ReviewView) -> PendingNote | None:
@@ -165,7 +165,7 @@ def review_view(s: Session, key: bytes, *, actor: User, encounter_id: int, now: 
     sentences = _sentences(s, draft) if draft else []
     flags = open_flags(draft, sections, sentences) if draft else []
     versions = records.history(s, records.note_for(s, encounter))
-    if access.reason.startswith(BREAK_GLASS_PREFIX):
+    if by_emergency_grant(access):
         versions = [v for v in versions if v.is_record]  # emergency access opens signed records only
     decision = can_sign(signer=signer_facts(actor), encounter_clinician_id=encounter.clinician_id,
                         draft_ready=bool(draft and draft.status == "ready"),
@@ -280,7 +280,7 @@ def resolve_flag(s: Session, key: bytes, *, actor: User, encounter_id: int, targ
     if not 3 <= len(reason) <= 500:
         raise InvalidInput("give a short reason (3 to 500 characters) for confirming")
     kind, _, ident = target.partition(":")
-    if not (kind == "sentence" and ident.isdigit()) and not (kind == "draft" and ident.isdigit()):
+    if kind not in ("sentence", "draft") or not ident.isdigit():
         raise NotFound("no such flag")
     _claim(s, draft, lock_version, actor, "confirmed a flag", now)
     if kind == "sentence" and ident.isdigit():

@@ -19,6 +19,7 @@ import secrets
 import struct
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -171,9 +172,11 @@ class SealedSpool(io.RawIOBase):
         super().close()
 
 
+@dataclass(frozen=True)
 class Limits:
-    def __init__(self, total: int, files: int, file_bytes: int) -> None:
-        self.total, self.files, self.file_bytes = total, files, file_bytes
+    total: int  # bytes of the whole body
+    files: int  # file parts
+    file_bytes: int  # bytes of one file part
 
 
 def limits_for(kind: Body, request: Request) -> Limits:

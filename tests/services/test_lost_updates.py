@@ -59,6 +59,16 @@ def drafted(rt, practice):
     return encounter
 
 
+def signer(rt, actor, encounter, version: int):
+    from scribe.services import review
+
+    def call():
+        with session_scope(rt.engine) as s:
+            return review.sign(s, rt.audit_key, rt.policies, actor=actor, encounter_id=encounter.id,
+                               password=PASSWORD, attested=True, lock_version=version, now=rt.clock())
+    return call
+
+
 def save(rt, actor, encounter, text: str, version: int):
     from scribe.services import review
 
@@ -90,16 +100,10 @@ def test_two_saves_from_the_same_version_never_lose_one(rt, clock) -> None:
 
 
 def test_two_signs_at_once_make_one_record_and_one_409(rt, clock) -> None:
-    from scribe.services import review
-
     practice = make_practice(rt, clock)
     encounter = drafted(rt, practice)
     version = resolve_all(rt, practice.dr_ada, encounter)
-
-    def sign():
-        with session_scope(rt.engine) as s:
-            return review.sign(s, rt.audit_key, rt.policies, actor=practice.dr_ada, encounter_id=encounter.id,
-                               password=PASSWORD, attested=True, lock_version=version, now=rt.clock())
+    sign = signer(rt, practice.dr_ada, encounter, version)
 
     results = race(sign, sign)
     errors = [r for r in results if isinstance(r, Exception)]
@@ -111,16 +115,10 @@ def test_two_signs_at_once_make_one_record_and_one_409(rt, clock) -> None:
 
 
 def test_a_save_racing_a_sign_is_either_before_it_or_refused(rt, clock) -> None:
-    from scribe.services import review
-
     practice = make_practice(rt, clock)
     encounter = drafted(rt, practice)
     version = resolve_all(rt, practice.dr_ada, encounter)
-
-    def sign():
-        with session_scope(rt.engine) as s:
-            return review.sign(s, rt.audit_key, rt.policies, actor=practice.dr_ada, encounter_id=encounter.id,
-                               password=PASSWORD, attested=True, lock_version=version, now=rt.clock())
+    sign = signer(rt, practice.dr_ada, encounter, version)
 
     results = race(sign, save(rt, practice.dr_ada, encounter, "A late edit.", version))
     errors = [r for r in results if isinstance(r, Exception)]

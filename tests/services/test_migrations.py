@@ -19,18 +19,23 @@ from scribe.db.tables import NoteVersion
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC).isoformat(sep=" ")
 
 
+def _clinic_user_client(run) -> None:
+    """The rows every old database has: one clinic, one clinician (id 1), one client (id 1)."""
+    run("INSERT INTO clinics (id, name) VALUES (1, 'Old Practice')")
+    run("INSERT INTO users (id, clinic_id, username, full_name, role, credential, licence_number, licence_status,"
+        " licence_type, password_hash, active, failed_logins, created_at) VALUES (1, 1, 'a', 'A', 'clinician', '',"
+        f" '', 'licensed', '', 'x', 1, 0, '{NOW}')")
+    run("INSERT INTO clients (id, clinic_id, clinician_id, given_name, family_name, preferred_name, mrn, address,"
+        " city, phone, email, employer, school, contacts, created_at) VALUES (1, 1, 1, 'G', 'F', '', 'M1', '', '',"
+        f" '', '', '', '', '[]', '{NOW}')")
+
+
 def test_an_existing_database_upgrades_without_losing_a_row(tmp_path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     upgrade(engine, "0001")
     with engine.begin() as conn:
         run = conn.exec_driver_sql
-        run("INSERT INTO clinics (id, name) VALUES (1, 'Old Practice')")
-        run("INSERT INTO users (id, clinic_id, username, full_name, role, credential, licence_number, licence_status,"
-            " licence_type, password_hash, active, failed_logins, created_at) VALUES (1, 1, 'a', 'A', 'clinician', '',"
-            f" '', 'licensed', '', 'x', 1, 0, '{NOW}')")
-        run("INSERT INTO clients (id, clinic_id, clinician_id, given_name, family_name, preferred_name, mrn, address,"
-            " city, phone, email, employer, school, contacts, created_at) VALUES (1, 1, 1, 'G', 'F', '', 'M1', '', '',"
-            f" '', '', '', '', '[]', '{NOW}')")
+        _clinic_user_client(run)
         run("INSERT INTO encounters (id, clinic_id, client_id, clinician_id, note_type, occurred_at, status,"
             f" status_reason, created_at, updated_at) VALUES (7, 1, 1, 1, 'soap', '{NOW}', 'signed', '', '{NOW}', '{NOW}')")
         run(f"INSERT INTO notes (id, encounter_id, clinician_id, created_at) VALUES (1, 7, 1, '{NOW}')")
@@ -71,13 +76,7 @@ def test_sentence_flags_written_before_0008_are_sealed_in_place(tmp_path) -> Non
     flags = [{"kind": "risk", "detail": "CANARY-denies-thoughts-of-ending-it"}]
     with engine.begin() as conn:
         run = conn.exec_driver_sql
-        run("INSERT INTO clinics (id, name) VALUES (1, 'Old Practice')")
-        run("INSERT INTO users (id, clinic_id, username, full_name, role, credential, licence_number, licence_status,"
-            " licence_type, password_hash, active, failed_logins, created_at) VALUES (1, 1, 'a', 'A', 'clinician', '',"
-            f" '', 'licensed', '', 'x', 1, 0, '{NOW}')")
-        run("INSERT INTO clients (id, clinic_id, clinician_id, given_name, family_name, preferred_name, mrn, address,"
-            " city, phone, email, employer, school, contacts, created_at) VALUES (1, 1, 1, 'G', 'F', '', 'M1', '', '',"
-            f" '', '', '', '', '[]', '{NOW}')")
+        _clinic_user_client(run)
         run("INSERT INTO encounters (id, clinic_id, client_id, clinician_id, note_type, occurred_at, status,"
             f" status_reason, created_at, updated_at) VALUES (7, 1, 1, 1, 'soap', '{NOW}', 'in_review', '', '{NOW}',"
             f" '{NOW}')")

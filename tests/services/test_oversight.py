@@ -83,12 +83,12 @@ def test_break_glass_is_time_boxed_needs_a_reason_reads_notes_only_and_is_always
 def test_every_grant_is_listed_for_review_until_reviewed(runtime, practice, wav) -> None:
     g = grant(runtime, practice.dr_cole, practice.maya.mrn)
     with session_scope(runtime.engine) as s:
-        rows = breakglass.grants_for_review(s, practice.root)
+        rows = breakglass.grants_for_review(s, practice.root, runtime.policies.security)
         assert [r.grant.id for r in rows if r.grant.reviewed_at is None] == [g.id]
         with pytest.raises(PermissionDenied):
-            breakglass.grants_for_review(s, practice.dr_ben)
+            breakglass.grants_for_review(s, practice.dr_ben, runtime.policies.security)
     with session_scope(runtime.engine) as s:
-        breakglass.review(s, runtime.audit_key, actor=practice.root, grant_id=g.id, note="called the client", now=runtime.clock())
+        breakglass.review(s, runtime.audit_key, runtime.policies.security, actor=practice.root, grant_id=g.id, note="called the client", now=runtime.clock())
     with session_scope(runtime.engine) as s:
         assert s.get(BreakGlassGrant, g.id).reviewed_by == practice.root.id
 
@@ -244,7 +244,7 @@ def test_a_grant_is_reviewed_by_neither_the_grantee_nor_whoever_made_the_account
     assert rows[g.id].new_account and not rows[old.id].new_account
     assert not rows[g.id].may_review(practice.root) and rows[old.id].may_review(practice.root)
     with pytest.raises(PermissionDenied, match="another administrator"), session_scope(runtime.engine) as s:
-        breakglass.review(s, runtime.audit_key, actor=practice.root, grant_id=g.id, note="fine", now=clock())
+        breakglass.review(s, runtime.audit_key, runtime.policies.security, actor=practice.root, grant_id=g.id, note="fine", now=clock())
     with session_scope(runtime.engine) as s:
-        breakglass.review(s, runtime.audit_key, actor=root_two, grant_id=g.id, note="called them", now=clock())
+        breakglass.review(s, runtime.audit_key, runtime.policies.security, actor=root_two, grant_id=g.id, note="called them", now=clock())
         assert s.get(BreakGlassGrant, g.id).reviewed_by == root_two.id

@@ -150,7 +150,7 @@ def test_a_stage_that_kills_its_worker_every_time_fails_the_session_with_a_reaso
             break
         claims += 1  # ... and the worker dies here, every time
         clock.advance(minutes=3)
-        jobs.fail_abandoned(runtime.engine, runtime.audit_key, now=clock())
+        Worker(runtime).housekeeping(retention_due=False)  # where the worker fails abandoned jobs
     assert claims == runtime.policies.pipeline.max_attempts
     fresh = reload(runtime, encounter)
     assert fresh.status == EncounterStatus.FAILED and f"stopped {claims} times" in fresh.status_reason

@@ -44,7 +44,7 @@ def grant_page(request: Request, runtime: RuntimeDep, session: SessionDep, login
 @router.post("/admin/break-glass/{grant_id}/review", dependencies=[allow("breakglass.review"), CsrfDep])
 def review(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, grant_id: PathId,
            note: Annotated[str, Form(max_length=500)] = "") -> Response:
-    breakglass.review(session, runtime.audit_key, actor=actor, grant_id=grant_id, note=note, now=runtime.clock())
+    breakglass.review(session, runtime.audit_key, runtime.policies.security, actor=actor, grant_id=grant_id, note=note, now=runtime.clock())
     return RedirectResponse("/admin#break-glass", status_code=303)
 
 
