@@ -16,13 +16,15 @@ test: install models-test browser
 	$(BIN)/scribe policies check
 	$(BIN)/python -m pytest -q
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "scribe needs Python 3.11"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
 	# The local CPU build of PyTorch first, or pip pulls gigabytes of CUDA packages.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[engines,test]'
+	# Exactly the locked set, each file checked against its sha256, then scribe itself.
+	$(BIN)/pip install -q --require-hashes -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e '.[engines,test]'
 	touch $(STAMP)
 
 install: $(STAMP)

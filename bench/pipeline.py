@@ -34,7 +34,7 @@ from scribe.services.demo import (  # noqa: E402
     seed_demo,
     user_by_name,
 )
-from scribe.services.uploads import accept_upload, probe_audio  # noqa: E402
+from scribe.services.uploads import accept_upload  # noqa: E402
 from scribe.weights import profile_paths  # noqa: E402
 from scribe.worker import Worker  # noqa: E402
 
@@ -77,14 +77,14 @@ def main() -> None:
         whisper_dir = profile_paths(settings.models_dir, args.profile).whisper
         totals = {"ours": [[], []], "plain": [[], []]}
         for name, path, reference in files(args.files):
-            duration = probe_audio(path, max_seconds=1e9)
+            duration = runtime.decoder.probe(path.read_bytes(), max_seconds=1e9)
             ref = normalise(reference)
             plain_text, plain_seconds = plain_faster_whisper(whisper_dir, path)
             started = time.perf_counter()
             with session_scope(runtime.engine) as s:
                 actor = user_by_name(s, "dr_ada")
                 encounter = accept_upload(s, runtime.audit_key, runtime.policies, recordings_dir=settings.recordings_dir,
-                                          actor=actor, client_id=demo_client_id(s), note_type="soap",
+                                          decoder=runtime.decoder, actor=actor, client_id=demo_client_id(s), note_type="soap",
                                           filename=path.name, stream=io.BytesIO(path.read_bytes()), now=runtime.clock())
             Worker(runtime).run_until_idle()
             to_queue = time.perf_counter() - started

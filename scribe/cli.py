@@ -65,7 +65,13 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     force_offline()
     check_models(settings)
     started = time.perf_counter()
-    result = build_transcriber(settings).transcribe(Path(args.audio))
+    from scribe.engines.build import build_decoder
+    from scribe.policies import load_policies
+
+    policies = load_policies(settings.policies_dir)
+    audio = build_decoder(policies).pcm(Path(args.audio).read_bytes(), max_seconds=policies.pipeline.upload.max_seconds,
+                                        source=args.audio)
+    result = build_transcriber(settings).transcribe(audio)
     print(json.dumps({"duration": round(result.duration, 2), "seconds": round(time.perf_counter() - started, 2),
                       "segments": [s.to_json() for s in result.segments]}, indent=2))
     return 0

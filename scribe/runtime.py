@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from scribe.config import Settings
 from scribe.db.sealing import Vault
-from scribe.engines.protocols import Engines
+from scribe.engines.protocols import Decoder, Engines
 from scribe.policies import Policies
 
 
@@ -35,6 +35,16 @@ class Runtime:
     clock: Callable[[], datetime]
     engines: Engines | None = None
     vault: Vault | None = None
+    _decoder: Decoder | None = None
+
+    @property
+    def decoder(self) -> Decoder:
+        """The sandboxed audio decoder (a child process per file; cheap to build)."""
+        if self._decoder is None:
+            from scribe.engines.build import build_decoder
+
+            self._decoder = build_decoder(self.policies)
+        return self._decoder
 
     @property
     def recordings_dir(self) -> Path:

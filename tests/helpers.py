@@ -15,6 +15,7 @@ def upload(runtime: Runtime, actor: User, client_id: int, data: bytes, *, note_t
            transcript: str | None = None) -> Encounter:
     with session_scope(runtime.engine) as s:
         encounter = accept_upload(s, runtime.audit_key, runtime.policies, recordings_dir=runtime.settings.recordings_dir,
+                                  decoder=runtime.decoder,
                                   actor=actor, client_id=client_id, note_type=note_type, filename="session.wav",
                                   stream=io.BytesIO(data), now=runtime.clock())
     if transcript is not None:

@@ -41,7 +41,8 @@ def run_demo(settings: Settings) -> tuple[dict[str, Any], Runtime]:
     t_upload = time.perf_counter()
     with session_scope(rt.engine) as s, SAMPLE_AUDIO.open("rb") as audio:
         actor = user_by_name(s, "dr_ada")
-        encounter = accept_upload(s, rt.audit_key, rt.policies, recordings_dir=settings.recordings_dir, actor=actor,
+        encounter = accept_upload(s, rt.audit_key, rt.policies, recordings_dir=settings.recordings_dir, decoder=rt.decoder,
+                                  actor=actor,
                                   client_id=demo_client_id(s), note_type="soap", filename=SAMPLE_AUDIO.name,
                                   stream=audio, now=rt.clock())
     Worker(rt).run_until_idle()

@@ -57,6 +57,14 @@ class EngineError(ScribeError):
         self.retryable = retryable
 
 
+class StageTimedOut(EngineError):
+    """A stage ran past the time its policy gives it; running it again would do the same."""
+
+    def __init__(self, stage: str, seconds: float) -> None:
+        super().__init__(f"{stage} took longer than its {seconds:.0f} s limit", retryable=False)
+        self.stage = stage
+
+
 class ModelMissing(EngineError):
     """Model weights are not installed (never downloaded at run time)."""
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from scribe.config import Settings
 from scribe.domain.errors import ModelMissing, PolicyError
-from scribe.engines.protocols import Drafter, Engines, Redactor, Transcriber
+from scribe.engines.protocols import Decoder, Drafter, Engines, Redactor, Transcriber
 from scribe.weights import INSTALL_HINT, profile_paths, verify
 
 if TYPE_CHECKING:
@@ -69,6 +69,14 @@ def build_remote_drafter(settings: Settings, policy: EgressPolicy, redactor: Any
     gateway = EgressGateway(destinations, redactor=redactor, ledger=ledger, clock=clock, policy_version=policy.version,
                             ca_bundle=policy.ca_bundle)
     return RemoteDrafter(gateway, settings.drafter_remote, settings.drafter_remote_model)
+
+
+def build_decoder(policies: Policies) -> Decoder:
+    """The same sandboxed decoder for real and fake engines: it is a guard, not a model."""
+    from scribe.engines.decoder import DecoderLimits, SandboxDecoder
+
+    d = policies.pipeline.decoder
+    return SandboxDecoder(DecoderLimits(d.memory_mb, d.cpu_seconds, d.wall_seconds))
 
 
 def build_transcriber(settings: Settings, *, clinician_first: bool = True) -> Transcriber:

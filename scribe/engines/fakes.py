@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import BinaryIO
 
 from scribe.domain.redaction import (
     KnownIdentifier,
@@ -25,7 +24,7 @@ from scribe.domain.transcript import (
     model_line,
     parse_plain_transcript,
 )
-from scribe.engines.protocols import DraftResult, PseudonymizedTranscript, SectionRequest
+from scribe.engines.protocols import Audio, Deadline, DraftResult, PseudonymizedTranscript, SectionRequest
 
 SAMPLE_LINES = """CLINICIAN: Welcome back. How has your week been?
 CLIENT: It was stressful at work but I slept better, about seven hours most nights.
@@ -43,11 +42,13 @@ class FakeTranscriber:
         self.calls: list[Path] = []
         self.fail_with = fail_with
 
-    def transcribe(self, audio_path: Path | BinaryIO) -> TranscriptResult:
-        path = audio_path if isinstance(audio_path, Path) else Path(getattr(audio_path, "name", ""))
+    def transcribe(self, audio: Audio, deadline: Deadline | None = None) -> TranscriptResult:
+        path = Path(audio.source)
         self.calls.append(path)
         if self.fail_with is not None:
             raise self.fail_with
+        if deadline is not None:
+            deadline.check()
         sidecar = Path(str(path) + ".txt")
         text = sidecar.read_text() if sidecar.exists() else SAMPLE_LINES
         segments = parse_plain_transcript(text)
@@ -103,10 +104,13 @@ class FakeDrafter:
         self.fail_with = fail_with
         self.extra_sentence = extra_sentence
 
-    def draft(self, transcript: PseudonymizedTranscript, note_name: str, sections: list[SectionRequest]) -> DraftResult:
+    def draft(self, transcript: PseudonymizedTranscript, note_name: str, sections: list[SectionRequest],
+              deadline: Deadline | None = None) -> DraftResult:
         self.calls.append((transcript, note_name, sections))
         if self.fail_with is not None:
             raise self.fail_with
+        if deadline is not None:
+            deadline.check()
         started = time.perf_counter()
         client = [s.text for s in transcript.segments if s.speaker == Speaker.CLIENT]
         clinician = [s.text for s in transcript.segments if s.speaker != Speaker.CLIENT]

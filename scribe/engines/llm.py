@@ -17,7 +17,7 @@ from scribe.engines.prompts import (
     clean_output,
     transcript_block,
 )
-from scribe.engines.protocols import DraftResult, PseudonymizedTranscript, SectionRequest
+from scribe.engines.protocols import Deadline, DraftResult, PseudonymizedTranscript, SectionRequest
 
 
 def _tokenizer(path: Path) -> Any:
@@ -35,17 +35,24 @@ class _SectionDrafter:
 
     name = "drafter"
 
-    def _generate(self, transcript_text: str, note_name: str, section: SectionRequest) -> tuple[str, int, int]:
-        """Return (text, prompt tokens, generated tokens) for one section."""
+    def _generate(self, transcript_text: str, note_name: str, section: SectionRequest,
+                  deadline: Deadline | None) -> tuple[str, int, int]:
+        """Return (text, prompt tokens, generated tokens) for one section, stopping early
+        once ``deadline`` has passed (the caller then fails the stage)."""
         raise NotImplementedError
 
-    def draft(self, transcript: PseudonymizedTranscript, note_name: str, sections: list[SectionRequest]) -> DraftResult:
+    def draft(self, transcript: PseudonymizedTranscript, note_name: str, sections: list[SectionRequest],
+              deadline: Deadline | None = None) -> DraftResult:
         started = time.perf_counter()
         out: dict[str, str] = {}
         prompt_tokens = generated = 0
         try:
             for section in sections:
-                text, n_prompt, n_generated = self._generate(transcript.text, note_name, section)
+                if deadline is not None:
+                    deadline.check()
+                text, n_prompt, n_generated = self._generate(transcript.text, note_name, section, deadline)
+                if deadline is not None:
+                    deadline.check()  # a section cut short by the deadline is not kept
                 prompt_tokens += n_prompt
                 generated += n_generated
                 out[section.key] = clean_output(text, section.max_sentences)
@@ -80,11 +87,17 @@ class CT2Drafter(_SectionDrafter):
         return (self._tok.convert_ids_to_tokens(head_ids),
                 self._tok.convert_ids_to_tokens(full_ids[len(head_ids):]))
 
-    def _generate(self, transcript_text: str, note_name: str, section: SectionRequest) -> tuple[str, int, int]:
+    def _generate(self, transcript_text: str, note_name: str, section: SectionRequest,
+                  deadline: Deadline | None) -> tuple[str, int, int]:
         static, rest = self._prompt_tokens(transcript_text, note_name, section)
+
+        def past_deadline(_step: Any) -> bool:  # called per generated token; True stops decoding
+            return deadline is not None and deadline.remaining() < 0
+
         result = self._gen.generate_batch(
             [rest], static_prompt=static or None, max_length=self._max_new, sampling_topk=1,
-            repetition_penalty=self._penalty, include_prompt_in_result=False, end_token=[self._tok.eos_token])
+            repetition_penalty=self._penalty, include_prompt_in_result=False, end_token=[self._tok.eos_token],
+            callback=past_deadline)
         ids = result[0].sequences_ids[0]
         return self._tok.decode(ids, skip_special_tokens=True), len(static) + len(rest), len(ids)
 
@@ -108,11 +121,13 @@ class TransformersDrafter(_SectionDrafter):
         self._penalty = repetition_penalty
         self.name = f"transformers:{hf_dir.parent.name if hf_dir.name == 'hf' else hf_dir.name}"
 
-    def _generate(self, transcript_text: str, note_name: str, section: SectionRequest) -> tuple[str, int, int]:
+    def _generate(self, transcript_text: str, note_name: str, section: SectionRequest,
+                  deadline: Deadline | None) -> tuple[str, int, int]:
         ids = self._tok.apply_chat_template(chat_messages(transcript_text, note_name, section),
                                             add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        limit = {"max_time": max(deadline.remaining(), 0.001)} if deadline is not None else {}
         with self._torch.no_grad():
-            res = self._model.generate(**ids, max_new_tokens=self._max_new, do_sample=False,
+            res = self._model.generate(**ids, max_new_tokens=self._max_new, do_sample=False, **limit,
                                        repetition_penalty=self._penalty, pad_token_id=self._tok.eos_token_id)
         new = res[0, ids["input_ids"].shape[1]:]
         return self._tok.decode(new, skip_special_tokens=True), int(ids["input_ids"].shape[1]), int(new.shape[0])

@@ -2,20 +2,64 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, Protocol
 
+from scribe.domain.errors import StageTimedOut
 from scribe.domain.redaction import KnownIdentifier, SurrogateMap
 from scribe.domain.transcript import Segment, TranscriptResult
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """When a stage must be done by (a monotonic time). Engines that work in steps check it
+    between steps; the pipeline checks it again when the stage returns."""
+
+    at: float
+    stage: str
+    seconds: float
+
+    @classmethod
+    def after(cls, seconds: float, stage: str) -> Deadline:
+        return cls(time.monotonic() + seconds, stage, seconds)
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def check(self) -> None:
+        if time.monotonic() > self.at:
+            raise StageTimedOut(self.stage, self.seconds)
+
+
+@dataclass(frozen=True)
+class Audio:
+    """A decoded recording: 16 kHz mono float32 samples (a NumPy array) and their length.
+    Containers are parsed only by a Decoder, in its sandbox; transcribers get samples."""
+
+    samples: Any
+    seconds: float
+    source: str = ""  # the stored file's name, for logs by id and the fake's sidecar
+
+
+class Decoder(Protocol):
+    name: str
+
+    def probe(self, data: bytes, *, max_seconds: float) -> float:
+        """Seconds of audio the container decodes to (counted, not read from its header);
+        InvalidInput when it is not usable audio or longer than ``max_seconds``."""
+        ...
+
+    def pcm(self, data: bytes, *, max_seconds: float, source: str = "") -> Audio:
+        """The decoded samples, under the same checks as ``probe``."""
+        ...
 
 
 class Transcriber(Protocol):
     name: str
 
-    def transcribe(self, audio: Path | BinaryIO) -> TranscriptResult:
-        """Transcribe a recording (a file, or decrypted bytes in memory) into time-ordered
-        segments with speaker turns."""
+    def transcribe(self, audio: Audio, deadline: Deadline | None = None) -> TranscriptResult:
+        """Transcribe decoded audio into time-ordered segments with speaker turns."""
         ...
 
 
@@ -77,7 +121,8 @@ class DraftResult:
 class Drafter(Protocol):
     name: str
 
-    def draft(self, transcript: PseudonymizedTranscript, note_name: str, sections: list[SectionRequest]) -> DraftResult:
+    def draft(self, transcript: PseudonymizedTranscript, note_name: str, sections: list[SectionRequest],
+              deadline: Deadline | None = None) -> DraftResult:
         """Draft each section from the pseudonymized transcript (read once, section by section)."""
         ...
 

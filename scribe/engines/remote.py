@@ -8,7 +8,7 @@ from scribe.domain.egress import PART2_NOTICE
 from scribe.engines.egress import EgressGateway
 from scribe.engines.llm import _SectionDrafter
 from scribe.engines.prompts import chat_messages
-from scribe.engines.protocols import DraftResult, PseudonymizedTranscript, SectionRequest
+from scribe.engines.protocols import Deadline, DraftResult, PseudonymizedTranscript, SectionRequest
 
 
 class RemoteDrafter(_SectionDrafter):
@@ -21,15 +21,18 @@ class RemoteDrafter(_SectionDrafter):
         self._originals: tuple[str, ...] = ()
         self._part2: tuple[bool, bool] = (False, False)
 
-    def draft(self, transcript: PseudonymizedTranscript, note_name: str, sections: list[SectionRequest]) -> DraftResult:
+    def draft(self, transcript: PseudonymizedTranscript, note_name: str, sections: list[SectionRequest],
+              deadline: Deadline | None = None) -> DraftResult:
         self._originals = tuple(transcript.surrogates.reverse.values())  # checked never to leave, never sent
         self._part2 = (transcript.part2, transcript.part2_consent)
         try:
-            return super().draft(transcript, note_name, sections)
+            return super().draft(transcript, note_name, sections, deadline)
         finally:
             self._originals, self._part2 = (), (False, False)
 
-    def _generate(self, transcript_text: str, note_name: str, section: SectionRequest) -> tuple[str, int, int]:
+    def _generate(self, transcript_text: str, note_name: str, section: SectionRequest,
+                  deadline: Deadline | None) -> tuple[str, int, int]:
+        # The gateway's own request timeout bounds one call; the deadline is checked between sections.
         messages = chat_messages(transcript_text, note_name, section)
         if self._part2[0]:  # a Part 2 disclosure always carries the 2.32 notice
             messages = [{"role": "system", "content": PART2_NOTICE}, *messages]

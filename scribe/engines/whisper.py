@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import BinaryIO
 
 from scribe.domain.errors import EngineError, ModelMissing
 from scribe.domain.transcript import Segment, TranscriptResult, Word
+from scribe.engines.protocols import Audio, Deadline
 from scribe.engines.speakers import label_speakers
 
 
@@ -25,23 +25,25 @@ class WhisperTranscriber:
         self._clinician_first = clinician_first
         self._beam_size = beam_size
 
-    def transcribe(self, audio_path: Path | BinaryIO) -> TranscriptResult:
-        from faster_whisper.audio import decode_audio
-
-        try:
-            audio = decode_audio(str(audio_path) if isinstance(audio_path, Path) else audio_path, sampling_rate=16000)
-        except Exception as exc:  # PyAV raises many types for broken files
-            raise EngineError(f"the recording could not be decoded ({exc.__class__.__name__})", retryable=False) from exc
+    def transcribe(self, audio: Audio, deadline: Deadline | None = None) -> TranscriptResult:
+        samples = audio.samples  # decoded by the sandboxed Decoder: no container is parsed here
+        raw = []
         try:
             # Settings chosen on the Fareez OSCE clips (bench/pipeline.py): VAD with a longer
             # minimum silence and more padding keeps turn endings; word timestamps also
             # steer where each 30-second window starts, which lowered the error rate.
             segments_iter, info = self._model.transcribe(
-                audio, language="en", vad_filter=True, beam_size=self._beam_size, word_timestamps=True,
+                samples, language="en", vad_filter=True, beam_size=self._beam_size, word_timestamps=True,
                 condition_on_previous_text=True,
                 vad_parameters={"min_silence_duration_ms": 1000, "speech_pad_ms": 600})
-            # The result is a lazy generator: drain it here, inside the try.
-            raw = list(segments_iter)
+            # The result is a lazy generator: drain it here, inside the try, checking the
+            # stage's deadline between segments.
+            for s in segments_iter:
+                raw.append(s)
+                if deadline is not None:
+                    deadline.check()
+        except EngineError:
+            raise
         except Exception as exc:
             raise EngineError(f"transcription failed ({exc.__class__.__name__})", retryable=True) from exc
         segments = []
@@ -52,5 +54,5 @@ class WhisperTranscriber:
             words = tuple(Word(w.start, w.end, w.word.strip(), w.probability) for w in (s.words or []))
             segments.append(Segment(len(segments), float(s.start), float(s.end), text, words=words))
         segments.sort(key=lambda seg: seg.start)
-        labelled = label_speakers(audio, tuple(segments), sample_rate=16000, clinician_first=self._clinician_first)
+        labelled = label_speakers(samples, tuple(segments), sample_rate=16000, clinician_first=self._clinician_first)
         return TranscriptResult(segments=labelled, duration=float(info.duration), language="en")

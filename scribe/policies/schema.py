@@ -37,9 +37,24 @@ class UploadPolicy(Strict):
     formats: list[Literal["wav", "mp3", "m4a", "webm", "ogg"]]
 
 
+class DecoderPolicy(Strict):
+    memory_mb: int = Field(default=2048, ge=256, description="Address-space limit of the decoding child process")
+    cpu_seconds: int = Field(default=900, ge=10, description="CPU-time limit of the decoding child process")
+    wall_seconds: float = Field(default=1200, ge=10, description="The decoding child is killed after this long")
+
+
+class TimeoutPolicy(Strict):
+    transcribe_seconds: float = Field(default=600, gt=0, description="Transcription time limit: this base ...")
+    transcribe_per_audio_second: float = Field(default=1.0, gt=0, description="... plus this much per second of audio")
+    draft_seconds: float = Field(default=2400, gt=0, description="Drafting every section of one note")
+    other_seconds: float = Field(default=600, gt=0, description="Pseudonymizing, evidence")
+
+
 class PipelinePolicy(Strict):
     version: Literal[1]
     upload: UploadPolicy
+    decoder: DecoderPolicy = DecoderPolicy()
+    timeouts: TimeoutPolicy = TimeoutPolicy()
     max_attempts: int = Field(default=3, ge=1, le=10, description="Tries per stage for retryable errors")
     lease_seconds: int = Field(default=120, ge=10, description="A running job not heard from for this long is resumed elsewhere")
     clinician_is_first_speaker: bool = Field(default=True, description="Speaker-turn rule: who speaks first is the clinician")

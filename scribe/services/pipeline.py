@@ -8,7 +8,6 @@ finds the stage done. Consent is checked when a stage starts and again at its co
 from __future__ import annotations
 
 import dataclasses
-import io
 import logging
 import os
 import time
@@ -42,12 +41,12 @@ from scribe.domain.chart import (
     supervision_identifiers,
     supervision_reverse,
 )
-from scribe.domain.errors import ConsentMissing, EngineError
+from scribe.domain.errors import ConsentMissing, EngineError, InvalidInput
 from scribe.domain.evidence import check_draft, split_sentences
 from scribe.domain.notes import EncounterKind, EncounterStatus, JobKind, JobStatus, next_stage
 from scribe.domain.redaction import SurrogateMap, reidentify
 from scribe.domain.transcript import Segment, Speaker, Word
-from scribe.engines.protocols import PseudonymizedTranscript, SectionRequest
+from scribe.engines.protocols import Deadline, PseudonymizedTranscript, SectionRequest
 from scribe.services import audit
 from scribe.services.consent import consents_in_force, require_step_for
 from scribe.services.files import read_sealed
@@ -84,7 +83,10 @@ def run_job(rt: Runtime, job: Job, *, crash_at: str | None = None) -> None:
             encounter = _encounter(s, job)
             require_step_for(s, rt.policies, encounter, step=kind.value, now=rt.clock())
         _fault(crash_at, f"start:{kind.value}")
+        deadline = Deadline.after(rt.policies.pipeline.timeouts.other_seconds, kind.value)
         writer = STAGES[kind](rt, job)
+        if kind in (JobKind.PSEUDONYMIZE, JobKind.EVIDENCE):
+            deadline.check()  # pure CPU, bounded by the pattern budget: checked when it returns
         _fault(crash_at, f"before-commit:{kind.value}")
         with session_scope(rt.engine) as s:
             _still_ours(s, job, rt.clock())
@@ -207,11 +209,20 @@ def _transcribe(rt: Runtime, job: Job) -> Writer:
     with session_scope(rt.engine) as s:
         recording = s.exec(select(Recording).where(Recording.encounter_id == job.encounter_id)).one()
         path = rt.recordings_dir / recording.path
-    audio = io.BytesIO(read_sealed(rt.engine, path))  # decrypted in memory only
-    audio.name = str(path)
+        claimed = recording.duration_seconds
+    limits = rt.policies.pipeline
+    deadline = Deadline.after(limits.timeouts.transcribe_seconds + limits.timeouts.transcribe_per_audio_second * claimed,
+                              "transcription")
     started = time.perf_counter()
+    # Decrypted in memory only, and decoded in the sandboxed child (no keys, limits).
+    try:
+        audio = rt.decoder.pcm(read_sealed(rt.engine, path), max_seconds=limits.upload.max_seconds,
+                               source=str(path))
+    except InvalidInput as exc:  # it decoded at upload; a second try would fail the same way
+        raise EngineError(f"the recording could not be decoded: {exc.public_message}", retryable=False) from None
+    deadline.check()
     transcriber = rt.require_engines().transcriber
-    result = transcriber.transcribe(audio)
+    result = transcriber.transcribe(audio, deadline)
     seconds = time.perf_counter() - started
 
     def write(s: Session, encounter: Encounter) -> None:
@@ -306,7 +317,8 @@ def _draft(rt: Runtime, job: Job) -> Writer:
         template = rt.policies.template(encounter.note_type)
     sections = [SectionRequest(x.key, x.title, x.instruction, x.max_sentences) for x in template.sections
                 if x.source == "model"]
-    result = rt.require_engines().drafter.draft(transcript, template.name, sections)
+    deadline = Deadline.after(rt.policies.pipeline.timeouts.draft_seconds, "drafting")
+    result = rt.require_engines().drafter.draft(transcript, template.name, sections, deadline)
 
     def write(s: Session, encounter: Encounter) -> None:
         now = rt.clock()

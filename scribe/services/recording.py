@@ -17,6 +17,7 @@ from scribe.db.queries import get_encounter_for_actor
 from scribe.db.tables import Encounter, RecordingChunk, User, owner_of
 from scribe.domain.errors import Conflict, InvalidInput, PermissionDenied
 from scribe.domain.notes import EncounterStatus
+from scribe.engines.protocols import Decoder
 from scribe.policies import Policies
 from scribe.services import audit
 from scribe.services.consent import require_step
@@ -82,7 +83,7 @@ def add_chunk(s: Session, policies: Policies, *, actor: User, encounter_id: int,
 
 
 def finish(s: Session, key: bytes, policies: Policies, *, actor: User, encounter_id: int, recordings_dir: Path,
-           now: datetime) -> Encounter:
+           decoder: Decoder, now: datetime) -> Encounter:
     """Join the chunks received (in order, up to the first gap) and queue the recording."""
     encounter = _recording(s, actor, encounter_id)
     decision = require_step(s, policies, client_id=encounter.client_id or 0, step="upload", now=now)
@@ -95,7 +96,8 @@ def finish(s: Session, key: bytes, policies: Policies, *, actor: User, encounter
     for c in contiguous:
         joined.write(read_sealed(s.get_bind(), recordings_dir / c.path))  # type: ignore[arg-type]
     joined.seek(0)
-    audio = store_audio(policies, recordings_dir, joined, FileKey.for_owner(s, owner_of(encounter), "audio", now))
+    audio = store_audio(policies, recordings_dir, joined, FileKey.for_owner(s, owner_of(encounter), "audio", now),
+                        decoder)
     queue_stored(s, policies, encounter, audio, now)
     for c in chunks:  # joined and stored: the pieces go (their files once this commits, by sweep_files)
         s.delete(c)

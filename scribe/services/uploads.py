@@ -18,18 +18,13 @@ from scribe.domain.consent import transcription_decision
 from scribe.domain.decision import Decision
 from scribe.domain.errors import ConsentMissing, InvalidInput, NotFound, PermissionDenied
 from scribe.domain.notes import EncounterKind, EncounterStatus, JobKind, JobStatus, Role
+from scribe.engines.protocols import Decoder
 from scribe.policies import Policies
 from scribe.services import audit
 from scribe.services.consent import require_capture, switches_for
 from scribe.services.files import FileKey
 
 CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class Probe:
-    format: str
-    duration: float
 
 
 def sniff_format(head: bytes) -> str | None:
@@ -44,30 +39,6 @@ def sniff_format(head: bytes) -> str | None:
     if head[:3] == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
         return "mp3"
     return None
-
-
-def probe_audio(source: Path | BinaryIO, *, max_seconds: float) -> float:
-    """Duration in seconds; raises InvalidInput for anything that is not decodable audio."""
-    import av
-
-    try:
-        with av.open(str(source) if isinstance(source, Path) else source, metadata_errors="ignore") as container:
-            streams = [s for s in container.streams if s.type == "audio"]
-            if not streams:
-                raise InvalidInput("the file has no audio track")
-            if container.duration:
-                return float(container.duration) / 1_000_000
-            # Browser-made WebM often has no duration in its header: decode to measure (bounded).
-            total = 0.0
-            for frame in container.decode(streams[0]):
-                total += frame.samples / float(frame.sample_rate or 16000)
-                if total > max_seconds:
-                    break
-            return total
-    except InvalidInput:
-        raise
-    except Exception as exc:  # PyAV raises many error types for broken files
-        raise InvalidInput(f"the file could not be read as audio ({exc.__class__.__name__})") from None
 
 
 @dataclass(frozen=True)
@@ -92,11 +63,13 @@ class _Prefixed(io.RawIOBase):
         return self._rest.read(n)
 
 
-def store_audio(policies: Policies, recordings_dir: Path, stream: BinaryIO, sealer: FileKey) -> StoredAudio:
+def store_audio(policies: Policies, recordings_dir: Path, stream: BinaryIO, sealer: FileKey,
+                decoder: Decoder) -> StoredAudio:
     """Check the type from the first bytes, then stream the upload, sealed (AES-GCM under
-    the client's audio key), to a temporary file; check size and decodability (decrypted
-    in memory), fsync, rename into place and fsync the directory. Anything wrong: the
-    file is removed, nothing else was written, and plaintext never touched the disk."""
+    the client's audio key), to a temporary file; check size, then decodability and length
+    in the sandboxed decoder (decrypted in memory, the samples counted); fsync, rename into
+    place and fsync the directory. Anything wrong: the file is removed, nothing else was
+    written, and plaintext never touched the disk."""
     limits = policies.pipeline.upload
     head = stream.read(16)
     if not head:
@@ -110,7 +83,7 @@ def store_audio(policies: Policies, recordings_dir: Path, stream: BinaryIO, seal
             size, sha = sealer.seal_durably(final, _Prefixed(head, stream), limit=limits.max_bytes)  # type: ignore[arg-type]
         except OverflowError:
             raise InvalidInput(f"the file is larger than the {limits.max_bytes // (1 << 20)} MB limit") from None
-        duration = probe_audio(io.BytesIO(sealer.vault.read_file(final)), max_seconds=limits.max_seconds)
+        duration = decoder.probe(sealer.vault.read_file(final), max_seconds=limits.max_seconds)
         if duration > limits.max_seconds:
             raise InvalidInput(f"the recording is longer than {limits.max_seconds / 3600:.1f} hours")
         if duration < limits.min_seconds:
@@ -150,6 +123,7 @@ def accept_upload(
     policies: Policies,
     *,
     recordings_dir: Path,
+    decoder: Decoder,
     actor: User,
     client_id: int,
     note_type: str,
@@ -161,7 +135,7 @@ def accept_upload(
     client, decision = capture_target(session, policies, actor=actor, client_id=client_id, note_type=note_type,
                                       step="upload", now=now)
     audio = store_audio(policies, recordings_dir, stream,
-                        FileKey.for_owner(session, f"client:{client.id}", "audio", now))
+                        FileKey.for_owner(session, f"client:{client.id}", "audio", now), decoder)
     encounter = Encounter(clinic_id=actor.clinic_id, client_id=client.id or 0, clinician_id=actor.id or 0,
                           note_type=note_type, occurred_at=now, status=EncounterStatus.UPLOADED,
                           created_at=now, updated_at=now, part2=part2)
@@ -178,6 +152,7 @@ def accept_supervision_upload(
     policies: Policies,
     *,
     recordings_dir: Path,
+    decoder: Decoder,
     actor: User,
     participant_ids: list[int],
     participants_agreed: bool,
@@ -200,7 +175,7 @@ def accept_supervision_upload(
     if not switched:
         raise ConsentMissing(switched.reason)
     audio = store_audio(policies, recordings_dir, stream,
-                        FileKey.for_owner(session, f"meetings:{actor.id}", "audio", now))
+                        FileKey.for_owner(session, f"meetings:{actor.id}", "audio", now), decoder)
     encounter = Encounter(clinic_id=actor.clinic_id, kind=EncounterKind.SUPERVISION, client_id=None,
                           clinician_id=actor.id or 0, note_type=policies.supervision_note_type, occurred_at=now,
                           status=EncounterStatus.UPLOADED, created_at=now, updated_at=now)

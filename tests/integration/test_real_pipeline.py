@@ -14,7 +14,7 @@ from scribe.db.engine import session_scope
 from scribe.db.tables import DraftSentence, NoteVersion
 from scribe.domain.notes import EncounterStatus
 from scribe.domain.transcript import Speaker
-from scribe.engines.build import build_engines
+from scribe.engines.build import build_decoder, build_engines
 from scribe.engines.protocols import Engines
 from scribe.policies import load_policies
 from scribe.runtime import build_runtime
@@ -31,9 +31,9 @@ class RecordingDrafter:
     def __init__(self, inner) -> None:
         self.inner, self.name, self.inputs = inner, inner.name, []
 
-    def draft(self, transcript, note_name, sections):
+    def draft(self, transcript, note_name, sections, deadline=None):
         self.inputs.append(transcript.text)
-        return self.inner.draft(transcript, note_name, sections)
+        return self.inner.draft(transcript, note_name, sections, deadline)
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +47,23 @@ def words(text: str) -> list[str]:
     return re.sub(r"[^a-z0-9' ]", " ", text.lower()).split()
 
 
+def test_the_real_engines_stop_at_a_passed_deadline(real_engines) -> None:
+    """Whisper stops after the segment it is on, the drafter after the token it is on."""
+    from scribe.domain.errors import StageTimedOut
+    from scribe.engines.protocols import Deadline, SectionRequest
+
+    audio = build_decoder(load_policies(ROOT / "policies")).pcm(SAMPLE_AUDIO.read_bytes(), max_seconds=3600)
+    with pytest.raises(StageTimedOut, match="transcription took longer"):
+        real_engines.transcriber.transcribe(audio, Deadline.after(0.001, "transcription"))
+    transcript = real_engines.redactor.pseudonymize(real_engines.transcriber.transcribe(audio).segments[:4], [])
+    with pytest.raises(StageTimedOut, match="drafting took longer"):
+        real_engines.drafter.draft(transcript, "SOAP note", [SectionRequest("s", "Subjective", "Summarise.", 3)],
+                                   Deadline.after(0.001, "drafting"))
+
+
 def test_the_sample_transcribes_in_time_order_with_both_speakers(real_engines) -> None:
-    result = real_engines.transcriber.transcribe(SAMPLE_AUDIO)
+    audio = build_decoder(load_policies(ROOT / "policies")).pcm(SAMPLE_AUDIO.read_bytes(), max_seconds=3600)
+    result = real_engines.transcriber.transcribe(audio)
     starts = [s.start for s in result.segments]
     assert starts == sorted(starts) and all(s.end >= s.start for s in result.segments)
     assert 80 < result.duration < 90
@@ -143,7 +158,8 @@ def test_a_real_supervision_meeting_is_drafted_by_case_reference(tmp_path: Path,
         s.add(maya)
     with session_scope(runtime.engine) as s:
         encounter = uploads.accept_supervision_upload(
-            s, runtime.audit_key, policies, recordings_dir=settings.recordings_dir, actor=people.dr_ben,
+            s, runtime.audit_key, policies, recordings_dir=settings.recordings_dir, decoder=runtime.decoder,
+            actor=people.dr_ben,
             participant_ids=[people.sam.id], participants_agreed=True, stream=io.BytesIO(SAMPLE_AUDIO.read_bytes()),
             now=clock())
     Worker(runtime).run_until_idle()

@@ -206,7 +206,7 @@ def test_browser_recording_chunks_are_durable_idempotent_and_stop_on_withdrawal(
     with session_scope(runtime.engine) as s:
         assert recording.chunk_count(s, encounter.id) == 3
         recording.finish(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, encounter_id=encounter.id,
-                         recordings_dir=runtime.settings.recordings_dir, now=clock())
+                         recordings_dir=runtime.settings.recordings_dir, decoder=runtime.decoder, now=clock())
     with session_scope(runtime.engine) as s:
         rec = s.exec(select(Recording).where(Recording.encounter_id == encounter.id)).one()
     assert read_sealed(runtime.engine, runtime.settings.recordings_dir / rec.path) == data

@@ -30,6 +30,7 @@ def signed(runtime, practice, wav, *, part2: bool = False):
     if part2:
         with session_scope(runtime.engine) as s:
             e = accept_upload(s, runtime.audit_key, runtime.policies, recordings_dir=runtime.settings.recordings_dir,
+                              decoder=runtime.decoder,
                               actor=practice.dr_ada, client_id=practice.maya.id, note_type="soap", filename="s.wav",
                               stream=io.BytesIO(wav), now=runtime.clock(), part2=True)
         with session_scope(runtime.engine) as s:

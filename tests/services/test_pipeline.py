@@ -178,3 +178,34 @@ def test_a_worker_that_stalled_past_its_lease_writes_nothing_over_the_one_that_t
     with session_scope(runtime.engine) as s:
         assert len(s.exec(select(Transcript)).all()) == 1 and s.get(Job, taker.id).status == JobStatus.DONE
     assert reload(runtime, encounter).status != EncounterStatus.FAILED
+
+
+@pytest.mark.parametrize("field, stage, engine", [  # each stage gets its own limit
+    ("transcribe_per_audio_second", "transcription", "transcriber"),
+    ("draft_seconds", "drafting", "drafter"),
+    ("other_seconds", "pseudonymize", "redactor"),
+])
+def test_a_stage_past_its_time_limit_fails_once_with_a_clear_reason(runtime, practice, wav, engines, clock,
+                                                                     field, stage, engine) -> None:
+    timeouts = runtime.policies.pipeline.timeouts
+    saved = timeouts.model_dump()
+    if field == "transcribe_per_audio_second":
+        object.__setattr__(timeouts, "transcribe_seconds", 1e-9)
+    object.__setattr__(timeouts, field, 1e-9)
+    try:
+        encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+        for _ in range(5):
+            run_pipeline(runtime)
+            clock.advance(minutes=5)
+    finally:
+        for k, v in saved.items():
+            object.__setattr__(timeouts, k, v)
+    assert len(getattr(engines, engine).calls) <= 1  # transcription: the decoding alone ran out the time
+    with session_scope(runtime.engine) as s:
+        jobs = s.exec(select(Job).where(Job.encounter_id == encounter.id)).all()
+    assert [j.attempts for j in jobs if j.status == JobStatus.FAILED] == [1]  # a timed-out stage is not retried
+    fresh = reload(runtime, encounter)
+    assert fresh.status == EncounterStatus.FAILED
+    assert f"{stage} took longer than its 0 s limit" in fresh.status_reason
+    with session_scope(runtime.engine) as s:
+        assert s.exec(select(Draft)).first() is None

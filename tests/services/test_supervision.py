@@ -212,7 +212,8 @@ def meeting(runtime, supervisor, participants, agreed=True):
     data = wav_bytes(seconds=3)
     with s_(runtime) as s:
         encounter = uploads.accept_supervision_upload(
-            s, runtime.audit_key, runtime.policies, recordings_dir=runtime.settings.recordings_dir, actor=supervisor,
+            s, runtime.audit_key, runtime.policies, recordings_dir=runtime.settings.recordings_dir, decoder=runtime.decoder,
+            actor=supervisor,
             participant_ids=[p.id for p in participants], participants_agreed=agreed, stream=io.BytesIO(data),
             now=runtime.clock())
     with s_(runtime) as s:

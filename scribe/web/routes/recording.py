@@ -43,5 +43,5 @@ async def chunk(request: Request, runtime: RuntimeDep, session: SessionDep, acto
 @router.post("/recordings/{encounter_id}/finish", dependencies=[allow("session.upload"), CsrfDep])
 def finish(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId) -> Response:
     recording.finish(session, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter_id,
-                     recordings_dir=runtime.settings.recordings_dir, now=runtime.clock())
+                     recordings_dir=runtime.settings.recordings_dir, decoder=runtime.decoder, now=runtime.clock())
     return RedirectResponse(f"/sessions/{encounter_id}", status_code=303)

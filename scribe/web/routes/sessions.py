@@ -63,7 +63,8 @@ def upload(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id:
            note_type: Annotated[str, Form(max_length=40)], audio: Annotated[UploadFile, File()],
            part2: Annotated[bool, Form()] = False) -> Response:
     encounter = uploads.accept_upload(session, runtime.audit_key, runtime.policies,
-                                      recordings_dir=runtime.settings.recordings_dir, actor=actor, client_id=client_id,
+                                      recordings_dir=runtime.settings.recordings_dir, decoder=runtime.decoder,
+                                      actor=actor, client_id=client_id,
                                       note_type=note_type, filename=audio.filename or "", stream=audio.file,
                                       now=runtime.clock(), part2=part2)
     return RedirectResponse(f"/sessions/{encounter.id}", status_code=303)

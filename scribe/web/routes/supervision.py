@@ -32,7 +32,8 @@ def upload_meeting(runtime: RuntimeDep, session: SessionDep, actor: ActorDep,
                    participant_ids: Annotated[list[int], Form(max_length=50)], audio: Annotated[UploadFile, File()],
                    agreed: Annotated[str, Form(max_length=10)] = "") -> Response:
     encounter = uploads.accept_supervision_upload(
-        session, runtime.audit_key, runtime.policies, recordings_dir=runtime.settings.recordings_dir, actor=actor,
+        session, runtime.audit_key, runtime.policies, recordings_dir=runtime.settings.recordings_dir, decoder=runtime.decoder,
+        actor=actor,
         participant_ids=participant_ids, participants_agreed=agreed == "yes", stream=audio.file, now=runtime.clock())
     return RedirectResponse(f"/sessions/{encounter.id}", status_code=303)
 
