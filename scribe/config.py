@@ -18,6 +18,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default=ROOT / "var", description="Database file, recordings, keys")
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite file in data_dir")
+    database_owner_url: str | None = Field(default=None, description="PostgreSQL: the role that owns the tables and "
+                                           "migrates them; database_url then names a restricted app role")
     models_dir: Path = Field(default=ROOT / "models", description="Installed model weights")
     model_profile: Literal["default", "test"] = Field(default="default", description="Which pinned models to use")
     policies_dir: Path = Field(default=ROOT / "policies")
@@ -32,10 +34,11 @@ class Settings(BaseSettings):
     port: int = 8000
     worker_in_process: bool = Field(default=True, description="Run the pipeline worker inside `scribe serve`")
     secure_cookies: bool = Field(default=False, description="Set on behind a TLS reverse proxy")
-    key_dir: Path | None = Field(default=None, description="Master and audit keys; default data_dir/keys. Put it on "
-                                 "another volume than the database so a copy of the database alone is unreadable")
+    key_dir: Path | None = Field(default=None, description="Master and audit keys; default scribe-keys beside (never "
+                                 "inside) data_dir. Put it on another volume so a copy of the data alone opens nothing")
     anchor_dir: Path | None = Field(default=None, description="Where audit-chain anchors are written; default "
-                                    "data_dir/audit-anchors. Point it at storage the database host cannot rewrite")
+                                    "scribe-anchors beside data_dir. Point it at storage the database host cannot rewrite")
+    keys_in_data_dir: bool = Field(default=False, description="Development only: allow keys or anchors inside data_dir")
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -60,8 +63,30 @@ class Settings(BaseSettings):
 
     @property
     def keys_dir(self) -> Path:
-        return self.key_dir or self.data_dir / "keys"
+        return self.key_dir or self.data_dir.parent / "scribe-keys"
 
     @property
     def anchors_dir(self) -> Path:
-        return self.anchor_dir or self.data_dir / "audit-anchors"
+        return self.anchor_dir or self.data_dir.parent / "scribe-anchors"
+
+    def key_placement_problems(self) -> list[str]:
+        """Keys or anchors inside the data directory: one copy of it would open (or let
+        someone rewrite) everything. Refused unless ``keys_in_data_dir`` (development)."""
+        if self.keys_in_data_dir:
+            return []
+        data = self.data_dir.resolve()
+        problems = []
+        for what, path, setting in (("the keys", self.keys_dir, "SCRIBE_KEY_DIR"),
+                                    ("the audit anchors", self.anchors_dir, "SCRIBE_ANCHOR_DIR")):
+            if path.resolve().is_relative_to(data):
+                problems.append(f"{what} ({path}) are inside the data directory {self.data_dir}: set {setting} to "
+                                "another volume")
+        legacy = self.data_dir / "keys"
+        if (legacy / "master.key").exists() and self.key_dir is None:
+            problems.append(f"keys from an earlier version are in {legacy}: move them out "
+                            f"(mv {legacy} {self.keys_dir}) or set SCRIBE_KEY_DIR")
+        legacy_anchors = self.data_dir / "audit-anchors"
+        if legacy_anchors.exists() and self.anchor_dir is None:
+            problems.append(f"audit anchors from an earlier version are in {legacy_anchors}: move them out "
+                            f"(mv {legacy_anchors} {self.anchors_dir}) or set SCRIBE_ANCHOR_DIR")
+        return problems

@@ -74,6 +74,26 @@ class Runtime:
         return self.engines
 
 
+def _migrate_as_owner(settings: Settings, master: bytes) -> None:
+    """PostgreSQL with two roles: migrate as the owner, then (re)grant the app's role."""
+    from sqlalchemy.engine import make_url
+
+    from scribe.db.engine import make_engine
+    from scribe.db.migrate import upgrade
+    from scribe.db.roles import grant_app_role
+
+    app_url = make_url(settings.sqlalchemy_url)
+    if app_url.get_backend_name() != "postgresql" or not app_url.username:
+        raise RuntimeError("SCRIBE_DATABASE_OWNER_URL is for PostgreSQL: SCRIBE_DATABASE_URL must then name the "
+                           "app's own role")
+    owner = make_engine(settings.database_owner_url or "")
+    try:
+        upgrade(owner, vault=Vault(master, owner))
+        grant_app_role(owner, app_url.username)
+    finally:
+        owner.dispose()
+
+
 def build_runtime(settings: Settings, *, policies: Policies | None = None, engines: Engines | None = None,
                   clock: Callable[[], datetime] = utc_now, migrate: bool = True) -> Runtime:
     """Open the database (migrating it), the keys and the policies. Imported lazily, so
@@ -86,14 +106,29 @@ def build_runtime(settings: Settings, *, policies: Policies | None = None, engin
 
     from scribe.services.keys import load_or_create_key
 
+    placement = settings.key_placement_problems()
+    if placement:
+        raise RuntimeError("refusing to start: " + "; ".join(placement) +
+                           " (SCRIBE_KEYS_IN_DATA_DIR=true allows it, for development only)")
     policies = policies or load_policies(settings.policies_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = make_engine(settings.sqlalchemy_url)
     if not settings.master_key_path.exists() and has_data_keys(engine):
         raise RuntimeError(f"the master key {settings.master_key_path} is missing, and this database holds data "
                            "sealed with it: restore the key file (or set SCRIBE_KEY_DIR); scribe will not make a new one")
-    vault = Vault(load_or_create_key(settings.master_key_path), engine)
-    if migrate:
+    master = load_or_create_key(settings.master_key_path)
+    if settings.database_owner_url:
+        from scribe.db.roles import ownership_problems
+
+        owned = ownership_problems(engine)
+        if owned:
+            raise RuntimeError("refusing to start: " + "; ".join(owned))
+        if migrate:
+            _migrate_as_owner(settings, master)
+    # Built after the owner's: values are opened by the vault registered last for a key
+    # (db/sealing.py keeps one per vault id), and this one uses the app's connections.
+    vault = Vault(master, engine)
+    if not settings.database_owner_url and migrate:
         upgrade(engine, vault=vault)
     vault.check_opens_a_key()
     problems = check_durability(engine)

@@ -15,10 +15,12 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import select
 
+from scribe.config import Settings
 from scribe.db.engine import session_scope
 from scribe.db.sealing import Scope, SealingError, Shredded, Vault, vault_for
 from scribe.db.tables import DataKey, DraftSection, NoteVersion, Pseudonymization, Recording, TranscriptSegment
 from scribe.services import consent, purge
+from scribe.runtime import build_runtime
 from scribe.services.files import read_sealed
 from tests.conftest import wav_bytes
 from tests.helpers import TRANSCRIPT, run_pipeline, upload
@@ -195,3 +197,32 @@ def test_scribe_refuses_to_start_with_a_missing_or_malformed_audit_key(runtime, 
         build_runtime(settings, policies=policies)
     settings.audit_key_path.write_bytes(key)
     assert build_runtime(settings, policies=policies).audit_key == key
+
+
+def test_keys_and_anchors_live_outside_the_data_directory_by_default(runtime) -> None:
+    data = runtime.settings.data_dir.resolve()
+    for path in (runtime.settings.master_key_path, runtime.settings.audit_key_path):
+        assert path.exists() and not path.resolve().is_relative_to(data)
+    assert not runtime.settings.anchors_dir.resolve().is_relative_to(data)
+    assert not any(p.name.endswith(".key") for p in data.rglob("*"))  # a copy of the data dir opens nothing
+
+
+@pytest.mark.parametrize("inside", ["key_dir", "anchor_dir"])
+def test_scribe_refuses_keys_or_anchors_inside_the_data_directory(tmp_path, policies, inside) -> None:
+    data = tmp_path / "var"
+    settings = Settings(data_dir=data, engines="fake", worker_in_process=False, **{inside: data / "secrets"})
+    with pytest.raises(RuntimeError, match="inside the data directory"):
+        build_runtime(settings, policies=policies)
+    assert not (data / "secrets").exists()
+    dev = Settings(data_dir=data, engines="fake", worker_in_process=False, keys_in_data_dir=True,
+                   **{inside: data / "secrets"})
+    build_runtime(dev, policies=policies).engine.dispose()  # development only, and said so
+
+
+def test_keys_left_in_the_data_directory_by_an_earlier_version_are_refused_with_the_move(tmp_path, policies) -> None:
+    data = tmp_path / "var"
+    (data / "keys").mkdir(parents=True)
+    (data / "keys" / "master.key").write_bytes(secrets.token_bytes(32))
+    with pytest.raises(RuntimeError, match=r"earlier version .*\(mv "):
+        build_runtime(Settings(data_dir=data, engines="fake", worker_in_process=False), policies=policies)
+    assert not (tmp_path / "scribe-keys").exists()  # no new key was made beside the old one
