@@ -73,10 +73,17 @@ def encoded(container: str, codec: str, seconds: float, *, rate: int = 48000, ch
         frame = av.AudioFrame.from_ndarray(chunk.reshape(1, -1) if channels == 1 else chunk.T.reshape(1, -1).copy(),
                                            format="flt", layout=stream.layout.name)
         frame.sample_rate = rate
-        for packet in stream.encode(frame):
-            out.mux(packet)
-    for packet in stream.encode(None):
+        _mux(out, stream, frame)
+    return _finish(out, stream, buf)
+
+
+def _mux(out, stream, frame) -> None:  # noqa: ANN001 - PyAV objects
+    for packet in stream.encode(frame):
         out.mux(packet)
+
+
+def _finish(out, stream, buf: io.BytesIO) -> bytes:  # noqa: ANN001 - PyAV objects
+    _mux(out, stream, None)  # flush the encoder
     out.close()
     return buf.getvalue()
 
@@ -90,13 +97,8 @@ def video_only() -> bytes:
     stream = out.add_stream("mpeg4", rate=5)
     stream.width, stream.height, stream.pix_fmt = 16, 16, "yuv420p"
     for _ in range(5):
-        frame = av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), dtype=np.uint8), format="rgb24")
-        for packet in stream.encode(frame):
-            out.mux(packet)
-    for packet in stream.encode(None):
-        out.mux(packet)
-    out.close()
-    return buf.getvalue()
+        _mux(out, stream, av.VideoFrame.from_ndarray(np.zeros((16, 16, 3), dtype=np.uint8), format="rgb24"))
+    return _finish(out, stream, buf)
 
 
 def lie_about_duration(webm: bytes, seconds: float) -> bytes:

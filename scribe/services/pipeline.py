@@ -83,10 +83,13 @@ def run_job(rt: Runtime, job: Job, *, crash_at: str | None = None) -> None:
             encounter = _encounter(s, job)
             require_step_for(s, rt.policies, encounter, step=kind.value, now=rt.clock())
         _fault(crash_at, f"start:{kind.value}")
-        deadline = Deadline.after(rt.policies.pipeline.timeouts.other_seconds, kind.value)
+        # Transcription and drafting check their own deadlines as they go; the pure-CPU
+        # stages (bounded by the pattern budget) are checked when they return.
+        checked_after = kind in (JobKind.PSEUDONYMIZE, JobKind.EVIDENCE)
+        deadline = Deadline.after(rt.policies.pipeline.timeouts.other_seconds, kind.value) if checked_after else None
         writer = STAGES[kind](rt, job)
-        if kind in (JobKind.PSEUDONYMIZE, JobKind.EVIDENCE):
-            deadline.check()  # pure CPU, bounded by the pattern budget: checked when it returns
+        if deadline is not None:
+            deadline.check()
         _fault(crash_at, f"before-commit:{kind.value}")
         with session_scope(rt.engine) as s:
             _still_ours(s, job, rt.clock())
