@@ -79,12 +79,12 @@ class LoggedIn:
 def _code_step(secret: str, code: str, now: datetime, last_step: int) -> int | None:
     """The time step a TOTP code belongs to (this one or either neighbour), if it is valid
     and newer than the last one used: a code is accepted once."""
-    if not re.fullmatch(r"\d{6}", code or ""):
+    if not re.fullmatch(r"[0-9]{6}", code or ""):
         return None
     totp = pyotp.TOTP(secret)
     here = totp.timecode(now)
     for step in (here - 1, here, here + 1):
-        if step > last_step and secrets.compare_digest(totp.generate_otp(step), code):
+        if step > last_step and secrets.compare_digest(totp.generate_otp(step).encode(), code.encode()):
             return step
     return None
 
@@ -432,9 +432,11 @@ def manage_user(session: Session, key: bytes, policy: SecurityPolicy, *, actor: 
     user = session.get(User, user_id)
     if user is None or user.clinic_id != actor.clinic_id:
         raise NotFound("no such user")
+    if user.id == actor.id:
+        # Disabling or resetting oneself here would end the session that is doing it (and a
+        # lone admin could lock the practice out): one's own password is changed on its page.
+        raise InvalidInput("you cannot disable or reset your own account here: use Password for your own")
     if action == "disable":
-        if user.id == actor.id:
-            raise InvalidInput("you cannot disable your own account")
         user.active = False
         end_sessions(session, user.id or 0, now, "account disabled")
     elif action == "enable":

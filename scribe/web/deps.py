@@ -110,7 +110,7 @@ async def check_csrf(request: Request, login: LoginDep) -> None:
         form = await request.form()
         value = form.get("csrf_token")
         token = value if isinstance(value, str) else None
-    if not token or not hmac.compare_digest(token, login[1].csrf_token):
+    if not token or not hmac.compare_digest(token.encode(), login[1].csrf_token.encode()):  # bytes: any text
         raise CsrfFailed()
 
 

@@ -47,12 +47,13 @@ def test_login_needs_password_and_a_fresh_code_and_refuses_replay(app, runtime, 
     web = TestClient(app)
     code = totp_code(runtime, "dr_ada")
     assert post_login(web, "dr_ada", code="").status_code == 401  # enrolled: the code is required
+    assert post_login(web, "dr_ada", code="١٢٣٤٥٦").status_code == 401  # other scripts' digits: refused, not a 500
     assert post_login(web, "dr_ada", code=code).status_code == 303
     assert post_login(TestClient(app), "dr_ada", code=code).status_code == 401  # the same code again: replay
     assert post_login(TestClient(app), "dr_ada", "wrong password!!", totp_code(runtime, "dr_ada")).status_code == 401
     with session_scope(runtime.engine) as s:
         reasons = [e.reason for e in s.exec(select(AuditEvent).where(AuditEvent.action == "login.failed"))]
-    assert reasons.count("bad password or code") == 3
+    assert reasons.count("bad password or code") == 4
 
 
 def test_throttling_then_a_lock_that_expires_by_itself(app, runtime, practice, clock) -> None:
@@ -210,6 +211,10 @@ def test_sessions_die_idle_absolute_logout_and_disable(app, runtime, practice, c
     admin = client_for(app, "root")
     admin.post(f"/admin/users/{practice.dr_cole.id}", data={"csrf_token": csrf(admin), "action": "disable"})
     assert web.get("/", follow_redirects=False).headers["location"] == "/login"  # at once
+    for action in ("disable", "reset_password", "reset_mfa"):  # not one's own: it would end this very session
+        r = admin.post(f"/admin/users/{practice.root.id}", data={"csrf_token": csrf(admin), "action": action})
+        assert r.status_code == 400 and "your own account" in r.text
+    assert admin.get("/admin", follow_redirects=False).status_code == 200
     with session_scope(runtime.engine) as s:
         ends = {x.end_reason for x in s.exec(select(LoginSession)) if x.ended_at}
     assert {"idle", "absolute limit", "logout", "account disabled"} <= ends
