@@ -6,13 +6,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install models-default models-test browser check bench clean
+.PHONY: demo test install tools models-default models-test browser check bench sbom clean
 
 demo: install models-default
 	$(BIN)/scribe policies check
 	$(BIN)/scribe demo
 
-test: install models-test browser
+test: install tools models-test browser
 	$(BIN)/scribe policies check
 	$(BIN)/python -m pytest -q
 
@@ -28,6 +28,21 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The security scanners (S16 static analysis, S17 against a loopback instance), each set in its
+# own virtualenv under .venv/tools: kept out of the app's environment and its SBOM.
+TOOLS := $(VENV)/tools
+$(TOOLS)/%/.installed: tests/security/%.lock
+	$(PYTHON) -m venv $(TOOLS)/$*
+	$(TOOLS)/$*/bin/pip install -q --upgrade pip
+	$(TOOLS)/$*/bin/pip install -q --require-hashes -r $<
+	touch $@
+
+tools: $(TOOLS)/sast/.installed $(TOOLS)/dast/.installed
+
+# A CycloneDX bill of materials of the app's virtualenv (what a clinic server runs).
+sbom: install tools
+	$(TOOLS)/sast/bin/cyclonedx-py environment --of JSON -o var/sbom.cdx.json $(BIN)/python
 
 models-default: install
 	$(BIN)/scribe models install --profile default

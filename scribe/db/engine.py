@@ -42,7 +42,7 @@ def check_durability(engine: Engine) -> list[str]:
                 problems.append("SQLite synchronous is not FULL")
         elif engine.dialect.name == "postgresql":
             for name in ("fsync", "synchronous_commit", "full_page_writes"):
-                if conn.execute(text(f"SHOW {name}")).scalar() == "off":
+                if conn.execute(text("SELECT current_setting(:n)"), {"n": name}).scalar() == "off":
                     problems.append(f"PostgreSQL {name} is off")
     return problems
 

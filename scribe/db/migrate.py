@@ -56,7 +56,7 @@ def _refuse_unsealed_upgrade(engine: Engine) -> None:
     Check before anything runs: SQLite applies DDL outside the migration's transaction,
     so a refusal half-way would leave a half-upgraded schema."""
     from alembic.runtime.migration import MigrationContext
-    from sqlalchemy import inspect, text
+    from sqlalchemy import func, inspect, select, table as sa_table
 
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
@@ -64,7 +64,6 @@ def _refuse_unsealed_upgrade(engine: Engine) -> None:
             return
         present = set(inspect(conn).get_table_names())
         for table in CLINICAL_TABLES:
-            # The table name is one of the constants above, never input.
-            if table in present and conn.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar():  # nosec B608 - constant
+            if table in present and conn.execute(select(func.count()).select_from(sa_table(table))).scalar():
                 raise RuntimeError("this database holds clinical text to encrypt: upgrade it with the master key "
                                    "loaded (scribe does this at start-up)")

@@ -9,7 +9,7 @@ that keep signed records and the audit chain append-only, nor delete audit rows.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Connection, Engine, text
 
 APPEND_ONLY = ("audit_events", "note_versions", "cosignatures", "egress_events")
 
@@ -18,19 +18,23 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _ddl(conn: Connection, template: str, **names: str) -> None:
+    """GRANT and REVOKE take no bound parameters: every name goes in double-quoted."""
+    conn.execute(text(template.format(**{k: _ident(v) for k, v in names.items()})))  # nosemgrep: scribe-sql-built-from-strings - quoted identifiers only
+
+
 def grant_app_role(owner: Engine, app_role: str) -> None:
     """(Re)apply the app role's privileges on every table of the owner's schema; run after
     each migration, so that tables a migration adds are covered."""
-    role = _ident(app_role)
     with owner.begin() as conn:
-        schema = _ident(conn.execute(text("SELECT current_schema()")).scalar_one())
-        conn.execute(text(f"GRANT USAGE ON SCHEMA {schema} TO {role}"))
-        conn.execute(text(f"REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role}"))
-        conn.execute(text(f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}"))
-        tables = ", ".join(_ident(t) for t in APPEND_ONLY)
-        conn.execute(text(f"REVOKE UPDATE, DELETE, TRUNCATE ON {tables} FROM {role}"))
-        conn.execute(text(f"REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON alembic_version FROM {role}"))
-        conn.execute(text(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}"))
+        names = {"schema": conn.execute(text("SELECT current_schema()")).scalar_one(), "role": app_role}
+        _ddl(conn, "GRANT USAGE ON SCHEMA {schema} TO {role}", **names)
+        _ddl(conn, "REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {role}", **names)
+        _ddl(conn, "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {schema} TO {role}", **names)
+        for table in APPEND_ONLY:
+            _ddl(conn, "REVOKE UPDATE, DELETE, TRUNCATE ON {table} FROM {role}", table=table, role=app_role)
+        _ddl(conn, "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON alembic_version FROM {role}", role=app_role)
+        _ddl(conn, "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {role}", **names)
 
 
 def ownership_problems(app: Engine) -> list[str]:
