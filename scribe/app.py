@@ -11,16 +11,33 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from scribe.config import Settings
+from scribe.db.engine import session_scope
+from scribe.db.tables import User
 from scribe.domain.egress import PART2_NOTICE
 from scribe.engines.protocols import Engines
 from scribe.policies import Policies
 from scribe.runtime import Runtime, build_runtime, utc_now
+from scribe.services import breakglass
 from scribe.web import errors, security
 from scribe.web.routes import auth, consent, oversight, recording, sessions, supervision
 from scribe.web.templating import make_templates
 from scribe.worker import Worker
 
 log = logging.getLogger("scribe.app")
+
+
+def _review_notices(rt: Runtime) -> Callable[[User], int]:
+    """The break-glass reviewer's notice, on whatever page they open (not only the admin
+    screen): counted from the grants themselves, so it cannot be lost or go stale."""
+    reviewers = {name for name, role in rt.policies.roles.roles.items() if "breakglass.review" in role.can}
+
+    def count(actor: User) -> int:
+        if actor.role not in reviewers:
+            return 0
+        with session_scope(rt.engine) as s:
+            return breakglass.awaiting_review(s, actor, rt.policies.security)
+
+    return count
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None, engines: Engines | None = None,
@@ -47,7 +64,7 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, engines: E
     app.state.templates = make_templates(settings.web_dir / "templates")
     rules = rt.policies.security.sessions
     app.state.templates.env.globals.update(idle_seconds=rules.idle_minutes * 60, warn_seconds=rules.warn_seconds,
-                                           part2_notice=PART2_NOTICE)
+                                           part2_notice=PART2_NOTICE, review_notices=_review_notices(rt))
     app.mount("/static", StaticFiles(directory=settings.web_dir / "static"), name="static")
     errors.install(app)  # first: its error-containing middleware sits inside the security headers
     security.install(app, settings, max_body=rt.policies.pipeline.upload.max_bytes + (1 << 20))

@@ -123,6 +123,14 @@ def grants_for_review(s: Session, actor: User, policy: SecurityPolicy) -> list[G
             for g, u, c in rows]
 
 
+def awaiting_review(s: Session, actor: User, policy: SecurityPolicy) -> int:
+    """How many grants this reviewer has to review (the notice on every page they open):
+    unreviewed, and neither their own nor one from an account they created."""
+    if actor.role != Role.ADMIN:
+        return 0
+    return sum(1 for r in grants_for_review(s, actor, policy) if r.grant.reviewed_at is None and r.may_review(actor))
+
+
 def review(s: Session, key: bytes, policy: SecurityPolicy, *, actor: User, grant_id: int, note: str,
            now: datetime) -> BreakGlassGrant:
     """Review a grant. Not by the grantee and not by whoever created the grantee's account:

@@ -244,6 +244,10 @@ def test_a_grant_is_reviewed_by_neither_the_grantee_nor_whoever_made_the_account
         rows = {r.grant.id: r for r in breakglass.grants_for_review(s, practice.root, runtime.policies.security)}
     assert rows[g.id].new_account and not rows[old.id].new_account
     assert not rows[g.id].may_review(practice.root) and rows[old.id].may_review(practice.root)
+    with session_scope(runtime.engine) as s:  # the reviewer's notice counts only what they may review
+        assert breakglass.awaiting_review(s, practice.root, runtime.policies.security) == 1
+        assert breakglass.awaiting_review(s, root_two, runtime.policies.security) == 2
+        assert breakglass.awaiting_review(s, quick, runtime.policies.security) == 0
     with pytest.raises(PermissionDenied, match="another administrator"), session_scope(runtime.engine) as s:
         breakglass.review(s, runtime.audit_key, runtime.policies.security, actor=practice.root, grant_id=g.id, note="fine", now=clock())
     with session_scope(runtime.engine) as s:

@@ -174,3 +174,23 @@ def test_the_unit_of_work_commits_before_the_response_is_sent() -> None:
 
     depends = get_args(SessionDep)[1]
     assert depends.scope == "function"
+
+
+def test_the_break_glass_reviewer_is_told_on_every_page_until_the_grant_is_reviewed(app, runtime, practice) -> None:
+    """Notify the reviewer: the notice is on the reviewer's landing page and every other page
+    they open, not only on the admin screen; never shown to the grantee; gone once reviewed."""
+    from tests.services.test_oversight import grant
+
+    notice = re.compile(r'id="review-notice"><strong>(\d+) emergency access grant')
+    root = client_for(app, "root")
+    assert notice.search(root.get("/").text) is None
+    first = grant(runtime, practice.dr_cole, practice.maya.mrn)
+    grant(runtime, practice.dr_ada, practice.jonah.mrn)
+    for page in ("/", "/admin", "/admin/audit", "/admin/egress"):
+        found = notice.search(root.get(page).text)
+        assert found and found.group(1) == "2", page
+    assert notice.search(client_for(app, "dr_cole").get("/").text) is None
+    r = root.post(f"/admin/break-glass/{first.id}/review", data={"csrf_token": csrf(root), "note": "called Dr Cole"},
+                  follow_redirects=False)
+    assert r.status_code == 303
+    assert notice.search(root.get("/").text).group(1) == "1"
