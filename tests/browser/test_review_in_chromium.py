@@ -271,6 +271,65 @@ def test_an_admin_switch_hides_recording_and_a_fake_microphone_records_in_chunks
     assert chunks >= 3 and rec.format == "webm" and rec.duration_seconds >= 4
 
 
+def test_a_long_recording_outlives_the_idle_timeout_and_a_network_drop(server, page, runtime) -> None:
+    """A recording longer than the idle timeout keeps going: each acknowledged piece counts as
+    activity while the recorder runs (a paused recorder does not, so an idle page still warns
+    and logs out). A network drop keeps the pieces in the page and sends them when it is back;
+    the server ends up with every piece, in order. A fast clock: the policy's 15 minutes of
+    idle time are 12 seconds here, so 30 seconds of recording are 2.5 idle periods."""
+    from sqlmodel import col, select
+
+    from scribe.db.engine import session_scope
+    from scribe.db.tables import AuditEvent, Encounter, Recording
+
+    server.app.state.templates.env.globals.update(idle_seconds=12, warn_seconds=4)
+    log_in(page, server, "dr_ada")
+    page.goto(server + "/sessions/new")
+    page.click("#rec-start")
+    page.wait_for_selector("#rec-indicator:not([hidden])")
+    for _ in range(30):  # 30 s, looking every second: no warning, no log-out
+        page.wait_for_timeout(1000)
+        assert page.url == server + "/sessions/new" and page.locator("#idle-warning").is_hidden()
+    assert int(page.inner_text("#rec-chunks")) >= 10
+    page.click("#rec-pause")
+    page.wait_for_selector("#idle-warning:not([hidden])", timeout=15_000)  # paused is idle
+    page.click("#rec-pause")
+    page.wait_for_selector("#idle-warning", state="hidden", timeout=10_000)  # pieces again: the warning goes
+    page.context.set_offline(True)
+    page.wait_for_selector("#rec-waiting:not([hidden])", timeout=8_000)
+    waiting = int(page.inner_text("#rec-pending"))
+    shot(page, "recording-offline")
+    page.context.set_offline(False)
+    page.wait_for_selector("#rec-waiting", state="hidden", timeout=15_000)
+    assert waiting >= 2 and page.url == server + "/sessions/new"
+    with page.expect_navigation(url="**/sessions/*"):
+        page.click("#rec-stop")
+    with session_scope(runtime.engine) as s:
+        finish = s.exec(select(AuditEvent).where(AuditEvent.action == "recording.finish")
+                        .order_by(col(AuditEvent.id).desc())).first()
+        encounter = s.get(Encounter, finish.object_id)
+        rec = s.exec(select(Recording).where(Recording.encounter_id == finish.object_id)).one()
+    assert int(finish.reason.split(" chunk")[0]) >= 18  # every two-second piece, joined in order
+    assert encounter.status_reason == ""  # no piece left out after a gap
+    assert rec.duration_seconds >= 36  # 30 s, the pause's edges, the offline seconds: all of it
+
+
+def test_a_recording_whose_log_in_ends_stops_and_says_what_is_kept(server, page) -> None:
+    """A chunk answered with the log-in redirect is not an acknowledgement (fetch would follow
+    it to the log-in page's 200): the recorder stops and says how many pieces are saved."""
+    log_in(page, server, "dr_ada")
+    page.goto(server + "/sessions/new")
+    page.click("#rec-start")
+    wait_for_pieces(page, 2)
+    page.context.clear_cookies()  # the log-in is gone
+    page.wait_for_selector("#rec-error:not([hidden])", timeout=10_000)
+    saved = int(page.inner_text("#rec-chunks"))
+    assert "log-in ended" in page.inner_text("#rec-error") and f"The {saved} piece(s) saved" in page.inner_text("#rec-error")
+    assert page.is_disabled("#rec-stop")
+    page.wait_for_timeout(3000)
+    assert int(page.inner_text("#rec-chunks")) == saved  # nothing more counted as saved
+
+
 def test_the_idle_warning_appears_offers_to_stay_then_logs_out(server, page) -> None:
     """The page warns before the idle timeout, "Stay logged in" refreshes the session on the
     server, and with no answer the page goes to the log-in screen. The timings are shortened

@@ -45,7 +45,10 @@
 })();
 
 // Recording in the browser: MediaRecorder cuts the recording into two-second pieces; each is
-// sent as soon as it exists, in order, retried until the server acknowledges that it is on disk.
+// sent as soon as it exists, in order, retried until the server acknowledges that it is on disk
+// (a dropped network keeps the pieces in the page and sends them when it is back). Each
+// acknowledged piece, while the recorder runs, counts as activity for the idle timeout; the
+// screen is kept on where the browser offers a wake lock.
 (function () {
   "use strict";
   var form = document.getElementById("recorder");
@@ -53,26 +56,50 @@
   var csrf = form.dataset.csrf;
   var $ = function (id) { return document.getElementById(id); };
   var recorder = null, sessionId = null, seq = 0, acked = 0, queue = [], sending = false, started = 0, paused = 0, pausedAt = 0, timer = null;
+  var wakeLock = null, stopped = false;
 
   function error(message) { var el = $("rec-error"); el.textContent = message; el.hidden = false; }
   function post(url, body, contentType) {
     var headers = { "X-CSRF-Token": csrf };
     if (contentType) { headers["Content-Type"] = contentType; }
-    return fetch(url, { method: "POST", headers: headers, body: body, credentials: "same-origin" });
+    // redirect "manual": a log-in redirect must never pass for an acknowledgement
+    return fetch(url, { method: "POST", headers: headers, body: body, credentials: "same-origin", redirect: "manual" });
   }
+  function showQueue() {
+    $("rec-chunks").textContent = String(acked);
+    $("rec-pending").textContent = String(queue.length);
+    $("rec-waiting").hidden = queue.length < 2;  // one piece in flight is normal
+  }
+  function keepScreenOn() {
+    if (stopped || !navigator.wakeLock || document.visibilityState !== "visible") { return; }
+    navigator.wakeLock.request("screen").then(function (lock) { wakeLock = lock; }).catch(function () {});
+  }
+  document.addEventListener("visibilitychange", keepScreenOn);  // the browser drops the lock when hidden
   function pump() {
-    if (sending || !queue.length) { return; }
+    if (sending || !queue.length) { showQueue(); return; }
     sending = true;
     var item = queue[0];
     post("/recordings/" + sessionId + "/chunks/" + item.seq, item.blob, "application/octet-stream").then(function (r) {
-      if (r.ok) { queue.shift(); acked += 1; $("rec-chunks").textContent = String(acked); sending = false; pump(); return; }
+      if (r.type === "opaqueredirect" || r.status === 401) {  // the session ended: stop, say what is kept
+        sending = false; stopRecorder();
+        error("Your log-in ended, so recording stopped. The " + acked + " piece(s) saved are kept; log in again to continue.");
+        return;
+      }
+      if (r.ok) {
+        return r.json().then(function (body) {
+          if (body.seq !== item.seq) { throw new Error("acknowledged the wrong piece"); }
+          queue.shift(); acked += 1; sending = false;
+          if (recorder && recorder.state === "recording") { document.dispatchEvent(new CustomEvent("scribe:activity")); }
+          pump();
+        });
+      }
       return r.text().then(function (t) {
         sending = false;
         if (r.status === 409 || r.status === 403) {  // consent withdrawn or recording closed: stop for good
           stopRecorder(); error("The server stopped accepting this recording (" + r.status + "). " + t.replace(/<[^>]+>/g, " ").replace(/\s+/g, " ").slice(0, 300));
-        } else { setTimeout(pump, 2000); }
+        } else { showQueue(); setTimeout(pump, 2000); }
       });
-    }).catch(function () { sending = false; setTimeout(pump, 2000); });  // offline: keep the piece, try again
+    }).catch(function () { sending = false; showQueue(); setTimeout(pump, 2000); });  // offline: keep the piece, try again
   }
   function tick() {
     var ms = Date.now() - started - paused - (pausedAt ? Date.now() - pausedAt : 0);
@@ -80,7 +107,9 @@
     $("rec-time").textContent = Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
   }
   function stopRecorder() {
+    stopped = true;
     if (recorder && recorder.state !== "inactive") { recorder.stop(); }
+    if (wakeLock) { wakeLock.release().catch(function () {}); wakeLock = null; }
     if (timer) { clearInterval(timer); }
     $("rec-pause").disabled = true; $("rec-stop").disabled = true;
   }
@@ -98,6 +127,7 @@
         });
         recorder.addEventListener("stop", function () { stream.getTracks().forEach(function (t) { t.stop(); }); });
         recorder.start(2000);
+        keepScreenOn();
         started = Date.now(); timer = setInterval(tick, 500);
         $("rec-indicator").hidden = false;
         $("rec-start").disabled = true; $("rec-pause").disabled = false; $("rec-stop").disabled = false;
@@ -120,7 +150,7 @@
         if (queue.length || sending) { return; }
         clearInterval(check);
         post("/recordings/" + sessionId + "/finish", "", "application/x-www-form-urlencoded").then(function (r) {
-          if (r.ok) { window.location = r.url; } else { r.text().then(function (t) { error(t.replace(/<[^>]+>/g, " ").replace(/\s+/g, " ").slice(0, 300)); }); }
+          if (r.type === "opaqueredirect") { window.location = "/sessions/" + sessionId; } else if (r.ok) { window.location = r.url; } else { r.text().then(function (t) { error(t.replace(/<[^>]+>/g, " ").replace(/\s+/g, " ").slice(0, 300)); }); }
         });
       }, 200);
     });
@@ -148,6 +178,7 @@ document.addEventListener("DOMContentLoaded", function () {
   function touch() { last = Date.now(); box.hidden = true; }
   function csrfToken() { return JSON.parse(body.getAttribute("hx-headers") || "{}")["X-CSRF-Token"] || ""; }
   document.body.addEventListener("htmx:afterRequest", touch);
+  document.addEventListener("scribe:activity", touch);  // a recording piece the server acknowledged
   document.getElementById("stay-signed-in").addEventListener("click", function () {
     fetch("/session/keepalive", {method: "POST", headers: {"X-CSRF-Token": csrfToken()}, credentials: "same-origin"})
       .then(function (r) { if (r.ok) { touch(); } else { window.location = "/login"; } });
