@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 
 from scribe.domain.redaction import KnownIdentifier, SurrogateMap, date_renderings
+from scribe.domain.transcript import Segment
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,24 @@ def supervision_identifiers(cases: list[tuple[int, ChartFacts]], staff: list[str
 
 
 WITHHELD = "[withheld]"
+LEFT_OUT = "[left out: a case whose client has not consented to supervision use]"
+
+
+def _case_of(ident: str) -> int | None:
+    head = ident.split(":", 1)[0]
+    return int(head[4:]) if ":" in ident and head.startswith("case") and head[4:].isdigit() else None
+
+
+def cases_found(surrogates: SurrogateMap) -> set[int]:
+    """The clients whose identifiers a supervision meeting's redactor found."""
+    return {c for c in map(_case_of, surrogates.forward) if c is not None}
+
+
+def leave_out_cases(segments: tuple[Segment, ...], surrogates: SurrogateMap, case_ids: set[int]) -> tuple[Segment, ...]:
+    """Every segment that names or identifies one of these cases becomes LEFT_OUT: neither
+    the drafter nor the evidence check sees what was said of a client who did not consent."""
+    marks = [v for k, v in surrogates.forward.items() if _case_of(k) in case_ids]
+    return tuple(replace(seg, text=LEFT_OUT) if any(m in seg.text for m in marks) else seg for seg in segments)
 
 
 def supervision_reverse(surrogates: SurrogateMap) -> dict[str, str]:

@@ -23,6 +23,7 @@ class FlagKind(StrEnum):
     RISK_UNSTATED = "risk_unstated"
     RISK_NOT_ADDRESSED = "risk_not_addressed"
     CLINICAL_DECISION = "clinical_decision"
+    CASE_LEFT_OUT = "case_left_out"
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,7 @@ class FakeDrafter:
     """Builds each section from what the client and clinician said (deterministic)."""
 
     name = "fake-drafter"
+    leaves_host = False
 
     def __init__(self, *, fail_with: Exception | None = None, extra_sentence: str | None = None) -> None:
         self.calls: list[tuple[PseudonymizedTranscript, str, list[SectionRequest]]] = []

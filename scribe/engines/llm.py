@@ -34,6 +34,7 @@ class _SectionDrafter:
     """Drafts a note section by section; subclasses generate one section's tokens."""
 
     name = "drafter"
+    leaves_host = False  # True only for a drafter that sends the transcript through the egress gateway
 
     def _generate(self, transcript_text: str, note_name: str, section: SectionRequest,
                   deadline: Deadline | None) -> tuple[str, int, int]:

@@ -120,6 +120,7 @@ class DraftResult:
 
 class Drafter(Protocol):
     name: str
+    leaves_host: bool  # sends the transcript off this server (through the egress gateway)
 
     def draft(self, transcript: PseudonymizedTranscript, note_name: str, sections: list[SectionRequest],
               deadline: Deadline | None = None) -> DraftResult:

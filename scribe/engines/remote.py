@@ -12,6 +12,8 @@ from scribe.engines.protocols import Deadline, DraftResult, PseudonymizedTranscr
 
 
 class RemoteDrafter(_SectionDrafter):
+    leaves_host = True  # the client's egress consent is checked before anything is sent
+
     def __init__(self, gateway: EgressGateway, destination: str, model: str, *, max_tokens: int = 160) -> None:
         self.gateway = gateway
         self.destination = destination

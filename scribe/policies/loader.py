@@ -101,6 +101,9 @@ def load_policies(directory: Path) -> Policies:
         unknown = [f for f in needed if f not in consent.functions]
         if unknown:
             raise PolicyError(f"{directory / 'consent.yaml'}: field 'steps.{step}': undefined function(s) {unknown}")
+    unnamed = [f for f in consent.functions if not any(f in needed for needed in consent.steps.values())]
+    if unnamed:  # a consent no step checks would be a promise nothing keeps
+        raise PolicyError(f"{directory / 'consent.yaml'}: field 'steps': no step checks {unnamed}")
     if not any(t.kind == "supervision" for t in templates.values()):
         raise PolicyError(f"{tdir}: no template of kind 'supervision'")
     licensure = _load(directory / "licensure.yaml", LicensurePolicy)

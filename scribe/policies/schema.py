@@ -65,6 +65,14 @@ ConsentFunction = Literal[
 ]
 
 
+# The pipeline's stages, and the other places a consent is checked: keep_audio (the audio kept
+# once the note is signed), supervision (a case discussed in a supervision meeting's draft),
+# egress (anything sent to a destination outside this server), part2_disclosure (a Part 2
+# record sent out or exported as disclosable).
+ConsentStep = Literal["record", "upload", "transcribe", "pseudonymize", "draft", "evidence", "keep_audio",
+                      "supervision", "egress", "part2_disclosure"]
+
+
 class WithdrawalRule(Strict):
     purge: list[Literal["audio", "transcript", "draft"]] = Field(description="What is removed")
     sessions: Literal["all", "unsigned", "signed"] = Field(description="From which of the client's sessions")
@@ -75,7 +83,8 @@ class ConsentPolicy(Strict):
     form_version: str = Field(description="Version of the consent form clients sign; stored with each entry")
     expiring_soon_days: int = Field(default=30, ge=1, le=365)
     functions: dict[ConsentFunction, str] = Field(description="Every consent function and its plain-language meaning")
-    steps: dict[Literal["record", "upload", "transcribe", "pseudonymize", "draft", "evidence"], list[ConsentFunction]]
+    steps: dict[ConsentStep, list[ConsentFunction]] = Field(
+        description="Which consents each step needs, checked when it runs; every function must be named by one")
     on_withdrawal: dict[ConsentFunction, WithdrawalRule] = Field(
         description="What withdrawing each consent purges; every function must have a rule")
 

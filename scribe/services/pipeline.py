@@ -35,20 +35,23 @@ from scribe.db.tables import (
     User,
 )
 from scribe.domain.chart import (
+    LEFT_OUT,
     ChartFacts,
     Contact,
+    cases_found,
     known_identifiers,
+    leave_out_cases,
     supervision_identifiers,
     supervision_reverse,
 )
 from scribe.domain.errors import ConsentMissing, EngineError, InvalidInput
-from scribe.domain.evidence import check_draft, split_sentences
+from scribe.domain.evidence import Flag, FlagKind, check_draft, split_sentences
 from scribe.domain.notes import EncounterKind, EncounterStatus, JobKind, JobStatus, next_stage
 from scribe.domain.redaction import SurrogateMap, reidentify
-from scribe.domain.transcript import Segment, Speaker, Word
+from scribe.domain.transcript import Segment, Speaker, Word, model_line
 from scribe.engines.protocols import Deadline, PseudonymizedTranscript, SectionRequest
 from scribe.services import audit
-from scribe.services.consent import consents_in_force, require_step_for
+from scribe.services.consent import check_step, require_step, require_step_for
 from scribe.services.files import read_sealed
 
 if TYPE_CHECKING:
@@ -292,9 +295,16 @@ def _pseudonymize(rt: Runtime, job: Job) -> Writer:
     result = redactor.pseudonymize(segments, known)
 
     def write(s: Session, encounter: Encounter) -> None:
+        kept, lines = result.segments, list(result.lines)
+        refused = {c for c in cases_found(result.surrogates)  # checked at the commit, as every consent
+                   if not check_step(s, rt.policies, client_id=c, step="supervision", now=rt.clock())} \
+            if encounter.kind == EncounterKind.SUPERVISION else set()
+        if refused:
+            kept = leave_out_cases(result.segments, result.surrogates, refused)
+            lines = [model_line(x) for x in kept]
         s.execute(delete(Pseudonymization).where(col(Pseudonymization.encounter_id) == encounter.id))
         s.add(Pseudonymization(encounter_id=encounter.id or 0, engine=getattr(redactor, "name", "?"),
-                               lines=list(result.lines), segment_texts=[x.text for x in result.segments],
+                               lines=lines, segment_texts=[x.text for x in kept],
                                surrogates=result.surrogates.to_json(), entity_counts=result.entity_counts,
                                created_at=rt.clock()))
 
@@ -314,9 +324,14 @@ def _draft(rt: Runtime, job: Job) -> Writer:
         encounter = _encounter(s, job)
         transcript = load_pseudonymized(s, encounter.id or 0)
         if encounter.part2:  # the tag follows the transcript to the drafter (and the gateway)
-            consented = bool(encounter.client_id) and "part2_disclosure" in consents_in_force(
-                s, encounter.client_id or 0, now=rt.clock(), functions=["part2_disclosure"])
+            consented = bool(encounter.client_id) and bool(check_step(
+                s, rt.policies, client_id=encounter.client_id or 0, step="part2_disclosure", now=rt.clock()))
             transcript = dataclasses.replace(transcript, part2=True, part2_consent=consented)
+        if rt.require_engines().drafter.leaves_host:  # every client whose words would leave consented
+            clients = cases_found(transcript.surrogates) if encounter.kind == EncounterKind.SUPERVISION \
+                else {encounter.client_id or 0}
+            for client_id in sorted(clients):
+                require_step(s, rt.policies, client_id=client_id, step="egress", now=rt.clock())
         template = rt.policies.template(encounter.note_type)
     sections = [SectionRequest(x.key, x.title, x.instruction, x.max_sentences) for x in template.sections
                 if x.source == "model"]
@@ -351,6 +366,11 @@ def _evidence(rt: Runtime, job: Job) -> Writer:
     pairs = [(sec.key, sentence) for sec in template.sections if sec.source == "model"
              for sentence in split_sentences(ai_sections.get(sec.key, ""))]
     checked = check_draft(pairs, transcript.segments)
+    left_out = sum(1 for x in transcript.segments if x.text == LEFT_OUT) if supervision else 0
+    if left_out:
+        checked.draft_flags.append(Flag(FlagKind.CASE_LEFT_OUT, f"{left_out} part(s) of this meeting were left out of "
+                                        "the draft: they discuss a case whose client has not consented to "
+                                        "supervision use"))
     reverse = supervision_reverse(transcript.surrogates) if supervision else transcript.surrogates.reverse
 
     def write(s: Session, encounter: Encounter) -> None:

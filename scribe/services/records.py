@@ -39,8 +39,9 @@ from scribe.domain.notes import (
 )
 from scribe.domain.egress import PART2_NOTICE
 from scribe.domain.supervision import HoursCategory, hours, supervision_category
+from scribe.policies import Policies
 from scribe.services import accounts, audit
-from scribe.services.consent import consents_in_force
+from scribe.services.consent import check_step
 from scribe.services.purge import purge_encounter_audio
 
 MAX_CORRECTION_CHARS = 20_000
@@ -132,28 +133,29 @@ def feed_hours(s: Session, encounter: Encounter, version: NoteVersion, now: date
     return added
 
 
-def on_record(s: Session, encounter: Encounter, version: NoteVersion, now: datetime) -> None:
+def on_record(s: Session, policies: Policies, encounter: Encounter, version: NoteVersion, now: datetime) -> None:
     """A version just became a record: feed the hours ledger, and drop the audio of a session
     whose client has not consented to keeping it after the note is signed (with a receipt)."""
     feed_hours(s, encounter, version, now)
     if encounter.client_id is None or version.kind not in (VersionKind.ORIGINAL, VersionKind.REVISION):
         return
-    if "keep_audio" not in consents_in_force(s, encounter.client_id, now=now, functions=["keep_audio"]):
+    if not check_step(s, policies, client_id=encounter.client_id, step="keep_audio", now=now):
         recording = s.exec(select(Recording).where(Recording.encounter_id == encounter.id)).first()
         if recording is not None and recording.purged_at is None:
             purge_encounter_audio(s, client_id=encounter.client_id, encounter_id=encounter.id or 0,
                                   rule="keep_audio not in force: audio removed once the note was signed", now=now)
 
 
-def after_new_version(s: Session, encounter: Encounter, note: Note, version: NoteVersion, now: datetime) -> list[VersionView]:
+def after_new_version(s: Session, policies: Policies, encounter: Encounter, note: Note, version: NoteVersion,
+                      now: datetime) -> list[VersionView]:
     views = history(s, note)
     sync_status(s, encounter, views, now)
     if next(v for v in views if v.version.id == version.id).is_record:
-        on_record(s, encounter, version, now)
+        on_record(s, policies, encounter, version, now)
     return views
 
 
-def correct(s: Session, key: bytes, *, actor: User, encounter_id: int, kind: VersionKind, password: str,
+def correct(s: Session, key: bytes, policies: Policies, *, actor: User, encounter_id: int, kind: VersionKind, password: str,
             attested: bool, now: datetime, texts: dict[str, str] | None = None, addendum: str = "") -> NoteVersion:
     """Add an addendum (new text after the record) or an amendment (corrected sections that
     supersede the record). The earlier version stays unchanged and shown."""
@@ -189,7 +191,7 @@ def correct(s: Session, key: bytes, *, actor: User, encounter_id: int, kind: Ver
         raise InvalidInput("a correction is an addendum or an amendment")
     version = add_version(s, note=note, encounter=encounter, actor=actor, kind=kind, sections=sections,
                           meaning=meaning, now=now, supersedes=supersedes)
-    after_new_version(s, encounter, note, version, now)
+    after_new_version(s, policies, encounter, note, version, now)
     audit.record(s, key, now=now, actor_id=actor.id, action=f"note.{kind.value}", object_type="note_version",
                  object_id=version.id, reason=decision.reason, content_sha256=version.content_sha256)
     return version
@@ -203,7 +205,7 @@ def _latest_full_text(views: list[VersionView]) -> NoteVersion:
     return full[-1]
 
 
-def export_text(s: Session, key: bytes, *, actor: User, encounter_id: int, password: str, now: datetime) -> str:
+def export_text(s: Session, key: bytes, policies: Policies, *, actor: User, encounter_id: int, password: str, now: datetime) -> str:
     """The record as plain text, every version with its signature and co-signature, after the
     password is re-entered. A note that is not yet a record (awaiting co-signature, or
     returned) is not exported. A Part 2 record carries the 42 CFR 2.32 notice."""
@@ -217,8 +219,8 @@ def export_text(s: Session, key: bytes, *, actor: User, encounter_id: int, passw
     lines = [f"Session #{encounter.id} - {encounter.note_type.upper()} - {subject}",
              f"Session date: {utc_text(encounter.occurred_at)}", ""]
     if encounter.part2:
-        consented = bool(encounter.client_id) and "part2_disclosure" in consents_in_force(
-            s, encounter.client_id or 0, now=now, functions=["part2_disclosure"])
+        consented = bool(encounter.client_id) and bool(check_step(s, policies, client_id=encounter.client_id or 0,
+                                                                  step="part2_disclosure", now=now))
         basis = ("The client's consent to disclose Part 2 records (part2_disclosure) is on file and in force."
                  if consented else "No consent to disclose Part 2 records is in force: for the treating team only.")
         lines[:0] = [PART2_NOTICE, basis, ""]

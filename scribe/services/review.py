@@ -343,7 +343,7 @@ def sign(s: Session, key: bytes, policies: Policies, *, actor: User, encounter_i
         edit_distance=edit_distance(ai_text, final), flags_confirmed=confirmed)
     draft.status = "signed"
     s.add(draft)
-    records.after_new_version(s, encounter, note, version, now)
+    records.after_new_version(s, policies, encounter, note, version, now)
     audit.record(s, key, now=now, actor_id=actor.id, action="note.sign", object_type="note_version",
                  object_id=version.id, reason=decision.reason, content_sha256=version.content_sha256)
     return version

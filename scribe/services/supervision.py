@@ -153,7 +153,7 @@ def cosign(s: Session, key: bytes, policies: Policies, *, actor: User, version_i
     row = _add_decision(s, actor=actor, version=version, outcome=CosignOutcome.COSIGNED, comment="", now=now)
     views = records.history(s, note)
     records.sync_status(s, encounter, views, now)
-    records.on_record(s, encounter, version, now)
+    records.on_record(s, policies, encounter, version, now)
     audit.record(s, key, now=now, actor_id=actor.id, action="note.cosign", object_type="note_version",
                  object_id=version.id, reason="supervisor of the author", content_sha256=row.content_sha256)
     return row

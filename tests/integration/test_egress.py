@@ -155,6 +155,49 @@ def seeded_session(rng: random.Random, n: int) -> tuple[dict[str, object], str, 
     return chart, "\n".join(lines), seeded
 
 
+def grant_egress(runtime, people) -> None:
+    from scribe.services import consent
+
+    with session_scope(runtime.engine) as s:
+        consent.record_consent(s, runtime.audit_key, runtime.policies, actor=people.dr_ada, client_id=people.maya.id,
+                               functions=["egress"], effective_from=runtime.clock(), expires_at=None,
+                               on_behalf_of="", forms_dir=runtime.settings.forms_dir, scan=None, now=runtime.clock())
+
+
+def remote_runtime(tmp_path: Path, fake_server):
+    policies_dir = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", policies_dir)
+    (policies_dir / "egress.yaml").write_text(
+        "version: 3\ndestinations:\n  - name: onprem-llm\n"
+        f"    url: http://127.0.0.1:{fake_server.port}/v1/chat/completions\n    receives: [redacted_text]\n")
+    settings = Settings(data_dir=tmp_path / "var", model_profile="test", models_dir=ROOT / "models",
+                        policies_dir=policies_dir, worker_in_process=False, drafter_remote="onprem-llm")
+    clock = Clock()
+    runtime = build_runtime(settings, clock=clock)
+    redactor = build_redactor(settings, runtime.policies.redaction)
+    runtime.engines = Engines(FakeTranscriber(), redactor, build_remote_drafter(
+        settings, runtime.policies.egress, redactor, SqlLedger(runtime.engine), clock))
+    return runtime, make_practice(runtime, clock)
+
+
+def test_nothing_leaves_for_a_client_without_the_egress_consent(tmp_path: Path, fake_server) -> None:
+    """The egress consent is checked before a remote drafter sends anything: without it the
+    session stops at drafting, saying why, and the model server receives not one request."""
+    runtime, people = remote_runtime(tmp_path, fake_server)
+    encounter = upload(runtime, people.dr_ada, people.maya.id, wav_bytes(seconds=2),
+                       transcript="CLINICIAN: How was the week?\nCLIENT: Better, I slept most nights.")
+    run_pipeline(runtime)
+    stopped = reload(runtime, encounter)
+    assert stopped.status == EncounterStatus.STOPPED and "egress" in stopped.status_reason
+    assert fake_server.bodies == []
+    grant_egress(runtime, people)  # with it, the same client's next session is drafted remotely
+    encounter = upload(runtime, people.dr_ada, people.maya.id, wav_bytes(seconds=2),
+                       transcript="CLINICIAN: How was the week?\nCLIENT: Better, I slept most nights.")
+    run_pipeline(runtime)
+    done = reload(runtime, encounter)
+    assert done.status == EncounterStatus.IN_REVIEW and len(fake_server.bodies) == 4, done.status_reason
+
+
 @pytest.fixture
 def fake_server():
     server = FakeModelServer()
@@ -177,6 +220,7 @@ def test_no_seeded_identifier_and_no_audio_reaches_the_model_server(tmp_path: Pa
     runtime.engines = Engines(FakeTranscriber(), redactor, build_remote_drafter(
         settings, runtime.policies.egress, redactor, SqlLedger(runtime.engine), clock))
     people = make_practice(runtime, clock)
+    grant_egress(runtime, people)
 
     rng = random.Random(2026)
     seeded: list[tuple[str, str]] = []

@@ -30,6 +30,7 @@ class RecordingDrafter:
 
     def __init__(self, inner) -> None:
         self.inner, self.name, self.inputs = inner, inner.name, []
+        self.leaves_host = inner.leaves_host
 
     def draft(self, transcript, note_name, sections, deadline=None):
         self.inputs.append(transcript.text)

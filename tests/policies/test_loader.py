@@ -35,6 +35,15 @@ def test_a_consent_step_naming_an_undefined_function_is_refused(tmp_path: Path) 
         load_policies(d)
 
 
+def test_a_consent_function_that_no_step_checks_is_refused(tmp_path: Path) -> None:
+    """A consent on the form that nothing enforces is a promise nothing keeps."""
+    d = copy_policies(tmp_path)
+    text = (d / "consent.yaml").read_text().replace("  egress: [egress]", "  egress: []")
+    (d / "consent.yaml").write_text(text)
+    with pytest.raises(PolicyError, match=r"consent.yaml: field 'steps': no step checks \['egress'\]"):
+        load_policies(d)
+
+
 def test_a_template_whose_key_differs_from_its_file_is_refused(tmp_path: Path) -> None:
     d = copy_policies(tmp_path)
     (d / "note_templates" / "soap.yaml").rename(d / "note_templates" / "soap2.yaml")

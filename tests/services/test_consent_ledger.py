@@ -50,6 +50,8 @@ def grant(runtime, actor, client_id, functions, **kw):
 
 @pytest.mark.parametrize("step, function", STEP_FUNCTION, ids=[f"{s}-{f}" for s, f in STEP_FUNCTION])
 def test_every_step_refuses_without_each_consent_it_needs(runtime, practice, clock, step, function) -> None:
+    grant(runtime, practice.dr_ada, practice.maya.id, [function])  # egress and Part 2 are not on file by default
+    clock.advance(seconds=1)
     with session_scope(runtime.engine) as s:
         assert consent.check_step(s, runtime.policies, client_id=practice.maya.id, step=step, now=clock()).allowed
     clock.advance(seconds=1)

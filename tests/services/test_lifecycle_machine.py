@@ -132,7 +132,7 @@ def test_the_note_lifecycle_keeps_its_invariants(tmp_path_factory, policies) -> 
         @rule(kind=st.sampled_from([VersionKind.ADDENDUM, VersionKind.AMENDMENT]), who=st.sampled_from(ACTORS))
         def correct(self, kind, who) -> None:
             before = self.view().versions
-            result = self.attempt(records.correct, self.rt.audit_key, actor=self.actor(who),
+            result = self.attempt(records.correct, self.rt.audit_key, self.rt.policies, actor=self.actor(who),
                                   encounter_id=self.encounter.id, kind=kind, password=PASSWORD, attested=True,
                                   now=self.clock(), addendum="Added later.",
                                   texts={"subjective": f"Corrected at step {len(before)}."})
@@ -170,7 +170,7 @@ def test_the_note_lifecycle_keeps_its_invariants(tmp_path_factory, policies) -> 
             has_record = any(v.is_record for v in views)
             try:
                 with session_scope(self.rt.engine) as s:
-                    records.export_text(s, self.rt.audit_key, actor=self.p.sam, encounter_id=self.encounter.id,
+                    records.export_text(s, self.rt.audit_key, self.rt.policies, actor=self.p.sam, encounter_id=self.encounter.id,
                                         password=PASSWORD, now=self.clock())
                 exported = True
             except Conflict:

@@ -134,18 +134,18 @@ def test_emergency_access_shows_signed_records_only(runtime, practice, wav) -> N
 def test_the_part2_tag_follows_every_version_and_every_export_carries_the_notice(runtime, practice, wav) -> None:
     encounter, version = signed(runtime, practice, wav, part2=True)
     with session_scope(runtime.engine) as s:
-        records.correct(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id,
+        records.correct(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, encounter_id=encounter.id,
                         kind=VersionKind.ADDENDUM, password=PASSWORD, attested=True, now=runtime.clock(),
                         addendum="Called back the next day.")
     with session_scope(runtime.engine) as s:
         versions = s.exec(select(NoteVersion)).all()
         assert len(versions) == 2 and all(v.content.get("part2") is True for v in versions)
-        text = records.export_text(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id,
+        text = records.export_text(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, encounter_id=encounter.id,
                                    password=PASSWORD, now=runtime.clock())
     assert text.startswith(PART2_NOTICE) and "No consent to disclose Part 2 records is in force" in text
     plain, _ = signed(runtime, practice, wav)
     with session_scope(runtime.engine) as s:
-        assert PART2_NOTICE not in records.export_text(s, runtime.audit_key, actor=practice.dr_ada,
+        assert PART2_NOTICE not in records.export_text(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada,
                                                        encounter_id=plain.id, password=PASSWORD, now=runtime.clock())
 
 

@@ -53,13 +53,13 @@ def return_it(runtime, actor, version_id, comment="Add the risk screening you di
 
 def export(runtime, actor, encounter):
     with s_(runtime) as s:
-        return records.export_text(s, runtime.audit_key, actor=actor, encounter_id=encounter.id, password=PASSWORD,
+        return records.export_text(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id, password=PASSWORD,
                                    now=runtime.clock())
 
 
 def correct(runtime, actor, encounter, kind, **kw):
     with s_(runtime) as s:
-        return records.correct(s, runtime.audit_key, actor=actor, encounter_id=encounter.id, kind=kind,
+        return records.correct(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id, kind=kind,
                                password=kw.pop("password", PASSWORD), attested=kw.pop("attested", True),
                                now=runtime.clock(), **kw)
 
@@ -243,6 +243,40 @@ def test_a_supervision_meeting_is_drafted_by_case_reference_and_feeds_hours(runt
     for outsider in (practice.dr_ada, practice.eve, practice.root):
         with pytest.raises(NotFound), s_(runtime) as s:
             review.review_view(s, runtime.audit_key, actor=outsider, encounter_id=encounter.id, now=runtime.clock())
+
+
+def test_a_case_without_supervision_consent_is_left_out_of_the_draft_with_a_flag(runtime, practice) -> None:
+    """supervision_use: what identifies a client who has not consented never reaches the
+    supervision drafter, and the draft says that something was left out (a flag the
+    supervisor resolves before signing). With the consent, the same meeting cites the case."""
+    from scribe.domain.chart import LEFT_OUT
+    from scribe.services import purge
+    from scribe.services.pipeline import load_pseudonymized
+
+    runtime.clock.advance(seconds=1)
+    with s_(runtime) as s:
+        purge.withdraw(s, runtime.audit_key, runtime.policies, actor=practice.sam, client_id=practice.priya.id,
+                       function="supervision_use", now=runtime.clock())
+    runtime.clock.advance(seconds=1)
+    encounter = meeting(runtime, practice.dr_ben, [practice.sam])
+    v = view(runtime, practice.dr_ben, encounter)
+    note_text = " ".join(sec.text for sec in v.sections)
+    assert f"case C-{practice.priya.id:04d}" not in note_text and "missed two sessions" not in note_text
+    with s_(runtime) as s:
+        texts = [x.text for x in load_pseudonymized(s, encounter.id).segments]
+    assert texts[1] == LEFT_OUT and texts.count(LEFT_OUT) == 1  # only what identifies the case
+    left_out = [f for f in v.open_flags if f.kind == "case_left_out"]
+    assert len(left_out) == 1 and "1 part(s)" in left_out[0].reason
+    assert not v.can_sign.allowed
+
+    from tests.services.test_consent_ledger import grant
+
+    grant(runtime, practice.sam, practice.priya.id, ["supervision_use"])
+    runtime.clock.advance(seconds=1)
+    again = meeting(runtime, practice.dr_ben, [practice.sam])
+    w = view(runtime, practice.dr_ben, again)
+    assert f"case C-{practice.priya.id:04d}" in " ".join(sec.text for sec in w.sections)
+    assert not [f for f in w.open_flags if f.kind == "case_left_out"]
 
 
 def test_supervision_uploads_refuse_strangers_and_missing_agreement(runtime, practice) -> None:

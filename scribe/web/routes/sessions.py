@@ -120,7 +120,7 @@ def sign(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id
 def addendum(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId,
              text: Annotated[str, Form(max_length=records.MAX_CORRECTION_CHARS)],
              password: Annotated[str, Form(max_length=200)], attest: Annotated[str, Form(max_length=10)] = "") -> Response:
-    records.correct(session, runtime.audit_key, actor=actor, encounter_id=encounter_id, kind=VersionKind.ADDENDUM,
+    records.correct(session, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter_id, kind=VersionKind.ADDENDUM,
                     password=password, attested=attest == "yes", now=runtime.clock(), addendum=text)
     return RedirectResponse(f"/sessions/{encounter_id}#note", status_code=303)
 
@@ -131,7 +131,7 @@ async def amendment(request: Request, runtime: RuntimeDep, session: SessionDep, 
                     attest: Annotated[str, Form(max_length=10)] = "") -> Response:
     form = await request.form()
     texts = {k[len("section_"):]: str(v) for k, v in form.items() if k.startswith("section_") and len(k) < 60}
-    records.correct(session, runtime.audit_key, actor=actor, encounter_id=encounter_id, kind=VersionKind.AMENDMENT,
+    records.correct(session, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter_id, kind=VersionKind.AMENDMENT,
                     password=password, attested=attest == "yes", now=runtime.clock(), texts=texts)
     return RedirectResponse(f"/sessions/{encounter_id}#note", status_code=303)
 
@@ -139,7 +139,7 @@ async def amendment(request: Request, runtime: RuntimeDep, session: SessionDep, 
 @router.post("/sessions/{encounter_id}/note.txt", dependencies=[allow("note.export"), CsrfDep])
 def export(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId,
            password: Annotated[str, Form(max_length=200)]) -> Response:
-    text = records.export_text(session, runtime.audit_key, actor=actor, encounter_id=encounter_id, password=password,
+    text = records.export_text(session, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter_id, password=password,
                                now=runtime.clock())
     return Response(text, media_type="text/plain; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="note-{encounter_id}.txt"'})
