@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import io
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from scribe.db.engine import session_scope
 from scribe.db.tables import Encounter, User
@@ -49,3 +55,27 @@ CLIENT: No, none at all. I feel safe.
 CLINICIAN: How are things with your sister Laura? You can call her at 555-201-3344.
 CLIENT: We talked on Sunday. My email is maya.t@example.org if you need it.
 CLINICIAN: Let us keep the breathing exercise every morning and meet next Tuesday."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on a free loopback port, in a thread; stops on exit."""
+    import uvicorn
+
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="error", lifespan="on"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not srv.started and time.time() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{srv.config.port}"
+    finally:
+        srv.should_exit = True
+        thread.join(timeout=10)

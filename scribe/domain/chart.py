@@ -118,8 +118,9 @@ def supervision_reverse(surrogates: SurrogateMap) -> dict[str, str]:
     its reference, and everything else about a client (or found by the NER) withheld."""
     reverse: dict[str, str] = {}
     for ident, surrogate in surrogates.forward.items():
-        if ident.startswith("case") and ident.endswith(":client.name"):
-            reverse[surrogate] = case_reference(int(ident[4:ident.index(":")]))
+        case = _case_of(ident)
+        if case is not None and ident.endswith(":client.name"):
+            reverse[surrogate] = case_reference(case)
         elif ident.startswith(("staff", "practice.")):
             reverse[surrogate] = surrogates.reverse.get(surrogate, WITHHELD)
         else:

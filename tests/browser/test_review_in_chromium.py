@@ -4,8 +4,6 @@ real models are exercised in tests/integration."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +12,7 @@ import pytest
 
 from scribe.app import create_app
 from tests.conftest import PASSWORD, totp_code, wav_bytes
+from tests.helpers import serving
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -29,28 +28,11 @@ class Server(str):
         return obj
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(settings, runtime, practice) -> Iterator[str]:
-    import uvicorn
-
     app = create_app(settings, runtime=runtime, start_worker=True)
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    srv = uvicorn.Server(config)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield Server(f"http://127.0.0.1:{port}", runtime, app)
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as url:
+        yield Server(url, runtime, app)
 
 
 @pytest.fixture

@@ -207,19 +207,7 @@ def fake_server():
 
 def test_no_seeded_identifier_and_no_audio_reaches_the_model_server(tmp_path: Path, fake_server, caplog) -> None:
     caplog.set_level("DEBUG")
-    policies_dir = tmp_path / "policies"
-    shutil.copytree(ROOT / "policies", policies_dir)
-    (policies_dir / "egress.yaml").write_text(
-        "version: 3\ndestinations:\n  - name: onprem-llm\n"
-        f"    url: http://127.0.0.1:{fake_server.port}/v1/chat/completions\n    receives: [redacted_text]\n")
-    settings = Settings(data_dir=tmp_path / "var", model_profile="test", models_dir=ROOT / "models",
-                        policies_dir=policies_dir, worker_in_process=False, drafter_remote="onprem-llm")
-    clock = Clock()
-    runtime = build_runtime(settings, clock=clock)
-    redactor = build_redactor(settings, runtime.policies.redaction)
-    runtime.engines = Engines(FakeTranscriber(), redactor, build_remote_drafter(
-        settings, runtime.policies.egress, redactor, SqlLedger(runtime.engine), clock))
-    people = make_practice(runtime, clock)
+    runtime, people = remote_runtime(tmp_path, fake_server)
     grant_egress(runtime, people)
 
     rng = random.Random(2026)

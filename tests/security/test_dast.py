@@ -14,8 +14,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,9 +23,8 @@ import httpx
 import pytest
 
 from scribe.app import create_app
-from tests.browser.test_review_in_chromium import free_port
 from tests.conftest import PASSWORD, totp_code, wav_bytes
-from tests.helpers import run_pipeline, upload
+from tests.helpers import run_pipeline, serving, upload
 
 pytestmark = [pytest.mark.dast, pytest.mark.slow]
 TOOLS = Path(sys.executable).parent.parent / "tools" / "dast" / "bin"
@@ -64,22 +61,10 @@ def _log_in(url: str, runtime, username: str) -> str:
 
 @pytest.fixture
 def target(settings, runtime, practice) -> Iterator[Target]:
-    import uvicorn
-
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav_bytes(3.0))
     run_pipeline(runtime)
-    app = create_app(settings, runtime=runtime, start_worker=True)
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error", lifespan="on"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    url = f"http://127.0.0.1:{port}"
-    yield Target(url, _log_in(url, runtime, "dr_ada"), _log_in(url, runtime, "root"), encounter.id or 0)
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(create_app(settings, runtime=runtime, start_worker=True)) as url:
+        yield Target(url, _log_in(url, runtime, "dr_ada"), _log_in(url, runtime, "root"), encounter.id or 0)
 
 
 def _run(tool: str, *args: str, cwd: Path, timeout: int) -> subprocess.CompletedProcess[str]:
@@ -189,18 +174,8 @@ def _canary_app():
 
 @pytest.fixture
 def canary() -> Iterator[str]:
-    import uvicorn
-
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(_canary_app(), host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not srv.started and time.time() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with serving(_canary_app()) as url:
+        yield url
 
 
 def test_the_scanners_catch_planted_flaws(canary: str, tmp_path: Path) -> None:
