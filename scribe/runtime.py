@@ -14,7 +14,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from scribe.config import Settings
-from scribe.db.sealing import Vault
+from scribe.db.sealing.vault import Vault
 from scribe.engines.protocols import Decoder, Engines
 from scribe.policies import Policies
 
@@ -81,6 +81,7 @@ def _migrate_as_owner(settings: Settings, master: bytes) -> None:
     from scribe.db.engine import make_engine
     from scribe.db.migrate import upgrade
     from scribe.db.roles import grant_app_role
+    from scribe.db.sealing.columns import install as install_sealing
 
     app_url = make_url(settings.sqlalchemy_url)
     if app_url.get_backend_name() != "postgresql" or not app_url.username:
@@ -88,7 +89,9 @@ def _migrate_as_owner(settings: Settings, master: bytes) -> None:
                            "app's own role")
     owner = make_engine(settings.database_owner_url or "")
     try:
-        upgrade(owner, vault=Vault(master, owner))
+        vault = Vault(master, owner)
+        install_sealing(owner, vault)
+        upgrade(owner, vault=vault)
         grant_app_role(owner, app_url.username)
     finally:
         owner.dispose()
@@ -100,7 +103,8 @@ def build_runtime(settings: Settings, *, policies: Policies | None = None, engin
     that a route module importing the Runtime type pulls in neither alembic nor services."""
     from scribe.db.engine import check_durability, make_engine
     from scribe.db.migrate import upgrade
-    from scribe.db.sealing import has_data_keys
+    from scribe.db.sealing.columns import install as install_sealing
+    from scribe.db.sealing.vault import has_data_keys
     from scribe.policies import load_policies
     from sqlalchemy import text
 
@@ -125,9 +129,8 @@ def build_runtime(settings: Settings, *, policies: Policies | None = None, engin
             raise RuntimeError("refusing to start: " + "; ".join(owned))
         if migrate:
             _migrate_as_owner(settings, master)
-    # Built after the owner's: values are opened by the vault registered last for a key
-    # (db/sealing.py keeps one per vault id), and this one uses the app's connections.
     vault = Vault(master, engine)
+    install_sealing(engine, vault)
     if not settings.database_owner_url and migrate:
         upgrade(engine, vault=vault)
     vault.check_opens_a_key()

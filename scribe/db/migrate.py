@@ -8,7 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine
 
-from scribe.db.sealing import Vault
+from scribe.db.sealing.vault import Vault
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

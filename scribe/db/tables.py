@@ -1,19 +1,21 @@
 """SQLModel tables. Clinical text (transcript segments, pseudonymizations and the
 re-identification map, drafts, note versions, co-signature comments) is in ``Sealed``
-columns: AES-GCM under the data key of the client it belongs to (db/sealing.py). Each
-such table says whose key with ``seal_scope``. Jobs, audit events and errors carry ids
-and codes only."""
+columns: AES-GCM under the data key of the client it belongs to, bound to the row
+(db/sealing/FORMAT.md). Each such table says whose key with ``seal_scope`` and which of
+its columns identify the row with ``__seal_binding__``. Jobs, audit events and errors
+carry ids and codes only."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint, event
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Field, SQLModel
 
-from scribe.db.sealing import Scope, Sealed, SealingError
+from scribe.db.sealing.columns import Sealed
+from scribe.db.sealing.envelope import Scope, SealingError
 
 
 class Clinic(SQLModel, table=True):
@@ -24,6 +26,7 @@ class Clinic(SQLModel, table=True):
 
 class User(SQLModel, table=True):
     __tablename__ = "users"
+    __seal_binding__: ClassVar[tuple[str, ...]] = ("id",)
     id: Optional[int] = Field(default=None, primary_key=True)
     clinic_id: int = Field(foreign_key="clinics.id", index=True)
     username: str = Field(unique=True, index=True)
@@ -215,6 +218,7 @@ class Transcript(SQLModel, table=True):
 
 class TranscriptSegment(SQLModel, table=True):
     __tablename__ = "transcript_segments"
+    __seal_binding__: ClassVar[tuple[str, ...]] = ("transcript_id", "idx")
     __table_args__ = (UniqueConstraint("transcript_id", "idx"),)
     id: Optional[int] = Field(default=None, primary_key=True)
     transcript_id: int = Field(foreign_key="transcripts.id", index=True)
@@ -235,6 +239,7 @@ class Pseudonymization(SQLModel, table=True):
     """What the drafting model saw, and the re-identification map (host only)."""
 
     __tablename__ = "pseudonymizations"
+    __seal_binding__: ClassVar[tuple[str, ...]] = ("encounter_id",)
     id: Optional[int] = Field(default=None, primary_key=True)
     encounter_id: int = Field(foreign_key="encounters.id", index=True, unique=True)
     engine: str
@@ -253,6 +258,7 @@ class Pseudonymization(SQLModel, table=True):
 
 class Draft(SQLModel, table=True):
     __tablename__ = "drafts"
+    __seal_binding__: ClassVar[tuple[str, ...]] = ("encounter_id",)
     id: Optional[int] = Field(default=None, primary_key=True)
     encounter_id: int = Field(foreign_key="encounters.id", index=True, unique=True)
     note_type: str
@@ -278,6 +284,7 @@ class Draft(SQLModel, table=True):
 
 class DraftSection(SQLModel, table=True):
     __tablename__ = "draft_sections"
+    __seal_binding__: ClassVar[tuple[str, ...]] = ("draft_id", "key")
     __table_args__ = (UniqueConstraint("draft_id", "key"),)
     id: Optional[int] = Field(default=None, primary_key=True)
     draft_id: int = Field(foreign_key="drafts.id", index=True)
@@ -295,6 +302,7 @@ class DraftSection(SQLModel, table=True):
 
 class DraftSentence(SQLModel, table=True):
     __tablename__ = "draft_sentences"
+    __seal_binding__: ClassVar[tuple[str, ...]] = ("draft_id", "section_key", "idx")
     id: Optional[int] = Field(default=None, primary_key=True)
     draft_id: int = Field(foreign_key="drafts.id", index=True)
     section_key: str
@@ -326,6 +334,7 @@ class NoteVersion(SQLModel, table=True):
     """An immutable signed version (database triggers refuse UPDATE and DELETE)."""
 
     __tablename__ = "note_versions"
+    __seal_binding__: ClassVar[tuple[str, ...]] = ("note_id", "version")
     __table_args__ = (UniqueConstraint("note_id", "version"),)
     id: Optional[int] = Field(default=None, primary_key=True)
     note_id: int = Field(foreign_key="notes.id", index=True)
@@ -358,6 +367,7 @@ class Cosignature(SQLModel, table=True):
     comments. Append-only like the versions it refers to."""
 
     __tablename__ = "cosignatures"
+    __seal_binding__: ClassVar[tuple[str, ...]] = ("note_version_id",)
     id: Optional[int] = Field(default=None, primary_key=True)
     note_version_id: int = Field(foreign_key="note_versions.id", index=True, unique=True)
     outcome: str  # domain.notes.CosignOutcome

@@ -36,7 +36,7 @@ from scribe.domain.errors import ConsentMissing, InvalidInput, NotFound, Permiss
 from scribe.domain.notes import PIPELINE, EncounterKind, Role
 from scribe.policies import Policies
 from scribe.services import audit
-from scribe.services.files import FileKey, read_sealed
+from scribe.services.files import FileKey, forms
 
 MAX_SCAN_BYTES = 20 << 20
 
@@ -198,7 +198,7 @@ def record_consent(session: Session, key: bytes, policies: Policies, *, actor: U
 def _store_scan(sealer: FileKey, forms_dir: Path, data: bytes, sha: str) -> str:
     name = f"{sealer.key[0]}-{sha}.form"  # one copy per data key: shredding one client's keys spares others'
     if not (forms_dir / name).exists():
-        sealer.seal_bytes(forms_dir / name, data)
+        forms(forms_dir).write_bytes(sealer, name, data)
     return name
 
 
@@ -208,7 +208,7 @@ def scanned_form(session: Session, key: bytes, *, actor: User, client_id: int, c
     row = session.get(Consent, consent_id)
     if row is None or row.client_id != client.id or not row.scan_path:
         raise NotFound("no scanned form for this entry")
-    data = read_sealed(session.get_bind(), forms_dir / row.scan_path)  # type: ignore[arg-type]
+    data = forms(forms_dir).read(session.get_bind(), row.scan_path)  # type: ignore[arg-type]
     head = data[:4]
     media = "application/pdf" if head.startswith(b"%PDF") else "image/png" if head.startswith(b"\x89PNG") else "image/jpeg"
     audit.record(session, key, now=now, actor_id=actor.id, action="consent.form.read", object_type="consent",

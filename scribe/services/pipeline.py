@@ -52,7 +52,7 @@ from scribe.domain.transcript import Segment, Speaker, Word, model_line
 from scribe.engines.protocols import Deadline, PseudonymizedTranscript, SectionRequest
 from scribe.services import audit
 from scribe.services.consent import check_step, require_step, require_step_for
-from scribe.services.files import read_sealed
+from scribe.services.files import recordings
 
 if TYPE_CHECKING:
     from scribe.runtime import Runtime
@@ -214,7 +214,7 @@ def load_segments(s: Session, encounter_id: int) -> tuple[Segment, ...]:
 def _transcribe(rt: Runtime, job: Job) -> Writer:
     with session_scope(rt.engine) as s:
         recording = s.exec(select(Recording).where(Recording.encounter_id == job.encounter_id)).one()
-        path = rt.recordings_dir / recording.path
+        rel = recording.path
         claimed = recording.duration_seconds
     limits = rt.policies.pipeline
     deadline = Deadline.after(limits.timeouts.transcribe_seconds + limits.timeouts.transcribe_per_audio_second * claimed,
@@ -222,8 +222,9 @@ def _transcribe(rt: Runtime, job: Job) -> Writer:
     started = time.perf_counter()
     # Decrypted in memory only, and decoded in the sandboxed child (no keys, limits).
     try:
-        audio = rt.decoder.pcm(read_sealed(rt.engine, path), max_seconds=limits.upload.max_seconds,
-                               source=str(path))
+        store = recordings(rt.recordings_dir)
+        audio = rt.decoder.pcm(store.read(rt.engine, rel), max_seconds=limits.upload.max_seconds,
+                               source=str(store.path(rel)))
     except InvalidInput as exc:  # it decoded at upload; a second try would fail the same way
         raise EngineError(f"the recording could not be decoded: {exc.public_message}", retryable=False) from None
     deadline.check()

@@ -13,7 +13,8 @@ from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
 from scribe.db.queries import get_client_for_actor
-from scribe.db.sealing import Scope, vault_for
+from scribe.db.sealing.columns import vault_for
+from scribe.db.sealing.envelope import Scope
 from scribe.db.tables import (
     Client,
     Consent,

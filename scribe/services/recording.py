@@ -21,7 +21,7 @@ from scribe.engines.protocols import Decoder
 from scribe.policies import Policies
 from scribe.services import audit
 from scribe.services.consent import require_step
-from scribe.services.files import FileKey, read_sealed
+from scribe.services.files import FileKey, recordings
 from scribe.services.uploads import capture_target, queue_stored, store_audio
 
 MAX_CHUNK_BYTES = 4 << 20
@@ -69,7 +69,7 @@ def add_chunk(s: Session, policies: Policies, *, actor: User, encounter_id: int,
             raise Conflict(f"chunk {seq} was already stored with different content")
         return existing
     rel = f"chunks/{encounter.id}/{seq:06d}.chunk"
-    FileKey.for_owner(s, owner_of(encounter), "audio", now).seal_bytes(recordings_dir / rel, data)
+    recordings(recordings_dir).write_bytes(FileKey.for_owner(s, owner_of(encounter), "audio", now), rel, data)
     chunk = RecordingChunk(encounter_id=encounter.id or 0, seq=seq, path=rel, bytes=len(data), sha256=digest,
                            received_at=now)
     s.add(chunk)
@@ -94,7 +94,7 @@ def finish(s: Session, key: bytes, policies: Policies, *, actor: User, encounter
         raise InvalidInput("nothing was recorded")
     joined = io.BytesIO()
     for c in contiguous:
-        joined.write(read_sealed(s.get_bind(), recordings_dir / c.path))  # type: ignore[arg-type]
+        joined.write(recordings(recordings_dir).read(s.get_bind(), c.path))  # type: ignore[arg-type]
     joined.seek(0)
     audio = store_audio(policies, recordings_dir, joined, FileKey.for_owner(s, owner_of(encounter), "audio", now),
                         decoder)

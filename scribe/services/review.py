@@ -37,7 +37,7 @@ from scribe.domain.supervision import edit_distance, share_kept
 from scribe.domain.transcript import Segment
 from scribe.policies import Policies
 from scribe.services import accounts, audit, records
-from scribe.services.files import read_sealed
+from scribe.services.files import recordings
 from scribe.services.pipeline import load_segments, participants
 from scribe.services.records import VersionView, signer_facts
 from scribe.services.supervision import PendingNote, confirmed_flags, diffs_for
@@ -197,7 +197,7 @@ def recording_for_actor(s: Session, key: bytes, *, actor: User, encounter_id: in
         raise NotFound("the audio is no longer retained")
     audit.record(s, key, now=now, actor_id=actor.id, action="recording.play", object_type="encounter",
                  object_id=encounter.id, reason=decision.reason)
-    data = read_sealed(s.get_bind(), recordings_dir / recording.path)  # type: ignore[arg-type]
+    data = recordings(recordings_dir).read(s.get_bind(), recording.path)  # type: ignore[arg-type]
     return data, MEDIA.get(recording.format, "application/octet-stream")
 
 

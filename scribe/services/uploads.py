@@ -22,7 +22,7 @@ from scribe.engines.protocols import Decoder
 from scribe.policies import Policies
 from scribe.services import audit
 from scribe.services.consent import require_capture, switches_for
-from scribe.services.files import FileKey
+from scribe.services.files import FileKey, recordings
 
 CHUNK = 1 << 20
 
@@ -77,13 +77,15 @@ def store_audio(policies: Policies, recordings_dir: Path, stream: BinaryIO, seal
     fmt = sniff_format(head)
     if fmt is None or fmt not in limits.formats:
         raise InvalidInput(f"unsupported file type: upload {', '.join(x.upper() for x in limits.formats)} audio")
-    final = recordings_dir / f"{uuid.uuid4().hex}.{fmt}"
+    store = recordings(recordings_dir)
+    final = store.path(f"{uuid.uuid4().hex}.{fmt}")
     try:
         try:
-            size, sha = sealer.seal_durably(final, _Prefixed(head, stream), limit=limits.max_bytes)  # type: ignore[arg-type]
+            size, sha = store.write(sealer, final.name, _Prefixed(head, stream), limit=limits.max_bytes)  # type: ignore[arg-type]
         except OverflowError:
             raise InvalidInput(f"the file is larger than the {limits.max_bytes // (1 << 20)} MB limit") from None
-        duration = decoder.probe(sealer.vault.read_file(final), max_seconds=limits.max_seconds)
+        duration = decoder.probe(sealer.vault.read_file(final, context=store.context(final.name)),
+                                 max_seconds=limits.max_seconds)
         if duration > limits.max_seconds:
             raise InvalidInput(f"the recording is longer than {limits.max_seconds / 3600:.1f} hours")
         if duration < limits.min_seconds:

@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from scribe.config import ROOT
 from scribe.db.engine import session_scope
-from scribe.services.files import read_sealed
+from scribe.services.files import forms, recordings
 from scribe.db.tables import (
     Consent,
     DeletionReceipt,
@@ -146,7 +146,7 @@ def test_the_ledger_keeps_form_guardian_scan_and_dates(runtime, practice, clock)
                  expires_at=clock() + timedelta(days=10), scan=scan)
     assert {r.function for r in rows} == {"record_audio", "transcribe"}
     assert all(r.form_version == POLICY.form_version and r.form_text == POLICY.functions[r.function] for r in rows)
-    assert rows[0].on_behalf_of == "Ann Lee (mother)" and read_sealed(runtime.engine, runtime.settings.forms_dir / rows[0].scan_path) == scan
+    assert rows[0].on_behalf_of == "Ann Lee (mother)" and forms(runtime.settings.forms_dir).read(runtime.engine, rows[0].scan_path) == scan
     with session_scope(runtime.engine) as s:
         view = consent.ledger_view(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada,
                                    client_id=practice.maya.id, now=clock())
@@ -211,7 +211,7 @@ def test_browser_recording_chunks_are_durable_idempotent_and_stop_on_withdrawal(
                          recordings_dir=runtime.settings.recordings_dir, decoder=runtime.decoder, now=clock())
     with session_scope(runtime.engine) as s:
         rec = s.exec(select(Recording).where(Recording.encounter_id == encounter.id)).one()
-    assert read_sealed(runtime.engine, runtime.settings.recordings_dir / rec.path) == data
+    assert recordings(runtime.recordings_dir).read(runtime.engine, rec.path) == data
     assert reload(runtime, encounter).status == EncounterStatus.UPLOADED
     with pytest.raises(Conflict, match="no longer open"):
         send(3, b"late")

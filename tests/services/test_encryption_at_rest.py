@@ -17,11 +17,14 @@ from sqlmodel import select
 
 from scribe.config import Settings
 from scribe.db.engine import session_scope
-from scribe.db.sealing import Scope, SealingError, Shredded, Vault, vault_for
+from scribe.db.sealing import envelope
+from scribe.db.sealing.columns import vault_for
+from scribe.db.sealing.envelope import Scope, SealingError, Shredded
+from scribe.db.sealing.vault import Vault
 from scribe.db.tables import DataKey, DraftSection, NoteVersion, Pseudonymization, Recording, TranscriptSegment
 from scribe.services import consent, purge
 from scribe.runtime import build_runtime
-from scribe.services.files import read_sealed
+from scribe.services.files import recordings
 from tests.conftest import wav_bytes
 from tests.helpers import TRANSCRIPT, run_pipeline, upload
 from tests.services.test_review import resolve_all, sign
@@ -68,7 +71,7 @@ def test_no_canary_is_stored_in_plaintext_anywhere(runtime, practice, clock) -> 
         assert "Riverside Bakery" in repr(s.get(NoteVersion, version.id).content)
         assert s.exec(select(DraftSection)).first() is not None
         rec = s.exec(select(Recording)).one()
-    assert read_sealed(runtime.engine, runtime.settings.recordings_dir / rec.path) == audio
+    assert recordings(runtime.recordings_dir).read(runtime.engine, rec.path) == audio
     # The raw files hold none of it: database, WAL and SHM, recordings, forms, temp.
     with runtime.engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
@@ -78,7 +81,7 @@ def test_no_canary_is_stored_in_plaintext_anywhere(runtime, practice, clock) -> 
     assert hits(runtime, needles) == []
     with runtime.engine.connect() as conn:  # a sentence's flags quote what was found: sealed too
         flags = conn.execute(text("SELECT flags FROM draft_sentences")).scalars().all()
-    assert flags and all(f.startswith("S1.") for f in flags)
+    assert flags and all(f.startswith("S2.") for f in flags)
     # ...and the keys are not in the database: neither raw nor base64.
     master = runtime.settings.master_key_path.read_bytes()
     db = (runtime.settings.data_dir / "scribe.db").read_bytes() + (runtime.settings.data_dir / "scribe.db-wal").read_bytes()
@@ -115,35 +118,145 @@ def test_tampering_with_ciphertext_or_moving_it_between_columns_is_refused(runti
                      {"t": flipped})
     with pytest.raises(SealingError), session_scope(runtime.engine) as s:
         list(s.exec(select(TranscriptSegment)))
-    with runtime.engine.begin() as conn:  # a valid ciphertext from another column does not open here
+    with runtime.engine.begin() as conn:  # a valid ciphertext from another column of the row does not open here
         conn.execute(text("UPDATE transcript_segments SET text = :t WHERE id = (SELECT MIN(id) FROM transcript_segments)"),
                      {"t": words})
     with pytest.raises(SealingError), session_scope(runtime.engine) as s:
         list(s.exec(select(TranscriptSegment)))
 
 
+def _first_segment(runtime) -> tuple[str, dict[str, int]]:
+    with runtime.engine.connect() as conn:
+        token, transcript_id, idx = conn.execute(text(
+            "SELECT text, transcript_id, idx FROM transcript_segments ORDER BY id LIMIT 1")).one()
+    return token, {"transcript_id": transcript_id, "idx": idx}
+
+
 def test_another_master_key_opens_nothing(runtime, practice, wav) -> None:
     upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
-    with runtime.engine.connect() as conn:
-        token = conn.execute(text("SELECT text FROM transcript_segments LIMIT 1")).scalar()
+    token, binding = _first_segment(runtime)
     from sqlalchemy import create_engine
 
     stranger = Vault(secrets.token_bytes(32), create_engine("sqlite://"))
-    with pytest.raises(SealingError):
-        stranger.open(token, "transcript_segments.text")
-    Vault(runtime.settings.master_key_path.read_bytes(), runtime.engine)  # re-register ours for the other tests
+    with pytest.raises(SealingError, match="another master key"):
+        stranger.open_value(token, "transcript_segments.text", binding)
+    assert vault_for(runtime.engine).open_value(token, "transcript_segments.text", binding)
+
+
+def test_a_value_moved_to_another_row_of_the_same_client_does_not_open(runtime, practice, wav) -> None:
+    """Row binding (issue 19.3): the same client's data key seals both sessions' transcripts,
+    so only the row binding tells a moved ciphertext apart. Swapping two segments' text
+    within one transcript, or between two sessions, is refused on read."""
+    for _ in range(2):
+        upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+    run_pipeline(runtime)
+    with runtime.engine.begin() as conn:
+        rows = conn.execute(text("SELECT s.id, s.text, t.encounter_id FROM transcript_segments s "
+                                 "JOIN transcripts t ON t.id = s.transcript_id ORDER BY s.id")).all()
+        assert len({r.encounter_id for r in rows}) == 2
+        first, other_session = rows[0], next(r for r in rows if r.encounter_id != rows[0].encounter_id)
+        conn.execute(text("UPDATE transcript_segments SET text = :t WHERE id = :i"),
+                     {"t": other_session.text, "i": first.id})
+    with pytest.raises(SealingError, match="another row"), session_scope(runtime.engine) as s:
+        list(s.exec(select(TranscriptSegment)))
+    with runtime.engine.begin() as conn:  # back, then a swap inside one transcript
+        conn.execute(text("UPDATE transcript_segments SET text = :t WHERE id = :i"), {"t": first.text, "i": first.id})
+        conn.execute(text("UPDATE transcript_segments SET text = :t WHERE id = :i"), {"t": rows[1].text, "i": first.id})
+    with pytest.raises(SealingError), session_scope(runtime.engine) as s:
+        list(s.exec(select(TranscriptSegment)))
+    with runtime.engine.begin() as conn:
+        conn.execute(text("UPDATE transcript_segments SET text = :t WHERE id = :i"), {"t": first.text, "i": first.id})
+    with session_scope(runtime.engine) as s:  # restored: everything opens again
+        assert len(s.exec(select(TranscriptSegment)).all()) == len(rows)
+
+
+def test_a_draft_moved_to_another_session_does_not_open(runtime, practice, wav) -> None:
+    """A writer who swaps two sessions' drafts (same client, same key) is caught."""
+    for _ in range(2):
+        upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+    run_pipeline(runtime)
+    with runtime.engine.begin() as conn:
+        (a, sections_a), (b, sections_b) = conn.execute(text("SELECT id, ai_sections FROM drafts ORDER BY id")).all()
+        conn.execute(text("UPDATE drafts SET ai_sections = :v WHERE id = :i"), {"v": sections_b, "i": a})
+        conn.execute(text("UPDATE drafts SET ai_sections = :v WHERE id = :i"), {"v": sections_a, "i": b})
+    from scribe.db.tables import Draft
+
+    with pytest.raises(SealingError), session_scope(runtime.engine) as s:
+        s.exec(select(Draft)).all()
+
+
+def test_a_sealed_file_put_in_another_files_place_does_not_open(runtime, practice, wav) -> None:
+    from scribe.db.tables import Recording
+
+    for _ in range(2):
+        upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+    store = recordings(runtime.recordings_dir)
+    with session_scope(runtime.engine) as s:
+        first, second = [r.path for r in s.exec(select(Recording).order_by(Recording.id))]
+    store.path(first).write_bytes(store.path(second).read_bytes())  # same client, same audio key
+    with pytest.raises(SealingError, match="not the one this record names"):
+        store.read(runtime.engine, first)
+    assert store.read(runtime.engine, second) == wav
+
+
+def test_the_envelope_refuses_every_kind_of_stream_damage() -> None:
+    """Error injection for the file format: truncation, a dropped, repeated or reordered
+    record, a flipped bit, another context, and a record from another file all fail."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    class Keys:
+        vault_id = "0123456789ab"
+        key = AESGCM(secrets.token_bytes(32))
+
+        def aead(self, key_id: int) -> AESGCM:
+            return self.key
+
+    keys, data = Keys(), secrets.token_bytes(envelope.STREAM_CHUNK * 2 + 77)
+
+    def sealed(context: str = "recordings/a.webm") -> bytes:
+        out = io.BytesIO()
+        envelope.seal_stream(keys.vault_id, 1, keys.key, io.BytesIO(data), out, context=context)
+        return out.getvalue()
+
+    def opens(blob: bytes, context: str = "recordings/a.webm") -> bool:
+        try:
+            return b"".join(envelope.open_stream(keys, io.BytesIO(blob), context=context)) == data
+        except SealingError:
+            return False
+
+    good = sealed()
+    header = len(envelope.STREAM_MAGIC) + envelope.VAULT_ID_LEN + 4 + 8 + 2 + len("recordings/a.webm")
+    records, at = [], header
+    while at < len(good):
+        size = int.from_bytes(good[at:at + 4], "big")
+        records.append(good[at:at + 4 + size])
+        at += 4 + size
+    assert opens(good) and len(records) == 3
+    head = good[:header]
+    damaged = {
+        "truncated": good[:-10],
+        "last record dropped": head + records[0] + records[1],
+        "record repeated": head + records[0] + records[0] + records[1] + records[2],
+        "records swapped": head + records[1] + records[0] + records[2],
+        "bit flipped": good[:header + 40] + bytes([good[header + 40] ^ 1]) + good[header + 41:],
+        "record from another file": head + sealed()[header:][:len(records[0])] + records[1] + records[2],
+    }
+    assert {k: opens(v) for k, v in damaged.items()} == {k: False for k in damaged}
+    assert not opens(good, context="recordings/b.webm")
+    assert not opens(sealed("recordings/b.webm"))
 
 
 def test_withdrawal_shreds_the_clients_keys(runtime, practice, wav, clock) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
+    store = recordings(runtime.recordings_dir)
     with session_scope(runtime.engine) as s:
         rec = s.exec(select(Recording).where(Recording.encounter_id == encounter.id)).one()
-        sealed_audio = (runtime.settings.recordings_dir / rec.path).read_bytes()
-        token = s.execute(text("SELECT text FROM transcript_segments LIMIT 1")).scalar()
+        sealed_audio = store.path(rec.path).read_bytes()
+    token, binding = _first_segment(runtime)
     vault = vault_for(runtime.engine)
-    assert vault.open(token, "transcript_segments.text")
+    assert vault.open_value(token, "transcript_segments.text", binding)
     with session_scope(runtime.engine) as s:
         purge.withdraw(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, client_id=practice.maya.id,
                        function="transcribe", now=clock())
@@ -153,9 +266,9 @@ def test_withdrawal_shreds_the_clients_keys(runtime, practice, wav, clock) -> No
         assert {"audio", "transcript", "draft"} <= gone and all(k.wrapped == "" for k in keys if k.destroyed_at)
     # Even a copy of the ciphertext taken before the purge (a backup) no longer opens.
     with pytest.raises(Shredded):
-        vault.open(token, "transcript_segments.text")
+        vault.open_value(token, "transcript_segments.text", binding)
     with pytest.raises(Shredded):
-        list(vault.open_stream(io.BytesIO(sealed_audio)))
+        list(envelope.open_stream(vault, io.BytesIO(sealed_audio), context=store.context(rec.path)))
     # Another client's data is untouched, and new audio for this client gets a new key.
     with session_scope(runtime.engine) as s:
         assert vault.key_for(s, Scope(f"client:{practice.maya.id}", "audio"), clock())[0] not in {k.id for k in keys}

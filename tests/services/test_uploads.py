@@ -6,7 +6,7 @@ import pytest
 from sqlmodel import select
 
 from scribe.db.engine import session_scope
-from scribe.services.files import read_sealed
+from scribe.services.files import recordings
 from scribe.db.tables import Encounter, Job, Recording
 from scribe.domain.errors import ConsentMissing, InvalidInput, NotFound, PermissionDenied
 from scribe.services.uploads import sniff_format
@@ -27,7 +27,7 @@ def test_a_wav_is_stored_with_its_job_before_it_is_acknowledged(runtime, practic
         rec = s.exec(select(Recording).where(Recording.encounter_id == encounter.id)).one()
         job = s.exec(select(Job).where(Job.encounter_id == encounter.id)).one()
     assert rec.format == "wav" and abs(rec.duration_seconds - 2.0) < 0.1
-    assert read_sealed(runtime.engine, runtime.settings.recordings_dir / rec.path) == wav
+    assert recordings(runtime.recordings_dir).read(runtime.engine, rec.path) == wav
     assert job.kind == "transcribe" and job.status == "queued"
 
 

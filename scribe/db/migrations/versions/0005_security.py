@@ -49,7 +49,6 @@ JSON_COLUMNS = {("transcript_segments", "words"), ("pseudonymizations", "lines")
                 ("pseudonymizations", "segment_texts"), ("pseudonymizations", "surrogates"),
                 ("drafts", "ai_sections"), ("drafts", "draft_flags"), ("drafts", "removed"),
                 ("note_versions", "content")}
-APPEND_ONLY = ("note_versions", "cosignatures")
 
 
 def upgrade() -> None:
@@ -103,7 +102,8 @@ def upgrade() -> None:
 def _seal_existing_rows(bind: sa.engine.Connection) -> None:
     from datetime import UTC, datetime
 
-    from scribe.db.sealing import Scope
+    from scribe.db.migrations.triggers import restore_append_only_triggers, suspend_append_only_triggers
+    from scribe.db.sealing.envelope import Scope, seal_legacy_value
 
     vault = context.config.attributes.get("vault")
     todo = [(t, c, k, f) for t, c, k, f in SEALED
@@ -112,7 +112,7 @@ def _seal_existing_rows(bind: sa.engine.Connection) -> None:
         return
     if vault is None:
         raise RuntimeError("this database holds clinical text to encrypt: upgrade it with the master key loaded")
-    sqlite_triggers = _suspend_triggers(bind)
+    sqlite_triggers = suspend_append_only_triggers(bind)
     now = datetime.now(UTC)
     for table, column, kind, source in todo:
         # Table and column names below are the constants in SEALED, never input.
@@ -123,30 +123,10 @@ def _seal_existing_rows(bind: sa.engine.Connection) -> None:
                 continue
             owner = f"client:{client_id}" if client_id else f"meetings:{clinician_id}"
             key = vault.key_for(bind, Scope(owner, kind), now)
-            sealed = vault.seal(key[0], str(value).encode("utf-8"), f"{table}.{column}", key[1])
+            sealed = seal_legacy_value(vault.vault_id, key[0], key[1], str(value).encode("utf-8"), f"{table}.{column}")
             bind.execute(sa.text(f"UPDATE {table} SET {column} = :v WHERE id = :i"),  # nosec B608 - constants
                          {"v": sealed, "i": row_id})
-    _restore_triggers(bind, sqlite_triggers)
-
-
-def _suspend_triggers(bind: sa.engine.Connection) -> list[str]:
-    if bind.dialect.name == "postgresql":
-        for table in APPEND_ONLY:
-            bind.execute(sa.text(f"ALTER TABLE {table} DISABLE TRIGGER {table}_no_change"))
-        return []
-    found = bind.execute(sa.text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name IN "
-                                 "('note_versions_no_update', 'cosignatures_no_update')")).all()
-    for name, _ in found:
-        bind.execute(sa.text(f"DROP TRIGGER {name}"))
-    return [sql for _, sql in found]
-
-
-def _restore_triggers(bind: sa.engine.Connection, sqlite_triggers: list[str]) -> None:
-    if bind.dialect.name == "postgresql":
-        for table in APPEND_ONLY:
-            bind.execute(sa.text(f"ALTER TABLE {table} ENABLE TRIGGER {table}_no_change"))
-    for sql in sqlite_triggers:
-        bind.execute(sa.text(sql))
+    restore_append_only_triggers(bind, sqlite_triggers)
 
 
 def downgrade() -> None:

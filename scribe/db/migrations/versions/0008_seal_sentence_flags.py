@@ -21,7 +21,7 @@ SOURCE = "draft_sentences x JOIN drafts d ON d.id = x.draft_id JOIN encounters e
 def upgrade() -> None:
     from datetime import UTC, datetime
 
-    from scribe.db.sealing import Scope
+    from scribe.db.sealing.envelope import Scope, seal_legacy_value
 
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
@@ -38,7 +38,7 @@ def upgrade() -> None:
     for row_id, value, client_id, clinician_id in rows:
         owner = f"client:{client_id}" if client_id else f"meetings:{clinician_id}"
         key = vault.key_for(bind, Scope(owner, "draft"), now)
-        sealed = vault.seal(key[0], str(value).encode("utf-8"), "draft_sentences.flags", key[1])
+        sealed = seal_legacy_value(vault.vault_id, key[0], key[1], str(value).encode("utf-8"), "draft_sentences.flags")
         bind.execute(sa.text("UPDATE draft_sentences SET flags = :v WHERE id = :i"), {"v": sealed, "i": row_id})
 
 
