@@ -172,7 +172,7 @@ def test_a_new_account_must_enrol_a_second_factor_before_anything_else(app, runt
         user = s.exec(select(User).where(User.username == "dr_new")).one()
         assert user.totp_enrolled_at is not None
         raw = s.connection().exec_driver_sql("SELECT totp_secret FROM users WHERE username = 'dr_new'").scalar()
-        assert raw.startswith("S1.") and secret not in raw  # the secret is sealed at rest
+        assert raw.startswith("S2.") and secret not in raw  # the secret is sealed at rest, bound to its row
 
 
 def test_no_account_that_reads_clinical_content_is_without_a_second_factor(runtime, practice) -> None:

@@ -58,7 +58,7 @@ def upgrade() -> None:
     for table, (binding_cols, columns) in SEALED.items():
         if table not in todo:
             continue
-        rows = bind.execute(sa.text(f"SELECT id, {', '.join(binding_cols + columns)} FROM {table}")).all()  # nosec B608
+        rows = bind.execute(sa.text(f"SELECT id, {', '.join(binding_cols + columns)} FROM {table}")).all()  # nosec B608 - constants
         for row in rows:
             values = dict(zip(binding_cols + columns, row[1:]))
             binding = {c: values[c] for c in binding_cols}
@@ -73,7 +73,7 @@ def upgrade() -> None:
                 changed[c] = envelope.seal_value(vault.vault_id, key_id, Keys.aead(key_id), plaintext, label, binding)
             if changed:
                 assignments = ", ".join(f"{c} = :{c}" for c in changed)
-                bind.execute(sa.text(f"UPDATE {table} SET {assignments} WHERE id = :row_id"),  # nosec B608
+                bind.execute(sa.text(f"UPDATE {table} SET {assignments} WHERE id = :row_id"),  # nosec B608 - constants
                              {**changed, "row_id": row[0]})
     restore_append_only_triggers(bind, triggers)
 
