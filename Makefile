@@ -6,13 +6,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test install tools models-default models-test browser check bench sbom clean
+.PHONY: demo test install system tools models-default models-test browser check bench sbom clean
 
-demo: install models-default
+demo: install system models-default
 	$(BIN)/scribe policies check
 	$(BIN)/scribe demo
 
-test: install tools models-test browser
+test: install system tools models-test browser
 	$(BIN)/scribe policies check
 	$(BIN)/python -m pytest -q
 
@@ -49,6 +49,13 @@ models-default: install
 
 models-test: install
 	$(BIN)/scribe models install --profile test
+
+# Debian's libraries WeasyPrint renders PDFs with (Pango), and pdftotext, which the tests read
+# exported PDFs back with (poppler-utils).
+system:
+	@(ldconfig -p | grep -q libpangoft2-1.0 && test -x /usr/bin/pdftotext) || (apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
+	  poppler-utils >/dev/null)
 
 # Browser tests drive Debian's chromium (Playwright never downloads a browser here).
 browser:

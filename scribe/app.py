@@ -19,7 +19,7 @@ from scribe.policies import Policies
 from scribe.runtime import Runtime, build_runtime, utc_now
 from scribe.services import breakglass
 from scribe.web import errors, security
-from scribe.web.routes import auth, consent, oversight, recording, sessions, supervision
+from scribe.web.routes import auth, clients, consent, oversight, recording, sessions, supervision
 from scribe.web.templating import make_templates
 from scribe.worker import Worker
 
@@ -34,6 +34,24 @@ def _review_notices(rt: Runtime) -> Callable[[User], int]:
             return breakglass.awaiting_review(s, actor, rt.policies.security)
 
     return count
+
+
+def _menu(rt: Runtime) -> Callable[[User], list[tuple[str, str]]]:
+    """The menu each role sees, from the permissions policies/roles.yaml gives it (no role
+    names in templates)."""
+    items = (("/", "Review queue", "session.read"), ("/sessions/new", "New session", "session.upload"),
+             ("/clients", "Clients", "client.read"), ("/supervision", "Supervision", "note.cosign"),
+             ("/break-glass", "Emergency access", "breakglass.request"), ("/admin", "Administration", "user.manage"))
+
+    def menu(actor: User) -> list[tuple[str, str]]:
+        role = rt.policies.roles.roles.get(actor.role)  # type: ignore[call-overload]
+        can = set(role.can) if role else set()
+        out = [(href, label) for href, label, permission in items if permission in can]
+        if actor.supervisor_id and "hours.read" in can:
+            out.append((f"/hours/{actor.id}", "My licensure hours"))
+        return out
+
+    return menu
 
 
 def create_app(settings: Settings, *, runtime: Runtime | None = None, engines: Engines | None = None,
@@ -60,7 +78,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, engines: E
     app.state.templates = make_templates(settings.web_dir / "templates")
     rules = rt.policies.security.sessions
     app.state.templates.env.globals.update(idle_seconds=rules.idle_minutes * 60, warn_seconds=rules.warn_seconds,
-                                           part2_notice=PART2_NOTICE, review_notices=_review_notices(rt))
+                                           part2_notice=PART2_NOTICE, review_notices=_review_notices(rt),
+                                           menu=_menu(rt))
     app.mount("/static", StaticFiles(directory=settings.web_dir / "static"), name="static")
     errors.install(app)  # first: its error-containing middleware sits inside the security headers
     security.install(app, settings, max_body=rt.policies.pipeline.upload.max_bytes + (1 << 20))
@@ -70,4 +89,5 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, engines: E
     app.include_router(consent.router)
     app.include_router(recording.router)
     app.include_router(oversight.router)
+    app.include_router(clients.router)
     return app

@@ -2,11 +2,12 @@
 
 Personas (STYLE.md): dr_ada (licensed clinician), dr_cole (another clinician, same clinic),
 dr_ben (supervisor), sam (dr_ben's pre-licensure supervisee), eve (clinician at another
-clinic), root (admin). Clients are synthetic."""
+clinic), root (admin), ivy (intake staff). Clients are synthetic."""
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import io
 import math
@@ -24,6 +25,7 @@ import pytest
 from sqlmodel import Session
 
 from scribe.config import ROOT, Settings
+from scribe.db.clients import add_client
 from scribe.db.engine import session_scope
 from scribe.db.tables import Client, Clinic, Consent, User
 from scribe.domain.notes import LicenceStatus, Role
@@ -83,6 +85,7 @@ class Practice:
     sam: User
     eve: User
     root: User
+    ivy: User  # intake staff: charts and consents, no clinical text
     maya: Client  # dr_ada's client
     jonah: Client  # dr_cole's client
     priya: Client  # sam's client
@@ -94,13 +97,20 @@ def _user(s: Session, clinic: Clinic, username: str, role: Role, status: Licence
     user = User(clinic_id=clinic.id or 0, username=username, full_name=f"{username.replace('_', ' ').title()} Tester",
                 role=role, credential="LCSW" if role != Role.ADMIN else "", licence_number=f"LIC-{username.upper()}",
                 licence_status=status, supervisor_id=supervisor.id if supervisor else None,
-                password_hash=hash_password(PASSWORD), created_at=now or datetime.now(UTC))
+                password_hash=persona_password_hash(), created_at=now or datetime.now(UTC))
     s.add(user)
     s.flush()
     user.totp_secret, user.totp_enrolled_at = totp_secret(username), now or datetime.now(UTC)
     s.add(user)
     s.flush()
     return user
+
+
+@functools.cache
+def persona_password_hash() -> str:
+    """One argon2id hash of PASSWORD for every persona (each with the production parameters,
+    so verifying costs what it costs in the app; hashing it once saves a second per practice)."""
+    return hash_password(PASSWORD)
 
 
 def totp_secret(username: str) -> str:
@@ -120,8 +130,7 @@ def totp_code(runtime: Runtime, username: str) -> str:
 def _client(s: Session, clinic: Clinic, clinician: User, given: str, family: str, now: datetime, **chart: object) -> Client:
     client = Client(clinic_id=clinic.id or 0, clinician_id=clinician.id or 0, given_name=given, family_name=family,
                     mrn=f"MRN-{given.upper()}01", created_at=now, **chart)  # type: ignore[arg-type]
-    s.add(client)
-    s.flush()
+    add_client(s, client)
     for function in CONSENTS:
         s.add(Consent(client_id=client.id or 0, function=function, captured_by=clinician.id or 0, captured_at=now,
                       form_version="t1", form_text="test consent", effective_from=now - timedelta(days=1)))
@@ -142,6 +151,7 @@ def make_practice(runtime: Runtime, clock: Clock) -> Practice:
         sam = _user(s, clinic, "sam", Role.CLINICIAN, LicenceStatus.PRE_LICENSURE, supervisor=dr_ben, now=now)
         eve = _user(s, elsewhere, "eve", Role.CLINICIAN, now=now)
         root = _user(s, clinic, "root", Role.ADMIN, LicenceStatus.INACTIVE, now=now)
+        ivy = _user(s, clinic, "ivy", Role.INTAKE, LicenceStatus.INACTIVE, now=now)
         maya = _client(s, clinic, dr_ada, "Maya", "Thompson", now, date_of_birth=date(1991, 3, 14),
                        phone="555-201-7788", email="maya.t@example.org", employer="Riverside Bakery",
                        address="2217 Alder Creek Road",
@@ -149,7 +159,7 @@ def make_practice(runtime: Runtime, clock: Clock) -> Practice:
         jonah = _client(s, clinic, dr_cole, "Jonah", "Whitfield", now)
         priya = _client(s, clinic, sam, "Priya", "Castellano", now)
         other = _client(s, elsewhere, eve, "Otto", "Quill", now)
-    return Practice(dr_ada, dr_cole, dr_ben, sam, eve, root, maya, jonah, priya, other)
+    return Practice(dr_ada, dr_cole, dr_ben, sam, eve, root, ivy, maya, jonah, priya, other)
 
 
 @pytest.fixture

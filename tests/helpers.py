@@ -18,12 +18,16 @@ from scribe.worker import Worker
 
 
 def upload(runtime: Runtime, actor: User, client_id: int, data: bytes, *, note_type: str = "soap",
-           transcript: str | None = None) -> Encounter:
+           transcript: str | None = None, confirm_service: bool = True) -> Encounter:
+    """Upload as the clinician would, who then (unless told not to) sets the session's time
+    of service to 45 minutes and confirms its code, as the session page asks before signing."""
     with session_scope(runtime.engine) as s:
         encounter = accept_upload(s, runtime.audit_key, runtime.policies, recordings_dir=runtime.settings.recordings_dir,
                                   decoder=runtime.decoder,
                                   actor=actor, client_id=client_id, note_type=note_type, filename="session.wav",
                                   stream=io.BytesIO(data), now=runtime.clock())
+    if confirm_service:
+        confirm(runtime, actor, encounter)
     if transcript is not None:
         from sqlmodel import select
 
@@ -33,6 +37,18 @@ def upload(runtime: Runtime, actor: User, client_id: int, data: bytes, *, note_t
             rec = s.exec(select(Recording).where(Recording.encounter_id == encounter.id)).one()
         (runtime.settings.recordings_dir / (rec.path + ".txt")).write_text(transcript)
     return encounter
+
+
+def confirm(runtime: Runtime, actor: User, encounter: Encounter, *, minutes: int = 45, code: str = "90834") -> None:
+    from datetime import timedelta
+
+    from scribe.services.encounters import set_service
+
+    now = runtime.clock()
+    with session_scope(runtime.engine) as s:
+        set_service(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id or 0,
+                    start=now - timedelta(minutes=minutes), end=now, place="11", service_type="individual", code=code,
+                    attendees=[], now=now)
 
 
 def run_pipeline(runtime: Runtime) -> int:

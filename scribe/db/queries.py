@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from scribe.db.tables import BreakGlassGrant, Client, Encounter, EncounterParticipant, User
 from scribe.domain.decision import Decision
 from scribe.domain.errors import NotFound
-from scribe.domain.notes import Role
+from scribe.domain.notes import CLINICAL_ROLES, Role
 
 # A supervisee in a supervision meeting may read its signed note, not its sources.
 PARTICIPANT_REASON = "participant in this supervision meeting"
@@ -36,8 +36,8 @@ def active_grant(session: Session, actor: User, client_id: int, now: datetime) -
 def encounter_access(session: Session, actor: User, encounter: Encounter, now: datetime | None = None) -> Decision:
     """Who may read a session, and why. ``now`` is given where break-glass applies (the
     session page and the export); Part 2 records stay with the treating team."""
-    if actor.role == Role.ADMIN:
-        return Decision.deny("admins do not read clinical content")
+    if actor.role not in CLINICAL_ROLES:
+        return Decision.deny(f"{actor.role}s do not read clinical content")
     if encounter.clinic_id != actor.clinic_id:
         return Decision.deny("another clinic's session")
     if encounter.clinician_id == actor.id:
@@ -66,7 +66,7 @@ def get_encounter_for_actor(session: Session, actor: User, encounter_id: int,
 
 
 def encounters_for_actor(session: Session, actor: User) -> list[Encounter]:
-    if actor.role == Role.ADMIN:
+    if actor.role not in CLINICAL_ROLES:
         return []
     ids = [actor.id, *supervisee_ids(session, actor)]
     met = select(EncounterParticipant.encounter_id).where(EncounterParticipant.user_id == actor.id)
@@ -107,15 +107,32 @@ def get_supervisee_for_actor(session: Session, actor: User, user_id: int) -> Use
     raise NotFound("no such supervisee")
 
 
+def client_access(actor: User, client: Client) -> Decision:
+    """Who may open a client's chart: the assigned clinician (their caseload), and intake
+    staff of the same clinic (who manage charts and consents but read no clinical text)."""
+    if client.clinic_id != actor.clinic_id:
+        return Decision.deny("another clinic's client")
+    if actor.role == Role.INTAKE:
+        return Decision.allow("intake staff of the clinic")
+    if actor.role in CLINICAL_ROLES and client.clinician_id == actor.id:
+        return Decision.allow("own caseload")
+    return Decision.deny("not the actor's client")
+
+
 def clients_for_actor(session: Session, actor: User) -> list[Client]:
-    if actor.role == Role.ADMIN:
+    """A clinician's caseload, or every client of the clinic for intake staff; by name."""
+    if actor.role == Role.INTAKE:
+        stmt = select(Client).where(Client.clinic_id == actor.clinic_id)
+    elif actor.role in CLINICAL_ROLES:
+        stmt = select(Client).where(Client.clinician_id == actor.id, Client.clinic_id == actor.clinic_id)
+    else:
         return []
-    stmt = select(Client).where(Client.clinician_id == actor.id).order_by(col(Client.family_name))
-    return list(session.exec(stmt).all())
+    # Names are sealed: the order is made here, not by the database.
+    return sorted(session.exec(stmt).all(), key=lambda c: (c.family_name.casefold(), c.given_name.casefold(), c.id))
 
 
 def get_client_for_actor(session: Session, actor: User, client_id: int) -> Client:
     client = session.get(Client, client_id)
-    if client is None or actor.role == Role.ADMIN or client.clinician_id != actor.id:
+    if client is None or not client_access(actor, client):
         raise NotFound("no such client")
     return client

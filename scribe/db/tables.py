@@ -18,12 +18,6 @@ from scribe.db.sealing.columns import Sealed
 from scribe.db.sealing.envelope import Scope, SealingError
 
 
-class Clinic(SQLModel, table=True):
-    __tablename__ = "clinics"
-    id: Optional[int] = Field(default=None, primary_key=True)
-    name: str
-
-
 class User(SQLModel, table=True):
     __tablename__ = "users"
     __seal_binding__: ClassVar[tuple[str, ...]] = ("id",)
@@ -53,32 +47,89 @@ class User(SQLModel, table=True):
         return Scope(f"user:{self.id}", "mfa")
 
 
+class Clinic(SQLModel, table=True):
+    __tablename__ = "clinics"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str
+    address: str = ""  # the practice header of exported notes
+    phone: str = ""
+    npi: str = ""  # the practice's (type 2) National Provider Identifier
+
+
+def _identity(label: str, *, default: Any = None, listed: bool = False, **kw: Any) -> Any:
+    """An identity column of the chart, sealed (nullable only for the moment between a new
+    client's insert and its sealed values, inside ``add_client``'s transaction)."""
+    column = Column(Sealed(f"clients.{label}", is_json=listed, **kw), nullable=True)
+    if listed:
+        return Field(default_factory=list, sa_column=column)
+    return Field(default=default, sa_column=column)
+
+
 class Client(SQLModel, table=True):
-    """The chart: every identifier the system already knows about a client."""
+    """The chart: every identifier the system already knows about a client. Identity fields
+    are sealed under the client's own identity key; ``mrn_index`` and the client's rows in
+    ``client_search_tokens`` are keyed hashes (a blind index) for finding them. A new client
+    is saved with ``db.clients.add_client`` (its key needs its id)."""
 
     __tablename__ = "clients"
+    __table_args__ = (UniqueConstraint("clinic_id", "mrn_index"),)
+    __seal_binding__: ClassVar[tuple[str, ...]] = ("id",)
     id: Optional[int] = Field(default=None, primary_key=True)
     clinic_id: int = Field(foreign_key="clinics.id", index=True)
     clinician_id: int = Field(foreign_key="users.id", index=True)
-    given_name: str
-    family_name: str
-    preferred_name: str = ""
-    date_of_birth: Optional[date] = None
-    mrn: str = Field(index=True)
-    address: str = ""
-    city: str = ""
-    phone: str = ""
-    email: str = ""
-    employer: str = ""
-    school: str = ""
-    contacts: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    given_name: str = _identity("given_name")
+    family_name: str = _identity("family_name")
+    preferred_name: str = _identity("preferred_name", default="")
+    date_of_birth: Optional[date] = _identity("date_of_birth", as_date=True)
+    mrn: str = _identity("mrn", default="")
+    address: str = _identity("address", default="")
+    city: str = _identity("city", default="")
+    phone: str = _identity("phone", default="")
+    email: str = _identity("email", default="")
+    employer: str = _identity("employer", default="")
+    school: str = _identity("school", default="")
+    contacts: list[dict[str, Any]] = _identity("contacts", listed=True)
+    guardians: list[dict[str, Any]] = _identity("guardians", listed=True)  # domain.clients.Person, with authority
+    diagnoses: list[dict[str, Any]] = _identity("diagnoses", listed=True)  # entered by the clinician only
+    mrn_index: Optional[str] = Field(default=None, index=True)
+    status: str = "active"  # domain.clients.ClientStatus
+    discharged_at: Optional[datetime] = None
+    part2_program: bool = False  # in a 42 CFR Part 2 program: every session is tagged Part 2
     legal_hold: bool = False  # retention never purges a client on hold
     legal_hold_reason: str = ""
     created_at: datetime
+    updated_at: Optional[datetime] = None
+
+    def seal_scope(self, session: OrmSession) -> Scope:
+        if self.id is None:
+            raise SealingError("save the client with db.clients.add_client (its key needs its id)")
+        return Scope(f"client:{self.id}", "identity")
 
     @property
     def display_name(self) -> str:
         return f"{self.preferred_name or self.given_name} {self.family_name}"
+
+
+class ClientSearchToken(SQLModel, table=True):
+    """One keyed hash of one word of a client's names (the blind index name search uses)."""
+
+    __tablename__ = "client_search_tokens"
+    __table_args__ = (UniqueConstraint("client_id", "token"),)
+    id: Optional[int] = Field(default=None, primary_key=True)
+    client_id: int = Field(foreign_key="clients.id", index=True)
+    token: str = Field(index=True)
+
+
+class ClientAssignment(SQLModel, table=True):
+    """Who a client was assigned to, from when, by whom and why (a transfer, or the first)."""
+
+    __tablename__ = "client_assignments"
+    id: Optional[int] = Field(default=None, primary_key=True)
+    client_id: int = Field(foreign_key="clients.id", index=True)
+    clinician_id: int = Field(foreign_key="users.id")
+    assigned_at: datetime
+    assigned_by: int = Field(foreign_key="users.id")
+    reason: str  # domain.clients.TransferReason, or "new client"
 
 
 class Consent(SQLModel, table=True):
@@ -178,6 +229,14 @@ class Encounter(SQLModel, table=True):
     status_reason: str = ""  # safe to show: codes and plain reasons, never clinical text
     created_at: datetime
     updated_at: datetime
+    # The billable service: set from the recording, editable (and the code confirmed) before signing.
+    service_start: Optional[datetime] = None
+    service_end: Optional[datetime] = None
+    place_of_service: str = ""  # a code of policies/billing.yaml places_of_service ("11" office, "02" telehealth)
+    service_type: str = "individual"  # domain.billing.ServiceType
+    service_code: str = ""  # confirmed by the clinician; "" until then (the suggestion is never stored as chosen)
+    service_confirmed_by: Optional[int] = Field(default=None, foreign_key="users.id")
+    service_confirmed_at: Optional[datetime] = None
 
 
 class EncounterParticipant(SQLModel, table=True):
@@ -190,6 +249,22 @@ class EncounterParticipant(SQLModel, table=True):
     user_id: int = Field(foreign_key="users.id", index=True)
     consent_recorded_by: int = Field(foreign_key="users.id")
     consent_recorded_at: datetime
+
+
+class EncounterAttendee(SQLModel, table=True):
+    """Someone besides the client in a couples, family or group session (their name is sealed)."""
+
+    __tablename__ = "encounter_attendees"
+    __table_args__ = (UniqueConstraint("encounter_id", "idx"),)
+    __seal_binding__: ClassVar[tuple[str, ...]] = ("encounter_id", "idx")
+    id: Optional[int] = Field(default=None, primary_key=True)
+    encounter_id: int = Field(foreign_key="encounters.id", index=True)
+    idx: int
+    name: str = Field(sa_column=Column(Sealed("encounter_attendees.name"), nullable=False))
+    relation: str
+
+    def seal_scope(self, session: OrmSession) -> Scope:
+        return encounter_scope(session, self.encounter_id, "identity")
 
 
 class Recording(SQLModel, table=True):

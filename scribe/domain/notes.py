@@ -26,6 +26,17 @@ class EncounterStatus(StrEnum):
     RETURNED = "returned"  # the supervisor sent a supervisee's signed note back with comments
     FAILED = "failed"
     STOPPED = "stopped"  # consent lapsed or withdrawn
+    VOIDED = "voided"  # recorded in error: its audio, transcript and draft purged with a receipt
+
+
+class VoidReason(StrEnum):
+    """Why a session is voided: a choice, never free text (it goes on the receipt and audit)."""
+
+    WRONG_CLIENT = "recorded for the wrong client"
+    DUPLICATE = "duplicate of another session"
+    IN_ERROR = "recorded in error"
+    NO_SHOW = "the client did not attend"
+    TEST = "test recording"
 
 
 class EncounterKind(StrEnum):
@@ -76,6 +87,12 @@ class Role(StrEnum):
     CLINICIAN = "clinician"
     SUPERVISOR = "supervisor"
     ADMIN = "admin"
+    INTAKE = "intake"  # front desk: clients and consents, never clinical text
+
+
+# The roles that read clinical content (sessions, transcripts, drafts, notes). Admins and
+# intake staff never do: minimum necessary.
+CLINICAL_ROLES = frozenset({Role.CLINICIAN, Role.SUPERVISOR})
 
 
 class LicenceStatus(StrEnum):
@@ -151,6 +168,7 @@ class SignedContent:
     kind: str = "original"
     supersedes_sha256: str = ""  # for a revision, addendum or amendment: the version it follows
     part2: bool = False  # a 42 CFR Part 2 record: the tag is part of what is signed
+    service: dict[str, Any] | None = None  # time, place, type, code and chart diagnoses of the service
 
     def to_canonical(self) -> dict[str, Any]:
         content: dict[str, Any] = {
@@ -165,6 +183,8 @@ class SignedContent:
             content.update(kind=self.kind, supersedes_sha256=self.supersedes_sha256)
         if self.part2:
             content["part2"] = True
+        if self.service:
+            content["service"] = self.service
         return content
 
     def sha256(self) -> str:
@@ -187,9 +207,10 @@ def can_sign(
     already_signed: bool,
     unresolved_flags: int,
     unreviewed_sections: int = 0,
+    service_problem: str = "",
 ) -> Decision:
-    """Only the session's own clinician, active, with a ready draft, every section reviewed
-    and no open flags."""
+    """Only the session's own clinician, active, with a ready draft, every section reviewed,
+    no open flags, and (for a billed service) its time, place and code confirmed."""
     if not signer.active:
         return Decision.deny("account is disabled")
     if signer.role == Role.ADMIN:
@@ -206,6 +227,8 @@ def can_sign(
         return Decision.deny(f"{unreviewed_sections} section(s) not yet reviewed (edit or save each one)")
     if unresolved_flags:
         return Decision.deny(f"{unresolved_flags} flag(s) must be resolved before signing")
+    if service_problem:
+        return Decision.deny(f"the service is not confirmed: {service_problem}")
     return Decision.allow("own session, every section reviewed, all flags resolved")
 
 

@@ -19,7 +19,14 @@ PERMISSIONS: dict[str, str] = {
     "report.read": "read the audit report and the egress ledger",
     "breakglass.review": "review emergency access",
     "legal_hold.manage": "place or lift legal holds",
+    "client.read": "open client charts (a clinician's caseload; every client for intake staff)",
+    "client.manage": "create, edit, transfer and discharge clients",
 }
 
+# What an admin never holds: anything that opens a client's chart or clinical content.
 CLINICAL = frozenset({"session.read", "session.upload", "draft.edit", "note.sign", "note.export", "consent.manage",
-                      "note.cosign", "supervision.record", "breakglass.request"})
+                      "note.cosign", "supervision.record", "breakglass.request", "client.read", "client.manage"})
+
+# What reads or writes clinical text (transcripts, drafts, notes): never an intake role's.
+CLINICAL_TEXT = frozenset({"session.read", "session.upload", "draft.edit", "note.sign", "note.export", "note.cosign",
+                           "supervision.record", "breakglass.request"})

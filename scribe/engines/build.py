@@ -71,6 +71,18 @@ def build_remote_drafter(settings: Settings, policy: EgressPolicy, redactor: Any
     return RemoteDrafter(gateway, settings.drafter_remote, settings.drafter_remote_model)
 
 
+def build_record_gateway(policy: EgressPolicy, ledger: Callable[[EgressRecord], None],
+                         clock: Callable[[], datetime]) -> Any:
+    """The gateway for identified records (a signed note to the practice's EHR): it redacts
+    nothing, so it loads no model; only destinations that receive identified_record take it."""
+    from scribe.domain.egress import Destination
+    from scribe.engines.egress import EgressGateway
+
+    destinations = [Destination(d.name, d.url, tuple(d.receives), d.part2) for d in policy.destinations]
+    return EgressGateway(destinations, redactor=None, ledger=ledger, clock=clock, policy_version=policy.version,
+                         ca_bundle=policy.ca_bundle)
+
+
 def build_decoder(policies: Policies) -> Decoder:
     """The same sandboxed decoder for real and fake engines: it is a guard, not a model."""
     from scribe.engines.decoder import DecoderLimits, SandboxDecoder

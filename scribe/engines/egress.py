@@ -75,7 +75,8 @@ def _map_strings(obj: Any, fn: Callable[[str], str]) -> Any:
 
 
 class EgressGateway:
-    def __init__(self, destinations: Iterable[Destination], *, redactor: SpanFinder, ledger: Callable[[EgressRecord], None],
+    def __init__(self, destinations: Iterable[Destination], *, redactor: SpanFinder | None,
+                 ledger: Callable[[EgressRecord], None],
                  clock: Callable[[], datetime], policy_version: int = 1, timeout: float = 120.0,
                  ca_bundle: str | None = None) -> None:
         self.destinations = tuple(destinations)
@@ -89,6 +90,8 @@ class EgressGateway:
         self.timeout = timeout
 
     def _redact(self, text: str) -> tuple[str, int]:
+        if self.redactor is None:
+            raise EgressRefused("this gateway sends identified records only: no redactor is loaded")
         spans = [s for s in self.redactor.find_spans(text, [])
                  if not any(m.start() <= s.start and s.end <= m.end() for m in _SURROGATE.finditer(text))]
         out, pos = [], 0
@@ -99,6 +102,24 @@ class EgressGateway:
             pos = s.end
         out.append(text[pos:])
         return "".join(out), len(spans)
+
+    def post_record(self, destination: str, body: dict[str, Any], *, identifiers: int, part2: bool,
+                    part2_consent: bool, content_type: str = "application/fhir+json") -> dict[str, Any]:
+        """Send a signed record with the client's identifiers to a destination declared to take
+        them (the practice's own EHR, ``receives: [identified_record]``); no other may. The
+        ledger counts the chart identifiers the payload carries (``identifiers``)."""
+        texts = _strings(body)
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        dest = next((d for d in self.destinations if d.name == destination), None)
+        decision = may_send(self.destinations, destination, Payload("identified_record", tuple(texts), part2),
+                            part2_consent=part2_consent)
+        record = EgressRecord(self.clock(), destination, urlsplit(dest.url).hostname or "" if dest else "",
+                              hashlib.sha256(data).hexdigest(), len(data), 0, identifiers, self.policy_version,
+                              decision.allowed, decision.reason)
+        self.ledger(record)
+        if not decision or dest is None:
+            raise EgressRefused(f"egress refused: {decision.reason}")
+        return self._send(dest, data, content_type)
 
     def post_json(self, destination: str, body: dict[str, Any], *, originals: Iterable[str] = (), part2: bool = False,
                   part2_consent: bool = False) -> dict[str, Any]:
@@ -128,20 +149,21 @@ class EgressGateway:
         self.ledger(record)
         if not decision or dest is None:
             raise EgressRefused(f"egress refused: {decision.reason}")
-        request = urllib.request.Request(dest.url, data=data, method="POST",
-                                         headers={"Content-Type": "application/json"})
+        return self._send(dest, data, "application/json")
+
+    def _send(self, dest: Destination, data: bytes, content_type: str) -> dict[str, Any]:
+        request = urllib.request.Request(dest.url, data=data, method="POST", headers={"Content-Type": content_type})
         try:
             # The URL comes from policies/egress.yaml: https, or http to loopback (check_destination_url).
             with self._opener.open(request, timeout=self.timeout) as response:  # nosec B310 - checked policy URL
                 status = getattr(response, "status", 200)
-                if status != 200:
-                    raise EngineError(f"the model server answered {status}; redirects are never followed",
-                                      retryable=False)
+                if status not in (200, 201, 202):
+                    raise EngineError(f"'{dest.name}' answered {status}; redirects are never followed", retryable=False)
                 raw = response.read(MAX_RESPONSE_BYTES + 1)
             if len(raw) > MAX_RESPONSE_BYTES:
-                raise EngineError("the model server's answer is larger than any completion", retryable=False)
-            return json.loads(raw.decode("utf-8"))
+                raise EngineError(f"the answer from '{dest.name}' is larger than any completion or record", retryable=False)
+            return json.loads(raw.decode("utf-8")) if raw.strip() else {}
         except EngineError:
             raise
         except (OSError, ValueError) as exc:
-            raise EngineError(f"the model server did not answer ({exc.__class__.__name__})", retryable=True) from exc
+            raise EngineError(f"'{dest.name}' did not answer ({exc.__class__.__name__})", retryable=True) from exc

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from scribe.domain.errors import PolicyError
 from scribe.policies.schema import (
+    BillingPolicy,
     ConsentPolicy,
     EgressPolicy,
     LicenceType,
@@ -40,6 +41,7 @@ class Policies:
     egress: EgressPolicy
     security: SecurityPolicy
     retention: RetentionPolicy
+    billing: BillingPolicy
 
     def licence_type(self, name: str) -> tuple[str, LicenceType]:
         key = name if name in self.licensure.types else self.licensure.default_type
@@ -122,4 +124,5 @@ def load_policies(directory: Path) -> Policies:
         egress=_load(directory / "egress.yaml", EgressPolicy),
         security=_load(directory / "security.yaml", SecurityPolicy),
         retention=_load(directory / "retention.yaml", RetentionPolicy),
+        billing=_load(directory / "billing.yaml", BillingPolicy),
     )

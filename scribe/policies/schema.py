@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from scribe.domain.permissions import CLINICAL, PERMISSIONS
+from scribe.domain.permissions import CLINICAL, CLINICAL_TEXT, PERMISSIONS
 
 
 class Strict(BaseModel):
@@ -92,6 +92,8 @@ class ConsentPolicy(Strict):
 class SigningPolicy(Strict):
     version: Literal[1]
     allow_zero_edit_signing: bool = Field(description="May a clinician sign a draft without editing any section?")
+    require_service_code: bool = Field(default=True, description="A therapy session's service (time, place, code) "
+                                       "must be confirmed before its note is signed")
     attestation: str
     reauth_window_seconds: int = Field(default=0, ge=0, description="0: the password is re-entered at every signature")
 
@@ -103,7 +105,7 @@ class RolePermissions(Strict):
 
 class RolesPolicy(Strict):
     version: Literal[1]
-    roles: dict[Literal["clinician", "supervisor", "admin"], RolePermissions]
+    roles: dict[Literal["clinician", "supervisor", "admin", "intake"], RolePermissions]
 
     @model_validator(mode="after")
     def _known_and_no_clinical_admin(self) -> "RolesPolicy":
@@ -114,6 +116,9 @@ class RolesPolicy(Strict):
         admin = self.roles.get("admin")
         if admin is not None and set(admin.can) & CLINICAL:
             raise ValueError(f"admins never read clinical content: remove {sorted(set(admin.can) & CLINICAL)}")
+        intake = self.roles.get("intake")
+        if intake is not None and set(intake.can) & CLINICAL_TEXT:
+            raise ValueError(f"intake staff never read clinical text: remove {sorted(set(intake.can) & CLINICAL_TEXT)}")
         return self
 
 
@@ -138,7 +143,7 @@ class LoginRules(Strict):
 
 
 class MfaRules(Strict):
-    required_roles: list[Literal["clinician", "supervisor", "admin"]]
+    required_roles: list[Literal["clinician", "supervisor", "admin", "intake"]]
     issuer: str
 
 
@@ -165,9 +170,10 @@ class SecurityPolicy(Strict):
 
     @model_validator(mode="after")
     def _phi_roles_need_mfa(self) -> "SecurityPolicy":
-        missing = {"clinician", "supervisor"} - set(self.mfa.required_roles)
+        missing = {"clinician", "supervisor", "intake"} - set(self.mfa.required_roles)
         if missing:
-            raise ValueError(f"roles that read clinical content need a second factor: {sorted(missing)}")
+            raise ValueError(f"roles that read clients' charts or clinical content need a second factor: "
+                             f"{sorted(missing)}")
         if self.login.throttle_after >= self.login.lockout_after:
             raise ValueError("throttling must start before the lock-out")
         return self
@@ -221,7 +227,9 @@ class RedactionPolicy(Strict):
 class EgressDestination(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     url: str = Field(pattern=r"^https?://", description="Where the gateway POSTs: https://, or http:// to loopback")
-    receives: list[Literal["redacted_text"]] = Field(min_length=1, description="Never audio")
+    receives: list[Literal["redacted_text", "identified_record"]] = Field(
+        min_length=1, description="Never audio. identified_record: signed notes with the client's identifiers "
+        "(the practice's own EHR only)")
     part2: bool = Field(default=False, description="May it receive 42 CFR Part 2 material (with consent and notice)?")
 
 
@@ -232,6 +240,38 @@ class EgressDestination(Strict):
 
         check_destination_url(url)
         return url
+
+
+class CodeRule(Strict):
+    label: str = Field(description="What the code means, as shown to the clinician")
+    service_types: list[Literal["individual", "couple", "family", "family_without_client", "group", "intake",
+                                "crisis"]] = Field(min_length=1)
+    min_minutes: int = Field(default=0, ge=0, description="The time rule: at least this many minutes of service ...")
+    max_minutes: int | None = Field(default=None, ge=1, description="... and at most this many (none: no upper bound)")
+
+
+class BillingPolicy(Strict):
+    version: Literal[1]
+    codes: dict[str, CodeRule] = Field(min_length=1, description="Service codes suggested from type and time")
+    places_of_service: dict[str, str] = Field(min_length=1, description="Place-of-service codes and their names")
+    recorded_place: str = Field(description="Default place of a session recorded in the browser (in the room)")
+    uploaded_place: str = Field(description="Default place of an uploaded recording (telehealth)")
+
+    @model_validator(mode="after")
+    def _defaults_known_and_bands_apart(self) -> "BillingPolicy":
+        for place in (self.recorded_place, self.uploaded_place):
+            if place not in self.places_of_service:
+                raise ValueError(f"place of service '{place}' is not in places_of_service")
+        for code, rule in self.codes.items():
+            if rule.max_minutes is not None and rule.max_minutes < rule.min_minutes:
+                raise ValueError(f"code {code}: max_minutes is below min_minutes")
+        for a, ra in self.codes.items():  # one service and length must never fit two codes
+            for b, rb in self.codes.items():
+                if a < b and set(ra.service_types) & set(rb.service_types):
+                    lo, hi = max(ra.min_minutes, rb.min_minutes), min(ra.max_minutes or 10**6, rb.max_minutes or 10**6)
+                    if lo <= hi:
+                        raise ValueError(f"codes {a} and {b} overlap for the same service type ({lo}-{hi} minutes)")
+        return self
 
 
 class EgressPolicy(Strict):

@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 
 from scribe.db.tables import Invitation, LoginSession, LoginThrottle, User
 from scribe.domain.errors import InvalidInput, NotFound, PermissionDenied, ReauthFailed
-from scribe.domain.notes import Role
+from scribe.domain.notes import CLINICAL_ROLES, Role
 from scribe.policies.schema import SecurityPolicy
 from scribe.services import audit
 
@@ -369,7 +369,7 @@ def create_user(session: Session, key: bytes, policy: SecurityPolicy, *, actor: 
         raise InvalidInput("that user name is taken: every person has their own account")
     user = User(clinic_id=actor.clinic_id, username=username, full_name=full_name.strip()[:100], role=role,
                 credential=credential.strip()[:40], licence_number=licence_number.strip()[:40],
-                licence_status="licensed" if role != Role.ADMIN else "inactive", supervisor_id=supervisor_id,
+                licence_status="licensed" if role in CLINICAL_ROLES else "inactive", supervisor_id=supervisor_id,
                 password_hash=NO_PASSWORD, created_at=now)
     session.add(user)
     session.flush()

@@ -21,7 +21,7 @@ from scribe.db.tables import (
 )
 from scribe.domain.consent import ConsentEntry, ConsentState, SwitchScope, state_of
 from scribe.domain.errors import InvalidInput, NotFound, PermissionDenied
-from scribe.domain.notes import Role
+from scribe.domain.notes import CLINICAL_ROLES, Role
 from scribe.policies import Policies
 from scribe.services import audit
 from scribe.services.consent import current_switch
@@ -76,8 +76,9 @@ def admin_view(s: Session, key: bytes, policies: Policies, *, actor: User, now: 
                           current_switch(s, SwitchScope.CLINIC, clinic_id=actor.clinic_id))]
     switches += [SwitchRow(SwitchScope.CLINICIAN, u.full_name, None, u.id,
                            current_switch(s, SwitchScope.CLINICIAN, user_id=u.id))
-                 for u in users if u.role != Role.ADMIN]
-    clients = list(s.exec(select(Client).where(Client.clinic_id == actor.clinic_id).order_by(col(Client.family_name))))
+                 for u in users if u.role in CLINICAL_ROLES]
+    clients = sorted(s.exec(select(Client).where(Client.clinic_id == actor.clinic_id)),
+                     key=lambda c: (c.family_name.casefold(), c.given_name.casefold(), c.id))
     ledger: dict[int, list[ConsentEntry]] = {}
     for c in s.exec(select(Consent).where(col(Consent.client_id).in_([x.id for x in clients]))):
         ledger.setdefault(c.client_id, []).append(
@@ -94,7 +95,7 @@ def admin_view(s: Session, key: bytes, policies: Policies, *, actor: User, now: 
         .where(Encounter.clinic_id == actor.clinic_id, Encounter.created_at >= month_start)
         .group_by(col(Encounter.clinician_id)))}
     usage = [Usage(u, counts.get(u.id, (0, 0.0))[0], round(counts.get(u.id, (0, 0.0))[1] / 3600, 2))
-             for u in users if u.role != Role.ADMIN]
+             for u in users if u.role in CLINICAL_ROLES]
     audit.record(s, key, now=now, actor_id=actor.id, action="admin.read", object_type="clinic",
                  object_id=actor.clinic_id, reason="admin screen (no clinical content)")
     return AdminView(users, {u.id or 0: names.get(u.supervisor_id, "") for u in users if u.supervisor_id},
@@ -119,7 +120,7 @@ def set_switch(s: Session, key: bytes, policies: Policies, *, actor: User, scope
         row.clinic_id = target_id
     elif level == SwitchScope.CLINICIAN:
         user = s.get(User, target_id) if target_id else None
-        if user is None or user.clinic_id != actor.clinic_id or user.role == Role.ADMIN:
+        if user is None or user.clinic_id != actor.clinic_id or user.role not in CLINICAL_ROLES:
             raise NotFound("no such clinician")
         row.user_id = user.id
     s.add(row)
@@ -136,8 +137,8 @@ def receipt_for(s: Session, key: bytes, *, actor: User, receipt_id: int, now: da
     client = s.get(Client, receipt.client_id) if receipt else None
     if receipt is None or client is None or client.clinic_id != actor.clinic_id:
         raise NotFound("no such receipt")
-    if actor.role != Role.ADMIN and client.clinician_id != actor.id:
+    if actor.role not in (Role.ADMIN, Role.INTAKE) and client.clinician_id != actor.id:
         raise NotFound("no such receipt")
     audit.record(s, key, now=now, actor_id=actor.id, action="receipt.read", object_type="deletion_receipt",
-                 object_id=receipt.id, reason="admin" if actor.role == Role.ADMIN else "own client")
+                 object_id=receipt.id, reason="own client" if client.clinician_id == actor.id else actor.role)
     return receipt, client

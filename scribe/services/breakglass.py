@@ -10,10 +10,11 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, func, select
 
+from scribe.db.clients import find_by_mrn
 from scribe.db.queries import active_grant
 from scribe.db.tables import AuditEvent, BreakGlassGrant, Client, Encounter, Note, User
 from scribe.domain.errors import InvalidInput, NotFound, PermissionDenied
-from scribe.domain.notes import LicenceStatus, Role
+from scribe.domain.notes import CLINICAL_ROLES, LicenceStatus, Role
 from scribe.policies.schema import SecurityPolicy
 from scribe.services import audit
 
@@ -23,8 +24,8 @@ NOT_OPENABLE = "no client with that MRN whose records emergency access may open"
 
 def request_grant(s: Session, key: bytes, policy: SecurityPolicy, *, actor: User, mrn: str, reason: str,
                   minutes: int, now: datetime) -> BreakGlassGrant:
-    if actor.role == Role.ADMIN:
-        raise PermissionDenied("admins do not read clinical content, even in an emergency")
+    if actor.role not in CLINICAL_ROLES:
+        raise PermissionDenied(f"{actor.role}s do not read clinical content, even in an emergency")
     if len(reason.strip()) < MIN_REASON:
         raise InvalidInput(f"give the reason for emergency access (at least {MIN_REASON} characters)")
     if not 5 <= minutes <= policy.break_glass.max_minutes:
@@ -40,7 +41,7 @@ def request_grant(s: Session, key: bytes, policy: SecurityPolicy, *, actor: User
                              reason=f"{taken} grants in 24 hours")
         raise PermissionDenied(f"you have used emergency access {taken} times in the last 24 hours, the most "
                                "this practice allows: ask a colleague or your administrator")
-    client = s.exec(select(Client).where(Client.mrn == mrn.strip(), Client.clinic_id == actor.clinic_id)).first()
+    client = find_by_mrn(s, actor.clinic_id, mrn)
     part2 = client is not None and s.exec(select(Encounter.id).where(
         Encounter.client_id == client.id, col(Encounter.part2).is_(True))).first() is not None
     if client is None or part2:

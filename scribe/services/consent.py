@@ -162,7 +162,7 @@ def record_consent(session: Session, key: bytes, policies: Policies, *, actor: U
                    forms_dir: Path, scan: bytes | None, now: datetime) -> list[Consent]:
     """Grant one or more consents, with the form's version and text as shown to the client."""
     if actor.role == Role.ADMIN:
-        raise PermissionDenied("consents are recorded by the client's clinician")
+        raise PermissionDenied("consents are recorded by the client's clinician or intake staff")
     client = get_client_for_actor(session, actor, client_id)
     unknown = [f for f in functions if f not in policies.consent.functions]
     if not functions or unknown:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from sqlmodel import Session, select
 
+from scribe.db.clients import add_client, find_by_mrn
 from scribe.db.tables import Client, Clinic, Consent, User
 from scribe.domain.notes import LicenceStatus, Role
 from scribe.services.accounts import hash_password
@@ -72,8 +73,7 @@ def seed_demo(s: Session, *, now: datetime) -> list[DemoLogin]:
         client = Client(clinic_id=clinic.id or 0, clinician_id=users[clin].id or 0, given_name=given, family_name=family,
                         preferred_name=pref, date_of_birth=dob, mrn=mrn, address=addr, city=city, phone=phone,
                         email=email, employer=employer, contacts=contacts, created_at=now)
-        s.add(client)
-        s.flush()
+        add_client(s, client)
         for function in CONSENT_FUNCTIONS:
             s.add(Consent(client_id=client.id or 0, function=function, captured_by=users[clin].id or 0, captured_at=now,
                           form_version="demo-1", form_text=f"Synthetic demo consent: {function}", effective_from=now))
@@ -81,7 +81,8 @@ def seed_demo(s: Session, *, now: datetime) -> list[DemoLogin]:
 
 
 def demo_client_id(s: Session) -> int:
-    client = s.exec(select(Client).where(Client.mrn == "MRN-004417")).one()
+    client = find_by_mrn(s, user_by_name(s, "dr_ada").clinic_id, "MRN-004417")
+    assert client is not None
     return client.id or 0
 
 

@@ -6,6 +6,7 @@ purge leaves a receipt: what was removed, when, by which rule, with content hash
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -46,7 +47,7 @@ ENDED = {JobStatus.DONE, JobStatus.FAILED, JobStatus.STOPPED}
 def withdraw(s: Session, key: bytes, policies: Policies, *, actor: User, client_id: int, function: str,
              now: datetime) -> DeletionReceipt:
     if actor.role == Role.ADMIN:
-        raise PermissionDenied("withdrawals are recorded by the client's clinician")
+        raise PermissionDenied("withdrawals are recorded by the client's clinician or intake staff")
     client = get_client_for_actor(s, actor, client_id)
     if function not in policies.consent.functions:
         raise InvalidInput("no such consent")
@@ -218,13 +219,20 @@ def _purge_draft(s: Session, eid: int) -> list[dict[str, object]]:
     return [item]
 
 
-def sweep_files(engine: Engine, recordings_dir: Path) -> int:
-    """After commit: delete the files of recordings marked purged, and chunk files that no
-    row lists any more (joined into a recording, or purged). A recording still being made is
-    never touched, so a chunk written but not yet committed is safe."""
+ORPHAN_GRACE_SECONDS = 3600.0  # an upload writes its file before its row commits: never sweep a young file
+
+
+def sweep_files(engine: Engine, recordings_dir: Path, *, now: float | None = None) -> int:
+    """After commit: delete the files of recordings marked purged, recordings no row names
+    any more (a session moved to another client left its old copy, sealed under the wrong
+    client's key; a crash between an upload's file and its row), once older than an hour,
+    and chunk files that no row lists any more (joined into a recording, or purged). A
+    recording still being made is never touched, so a chunk written but not yet committed
+    is safe."""
     removed = 0
     with Session(engine) as s:
         purged = [rec.path for rec in s.exec(select(Recording).where(col(Recording.purged_at).is_not(None)))]
+        named = {rec.path for rec in s.exec(select(Recording))}
         live = {c.path for c in s.exec(select(RecordingChunk))}
         recording = {str(e.id) for e in s.exec(select(Encounter).where(Encounter.status == EncounterStatus.RECORDING))}
     for rel in purged:
@@ -232,6 +240,13 @@ def sweep_files(engine: Engine, recordings_dir: Path) -> int:
         if path.exists():
             path.unlink()
             removed += 1
+    if recordings_dir.exists():
+        cutoff = (time.time() if now is None else now) - ORPHAN_GRACE_SECONDS
+        for path in recordings_dir.iterdir():
+            if (path.is_file() and not path.name.startswith(".") and path.suffix != ".txt" and path.name not in named
+                    and path.stat().st_mtime < cutoff):
+                path.unlink()
+                removed += 1
     chunks = recordings_dir / "chunks"
     if chunks.exists():
         for folder in chunks.iterdir():
@@ -241,4 +256,19 @@ def sweep_files(engine: Engine, recordings_dir: Path) -> int:
                 if str(path.relative_to(recordings_dir)) not in live:
                     path.unlink()
                     removed += 1
+    return removed
+
+
+def remove_unreferenced(engine: Engine, recordings_dir: Path, paths: list[str]) -> int:
+    """After commit: delete these recording files if no row names them (a moved session's
+    copy sealed under the wrong client's key). A rolled-back move still names its file, so
+    nothing it needs is removed."""
+    with Session(engine) as s:
+        named = {rec.path for rec in s.exec(select(Recording).where(col(Recording.path).in_(paths)))}
+    removed = 0
+    for rel in paths:
+        path = recordings_dir / rel
+        if rel not in named and path.exists():
+            path.unlink()
+            removed += 1
     return removed

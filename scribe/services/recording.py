@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
@@ -33,11 +33,12 @@ def start(s: Session, key: bytes, policies: Policies, *, actor: User, client_id:
                                       step="record", now=now)
     encounter = Encounter(clinic_id=actor.clinic_id, client_id=client.id, clinician_id=actor.id or 0,
                           note_type=note_type, occurred_at=now, status=EncounterStatus.RECORDING,
-                          created_at=now, updated_at=now, part2=part2)
+                          created_at=now, updated_at=now, part2=part2 or client.part2_program,
+                          service_start=now, place_of_service=policies.billing.recorded_place)
     s.add(encounter)
     s.flush()
     audit.record(s, key, now=now, actor_id=actor.id, action="recording.start", object_type="encounter",
-                 object_id=encounter.id, reason=decision.reason + ("; Part 2 record" if part2 else ""))
+                 object_id=encounter.id, reason=decision.reason + ("; Part 2 record" if encounter.part2 else ""))
     return encounter
 
 
@@ -102,6 +103,7 @@ def finish(s: Session, key: bytes, policies: Policies, *, actor: User, encounter
     for c in chunks:  # joined and stored: the pieces go (their files once this commits, by sweep_files)
         s.delete(c)
     encounter.status = EncounterStatus.UPLOADED
+    encounter.service_end = (encounter.service_start or now) + timedelta(seconds=round(audio.duration))
     encounter.status_reason = "" if len(contiguous) == len(chunks) else f"{len(chunks) - len(contiguous)} late chunk(s) left out"
     encounter.updated_at = now
     s.add(encounter)

@@ -90,11 +90,12 @@ def sync_status(s: Session, encounter: Encounter, views: list[VersionView], now:
 
 def add_version(s: Session, *, note: Note, encounter: Encounter, actor: User, kind: VersionKind,
                 sections: tuple[tuple[str, str, str], ...], meaning: str, now: datetime,
-                supersedes: NoteVersion | None = None, **quality: object) -> NoteVersion:
+                supersedes: NoteVersion | None = None, service: dict[str, object] | None = None,
+                **quality: object) -> NoteVersion:
     content = SignedContent(encounter_id=encounter.id or 0, note_type=encounter.note_type, sections=sections,
                             signer_id=actor.id or 0, signed_at=now, meaning=meaning, kind=kind.value,
                             supersedes_sha256=supersedes.content_sha256 if supersedes else "",
-                            part2=encounter.part2)
+                            part2=encounter.part2, service=service)
     number = (s.exec(select(func.max(NoteVersion.version)).where(NoteVersion.note_id == note.id)).one() or 0) + 1
     version = NoteVersion(note_id=note.id or 0, version=number, kind=kind, note_type=encounter.note_type,
                           supersedes_id=supersedes.id if supersedes else None, content=content.to_canonical(),
@@ -205,53 +206,13 @@ def _latest_full_text(views: list[VersionView]) -> NoteVersion:
     return full[-1]
 
 
-def export_text(s: Session, key: bytes, policies: Policies, *, actor: User, encounter_id: int, password: str, now: datetime) -> str:
-    """The record as plain text, every version with its signature and co-signature, after the
-    password is re-entered. A note that is not yet a record (awaiting co-signature, or
-    returned) is not exported. A Part 2 record carries the 42 CFR 2.32 notice."""
-    encounter, access = get_encounter_for_actor(s, actor, encounter_id, now)
-    accounts.reauthenticate(actor, password, now=now, purpose="export")
-    views = history(s, note_for(s, encounter))
-    if not any(v.is_record for v in views):
-        raise Conflict("this note is not a record yet (it is unsigned, returned, or awaiting co-signature)")
-    client = s.get(Client, encounter.client_id) if encounter.client_id else None
-    subject = f"Client: {client.display_name} (MRN {client.mrn})" if client else "Supervision meeting"
-    lines = [f"Session #{encounter.id} - {encounter.note_type.upper()} - {subject}",
-             f"Session date: {utc_text(encounter.occurred_at)}", ""]
-    if encounter.part2:
-        consented = bool(encounter.client_id) and bool(check_step(s, policies, client_id=encounter.client_id or 0,
-                                                                  step="part2_disclosure", now=now))
-        basis = ("The client's consent to disclose Part 2 records (part2_disclosure) is on file and in force."
-                 if consented else "No consent to disclose Part 2 records is in force: for the treating team only.")
-        lines[:0] = [PART2_NOTICE, basis, ""]
-    emergency = by_emergency_grant(access)
-    for v in views:
-        if v.state == VersionState.RETURNED or (emergency and not v.is_record):
-            continue  # emergency access exports signed records only
-        ver = v.version
-        mark = f" [AMENDED: see version {v.amended_by}]" if v.amended_by else ""
-        pending = " [AWAITING CO-SIGNATURE: not part of the record]" if v.state == VersionState.PENDING_COSIGN else ""
-        lines.append(f"=== Version {ver.version} ({ver.kind}){mark}{pending} ===")
-        for sec in ver.content["sections"]:
-            lines += [sec["title"], sec["text"], ""]
-        lines.append(signature_line(ver))
-        if v.cosign is not None:
-            lines.append(cosignature_line(v.cosign))
-        lines.append("")
-    audit.record(s, key, now=now, actor_id=actor.id, action="note.export", object_type="encounter",
-                 object_id=encounter.id, reason=access.reason + ("; Part 2 notice attached" if encounter.part2 else ""))
-    return "\n".join(lines)
+def export_text(s: Session, key: bytes, policies: Policies, *, actor: User, encounter_id: int, password: str,
+                now: datetime) -> str:
+    """The record as plain text (see services.exports, which the PDF and FHIR exports share)."""
+    from scribe.services.exports import prepare_export, render_text
 
-
-def signature_line(ver: NoteVersion) -> str:
-    return (f"Electronically signed by {ver.signer_name}, {ver.signer_credential} (licence "
-            f"{ver.signer_licence_number}) on {utc_text(ver.signed_at)} UTC. Meaning: {ver.meaning} "
-            f"Content SHA-256: {ver.content_sha256}")
-
-
-def cosignature_line(c: Cosignature) -> str:
-    return (f"Co-signed by {c.signer_name}, {c.signer_credential} (licence {c.signer_licence_number}) on "
-            f"{utc_text(c.at)} UTC. Meaning: {c.meaning} SHA-256: {c.content_sha256}")
+    return render_text(prepare_export(s, key, policies, actor=actor, encounter_id=encounter_id, password=password,
+                                      now=now, fmt="text"))
 
 
 def get_version_for_actor(s: Session, actor: User, version_id: int) -> tuple[NoteVersion, Note, Encounter]:

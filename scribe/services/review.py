@@ -29,6 +29,7 @@ from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDen
 from scribe.domain.evidence import risk_in_sentence
 from scribe.domain.notes import (
     SIGNATURE_MEANING,
+    EncounterKind,
     VersionKind,
     VersionState,
     can_sign,
@@ -40,6 +41,7 @@ from scribe.services import accounts, audit, records
 from scribe.services.files import recordings
 from scribe.services.pipeline import load_segments, participants
 from scribe.services.records import VersionView, signer_facts
+from scribe.services.encounters import ServiceView, service_signing_problem, service_snapshot, service_view
 from scribe.services.supervision import PendingNote, confirmed_flags, diffs_for
 
 MAX_SECTION_CHARS = 20_000
@@ -67,6 +69,7 @@ class ReviewView:
     can_sign: Decision
     cited_by: dict[int, list[int]] = field(default_factory=dict)
     participants: list[User] = field(default_factory=list)
+    service: ServiceView | None = None
 
     @property
     def title(self) -> str:
@@ -157,7 +160,8 @@ def _signed_or_pending(views: list[VersionView]) -> bool:
                if v.version.kind in (VersionKind.ORIGINAL, VersionKind.REVISION))
 
 
-def review_view(s: Session, key: bytes, *, actor: User, encounter_id: int, now: datetime) -> ReviewView:
+def review_view(s: Session, key: bytes, policies: Policies, *, actor: User, encounter_id: int,
+                now: datetime) -> ReviewView:
     encounter, access = get_encounter_for_actor(s, actor, encounter_id, now)
     client = s.get(Client, encounter.client_id) if encounter.client_id else None
     draft = _draft_for(s, encounter) if may_see_source(access) else None
@@ -170,7 +174,8 @@ def review_view(s: Session, key: bytes, *, actor: User, encounter_id: int, now: 
     decision = can_sign(signer=signer_facts(actor), encounter_clinician_id=encounter.clinician_id,
                         draft_ready=bool(draft and draft.status == "ready"),
                         already_signed=_signed_or_pending(versions),
-                        unresolved_flags=len(flags), unreviewed_sections=sum(1 for x in sections if not x.reviewed))
+                        unresolved_flags=len(flags), unreviewed_sections=sum(1 for x in sections if not x.reviewed),
+                        service_problem=service_signing_problem(encounter, policies))
     cited: dict[int, list[int]] = {}
     for sent in sentences:
         for idx in sent.evidence:
@@ -178,8 +183,10 @@ def review_view(s: Session, key: bytes, *, actor: User, encounter_id: int, now: 
     audit.record(s, key, now=now, actor_id=actor.id, action="encounter.read", object_type="encounter",
                  object_id=encounter.id, reason=access.reason)
     segments = load_segments(s, encounter.id or 0) if may_see_source(access) else ()
+    service = service_view(s, policies, encounter, editable=encounter.clinician_id == actor.id) \
+        if encounter.kind == EncounterKind.THERAPY and may_see_source(access) else None
     return ReviewView(encounter, client, draft, sections, sentences, segments, flags,
-                      versions, access, decision, cited, participants(s, encounter))
+                      versions, access, decision, cited, participants(s, encounter), service)
 
 
 MEDIA = {"wav": "audio/wav", "mp3": "audio/mpeg", "m4a": "audio/mp4", "webm": "audio/webm", "ogg": "audio/ogg"}
@@ -318,7 +325,8 @@ def sign(s: Session, key: bytes, policies: Policies, *, actor: User, encounter_i
     decision = can_sign(signer=signer_facts(actor), encounter_clinician_id=encounter.clinician_id,
                         draft_ready=True, already_signed=_signed_or_pending(views),
                         unresolved_flags=len(open_flags(draft, sections, sentences)),
-                        unreviewed_sections=sum(1 for x in sections if not x.reviewed))
+                        unreviewed_sections=sum(1 for x in sections if not x.reviewed),
+                        service_problem=service_signing_problem(encounter, policies))
     if not decision:
         audit.record_refusal(s, key, now=now, actor_id=actor.id, action="note.sign.refused", object_type="encounter",
                              object_id=encounter.id, reason=decision.reason)
@@ -340,7 +348,8 @@ def sign(s: Session, key: bytes, policies: Policies, *, actor: User, encounter_i
         kind=VersionKind.REVISION if returned else VersionKind.ORIGINAL,
         sections=tuple((x.key, x.title, x.text) for x in sections), meaning=SIGNATURE_MEANING, now=now,
         supersedes=returned[-1] if returned else None, zero_edit=zero_edit, ai_chars_kept=share_kept(ai_text, final),
-        edit_distance=edit_distance(ai_text, final), flags_confirmed=confirmed)
+        edit_distance=edit_distance(ai_text, final), flags_confirmed=confirmed,
+        service=service_snapshot(s, policies, encounter))
     draft.status = "signed"
     s.add(draft)
     records.after_new_version(s, policies, encounter, note, version, now)

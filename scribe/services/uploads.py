@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -16,8 +16,9 @@ from scribe.db.queries import get_client_for_actor, supervisee_ids
 from scribe.db.tables import Client, Encounter, EncounterParticipant, Job, Recording, User
 from scribe.domain.consent import transcription_decision
 from scribe.domain.decision import Decision
-from scribe.domain.errors import ConsentMissing, InvalidInput, NotFound, PermissionDenied
-from scribe.domain.notes import EncounterKind, EncounterStatus, JobKind, JobStatus, Role
+from scribe.domain.clients import ClientStatus
+from scribe.domain.errors import Conflict, ConsentMissing, InvalidInput, NotFound, PermissionDenied
+from scribe.domain.notes import CLINICAL_ROLES, EncounterKind, EncounterStatus, JobKind, JobStatus, Role
 from scribe.engines.protocols import Decoder
 from scribe.policies import Policies
 from scribe.services import audit
@@ -110,9 +111,11 @@ def capture_target(session: Session, policies: Policies, *, actor: User, client_
                    now: datetime) -> tuple[Client, Decision]:
     """Who and what a recording or upload is for, refused unless this clinician may capture
     for this client and note type now (switches and consents)."""
-    if actor.role == Role.ADMIN:
-        raise PermissionDenied("admins do not record or upload sessions")
+    if actor.role not in CLINICAL_ROLES:
+        raise PermissionDenied(f"{actor.role}s do not record or upload sessions")
     client = get_client_for_actor(session, actor, client_id)
+    if client.status != ClientStatus.ACTIVE:
+        raise Conflict("this client is discharged: take them back into care on their page to add a session")
     if policies.template(note_type).kind != "progress":
         raise InvalidInput(f"'{note_type}' is not a progress-note type")
     return client, require_capture(session, policies, actor=actor, client_id=client.id or 0, note_type=note_type,
@@ -140,10 +143,14 @@ def accept_upload(
                         FileKey.for_owner(session, f"client:{client.id}", "audio", now), decoder)
     encounter = Encounter(clinic_id=actor.clinic_id, client_id=client.id or 0, clinician_id=actor.id or 0,
                           note_type=note_type, occurred_at=now, status=EncounterStatus.UPLOADED,
-                          created_at=now, updated_at=now, part2=part2)
+                          created_at=now, updated_at=now, part2=part2 or client.part2_program,
+                          # An upload arrives after the session: it ended at the latest now, and lasted
+                          # as long as the recording. The clinician corrects both before signing.
+                          service_start=now - timedelta(seconds=round(audio.duration)), service_end=now,
+                          place_of_service=policies.billing.uploaded_place)
     queue_stored(session, policies, encounter, audio, now)
     audit.record(session, key, now=now, actor_id=actor.id, action="recording.upload", object_type="encounter",
-                 object_id=encounter.id, reason=decision.reason + ("; Part 2 record" if part2 else ""),
+                 object_id=encounter.id, reason=decision.reason + ("; Part 2 record" if encounter.part2 else ""),
                  content_sha256=audio.sha256)
     return encounter
 

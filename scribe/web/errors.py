@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from scribe.domain.errors import (
     Conflict,
     ConsentMissing,
+    EngineError,
     InvalidInput,
     NotFound,
     PermissionDenied,
@@ -35,6 +36,7 @@ STATUS: list[tuple[type[ScribeError], int, str]] = [
     (InvalidInput, 400, "Cannot accept this"),
     (Conflict, 409, "Changed in the meantime"),
     (PolicyError, 500, "Configuration error"),
+    (EngineError, 502, "Not sent"),  # the egress gateway refused, or a destination did not answer
 ]
 
 

@@ -101,8 +101,19 @@ def upload_session(page, tmp_path) -> None:
     page.wait_for_selector("text=AI draft", timeout=30_000)
 
 
+def confirm_service(page) -> None:
+    """The service panel: a few seconds of test audio earn no code by the time rules, so the
+    clinician picks one, as they would correct any suggestion."""
+    if page.locator("#service-form").count() and "code not confirmed" in page.inner_text("#service"):
+        page.select_option("#service-form select[name=code]", "90834")
+        with page.expect_navigation():
+            page.click("#service-form button[type=submit]")
+        assert "code 90834 confirmed" in page.inner_text("main"), page.inner_text("main")[:1500]
+
+
 def review_and_sign(page) -> None:
     """Keyboard-reachable controls, driven the way a clinician clicks them."""
+    confirm_service(page)
     while page.locator(".section:not(.reviewed)").count():
         with page.expect_navigation():
             page.locator(".section:not(.reviewed) button:has-text('Save and mark')").first.click()
@@ -168,7 +179,7 @@ def test_a_supervisee_signs_the_supervisor_returns_then_cosigns(server, page, tm
     shot(page, "cosigned-note")
     page.fill("form.export input[name=password]", PASSWORD)  # exporting needs the password again
     with page.expect_download() as download:
-        page.click("form.export button[type=submit]")
+        page.click("form.export button:has-text('as text')")
     exported = Path(download.value.path()).read_text()
     assert "Co-signed by Dr Ben Tester" in exported and "Electronically signed by Sam Tester" in exported
 
@@ -363,3 +374,57 @@ def test_a_new_user_sets_up_the_second_factor_in_the_browser(server, page) -> No
     with page.expect_navigation():
         page.click("text=Confirm")
     assert page.url == server + "/" and "Review queue" in page.inner_text("nav")
+
+
+def test_a_new_client_is_recorded_signed_and_exported_as_pdf(server, page, tmp_path) -> None:
+    """The daily path from the start: the clinician adds a client, records their consents,
+    records the session in the browser, confirms the service, signs, and downloads the PDF."""
+    import subprocess
+
+    log_in(page, server, "dr_ada")
+    with page.expect_navigation():
+        page.click("nav >> text=Clients")
+    with page.expect_navigation():
+        page.click("text=Add a client")
+    page.fill("input[name=given_name]", "Odalys")
+    page.fill("input[name=family_name]", "Brightwater")
+    page.fill("input[name=date_of_birth]", "1990-07-21")
+    page.fill("input[name=mrn]", "MRN-889120")
+    page.locator("input[name=contact_name]").first.fill("Teo Brightwater")
+    page.locator("input[name=contact_relation]").first.fill("brother")
+    page.locator("input[name=dx_code]").first.fill("F41.1")
+    page.locator("input[name=dx_description]").first.fill("Generalized anxiety disorder")
+    with page.expect_navigation():
+        page.click("#client-form button[type=submit]")
+    assert "Odalys Brightwater" in page.inner_text("h1") and "F41.1" in page.inner_text("#chart")
+    shot(page, "new-client")
+    with page.expect_navigation():
+        page.click("#chart >> text=Consents")
+    for function in ("record_audio", "transcribe", "ai_drafting"):
+        page.check(f"#grant input[value={function}]")
+    with page.expect_navigation():
+        page.click("#grant button[type=submit]")
+    page.goto(server + "/clients?q=brightwater")  # found through the blind index
+    assert page.locator("#client-list tbody tr").count() == 1
+
+    page.goto(server + "/sessions/new")
+    page.select_option("#recorder select[name=client_id]", label="Odalys Brightwater (MRN-889120)")
+    page.click("#rec-start")
+    wait_for_pieces(page, 2)
+    with page.expect_navigation(url="**/sessions/*"):
+        page.click("#rec-stop")
+    page.wait_for_selector("text=AI draft", timeout=60_000)
+    assert "Odalys Brightwater" in page.inner_text("h1")
+    review_and_sign(page)
+    page.wait_for_selector("text=Electronically signed by")
+    page.fill("form.export input[name=password]", PASSWORD)
+    with page.expect_download() as download:
+        page.click("form.export button:has-text('Export as PDF')")
+    pdf = Path(download.value.path())
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    text = " ".join(text.split())
+    for expected in ("Odalys Brightwater", "1990-07-21", "MRN-889120", "90834", "Place of service 11",
+                     "F41.1 Generalized anxiety disorder", "Electronically signed by Dr Ada Tester", "Content SHA-256"):
+        assert expected in text, expected
+    shot(page, "exported-pdf-session")

@@ -52,7 +52,8 @@ def test_an_existing_database_upgrades_without_losing_a_row(tmp_path) -> None:
     with engine.connect() as conn:
         raw = conn.exec_driver_sql("SELECT content FROM note_versions").scalar()
         assert raw.startswith("S2.") and "{}" not in raw  # sealed in place under the client's record key, row-bound
-        assert conn.exec_driver_sql("SELECT owner, kind FROM data_keys").all() == [("client:1", "record")]
+        assert conn.exec_driver_sql("SELECT owner, kind FROM data_keys ORDER BY id").all() == [
+            ("client:1", "record"), ("client:1", "identity")]  # the chart's identity is sealed by 0011
     with Session(engine) as s:
         assert s.get(NoteVersion, 1).content == {}
     with engine.connect() as conn:

@@ -22,7 +22,7 @@ from scribe.services import audit, breakglass, records, retention, review
 from scribe.services.uploads import accept_upload
 from scribe.worker import Worker
 from tests.conftest import PASSWORD
-from tests.helpers import TRANSCRIPT, run_pipeline, upload
+from tests.helpers import confirm, TRANSCRIPT, run_pipeline, upload
 from tests.services.test_review import resolve_all, sign
 
 
@@ -36,6 +36,7 @@ def signed(runtime, practice, wav, *, part2: bool = False):
         with session_scope(runtime.engine) as s:
             rec = s.exec(select(Recording).where(Recording.encounter_id == e.id)).one()
         (runtime.settings.recordings_dir / (rec.path + ".txt")).write_text(TRANSCRIPT)
+        confirm(runtime, practice.dr_ada, e)
     else:
         e = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
@@ -50,7 +51,7 @@ def grant(runtime, actor, mrn, minutes=30, reason="client in crisis, their clini
 
 def read(runtime, actor, encounter):
     with session_scope(runtime.engine) as s:
-        return review.review_view(s, runtime.audit_key, actor=actor, encounter_id=encounter.id, now=runtime.clock())
+        return review.review_view(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id, now=runtime.clock())
 
 
 # -- break-the-glass -----------------------------------------------------------------------

@@ -5,6 +5,7 @@ single server has none, so elsewhere this module is skipped with the reason."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -32,10 +33,14 @@ def test_migrations_and_append_only_triggers_on_postgres(pg_url, tmp_path) -> No
 def test_only_one_worker_claims_a_job_on_postgres(pg_url) -> None:
     from scribe.db.engine import make_engine, session_scope
     from scribe.db.migrate import upgrade
+    from scribe.db.clients import add_client
+    from scribe.db.sealing.columns import install
+    from scribe.db.sealing.vault import Vault
     from scribe.db.tables import Client, Clinic, Encounter, Job, User
     from scribe.services import jobs
 
     engine = make_engine(pg_url)
+    install(engine, Vault(secrets.token_bytes(32), engine))
     upgrade(engine)
     now = datetime.now(UTC)
     with session_scope(engine) as s:
@@ -45,9 +50,8 @@ def test_only_one_worker_claims_a_job_on_postgres(pg_url) -> None:
         user = User(clinic_id=clinic.id, username="u", full_name="U", role="clinician", password_hash="x", created_at=now)
         s.add(user)
         s.flush()
-        client = Client(clinic_id=clinic.id, clinician_id=user.id, given_name="A", family_name="B", mrn="m", created_at=now)
-        s.add(client)
-        s.flush()
+        client = add_client(s, Client(clinic_id=clinic.id, clinician_id=user.id, given_name="A", family_name="B",
+                                      mrn="m", created_at=now))
         enc = Encounter(clinic_id=clinic.id, client_id=client.id, clinician_id=user.id, note_type="soap",
                         occurred_at=now, status="uploaded", created_at=now, updated_at=now)
         s.add(enc)

@@ -25,7 +25,7 @@ from tests.web.access_table import RULES, allowed
 from tests.web.test_route_security import api_routes
 from tests.web.test_web import client_for, csrf
 
-ACTORS = ("dr_ada", "dr_cole", "dr_ben", "sam", "eve", "root", "anonymous", "pending_mfa")
+ACTORS = ("dr_ada", "dr_cole", "dr_ben", "sam", "eve", "root", "ivy", "anonymous", "pending_mfa")
 
 
 @dataclass
@@ -91,7 +91,7 @@ def wav_bytes_for(n: int) -> bytes:
 
 
 def clients(app, runtime, practice) -> dict[str, TestClient]:
-    out = {name: client_for(app, name) for name in ("dr_ada", "dr_cole", "dr_ben", "sam", "eve", "root")}
+    out = {name: client_for(app, name) for name in ("dr_ada", "dr_cole", "dr_ben", "sam", "eve", "root", "ivy")}
     out["anonymous"] = TestClient(app)
     with session_scope(runtime.engine) as s:  # a new account that has not set up its second factor
         user = s.get(User, practice.dr_cole.id)

@@ -46,6 +46,16 @@ def upload_via_form(client: TestClient, runtime, client_id: int, wav: bytes) -> 
     return encounter_id
 
 
+def confirm_service_via_form(web: TestClient, encounter_id: int, token: str) -> str:
+    """The clinician corrects the time of service (14:00-14:50 UTC the day of the fake clock)
+    and confirms the code the page suggests for 50 minutes."""
+    r = web.post(f"/sessions/{encounter_id}/service",
+                 data={"csrf_token": token, "start_date": "2026-11-02", "start_time": "14:00", "end_date": "2026-11-02",
+                       "end_time": "14:50", "place": "11", "service_type": "individual", "code": "90834"})
+    assert r.status_code == 200 and "code 90834 confirmed" in r.text, r.text[-2000:]
+    return r.text
+
+
 def test_a_clinician_uploads_reviews_and_signs_in_the_browser(app, runtime, practice, wav) -> None:
     web = client_for(app, "dr_ada")
     encounter_id = upload_via_form(web, runtime, practice.maya.id, wav)
@@ -66,6 +76,8 @@ def test_a_clinician_uploads_reviews_and_signs_in_the_browser(app, runtime, prac
         r = web.post(f"/sessions/{encounter_id}/flags", data={"csrf_token": token, "target": target,
                                                              "reason": "heard it in the recording", "lock_version": lock})
         page = r.text
+    assert "the service is not confirmed" in page  # the sign form waits for the service
+    page = confirm_service_via_form(web, encounter_id, token)
     lock = re.search(r'name="lock_version" value="(\d+)"', page).group(1)
     r = web.post(f"/sessions/{encounter_id}/sign", data={"csrf_token": token, "password": PASSWORD, "attest": "yes",
                                                         "lock_version": lock})

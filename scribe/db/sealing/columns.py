@@ -15,7 +15,7 @@ import functools
 import json
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, Text, event, inspect
@@ -51,10 +51,11 @@ class Sealed(TypeDecorator[Any]):
     impl = Text
     cache_ok = True
 
-    def __init__(self, label: str, *, is_json: bool = False) -> None:
+    def __init__(self, label: str, *, is_json: bool = False, as_date: bool = False) -> None:
         super().__init__()
         self.label = label
         self.is_json = is_json
+        self.as_date = as_date
 
     def process_bind_param(self, value: Any, dialect: Any) -> str | None:
         if value is None:
@@ -102,11 +103,15 @@ def binding_of(obj: Any, values: dict[str, Any] | None = None) -> dict[str, int 
 
 
 def _encode(column: Sealed, value: Any) -> bytes:
+    if column.as_date:
+        return value.isoformat().encode("ascii")  # type: ignore[no-any-return]
     return (json.dumps(value, ensure_ascii=False) if column.is_json else str(value)).encode("utf-8")
 
 
 def _decode(column: Sealed, raw: bytes) -> Any:
     text = raw.decode("utf-8")
+    if column.as_date:
+        return date.fromisoformat(text)
     return json.loads(text) if column.is_json else text
 
 
@@ -165,7 +170,7 @@ def open_row(obj: Any) -> None:
         try:
             value = _decode(column, vault.open_value(raw.token, column.label, binding))
         except Shredded:
-            value = SHREDDED_JSON if column.is_json else SHREDDED_TEXT
+            value = SHREDDED_JSON if column.is_json or column.as_date else SHREDDED_TEXT
         set_committed_value(obj, c, value)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import secrets
 import threading
 import time
@@ -15,7 +16,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session as OrmSession
@@ -37,6 +40,9 @@ class Vault:
         self._master = AESGCM(master)
         self.vault_id = hashlib.sha256(b"scribe-vault" + master).hexdigest()[:envelope.VAULT_ID_LEN]
         self.engine = engine
+        # The blind index key: derived, so there is no second secret to lose; a keyed hash of
+        # a name or MRN reveals nothing to whoever holds the database without the master key.
+        self._blind = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"scribe blind index v1").derive(master)
         self._keys: dict[int, tuple[float, AESGCM]] = {}
         self._fresh: dict[int, AESGCM] = {}
         self._lock = threading.Lock()
@@ -124,6 +130,11 @@ class Vault:
             with self._lock:
                 self._keys.pop(row.id or 0, None)
         return len(rows)
+
+    def blind(self, purpose: str, value: str) -> str:
+        """A keyed hash for finding a sealed value by equality (``purpose`` keeps the MRN index
+        and the name index apart)."""
+        return hmac.new(self._blind, f"{purpose}\x00{value}".encode(), hashlib.sha256).hexdigest()[:32]
 
     # -- values and files ----------------------------------------------------------------
     def seal_value(self, key: DataKeyRef, plaintext: bytes, label: str, binding: Binding) -> str:

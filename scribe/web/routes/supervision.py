@@ -8,9 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from scribe.db.tables import Clinic, User
 from scribe.services import purge, records, supervision, uploads
 from scribe.web.bodies import Body, BoundedRoute, takes
 from scribe.web.deps import ActorDep, allow, CsrfDep, LoginDep, PathId, RuntimeDep, SessionDep
+from scribe.web.pdf import render_pdf
 from scribe.web.routes.sessions import render
 
 router = APIRouter(route_class=BoundedRoute)
@@ -80,3 +82,16 @@ def hours_csv(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, user_id
                                                        user_id=user_id, now=runtime.clock())
     return Response(supervision.ledger_csv(user, type_key, prog, entries), media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="hours-{user.id}.csv"'})
+
+
+@router.get("/hours/{user_id}/ledger.pdf", dependencies=[allow("hours.read")])
+def hours_pdf(request: Request, runtime: RuntimeDep, session: SessionDep, actor: ActorDep, user_id: PathId) -> Response:
+    """The ledger as a PDF for a licensing board: totals against targets, then every line."""
+    user, type_key, prog, entries = supervision.ledger(session, runtime.audit_key, runtime.policies, actor=actor,
+                                                       user_id=user_id, now=runtime.clock())
+    pdf = render_pdf(request.app.state.templates, "export/hours.html", {
+        "user": user, "type_key": type_key, "progress": prog, "entries": entries, "labels": supervision.HOURS_LABELS,
+        "clinic": session.get(Clinic, user.clinic_id), "now": runtime.clock(),
+        "supervisor": session.get(User, user.supervisor_id) if user.supervisor_id else None})
+    return Response(pdf, media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="hours-{user.id}.pdf"'})
