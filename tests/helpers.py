@@ -51,6 +51,13 @@ def confirm(runtime: Runtime, actor: User, encounter: Encounter, *, minutes: int
                     attendees=[], now=now)
 
 
+def media(runtime: Runtime):  # noqa: ANN201 - scrub.MediaTools
+    """What a withdrawal needs to silence a supervision recording: the store and the decoder."""
+    from scribe.services.scrub import MediaTools
+
+    return MediaTools(runtime.recordings_dir, runtime.decoder)
+
+
 def run_pipeline(runtime: Runtime) -> int:
     return Worker(runtime).run_until_idle()
 

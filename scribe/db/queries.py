@@ -90,6 +90,15 @@ def queue_labels(session: Session, encounters: list[Encounter]) -> list[str]:
             else "Supervision: " + ", ".join(people.get(e.id or 0, [])) for e in encounters]
 
 
+def is_part2_client(session: Session, client_id: int) -> bool:
+    """In a 42 CFR Part 2 program, or with any session tagged Part 2."""
+    client = session.get(Client, client_id)
+    if client is not None and client.part2_program:
+        return True
+    return session.exec(select(Encounter.id).where(Encounter.client_id == client_id,
+                                                   col(Encounter.part2).is_(True))).first() is not None
+
+
 def supervisees_for_actor(session: Session, actor: User) -> list[User]:
     if actor.role != Role.SUPERVISOR:
         return []

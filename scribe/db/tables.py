@@ -137,6 +137,7 @@ class Consent(SQLModel, table=True):
     are never edited; the latest in force decides (domain.consent)."""
 
     __tablename__ = "consents"
+    __seal_binding__: ClassVar[tuple[str, ...]] = ("client_id", "function", "captured_at")
     id: Optional[int] = Field(default=None, primary_key=True)
     client_id: int = Field(foreign_key="clients.id", index=True)
     function: str
@@ -151,6 +152,14 @@ class Consent(SQLModel, table=True):
     withdrawn_at: Optional[datetime] = None  # legacy; withdrawals are entries of their own
     scan_path: str = ""  # the signed form, scanned (relative to the forms directory)
     scan_sha256: str = ""
+    # Sealed: who consented on the client's behalf (a guardian from the chart: name, relation,
+    # authority, documents) and, for a 42 CFR Part 2 disclosure, the 2.31 elements (recipient,
+    # purpose, how much and what kind, expiry, revocation shown, who signed and when).
+    details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(Sealed("consents.details", is_json=True),
+                                                                          nullable=True))
+
+    def seal_scope(self, session: OrmSession) -> Scope:
+        return Scope(f"client:{self.client_id}", "form")
 
 
 class TranscriptionSwitch(SQLModel, table=True):
@@ -204,7 +213,8 @@ class DeletionReceipt(SQLModel, table=True):
 
     __tablename__ = "deletion_receipts"
     id: Optional[int] = Field(default=None, primary_key=True)
-    client_id: int = Field(foreign_key="clients.id", index=True)
+    client_id: Optional[int] = Field(default=None, foreign_key="clients.id", index=True)  # None: supervision meetings
+    owner: str = ""  # whose material when no client's: "meetings:<supervisor id>"
     rule: str  # e.g. "consent withdrawn: transcribe"
     function: str = ""
     at: datetime

@@ -126,12 +126,12 @@ def check_chart(chart: ChartInput, *, today: date) -> ChartInput:
             kept.append(p)
         people.append(tuple(kept))
     diagnoses = []
-    for d in chart.diagnoses:
+    for n, d in enumerate(chart.diagnoses, start=1):
         code = d.code.strip().upper()
         if not code:
             continue
-        if not _ICD10.match(code):
-            raise InvalidInput(f"'{code[:12]}' is not an ICD-10-CM code (e.g. F41.1)")
+        if not _ICD10.match(code):  # the input is never echoed back (an error page quotes nothing sent)
+            raise InvalidInput(f"diagnosis {n} is not an ICD-10-CM code (like F41.1)")
         diagnoses.append(Diagnosis(code, " ".join(d.description.split())[:MAX_FIELD]))
     return ChartInput(**values, date_of_birth=chart.date_of_birth, contacts=people[0], guardians=people[1],
                       diagnoses=tuple(diagnoses), part2_program=chart.part2_program)

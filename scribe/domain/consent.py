@@ -96,3 +96,48 @@ def transcription_decision(switches: Sequence[Switch | None], note_type: str | N
 
 def allowed_note_types(switches: Sequence[Switch | None], note_types: Sequence[str]) -> list[str]:
     return [t for t in note_types if transcription_decision(switches, t)]
+
+
+@dataclass(frozen=True)
+class Part2Terms:
+    """What a 42 CFR 2.31 consent to disclose must say, besides the patient's name and the
+    program (the practice) making the disclosure."""
+
+    recipient: str  # the name of the recipient (a person, an organisation, or an egress destination)
+    purpose: str
+    information: str  # how much and what kind of information may be disclosed
+    expiry: str  # the date, event or condition on which the consent expires
+    signed_by: str  # the client, or the guardian who signs for them
+    signed_on: str  # YYYY-MM-DD
+    revocation_explained: bool  # the right to revoke was explained and is on the form
+
+    def problems(self) -> list[str]:
+        missing = [name.replace("_", " ") for name in ("recipient", "purpose", "information", "expiry", "signed_by",
+                                                       "signed_on") if not str(getattr(self, name)).strip()]
+        if not self.revocation_explained:
+            missing.append("that the client was told they may revoke it")
+        return missing
+
+    def to_json(self) -> dict[str, object]:
+        return {"recipient": self.recipient.strip(), "purpose": self.purpose.strip(),
+                "information": self.information.strip(), "expiry": self.expiry.strip(),
+                "signed_by": self.signed_by.strip(), "signed_on": self.signed_on.strip(),
+                "revocation_explained": self.revocation_explained}
+
+
+def names_recipient(terms: dict[str, object] | None, recipient: str) -> bool:
+    """Does a Part 2 consent's recipient name this destination (case and spacing aside)?"""
+    if not terms:
+        return False
+    named = " ".join(str(terms.get("recipient", "")).lower().split())
+    return bool(named) and named == " ".join(recipient.lower().split())
+
+
+def part2_summary(terms: dict[str, object], *, with_signer: bool) -> str:
+    """A copy of the consent's terms to travel with a Part 2 disclosure (2.31, 2.32). Without
+    the signer's name where it goes to a destination that receives no identifiers."""
+    signed = f"signed by {terms.get('signed_by')} on {terms.get('signed_on')}" if with_signer else \
+        f"signed on {terms.get('signed_on')}"
+    return (f"Patient consent on file (42 CFR 2.31): recipient {terms.get('recipient')}; purpose "
+            f"{terms.get('purpose')}; information {terms.get('information')}; expires {terms.get('expiry')}; "
+            f"revocable at any time except where already acted on; {signed}.")

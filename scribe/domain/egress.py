@@ -43,6 +43,7 @@ class Destination:
     url: str
     receives: tuple[str, ...]
     part2: bool = False
+    qsoa: bool = False  # a qualified service organization: Part 2 under its agreement, not each consent
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,8 @@ def may_send(destinations: Iterable[Destination], name: str, payload: Payload, *
     if payload.part2:
         if not dest.part2:
             return Decision.deny(f"'{name}' may not receive 42 CFR Part 2 material")
-        if not part2_consent:
-            return Decision.deny("the client has not consented to disclosing Part 2 material")
+        if not part2_consent and not dest.qsoa:
+            return Decision.deny("the client has not consented to disclosing Part 2 material to this recipient")
         if not any(PART2_NOTICE in t for t in payload.texts):
             return Decision.deny("Part 2 material must carry the redisclosure notice")
     return Decision.allow(f"'{name}' may receive {payload.kind}")

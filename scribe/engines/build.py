@@ -63,7 +63,7 @@ def build_remote_drafter(settings: Settings, policy: EgressPolicy, redactor: Any
 
     if ledger is None or clock is None:
         raise PolicyError("a remote drafter needs the egress ledger: start it through scribe serve/worker/demo")
-    destinations = [Destination(d.name, d.url, tuple(d.receives), d.part2) for d in policy.destinations]
+    destinations = [Destination(d.name, d.url, tuple(d.receives), d.part2, d.qsoa) for d in policy.destinations]
     if settings.drafter_remote not in {d.name for d in destinations}:
         raise PolicyError(f"SCRIBE_DRAFTER_REMOTE={settings.drafter_remote!r} is not a destination in policies/egress.yaml")
     gateway = EgressGateway(destinations, redactor=redactor, ledger=ledger, clock=clock, policy_version=policy.version,
@@ -78,7 +78,7 @@ def build_record_gateway(policy: EgressPolicy, ledger: Callable[[EgressRecord], 
     from scribe.domain.egress import Destination
     from scribe.engines.egress import EgressGateway
 
-    destinations = [Destination(d.name, d.url, tuple(d.receives), d.part2) for d in policy.destinations]
+    destinations = [Destination(d.name, d.url, tuple(d.receives), d.part2, d.qsoa) for d in policy.destinations]
     return EgressGateway(destinations, redactor=None, ledger=ledger, clock=clock, policy_version=policy.version,
                          ca_bundle=policy.ca_bundle)
 

@@ -74,6 +74,7 @@ class PseudonymizedTranscript:
     _by_redactor: bool = field(default=False, repr=False)
     part2: bool = False  # from a 42 CFR Part 2 session: leaves the host only with consent and the notice
     part2_consent: bool = False
+    part2_basis: str = ""  # the consent's terms (or the QSO agreement) that travel with a Part 2 disclosure
 
     def __post_init__(self) -> None:
         if not self._by_redactor:

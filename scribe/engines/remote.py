@@ -22,22 +22,24 @@ class RemoteDrafter(_SectionDrafter):
         self.name = f"remote:{destination}:{model}"
         self._originals: tuple[str, ...] = ()
         self._part2: tuple[bool, bool] = (False, False)
+        self._basis = ""
 
     def draft(self, transcript: PseudonymizedTranscript, note_name: str, sections: list[SectionRequest],
               deadline: Deadline | None = None) -> DraftResult:
         self._originals = tuple(transcript.surrogates.reverse.values())  # checked never to leave, never sent
         self._part2 = (transcript.part2, transcript.part2_consent)
+        self._basis = transcript.part2_basis
         try:
             return super().draft(transcript, note_name, sections, deadline)
         finally:
-            self._originals, self._part2 = (), (False, False)
+            self._originals, self._part2, self._basis = (), (False, False), ""
 
     def _generate(self, transcript_text: str, note_name: str, section: SectionRequest,
                   deadline: Deadline | None) -> tuple[str, int, int]:
         # The gateway's own request timeout bounds one call; the deadline is checked between sections.
         messages = chat_messages(transcript_text, note_name, section)
-        if self._part2[0]:  # a Part 2 disclosure always carries the 2.32 notice
-            messages = [{"role": "system", "content": PART2_NOTICE}, *messages]
+        if self._part2[0]:  # a Part 2 disclosure always carries the 2.32 notice and the consent's terms
+            messages = [{"role": "system", "content": f"{PART2_NOTICE} {self._basis}".strip()}, *messages]
         answer = self.gateway.post_json(self.destination, {
             "model": self.model, "temperature": 0, "max_tokens": self.max_tokens, "messages": messages},
             originals=self._originals, part2=self._part2[0], part2_consent=self._part2[1])

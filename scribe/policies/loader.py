@@ -57,7 +57,7 @@ class Policies:
         except KeyError:
             from scribe.domain.errors import InvalidInput
 
-            raise InvalidInput(f"unknown note type '{key}' (known: {', '.join(sorted(self.templates))})") from None
+            raise InvalidInput(f"unknown note type (known: {', '.join(sorted(self.templates))})") from None
 
     @property
     def progress_note_types(self) -> list[str]:
@@ -96,6 +96,9 @@ def load_policies(directory: Path) -> Policies:
     if not templates:
         raise PolicyError(f"{tdir}: no note templates found")
     consent = _load(directory / "consent.yaml", ConsentPolicy)
+    no_form = [f for f in consent.functions if f not in consent.forms]
+    if no_form:
+        raise PolicyError(f"{directory / 'consent.yaml'}: field 'forms': no form for {no_form}")
     no_rule = [f for f in consent.functions if f not in consent.on_withdrawal]
     if no_rule:
         raise PolicyError(f"{directory / 'consent.yaml'}: field 'on_withdrawal': no rule for {no_rule}")

@@ -76,13 +76,21 @@ ConsentStep = Literal["record", "upload", "transcribe", "pseudonymize", "draft",
 class WithdrawalRule(Strict):
     purge: list[Literal["audio", "transcript", "draft"]] = Field(description="What is removed")
     sessions: Literal["all", "unsigned", "signed"] = Field(description="From which of the client's sessions")
+    supervision: list[Literal["audio", "transcript", "draft"]] = Field(
+        default_factory=list, description="What of the client's case is removed from the supervision meetings "
+        "that discussed it")
+
+
+class ConsentForm(Strict):
+    version: str = Field(min_length=1, max_length=40, description="Recorded with every grant made on this form")
+    text: str = Field(min_length=40, description="Exactly what the client is shown; recorded with every grant")
 
 
 class ConsentPolicy(Strict):
     version: Literal[1]
-    form_version: str = Field(description="Version of the consent form clients sign; stored with each entry")
     expiring_soon_days: int = Field(default=30, ge=1, le=365)
     functions: dict[ConsentFunction, str] = Field(description="Every consent function and its plain-language meaning")
+    forms: dict[ConsentFunction, ConsentForm] = Field(description="The versioned form shown for each function")
     steps: dict[ConsentStep, list[ConsentFunction]] = Field(
         description="Which consents each step needs, checked when it runs; every function must be named by one")
     on_withdrawal: dict[ConsentFunction, WithdrawalRule] = Field(
@@ -159,6 +167,23 @@ class InvitationRules(Strict):
     valid_hours: int = Field(default=72, ge=1, le=24 * 14, description="How long an invitation link works")
 
 
+class BusinessHours(Strict):
+    start_hour: int = Field(default=7, ge=0, le=23, description="Reads before this local hour count as out of hours")
+    end_hour: int = Field(default=19, ge=1, le=24, description="... and from this local hour on")
+    timezone: str = Field(default="UTC", description="The practice's time zone, e.g. America/Chicago")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r}") from None
+        return name
+
+
 class SecurityPolicy(Strict):
     version: Literal[1]
     sessions: SessionRules
@@ -167,6 +192,9 @@ class SecurityPolicy(Strict):
     mfa: MfaRules
     break_glass: BreakGlassRules
     invitations: InvitationRules = InvitationRules()
+    business_hours: BusinessHours = Field(default_factory=BusinessHours,
+                                          description="The compliance overview counts reads of client information "
+                                          "outside these hours")
 
     @model_validator(mode="after")
     def _phi_roles_need_mfa(self) -> "SecurityPolicy":
@@ -190,9 +218,19 @@ class RetentionMinimums(Strict):
     audit_years: int = Field(ge=6, description="HIPAA 164.316(b)(2)(i): six years at least")
 
 
+class UnsignedRetention(Strict):
+    days: int = Field(ge=1, description="A session never signed (voided, stopped, failed, left in review): its "
+                      "audio, transcript and draft after this many days without a change")
+
+
 class RetentionPolicy(Strict):
     version: Literal[1]
-    after_signing: AfterSigning
+    after_signing: AfterSigning = Field(description="Therapy sessions, from when the note became a record "
+                                        "(a supervisee's: when co-signed)")
+    supervision_meetings: AfterSigning = Field(description="Supervision meetings, from when their note was signed")
+    unsigned: UnsignedRetention
+    abandoned_recording_hours: int = Field(ge=1, description="A browser recording left open this long: its "
+                                           "pieces are purged and the session stopped")
     minimums: RetentionMinimums
 
 
@@ -231,6 +269,8 @@ class EgressDestination(Strict):
         min_length=1, description="Never audio. identified_record: signed notes with the client's identifiers "
         "(the practice's own EHR only)")
     part2: bool = Field(default=False, description="May it receive 42 CFR Part 2 material (with consent and notice)?")
+    qsoa: bool = Field(default=False, description="A qualified service organization under a signed agreement "
+                       "(42 CFR 2.12(c)(4)): Part 2 material without each client's consent (still with the notice)")
 
 
     @field_validator("url")

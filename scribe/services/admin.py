@@ -98,6 +98,9 @@ def admin_view(s: Session, key: bytes, policies: Policies, *, actor: User, now: 
              for u in users if u.role in CLINICAL_ROLES]
     audit.record(s, key, now=now, actor_id=actor.id, action="admin.read", object_type="clinic",
                  object_id=actor.clinic_id, reason="admin screen (no clinical content)")
+    for client in clients:  # a name on the consent report, in that client's access report
+        audit.record(s, key, now=now, actor_id=actor.id, action="consent.status.read", object_type="client",
+                     object_id=client.id, reason="consent status report")
     return AdminView(users, {u.id or 0: names.get(u.supervisor_id, "") for u in users if u.supervisor_id},
                      switches, consents, receipts, usage, month_start.strftime("%B %Y"))
 
@@ -131,11 +134,22 @@ def set_switch(s: Session, key: bytes, policies: Policies, *, actor: User, scope
     return row
 
 
-def receipt_for(s: Session, key: bytes, *, actor: User, receipt_id: int, now: datetime) -> tuple[DeletionReceipt, Client]:
-    """A receipt, for the client's clinician or an admin of the clinic (it holds no clinical text)."""
+def receipt_for(s: Session, key: bytes, *, actor: User, receipt_id: int,
+                now: datetime) -> tuple[DeletionReceipt, Client | None]:
+    """A receipt, for the client's clinician, intake staff or an admin of the clinic (it holds
+    no clinical text); a supervision meeting's, for its supervisor or an admin."""
     receipt = s.get(DeletionReceipt, receipt_id)
-    client = s.get(Client, receipt.client_id) if receipt else None
-    if receipt is None or client is None or client.clinic_id != actor.clinic_id:
+    if receipt is None:
+        raise NotFound("no such receipt")
+    client = s.get(Client, receipt.client_id) if receipt.client_id else None
+    if client is None:
+        owner = s.get(User, int(receipt.owner.split(":", 1)[1])) if receipt.owner.startswith("meetings:") else None
+        if owner is None or owner.clinic_id != actor.clinic_id or actor.role not in (Role.ADMIN,) and owner.id != actor.id:
+            raise NotFound("no such receipt")
+        audit.record(s, key, now=now, actor_id=actor.id, action="receipt.read", object_type="deletion_receipt",
+                     object_id=receipt.id, reason="own meetings" if owner.id == actor.id else actor.role)
+        return receipt, None
+    if client.clinic_id != actor.clinic_id:
         raise NotFound("no such receipt")
     if actor.role not in (Role.ADMIN, Role.INTAKE) and client.clinician_id != actor.id:
         raise NotFound("no such receipt")

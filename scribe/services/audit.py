@@ -16,6 +16,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from scribe.db.tables import AuditEvent, AuditHead
+from scribe.domain.audit_actions import known
 from scribe.domain.audit import GENESIS, Anchor, AuditFields, chain_hash, verify_anchors, verify_chain
 
 
@@ -31,6 +32,8 @@ def record(
     reason: str = "",
     content_sha256: str = "",
 ) -> AuditEvent:
+    if not known(action):
+        raise ValueError(f"audit action {action!r} is not in the catalogue (scribe/domain/audit_actions.py)")
     locked = session.execute(update(AuditHead).where(col(AuditHead.id) == 1)
                              .values(appends=AuditHead.appends + 1)).rowcount  # type: ignore[attr-defined]
     if locked != 1:

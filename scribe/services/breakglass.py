@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, func, select
 
 from scribe.db.clients import find_by_mrn
-from scribe.db.queries import active_grant
+from scribe.db.queries import active_grant, is_part2_client
 from scribe.db.tables import AuditEvent, BreakGlassGrant, Client, Encounter, Note, User
 from scribe.domain.errors import InvalidInput, NotFound, PermissionDenied
 from scribe.domain.notes import CLINICAL_ROLES, LicenceStatus, Role
@@ -42,8 +42,7 @@ def request_grant(s: Session, key: bytes, policy: SecurityPolicy, *, actor: User
         raise PermissionDenied(f"you have used emergency access {taken} times in the last 24 hours, the most "
                                "this practice allows: ask a colleague or your administrator")
     client = find_by_mrn(s, actor.clinic_id, mrn)
-    part2 = client is not None and s.exec(select(Encounter.id).where(
-        Encounter.client_id == client.id, col(Encounter.part2).is_(True))).first() is not None
+    part2 = client is not None and is_part2_client(s, client.id or 0)
     if client is None or part2:
         # A Part 2 client answers exactly as no client: emergency access must not disclose
         # that someone is in a substance-use program. The audit row (written in its own

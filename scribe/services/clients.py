@@ -182,8 +182,9 @@ def list_clients(s: Session, key: bytes, *, actor: User, query: str = "", status
     page = min(max(1, page), pages)
     shown = clients[(page - 1) * per_page: page * per_page]
     names = {u.id or 0: u.full_name for u in s.exec(select(User).where(User.clinic_id == actor.clinic_id))}
-    audit.record(s, key, now=now, actor_id=actor.id, action="client.list", object_type="clinic",
-                 object_id=actor.clinic_id, reason=f"{len(shown)} shown{'; searched' if query.strip() else ''}")
+    for client in shown:  # each client whose name was shown, in their own access report
+        audit.record(s, key, now=now, actor_id=actor.id, action="client.list", object_type="client",
+                     object_id=client.id, reason=f"{'search' if query.strip() else 'list'}, page {page}")
     return ClientList(shown, len(clients), page, pages, names)
 
 

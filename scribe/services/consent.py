@@ -23,10 +23,14 @@ from scribe.db.tables import (
 from scribe.domain.consent import (
     ConsentEntry,
     ConsentState,
+    Part2Terms,
     Switch,
     SwitchScope,
     functions_in_force,
+    in_force,
     latest,
+    names_recipient,
+    part2_summary,
     state_of,
     step_decision,
     transcription_decision,
@@ -158,9 +162,12 @@ def ledger_view(session: Session, key: bytes, policies: Policies, *, actor: User
 
 
 def record_consent(session: Session, key: bytes, policies: Policies, *, actor: User, client_id: int,
-                   functions: list[str], effective_from: datetime, expires_at: datetime | None, on_behalf_of: str,
-                   forms_dir: Path, scan: bytes | None, now: datetime) -> list[Consent]:
-    """Grant one or more consents, with the form's version and text as shown to the client."""
+                   functions: list[str], effective_from: datetime, expires_at: datetime | None,
+                   forms_dir: Path, scan: bytes | None, now: datetime, guardian: int | None = None,
+                   part2: Part2Terms | None = None) -> list[Consent]:
+    """Grant one or more consents, each with its form's version and exact text as shown. A
+    grant made for the client by a guardian names which guardian on the chart (and on what
+    authority); a Part 2 disclosure consent records the 2.31 elements, all of them."""
     if actor.role == Role.ADMIN:
         raise PermissionDenied("consents are recorded by the client's clinician or intake staff")
     client = get_client_for_actor(session, actor, client_id)
@@ -169,8 +176,17 @@ def record_consent(session: Session, key: bytes, policies: Policies, *, actor: U
         raise InvalidInput("choose at least one consent from the list")
     if expires_at is not None and expires_at <= effective_from:
         raise InvalidInput("the expiry date must be after the effective date")
-    if len(on_behalf_of) > 200:
-        raise InvalidInput("the name of who consented on the client's behalf is too long")
+    details: dict[str, object] = {}
+    if guardian is not None:
+        if not 0 <= guardian < len(client.guardians):
+            raise InvalidInput("choose a guardian on the client's chart (add them to the chart first)")
+        details["guardian"] = dict(client.guardians[guardian])
+    if "part2_disclosure" in functions:
+        missing = part2.problems() if part2 is not None else ["the whole 42 CFR 2.31 section"]
+        if missing:
+            raise InvalidInput("a consent to disclose Part 2 records needs: " + ", ".join(missing))
+        assert part2 is not None
+        details["part2"] = part2.to_json()
     scan_path, scan_sha = "", ""
     if scan:
         if len(scan) > MAX_SCAN_BYTES:
@@ -182,17 +198,47 @@ def record_consent(session: Session, key: bytes, policies: Policies, *, actor: U
                                 scan_sha)
     rows = []
     for function in functions:
+        form = policies.consent.forms[function]  # type: ignore[index]
         row = Consent(client_id=client.id or 0, function=function, granted=True, captured_by=actor.id or 0,
-                      captured_at=now, form_version=policies.consent.form_version,
-                      form_text=policies.consent.functions[function], on_behalf_of=on_behalf_of.strip(),
-                      effective_from=effective_from, expires_at=expires_at, scan_path=scan_path, scan_sha256=scan_sha)
+                      captured_at=now, form_version=form.version, form_text=form.text,
+                      effective_from=effective_from, expires_at=expires_at, scan_path=scan_path, scan_sha256=scan_sha,
+                      details={k: v for k, v in details.items() if k != "part2" or function == "part2_disclosure"})
         session.add(row)
         rows.append(row)
     session.flush()
     for row in rows:
-        audit.record(session, key, now=now, actor_id=actor.id, action="consent.grant", object_type="client",
-                     object_id=client.id, reason=row.function, content_sha256=scan_sha)
+        audit.record(session, key, now=now, actor_id=actor.id, action="consent.grant", object_type="consent",
+                     object_id=row.id, reason=f"{row.function}, form {row.form_version}"
+                     + ("; by a guardian" if guardian is not None else ""), content_sha256=scan_sha)
     return rows
+
+
+def part2_basis(session: Session, policies: Policies, *, client_id: int, recipient: str, now: datetime,
+                qsoa: bool = False) -> tuple[bool, str]:
+    """May this client's Part 2 records be disclosed to ``recipient`` now, and on what basis:
+    an in-force part2_disclosure consent that names the recipient (or, for a qualified service
+    organization, its agreement, 2.12(c)(4)). The basis's text travels with the disclosure."""
+    if qsoa:
+        return True, f"{recipient} is a qualified service organization under an agreement with the practice"
+    terms = part2_terms(session, client_id=client_id, now=now)
+    if terms is not None and names_recipient(terms, recipient):
+        return True, part2_summary(terms, with_signer=False)
+    if terms is not None:
+        return False, f"the client's Part 2 consent names another recipient, not {recipient}"
+    return False, "no consent to disclose Part 2 records is in force"
+
+
+def part2_terms(session: Session, *, client_id: int, now: datetime) -> dict[str, object] | None:
+    """The 2.31 terms of the part2_disclosure consent in force, if one is."""
+    rows = session.exec(select(Consent).where(Consent.client_id == client_id,
+                                              Consent.function == "part2_disclosure")).all()
+    ledger = [ConsentEntry(c.id or 0, c.function, c.granted, c.effective_from, c.expires_at, c.withdrawn_at) for c in rows]
+    if not in_force(ledger, "part2_disclosure", now):
+        return None
+    entry = latest(ledger, "part2_disclosure", now)
+    row = next(c for c in rows if entry is not None and c.id == entry.id)
+    terms = (row.details or {}).get("part2")
+    return dict(terms) if isinstance(terms, dict) else None
 
 
 def _store_scan(sealer: FileKey, forms_dir: Path, data: bytes, sha: str) -> str:

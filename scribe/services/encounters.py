@@ -136,7 +136,7 @@ def set_service(s: Session, key: bytes, policies: Policies, *, actor: User, enco
     except ValueError:
         raise InvalidInput("choose the type of service") from None
     if code and code not in policies.billing.codes:
-        raise InvalidInput(f"'{code[:10]}' is not one of this practice's service codes")
+        raise InvalidInput("that code is not one of this practice's service codes (policies/billing.yaml)")
     people = [(" ".join(n.split())[:120], " ".join(r.split())[:60]) for n, r in attendees if n.strip()]
     if len(people) > MAX_ATTENDEES:
         raise InvalidInput(f"at most {MAX_ATTENDEES} other participants")
@@ -379,9 +379,11 @@ class QueuePage:
 
 
 def queue(s: Session, actor: User, *, query: str = "", status: str = "", day_from: date | None = None,
-          day_to: date | None = None, page: int = 1, per_page: int = 25) -> QueuePage:
+          day_to: date | None = None, page: int = 1, per_page: int = 25, key: bytes | None = None,
+          now: datetime | None = None) -> QueuePage:
     """The actor's sessions (own, supervisees', meetings attended), newest first, searched by
-    client (name words or MRN, through the blind index), status and date of service."""
+    client (name words or MRN, through the blind index), status and date of service. Given
+    the audit key, each session shown (its client's name) is audited."""
     ids = [actor.id, *supervisee_ids(s, actor)]
     met = select(EncounterParticipant.encounter_id).where(EncounterParticipant.user_id == actor.id)
     stmt = (select(Encounter).where(Encounter.clinic_id == actor.clinic_id)
@@ -402,4 +404,8 @@ def queue(s: Session, actor: User, *, query: str = "", status: str = "", day_fro
     page = min(max(1, page), pages)
     found = list(s.exec(stmt.order_by(when.desc(), col(Encounter.id).desc())
                         .offset((page - 1) * per_page).limit(per_page)).all())
+    if key is not None and now is not None:
+        for e in found:
+            audit.record(s, key, now=now, actor_id=actor.id, action="encounter.list", object_type="encounter",
+                         object_id=e.id, reason="review queue")
     return QueuePage(list(zip(found, queue_labels(s, found), strict=True)), total, page, pages)

@@ -19,7 +19,8 @@ from scribe.domain.errors import Conflict
 from scribe.domain.notes import EncounterKind, VersionKind, VersionState, utc_text
 from scribe.policies import Policies
 from scribe.services import accounts, audit
-from scribe.services.consent import check_step
+from scribe.domain.consent import part2_summary
+from scribe.services.consent import part2_basis, part2_terms
 from scribe.services.encounters import service_snapshot
 from scribe.services.records import VersionView, history, note_for
 
@@ -80,10 +81,9 @@ def prepare_export(s: Session, key: bytes, policies: Policies, *, actor: User, e
         service = service_snapshot(s, policies, encounter)  # a note signed before services were recorded
     basis = ""
     if encounter.part2:
-        consented = bool(encounter.client_id) and bool(check_step(s, policies, client_id=encounter.client_id or 0,
-                                                                  step="part2_disclosure", now=now))
-        basis = ("The client's consent to disclose Part 2 records (part2_disclosure) is on file and in force."
-                 if consented else "No consent to disclose Part 2 records is in force: for the treating team only.")
+        terms = part2_terms(s, client_id=encounter.client_id, now=now) if encounter.client_id else None
+        basis = (part2_summary(terms, with_signer=True) if terms is not None else
+                 "No consent to disclose Part 2 records is in force: for the treating team only.")
     reason = access.reason + ("; emergency access: signed records only" if emergency else "")
     if audited:
         audit.record(s, key, now=now, actor_id=actor.id, action="note.export", object_type="encounter",
@@ -159,6 +159,10 @@ def chart_identifiers_in(x: NoteExport, payload: str) -> int:
     return len({k.text.lower() for k in known_identifiers(facts) if k.text.lower() in low})
 
 
+def _consent_copy(s: Session, x: NoteExport, now: datetime) -> dict[str, object] | None:
+    return part2_terms(s, client_id=x.encounter.client_id, now=now) if x.encounter.client_id else None
+
+
 def send_to_ehr(s: Session, key: bytes, policies: Policies, *, actor: User, encounter_id: int, destination: str,
                 password: str, gateway: Any, now: datetime) -> dict[str, Any]:
     """Push the signed note, as a FHIR document, to the practice's EHR through the egress
@@ -170,11 +174,14 @@ def send_to_ehr(s: Session, key: bytes, policies: Policies, *, actor: User, enco
     from scribe.services.fhir import note_bundle
 
     if destination not in {d.name for d in policies.egress.destinations if "identified_record" in d.receives}:
-        raise Conflict(f"'{destination[:40]}' is not a destination for identified records in policies/egress.yaml")
+        raise Conflict("that destination does not take identified records (policies/egress.yaml)")
     x = prepare_export(s, key, policies, actor=actor, encounter_id=encounter_id, password=password, now=now, fmt="ehr",
                        audited=False)
-    bundle = note_bundle(x, drafted_by=x.drafted_by)
-    consented = not x.part2 or x.part2_basis.startswith("The client's consent")
+    dest = next(d for d in policies.egress.destinations if d.name == destination)
+    consented, basis = (part2_basis(s, policies, client_id=x.encounter.client_id or 0, recipient=destination, now=now,
+                                    qsoa=dest.qsoa) if x.part2 else (True, ""))
+    x.part2_basis = basis or x.part2_basis
+    bundle = note_bundle(x, drafted_by=x.drafted_by, part2_consent=_consent_copy(s, x, now) if x.part2 else None)
     found = chart_identifiers_in(x, json.dumps(bundle, ensure_ascii=False))
     answer = gateway.post_record(destination, bundle, identifiers=found, part2=x.part2, part2_consent=consented)
     audit.record(s, key, now=now, actor_id=actor.id, action="note.send", object_type="encounter",

@@ -44,8 +44,11 @@ def security_labels(x: NoteExport) -> list[dict[str, str]]:
     return labels
 
 
-def note_bundle(x: NoteExport, *, drafted_by: str, pdf: bytes | None = None) -> dict[str, Any]:
-    """The FHIR document for an export's signed records, as JSON-ready data (validated)."""
+def note_bundle(x: NoteExport, *, drafted_by: str, pdf: bytes | None = None,
+                part2_consent: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The FHIR document for an export's signed records, as JSON-ready data (validated). A
+    Part 2 disclosure carries the notice and, given ``part2_consent``, a copy of the 2.31
+    consent as a Consent resource."""
     ids = {name: str(uuid.uuid5(uuid.NAMESPACE_URL, f"scribe:{x.encounter.id}:{name}"))
            for name in ("patient", "org", "encounter", "composition", "docref", "device")}
     meta = {"security": security_labels(x)}
@@ -149,6 +152,8 @@ def note_bundle(x: NoteExport, *, drafted_by: str, pdf: bytes | None = None) -> 
     entries.append(docref)
     for v in records:
         entries.append(_provenance(v, practitioner_ids, ids))
+    if part2_consent is not None and x.client is not None:
+        entries.append(_consent(part2_consent, ids, meta))
     bundle = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "meta": meta, "type": "document",
               "identifier": {"system": "urn:scribe:export", "value": str(uuid.uuid4())},
               "timestamp": utc_text(x.exported_at),
@@ -189,6 +194,24 @@ def _provenance(v: Any, practitioner_ids: dict[int, str], ids: dict[str, str]) -
             "target": [_ref("Composition", ids["composition"]), _ref("DocumentReference", ids["docref"])],
             "recorded": utc_text(ver.signed_at), "activity": {"text": f"{ver.kind} signed"},
             "agent": agents, "signature": signatures}
+
+
+def _consent(terms: dict[str, Any], ids: dict[str, str], meta: dict[str, Any]) -> dict[str, Any]:
+    """The client's 42 CFR 2.31 consent, copied into the disclosure it permits."""
+    from scribe.domain.consent import part2_summary
+
+    return {"resourceType": "Consent", "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"scribe:consent:{ids['patient']}")),
+            "meta": meta, "status": "active", "text": _div(part2_summary(terms, with_signer=True)),
+            "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
+                                  "code": "patient-privacy"}]},
+            "category": [{"coding": [{"system": LOINC, "code": "64292-6",
+                                      "display": "Release of information consent"}]}],
+            "patient": _ref("Patient", ids["patient"]), "dateTime": str(terms.get("signed_on")),
+            "policyRule": {"coding": [{"system": ACT_CODE, "code": "42CFRPart2"}]},
+            "provision": {"type": "permit", "actor": [{
+                "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                     "code": "IRCP", "display": "information recipient"}]},
+                "reference": {"display": str(terms.get("recipient"))}}]}}
 
 
 def validate(bundle: dict[str, Any]) -> None:

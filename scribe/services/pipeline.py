@@ -50,8 +50,9 @@ from scribe.domain.notes import EncounterKind, EncounterStatus, JobKind, JobStat
 from scribe.domain.redaction import SurrogateMap, reidentify
 from scribe.domain.transcript import Segment, Speaker, Word, model_line
 from scribe.engines.protocols import Deadline, PseudonymizedTranscript, SectionRequest
+from scribe.db.queries import is_part2_client
 from scribe.services import audit
-from scribe.services.consent import check_step, require_step, require_step_for
+from scribe.services.consent import check_step, part2_basis, require_step, require_step_for
 from scribe.services.files import recordings
 
 if TYPE_CHECKING:
@@ -303,6 +304,11 @@ def _pseudonymize(rt: Runtime, job: Job) -> Writer:
         if refused:
             kept = leave_out_cases(result.segments, result.surrogates, refused)
             lines = [model_line(x) for x in kept]
+        if encounter.kind == EncounterKind.SUPERVISION and not encounter.part2:
+            # A meeting that discussed a Part 2 case (one left out included) is a Part 2 record too.
+            if any(is_part2_client(s, c) for c in cases_found(result.surrogates)):
+                encounter.part2 = True
+                s.add(encounter)
         s.execute(delete(Pseudonymization).where(col(Pseudonymization.encounter_id) == encounter.id))
         s.add(Pseudonymization(encounter_id=encounter.id or 0, engine=getattr(redactor, "name", "?"),
                                lines=lines, segment_texts=[x.text for x in kept],
@@ -324,11 +330,11 @@ def _draft(rt: Runtime, job: Job) -> Writer:
     with session_scope(rt.engine) as s:
         encounter = _encounter(s, job)
         transcript = load_pseudonymized(s, encounter.id or 0)
+        drafter = rt.require_engines().drafter
         if encounter.part2:  # the tag follows the transcript to the drafter (and the gateway)
-            consented = bool(encounter.client_id) and bool(check_step(
-                s, rt.policies, client_id=encounter.client_id or 0, step="part2_disclosure", now=rt.clock()))
-            transcript = dataclasses.replace(transcript, part2=True, part2_consent=consented)
-        if rt.require_engines().drafter.leaves_host:  # every client whose words would leave consented
+            consented, basis = _part2_basis(s, rt, encounter, drafter)
+            transcript = dataclasses.replace(transcript, part2=True, part2_consent=consented, part2_basis=basis)
+        if drafter.leaves_host:  # every client whose words would leave consented
             clients = cases_found(transcript.surrogates) if encounter.kind == EncounterKind.SUPERVISION \
                 else {encounter.client_id or 0}
             for client_id in sorted(clients):
@@ -353,6 +359,22 @@ def _draft(rt: Runtime, job: Job) -> Writer:
                     created_at=now, updated_at=now))
 
     return write
+
+
+def _part2_basis(s: Session, rt: Runtime, encounter: Encounter, drafter: object) -> tuple[bool, str]:
+    """A Part 2 transcript leaves only for a destination the client's 2.31 consent names (or a
+    qualified service organization); a local drafter discloses nothing."""
+    destination = getattr(drafter, "destination", "")
+    if not destination:
+        return True, ""
+    dest = next((d for d in rt.policies.egress.destinations if d.name == destination), None)
+    if encounter.kind == EncounterKind.SUPERVISION:  # a meeting citing a Part 2 case: every such client consented
+        clients = sorted(cases_found(load_pseudonymized(s, encounter.id or 0).surrogates))
+    else:
+        clients = [encounter.client_id or 0]
+    bases = [part2_basis(s, rt.policies, client_id=c, recipient=destination, now=rt.clock(),
+                         qsoa=bool(dest and dest.qsoa)) for c in clients]
+    return all(ok for ok, _ in bases), " ".join(text for ok, text in bases if ok)
 
 
 def _evidence(rt: Runtime, job: Job) -> Writer:

@@ -6,6 +6,7 @@ purge leaves a receipt: what was removed, when, by which rule, with content hash
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 import time
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from scribe.db.tables import (
     DraftSection,
     DraftSentence,
     Encounter,
+    EncounterParticipant,
     Job,
     Note,
     Pseudonymization,
@@ -34,34 +36,51 @@ from scribe.db.tables import (
     TranscriptSegment,
     User,
 )
+from scribe.domain.chart import cases_found
 from scribe.domain.errors import InvalidInput, PermissionDenied
+from scribe.domain.redaction import SurrogateMap
 from scribe.domain.notes import EncounterStatus, JobStatus, Role, content_sha256
 from scribe.policies import Policies
 from scribe.services import audit
+from scribe.services.scrub import MediaTools, scrub_client_from_meetings
 
 log = logging.getLogger("scribe.purge")
 
 ENDED = {JobStatus.DONE, JobStatus.FAILED, JobStatus.STOPPED}
 
 
+@dataclass
+class Withdrawn:
+    receipt: DeletionReceipt
+    stale_files: list[str]  # recordings re-made without the client's case: remove once this commits
+
+
 def withdraw(s: Session, key: bytes, policies: Policies, *, actor: User, client_id: int, function: str,
-             now: datetime) -> DeletionReceipt:
+             tools: MediaTools, now: datetime) -> Withdrawn:
+    """Record a withdrawal; stop what needs the consent; purge what the policy says from the
+    client's sessions, and take their case out of the supervision meetings that discussed it;
+    leave one receipt for all of it."""
     if actor.role == Role.ADMIN:
         raise PermissionDenied("withdrawals are recorded by the client's clinician or intake staff")
     client = get_client_for_actor(s, actor, client_id)
     if function not in policies.consent.functions:
         raise InvalidInput("no such consent")
+    form = policies.consent.forms[function]  # type: ignore[index]
     s.add(Consent(client_id=client.id or 0, function=function, granted=False, captured_by=actor.id or 0,
-                  captured_at=now, form_version=policies.consent.form_version,
+                  captured_at=now, form_version=form.version,
                   form_text=f"Withdrawn: {policies.consent.functions[function]}", effective_from=now))
     stopped = _stop_jobs(s, policies, client.id or 0, function, now)
     rule = policies.consent.on_withdrawal[function]  # type: ignore[index]
+    scrubbed, stale = scrub_client_from_meetings(s, client=client, parts=list(rule.supervision), tools=tools, now=now)
     receipt = purge(s, client_id=client.id or 0, artefacts=list(rule.purge), sessions=rule.sessions,
                     rule=f"consent withdrawn: {function}", function=function, actor_id=actor.id, now=now,
-                    stopped=stopped)
+                    stopped=stopped, also=scrubbed)
     audit.record(s, key, now=now, actor_id=actor.id, action="consent.withdraw", object_type="client",
                  object_id=client.id, reason=function, content_sha256=receipt.receipt_sha256)
-    return receipt
+    if scrubbed:
+        audit.record(s, key, now=now, actor_id=actor.id, action="supervision.scrub", object_type="client",
+                     object_id=client.id, reason=f"{len({i['session_id'] for i in scrubbed})} meeting(s)")
+    return Withdrawn(receipt, stale)
 
 
 def _stop_jobs(s: Session, policies: Policies, client_id: int, function: str, now: datetime) -> list[int]:
@@ -95,7 +114,8 @@ def _signed(s: Session, encounter_id: int) -> bool:
 
 
 def purge(s: Session, *, client_id: int, artefacts: list[str], sessions: str, rule: str, function: str,
-          actor_id: int | None, now: datetime, stopped: list[int] | None = None) -> DeletionReceipt:
+          actor_id: int | None, now: datetime, stopped: list[int] | None = None,
+          also: list[dict[str, object]] | None = None) -> DeletionReceipt:
     """Remove the named artefacts from the client's sessions and write the receipt. Audio
     rows are marked purged here; their files go once this transaction has committed
     (sweep_files), so a rolled-back purge never loses a recording."""
@@ -110,6 +130,7 @@ def purge(s: Session, *, client_id: int, artefacts: list[str], sessions: str, ru
     if sessions == "all":  # every session's copy is gone: destroy the keys too (crypto-shredding)
         for kind in artefacts:
             items += shred_client_keys(s, client_id, kind, now)
+    items += also or []
     if any(item.get("kept") for item in items):
         rule = f"{rule} (kept under legal hold: nothing deleted)"
     body = {"client_id": client_id, "rule": rule, "at": now.isoformat(), "items": items,
@@ -137,12 +158,23 @@ def purge_encounter_audio(s: Session, *, client_id: int, encounter_id: int, rule
 
 
 def under_legal_hold(s: Session, encounter_id: int) -> bool:
-    """Whether a session's material is preserved for litigation: its client is on hold."""
+    """Whether a session's material is preserved for litigation: its client is on hold. A
+    supervision meeting is held if any client whose case it discussed is (before its
+    transcript is pseudonymized that is not known yet: then any client of those present)."""
     encounter = s.get(Encounter, encounter_id)
-    if encounter is None or encounter.client_id is None:
+    if encounter is None:
         return False
-    client = s.get(Client, encounter.client_id)
-    return client is not None and client.legal_hold
+    if encounter.client_id is not None:
+        client = s.get(Client, encounter.client_id)
+        return client is not None and client.legal_hold
+    p = s.exec(select(Pseudonymization).where(Pseudonymization.encounter_id == encounter_id)).first()
+    if p is not None:
+        cases = cases_found(SurrogateMap.from_json(p.surrogates))
+        return any(c.legal_hold for c in s.exec(select(Client).where(col(Client.id).in_(cases))))
+    people = [encounter.clinician_id, *s.exec(select(EncounterParticipant.user_id).where(
+        EncounterParticipant.encounter_id == encounter_id)).all()]
+    return s.exec(select(Client.id).where(col(Client.clinician_id).in_(people),
+                                          col(Client.legal_hold).is_(True))).first() is not None
 
 
 def purge_artefact(s: Session, encounter_id: int, artefact: str, now: datetime) -> list[dict[str, object]]:

@@ -273,8 +273,10 @@ def save_section(s: Session, key: bytes, *, actor: User, encounter_id: int, sect
             sent.resolution, sent.resolved_by, sent.resolved_at = "edited", actor.id, now
             s.add(sent)
     s.add(section)
-    audit.record(s, key, now=now, actor_id=actor.id, action="draft.edit", object_type="draft", object_id=draft.id,
-                 reason=f"section {section_key}")
+    # The session, not the draft: a draft is purged by retention, and its events must still
+    # name whose information they touched.
+    audit.record(s, key, now=now, actor_id=actor.id, action="draft.edit", object_type="encounter",
+                 object_id=encounter.id, reason=f"draft #{draft.id}, section {section_key}")
     return draft
 
 
@@ -302,8 +304,8 @@ def resolve_flag(s: Session, key: bytes, *, actor: User, encounter_id: int, targ
         draft.draft_flags = flags
     else:
         raise NotFound("no such flag")
-    audit.record(s, key, now=now, actor_id=actor.id, action="draft.flag.confirm", object_type="draft",
-                 object_id=draft.id, reason=target)
+    audit.record(s, key, now=now, actor_id=actor.id, action="draft.flag.confirm", object_type="encounter",
+                 object_id=encounter.id, reason=f"draft #{draft.id}, {target}")
     return draft
 
 

@@ -108,8 +108,9 @@ def pending_for(s: Session, key: bytes, *, actor: User, now: datetime) -> list[P
         client = s.get(Client, encounter.client_id) if encounter.client_id else None
         out.append(PendingNote(version, encounter, authors[encounter.clinician_id], client,
                                diffs_for(s, version, encounter), confirmed_flags(s, encounter)))
-    audit.record(s, key, now=now, actor_id=actor.id, action="cosign.queue.read", object_type="user",
-                 object_id=actor.id, reason=f"{len(out)} pending")
+    for note in out:  # each note shown (its diff is clinical text), in its client's access report
+        audit.record(s, key, now=now, actor_id=actor.id, action="cosign.queue.read", object_type="encounter",
+                     object_id=note.encounter.id, reason="supervisor of the author")
     return out
 
 

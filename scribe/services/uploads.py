@@ -117,7 +117,7 @@ def capture_target(session: Session, policies: Policies, *, actor: User, client_
     if client.status != ClientStatus.ACTIVE:
         raise Conflict("this client is discharged: take them back into care on their page to add a session")
     if policies.template(note_type).kind != "progress":
-        raise InvalidInput(f"'{note_type}' is not a progress-note type")
+        raise InvalidInput("that note type is not a progress-note type")
     return client, require_capture(session, policies, actor=actor, client_id=client.id or 0, note_type=note_type,
                                    step=step, now=now)
 

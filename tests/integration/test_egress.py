@@ -161,7 +161,7 @@ def grant_egress(runtime, people) -> None:
     with session_scope(runtime.engine) as s:
         consent.record_consent(s, runtime.audit_key, runtime.policies, actor=people.dr_ada, client_id=people.maya.id,
                                functions=["egress"], effective_from=runtime.clock(), expires_at=None,
-                               on_behalf_of="", forms_dir=runtime.settings.forms_dir, scan=None, now=runtime.clock())
+                               forms_dir=runtime.settings.forms_dir, scan=None, now=runtime.clock())
 
 
 def remote_runtime(tmp_path: Path, fake_server):

@@ -32,7 +32,7 @@ def append_many(url: str, worker: int, count: int, with_work: bool) -> None:
             with session_scope(engine) as s:
                 if with_work and i % 2:
                     s.execute(text("UPDATE audit_head SET appends = appends WHERE id = 1"))
-                audit.record(s, KEY, now=datetime.now(UTC), actor_id=worker, action="note.read",
+                audit.record(s, KEY, now=datetime.now(UTC), actor_id=worker, action="encounter.read",
                              object_type="encounter", object_id=i)
     finally:
         engine.dispose()

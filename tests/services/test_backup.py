@@ -47,7 +47,7 @@ def busy_practice(runtime, practice) -> dict[str, str]:
     with session_scope(runtime.engine) as s:
         consent.record_consent(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada,
                                client_id=practice.maya.id, functions=["transcribe"], effective_from=runtime.clock(),
-                               expires_at=None, on_behalf_of="", forms_dir=runtime.settings.forms_dir,
+                               expires_at=None, forms_dir=runtime.settings.forms_dir,
                                scan=b"%PDF-1.4 " + CANARY.encode(), now=runtime.clock())
     from scribe.services import audit
 

@@ -45,7 +45,7 @@ def consented(runtime, actor, client: Client) -> Client:
     with session_scope(runtime.engine) as s:
         consent.record_consent(s, runtime.audit_key, runtime.policies, actor=actor, client_id=client.id,
                                functions=list(CONSENTS), effective_from=runtime.clock(), expires_at=None,
-                               on_behalf_of="", forms_dir=runtime.settings.forms_dir, scan=None, now=runtime.clock())
+                               forms_dir=runtime.settings.forms_dir, scan=None, now=runtime.clock())
     return client
 
 
@@ -124,7 +124,7 @@ def test_intake_staff_assign_clients_record_consents_and_never_see_clinical_cont
         assert s.get(Client, client.id).diagnoses == []  # intake does not enter diagnoses
         consent.record_consent(s, runtime.audit_key, runtime.policies, actor=ivy, client_id=client.id,
                                functions=["record_audio", "transcribe", "ai_drafting"], effective_from=runtime.clock(),
-                               expires_at=None, on_behalf_of="", forms_dir=runtime.settings.forms_dir, scan=None,
+                               expires_at=None, forms_dir=runtime.settings.forms_dir, scan=None,
                                now=runtime.clock())
     encounter = upload(runtime, practice.dr_ada, client.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)

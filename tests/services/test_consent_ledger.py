@@ -10,8 +10,10 @@ from sqlmodel import select
 
 from scribe.config import ROOT
 from scribe.db.engine import session_scope
+from scribe.domain.consent import Part2Terms
 from scribe.services.files import forms, recordings
 from scribe.db.tables import (
+    Client,
     Consent,
     DeletionReceipt,
     Draft,
@@ -26,7 +28,7 @@ from scribe.policies import load_policies
 from scribe.services import admin, consent, purge, recording
 from scribe.worker import Worker
 from tests.conftest import wav_bytes
-from tests.helpers import TRANSCRIPT, reload, run_pipeline, upload
+from tests.helpers import media, TRANSCRIPT, reload, run_pipeline, upload
 
 POLICY = load_policies(ROOT / "policies").consent
 STEP_FUNCTION = [(step, f) for step, needed in POLICY.steps.items() for f in needed]
@@ -36,16 +38,23 @@ STAGE_FUNCTION = [(kind, f) for kind in PIPELINE for f in POLICY.steps[kind.valu
 def withdraw(runtime, actor, client_id, function):
     with session_scope(runtime.engine) as s:
         return purge.withdraw(s, runtime.audit_key, runtime.policies, actor=actor, client_id=client_id,
-                              function=function, now=runtime.clock())
+                              function=function, tools=media(runtime), now=runtime.clock()).receipt
+
+
+PART2_TERMS = Part2Terms(recipient="practice-ehr", purpose="coordination of care", information="signed progress notes",
+                         expiry="one year from signing", signed_by="the client", signed_on="2026-11-01",
+                         revocation_explained=True)
 
 
 def grant(runtime, actor, client_id, functions, **kw):
+    if "part2_disclosure" in functions:
+        kw.setdefault("part2", PART2_TERMS)
     with session_scope(runtime.engine) as s:
         return consent.record_consent(s, runtime.audit_key, runtime.policies, actor=actor, client_id=client_id,
                                       functions=functions, effective_from=kw.pop("effective_from", runtime.clock()),
-                                      expires_at=kw.pop("expires_at", None), on_behalf_of=kw.pop("on_behalf_of", ""),
-                                      forms_dir=runtime.settings.forms_dir, scan=kw.pop("scan", None),
-                                      now=runtime.clock())
+                                      expires_at=kw.pop("expires_at", None), guardian=kw.pop("guardian", None),
+                                      part2=kw.pop("part2", None), forms_dir=runtime.settings.forms_dir,
+                                      scan=kw.pop("scan", None), now=runtime.clock())
 
 
 @pytest.mark.parametrize("step, function", STEP_FUNCTION, ids=[f"{s}-{f}" for s, f in STEP_FUNCTION])
@@ -142,11 +151,25 @@ def test_withdrawal_purges_by_policy_keeps_signed_notes_and_leaves_a_receipt(run
 
 def test_the_ledger_keeps_form_guardian_scan_and_dates(runtime, practice, clock) -> None:
     scan = b"%PDF-1.4 signed form"
-    rows = grant(runtime, practice.dr_ada, practice.maya.id, ["record_audio", "transcribe"], on_behalf_of="Ann Lee (mother)",
+    with pytest.raises(InvalidInput, match="guardian on the client's chart"):
+        grant(runtime, practice.dr_ada, practice.maya.id, ["record_audio"], guardian=0)  # none on the chart yet
+    with session_scope(runtime.engine) as s:
+        client = s.get(Client, practice.maya.id)
+        client.guardians = [{"name": "Ann Lee", "relation": "mother", "authority": "parent of a minor",
+                             "documents": "birth certificate"}]
+        s.add(client)
+    rows = grant(runtime, practice.dr_ada, practice.maya.id, ["record_audio", "transcribe"], guardian=0,
                  expires_at=clock() + timedelta(days=10), scan=scan)
     assert {r.function for r in rows} == {"record_audio", "transcribe"}
-    assert all(r.form_version == POLICY.form_version and r.form_text == POLICY.functions[r.function] for r in rows)
-    assert rows[0].on_behalf_of == "Ann Lee (mother)" and forms(runtime.settings.forms_dir).read(runtime.engine, rows[0].scan_path) == scan
+    # each entry keeps the exact form shown: its version and its whole text
+    assert all(r.form_version == POLICY.forms[r.function].version and r.form_text == POLICY.forms[r.function].text
+               for r in rows)
+    assert rows[0].details["guardian"] == {"name": "Ann Lee", "relation": "mother", "authority": "parent of a minor",
+                                           "documents": "birth certificate"}
+    assert forms(runtime.settings.forms_dir).read(runtime.engine, rows[0].scan_path) == scan
+    with runtime.engine.connect() as conn:  # the guardian's name is sealed, not in the consents row
+        raw = conn.exec_driver_sql(f"SELECT details, on_behalf_of FROM consents WHERE id = {rows[0].id}").one()
+    assert raw[0].startswith("S2.") and "Ann Lee" not in raw[0] and raw[1] == ""
     with session_scope(runtime.engine) as s:
         view = consent.ledger_view(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada,
                                    client_id=practice.maya.id, now=clock())

@@ -26,7 +26,7 @@ from scribe.services import consent, purge
 from scribe.runtime import build_runtime
 from scribe.services.files import recordings
 from tests.conftest import wav_bytes
-from tests.helpers import TRANSCRIPT, run_pipeline, upload
+from tests.helpers import media, TRANSCRIPT, run_pipeline, upload
 from tests.services.test_review import resolve_all, sign
 
 
@@ -62,7 +62,7 @@ def test_no_canary_is_stored_in_plaintext_anywhere(runtime, practice, clock) -> 
     with session_scope(runtime.engine) as s:
         consent.record_consent(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, client_id=practice.maya.id,
                                functions=["transcribe"], effective_from=clock(), expires_at=None,
-                               on_behalf_of="", forms_dir=runtime.settings.forms_dir, scan=scan, now=clock())
+                               forms_dir=runtime.settings.forms_dir, scan=scan, now=clock())
     # The app reads everything back.
     with session_scope(runtime.engine) as s:
         segments = " ".join(x.text for x in s.exec(select(TranscriptSegment)))
@@ -259,7 +259,7 @@ def test_withdrawal_shreds_the_clients_keys(runtime, practice, wav, clock) -> No
     assert vault.open_value(token, "transcript_segments.text", binding)
     with session_scope(runtime.engine) as s:
         purge.withdraw(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, client_id=practice.maya.id,
-                       function="transcribe", now=clock())
+                       function="transcribe", tools=media(runtime), now=clock())
     with session_scope(runtime.engine) as s:
         keys = s.exec(select(DataKey).where(DataKey.owner == f"client:{practice.maya.id}")).all()
         gone = {k.kind for k in keys if k.destroyed_at is not None}

@@ -13,7 +13,7 @@ from scribe.db.engine import session_scope
 from scribe.db.tables import DataKey, DeletionReceipt, Draft, Pseudonymization, Recording, Transcript
 from scribe.services import purge, retention
 from scribe.worker import Worker
-from tests.helpers import TRANSCRIPT, run_pipeline, upload
+from tests.helpers import media, TRANSCRIPT, run_pipeline, upload
 from tests.services.test_review import resolve_all, sign
 
 
@@ -49,7 +49,7 @@ def withdraw(function: str) -> Callable:
     def run(runtime, practice, clock, sessions) -> None:
         with session_scope(runtime.engine) as s:
             purge.withdraw(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, client_id=practice.maya.id,
-                           function=function, now=clock())
+                           function=function, tools=media(runtime), now=clock())
     return run
 
 

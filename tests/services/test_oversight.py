@@ -17,7 +17,7 @@ from scribe.db.tables import AuditEvent, BreakGlassGrant, DeletionReceipt, Draft
 from scribe.domain.egress import PART2_NOTICE
 from scribe.domain.errors import InvalidInput, NotFound, PermissionDenied
 from scribe.domain.notes import VersionKind
-from scribe.domain.retention import PURGEABLE, Candidate, select_due
+from scribe.domain.retention import PURGEABLE, Candidate, Rule, select_due
 from scribe.services import audit, breakglass, records, retention, review
 from scribe.services.uploads import accept_upload
 from scribe.worker import Worker
@@ -153,20 +153,24 @@ def test_the_part2_tag_follows_every_version_and_every_export_carries_the_notice
 # -- retention ----------------------------------------------------------------------------
 
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
-candidates = st.builds(Candidate, encounter_id=st.integers(1, 50), client_id=st.integers(1, 5),
+candidates = st.builds(Candidate, encounter_id=st.integers(1, 50), client_id=st.none() | st.integers(1, 5),
                        artefact=st.sampled_from([*PURGEABLE, "signed_note", "audit"]),
                        record_since=st.none() | st.datetimes(min_value=datetime(2019, 1, 1), max_value=datetime(2027, 1, 1),
                                                              timezones=st.just(UTC)),
-                       legal_hold=st.booleans())
+                       legal_hold=st.booleans(), rule=st.sampled_from(list(Rule)))
 
 
 @hyp_settings(max_examples=300, deadline=None)
-@given(st.lists(candidates, max_size=40), st.fixed_dictionaries({a: st.integers(0, 3000) for a in PURGEABLE}))
-def test_retention_never_selects_held_unsigned_records_or_anything_too_young(cands, days) -> None:
-    for c in select_due(cands, days, NOW):
+@given(st.lists(candidates, max_size=40),
+       st.dictionaries(st.tuples(st.sampled_from(list(Rule)), st.sampled_from(PURGEABLE)),
+                       st.integers(0, 3000).map(lambda d: timedelta(days=d))))
+def test_retention_never_selects_held_unstarted_records_or_anything_too_young(cands, periods) -> None:
+    """Property: whatever the rules, nothing held, nothing whose clock has not started, nothing
+    a rule does not name, nothing younger than its rule, never a signed note or audit row."""
+    for c in select_due(cands, periods, NOW):
         assert c.artefact in PURGEABLE  # never signed notes or audit rows
         assert not c.legal_hold and c.record_since is not None
-        assert NOW - c.record_since >= timedelta(days=days[c.artefact])
+        assert (c.rule, c.artefact) in periods and NOW - c.record_since >= periods[(c.rule, c.artefact)]
 
 
 def test_retention_purges_what_is_due_leaves_receipts_and_respects_a_legal_hold(runtime, practice, wav, clock) -> None:

@@ -22,7 +22,7 @@ def test_migrations_and_append_only_triggers_on_postgres(pg_url, tmp_path) -> No
     assert check_durability(engine) == []
     now = datetime.now(UTC)
     with session_scope(engine) as s:
-        audit.record(s, b"k" * 32, now=now, actor_id=None, action="test", object_type="none")
+        audit.record(s, b"k" * 32, now=now, actor_id=None, action="admin.read", object_type="none")
     for sql in ("UPDATE audit_events SET reason = 'x'", "DELETE FROM audit_events", "TRUNCATE audit_events",
                 "TRUNCATE cosignatures", "TRUNCATE note_versions CASCADE"):  # row triggers need rows; TRUNCATE proves these exist
         with pytest.raises(DatabaseError, match="append-only"), engine.begin() as conn:

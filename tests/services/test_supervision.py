@@ -18,7 +18,7 @@ from scribe.domain.notes import EncounterStatus, VersionKind, VersionState
 from scribe.domain.supervision import HoursCategory
 from scribe.services import records, review, supervision, uploads
 from tests.conftest import PASSWORD, wav_bytes
-from tests.helpers import reload, run_pipeline
+from tests.helpers import media, reload, run_pipeline
 from tests.services.test_review import ready, resolve_all, sign, view
 
 SUPERVISION_TRANSCRIPT = """CLINICIAN: Let us start with your caseload this week, Sam.
@@ -256,7 +256,7 @@ def test_a_case_without_supervision_consent_is_left_out_of_the_draft_with_a_flag
     runtime.clock.advance(seconds=1)
     with s_(runtime) as s:
         purge.withdraw(s, runtime.audit_key, runtime.policies, actor=practice.sam, client_id=practice.priya.id,
-                       function="supervision_use", now=runtime.clock())
+                       function="supervision_use", tools=media(runtime), now=runtime.clock())
     runtime.clock.advance(seconds=1)
     encounter = meeting(runtime, practice.dr_ben, [practice.sam])
     v = view(runtime, practice.dr_ben, encounter)

@@ -88,12 +88,19 @@ def test_a_recording_left_open_by_a_closed_tab_can_be_finished_later(app, runtim
 def test_a_scanned_form_is_kept_and_shown_only_to_the_clients_clinician(app, runtime, practice) -> None:
     import re
 
+    from scribe.db.engine import session_scope
+    from scribe.db.tables import Client
+
+    with session_scope(runtime.engine) as s:
+        client = s.get(Client, practice.maya.id)
+        client.guardians = [{"name": "Ann Lee", "relation": "mother", "authority": "parent of a minor"}]
+        s.add(client)
     ada = client_for(app, "dr_ada")
     r = ada.post(f"/clients/{practice.maya.id}/consents",
                  data={"csrf_token": csrf(ada), "functions": ["egress"], "effective_from": "2026-11-01",
-                       "on_behalf_of": "Ann Lee (mother)"},
+                       "guardian": "0"},
                  files={"scan": ("form.pdf", b"%PDF-1.4 signed", "application/pdf")})
-    assert r.status_code == 200 and "Ann Lee (mother)" in r.text
+    assert r.status_code == 200 and "Ann Lee (mother; parent of a minor)" in r.text
     link = re.search(r'href="(/clients/\d+/consents/\d+/form)"', r.text).group(1)
     got = ada.get(link)
     assert got.status_code == 200 and got.content == b"%PDF-1.4 signed" and got.headers["content-type"] == "application/pdf"

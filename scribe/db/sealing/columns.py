@@ -89,7 +89,7 @@ def sealed_columns(cls: type) -> tuple[tuple[str, Sealed], ...]:
         return ()
 
 
-def binding_of(obj: Any, values: dict[str, Any] | None = None) -> dict[str, int | str]:
+def binding_of(obj: Any, values: dict[str, Any] | None = None) -> dict[str, Any]:
     """The row's identifying columns (``__seal_binding__``), known before it is inserted."""
     names: tuple[str, ...] = getattr(type(obj), "__seal_binding__", ())
     if not names:
@@ -99,7 +99,7 @@ def binding_of(obj: Any, values: dict[str, Any] | None = None) -> dict[str, int 
     missing = [n for n, v in binding.items() if v is None]
     if missing:
         raise SealingError(f"{type(obj).__name__}: save {', '.join(missing)} before its sealed columns")
-    return binding  # type: ignore[return-value]
+    return binding
 
 
 def _encode(column: Sealed, value: Any) -> bytes:

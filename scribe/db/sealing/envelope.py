@@ -12,6 +12,7 @@ import secrets
 import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import BinaryIO, Protocol
 
 from cryptography.exceptions import InvalidTag
@@ -25,7 +26,7 @@ STREAM_CHUNK = 1 << 20
 VAULT_ID_LEN = 12
 MAX_CONTEXT = 1024
 
-Binding = Mapping[str, "int | str"]
+Binding = Mapping[str, "int | str | datetime"]
 
 
 class SealingError(RuntimeError):
@@ -54,10 +55,17 @@ class Keys(Protocol):
 
 # -- values ------------------------------------------------------------------------------
 
+def _canonical(value: object) -> str:
+    if isinstance(value, datetime):  # an identifying time, as UTC text to the microsecond
+        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    raise TypeError(f"a row binding holds ints, strings and times, not {type(value).__name__}")
+
+
 def value_aad(key_id: int, label: str, binding: Binding) -> bytes:
     """What a sealed value is bound to: its data key, its column and the row it belongs to
     (the row's identifying columns). Moving it to another column or row fails its tag."""
-    where = json.dumps([label, dict(binding)], sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    where = json.dumps([label, dict(binding)], sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                       default=_canonical)
     return struct.pack(">I", key_id) + b"S2\x00" + where.encode("utf-8")
 
 

@@ -10,8 +10,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import col, select
 
 from scribe.db.tables import DeletionReceipt
+from scribe.domain.consent import Part2Terms
 from scribe.domain.errors import InvalidInput
 from scribe.services import admin, breakglass, consent, egress, purge
+from scribe.services.scrub import MediaTools
 from scribe.web.bodies import Body, BoundedRoute, takes
 from scribe.web.deps import MAX_ID, ActorDep, allow, CsrfDep, LoginDep, PathId, RuntimeDep, SessionDep
 from scribe.web.routes.sessions import render
@@ -43,15 +45,23 @@ def ledger(request: Request, runtime: RuntimeDep, session: SessionDep, login: Lo
 
 @router.post("/clients/{client_id}/consents", dependencies=[allow("consent.manage"), CsrfDep])
 @takes(Body.SCAN)
-async def grant(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: PathId,
+async def grant(request: Request, runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: PathId,
                 functions: Annotated[list[str], Form(max_length=20)], effective_from: Annotated[str, Form(max_length=10)],
-                expires_on: Annotated[str, Form(max_length=10)] = "", on_behalf_of: Annotated[str, Form(max_length=200)] = "",
+                expires_on: Annotated[str, Form(max_length=10)] = "", guardian: Annotated[str, Form(max_length=3)] = "",
                 scan: Annotated[UploadFile | None, File()] = None) -> Response:
     data = await scan.read(consent.MAX_SCAN_BYTES + 1) if scan is not None and scan.filename else None
+    form = await request.form()
+
+    def field(name: str) -> str:
+        value = form.get(f"p2_{name}", "")
+        return value[:400] if isinstance(value, str) else ""
+
+    terms = Part2Terms(field("recipient"), field("purpose"), field("information"), field("expiry"), field("signed_by"),
+                       field("signed_on"), field("revocation") == "yes") if "part2_disclosure" in functions else None
     consent.record_consent(session, runtime.audit_key, runtime.policies, actor=actor, client_id=client_id,
                            functions=functions, effective_from=_day(effective_from) or runtime.clock(),
-                           expires_at=_day(expires_on, end=True), on_behalf_of=on_behalf_of,
-                           forms_dir=runtime.settings.forms_dir, scan=data, now=runtime.clock())
+                           expires_at=_day(expires_on, end=True), guardian=int(guardian) if guardian.isdigit() else None,
+                           part2=terms, forms_dir=runtime.settings.forms_dir, scan=data, now=runtime.clock())
     return RedirectResponse(f"/clients/{client_id}/consents", status_code=303)
 
 
@@ -65,10 +75,12 @@ def scanned_form(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, clie
 @router.post("/clients/{client_id}/consents/withdraw", dependencies=[allow("consent.manage"), CsrfDep])
 def withdraw(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: PathId, tasks: BackgroundTasks,
              function: Annotated[str, Form(max_length=40)]) -> Response:
-    receipt = purge.withdraw(session, runtime.audit_key, runtime.policies, actor=actor, client_id=client_id,
-                             function=function, now=runtime.clock())
+    done = purge.withdraw(session, runtime.audit_key, runtime.policies, actor=actor, client_id=client_id,
+                          function=function, tools=MediaTools(runtime.settings.recordings_dir, runtime.decoder),
+                          now=runtime.clock())
     tasks.add_task(purge.sweep_files, runtime.engine, runtime.settings.recordings_dir)  # after the commit
-    return RedirectResponse(f"/receipts/{receipt.id}", status_code=303)
+    tasks.add_task(purge.remove_unreferenced, runtime.engine, runtime.settings.recordings_dir, done.stale_files)
+    return RedirectResponse(f"/receipts/{done.receipt.id}", status_code=303)
 
 
 @router.get("/receipts/{receipt_id}", response_class=HTMLResponse, dependencies=[allow("receipt.read")])

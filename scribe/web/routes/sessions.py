@@ -28,7 +28,7 @@ def render(request: Request, name: str, context: dict[str, object], status_code:
 
 
 @router.get("/", response_class=HTMLResponse)
-def queue(request: Request, session: SessionDep, login: LoginDep, q: str = "", status: str = "",
+def queue(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep, q: str = "", status: str = "",
           day_from: str = Query("", alias="from", max_length=10), day_to: str = Query("", alias="to", max_length=10),
           page: int = Query(1, ge=1, le=100_000)) -> Response:
     """The review queue: the actor's sessions, newest first, searched and a page at a time."""
@@ -40,7 +40,7 @@ def queue(request: Request, session: SessionDep, login: LoginDep, q: str = "", s
     found = encounters.queue(session, actor, query=filters["q"], status=filters["status"],
                              day_from=date.fromisoformat(filters["from"]) if filters["from"] else None,
                              day_to=date.fromisoformat(filters["to"]) if filters["to"] else None,
-                             page=page) if actor.role in CLINICAL_ROLES else None
+                             page=page, key=runtime.audit_key, now=runtime.clock()) if actor.role in CLINICAL_ROLES else None
     return render(request, "queue.html", {"actor": actor, "csrf": login_row.csrf_token, "v": found,
                                           "filters": filters, "statuses": QUEUE_STATUSES,
                                           "is_admin": actor.role == Role.ADMIN})

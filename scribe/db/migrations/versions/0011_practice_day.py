@@ -112,7 +112,7 @@ def _seal_charts(bind: sa.engine.Connection) -> None:
         index = vault.blind("mrn", mrn)
         seen[(row["clinic_id"], index)] = seen.get((row["clinic_id"], index), 0) + 1
         assignments = ", ".join(f"{c} = :{c}" for c in sealed)
-        bind.execute(sa.text(f"UPDATE clients SET {assignments}, mrn_index = :mrn_index WHERE id = :row_id"),  # nosec B608
+        bind.execute(sa.text(f"UPDATE clients SET {assignments}, mrn_index = :mrn_index WHERE id = :row_id"),  # nosec B608 - constants
                      {**sealed, "mrn_index": index, "row_id": row["id"]})
         for token in name_tokens(values["given_name"], values["family_name"], values["preferred_name"]):
             bind.execute(sa.text("INSERT INTO client_search_tokens (client_id, token) VALUES (:c, :t)"),
