@@ -115,7 +115,8 @@ def test_wapiti_finds_no_high_or_critical_vulnerability(target: Target, tmp_path
 SQLMAP_TARGETS = {
     "login": lambda t: ["-u", f"{t.url}/login", "--data", "username=dr_cole&password=x&code=123456",
                         "--ignore-code", "401"],  # a failed log-in answers 401, as it must
-    "audit-report": lambda t: ["-u", f"{t.url}/admin/audit?mrn=MRN-1", "--cookie", t.admin],
+    "audit-report": lambda t: ["-u", f"{t.url}/admin/audit?mrn=MRN-MAYA01", "--cookie", t.admin,
+                               "--ignore-code", "404"],  # an unknown MRN answers 404, as it must
     "break-glass": lambda t: ["-u", f"{t.url}/break-glass", "--cookie", t.clinician,
                               "--data", "mrn=MRN-1&reason=covering%20an%20urgent%20call%20tonight&minutes=10&csrf_token=x",
                               "--csrf-token", "csrf_token", "--csrf-url", f"{t.url}/break-glass", "-p", "mrn,reason",
