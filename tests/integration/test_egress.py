@@ -307,3 +307,56 @@ def test_part2_material_leaves_only_with_consent_and_always_with_the_notice(tmp_
     plain = len(fake_server.bodies)
     drafter.draft(transcript, "SOAP note", sections)  # not Part 2: no notice needed, none added
     assert all(PART2_NOTICE not in b.decode("utf-8") for b in fake_server.bodies[plain:])
+
+
+def test_a_part2_session_leaves_only_for_the_recipient_its_consent_names_with_notice_and_terms(
+        tmp_path: Path, fake_server) -> None:
+    """S14 through the real pipeline: a Part 2 session drafted on the on-prem server. Without a
+    consent naming that server, nothing is sent (and the refusal is ledgered); with one, every
+    request carries the 2.32 notice and a copy of the consent's terms, without the signer's name."""
+    from scribe.domain.consent import Part2Terms
+    from scribe.domain.egress import PART2_NOTICE
+    from scribe.services import consent
+
+    policies_dir = tmp_path / "policies"
+    runtime, people = remote_runtime(tmp_path, fake_server)
+    (policies_dir / "egress.yaml").write_text(
+        "version: 3\ndestinations:\n  - name: onprem-llm\n"
+        f"    url: http://127.0.0.1:{fake_server.port}/v1/chat/completions\n    receives: [redacted_text]\n"
+        "    part2: true\n")
+    runtime.policies = load_policies(policies_dir)
+    runtime.engines = Engines(runtime.engines.transcriber, runtime.engines.redactor, build_remote_drafter(
+        runtime.settings, runtime.policies.egress, runtime.engines.redactor, SqlLedger(runtime.engine), runtime.clock))
+    grant_egress(runtime, people)
+
+    def terms(recipient: str) -> Part2Terms:
+        return Part2Terms(recipient, "drafting the progress note", "the session's transcript, redacted",
+                          "one year", "Maya Thompson", "2026-11-01", True)
+
+    def part2_session():
+        with session_scope(runtime.engine) as s:
+            client = s.get(Client, people.maya.id)
+            client.part2_program = True
+            s.add(client)
+        return upload(runtime, people.dr_ada, people.maya.id, wav_bytes(seconds=2),
+                      transcript="CLINICIAN: How has the week been?\nCLIENT: I have stayed sober for ten days.")
+
+    for recipient in ("someone-else", "onprem-llm"):
+        runtime.clock.advance(seconds=1)
+        with session_scope(runtime.engine) as s:
+            consent.record_consent(s, runtime.audit_key, runtime.policies, actor=people.dr_ada,
+                                   client_id=people.maya.id, functions=["part2_disclosure"],
+                                   effective_from=runtime.clock(), expires_at=None, part2=terms(recipient),
+                                   forms_dir=runtime.settings.forms_dir, scan=None, now=runtime.clock())
+        encounter = part2_session()
+        run_pipeline(runtime)
+        if recipient == "someone-else":
+            assert fake_server.bodies == []  # the consent names another recipient: nothing left
+            assert reload(runtime, encounter).status == EncounterStatus.FAILED
+            with session_scope(runtime.engine) as s:
+                refused = s.exec(select(EgressEvent).where(EgressEvent.allowed == False)).all()  # noqa: E712
+            assert refused and "Part 2" in refused[-1].reason
+    bodies = [b.decode("utf-8") for b in fake_server.bodies]
+    assert bodies and all(PART2_NOTICE in b and "Patient consent on file (42 CFR 2.31): recipient onprem-llm" in b
+                          for b in bodies)
+    assert not any("Maya Thompson" in b for b in bodies)  # the signer's name is not sent to a redacted destination

@@ -589,3 +589,30 @@ def test_the_access_report_streams_every_row_as_csv_without_a_cap(runtime, pract
     assert client_for(app, "dr_ada").get(f"/admin/audit.csv?mrn={practice.maya.mrn}").status_code == 403
     overview = web.get("/admin/compliance")
     assert overview.status_code == 200 and "Emergency access grants" in overview.text and "Maya" not in overview.text
+
+
+def test_after_a_withdrawal_no_chunk_is_accepted_and_the_model_is_not_called(runtime, practice, wav, engines) -> None:
+    """S14: withdrawal stops what needs the consent at once: no further piece of a recording
+    is accepted, and the drafting model is not called for the client again."""
+    from scribe.domain.errors import ConsentMissing, Conflict
+    from scribe.services import recording
+    from scribe.worker import Worker
+
+    encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+    Worker(runtime).run_once()  # transcribed
+    with session_scope(runtime.engine) as s:
+        live = recording.start(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, client_id=practice.maya.id,
+                               note_type="soap", now=runtime.clock())
+    with session_scope(runtime.engine) as s:
+        recording.add_chunk(s, runtime.policies, actor=practice.dr_ada, encounter_id=live.id, seq=0, data=b"piece-0",
+                            recordings_dir=runtime.recordings_dir, now=runtime.clock())
+    calls = len(engines.drafter.calls)
+    runtime.clock.advance(seconds=1)
+    withdraw(runtime, practice.dr_ada, practice.maya.id, "ai_drafting")
+    withdraw(runtime, practice.dr_ada, practice.maya.id, "record_audio")
+    with session_scope(runtime.engine) as s, pytest.raises((ConsentMissing, Conflict)):
+        recording.add_chunk(s, runtime.policies, actor=practice.dr_ada, encounter_id=live.id, seq=1, data=b"piece-1",
+                            recordings_dir=runtime.recordings_dir, now=runtime.clock())
+    run_pipeline(runtime)
+    assert len(engines.drafter.calls) == calls  # 0 model calls after the withdrawal
+    assert reload(runtime, encounter).status == "stopped"
