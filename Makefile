@@ -50,12 +50,14 @@ models-default: install
 models-test: install
 	$(BIN)/scribe models install --profile test
 
-# Debian's libraries WeasyPrint renders PDFs with (Pango), and pdftotext, which the tests read
-# exported PDFs back with (poppler-utils).
+# Debian's libraries WeasyPrint renders PDFs with (Pango), pdftotext, which the tests read
+# exported PDFs back with (poppler-utils), and socat and ip, with which the multi-host tests
+# give each worker its own network namespace and a way to the database.
 system:
-	@(ldconfig -p | grep -q libpangoft2-1.0 && test -x /usr/bin/pdftotext) || (apt-get update -qq && \
+	@(ldconfig -p | grep -q libpangoft2-1.0 && test -x /usr/bin/pdftotext && test -x /usr/bin/socat && \
+	  command -v ip >/dev/null) || (apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
-	  poppler-utils >/dev/null)
+	  poppler-utils socat iproute2 >/dev/null)
 
 # Browser tests drive Debian's chromium (Playwright never downloads a browser here).
 browser:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -16,12 +17,12 @@ from scribe.db.tables import User
 from scribe.domain.egress import PART2_NOTICE
 from scribe.engines.protocols import Engines
 from scribe.policies import Policies
+from scribe.queues import ALL_QUEUES, TableQueue
 from scribe.runtime import Runtime, build_runtime, utc_now
 from scribe.services import breakglass
 from scribe.web import errors, security
 from scribe.web.routes import auth, clients, consent, oversight, recording, sessions, supervision
 from scribe.web.templating import make_templates
-from scribe.worker import Worker
 
 log = logging.getLogger("scribe.app")
 
@@ -63,15 +64,16 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, engines: E
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        worker = None
-        if run_worker:
+        stop = threading.Event()
+        if run_worker:  # the stages run in this process, fed by whichever queue is configured
             if rt.engines is None:
                 rt.load_engines()
-            worker = Worker(rt)
-            worker.start_thread()
+            rt.require_engines()
+            queue = rt.queue or TableQueue()
+            threading.Thread(target=queue.run_worker, kwargs={"rt": rt, "queues": ALL_QUEUES, "stop": stop},
+                             name="scribe-worker", daemon=True).start()
         yield
-        if worker is not None:
-            worker.stop()
+        stop.set()
 
     app = FastAPI(title="scribe", docs_url=None, redoc_url=None, openapi_url=None, lifespan=lifespan)
     app.state.runtime = rt

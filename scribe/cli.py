@@ -293,17 +293,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from scribe.runtime import build_runtime
-    from scribe.worker import Worker
+    """Run stages: every queue, or those named (a GPU host: --queues transcribe,draft)."""
+    import signal
+    import threading
 
-    settings = _settings(args)
-    rt = build_runtime(settings)
+    from scribe.queues import ALL_QUEUES
+    from scribe.runtime import build_runtime
+
+    queues = [q.strip() for q in (args.queues or ",".join(ALL_QUEUES)).split(",") if q.strip()]
+    unknown = [q for q in queues if q not in ALL_QUEUES]
+    if unknown:
+        return _fail(f"unknown queue(s) {unknown}: the queues are {', '.join(ALL_QUEUES)}")
+    rt = build_runtime(_settings(args))
     rt.load_engines()
-    worker = Worker(rt)
+    assert rt.queue is not None
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    ran = rt.queue.run_worker(rt, queues=queues, stop=stop, once=args.once)
     if args.once:
-        print(json.dumps({"jobs_run": worker.run_until_idle()}))
-        return 0
-    worker.run_forever()
+        print(json.dumps({"jobs_run": ran, "queue": rt.queue.name, "queues": queues}))
     return 0
 
 
@@ -332,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
     p = sub.add_parser("worker", help="run the pipeline worker")
     p.add_argument("--once", action="store_true", help="run until no job is left, then exit")
+    p.add_argument("--queues", default="", help="the stages this host takes, e.g. transcribe,draft (default: all)")
     p.set_defaults(func=cmd_worker)
     p = sub.add_parser("models", help="install or verify the pinned model weights")
     p.add_argument("action", choices=["install", "verify"])

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
@@ -17,6 +18,9 @@ from scribe.config import Settings
 from scribe.db.sealing.vault import Vault
 from scribe.engines.protocols import Decoder, Engines
 from scribe.policies import Policies
+
+if TYPE_CHECKING:
+    from scribe.queues import JobQueue
 
 
 def utc_now() -> datetime:
@@ -36,6 +40,7 @@ class Runtime:
     engines: Engines | None = None
     vault: Vault | None = None
     _decoder: Decoder | None = None
+    queue: JobQueue | None = None
 
     @property
     def decoder(self) -> Decoder:
@@ -141,6 +146,12 @@ def build_runtime(settings: Settings, *, policies: Policies | None = None, engin
         chained = conn.execute(text("SELECT 1 FROM audit_events LIMIT 1")).first() is not None
     key = load_or_create_key(settings.audit_key_path,
                              must_exist="this database's audit chain is signed with it" if chained else None)
-    runtime = Runtime(settings, policies, engine, key, clock, engines, vault)
+    from scribe.queues import ProcrastinateQueue, build_queue
+
+    queue = build_queue(settings)
+    if isinstance(queue, ProcrastinateQueue) and migrate:
+        queue.ensure_schema(make_engine(settings.database_owner_url) if settings.database_owner_url else engine)
+    queue.install(engine)
+    runtime = Runtime(settings, policies, engine, key, clock, engines, vault, queue=queue)
     runtime.spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     return runtime

@@ -77,6 +77,16 @@ def runtime(settings: Settings, policies: Policies, engines: Engines, clock: Clo
     return build_runtime(settings, policies=policies, engines=engines, clock=clock)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def either_db(request, settings: Settings, policies: Policies, engines: Engines, clock: Clock) -> Iterator[Runtime]:
+    """The runtime on the embedded SQLite, then on PostgreSQL (the multi-host database)."""
+    if request.param == "postgresql":
+        settings = settings.model_copy(update={"database_url": request.getfixturevalue("pg_url")})
+    rt = build_runtime(settings, policies=policies, engines=engines, clock=clock)
+    yield rt
+    rt.engine.dispose()
+
+
 @dataclass
 class Practice:
     dr_ada: User

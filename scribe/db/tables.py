@@ -513,6 +513,9 @@ class Job(SQLModel, table=True):
     worker_id: str = ""
     error: str = ""  # public message only
     seconds_taken: float = 0.0
+    # (session, stage, hash of the stage's input), set in the transaction that records the
+    # stage done: unique, so an output is committed once however often its job is delivered.
+    output_key: Optional[str] = Field(default=None, unique=True)
     created_at: datetime
     updated_at: datetime
 

@@ -40,7 +40,8 @@ def build_engines(settings: Settings, policies: Policies, *,
     if settings.engines == "fake":
         from scribe.engines.fakes import FakeDrafter, FakeRedactor, FakeTranscriber
 
-        return Engines(FakeTranscriber(), FakeRedactor(), FakeDrafter())
+        cost = settings.fake_cost_seconds
+        return Engines(FakeTranscriber(cost_seconds=cost), FakeRedactor(), FakeDrafter(cost_seconds=cost))
     force_offline()
     check_models(settings)
     redactor = build_redactor(settings, policies.redaction)
@@ -95,7 +96,8 @@ def build_transcriber(settings: Settings, *, clinician_first: bool = True) -> Tr
     from scribe.engines.whisper import WhisperTranscriber
 
     paths = profile_paths(settings.models_dir, settings.model_profile)
-    return WhisperTranscriber(paths.whisper, cpu_threads=settings.cpu_threads, clinician_first=clinician_first)
+    return WhisperTranscriber(paths.whisper, cpu_threads=settings.cpu_threads, clinician_first=clinician_first,
+                              device=settings.device)
 
 
 def build_redactor(settings: Settings, policy: RedactionPolicy) -> Redactor:
@@ -115,4 +117,4 @@ def build_drafter(settings: Settings) -> Drafter:
         if paths.drafter_hf is None:
             raise ModelMissing(f"{paths.drafter_name} has no transformers directory; use SCRIBE_DRAFTER_BACKEND=ct2")
         return TransformersDrafter(paths.drafter_hf, threads=settings.cpu_threads)
-    return CT2Drafter(paths.drafter_ct2, paths.drafter_tokenizer, threads=settings.cpu_threads)
+    return CT2Drafter(paths.drafter_ct2, paths.drafter_tokenizer, threads=settings.cpu_threads, device=settings.device)

@@ -38,15 +38,17 @@ class FakeTranscriber:
 
     name = "fake-transcriber"
 
-    def __init__(self, *, fail_with: Exception | None = None) -> None:
+    def __init__(self, *, fail_with: Exception | None = None, cost_seconds: float = 0.0) -> None:
         self.calls: list[Path] = []
         self.fail_with = fail_with
+        self.cost_seconds = cost_seconds  # a fixed cost per call (benchmarks of the queue, crash tests)
 
     def transcribe(self, audio: Audio, deadline: Deadline | None = None) -> TranscriptResult:
         path = Path(audio.source)
         self.calls.append(path)
         if self.fail_with is not None:
             raise self.fail_with
+        time.sleep(self.cost_seconds)
         if deadline is not None:
             deadline.check()
         sidecar = Path(str(path) + ".txt")
@@ -100,9 +102,11 @@ class FakeDrafter:
     name = "fake-drafter"
     leaves_host = False
 
-    def __init__(self, *, fail_with: Exception | None = None, extra_sentence: str | None = None) -> None:
+    def __init__(self, *, fail_with: Exception | None = None, extra_sentence: str | None = None,
+                 cost_seconds: float = 0.0) -> None:
         self.calls: list[tuple[PseudonymizedTranscript, str, list[SectionRequest]]] = []
         self.fail_with = fail_with
+        self.cost_seconds = cost_seconds
         self.extra_sentence = extra_sentence
 
     def draft(self, transcript: PseudonymizedTranscript, note_name: str, sections: list[SectionRequest],
@@ -110,6 +114,7 @@ class FakeDrafter:
         self.calls.append((transcript, note_name, sections))
         if self.fail_with is not None:
             raise self.fail_with
+        time.sleep(self.cost_seconds)
         if deadline is not None:
             deadline.check()
         started = time.perf_counter()

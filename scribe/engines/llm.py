@@ -66,13 +66,14 @@ class _SectionDrafter:
 
 class CT2Drafter(_SectionDrafter):
     def __init__(self, ct2_dir: Path, tokenizer_dir: Path, *, threads: int, max_new_tokens: int = 160,
-                 compute_type: str = "int8", repetition_penalty: float = 1.1) -> None:
+                 compute_type: str = "int8", repetition_penalty: float = 1.1, device: str = "cpu") -> None:
         if not (ct2_dir / "model.bin").exists():
             raise ModelMissing(f"drafting model not found in {ct2_dir}: run `scribe models install`")
         import ctranslate2
 
         self._tok = _tokenizer(tokenizer_dir)
-        self._gen = ctranslate2.Generator(str(ct2_dir), device="cpu", compute_type=compute_type, intra_threads=threads)
+        self._gen = ctranslate2.Generator(str(ct2_dir), device=device, compute_type=compute_type if device == "cpu"
+                                          else "int8_float16", intra_threads=threads)
         self._max_new = max_new_tokens
         self._penalty = repetition_penalty
         self.name = f"ct2-{compute_type}:{ct2_dir.parent.name}"

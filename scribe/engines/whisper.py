@@ -11,7 +11,8 @@ from scribe.engines.speakers import label_speakers
 
 
 class WhisperTranscriber:
-    def __init__(self, model_dir: Path, *, cpu_threads: int, clinician_first: bool = True, beam_size: int = 5) -> None:
+    def __init__(self, model_dir: Path, *, cpu_threads: int, clinician_first: bool = True, beam_size: int = 5,
+                 device: str = "cpu") -> None:
         if not (model_dir / "model.bin").exists():
             raise ModelMissing(f"Whisper model not found in {model_dir}: run `scribe models install`")
         try:
@@ -19,8 +20,10 @@ class WhisperTranscriber:
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise ModelMissing("faster-whisper is not installed: pip install -e '.[engines]'") from exc
         self.name = f"faster-whisper:{model_dir.name}"
-        self._model = WhisperModel(str(model_dir), device="cpu", compute_type="int8",
-                                   cpu_threads=cpu_threads, local_files_only=True)
+        # int8 on a CPU; on a GPU worker host int8_float16 (int8 weights, float16 compute). No GPU
+        # was at hand to test the cuda path: SCRIBE_DEVICE=cuda is passed through to CTranslate2 as is.
+        self._model = WhisperModel(str(model_dir), device=device, compute_type="int8" if device == "cpu" else
+                                   "int8_float16", cpu_threads=cpu_threads, local_files_only=True)
         self._english_only = model_dir.name.endswith("-en")
         self._clinician_first = clinician_first
         self._beam_size = beam_size

@@ -6,15 +6,17 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, and_, or_, update
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from scribe.db.engine import session_scope
 from scribe.db.tables import Encounter, Job
 from scribe.domain.notes import STATUS_WHILE_RUNNING, EncounterStatus, JobKind, JobStatus
 
 
-def claim(engine: Engine, *, worker_id: str, now: datetime, lease: timedelta) -> Job | None:
-    """Take the oldest runnable job (queued, or running with an expired lease)."""
+def claim(engine: Engine, *, worker_id: str, now: datetime, lease: timedelta,
+          kinds: tuple[str, ...] = ()) -> Job | None:
+    """Take the oldest runnable job (queued, or running with an expired lease) of these kinds
+    (empty: any)."""
     with session_scope(engine) as s:
         runnable = or_(
             and_(col(Job.status) == JobStatus.QUEUED, col(Job.run_after) <= now),
@@ -23,7 +25,10 @@ def claim(engine: Engine, *, worker_id: str, now: datetime, lease: timedelta) ->
             and_(col(Job.status) == JobStatus.RUNNING, col(Job.lease_until) < now,
                  col(Job.attempts) < col(Job.max_attempts)),
         )
-        job = s.exec(select(Job).where(runnable).order_by(col(Job.id)).limit(1)).first()
+        stmt = select(Job).where(runnable)
+        if kinds:
+            stmt = stmt.where(col(Job.kind).in_(list(kinds)))
+        job = s.exec(stmt.order_by(col(Job.id)).limit(1)).first()
         if job is None:
             return None
         won = s.execute(
@@ -34,11 +39,7 @@ def claim(engine: Engine, *, worker_id: str, now: datetime, lease: timedelta) ->
         ).rowcount
         if won != 1:
             return None  # another worker took it first
-        encounter = s.get(Encounter, job.encounter_id)
-        if encounter is not None and encounter.status not in (EncounterStatus.STOPPED, EncounterStatus.FAILED):
-            encounter.status = STATUS_WHILE_RUNNING[JobKind(job.kind)]
-            encounter.updated_at = now
-            s.add(encounter)
+        _mark_running(s, job, now)
     with session_scope(engine) as s:
         return s.get(Job, job.id)
 
@@ -47,31 +48,68 @@ ABANDONED = ("the worker stopped {n} times while running this step (it may be ru
              "this recording); nothing was lost: the recording is kept, and the step can be retried")
 
 
+def _abandon(s: Session, key: bytes, job: Job, now: datetime) -> bool:
+    """Fail a stage whose worker died on every attempt, and its session, with a clear reason
+    (in the caller's transaction). False when another worker changed the row first."""
+    from scribe.services import audit
+
+    message = ABANDONED.format(n=job.attempts)
+    won = s.execute(update(Job).where(col(Job.id) == job.id, col(Job.status) == job.status,
+                                      col(Job.updated_at) == job.updated_at)
+                    .values(status=JobStatus.FAILED, error=message, lease_until=None,
+                            updated_at=now)).rowcount  # type: ignore[attr-defined]
+    if won != 1:
+        return False
+    encounter = s.get(Encounter, job.encounter_id)
+    if encounter is not None:
+        encounter.status, encounter.status_reason, encounter.updated_at = EncounterStatus.FAILED, message, now
+        s.add(encounter)
+    audit.record(s, key, now=now, actor_id=None, action=f"pipeline.{job.kind}.failed",
+                 object_type="encounter", object_id=job.encounter_id, reason="worker died on every attempt")
+    return True
+
+
 def fail_abandoned(engine: Engine, key: bytes, *, now: datetime) -> list[int]:
     """Fail, with a clear reason, each job whose worker died on every one of its attempts
     (its lease ran out with no attempts left), rather than re-claiming it for ever."""
-    from scribe.services import audit
-
     failed: list[int] = []
     with session_scope(engine) as s:
         rows = s.exec(select(Job).where(col(Job.status) == JobStatus.RUNNING, col(Job.lease_until) < now,
                                         col(Job.attempts) >= col(Job.max_attempts))).all()
-        for job in rows:
-            won = s.execute(update(Job).where(col(Job.id) == job.id, col(Job.status) == JobStatus.RUNNING,
-                                              col(Job.updated_at) == job.updated_at)
-                            .values(status=JobStatus.FAILED, error=ABANDONED.format(n=job.attempts),
-                                    lease_until=None, updated_at=now)).rowcount  # type: ignore[attr-defined]
-            if won != 1:
-                continue
-            encounter = s.get(Encounter, job.encounter_id)
-            if encounter is not None:
-                encounter.status, encounter.status_reason = EncounterStatus.FAILED, ABANDONED.format(n=job.attempts)
-                encounter.updated_at = now
-                s.add(encounter)
-            audit.record(s, key, now=now, actor_id=None, action=f"pipeline.{job.kind}.failed",
-                         object_type="encounter", object_id=job.encounter_id, reason="worker died on every attempt")
-            failed.append(job.id or 0)
+        failed = [job.id or 0 for job in rows if _abandon(s, key, job, now)]
     return failed
+
+
+def start(engine: Engine, key: bytes, job_id: int, *, worker_id: str, now: datetime) -> Job | None:
+    """Take one delivered stage for this worker (an engine that delivers jobs itself, such as
+    Procrastinate, calls this instead of ``claim``): one more attempt, the worker named, so
+    that the commit can check the stage is still its own. A stage already done, stopped or
+    failed is a no-op (a redelivery); one whose attempts are spent (its workers died on
+    every one) fails its session with a clear reason instead of running again."""
+    with session_scope(engine) as s:
+        job = s.get(Job, job_id)
+        if job is None or job.status not in (JobStatus.QUEUED, JobStatus.RUNNING):
+            return None
+        if job.attempts >= job.max_attempts:
+            _abandon(s, key, job, now)
+            return None
+        won = s.execute(update(Job).where(col(Job.id) == job_id, col(Job.status) == job.status,
+                                          col(Job.updated_at) == job.updated_at)
+                        .values(status=JobStatus.RUNNING, worker_id=worker_id, attempts=Job.attempts + 1,
+                                lease_until=None, updated_at=now)).rowcount  # type: ignore[attr-defined]
+        if won != 1:
+            return None
+        _mark_running(s, job, now)
+    with session_scope(engine) as s:
+        return s.get(Job, job_id)
+
+
+def _mark_running(s: Session, job: Job, now: datetime) -> None:
+    encounter = s.get(Encounter, job.encounter_id)
+    if encounter is not None and encounter.status not in (EncounterStatus.STOPPED, EncounterStatus.FAILED):
+        encounter.status = STATUS_WHILE_RUNNING[JobKind(job.kind)]
+        encounter.updated_at = now
+        s.add(encounter)
 
 
 def renew(engine: Engine, job_id: int, *, worker_id: str, now: datetime, lease: timedelta) -> bool:

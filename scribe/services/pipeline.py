@@ -46,7 +46,7 @@ from scribe.domain.chart import (
 )
 from scribe.domain.errors import ConsentMissing, EngineError, InvalidInput
 from scribe.domain.evidence import Flag, FlagKind, check_draft, split_sentences
-from scribe.domain.notes import EncounterKind, EncounterStatus, JobKind, JobStatus, next_stage
+from scribe.domain.notes import EncounterKind, EncounterStatus, JobKind, JobStatus, content_sha256, next_stage
 from scribe.domain.redaction import SurrogateMap, reidentify
 from scribe.domain.transcript import Segment, Speaker, Word, model_line
 from scribe.engines.protocols import Deadline, PseudonymizedTranscript, SectionRequest
@@ -91,7 +91,7 @@ def run_job(rt: Runtime, job: Job, *, crash_at: str | None = None) -> None:
         # stages (bounded by the pattern budget) are checked when they return.
         checked_after = kind in (JobKind.PSEUDONYMIZE, JobKind.EVIDENCE)
         deadline = Deadline.after(rt.policies.pipeline.timeouts.other_seconds, kind.value) if checked_after else None
-        writer = STAGES[kind](rt, job)
+        output = STAGES[kind](rt, job)
         if deadline is not None:
             deadline.check()
         _fault(crash_at, f"before-commit:{kind.value}")
@@ -99,8 +99,11 @@ def run_job(rt: Runtime, job: Job, *, crash_at: str | None = None) -> None:
             _still_ours(s, job, rt.clock())
             encounter = _encounter(s, job)
             decision = require_step_for(s, rt.policies, encounter, step=kind.value, now=rt.clock())
-            writer(s, encounter)
-            _complete(s, rt, job, encounter, seconds=time.perf_counter() - started, reason=decision.reason)
+            output.write(s, encounter)
+            _complete(s, rt, job, encounter, key=output_key(job, output.input_sha256),
+                      seconds=time.perf_counter() - started, reason=decision.reason)
+            s.flush()
+            _fault(crash_at, f"in-commit:{kind.value}")  # written, not yet committed
         _fault(crash_at, f"after-commit:{kind.value}")
         log.info("job %s done kind=%s encounter=%s seconds=%.2f", job.id, kind.value, job.encounter_id,
                  time.perf_counter() - started)
@@ -128,6 +131,19 @@ def run_job(rt: Runtime, job: Job, *, crash_at: str | None = None) -> None:
 Writer = Callable[[Session, Encounter], None]
 
 
+@dataclasses.dataclass(frozen=True)
+class Output:
+    """A stage's result, ready to commit: how to write it, and the hash of what it was made
+    from (its output key is (session, stage, input hash))."""
+
+    write: Writer
+    input_sha256: str
+
+
+def output_key(job: Job, input_sha256: str) -> str:
+    return f"{job.encounter_id}:{job.kind}:{input_sha256}"
+
+
 def _encounter(s: Session, job: Job) -> Encounter:
     encounter = s.get(Encounter, job.encounter_id)
     assert encounter is not None
@@ -149,11 +165,15 @@ def _still_ours(s: Session, job: Job, now: datetime) -> None:
         raise LeaseLost(job.id)
 
 
-def _complete(s: Session, rt: Runtime, job: Job, encounter: Encounter, *, seconds: float, reason: str) -> None:
+def _complete(s: Session, rt: Runtime, job: Job, encounter: Encounter, *, key: str, seconds: float,
+              reason: str) -> None:
+    """The stage done, in the transaction that wrote its output: its output key (unique in the
+    database) is set with it, and the next stage queued."""
     now = rt.clock()
     row = s.get(Job, job.id)
     assert row is not None
     row.status, row.lease_until, row.error, row.seconds_taken, row.updated_at = JobStatus.DONE, None, "", seconds, now
+    row.output_key = key
     s.add(row)
     following = next_stage(JobKind(job.kind))
     if following is not None:
@@ -167,7 +187,7 @@ def _complete(s: Session, rt: Runtime, job: Job, encounter: Encounter, *, second
     encounter.updated_at = now
     s.add(encounter)
     audit.record(s, rt.audit_key, now=now, actor_id=None, action=f"pipeline.{job.kind}", object_type="encounter",
-                 object_id=encounter.id, reason=reason)
+                 object_id=encounter.id, reason=f"{reason} [output {key}]".strip())
 
 
 def _fail_or_retry(rt: Runtime, job: Job, message: str, *, retryable: bool) -> None:
@@ -212,11 +232,12 @@ def load_segments(s: Session, encounter_id: int) -> tuple[Segment, ...]:
                          tuple(Word(*w) for w in r.words)) for r in rows)
 
 
-def _transcribe(rt: Runtime, job: Job) -> Writer:
+def _transcribe(rt: Runtime, job: Job) -> Output:
     with session_scope(rt.engine) as s:
         recording = s.exec(select(Recording).where(Recording.encounter_id == job.encounter_id)).one()
         rel = recording.path
         claimed = recording.duration_seconds
+        made_from = content_sha256([recording.sha256, getattr(rt.require_engines().transcriber, "name", "?")])
     limits = rt.policies.pipeline
     deadline = Deadline.after(limits.timeouts.transcribe_seconds + limits.timeouts.transcribe_per_audio_second * claimed,
                               "transcription")
@@ -249,7 +270,7 @@ def _transcribe(rt: Runtime, job: Job) -> Writer:
                                     speaker=seg.speaker.value, text=seg.text,
                                     words=[[w.start, w.end, w.text, w.probability] for w in seg.words]))
 
-    return write
+    return Output(write, made_from)
 
 
 def _facts(client: Client, clinician_name: str = "", practice_name: str = "") -> ChartFacts:
@@ -288,12 +309,16 @@ def _known_for(s: Session, encounter: Encounter):  # noqa: ANN202 - list[KnownId
     return supervision_identifiers([(c.id or 0, _facts(c)) for c in clients], staff, clinic.name if clinic else "")
 
 
-def _pseudonymize(rt: Runtime, job: Job) -> Writer:
+def _pseudonymize(rt: Runtime, job: Job) -> Output:
     with session_scope(rt.engine) as s:
         encounter = _encounter(s, job)
         segments = load_segments(s, encounter.id or 0)
         known = _known_for(s, encounter)
+        client_id = encounter.client_id
     redactor = rt.require_engines().redactor
+    # What the output is made from: the lines, whose chart the known names came from, and the redactor.
+    made_from = content_sha256([[[x.index, x.speaker.value, x.text] for x in segments], client_id,
+                                getattr(redactor, "name", "?")])
     result = redactor.pseudonymize(segments, known)
 
     def write(s: Session, encounter: Encounter) -> None:
@@ -315,7 +340,7 @@ def _pseudonymize(rt: Runtime, job: Job) -> Writer:
                                surrogates=result.surrogates.to_json(), entity_counts=result.entity_counts,
                                created_at=rt.clock()))
 
-    return write
+    return Output(write, made_from)
 
 
 def load_pseudonymized(s: Session, encounter_id: int) -> PseudonymizedTranscript:
@@ -326,7 +351,7 @@ def load_pseudonymized(s: Session, encounter_id: int) -> PseudonymizedTranscript
                                            dict(p.entity_counts))
 
 
-def _draft(rt: Runtime, job: Job) -> Writer:
+def _draft(rt: Runtime, job: Job) -> Output:
     with session_scope(rt.engine) as s:
         encounter = _encounter(s, job)
         transcript = load_pseudonymized(s, encounter.id or 0)
@@ -342,6 +367,7 @@ def _draft(rt: Runtime, job: Job) -> Writer:
         template = rt.policies.template(encounter.note_type)
     sections = [SectionRequest(x.key, x.title, x.instruction, x.max_sentences) for x in template.sections
                 if x.source == "model"]
+    made_from = content_sha256([list(transcript.lines), template.name, template.version])
     deadline = Deadline.after(rt.policies.pipeline.timeouts.draft_seconds, "drafting")
     result = rt.require_engines().drafter.draft(transcript, template.name, sections, deadline)
 
@@ -358,7 +384,7 @@ def _draft(rt: Runtime, job: Job) -> Writer:
                     generated_tokens=result.generated_tokens, seconds_taken=round(result.seconds, 3),
                     created_at=now, updated_at=now))
 
-    return write
+    return Output(write, made_from)
 
 
 def _part2_basis(s: Session, rt: Runtime, encounter: Encounter, drafter: object) -> tuple[bool, str]:
@@ -377,7 +403,7 @@ def _part2_basis(s: Session, rt: Runtime, encounter: Encounter, drafter: object)
     return all(ok for ok, _ in bases), " ".join(text for ok, text in bases if ok)
 
 
-def _evidence(rt: Runtime, job: Job) -> Writer:
+def _evidence(rt: Runtime, job: Job) -> Output:
     with session_scope(rt.engine) as s:
         encounter = _encounter(s, job)
         transcript = load_pseudonymized(s, encounter.id or 0)
@@ -386,6 +412,7 @@ def _evidence(rt: Runtime, job: Job) -> Writer:
         ai_sections = dict(draft.ai_sections)
         system_text = _system_sections(s, encounter)
         supervision = encounter.kind == EncounterKind.SUPERVISION
+    made_from = content_sha256([ai_sections, list(transcript.lines)])
     pairs = [(sec.key, sentence) for sec in template.sections if sec.source == "model"
              for sentence in split_sentences(ai_sections.get(sec.key, ""))]
     checked = check_draft(pairs, transcript.segments)
@@ -415,7 +442,7 @@ def _evidence(rt: Runtime, job: Job) -> Writer:
         draft.updated_at = rt.clock()
         s.add(draft)
 
-    return write
+    return Output(write, made_from)
 
 
 def _system_sections(s: Session, encounter: Encounter) -> dict[str, str]:
@@ -430,7 +457,7 @@ def _system_sections(s: Session, encounter: Encounter) -> dict[str, str]:
     return {"duration": f"{form} supervision, {minutes} minute(s), with {names}."}
 
 
-STAGES: dict[JobKind, Callable[[Runtime, Job], Writer]] = {
+STAGES: dict[JobKind, Callable[[Runtime, Job], Output]] = {
     JobKind.TRANSCRIBE: _transcribe,
     JobKind.PSEUDONYMIZE: _pseudonymize,
     JobKind.DRAFT: _draft,

@@ -17,7 +17,7 @@ from scribe.db.tables import AuditEvent, Client, ClientSearchToken
 from scribe.domain.clients import ChartInput, Diagnosis, GuardianAuthority, Person
 from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from scribe.services import clients, consent, review
-from scribe.runtime import build_runtime
+from scribe.runtime import Runtime
 from tests.conftest import CONSENTS, make_practice
 from tests.helpers import TRANSCRIPT, run_pipeline, upload
 from tests.services.test_lost_updates import race
@@ -80,13 +80,9 @@ def test_a_client_without_an_mrn_gets_one_and_a_duplicate_mrn_is_refused(runtime
     create(runtime, practice.eve, given_name="Other", family_name="Person")  # another clinic: its own MRNs
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def rt(request, settings, policies, engines, clock):
-    if request.param == "postgresql":
-        settings = settings.model_copy(update={"database_url": request.getfixturevalue("pg_url")})
-    runtime = build_runtime(settings, policies=policies, engines=engines, clock=clock)
-    yield runtime
-    runtime.engine.dispose()
+@pytest.fixture
+def rt(either_db: Runtime) -> Runtime:
+    return either_db
 
 
 def test_two_people_creating_one_mrn_at_once_make_one_client(rt, clock) -> None:

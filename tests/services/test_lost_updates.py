@@ -16,7 +16,7 @@ from sqlmodel import Session, select
 from scribe.db.engine import session_scope
 from scribe.db.tables import DraftChange, DraftSection, Note, NoteVersion
 from scribe.domain.errors import Conflict, PermissionDenied
-from scribe.runtime import build_runtime
+from scribe.runtime import Runtime
 from tests.conftest import PASSWORD, make_practice, wav_bytes
 from tests.helpers import TRANSCRIPT, run_pipeline, upload
 from tests.services.test_review import resolve_all, view
@@ -24,13 +24,9 @@ from tests.services.test_review import resolve_all, view
 ROUNDS = 12
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def rt(request, settings, policies, engines, clock, tmp_path: Path):
-    if request.param == "postgresql":
-        settings = settings.model_copy(update={"database_url": request.getfixturevalue("pg_url")})
-    runtime = build_runtime(settings, policies=policies, engines=engines, clock=clock)
-    yield runtime
-    runtime.engine.dispose()
+@pytest.fixture
+def rt(either_db: Runtime) -> Runtime:
+    return either_db
 
 
 def race(*calls):
