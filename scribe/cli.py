@@ -160,6 +160,43 @@ def cmd_draft(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Check a note against a transcript with the pipeline's own checks; JSON out."""
+    from scribe.domain.evidence import check_draft
+    from scribe.domain.note_text import parse_note
+    from scribe.policies import load_policies
+
+    settings = _settings(args)
+    policies = load_policies(settings.policies_dir)
+    try:
+        segments = read_transcript(Path(args.transcript))
+        note = Path(args.note).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return _fail(f"cannot read the transcript or the note ({exc.__class__.__name__})")
+    headings = {}
+    for template in policies.templates.values():
+        for section in template.sections:
+            headings.setdefault(section.title.lower(), section.key)
+            headings.setdefault(section.key.lower(), section.key)
+    pairs = parse_note(note, headings)
+    checked = check_draft(pairs, segments)
+    order = {pair: i for i, pair in reversed(list(enumerate(pairs)))}  # the note's own order
+
+    def sentence(c: Any, removed: bool) -> dict[str, Any]:
+        return {"index": order.get((c.section, c.text), len(pairs)), "section": c.section, "text": c.text, "evidence": list(c.evidence),
+                "support": round(c.score, 3), "removed": removed, "flags": [f.to_json() for f in c.flags]}
+
+    print(json.dumps({
+        "sentences": sorted([sentence(c, False) for c in checked.sentences] +
+                            [sentence(c, True) for c in checked.removed], key=lambda x: x["index"]),
+        "flags": [f.to_json() for f in checked.draft_flags],
+        "risk_mentions": [{"segment": m.segment_index, "category": m.category,
+                           "polarity": "denied" if m.negated else "endorsed", "speaker": m.speaker.value}
+                          for m in checked.risk_mentions],
+    }, indent=2))
+    return 0
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     from scribe.runtime import build_runtime
     from scribe.db.engine import session_scope
@@ -339,6 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ssl-certfile")
     p.add_argument("--ssl-keyfile")
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("check", help="check a note against a transcript (JSON): evidence, flags, unaddressed risk")
+    p.add_argument("transcript", help='"SPEAKER: text" lines or the JSON of `scribe transcribe`')
+    p.add_argument("note", help="the note as plain text; headings such as 'Subjective:' mark its sections")
+    p.set_defaults(func=cmd_check)
     p = sub.add_parser("worker", help="run the pipeline worker")
     p.add_argument("--once", action="store_true", help="run until no job is left, then exit")
     p.add_argument("--queues", default="", help="the stages this host takes, e.g. transcribe,draft (default: all)")

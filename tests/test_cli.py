@@ -72,3 +72,27 @@ def test_serve_refuses_to_listen_beyond_loopback_without_tls(tmp_path, monkeypat
         main(["serve"])
     _check_listen("127.0.0.1", None)  # loopback without TLS is fine (behind the reverse proxy)
     _check_listen("0.0.0.0", "/etc/scribe/cert.pem")  # beyond loopback with a certificate is fine
+
+
+def test_check_runs_the_pipelines_checks_on_a_note_anyone_wrote(tmp_path: Path) -> None:
+    """`scribe check TRANSCRIPT NOTE`: sections from the note's headings, each sentence's
+    evidence and flags, the note-level flags; unreadable input is a clear error."""
+    transcript, note = tmp_path / "session.txt", tmp_path / "note.txt"
+    transcript.write_text("CLINICIAN: How has your anxiety been this week?\n"
+                          "CLIENT: About a five, last week it was closer to eight.\n"
+                          "CLINICIAN: Any thoughts of not wanting to be here?\n"
+                          "CLIENT: Some nights I wish I could go to sleep and not wake up.\n")
+    note.write_text("Subjective:\nThe client rated their anxiety as about a five this week.\n"
+                    "The client denied suicidal ideation.\n"
+                    "Assessment: Meets criteria for generalized anxiety disorder.\nPlan: Recommend starting EMDR.\n")
+    out = run(["check", str(transcript), str(note)], timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout)
+    rows = {s["index"]: s for s in report["sentences"]}
+    assert [rows[i]["section"] for i in range(4)] == ["subjective", "subjective", "assessment", "plan"]
+    assert rows[0]["evidence"] and not rows[0]["flags"]
+    assert "risk_polarity" in {f["kind"] for f in rows[1]["flags"]}
+    assert rows[2]["removed"] and rows[3]["removed"]  # a diagnosis and a treatment nobody said
+    assert [(f["kind"], f["polarity"]) for f in report["flags"]] == [("risk_not_addressed", "endorsed")]
+    missing = run(["check", str(tmp_path / "none.txt"), str(note)], timeout=120)
+    assert missing.returncode != 0 and "cannot read" in missing.stderr and "Traceback" not in missing.stderr

@@ -31,11 +31,14 @@ class Flag:
     kind: FlagKind
     reason: str
     category: str = ""  # for risk flags: which risk ("suicidal ideation", ...)
+    polarity: str = ""  # for a risk the note must address: "endorsed" or "denied" (empty: both were said)
 
     def to_json(self) -> dict[str, str]:
         out = {"kind": self.kind.value, "reason": self.reason}
         if self.category:
             out["category"] = self.category
+        if self.polarity:
+            out["polarity"] = self.polarity
         return out
 
 
@@ -201,16 +204,64 @@ def align(
 
 # --- risk mentions (NegEx-style) -------------------------------------------------
 
+# The lexicon follows the items of the published screening instruments, phrased as people say
+# them, not one corpus's sentences: the C-SSRS ideation items (wish to be dead, non-specific
+# active thoughts, method, intent, plan) and behaviour items (preparatory acts, attempts), harm to
+# others, and abuse and neglect (physical, sexual, emotional). A mention's polarity comes from
+# the negation rules below; a screening question's answer from the client's reply.
+_SELF = r"(?:my|your|her|him|them|our)sel(?:f|ves)"
+_PILLS = r"(?:pills|meds|medications?|tablets|sleeping pills|painkillers)"
 RISK_PATTERNS: dict[str, re.Pattern[str]] = {
     "suicidal ideation": re.compile(
-        r"\b(suicid\w*|kill(?:ing)? (?:my|your|her|him|them)sel(?:f|ves)|end(?:ing)? (?:my|her|his|their) life|"
-        r"better off dead|(?:want|wanted|wanting) to die|take (?:my|her|his) (?:own )?life)\b", re.I),
+        r"\b(suicid\w*"
+        rf"|kill(?:ing|ed)? {_SELF}|end(?:ing|ed)? (?:my|her|his|their|your) (?:own )?life"
+        r"|take (?:my|her|his|their|your) (?:own )?life|end(?:ing)? it all|end(?:ing)? things"
+        # C-SSRS 1, the wish to be dead: passive phrasings
+        r"|better off dead|(?:want|wanted|wanting|wish|wished|wishing) (?:to die|(?:I|that I) (?:was|were) dead"
+        r"|to be dead|to disappear (?:for ever|forever|for good))"
+        r"|(?:don't|do not|didn't|did not) want to (?:be (?:here|alive|around)|live|exist|wake up)"
+        r"(?: anymore| any more)?"
+        r"|(?:go to sleep|fall asleep) and (?:never|not) wake up|not (?:to )?wake up"
+        r"|no (?:point|reason) (?:in |to )?(?:living|live|going on|go on|being alive)"
+        r"|(?:can't|cannot|can not) go on"
+        r"|(?:everyone|everybody|they|people) (?:would be|are|'d be) better off without me"
+        # C-SSRS 3-5 and behaviour: method, intent, plan, preparatory acts
+        rf"|(?:take|taking|took|swallow\w*) (?:all|a bunch|a handful|the rest) of {_PILLS}"
+        rf"|(?:take|taking|took|swallow\w*) all (?:my|the|those|of my|of the) {_PILLS}"
+        rf"|(?:stockpil|sav|hoard)\w* (?:up )?(?:my |the )?{_PILLS}"
+        rf"|hang(?:ing)? {_SELF}|jump(?:ing)? (?:off|in front of)|shoot(?:ing)? {_SELF}"
+        r"|wrote (?:a|my) (?:suicide |goodbye )?(?:note|letter)"
+        r"|giv(?:e|ing|en) away (?:my|all my) (?:things|stuff|belongings)"
+        r")\b", re.I),
     "self-harm": re.compile(
-        r"\b(self[- ]?harm\w*|hurt(?:ing)? (?:my|your|her|him|them)sel(?:f|ves)|harm(?:ing)? (?:my|your|her|him|them)sel(?:f|ves)|"
-        r"cutting|cut (?:my|your|her|him)sel(?:f|ves)|burn(?:ing|ed)? (?:my|your|her|him)sel(?:f|ves)|overdos\w*)\b", re.I),
+        rf"\b(self[- ]?harm\w*|hurt(?:ing)? {_SELF}|harm(?:ing)? {_SELF}"
+        r"|cutting|cut (?:my|your|her|him)sel(?:f|ves)|burn(?:ing|ed)? (?:my|your|her|him)sel(?:f|ves)|overdos\w*"
+        rf"|(?:scratch|hit|punch|bang)(?:ing|ed)? {_SELF}"
+        r"|(?:scratch|hit|punch|bang)(?:ing|ed)? my head"
+        r")\b", re.I),
     "homicidal ideation": re.compile(
-        r"\b(homicid\w*|kill (?:him|her|them|someone|somebody)|hurt(?:ing)? (?:someone|somebody|others|other people))\b", re.I),
-    "abuse or neglect": re.compile(r"\b(abus\w*|neglect\w*|molest\w*|assault\w*|hits? me|beats? me)\b", re.I),
+        r"\b(homicid\w*|kill (?:him|her|them|someone|somebody|my \w+)"
+        r"|hurt(?:ing)? (?:someone|somebody|others|other people)"
+        r"|(?:want|wanted|going) to (?:hurt|kill|shoot|stab|strangle) (?:him|her|them|my \w+|someone|somebody)"
+        r"|get (?:back at|even with) (?:him|her|them) (?:with|using) a (?:gun|knife)"
+        r")\b", re.I),
+    "abuse or neglect": re.compile(
+        r"\b(abus\w*|neglect\w*|molest\w*|assault\w*|rap(?:e|ed|ing)|groom(?:ed|ing)"
+        # physical: what is done to "me" (or to the children)
+        # (not "it hit me that...", "that touched me deeply": a thing or a thought as the subject)
+        r"|(?<!\bit )(?<!\bthat )(?<!\bthis )(?<!\breally )"
+        r"(?:hits?|hitting|slap(?:s|ped|ping)?|punch(?:es|ed|ing)?|kick(?:s|ed|ing)?|chok(?:es|ed|ing)"
+        r"|shov(?:es|ed|ing)|beats?|beating|burn(?:s|ed)|whip(?:s|ped)?|throws? things at)"
+        r" (?:me|us|the kids|my (?:son|daughter|kids|children))"
+        # sexual: touching by someone, "touches me", "made me touch"
+        r"|(?<!\bit )(?<!\bthat )(?<!\bthis )(?<!\breally )(?:touch(?:es|ed|ing)?|fondl\w*|grop\w*) me"
+        r"(?! (?:deeply|so much|a lot|greatly|to hear))"
+        r"|made me touch|(?:sexual(?:ly)?) (?:abuse\w*|assault\w*|touch\w*)"
+        # emotional and neglect
+        r"|(?:threatens?|threatened) to (?:kill|hurt|take the kids)|lock(?:s|ed)? (?:me|us|the kids) (?:in|out)"
+        r"|won't let me (?:leave|eat|see)"
+        r"|left (?:me|us|alone) (?:alone )?for days|(?:no|not enough) food in the house"
+        r")\b", re.I),
 }
 
 _NEGATION = re.compile(
@@ -239,10 +290,13 @@ def find_risk_mentions(segments: tuple[Segment, ...]) -> list[RiskMention]:
     mentions = []
     for pos, seg in enumerate(segments):
         for category, pattern in RISK_PATTERNS.items():
-            m = pattern.search(seg.text)
-            if not m:
+            found = list(pattern.finditer(seg.text))
+            if not found:
                 continue
-            mentions.append(RiskMention(seg.index, seg.start, category, is_negated(seg.text, m.start()), seg.speaker))
+            for m in found:  # every mention: "not suicidal before, but now I want to end it all"
+                mentions.append(RiskMention(seg.index, seg.start, category, is_negated(seg.text, m.start()),
+                                            seg.speaker))
+            m = found[0]
             if seg.speaker == Speaker.CLINICIAN and "?" in seg.text[m.start():]:
                 answer = next((s for s in segments[pos + 1 : pos + 3] if s.speaker != Speaker.CLINICIAN), None)
                 if answer is not None and not pattern.search(answer.text):
@@ -254,10 +308,10 @@ def find_risk_mentions(segments: tuple[Segment, ...]) -> list[RiskMention]:
 
 
 def risk_in_sentence(text: str) -> list[tuple[str, bool]]:
+    """Every risk mention in the text, with its polarity (negated or not), in order."""
     found = []
     for category, pattern in RISK_PATTERNS.items():
-        m = pattern.search(text)
-        if m:
+        for m in pattern.finditer(text):
             found.append((category, is_negated(text, m.start())))
     return found
 
@@ -268,6 +322,21 @@ def _client_polarity(mentions: list[RiskMention], category: str) -> set[bool]:
     return {m.negated for m in mentions if m.category == category and m.speaker != Speaker.CLINICIAN} or {
         m.negated for m in mentions if m.category == category
     }
+
+
+def polarity_said(mentions: list[RiskMention], category: str) -> str:
+    """"denied" or "endorsed" as the client said it; empty when both were said."""
+    said = _client_polarity(mentions, category)
+    return "" if len(said) != 1 else ("denied" if True in said else "endorsed")
+
+
+def addresses(note_text: str, category: str, polarity: str) -> bool:
+    """The note mentions the risk with the polarity the client gave it: a denial written as
+    an endorsement (or the reverse) does not address it."""
+    found = [negated for c, negated in risk_in_sentence(note_text) if c == category]
+    if not polarity:
+        return bool(found)
+    return any(negated == (polarity == "denied") for negated in found)
 
 
 # --- clinical decisions the clinician must have stated ---------------------------
@@ -282,12 +351,14 @@ CLINICAL_DECISION_PATTERNS: dict[str, re.Pattern[str]] = {
     "risk level": re.compile(r"\b(low|moderate|high|imminent|elevated) risk\b", re.I),
     "treatment decision": re.compile(
         r"\b(refer\w*|hospitali[sz]\w*|inpatient|involuntary|safety plan|discharg\w*|terminat\w*|"
-        r"increase (?:the )?frequency|level of care)\b", re.I),
+        r"increase (?:the )?frequency|level of care|recommend\w*|emdr|(?:start|begin|initiat)\w* "
+        r"(?:\w+ )?(?:therapy|treatment|cbt|dbt|exposure|medication))\b", re.I),
 }
 
 
 def clinical_decisions(text: str) -> list[tuple[str, str]]:
-    return [(kind, m.group(0)) for kind, p in CLINICAL_DECISION_PATTERNS.items() if (m := p.search(text))]
+    """Every matching term of every kind (not only the first): each must have been said."""
+    return [(kind, m.group(0)) for kind, p in CLINICAL_DECISION_PATTERNS.items() for m in p.finditer(text)]
 
 
 def stated_by_clinician(term: str, segments: tuple[Segment, ...]) -> bool:
@@ -308,7 +379,7 @@ def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...])
                 f"removed: {kind} ('{term}') the clinician did not state in the session")))
             continue
         flags = list(checked.flags)
-        for category, negated in risk_in_sentence(checked.text):
+        for category, negated in dict.fromkeys(risk_in_sentence(checked.text)):  # each once
             said = _client_polarity(result.risk_mentions, category)
             if not said:
                 flags.append(Flag(FlagKind.RISK_UNSTATED, f"{category} is not mentioned in the transcript"))
@@ -319,13 +390,14 @@ def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...])
         result.sentences.append(CheckedSentence(checked.section, checked.index, checked.text,
                                                 checked.evidence, checked.score, tuple(flags)))
     for category in sorted({m.category for m in result.risk_mentions}):
-        if not any(c == category for s in result.sentences for c, _ in risk_in_sentence(s.text)):
+        polarity = polarity_said(result.risk_mentions, category)
+        if not addresses(" ".join(s.text for s in result.sentences), category, polarity):
             first = next(m for m in result.risk_mentions if m.category == category)
             minute = int(first.start) // 60
             result.draft_flags.append(Flag(
                 FlagKind.RISK_NOT_ADDRESSED,
                 f"{category} is discussed in the transcript at {minute:02d}:{int(first.start) % 60:02d} "
-                "(segment %d) but the note does not address it" % first.segment_index, category))
+                "(segment %d) but the note does not address it" % first.segment_index, category, polarity))
     return result
 
 

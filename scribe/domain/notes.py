@@ -120,6 +120,13 @@ class VersionState(StrEnum):
 
 
 SIGNATURE_MEANING = "Author: I reviewed and edited this AI-assisted draft; it reflects the session I provided."
+SIGNATURE_MEANING_UNEDITED = ("Author: I reviewed this AI-assisted draft and changed nothing; it reflects the "
+                              "session I provided.")
+
+
+def signature_meaning(*, edited: bool) -> str:
+    """What the signature says happened: "reviewed and edited" only when something was edited."""
+    return SIGNATURE_MEANING if edited else SIGNATURE_MEANING_UNEDITED
 AMENDMENT_MEANING = "Author: I made this correction to my signed note; the earlier version is kept unchanged."
 ADDENDUM_MEANING = "Author: I added this to my signed note; the signed note is kept unchanged."
 COSIGN_MEANING = "Supervisor: I reviewed this note by my supervisee and co-sign it."

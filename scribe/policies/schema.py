@@ -102,7 +102,10 @@ class SigningPolicy(Strict):
     allow_zero_edit_signing: bool = Field(description="May a clinician sign a draft without editing any section?")
     require_service_code: bool = Field(default=True, description="A therapy session's service (time, place, code) "
                                        "must be confirmed before its note is signed")
-    attestation: str
+    attestation: str = Field(description="What the signer attests when they edited the draft")
+    attestation_unedited: str = Field(
+        default="I reviewed this AI-assisted draft and changed nothing; it reflects the session I provided.",
+        description="What the signer attests when they changed nothing (the wording follows what happened)")
     reauth_window_seconds: int = Field(default=0, ge=0, description="0: the password is re-entered at every signature")
 
 

@@ -26,9 +26,9 @@ from scribe.db.tables import (
 )
 from scribe.domain.decision import Decision
 from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from scribe.domain.evidence import risk_in_sentence
+from scribe.domain.evidence import addresses
 from scribe.domain.notes import (
-    SIGNATURE_MEANING,
+    signature_meaning,
     EncounterKind,
     VersionKind,
     VersionState,
@@ -130,8 +130,8 @@ def open_flags(draft: Draft, sections: list[DraftSection], sentences: list[Draft
     for i, f in enumerate(draft.draft_flags):
         if f.get("resolution"):
             continue
-        if any(c == f.get("category") for c, _ in risk_in_sentence(note_text)):
-            continue
+        if f.get("category") and addresses(note_text, f["category"], f.get("polarity", "")):
+            continue  # the note now states the risk as the client did
         flags.append(OpenFlag(f"draft:{i}", f["kind"], f["reason"]))
     return flags
 
@@ -348,7 +348,7 @@ def sign(s: Session, key: bytes, policies: Policies, *, actor: User, encounter_i
     version = records.add_version(
         s, note=note, encounter=encounter, actor=actor,
         kind=VersionKind.REVISION if returned else VersionKind.ORIGINAL,
-        sections=tuple((x.key, x.title, x.text) for x in sections), meaning=SIGNATURE_MEANING, now=now,
+        sections=tuple((x.key, x.title, x.text) for x in sections), meaning=signature_meaning(edited=not zero_edit), now=now,
         supersedes=returned[-1] if returned else None, zero_edit=zero_edit, ai_chars_kept=share_kept(ai_text, final),
         edit_distance=edit_distance(ai_text, final), flags_confirmed=confirmed,
         service=service_snapshot(s, policies, encounter))

@@ -215,3 +215,18 @@ def test_the_audit_chain_verifies_after_a_full_session(runtime, practice, wav) -
         assert audit.verify(s, runtime.audit_key) == []
         actions = {e.action for e in s.exec(select(AuditEvent)).all()}
     assert {"recording.upload", "encounter.read", "note.sign", "pipeline.draft"} <= actions
+
+
+def test_the_signature_says_edited_only_when_something_was_edited(runtime, practice, wav) -> None:
+    """Issue 15: the attestation follows what happened (both branches)."""
+    untouched = ready(runtime, practice.dr_ada, practice.maya.id, wav)
+    signed = sign(runtime, practice.dr_ada, untouched, resolve_all(runtime, practice.dr_ada, untouched))
+    assert "changed nothing" in signed.meaning and "edited" not in signed.meaning and signed.zero_edit
+    edited = ready(runtime, practice.dr_ada, practice.maya.id, wav)
+    v = view(runtime, practice.dr_ada, edited)
+    with session_scope(runtime.engine) as s:
+        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=edited.id,
+                            section_key=v.sections[0].key, text=v.sections[0].text + " Client arrived on time.",
+                            lock_version=v.draft.lock_version, now=runtime.clock())
+    signed = sign(runtime, practice.dr_ada, edited, resolve_all(runtime, practice.dr_ada, edited))
+    assert "reviewed and edited" in signed.meaning and not signed.zero_edit

@@ -106,7 +106,9 @@ def review_page(request: Request, runtime: RuntimeDep, session: SessionDep, logi
     own_open = e.clinician_id == actor.id and not view.versions and e.status != EncounterStatus.VOIDED
     return render(request, "session.html", {
         "actor": actor, "csrf": login_row.csrf_token, "v": view, "encounter": e, "polling": e.status in PROCESSING,
-        "attestation": runtime.policies.signing.attestation, "sign_reason": view.can_sign.reason,
+        "attestation": runtime.policies.signing.attestation if any(x.edited for x in view.sections)
+        else runtime.policies.signing.attestation_unedited, "correction_attestation": runtime.policies.signing.attestation,
+        "sign_reason": view.can_sign.reason,
         "pending": review.pending_here(session, actor, view),
         "can_void": own_open, "void_reasons": [r.value for r in VoidReason],
         "can_retry": own_open and e.status in (EncounterStatus.FAILED, EncounterStatus.STOPPED),
