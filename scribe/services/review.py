@@ -26,7 +26,7 @@ from scribe.db.tables import (
 )
 from scribe.domain.decision import Decision
 from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from scribe.domain.evidence import addresses
+from scribe.domain.evidence import addresses, check_draft, split_sentences
 from scribe.domain.notes import (
     signature_meaning,
     EncounterKind,
@@ -267,10 +267,17 @@ def save_section(s: Session, key: bytes, *, actor: User, encounter_id: int, sect
     section.edited = section.edited or changed
     section.text = text
     section.reviewed = True
+    segments: tuple[Segment, ...] | None = None
     for sent in s.exec(select(DraftSentence).where(DraftSentence.draft_id == draft.id,
                                                    DraftSentence.section_key == section_key)).all():
         if sent.flags and not sent.resolution and sent.text not in text:
-            sent.resolution, sent.resolved_by, sent.resolved_at = "edited", actor.id, now
+            if segments is None:
+                segments = load_segments(s, encounter.id or 0)
+            still = recheck_edited(sent.text, [f["kind"] for f in sent.flags], section_key, text, segments)
+            if still is None:  # the claim is gone, or now agrees with what was said
+                sent.resolution, sent.resolved_by, sent.resolved_at = "edited", actor.id, now
+            else:  # reworded, and still wrong: the flag follows the new wording
+                sent.text, sent.flags = still
             s.add(sent)
     s.add(section)
     # The session, not the draft: a draft is purged by retention, and its events must still
@@ -278,6 +285,28 @@ def save_section(s: Session, key: bytes, *, actor: User, encounter_id: int, sect
     audit.record(s, key, now=now, actor_id=actor.id, action="draft.edit", object_type="encounter",
                  object_id=encounter.id, reason=f"draft #{draft.id}, section {section_key}")
     return draft
+
+
+def recheck_edited(before: str, kinds: list[str], section_key: str, section_text: str,
+                   segments: tuple[Segment, ...]) -> tuple[str, list[dict[str, str]]] | None:
+    """An edit resolves a flagged sentence only if it addresses the flag. The sentence the
+    edit made of it (the most similar sentence of the section, if any is close) is checked
+    again against the transcript; if a flag of the same kind comes back, that sentence and its
+    flags are returned (still open). None when the sentence is gone or now passes."""
+    from difflib import SequenceMatcher
+
+    candidates = split_sentences(section_text)
+    if not candidates:
+        return None
+    after = max(candidates, key=lambda c: SequenceMatcher(None, before, c).ratio())
+    if SequenceMatcher(None, before, after).ratio() < REWORDED:
+        return None  # nothing in the section is a rewording of it: the claim was removed
+    checked = check_draft([(section_key, after)], segments)
+    flags = [f for c in checked.sentences + checked.removed for f in c.flags if f.kind.value in kinds]
+    return (after, [f.to_json() for f in flags]) if flags else None
+
+
+REWORDED = 0.6  # how close a sentence must stay to count as the same claim reworded
 
 
 def resolve_flag(s: Session, key: bytes, *, actor: User, encounter_id: int, target: str, reason: str,

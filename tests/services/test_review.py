@@ -230,3 +230,25 @@ def test_the_signature_says_edited_only_when_something_was_edited(runtime, pract
                             lock_version=v.draft.lock_version, now=runtime.clock())
     signed = sign(runtime, practice.dr_ada, edited, resolve_all(runtime, practice.dr_ada, edited))
     assert "reviewed and edited" in signed.meaning and not signed.zero_edit
+
+
+def _edit_first_section(runtime, actor, encounter, change) -> None:
+    v = view(runtime, actor, encounter)
+    with session_scope(runtime.engine) as s:
+        review.save_section(s, runtime.audit_key, actor=actor, encounter_id=encounter.id, section_key=v.sections[0].key,
+                            text=change(v.sections[0].text), lock_version=v.draft.lock_version, now=runtime.clock())
+
+
+def test_an_edit_that_does_not_address_a_flag_leaves_it_open(runtime, practice, wav, engines) -> None:
+    """Issue 15: changing one character of a flagged sentence does not resolve it; rewriting it
+    so that the transcript supports it does."""
+    engines.drafter.extra_sentence = "The client adopted a parrot named Captain."
+    encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
+    _edit_first_section(runtime, practice.dr_ada, encounter,
+                        lambda t: t.replace("named Captain.", "named Captain!"))
+    still = [f for f in view(runtime, practice.dr_ada, encounter).open_flags if "parrot" in f.sentence]
+    assert still and still[0].sentence.endswith("Captain!") and still[0].kind == "unsupported"
+    _edit_first_section(runtime, practice.dr_ada, encounter, lambda t: t.replace(
+        "The client adopted a parrot named Captain!", "The client sleeps about seven hours most nights."))
+    assert not any("parrot" in f.sentence or "seven hours" in f.sentence
+                   for f in view(runtime, practice.dr_ada, encounter).open_flags)
