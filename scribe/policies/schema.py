@@ -107,6 +107,11 @@ class SigningPolicy(Strict):
         default="I reviewed this AI-assisted draft and changed nothing; it reflects the session I provided.",
         description="What the signer attests when they changed nothing (the wording follows what happened)")
     reauth_window_seconds: int = Field(default=0, ge=0, description="0: the password is re-entered at every signature")
+    section_review: Literal["save", "edit_or_typed"] = Field(
+        default="save", description="save: saving a section (changed or not) marks it reviewed; edit_or_typed: "
+        "a section counts as reviewed only once edited, or confirmed unchanged by typing typed_confirmation")
+    typed_confirmation: str = Field(default="reviewed", min_length=3, max_length=40,
+                                    description="What a clinician types to confirm a section unchanged")
 
 
 class RolePermissions(Strict):

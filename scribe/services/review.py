@@ -252,7 +252,10 @@ def _claim(s: Session, draft: Draft, lock_version: int, actor: User, summary: st
 
 
 def save_section(s: Session, key: bytes, *, actor: User, encounter_id: int, section_key: str, text: str,
-                 lock_version: int, now: datetime) -> Draft:
+                 lock_version: int, now: datetime, typed_required: str = "", confirmation: str = "") -> Draft:
+    """Save a section and mark it reviewed. With ``typed_required`` (the practice's
+    section_review: edit_or_typed), a section saved unchanged is marked reviewed only when the
+    clinician typed that word; otherwise the save is refused and nothing changes."""
     encounter, draft = _editable(s, actor, encounter_id)
     _check_version(s, draft, lock_version)
     if len(text) > MAX_SECTION_CHARS:
@@ -262,6 +265,9 @@ def save_section(s: Session, key: bytes, *, actor: User, encounter_id: int, sect
         raise NotFound("no such section")
     text = text.replace("\r\n", "\n").strip()
     changed = text != section.text
+    if typed_required and not changed and confirmation.strip().lower() != typed_required.lower():
+        raise InvalidInput(f"this practice asks you to edit the section, or type \"{typed_required}\" to confirm "
+                           "it unchanged")
     _claim(s, draft, lock_version, actor, f"{'edited' if changed else 'marked reviewed'} section '{section.title}'",
            now)
     section.edited = section.edited or changed

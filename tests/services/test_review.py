@@ -252,3 +252,28 @@ def test_an_edit_that_does_not_address_a_flag_leaves_it_open(runtime, practice, 
         "The client adopted a parrot named Captain!", "The client sleeps about seven hours most nights."))
     assert not any("parrot" in f.sentence or "seven hours" in f.sentence
                    for f in view(runtime, practice.dr_ada, encounter).open_flags)
+
+
+def test_the_practice_may_require_an_edit_or_a_typed_confirmation_per_section(runtime, practice, wav) -> None:
+    """Issue 15, both branches of policies/signing.yaml section_review: with `save` (the
+    default) saving a section unchanged marks it reviewed; with `edit_or_typed` it does only
+    when the clinician typed the word, and an edited section needs no word."""
+    encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
+    v = view(runtime, practice.dr_ada, encounter)
+    first, second = v.sections[0], v.sections[1]
+
+    def save(section, text, version, **strict):
+        with session_scope(runtime.engine) as s:
+            return review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id,
+                                       section_key=section.key, text=text, lock_version=version,
+                                       now=runtime.clock(), **strict).lock_version
+
+    with pytest.raises(InvalidInput, match="type \"reviewed\""):
+        save(first, first.text, v.draft.lock_version, typed_required="reviewed", confirmation="ok")
+    assert not view(runtime, practice.dr_ada, encounter).sections[0].reviewed  # refused: nothing changed
+    version = save(first, first.text, v.draft.lock_version, typed_required="reviewed", confirmation=" Reviewed ")
+    version = save(second, second.text + " She arrived on time.", version, typed_required="reviewed")
+    after = view(runtime, practice.dr_ada, encounter).sections
+    assert after[0].reviewed and not after[0].edited and after[1].reviewed and after[1].edited
+    save(after[2], after[2].text, version)  # the default policy: a save is a review
+    assert view(runtime, practice.dr_ada, encounter).sections[2].reviewed

@@ -206,3 +206,33 @@ def test_the_break_glass_reviewer_is_told_on_every_page_until_the_grant_is_revie
                   follow_redirects=False)
     assert r.status_code == 303
     assert notice.search(root.get("/").text).group(1) == "1"
+
+
+def test_the_section_form_asks_for_the_typed_word_when_the_practice_requires_it(app, runtime, practice, wav,
+                                                                               tmp_path) -> None:
+    import shutil
+
+    from scribe.config import ROOT
+    from scribe.policies import load_policies
+    from tests.helpers import upload
+
+    folder = tmp_path / "policies"
+    shutil.copytree(ROOT / "policies", folder)
+    signing = folder / "signing.yaml"
+    signing.write_text(signing.read_text().replace("section_review: save", "section_review: edit_or_typed"))
+    runtime.policies = load_policies(folder)
+    encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
+    run_pipeline(runtime)
+    web = client_for(app, "dr_ada")
+    page = web.get(f"/sessions/{encounter.id}").text
+    assert 'Type "reviewed" to confirm it' in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    version = re.search(r'name="lock_version" value="(\d+)"', page).group(1)
+    key = re.search(r'/sections/(\w+)"', page).group(1)
+    text = html.unescape(re.search(r'<textarea name="text" rows="4">(.*?)</textarea>', page, re.S).group(1))
+    r = web.post(f"/sessions/{encounter.id}/sections/{key}",
+                 data={"csrf_token": token, "lock_version": version, "text": text}, follow_redirects=False)
+    assert r.status_code == 400 and 'type "reviewed"' in html.unescape(r.text)
+    r = web.post(f"/sessions/{encounter.id}/sections/{key}", data={
+        "csrf_token": token, "lock_version": version, "text": text, "confirmation": "reviewed"}, follow_redirects=False)
+    assert r.status_code == 303
