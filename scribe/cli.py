@@ -140,7 +140,7 @@ def cmd_draft(args: argparse.Namespace) -> int:
     result = build_drafter(settings).draft(
         pseudo, template.name, [SectionRequest(s.key, s.title, s.instruction, s.max_sentences) for s in template.sections])
     pairs = [(s.key, x) for s in template.sections for x in split_sentences(result.sections.get(s.key, ""))]
-    checked = check_draft(pairs, pseudo.segments)
+    checked = check_draft(pairs, pseudo.segments, observed=template.observed_sections)
     rev = pseudo.surrogates.reverse
 
     def sentence(c: Any) -> dict[str, Any]:
@@ -173,13 +173,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         note = Path(args.note).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         return _fail(f"cannot read the transcript or the note ({exc.__class__.__name__})")
-    headings = {}
+    headings, observed = {}, set()
     for template in policies.templates.values():
+        observed |= template.observed_sections
         for section in template.sections:
             headings.setdefault(section.title.lower(), section.key)
             headings.setdefault(section.key.lower(), section.key)
     pairs = parse_note(note, headings)
-    checked = check_draft(pairs, segments)
+    checked = check_draft(pairs, segments, observed=frozenset(observed))
     order = {pair: i for i, pair in reversed(list(enumerate(pairs)))}  # the note's own order
 
     def sentence(c: Any, removed: bool) -> dict[str, Any]:

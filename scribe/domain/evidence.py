@@ -24,6 +24,7 @@ class FlagKind(StrEnum):
     RISK_NOT_ADDRESSED = "risk_not_addressed"
     CLINICAL_DECISION = "clinical_decision"
     CASE_LEFT_OUT = "case_left_out"
+    MISPLACED = "misplaced"  # a client's report in a section that holds the clinician's observations
 
 
 @dataclass(frozen=True)
@@ -366,8 +367,34 @@ def stated_by_clinician(term: str, segments: tuple[Segment, ...]) -> bool:
     return any(needle in s.text.lower() for s in segments if s.speaker != Speaker.CLIENT)
 
 
-def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...]) -> DraftCheck:
-    """Align evidence, drop unstated diagnoses/treatment decisions, and check risk statements."""
+_REPORTED = re.compile(
+    r"\b(?:client|patient|she|he|they)\b[^.;]{0,40}?\b(?:report(?:s|ed)?|stat(?:es|ed)|sa(?:ys|id)|describ(?:es|ed)"
+    r"|shar(?:es|ed)|endors(?:es|ed)|expressed|indicated|complain(?:s|ed)|told)\b", re.I)
+
+
+def observation_problem(text: str, evidence: tuple[int, ...], segments: tuple[Segment, ...]) -> str | None:
+    """Why a sentence does not belong in a section of the clinician's observations (Objective):
+    it reports what the client said, or its best evidence is the client's own words (a report
+    restated as "the clinician observed"). None when it is an observation."""
+    if _REPORTED.search(text):
+        return "the client's report in a section for what the clinician observed or measured: it belongs in Subjective"
+    by_index = {s.index: s for s in segments}
+    found = [by_index[i] for i in evidence if i in by_index]
+    if not found:
+        return None
+    words = set(content_words(text))
+    best = max(found, key=lambda s: (len(words & set(content_words(s.text))), s.speaker != Speaker.CLIENT))
+    if best.speaker == Speaker.CLIENT:
+        return (f"only the client said this (segment {best.index}): a section for what the clinician observed "
+                "or measured holds the clinician's observations, not the client's report")
+    return None
+
+
+def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...], *,
+                observed: frozenset[str] = frozenset()) -> DraftCheck:
+    """Align evidence, drop unstated diagnoses/treatment decisions, check risk statements, and
+    (in the ``observed`` sections, e.g. Objective) flag what the client reported rather than
+    what the clinician observed."""
     result = DraftCheck()
     result.risk_mentions = find_risk_mentions(segments)
     for checked in align(sentences, segments):
@@ -379,6 +406,10 @@ def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...])
                 f"removed: {kind} ('{term}') the clinician did not state in the session")))
             continue
         flags = list(checked.flags)
+        if checked.section in observed and checked.evidence:
+            problem = observation_problem(checked.text, checked.evidence, segments)
+            if problem:
+                flags.append(Flag(FlagKind.MISPLACED, problem))
         for category, negated in dict.fromkeys(risk_in_sentence(checked.text)):  # each once
             said = _client_polarity(result.risk_mentions, category)
             if not said:

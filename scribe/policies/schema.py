@@ -20,6 +20,9 @@ class TemplateSection(Strict):
     max_sentences: int = Field(default=4, ge=1, le=12)
     source: Literal["model", "system"] = Field(
         default="model", description="model: drafted by the language model; system: filled in by scribe (e.g. duration)")
+    holds: Literal["any", "observed"] = Field(
+        default="any", description="observed: only what the clinician observed or measured (SOAP's Objective); "
+        "a client's report drafted there is flagged as misplaced")
 
 
 class NoteTemplate(Strict):
@@ -28,6 +31,10 @@ class NoteTemplate(Strict):
     name: str
     kind: Literal["progress", "supervision"] = "progress"
     sections: list[TemplateSection] = Field(min_length=1)
+
+    @property
+    def observed_sections(self) -> frozenset[str]:
+        return frozenset(s.key for s in self.sections if s.holds == "observed")
 
 
 class UploadPolicy(Strict):

@@ -307,7 +307,9 @@ def recheck_edited(before: str, kinds: list[str], section_key: str, section_text
     after = max(candidates, key=lambda c: SequenceMatcher(None, before, c).ratio())
     if SequenceMatcher(None, before, after).ratio() < REWORDED:
         return None  # nothing in the section is a rewording of it: the claim was removed
-    checked = check_draft([(section_key, after)], segments)
+    # A sentence flagged as misplaced was in a section of observations: check it as one again.
+    observed = frozenset({section_key}) if "misplaced" in kinds else frozenset()
+    checked = check_draft([(section_key, after)], segments, observed=observed)
     flags = [f for c in checked.sentences + checked.removed for f in c.flags if f.kind.value in kinds]
     return (after, [f.to_json() for f in flags]) if flags else None
 

@@ -88,3 +88,21 @@ def test_sentences_split_on_lines_bullets_and_stops() -> None:
 def test_a_negated_list_of_risks_stays_negated() -> None:
     text = "The client did not have any thoughts of hurting himself or suicide."
     assert is_negated(text, text.index("suicide"))
+
+
+OBSERVED = parse_plain_transcript("""CLINICIAN: You seem more rested today, and you're making good eye contact.
+CLIENT: I feel calmer. My anxiety was about a five this week.
+CLINICIAN: That's good to hear.""")
+
+
+def test_a_clients_report_in_the_objective_section_is_flagged_misplaced() -> None:
+    """Issue 15: Objective holds what the clinician observed; a report (said as a report, or
+    restated as an observation of what only the client said) is flagged; an observation is not."""
+    sentences = [("objective", "The client reported anxiety at about a five this week."),
+                 ("objective", "The clinician observed the client felt calmer."),
+                 ("objective", "The client appeared more rested, with good eye contact."),
+                 ("subjective", "The client reported feeling calmer, with anxiety about a five this week.")]
+    result = check_draft(sentences, OBSERVED, observed=frozenset({"objective"}))
+    misplaced = [FlagKind.MISPLACED in kinds(s) for s in result.sentences]
+    assert misplaced == [True, True, False, False]
+    assert not any(FlagKind.MISPLACED in kinds(s) for s in check_draft(sentences, OBSERVED).sentences)
