@@ -13,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from scribe.domain.claims import contradictions
 from scribe.domain.transcript import Segment, Speaker
 
 
@@ -24,6 +25,7 @@ class FlagKind(StrEnum):
     RISK_NOT_ADDRESSED = "risk_not_addressed"
     CLINICAL_DECISION = "clinical_decision"
     CASE_LEFT_OUT = "case_left_out"
+    CONTRADICTION = "contradiction"  # the evidence states the opposite (a quantity's time, a quality)
     MISPLACED = "misplaced"  # a client's report in a section that holds the clinician's observations
 
 
@@ -406,6 +408,10 @@ def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...],
                 f"removed: {kind} ('{term}') the clinician did not state in the session")))
             continue
         flags = list(checked.flags)
+        if checked.evidence:
+            by_index = {s.index: s for s in segments}
+            said = [by_index[i].text for i in checked.evidence if i in by_index]
+            flags.extend(Flag(FlagKind.CONTRADICTION, reason) for reason in contradictions(checked.text, said))
         if checked.section in observed and checked.evidence:
             problem = observation_problem(checked.text, checked.evidence, segments)
             if problem:
