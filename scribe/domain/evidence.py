@@ -25,6 +25,7 @@ class FlagKind(StrEnum):
     RISK_NOT_ADDRESSED = "risk_not_addressed"
     CLINICAL_DECISION = "clinical_decision"
     CASE_LEFT_OUT = "case_left_out"
+    RISK_NO_PLAN = "risk_no_plan"  # a risk the client endorsed, and no safety plan or follow-up in the note
     CONTRADICTION = "contradiction"  # the evidence states the opposite (a quantity's time, a quality)
     MISPLACED = "misplaced"  # a client's report in a section that holds the clinician's observations
 
@@ -435,7 +436,28 @@ def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...],
                 FlagKind.RISK_NOT_ADDRESSED,
                 f"{category} is discussed in the transcript at {minute:02d}:{int(first.start) % 60:02d} "
                 "(segment %d) but the note does not address it" % first.segment_index, category, polarity))
+    endorsed = sorted({m.category for m in result.risk_mentions if m.category in NEEDS_A_PLAN
+                       and polarity_said(result.risk_mentions, m.category) != "denied"
+                       and any(not x.negated for x in result.risk_mentions if x.category == m.category)})
+    if endorsed and not has_safety_plan(" ".join(s.text for s in result.sentences)):
+        result.draft_flags.append(Flag(
+            FlagKind.RISK_NO_PLAN, f"{', '.join(endorsed)} endorsed in the session, and the note records no safety "
+            "plan or follow-up", endorsed[0], "endorsed"))
     return result
+
+
+# A risk the client endorses needs a plan in the note: a safety plan, crisis resources, means
+# restriction, or a follow-up with its time.
+NEEDS_A_PLAN = ("suicidal ideation", "self-harm", "homicidal ideation")
+_SAFETY_PLAN = re.compile(
+    r"\b(safety plan\w*|crisis (?:line|plan|number|resources?|team)|988|hotline|means restriction|restrict\w* access"
+    r"|remov\w* (?:the )?(?:firearms?|guns?|weapons?|pills|medications?)|lock\w* (?:up|away)"
+    r"|emergency (?:contact|room|department|services)|follow[- ]up|check[- ]in|call (?:me|the clinic|us) (?:if|before)"
+    r"|next (?:session|appointment|visit)|see (?:her|him|them|the client) again|return (?:in|on|next))\b", re.I)
+
+
+def has_safety_plan(note_text: str) -> bool:
+    return bool(_SAFETY_PLAN.search(note_text))
 
 
 def _with_flag(s: CheckedSentence, flag: Flag) -> CheckedSentence:

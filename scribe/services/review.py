@@ -26,7 +26,7 @@ from scribe.db.tables import (
 )
 from scribe.domain.decision import Decision
 from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from scribe.domain.evidence import addresses, check_draft, split_sentences
+from scribe.domain.evidence import addresses, check_draft, has_safety_plan, split_sentences
 from scribe.domain.notes import (
     signature_meaning,
     EncounterKind,
@@ -130,7 +130,10 @@ def open_flags(draft: Draft, sections: list[DraftSection], sentences: list[Draft
     for i, f in enumerate(draft.draft_flags):
         if f.get("resolution"):
             continue
-        if f.get("category") and addresses(note_text, f["category"], f.get("polarity", "")):
+        if f.get("kind") == "risk_no_plan":
+            if has_safety_plan(note_text):
+                continue  # the note now records a plan or follow-up
+        elif f.get("category") and addresses(note_text, f["category"], f.get("polarity", "")):
             continue  # the note now states the risk as the client did
         flags.append(OpenFlag(f"draft:{i}", f["kind"], f["reason"]))
     return flags

@@ -84,8 +84,8 @@ def test_a_note_that_states_the_risk_with_the_wrong_polarity_does_not_address_it
     assert FlagKind.RISK_NOT_ADDRESSED in {f.kind for f in flipped.draft_flags}
     assert FlagKind.RISK_POLARITY in {f.kind for s in flipped.sentences for f in s.flags}
     faithful = check_draft([("subjective", "The client reported passive suicidal ideation at night.")], SESSION)
-    assert not faithful.draft_flags
-    [flag] = flipped.draft_flags
+    assert [f.kind for f in faithful.draft_flags] == [FlagKind.RISK_NO_PLAN]  # addressed; no plan yet (below)
+    [flag] = [f for f in flipped.draft_flags if f.kind == FlagKind.RISK_NOT_ADDRESSED]
     assert flag.to_json()["polarity"] == "endorsed"
     assert not addresses("The client denies suicidal ideation.", "suicidal ideation", "endorsed")
     assert addresses("The client endorsed suicidal ideation.", "suicidal ideation", "endorsed")
@@ -95,3 +95,13 @@ def test_every_unstated_clinical_decision_is_found_not_only_the_first() -> None:
     session = parse_plain_transcript("CLINICIAN: Your PTSD symptoms are easing.\nCLIENT: Yes, a little.")
     result = check_draft([("assessment", "PTSD symptoms are easing; meets criteria for bipolar disorder.")], session)
     assert not result.sentences and result.removed  # PTSD was said; bipolar was not
+
+
+def test_an_endorsed_risk_with_no_plan_in_the_note_gets_its_own_flag() -> None:
+    noted = ("subjective", "The client reported passive suicidal ideation at night.")
+    bare = check_draft([noted], SESSION)
+    assert [f.kind for f in bare.draft_flags] == [FlagKind.RISK_NO_PLAN]
+    planned = check_draft([noted, ("plan", "Follow up on safety at the next session.")], SESSION)
+    assert not planned.draft_flags
+    denied = parse_plain_transcript("CLINICIAN: Any thoughts of suicide?\nCLIENT: No, never.")
+    assert not check_draft([("subjective", "The client denied suicidal ideation.")], denied).draft_flags
