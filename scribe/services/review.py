@@ -277,8 +277,9 @@ def save_section(s: Session, key: bytes, *, actor: User, encounter_id: int, sect
     section.text = text
     section.reviewed = True
     segments: tuple[Segment, ...] | None = None
-    for sent in s.exec(select(DraftSentence).where(DraftSentence.draft_id == draft.id,
-                                                   DraftSentence.section_key == section_key)).all():
+    existing = s.exec(select(DraftSentence).where(DraftSentence.draft_id == draft.id,
+                                                  DraftSentence.section_key == section_key)).all()
+    for sent in existing:
         if sent.flags and not sent.resolution and sent.text not in text:
             if segments is None:
                 segments = load_segments(s, encounter.id or 0)
@@ -288,12 +289,37 @@ def save_section(s: Session, key: bytes, *, actor: User, encounter_id: int, sect
             else:  # reworded, and still wrong: the flag follows the new wording
                 sent.text, sent.flags = still
             s.add(sent)
+    if changed and encounter.kind != EncounterKind.SUPERVISION:
+        _check_what_the_clinician_wrote(s, draft, section, existing, text,
+                                        segments if segments is not None else load_segments(s, encounter.id or 0))
     s.add(section)
     # The session, not the draft: a draft is purged by retention, and its events must still
     # name whose information they touched.
     audit.record(s, key, now=now, actor_id=actor.id, action="draft.edit", object_type="encounter",
                  object_id=encounter.id, reason=f"draft #{draft.id}, section {section_key}")
     return draft
+
+
+CLINICIAN_TEXT_CHECKS = frozenset({"risk_polarity", "risk_unstated", "contradiction"})
+
+
+def _check_what_the_clinician_wrote(s: Session, draft: Draft, section: DraftSection, existing: list[DraftSentence],
+                                    text: str, segments: tuple[Segment, ...]) -> None:
+    """Sentences the clinician wrote (in neither the AI draft nor an earlier check) are checked
+    against the transcript too: a risk stated otherwise than the client said it, one the session
+    never mentions, or a claim the transcript contradicts becomes a flag to fix or confirm with a
+    reason. (Diagnoses and plans are the clinician's to write: they are not removed.)"""
+    seen = {x.text for x in existing}
+    new = [x for x in split_sentences(text) if x not in seen and x not in section.ai_text]
+    if not new:
+        return
+    idx = max((x.idx for x in existing), default=-1) + 1
+    for checked in check_draft([(section.key, x) for x in new], segments).sentences:
+        flags = [f.to_json() for f in checked.flags if f.kind.value in CLINICIAN_TEXT_CHECKS]
+        if flags:
+            s.add(DraftSentence(draft_id=draft.id or 0, section_key=section.key, idx=idx, text=checked.text,
+                                evidence=list(checked.evidence), support=checked.score, flags=flags))
+            idx += 1
 
 
 def recheck_edited(before: str, kinds: list[str], section_key: str, section_text: str,

@@ -277,3 +277,16 @@ def test_the_practice_may_require_an_edit_or_a_typed_confirmation_per_section(ru
     assert after[0].reviewed and not after[0].edited and after[1].reviewed and after[1].edited
     save(after[2], after[2].text, version)  # the default policy: a save is a review
     assert view(runtime, practice.dr_ada, encounter).sections[2].reviewed
+
+
+def test_what_the_clinician_writes_is_checked_too(runtime, practice, wav) -> None:
+    """Issue 15: a risk the clinician writes otherwise than the client said it becomes a flag
+    that blocks signing until fixed or confirmed; a faithful sentence they add does not."""
+    encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)  # TRANSCRIPT: suicide screened, denied
+    _edit_first_section(runtime, practice.dr_ada, encounter,
+                        lambda t: t + " The client endorsed suicidal ideation. She sleeps about seven hours.")
+    open_now = view(runtime, practice.dr_ada, encounter).open_flags
+    assert [f.kind for f in open_now if "suicidal" in f.sentence] == ["risk_polarity"]
+    assert not any("seven hours" in f.sentence for f in open_now)
+    version = resolve_all(runtime, practice.dr_ada, encounter)  # confirmed with a reason, as a clinician may
+    assert sign(runtime, practice.dr_ada, encounter, version).content_sha256
