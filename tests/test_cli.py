@@ -93,6 +93,7 @@ def test_check_runs_the_pipelines_checks_on_a_note_anyone_wrote(tmp_path: Path) 
     assert rows[0]["evidence"] and not rows[0]["flags"]
     assert "risk_polarity" in {f["kind"] for f in rows[1]["flags"]}
     assert rows[2]["removed"] and rows[3]["removed"]  # a diagnosis and a treatment nobody said
-    assert [(f["kind"], f["polarity"]) for f in report["flags"]] == [("risk_not_addressed", "endorsed")]
+    assert [(f["kind"], f["polarity"]) for f in report["flags"]] == [("risk_not_addressed", "endorsed"),
+                                                                    ("risk_no_plan", "endorsed")]
     missing = run(["check", str(tmp_path / "none.txt"), str(note)], timeout=120)
     assert missing.returncode != 0 and "cannot read" in missing.stderr and "Traceback" not in missing.stderr
