@@ -16,6 +16,7 @@ The services never know which one runs them: they write ``Job`` rows, as always.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
@@ -177,8 +178,8 @@ class ProcrastinateQueue:
                         # restarting); ids only in logs
                         log.error("worker %s housekeeping error type=%s", worker_id, exc.__class__.__name__)
                     await asyncio.wait([work], timeout=self.heartbeat_seconds)
-                with _suppressed():
-                    await work
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await work  # cancelled on stop; its own errors are logged by Procrastinate
 
         asyncio.run(main())
         return ran[0]
@@ -214,14 +215,6 @@ class ProcrastinateQueue:
 
 
 _PJ = table("procrastinate_jobs", column("task_name"), column("status"), column("args", JSONB))
-
-
-class _suppressed:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True
 
 
 _listening: list[bool] = []

@@ -44,7 +44,7 @@ _OPPOSITES = [
 ]
 _LEMMA = {"slept": "sleep", "sleeping": "sleep", "sleeps": "sleep", "felt": "feel", "feeling": "feel",
           "feels": "feel", "ate": "eat", "eating": "eat", "eats": "eat", "went": "go", "going": "go",
-          "doing": "do", "did": "do", "does": "do", "mood": "mood", "appetite": "appetite"}
+          "doing": "do", "did": "do", "does": "do"}
 _HEADLESS = {"a", "an", "the", "i", "i'm", "i've", "you", "he", "she", "they", "it", "is", "was", "been", "be",
              "have", "has", "had", "and", "but", "very", "really", "so", "much", "quite", "pretty", "lot", "bit",
              "little", "been", "being", "client", "patient", "reported", "reports", "said", "states", "stated",

@@ -375,13 +375,12 @@ _REPORTED = re.compile(
     r"|shar(?:es|ed)|endors(?:es|ed)|expressed|indicated|complain(?:s|ed)|told)\b", re.I)
 
 
-def observation_problem(text: str, evidence: tuple[int, ...], segments: tuple[Segment, ...]) -> str | None:
+def observation_problem(text: str, evidence: tuple[int, ...], by_index: dict[int, Segment]) -> str | None:
     """Why a sentence does not belong in a section of the clinician's observations (Objective):
     it reports what the client said, or its best evidence is the client's own words (a report
     restated as "the clinician observed"). None when it is an observation."""
     if _REPORTED.search(text):
         return "the client's report in a section for what the clinician observed or measured: it belongs in Subjective"
-    by_index = {s.index: s for s in segments}
     found = [by_index[i] for i in evidence if i in by_index]
     if not found:
         return None
@@ -400,6 +399,7 @@ def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...],
     what the clinician observed."""
     result = DraftCheck()
     result.risk_mentions = find_risk_mentions(segments)
+    by_index = {s.index: s for s in segments}
     for checked in align(sentences, segments):
         decisions = [(k, t) for k, t in clinical_decisions(checked.text) if not stated_by_clinician(t, segments)]
         if decisions:
@@ -410,11 +410,10 @@ def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...],
             continue
         flags = list(checked.flags)
         if checked.evidence:
-            by_index = {s.index: s for s in segments}
             said = [by_index[i].text for i in checked.evidence if i in by_index]
             flags.extend(Flag(FlagKind.CONTRADICTION, reason) for reason in contradictions(checked.text, said))
         if checked.section in observed and checked.evidence:
-            problem = observation_problem(checked.text, checked.evidence, segments)
+            problem = observation_problem(checked.text, checked.evidence, by_index)
             if problem:
                 flags.append(Flag(FlagKind.MISPLACED, problem))
         for category, negated in dict.fromkeys(risk_in_sentence(checked.text)):  # each once

@@ -28,11 +28,11 @@ from scribe.domain.decision import Decision
 from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from scribe.domain.evidence import addresses, check_draft, has_safety_plan, split_sentences
 from scribe.domain.notes import (
-    signature_meaning,
     EncounterKind,
     VersionKind,
     VersionState,
     can_sign,
+    signature_meaning,
 )
 from scribe.domain.supervision import edit_distance, share_kept
 from scribe.domain.transcript import Segment
@@ -373,6 +373,18 @@ def resolve_flag(s: Session, key: bytes, *, actor: User, encounter_id: int, targ
     audit.record(s, key, now=now, actor_id=actor.id, action="draft.flag.confirm", object_type="encounter",
                  object_id=encounter.id, reason=f"draft #{draft.id}, {target}")
     return draft
+
+
+def attestation(policies: Policies, sections: list[DraftSection]) -> str:
+    """What the signer attests: the wording follows what happened (edited or not)."""
+    edited = any(x.edited for x in sections)
+    return policies.signing.attestation if edited else policies.signing.attestation_unedited
+
+
+def typed_confirmation(policies: Policies) -> str:
+    """The word a section saved unchanged needs under section_review: edit_or_typed ("" otherwise)."""
+    signing = policies.signing
+    return signing.typed_confirmation if signing.section_review == "edit_or_typed" else ""
 
 
 def ai_share_kept(sections: list[DraftSection]) -> float:

@@ -106,11 +106,9 @@ def review_page(request: Request, runtime: RuntimeDep, session: SessionDep, logi
     own_open = e.clinician_id == actor.id and not view.versions and e.status != EncounterStatus.VOIDED
     return render(request, "session.html", {
         "actor": actor, "csrf": login_row.csrf_token, "v": view, "encounter": e, "polling": e.status in PROCESSING,
-        "attestation": runtime.policies.signing.attestation if any(x.edited for x in view.sections)
-        else runtime.policies.signing.attestation_unedited, "correction_attestation": runtime.policies.signing.attestation,
-        "sign_reason": view.can_sign.reason,
-        "typed_confirmation": runtime.policies.signing.typed_confirmation
-        if runtime.policies.signing.section_review == "edit_or_typed" else "",
+        "attestation": review.attestation(runtime.policies, view.sections),
+        "correction_attestation": runtime.policies.signing.attestation, "sign_reason": view.can_sign.reason,
+        "typed_confirmation": review.typed_confirmation(runtime.policies),
         "pending": review.pending_here(session, actor, view),
         "can_void": own_open, "void_reasons": [r.value for r in VoidReason],
         "can_retry": own_open and e.status in (EncounterStatus.FAILED, EncounterStatus.STOPPED),
@@ -124,11 +122,9 @@ def review_page(request: Request, runtime: RuntimeDep, session: SessionDep, logi
 def save_section(request: Request, runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId,
                  section_key: str, text: Annotated[str, Form(max_length=20_000)],
                  lock_version: FormInt, confirmation: Annotated[str, Form(max_length=40)] = "") -> Response:
-    signing = runtime.policies.signing
     review.save_section(session, runtime.audit_key, actor=actor, encounter_id=encounter_id, section_key=section_key,
                         text=text, lock_version=lock_version, now=runtime.clock(),
-                        typed_required=signing.typed_confirmation if signing.section_review == "edit_or_typed" else "",
-                        confirmation=confirmation)
+                        typed_required=review.typed_confirmation(runtime.policies), confirmation=confirmation)
     return RedirectResponse(f"/sessions/{encounter_id}#section-{section_key}", status_code=303)
 
 
