@@ -16,7 +16,7 @@ test: install system tools models-test browser
 	$(BIN)/scribe policies check
 	$(BIN)/python -m pytest -q
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock requirements-nodeps.lock
 	$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "scribe needs Python 3.11"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install -q torch==2.13.0
 	# Exactly the locked set, each file checked against its sha256, then scribe itself.
 	$(BIN)/pip install -q --require-hashes -r requirements.lock
+	$(BIN)/pip install -q --no-deps --require-hashes -r requirements-nodeps.lock
 	$(BIN)/pip install -q --no-deps -e '.[engines,test]'
 	touch $(STAMP)
 

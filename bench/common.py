@@ -42,3 +42,29 @@ def _fmt(v: object) -> str:
     if isinstance(v, float):
         return f"{v:.3f}"
     return "" if v is None else str(v)
+
+
+def reference_turns(text: str) -> list[tuple[str, str]]:
+    """A D:/P: reference transcript as (normalised word, "clinician" | "client") pairs."""
+    out: list[tuple[str, str]] = []
+    for line in text.splitlines():
+        m = re.match(r"\s*([DP])\s*:(.*)", line)
+        if m:
+            who = "clinician" if m.group(1) == "D" else "client"
+            out.extend((w, who) for w in normalise(m.group(2)))
+    return out
+
+
+def speaker_accuracy(hypothesis: list[tuple[str, str]], reference: list[tuple[str, str]]) -> tuple[int, int]:
+    """Words on the right speaker: the hypothesis's (word, speaker) pairs aligned to the
+    reference's by their words (the longest matching runs); returns (right, aligned)."""
+    from difflib import SequenceMatcher
+
+    hyp = [(w, who) for text, who in hypothesis for w in normalise(text)]
+    matcher = SequenceMatcher(a=[w for w, _ in hyp], b=[w for w, _ in reference], autojunk=False)
+    right = aligned = 0
+    for a, b, size in matcher.get_matching_blocks():
+        for k in range(size):
+            aligned += 1
+            right += hyp[a + k][1] == reference[b + k][1]
+    return right, aligned

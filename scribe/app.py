@@ -21,7 +21,7 @@ from scribe.queues import ALL_QUEUES, TableQueue
 from scribe.runtime import Runtime, build_runtime, utc_now
 from scribe.services import breakglass
 from scribe.web import errors, security
-from scribe.web.routes import auth, clients, consent, oversight, recording, sessions, supervision
+from scribe.web.routes import auth, clients, consent, oversight, recording, sessions, supervision, voices
 from scribe.web.templating import make_templates
 
 log = logging.getLogger("scribe.app")
@@ -92,4 +92,5 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None, engines: E
     app.include_router(recording.router)
     app.include_router(oversight.router)
     app.include_router(clients.router)
+    app.include_router(voices.router)
     return app

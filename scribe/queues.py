@@ -32,7 +32,7 @@ from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.sql import column, table
 
 from scribe.db.tables import Job
-from scribe.domain.notes import PIPELINE, JobStatus
+from scribe.domain.notes import PIPELINE, JobKind, JobStatus
 from scribe.services import jobs
 
 if TYPE_CHECKING:
@@ -43,6 +43,11 @@ log = logging.getLogger("scribe.queues")
 TASK = "scribe.run_stage"
 DISPATCH = "scribe_dispatch"  # the engine execution option that names the dispatcher
 ALL_QUEUES = tuple(k.value for k in PIPELINE)
+
+
+def queue_of(kind: str) -> str:
+    """The queue a job goes to: its stage's; live transcription with transcription (same model)."""
+    return JobKind.TRANSCRIBE.value if kind == JobKind.LIVE.value else kind
 
 
 class JobQueue(Protocol):
@@ -119,7 +124,7 @@ class ProcrastinateQueue:
         try:
             with raw_connection.transaction():
                 self.dispatch.configure_task(
-                    TASK, queue=job.kind, lock=f"session:{job.encounter_id}", queueing_lock=f"stage:{job.id}",
+                    TASK, queue=queue_of(job.kind), lock=f"session:{job.encounter_id}", queueing_lock=f"stage:{job.id}",
                     schedule_at=at, connection=raw_connection,
                 ).defer(job_id=job.id)
         except exceptions.AlreadyEnqueued:

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from scribe.config import Settings
 from scribe.db.sealing.vault import Vault
-from scribe.engines.protocols import Decoder, Engines
+from scribe.engines.protocols import Decoder, Engines, Voices
 from scribe.policies import Policies
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ class Runtime:
     vault: Vault | None = None
     _decoder: Decoder | None = None
     queue: JobQueue | None = None
+    _voices: Voices | None = None
 
     @property
     def decoder(self) -> Decoder:
@@ -68,6 +69,17 @@ class Runtime:
         if self.engines is None:
             raise RuntimeError("engines are not loaded in this process")
         return self.engines
+
+    def voices(self) -> Voices:
+        """The speaker-turn engine: the loaded engines' own, or built on first use (the web app
+        needs it only to enrol a clinician's voice; it is small)."""
+        if self.engines is not None and self.engines.voices is not None:
+            return self.engines.voices
+        if self._voices is None:
+            from scribe.engines.build import build_voices
+
+            self._voices = build_voices(self.settings)
+        return self._voices
 
     def load_engines(self) -> Engines:
         """The real engines, wired to this runtime's policies, egress ledger and clock."""

@@ -29,7 +29,7 @@ from scribe.db.clients import add_client
 from scribe.db.engine import session_scope
 from scribe.db.tables import Client, Clinic, Consent, User
 from scribe.domain.notes import LicenceStatus, Role
-from scribe.engines.fakes import FakeDrafter, FakeRedactor, FakeTranscriber
+from scribe.engines.fakes import FakeDrafter, FakeRedactor, FakeTranscriber, FakeVoices
 from scribe.engines.protocols import Engines
 from scribe.policies import Policies, load_policies
 from scribe.runtime import Runtime, build_runtime
@@ -69,7 +69,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def engines() -> Engines:
-    return Engines(FakeTranscriber(), FakeRedactor(), FakeDrafter())
+    return Engines(FakeTranscriber(), FakeRedactor(), FakeDrafter(), FakeVoices())
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from scribe.config import ROOT, Settings
-from scribe.engines.fakes import FakeDrafter, FakeRedactor, FakeTranscriber
+from scribe.engines.fakes import FakeDrafter, FakeRedactor, FakeTranscriber, FakeVoices
 from scribe.engines.protocols import Engines
 from scribe.policies import load_policies
 from scribe.runtime import Runtime, build_runtime
@@ -52,17 +52,15 @@ def test_engines_are_configured_from_the_runtime_policies_not_reread_from_disk(t
     import scribe.engines.build as build
 
     policies = load_policies(ROOT / "policies")
-    flipped = dataclasses.replace(policies, pipeline=policies.pipeline.model_copy(
-        update={"clinician_is_first_speaker": not policies.pipeline.clinician_is_first_speaker}))
+    flipped = dataclasses.replace(policies, redaction=policies.redaction.model_copy())
     seen: dict[str, object] = {}
     monkeypatch.setattr(build, "check_models", lambda settings: None)
     monkeypatch.setattr(build, "build_redactor", lambda settings, policy: seen.setdefault("redaction", policy)
                         and FakeRedactor())
     monkeypatch.setattr(build, "build_drafter", lambda settings: FakeDrafter())
-    monkeypatch.setattr(build, "build_transcriber", lambda settings, clinician_first: seen.setdefault(
-        "clinician_first", clinician_first) is not None and FakeTranscriber())
+    monkeypatch.setattr(build, "build_transcriber", lambda settings: FakeTranscriber())
+    monkeypatch.setattr(build, "build_voices", lambda settings: FakeVoices())
     settings = Settings(data_dir=tmp_path / "var", engines="real", policies_dir=tmp_path / "nowhere")
     rt = build_runtime(settings, policies=flipped)
     rt.load_engines()
     assert seen["redaction"] is flipped.redaction
-    assert seen["clinician_first"] is flipped.pipeline.clinician_is_first_speaker

@@ -59,12 +59,13 @@ def test_pip_audit_finds_no_known_vulnerability() -> None:
 
 
 def test_the_lock_file_pins_every_installed_package_with_a_hash() -> None:
-    """requirements.lock is what an audit elsewhere reads: it must be the set installed here."""
+    """requirements.lock (and requirements-nodeps.lock, installed without dependencies) is what an
+    audit elsewhere reads: together they must be the set installed here."""
     from importlib.metadata import distributions
 
     from packaging.utils import canonicalize_name
 
-    text = (ROOT / "requirements.lock").read_text()
+    text = (ROOT / "requirements.lock").read_text() + (ROOT / "requirements-nodeps.lock").read_text()
     pinned = {}
     for m in re.finditer(r"^([A-Za-z0-9_.-]+)==(\S+) \\\n((?:    --hash=sha256:[0-9a-f]{64}(?: \\)?\n)+)", text, re.M):
         pinned[canonicalize_name(m.group(1))] = m.group(2)

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from scribe.db.tables import BreakGlassGrant, Client, Encounter, EncounterParticipant, User
+from scribe.db.tables import BreakGlassGrant, Client, Encounter, EncounterParticipant, Job, User
 from scribe.domain.decision import Decision
 from scribe.domain.errors import NotFound
 from scribe.domain.notes import CLINICAL_ROLES, Role
@@ -145,3 +145,10 @@ def get_client_for_actor(session: Session, actor: User, client_id: int) -> Clien
     if client is None or not client_access(actor, client):
         raise NotFound("no such client")
     return client
+
+
+def transcription_progress(session: Session, encounter_id: int) -> int | None:
+    """Percent of the recording's audio transcribed, while its transcription runs (else None)."""
+    job = session.exec(select(Job).where(Job.encounter_id == encounter_id, Job.kind == "transcribe",
+                                         Job.status == "running")).first()
+    return None if job is None else int(round(job.progress * 100))

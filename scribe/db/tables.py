@@ -40,10 +40,15 @@ class User(SQLModel, table=True):
     totp_last_step: int = 0  # each TOTP code is accepted once
     password_changed_at: Optional[datetime] = None
     created_at: datetime
+    # The clinician's voice (a unit voice embedding from a short sample they recorded), so the
+    # speaker turns know which voice is theirs. Biometric: sealed like the second factor.
+    voice: Optional[list[float]] = Field(default=None, sa_column=Column(Sealed("users.voice", is_json=True),
+                                                                        nullable=True))
+    voice_enrolled_at: Optional[datetime] = None
 
     def seal_scope(self, session: OrmSession) -> Scope:
         if self.id is None:
-            raise SealingError("save the account before enrolling a second factor")
+            raise SealingError("save the account before enrolling a second factor or a voice")
         return Scope(f"user:{self.id}", "mfa")
 
 
@@ -247,6 +252,7 @@ class Encounter(SQLModel, table=True):
     service_code: str = ""  # confirmed by the clinician; "" until then (the suggestion is never stored as chosen)
     service_confirmed_by: Optional[int] = Field(default=None, foreign_key="users.id")
     service_confirmed_at: Optional[datetime] = None
+    voices: int = 2  # people speaking (clinician included): speaker turns find that many voices
 
 
 class EncounterParticipant(SQLModel, table=True):
@@ -292,6 +298,7 @@ class Recording(SQLModel, table=True):
 
 class Transcript(SQLModel, table=True):
     __tablename__ = "transcripts"
+    __seal_binding__: ClassVar[tuple[str, ...]] = ("encounter_id",)
     id: Optional[int] = Field(default=None, primary_key=True)
     encounter_id: int = Field(foreign_key="encounters.id", index=True, unique=True)
     engine: str
@@ -299,6 +306,15 @@ class Transcript(SQLModel, table=True):
     duration_seconds: float
     seconds_taken: float
     created_at: datetime
+    # Live transcription (while the session is recorded): the audio up to here is transcribed and
+    # its segments committed (they never change); only what follows is left when it ends. The
+    # running voices (centroids of each speaker's voice so far) keep labels steady across windows.
+    live_until: float = 0.0
+    live_voices: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(
+        Sealed("transcripts.live_voices", is_json=True), nullable=True))
+
+    def seal_scope(self, session: OrmSession) -> Scope:
+        return encounter_scope(session, self.encounter_id, "transcript")
 
 
 class TranscriptSegment(SQLModel, table=True):
@@ -397,7 +413,7 @@ class DraftSentence(SQLModel, table=True):
     support: float = 0.0
     flags: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(
         Sealed("draft_sentences.flags", is_json=True), nullable=False))  # they quote what was found
-    resolution: str = ""  # "", "edited", "deleted", "confirmed"
+    resolution: str = ""  # "", "edited", "deleted", "confirmed", "rechecked" (voices corrected)
     resolution_reason: str = Field(default="", sa_column=Column(Sealed("draft_sentences.resolution_reason"),
                                                                 nullable=False))
     resolved_by: Optional[int] = Field(default=None, foreign_key="users.id")
@@ -516,6 +532,7 @@ class Job(SQLModel, table=True):
     # (session, stage, hash of the stage's input), set in the transaction that records the
     # stage done: unique, so an output is committed once however often its job is delivered.
     output_key: Optional[str] = Field(default=None, unique=True)
+    progress: float = 0.0  # share of the recording's audio a running transcription has done (0..1)
     created_at: datetime
     updated_at: datetime
 

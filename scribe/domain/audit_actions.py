@@ -49,6 +49,7 @@ class AuditAction(StrEnum):
     PIPELINE_RETRY = "pipeline.retry"
     DRAFT_EDIT = "draft.edit"
     DRAFT_FLAG_CONFIRM = "draft.flag.confirm"
+    TRANSCRIPT_VOICES_SWAP = "transcript.voices.swap"
     NOTE_SIGN = "note.sign"
     NOTE_SIGN_REFUSED = "note.sign.refused"
     NOTE_ADDENDUM = "note.addendum"
@@ -69,6 +70,8 @@ class AuditAction(StrEnum):
     LOGOUT = "logout"
     MFA_ENROL = "mfa.enrol"
     PASSWORD_CHANGE = "password.change"
+    VOICE_ENROL = "voice.enrol"
+    VOICE_REMOVE = "voice.remove"
     REAUTH_FAILED = "reauth.failed"
     INVITATION_CREATE = "invitation.create"
     INVITATION_ACCEPT = "invitation.accept"
@@ -88,7 +91,7 @@ class AuditAction(StrEnum):
     EGRESS_LEDGER_READ = "egress.ledger.read"
 
 
-_STAFF = {"login", "login.failed", "logout", "mfa.enrol", "password.change", "reauth.failed", "invitation.create",
+_STAFF = {"login", "login.failed", "logout", "mfa.enrol", "password.change", "voice.enrol", "voice.remove", "reauth.failed", "invitation.create",
           "invitation.accept", "user.create", "user.unlock", "user.disable", "user.enable", "user.reset_mfa",
           "user.reset_password", "transcription.switch", "hours.read", "supervision.dashboard.read"}
 _OVERSIGHT = {"admin.read", "audit.report.read", "compliance.read", "egress.ledger.read"}

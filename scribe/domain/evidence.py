@@ -367,7 +367,7 @@ def clinical_decisions(text: str) -> list[tuple[str, str]]:
 
 def stated_by_clinician(term: str, segments: tuple[Segment, ...]) -> bool:
     needle = term.lower()
-    return any(needle in s.text.lower() for s in segments if s.speaker != Speaker.CLIENT)
+    return any(needle in s.text.lower() for s in segments if not s.speaker.is_client)
 
 
 _REPORTED = re.compile(
@@ -385,8 +385,8 @@ def observation_problem(text: str, evidence: tuple[int, ...], by_index: dict[int
     if not found:
         return None
     words = set(content_words(text))
-    best = max(found, key=lambda s: (len(words & set(content_words(s.text))), s.speaker != Speaker.CLIENT))
-    if best.speaker == Speaker.CLIENT:
+    best = max(found, key=lambda s: (len(words & set(content_words(s.text))), not s.speaker.is_client))
+    if best.speaker.is_client:
         return (f"only the client said this (segment {best.index}): a section for what the clinician observed "
                 "or measured holds the clinician's observations, not the client's report")
     return None

@@ -49,6 +49,8 @@ class JobKind(StrEnum):
     PSEUDONYMIZE = "pseudonymize"
     DRAFT = "draft"
     EVIDENCE = "evidence"
+    LIVE = "live"  # transcribing a recording while it is made (not a pipeline stage: it runs again
+    # as pieces arrive, and the transcribe stage finishes what it left)
 
 
 PIPELINE: tuple[JobKind, ...] = (

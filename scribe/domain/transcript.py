@@ -9,7 +9,24 @@ from enum import StrEnum
 class Speaker(StrEnum):
     CLINICIAN = "clinician"
     CLIENT = "client"
+    # A couple's or a family's session: the second, third and fourth client voice.
+    CLIENT_2 = "client_2"
+    CLIENT_3 = "client_3"
+    CLIENT_4 = "client_4"
     UNKNOWN = "unknown"
+
+    @property
+    def is_client(self) -> bool:
+        return self in CLIENT_VOICES
+
+    @property
+    def label(self) -> str:
+        """How the page and the drafting model name the voice."""
+        return {Speaker.CLINICIAN: "CLINICIAN", Speaker.UNKNOWN: "SPEAKER"}.get(
+            self, self.value.upper().replace("_", " "))
+
+
+CLIENT_VOICES = (Speaker.CLIENT, Speaker.CLIENT_2, Speaker.CLIENT_3, Speaker.CLIENT_4)
 
 
 @dataclass(frozen=True)
@@ -86,5 +103,4 @@ def parse_plain_transcript(text: str) -> tuple[Segment, ...]:
 def model_line(segment: Segment) -> str:
     """How a segment is shown to the drafting model: speaker and text. Evidence is aligned
     by our own code afterwards, so ids and times would only be echoed by small models."""
-    who = {Speaker.CLINICIAN: "CLINICIAN", Speaker.CLIENT: "CLIENT"}.get(segment.speaker, "SPEAKER")
-    return f"{who}: {segment.text}"
+    return f"{segment.speaker.label}: {segment.text}"

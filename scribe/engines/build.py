@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from scribe.config import Settings
 from scribe.domain.errors import ModelMissing, PolicyError
-from scribe.engines.protocols import Decoder, Drafter, Engines, Redactor, Transcriber
+from scribe.engines.protocols import Decoder, Drafter, Engines, Redactor, Transcriber, Voices
 from scribe.weights import INSTALL_HINT, profile_paths, verify
 
 if TYPE_CHECKING:
@@ -38,10 +38,11 @@ def build_engines(settings: Settings, policies: Policies, *,
     """The engines for these settings, configured by the policies the caller already holds
     (the runtime's), never re-read from disk."""
     if settings.engines == "fake":
-        from scribe.engines.fakes import FakeDrafter, FakeRedactor, FakeTranscriber
+        from scribe.engines.fakes import FakeDrafter, FakeRedactor, FakeTranscriber, FakeVoices
 
         cost = settings.fake_cost_seconds
-        return Engines(FakeTranscriber(cost_seconds=cost), FakeRedactor(), FakeDrafter(cost_seconds=cost))
+        return Engines(FakeTranscriber(cost_seconds=cost), FakeRedactor(), FakeDrafter(cost_seconds=cost),
+                       FakeVoices())
     force_offline()
     check_models(settings)
     redactor = build_redactor(settings, policies.redaction)
@@ -49,9 +50,8 @@ def build_engines(settings: Settings, policies: Policies, *,
         drafter: Drafter = build_remote_drafter(settings, policies.egress, redactor, egress_ledger, clock)
     else:
         drafter = build_drafter(settings)
-    clinician_first = policies.pipeline.clinician_is_first_speaker
-    return Engines(transcriber=build_transcriber(settings, clinician_first=clinician_first), redactor=redactor,
-                   drafter=drafter)
+    return Engines(transcriber=build_transcriber(settings), redactor=redactor, drafter=drafter,
+                   voices=build_voices(settings))
 
 
 def build_remote_drafter(settings: Settings, policy: EgressPolicy, redactor: Any,
@@ -92,12 +92,22 @@ def build_decoder(policies: Policies) -> Decoder:
     return SandboxDecoder(DecoderLimits(d.memory_mb, d.cpu_seconds, d.wall_seconds))
 
 
-def build_transcriber(settings: Settings, *, clinician_first: bool = True) -> Transcriber:
+def build_transcriber(settings: Settings) -> Transcriber:
     from scribe.engines.whisper import WhisperTranscriber
 
     paths = profile_paths(settings.models_dir, settings.model_profile)
-    return WhisperTranscriber(paths.whisper, cpu_threads=settings.cpu_threads, clinician_first=clinician_first,
-                              device=settings.device)
+    return WhisperTranscriber(paths.whisper, cpu_threads=settings.cpu_threads, device=settings.device)
+
+
+def build_voices(settings: Settings) -> Voices:
+    """Speaker turns: resemblyzer's voice encoder (the fakes keep their scripted labels)."""
+    if settings.engines == "fake":
+        from scribe.engines.fakes import FakeVoices
+
+        return FakeVoices()
+    from scribe.engines.speakers import VoiceTurns
+
+    return VoiceTurns(threads=settings.cpu_threads)
 
 
 def build_redactor(settings: Settings, policy: RedactionPolicy) -> Redactor:

@@ -5,7 +5,7 @@ it never runs in the web app or the worker. ``SandboxDecoder`` starts a fresh in
 (an exec, not a fork: none of the parent's memory, keys included, is in it) with an empty
 environment. Before it reads a byte of input the child limits itself: address space, CPU
 seconds, no files written, no core dumps, no new privileges. It reads the container from
-stdin and writes 16 kHz mono float32 samples (or only their count) to stdout, counting
+stdin and writes 16 kHz float32 samples, mono or a stereo file's two sides (or only their count) to stdout, counting
 them as it goes: the duration is what decodes, never what the header claims, and decoding
 stops at the policy's longest recording. The parent bounds what it reads and kills the
 child at a wall-clock deadline.
@@ -57,9 +57,23 @@ class SandboxDecoder:
 
     def pcm(self, data: bytes, *, max_seconds: float, source: str = "") -> Audio:
         decoded = self._run("pcm", data, max_seconds)
-        return Audio(decoded.samples, decoded.seconds, source)
+        return Audio(decoded.samples, decoded.seconds, source, decoded.channels)
+
+    def pcm_after(self, head: bytes, tail: bytes, *, max_seconds: float) -> Audio:
+        """A later stretch of a stream recording: ``head`` is its first piece (the container's
+        header), ``tail`` the pieces from some later one on. Returns the tail's audio only, with
+        ``offset`` its start in the recording (from the container's own timestamps). A tail that
+        runs straight on from the head gives the whole recording (offset 0)."""
+        decoded, jump = self._decode("pcm", head + tail, max_seconds)
+        if jump is None:
+            return decoded
+        samples = decoded.samples[int(jump[0]):]
+        return Audio(samples, len(samples) / RATE, offset=float(jump[1]))
 
     def _run(self, mode: str, data: bytes, max_seconds: float) -> Audio:
+        return self._decode(mode, data, max_seconds)[0]
+
+    def _decode(self, mode: str, data: bytes, max_seconds: float) -> tuple[Audio, list[float] | None]:
         import numpy as np
 
         if not data:
@@ -107,7 +121,7 @@ class SandboxDecoder:
         timer.start()
         try:
             assert child.stdout is not None
-            limit = cap * 4 if mode == "pcm" else 0
+            limit = cap * 4 * 2 if mode == "pcm" else 0  # two sides at most
             while chunk := child.stdout.read(1 << 20):
                 if len(out) + len(chunk) > limit:
                     kill()  # more than it may produce: a misbehaving decoder
@@ -133,10 +147,27 @@ class SandboxDecoder:
             why = f"signal {-code}" if code < 0 else f"exit {code}"
             raise InvalidInput(f"the file could not be decoded within the decoder's limits ({why})")
         seconds = float(report["seconds"])
+        sides = int(report.get("channels", 1))
         samples = np.frombuffer(bytes(out), dtype=np.float32) if mode == "pcm" else None
+        channels = None
+        if samples is not None and sides == 2:
+            pairs = samples[: len(samples) // 2 * 2].reshape(-1, 2)
+            channels = np.ascontiguousarray(pairs.T)
+            samples = pairs.mean(axis=1).astype(np.float32)
+            if _one_side_copied(channels):
+                channels = None  # a mono recording saved as stereo: both sides say the same
         if samples is not None and abs(len(samples) - seconds * RATE) > 1:
             raise EngineError("the decoder's output does not match its own count", retryable=False)
-        return Audio(samples, seconds)
+        jump = report.get("jump")
+        return Audio(samples, seconds, channels=channels), ([float(x) for x in jump][:2] if jump else None)
+
+
+def _one_side_copied(channels: Any) -> bool:
+    import numpy as np
+
+    left, right = channels[0].astype(np.float64), channels[1].astype(np.float64)
+    scale = float(np.mean(left ** 2) + np.mean(right ** 2)) or 1.0
+    return float(np.mean((left - right) ** 2)) < 1e-3 * scale
 
 
 def _span(seconds: float) -> str:
@@ -250,21 +281,37 @@ def _child(mode: str, max_seconds: float, memory_mb: int, cpu_seconds: int) -> i
     out = sys.stdout.buffer
     cap = int(max_seconds * RATE) + RATE
     total = 0
+    jump: list[float] | None = None
     try:
         with av.open(io.BytesIO(data), metadata_errors="ignore") as container:
             streams = [s for s in container.streams if s.type == "audio"]
             if not streams:
                 say(error="no audio track")
                 return _NO_AUDIO
-            resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE)
+            # A two-channel recording (telehealth: one side per channel) keeps its sides, interleaved,
+            # so speaker turns can use them; anything else is mixed down to mono.
+            sides = 2 if mode == "pcm" and _channels(streams[0]) == 2 else 1
+            resampler = av.AudioResampler(format="flt", layout="stereo" if sides == 2 else "mono", rate=RATE)
+            expected: float | None = None
             for frame in container.decode(streams[0]):
+                # A gap in the timestamps: a recording's head followed by a later stretch of it (live
+                # transcription decodes only what is new). Say where the later stretch starts.
+                t = frame.time
+                if t is not None:
+                    if jump is None and expected is not None and t > expected + 0.25:
+                        for piece in resampler.resample(None):  # the head's last samples first
+                            total += _emit(piece, out, mode, sides)
+                        resampler = av.AudioResampler(format="flt", layout="stereo" if sides == 2 else "mono",
+                                                      rate=RATE)
+                        jump = [total, float(t)]
+                    expected = float(t) + frame.samples / max(1, frame.sample_rate)
                 for piece in resampler.resample(frame):
-                    total += _emit(piece, out, mode)
+                    total += _emit(piece, out, mode, sides)
                 if total > cap:
                     say(error="too long", seconds=total / RATE)
                     return _TOO_LONG
             for piece in resampler.resample(None):
-                total += _emit(piece, out, mode)
+                total += _emit(piece, out, mode, sides)
     except MemoryError:
         say(error="memory limit")
         return _UNREADABLE
@@ -275,8 +322,15 @@ def _child(mode: str, max_seconds: float, memory_mb: int, cpu_seconds: int) -> i
         say(error="too long", seconds=total / RATE)
         return _TOO_LONG
     out.flush()
-    say(seconds=total / RATE)
+    say(seconds=total / RATE, channels=sides if mode == "pcm" else 1, **({"jump": jump} if jump else {}))
     return 0
+
+
+def _channels(stream: Any) -> int:
+    try:
+        return int(stream.codec_context.layout.nb_channels)
+    except Exception:  # noqa: BLE001 - an odd layout: mix it down
+        return 1
 
 
 def _peak_mb(fd: int) -> float:
@@ -288,10 +342,10 @@ def _peak_mb(fd: int) -> float:
     return 0.0
 
 
-def _emit(frame: Any, out: Any, mode: str) -> int:
-    n = int(frame.samples)
+def _emit(frame: Any, out: Any, mode: str, sides: int = 1) -> int:
+    n = int(frame.samples)  # per channel
     if mode == "pcm" and n:
-        out.write(bytes(frame.planes[0])[: n * 4])
+        out.write(bytes(frame.planes[0])[: n * 4 * sides])
     return n
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from scribe.domain.redaction import (
@@ -19,12 +20,11 @@ from scribe.domain.redaction import (
 )
 from scribe.domain.transcript import (
     Segment,
-    Speaker,
     TranscriptResult,
     model_line,
     parse_plain_transcript,
 )
-from scribe.engines.protocols import Audio, Deadline, DraftResult, PseudonymizedTranscript, SectionRequest
+from scribe.engines.protocols import Audio, Deadline, DraftResult, PseudonymizedTranscript, SectionRequest, VoiceHints
 
 SAMPLE_LINES = """CLINICIAN: Welcome back. How has your week been?
 CLIENT: It was stressful at work but I slept better, about seven hours most nights.
@@ -34,7 +34,9 @@ CLINICIAN: Let's keep practicing the breathing exercise every morning and meet n
 
 
 class FakeTranscriber:
-    """Returns the transcript in ``AUDIO.txt`` beside the audio, or a fixed sample."""
+    """Returns the transcript in ``AUDIO.txt`` beside the audio, or a fixed sample (one line per
+    five seconds). A live window (samples from the middle of a recording, or with no file behind
+    them) gets the lines that fall within it, timed from its start."""
 
     name = "fake-transcriber"
 
@@ -43,7 +45,8 @@ class FakeTranscriber:
         self.fail_with = fail_with
         self.cost_seconds = cost_seconds  # a fixed cost per call (benchmarks of the queue, crash tests)
 
-    def transcribe(self, audio: Audio, deadline: Deadline | None = None) -> TranscriptResult:
+    def transcribe(self, audio: Audio, deadline: Deadline | None = None, *, context: str = "",
+                   progress: Callable[[float], None] | None = None) -> TranscriptResult:
         path = Path(audio.source)
         self.calls.append(path)
         if self.fail_with is not None:
@@ -54,7 +57,46 @@ class FakeTranscriber:
         sidecar = Path(str(path) + ".txt")
         text = sidecar.read_text() if sidecar.exists() else SAMPLE_LINES
         segments = parse_plain_transcript(text)
+        if progress is not None:
+            progress(1.0)
+        if audio.offset > 0 or not audio.source:  # a window of a recording: the lines within it
+            a, b = audio.offset, audio.offset + audio.seconds
+            inside = [x for x in segments if x.start >= a and x.end <= b]
+            segments = tuple(Segment(i, x.start - a, x.end - a, x.text, x.speaker) for i, x in enumerate(inside))
+            return TranscriptResult(segments=segments, duration=audio.seconds)
         return TranscriptResult(segments=segments, duration=segments[-1].end if segments else 0.0)
+
+
+class FakeVoices:
+    """Keeps the scripted transcript's labels; an enrolled voice is a vector made from the
+    sample's bytes (the same sample, the same voice), so the enrolment page runs without weights."""
+
+    name = "fake-voices"
+
+    def __init__(self) -> None:
+        self.calls: list[VoiceHints] = []
+
+    def label(self, samples: object, segments: tuple[Segment, ...], hints: VoiceHints,
+              channels: object = None) -> tuple[Segment, ...]:
+        self.calls.append(hints)
+        return segments
+
+    def label_window(self, samples: object, segments: tuple[Segment, ...], hints: VoiceHints,
+                     state: dict[str, object], offset: float) -> tuple[tuple[Segment, ...], dict[str, object]]:
+        self.calls.append(hints)
+        return segments, {"windows": int(state.get("windows", 0)) + 1}  # type: ignore[call-overload]
+
+    def enrol(self, samples: object) -> tuple[float, ...]:
+        import hashlib
+
+        import numpy as np
+
+        data = np.asarray(samples, dtype=np.float32)
+        if len(data) < 16000:
+            raise ValueError("too little speech in the sample: record at least ten seconds of talking")
+        seed = hashlib.sha256(data.tobytes()).digest()
+        v = np.frombuffer(seed * 32, dtype=np.uint8)[:256].astype(np.float64) + 1.0
+        return tuple(float(x) for x in v / np.linalg.norm(v))
 
 
 _PATTERNS = [
@@ -118,8 +160,8 @@ class FakeDrafter:
         if deadline is not None:
             deadline.check()
         started = time.perf_counter()
-        client = [s.text for s in transcript.segments if s.speaker == Speaker.CLIENT]
-        clinician = [s.text for s in transcript.segments if s.speaker != Speaker.CLIENT]
+        client = [s.text for s in transcript.segments if s.speaker.is_client]
+        clinician = [s.text for s in transcript.segments if not s.speaker.is_client]
         out: dict[str, str] = {}
         for i, section in enumerate(sections):
             source = client if i % 2 == 0 else clinician

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from scribe.domain.errors import StageTimedOut
@@ -40,6 +41,8 @@ class Audio:
     samples: Any
     seconds: float
     source: str = ""  # the stored file's name, for logs by id and the fake's sidecar
+    channels: Any = None  # a stereo recording's two sides (2 x n float32), else None
+    offset: float = 0.0  # where these samples start in the recording (a live window: > 0)
 
 
 class Decoder(Protocol):
@@ -50,6 +53,11 @@ class Decoder(Protocol):
         InvalidInput when it is not usable audio or longer than ``max_seconds``."""
         ...
 
+    def pcm_after(self, head: bytes, tail: bytes, *, max_seconds: float) -> Audio:
+        """The audio of a later stretch of a stream recording (its first piece, then pieces from
+        a later one on), with ``offset`` where it starts in the recording."""
+        ...
+
     def pcm(self, data: bytes, *, max_seconds: float, source: str = "") -> Audio:
         """The decoded samples, under the same checks as ``probe``."""
         ...
@@ -58,8 +66,11 @@ class Decoder(Protocol):
 class Transcriber(Protocol):
     name: str
 
-    def transcribe(self, audio: Audio, deadline: Deadline | None = None) -> TranscriptResult:
-        """Transcribe decoded audio into time-ordered segments with speaker turns."""
+    def transcribe(self, audio: Audio, deadline: Deadline | None = None, *, context: str = "",
+                   progress: Callable[[float], None] | None = None) -> TranscriptResult:
+        """Transcribe decoded audio into time-ordered segments (times from the samples' start;
+        speaker turns come from Voices). ``context``: the text just before this audio (a live
+        window's prompt); ``progress`` is called with the share of the audio done."""
         ...
 
 
@@ -129,8 +140,41 @@ class Drafter(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class VoiceHints:
+    """What a session knows about its voices: how many people speak, the clinician's enrolled
+    voice (a unit vector) if they recorded one, and the practice's rule for when there is none."""
+
+    speakers: int = 2
+    clinician_voice: tuple[float, ...] | None = None
+    clinician_first: bool = True
+
+
+class Voices(Protocol):
+    """Speaker turns: labels every word of a transcript with a voice."""
+
+    name: str
+
+    def label(self, samples: Any, segments: tuple[Segment, ...], hints: VoiceHints,
+              channels: Any = None) -> tuple[Segment, ...]:
+        """The segments split into turns where the voice changes, each labelled. ``channels``
+        (2 x n samples) when the recording is stereo."""
+        ...
+
+    def enrol(self, samples: Any) -> tuple[float, ...]:
+        """A voice from a short sample of one person talking (ValueError: too little speech)."""
+        ...
+
+    def label_window(self, samples: Any, segments: tuple[Segment, ...], hints: VoiceHints,
+                     state: dict[str, Any], offset: float) -> tuple[tuple[Segment, ...], dict[str, Any]]:
+        """Provisional labels for one live window, steady across windows through ``state``."""
+        ...
+
+
 @dataclass
 class Engines:
     transcriber: Transcriber
     redactor: Redactor
     drafter: Drafter
+    # None: the transcriber's own labels are kept (the fakes' scripted transcripts).
+    voices: Voices | None = None

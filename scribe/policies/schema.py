@@ -65,6 +65,7 @@ class PipelinePolicy(Strict):
     max_attempts: int = Field(default=3, ge=1, le=10, description="Tries per stage for retryable errors")
     lease_seconds: int = Field(default=120, ge=10, description="A running job not heard from for this long is resumed elsewhere")
     clinician_is_first_speaker: bool = Field(default=True, description="Speaker-turn rule: who speaks first is the clinician")
+    live_transcription: bool = Field(default=True, description="Transcribe a browser recording while it is made")
 
 
 ConsentFunction = Literal[

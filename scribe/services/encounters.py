@@ -350,7 +350,7 @@ def retry_stage(s: Session, key: bytes, policies: Policies, *, actor: User, enco
     encounter = _own_unsigned(s, actor, encounter_id)
     if encounter.status not in (EncounterStatus.FAILED, EncounterStatus.STOPPED):
         raise Conflict("only a failed or stopped step can be retried")
-    job = s.exec(select(Job).where(Job.encounter_id == encounter.id,
+    job = s.exec(select(Job).where(Job.encounter_id == encounter.id, Job.kind != JobKind.LIVE,
                                    col(Job.status).in_([JobStatus.FAILED, JobStatus.STOPPED]))
                  .order_by(col(Job.id).desc())).first()
     if job is None:

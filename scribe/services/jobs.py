@@ -26,8 +26,9 @@ def claim(engine: Engine, *, worker_id: str, now: datetime, lease: timedelta,
                  col(Job.attempts) < col(Job.max_attempts)),
         )
         stmt = select(Job).where(runnable)
-        if kinds:
-            stmt = stmt.where(col(Job.kind).in_(list(kinds)))
+        if kinds:  # live transcription goes with transcription (it needs the same model)
+            wanted = {*kinds, *((JobKind.LIVE.value,) if JobKind.TRANSCRIBE.value in kinds else ())}
+            stmt = stmt.where(col(Job.kind).in_(sorted(wanted)))
         job = s.exec(stmt.order_by(col(Job.id)).limit(1)).first()
         if job is None:
             return None
@@ -106,8 +107,10 @@ def start(engine: Engine, key: bytes, job_id: int, *, worker_id: str, now: datet
 
 def _mark_running(s: Session, job: Job, now: datetime) -> None:
     encounter = s.get(Encounter, job.encounter_id)
-    if encounter is not None and encounter.status not in (EncounterStatus.STOPPED, EncounterStatus.FAILED):
-        encounter.status = STATUS_WHILE_RUNNING[JobKind(job.kind)]
+    kind = JobKind(job.kind)
+    if kind in STATUS_WHILE_RUNNING and encounter is not None and \
+            encounter.status not in (EncounterStatus.STOPPED, EncounterStatus.FAILED):
+        encounter.status = STATUS_WHILE_RUNNING[kind]
         encounter.updated_at = now
         s.add(encounter)
 

@@ -44,7 +44,7 @@ from scribe.domain.chart import (
     supervision_identifiers,
     supervision_reverse,
 )
-from scribe.domain.errors import ConsentMissing, EngineError, InvalidInput
+from scribe.domain.errors import ConsentMissing, EngineError
 from scribe.domain.evidence import Flag, FlagKind, check_draft, split_sentences
 from scribe.domain.notes import EncounterKind, EncounterStatus, JobKind, JobStatus, content_sha256, next_stage
 from scribe.domain.redaction import SurrogateMap, reidentify
@@ -53,7 +53,6 @@ from scribe.engines.protocols import Deadline, PseudonymizedTranscript, SectionR
 from scribe.db.queries import is_part2_client
 from scribe.services import audit
 from scribe.services.consent import check_step, part2_basis, require_step, require_step_for
-from scribe.services.files import recordings
 
 if TYPE_CHECKING:
     from scribe.runtime import Runtime
@@ -81,6 +80,11 @@ def run_job(rt: Runtime, job: Job, *, crash_at: str | None = None) -> None:
     """Run one claimed job to its recorded outcome."""
     started = time.perf_counter()
     kind = JobKind(job.kind)
+    if kind == JobKind.LIVE:  # not a stage: it runs again as the recording grows
+        from scribe.services import live
+
+        live.run(rt, job)
+        return
     log.info("job %s start kind=%s encounter=%s attempt=%s", job.id, kind.value, job.encounter_id, job.attempts)
     try:
         with session_scope(rt.engine) as s:
@@ -233,44 +237,9 @@ def load_segments(s: Session, encounter_id: int) -> tuple[Segment, ...]:
 
 
 def _transcribe(rt: Runtime, job: Job) -> Output:
-    with session_scope(rt.engine) as s:
-        recording = s.exec(select(Recording).where(Recording.encounter_id == job.encounter_id)).one()
-        rel = recording.path
-        claimed = recording.duration_seconds
-        made_from = content_sha256([recording.sha256, getattr(rt.require_engines().transcriber, "name", "?")])
-    limits = rt.policies.pipeline
-    deadline = Deadline.after(limits.timeouts.transcribe_seconds + limits.timeouts.transcribe_per_audio_second * claimed,
-                              "transcription")
-    started = time.perf_counter()
-    # Decrypted in memory only, and decoded in the sandboxed child (no keys, limits).
-    try:
-        store = recordings(rt.recordings_dir)
-        audio = rt.decoder.pcm(store.read(rt.engine, rel), max_seconds=limits.upload.max_seconds,
-                               source=str(store.path(rel)))
-    except InvalidInput as exc:  # it decoded at upload; a second try would fail the same way
-        raise EngineError(f"the recording could not be decoded: {exc.public_message}", retryable=False) from None
-    deadline.check()
-    transcriber = rt.require_engines().transcriber
-    result = transcriber.transcribe(audio, deadline)
-    seconds = time.perf_counter() - started
+    from scribe.services.transcription import transcribe_stage
 
-    def write(s: Session, encounter: Encounter) -> None:
-        old = s.exec(select(Transcript).where(Transcript.encounter_id == encounter.id)).first()
-        if old is not None:
-            s.execute(delete(TranscriptSegment).where(col(TranscriptSegment.transcript_id) == old.id))
-            s.delete(old)
-            s.flush()
-        t = Transcript(encounter_id=encounter.id or 0, engine=getattr(transcriber, "name", "?"),
-                       language=result.language, duration_seconds=result.duration, seconds_taken=seconds,
-                       created_at=rt.clock())
-        s.add(t)
-        s.flush()
-        for seg in result.segments:
-            s.add(TranscriptSegment(transcript_id=t.id or 0, idx=seg.index, start=seg.start, end=seg.end,
-                                    speaker=seg.speaker.value, text=seg.text,
-                                    words=[[w.start, w.end, w.text, w.probability] for w in seg.words]))
-
-    return Output(write, made_from)
+    return transcribe_stage(rt, job)
 
 
 def _facts(client: Client, clinician_name: str = "", practice_name: str = "") -> ChartFacts:

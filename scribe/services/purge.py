@@ -39,7 +39,7 @@ from scribe.db.tables import (
 from scribe.domain.chart import cases_found
 from scribe.domain.errors import InvalidInput, PermissionDenied
 from scribe.domain.redaction import SurrogateMap
-from scribe.domain.notes import EncounterStatus, JobStatus, Role, content_sha256
+from scribe.domain.notes import EncounterStatus, JobKind, JobStatus, Role, content_sha256
 from scribe.policies import Policies
 from scribe.services import audit
 from scribe.services.scrub import MediaTools, scrub_client_from_meetings
@@ -91,7 +91,8 @@ def _stop_jobs(s: Session, policies: Policies, client_id: int, function: str, no
     rows = s.exec(select(Job, Encounter).join(Encounter, col(Encounter.id) == Job.encounter_id)
                   .where(Encounter.client_id == client_id, col(Job.status).not_in(list(ENDED)))).all()
     for job, encounter in rows:
-        if job.kind not in needs:
+        step = JobKind.TRANSCRIBE.value if job.kind == JobKind.LIVE else job.kind  # live: a transcription
+        if step not in needs:
             continue
         job.status, job.error, job.updated_at = JobStatus.STOPPED, f"consent withdrawn: {function}", now
         encounter.status, encounter.status_reason = EncounterStatus.STOPPED, f"consent withdrawn: {function}"
@@ -99,13 +100,18 @@ def _stop_jobs(s: Session, policies: Policies, client_id: int, function: str, no
         s.add(job)
         s.add(encounter)
         stopped.append(encounter.id or 0)
-    if function == "record_audio":  # a recording in progress accepts no more chunks
+    # A recording in progress stops (no more chunks, no more live transcription) when what it
+    # needs goes: recording it, or transcribing it while it is made.
+    if needs & {"record", JobKind.TRANSCRIBE.value}:
         for encounter in s.exec(select(Encounter).where(Encounter.client_id == client_id,
                                                         Encounter.status == EncounterStatus.RECORDING)):
-            encounter.status, encounter.status_reason = EncounterStatus.STOPPED, "consent withdrawn: record_audio"
+            encounter.status, encounter.status_reason = EncounterStatus.STOPPED, f"consent withdrawn: {function}"
             encounter.updated_at = now
             s.add(encounter)
             stopped.append(encounter.id or 0)
+            for job in s.exec(select(Job).where(Job.encounter_id == encounter.id, Job.kind == JobKind.LIVE)):
+                job.status, job.error, job.updated_at = JobStatus.STOPPED, f"consent withdrawn: {function}", now
+                s.add(job)
     return stopped
 
 

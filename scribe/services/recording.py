@@ -14,27 +14,29 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from scribe.db.queries import get_encounter_for_actor
-from scribe.db.tables import Encounter, RecordingChunk, User, owner_of
+from scribe.db.tables import Encounter, RecordingChunk, Transcript, TranscriptSegment, User, owner_of
 from scribe.domain.errors import Conflict, InvalidInput, PermissionDenied
 from scribe.domain.notes import EncounterStatus
+from scribe.domain.transcript import Speaker
 from scribe.engines.protocols import Decoder
 from scribe.policies import Policies
-from scribe.services import audit
+from scribe.services import audit, live
 from scribe.services.consent import require_step
 from scribe.services.files import FileKey, recordings
-from scribe.services.uploads import capture_target, queue_stored, store_audio
+from scribe.services.uploads import capture_target, check_voices, queue_stored, store_audio
 
 MAX_CHUNK_BYTES = 4 << 20
 
 
 def start(s: Session, key: bytes, policies: Policies, *, actor: User, client_id: int, note_type: str,
-          now: datetime, part2: bool = False) -> Encounter:
+          now: datetime, part2: bool = False, voices: int = 2) -> Encounter:
+    check_voices(voices)
     client, decision = capture_target(s, policies, actor=actor, client_id=client_id, note_type=note_type,
                                       step="record", now=now)
     encounter = Encounter(clinic_id=actor.clinic_id, client_id=client.id, clinician_id=actor.id or 0,
                           note_type=note_type, occurred_at=now, status=EncounterStatus.RECORDING,
                           created_at=now, updated_at=now, part2=part2 or client.part2_program,
-                          service_start=now, place_of_service=policies.billing.recorded_place)
+                          service_start=now, place_of_service=policies.billing.recorded_place, voices=voices)
     s.add(encounter)
     s.flush()
     audit.record(s, key, now=now, actor_id=actor.id, action="recording.start", object_type="encounter",
@@ -80,6 +82,8 @@ def add_chunk(s: Session, policies: Policies, *, actor: User, encounter_id: int,
         s.flush()
     except IntegrityError:
         raise Conflict(f"chunk {seq} arrived twice at once; it is stored") from None
+    if policies.pipeline.live_transcription:
+        live.on_piece(s, policies, encounter, seq, now)
     return chunk
 
 
@@ -116,3 +120,24 @@ def finish(s: Session, key: bytes, policies: Policies, *, actor: User, encounter
 def chunk_count(s: Session, encounter_id: int) -> int:
     return int(s.exec(select(func.count()).select_from(RecordingChunk)
                       .where(RecordingChunk.encounter_id == encounter_id)).one())
+
+
+def live_transcript(s: Session, key: bytes, *, actor: User, encounter_id: int, after: int,
+                    now: datetime) -> dict[str, object]:
+    """What live transcription has committed so far, from segment ``after`` on, for the
+    clinician recording it (the page polls this; its first read is audited)."""
+    encounter, _ = get_encounter_for_actor(s, actor, encounter_id)
+    if encounter.clinician_id != actor.id:
+        raise PermissionDenied("only the clinician recording the session follows its transcript")
+    transcript = s.exec(select(Transcript).where(Transcript.encounter_id == encounter.id)).first()
+    rows = [] if transcript is None else s.exec(
+        select(TranscriptSegment).where(TranscriptSegment.transcript_id == transcript.id,
+                                        col(TranscriptSegment.idx) >= max(0, after))
+        .order_by(col(TranscriptSegment.idx)).limit(200)).all()
+    if after == 0:
+        audit.record(s, key, now=now, actor_id=actor.id, action="encounter.read", object_type="encounter",
+                     object_id=encounter.id, reason="live transcript")
+    return {"recording": encounter.status == EncounterStatus.RECORDING,
+            "until": transcript.live_until if transcript is not None else 0.0,
+            "segments": [{"i": r.idx, "start": round(r.start, 1), "speaker": Speaker(r.speaker).label.lower(),
+                          "text": r.text} for r in rows]}

@@ -211,7 +211,7 @@ def recording_for_actor(s: Session, key: bytes, *, actor: User, encounter_id: in
     return data, MEDIA.get(recording.format, "application/octet-stream")
 
 
-def _editable(s: Session, actor: User, encounter_id: int) -> tuple[Encounter, Draft]:
+def editable_draft(s: Session, actor: User, encounter_id: int) -> tuple[Encounter, Draft]:
     encounter, _ = get_encounter_for_actor(s, actor, encounter_id)
     if encounter.clinician_id != actor.id:
         raise PermissionDenied("only the session's clinician edits its draft")
@@ -221,7 +221,7 @@ def _editable(s: Session, actor: User, encounter_id: int) -> tuple[Encounter, Dr
     return encounter, draft
 
 
-def _check_version(s: Session, draft: Draft, lock_version: int) -> None:
+def check_version(s: Session, draft: Draft, lock_version: int) -> None:
     """Optimistic versioning: a save or sign from a stale page is refused with what changed
     meanwhile (who, what, when), never applied over the newer text. A read, for the early
     answer; ``_claim`` is what makes it hold under concurrency."""
@@ -239,7 +239,7 @@ def _conflict(s: Session, draft: Draft, lock_version: int) -> NoReturn:
                    f"{what or 'changed'}. Nothing you sent was saved; reload to see the changes")
 
 
-def _claim(s: Session, draft: Draft, lock_version: int, actor: User, summary: str, now: datetime) -> None:
+def claim_version(s: Session, draft: Draft, lock_version: int, actor: User, summary: str, now: datetime) -> None:
     """Compare-and-set the draft's version in the database, before this action's first write.
     The conditional UPDATE also locks the draft row (PostgreSQL) or the database (SQLite)
     until the action commits, so of two saves or signs from pages at the same version one
@@ -259,8 +259,8 @@ def save_section(s: Session, key: bytes, *, actor: User, encounter_id: int, sect
     """Save a section and mark it reviewed. With ``typed_required`` (the practice's
     section_review: edit_or_typed), a section saved unchanged is marked reviewed only when the
     clinician typed that word; otherwise the save is refused and nothing changes."""
-    encounter, draft = _editable(s, actor, encounter_id)
-    _check_version(s, draft, lock_version)
+    encounter, draft = editable_draft(s, actor, encounter_id)
+    check_version(s, draft, lock_version)
     if len(text) > MAX_SECTION_CHARS:
         raise InvalidInput(f"a section may hold at most {MAX_SECTION_CHARS} characters")
     section = s.exec(select(DraftSection).where(DraftSection.draft_id == draft.id, DraftSection.key == section_key)).first()
@@ -271,7 +271,7 @@ def save_section(s: Session, key: bytes, *, actor: User, encounter_id: int, sect
     if typed_required and not changed and confirmation.strip().lower() != typed_required.lower():
         raise InvalidInput(f"this practice asks you to edit the section, or type \"{typed_required}\" to confirm "
                            "it unchanged")
-    _claim(s, draft, lock_version, actor, f"{'edited' if changed else 'marked reviewed'} section '{section.title}'",
+    claim_version(s, draft, lock_version, actor, f"{'edited' if changed else 'marked reviewed'} section '{section.title}'",
            now)
     section.edited = section.edited or changed
     section.text = text
@@ -349,15 +349,15 @@ REWORDED = 0.6  # how close a sentence must stay to count as the same claim rewo
 def resolve_flag(s: Session, key: bytes, *, actor: User, encounter_id: int, target: str, reason: str,
                  lock_version: int, now: datetime) -> Draft:
     """Confirm a flagged sentence (or an unaddressed risk) with a short reason; kept for review."""
-    encounter, draft = _editable(s, actor, encounter_id)
-    _check_version(s, draft, lock_version)
+    encounter, draft = editable_draft(s, actor, encounter_id)
+    check_version(s, draft, lock_version)
     reason = reason.strip()
     if not 3 <= len(reason) <= 500:
         raise InvalidInput("give a short reason (3 to 500 characters) for confirming")
     kind, _, ident = target.partition(":")
     if kind not in ("sentence", "draft") or not ident.isdigit():
         raise NotFound("no such flag")
-    _claim(s, draft, lock_version, actor, "confirmed a flag", now)
+    claim_version(s, draft, lock_version, actor, "confirmed a flag", now)
     if kind == "sentence" and ident.isdigit():
         sent = s.get(DraftSentence, int(ident))
         if sent is None or sent.draft_id != draft.id:
@@ -395,8 +395,8 @@ def sign(s: Session, key: bytes, policies: Policies, *, actor: User, encounter_i
          attested: bool, lock_version: int, now: datetime) -> NoteVersion:
     """Sign the reviewed draft. A licensed clinician's signature makes it a record; a
     supervisee's waits for the supervisor. After a return, signing again adds a revision."""
-    encounter, draft = _editable(s, actor, encounter_id)
-    _check_version(s, draft, lock_version)
+    encounter, draft = editable_draft(s, actor, encounter_id)
+    check_version(s, draft, lock_version)
     accounts.confirm_signature(actor, password, attested=attested, now=now, purpose="sign")
     sections = _sections(s, draft)
     sentences = _sentences(s, draft)
@@ -414,7 +414,7 @@ def sign(s: Session, key: bytes, policies: Policies, *, actor: User, encounter_i
     zero_edit = not any(x.edited for x in sections)
     if zero_edit and not policies.signing.allow_zero_edit_signing:
         raise PermissionDenied("practice policy requires you to edit the draft before signing")
-    _claim(s, draft, lock_version, actor, "signed the note", now)
+    claim_version(s, draft, lock_version, actor, "signed the note", now)
     if note is None:
         note = Note(encounter_id=encounter.id or 0, clinician_id=actor.id or 0, created_at=now)
         s.add(note)

@@ -122,6 +122,14 @@ def capture_target(session: Session, policies: Policies, *, actor: User, client_
                                    step=step, now=now)
 
 
+MAX_VOICES = 5
+
+
+def check_voices(voices: int) -> None:
+    if not 1 <= voices <= MAX_VOICES:
+        raise InvalidInput(f"a session has 1 to {MAX_VOICES} people speaking")
+
+
 def accept_upload(
     session: Session,
     key: bytes,
@@ -136,7 +144,9 @@ def accept_upload(
     stream: BinaryIO,
     now: datetime,
     part2: bool = False,
+    voices: int = 2,
 ) -> Encounter:
+    check_voices(voices)
     client, decision = capture_target(session, policies, actor=actor, client_id=client_id, note_type=note_type,
                                       step="upload", now=now)
     audio = store_audio(policies, recordings_dir, stream,
@@ -147,7 +157,7 @@ def accept_upload(
                           # An upload arrives after the session: it ended at the latest now, and lasted
                           # as long as the recording. The clinician corrects both before signing.
                           service_start=now - timedelta(seconds=round(audio.duration)), service_end=now,
-                          place_of_service=policies.billing.uploaded_place)
+                          place_of_service=policies.billing.uploaded_place, voices=voices)
     queue_stored(session, policies, encounter, audio, now)
     audit.record(session, key, now=now, actor_id=actor.id, action="recording.upload", object_type="encounter",
                  object_id=encounter.id, reason=decision.reason + ("; Part 2 record" if encounter.part2 else ""),

@@ -24,6 +24,8 @@ MAX_ID = 2**31 - 1  # the largest id PostgreSQL's integer holds; larger is "not 
 # a number it cannot hold (a 500 found by the API fuzzer).
 PathId = Annotated[int, Path(ge=0, le=MAX_ID)]
 FormInt = Annotated[int, Form(ge=-MAX_ID, le=MAX_ID)]
+# People speaking in a session, the clinician included (speaker turns find that many voices).
+FormVoices = Annotated[int, Form(ge=1, le=5)]
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 

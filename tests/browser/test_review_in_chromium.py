@@ -284,6 +284,11 @@ def test_a_long_recording_outlives_the_idle_timeout_and_a_network_drop(server, p
         page.wait_for_timeout(1000)
         assert page.url == server + "/sessions/new" and page.locator("#idle-warning").is_hidden()
     assert int(page.inner_text("#rec-chunks")) >= 10
+    # Transcribed while it is made: the transcript so far appears in the page, with its speakers.
+    page.wait_for_selector("#live-lines li", timeout=40_000)
+    first = page.inner_text("#live-lines li:first-child")
+    assert first.lower().startswith("clinician:") and "Welcome back" in first, first
+    shot(page, "recording-live-transcript")
     page.click("#rec-pause")
     page.wait_for_selector("#idle-warning:not([hidden])", timeout=15_000)  # paused is idle
     page.click("#rec-pause")

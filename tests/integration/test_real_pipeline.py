@@ -3,6 +3,7 @@ sample session. Slow, and still run in CI: `make test` installs the test profile
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from scribe.db.tables import DraftSentence, NoteVersion
 from scribe.domain.notes import EncounterStatus
 from scribe.domain.transcript import Speaker
 from scribe.engines.build import build_decoder, build_engines
-from scribe.engines.protocols import Engines
+from scribe.engines.protocols import Engines, VoiceHints
 from scribe.policies import load_policies
 from scribe.runtime import build_runtime
 from scribe.services.demo import SAMPLE_AUDIO, SAMPLE_SCRIPT
@@ -41,7 +42,7 @@ class RecordingDrafter:
 def real_engines() -> Engines:
     settings = Settings(model_profile="test", models_dir=ROOT / "models")
     engines = build_engines(settings, load_policies(ROOT / "policies"))  # fails loudly (never skips) if the test profile is not installed
-    return Engines(engines.transcriber, engines.redactor, RecordingDrafter(engines.drafter))
+    return Engines(engines.transcriber, engines.redactor, RecordingDrafter(engines.drafter), engines.voices)
 
 
 def words(text: str) -> list[str]:
@@ -65,6 +66,8 @@ def test_the_real_engines_stop_at_a_passed_deadline(real_engines) -> None:
 def test_the_sample_transcribes_in_time_order_with_both_speakers(real_engines) -> None:
     audio = build_decoder(load_policies(ROOT / "policies")).pcm(SAMPLE_AUDIO.read_bytes(), max_seconds=3600)
     result = real_engines.transcriber.transcribe(audio)
+    result = dataclasses.replace(result, segments=real_engines.voices.label(audio.samples, result.segments,
+                                                                              VoiceHints(2)))
     starts = [s.start for s in result.segments]
     assert starts == sorted(starts) and all(s.end >= s.start for s in result.segments)
     assert 80 < result.duration < 90

@@ -422,6 +422,14 @@ def test_every_audited_client_action_appears_in_that_clients_access_report(runti
         with pytest.raises(Exception):
             review.sign(s, runtime.audit_key, runtime.policies, actor=ada, encounter_id=e.id, password=PASSWORD,
                         attested=True, lock_version=v.draft.lock_version, now=clock())
+    with session_scope(runtime.engine) as s:  # the voices came out the wrong way round, then back
+        from scribe.services import voices
+
+        version = voices.swap(s, runtime.audit_key, runtime.policies, actor=ada, encounter_id=e.id,
+                              first="clinician", second="client", lock_version=v.draft.lock_version,
+                              now=clock()).lock_version
+        voices.swap(s, runtime.audit_key, runtime.policies, actor=ada, encounter_id=e.id, first="clinician",
+                    second="client", lock_version=version, now=clock())
     sign(runtime, ada, e, resolve_all(runtime, ada, e))
     for kind, kw in ((VersionKind.ADDENDUM, {"addendum": "Called back."}),
                      (VersionKind.AMENDMENT, {"texts": {"plan": "Meet Tuesday."}})):

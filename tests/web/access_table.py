@@ -26,6 +26,8 @@ RULES: dict[str, tuple[str, set[str]]] = {
     "/sessions/{encounter_id}/retry": ("encounter", {OWN}),
     "/recordings/{encounter_id}/chunks/{seq}": ("encounter", {OWN}),
     "/recordings/{encounter_id}/finish": ("encounter", {OWN}),
+    "/recordings/{encounter_id}/live": ("encounter", {OWN}),
+    "/sessions/{encounter_id}/voices/swap": ("encounter", {OWN}),
     "/supervision/versions/{version_id}/cosign": ("version", {SUPERVISOR}),
     "/supervision/versions/{version_id}/return": ("version", {SUPERVISOR}),
     "/hours/{user_id}": ("user", {SELF, SUPERVISOR}),

@@ -101,6 +101,25 @@
       });
     }).catch(function () { sending = false; showQueue(); setTimeout(pump, 2000); });  // offline: keep the piece, try again
   }
+  // The transcript so far, as live transcription commits it (every five seconds while recording).
+  var shown = 0, polling = null;
+  function follow() {
+    if (stopped || !sessionId) { return; }
+    fetch("/recordings/" + sessionId + "/live?after=" + shown, { credentials: "same-origin", redirect: "manual" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (body) {
+        if (!body) { return; }
+        var list = $("live-lines");
+        body.segments.forEach(function (seg) {
+          if (seg.i < shown) { return; }
+          var li = document.createElement("li"), who = document.createElement("span");
+          li.className = "segment " + seg.speaker.replace(" ", "_");
+          who.className = "speaker"; who.textContent = seg.speaker + ": ";
+          li.appendChild(who); li.appendChild(document.createTextNode(seg.text));
+          list.appendChild(li); shown = seg.i + 1; $("live").hidden = false;
+        });
+      }).catch(function () {});
+  }
   function tick() {
     var ms = Date.now() - started - paused - (pausedAt ? Date.now() - pausedAt : 0);
     var s = Math.floor(ms / 1000);
@@ -111,6 +130,7 @@
     if (recorder && recorder.state !== "inactive") { recorder.stop(); }
     if (wakeLock) { wakeLock.release().catch(function () {}); wakeLock = null; }
     if (timer) { clearInterval(timer); }
+    if (polling) { clearInterval(polling); }
     $("rec-pause").disabled = true; $("rec-stop").disabled = true;
   }
   $("rec-start").addEventListener("click", function () {
@@ -128,7 +148,7 @@
         recorder.addEventListener("stop", function () { stream.getTracks().forEach(function (t) { t.stop(); }); });
         recorder.start(2000);
         keepScreenOn();
-        started = Date.now(); timer = setInterval(tick, 500);
+        started = Date.now(); timer = setInterval(tick, 500); polling = setInterval(follow, 5000);
         $("rec-indicator").hidden = false;
         $("rec-start").disabled = true; $("rec-pause").disabled = false; $("rec-stop").disabled = false;
         form.querySelectorAll("select").forEach(function (s) { s.disabled = true; });
@@ -198,3 +218,38 @@ document.addEventListener("DOMContentLoaded", function () {
     }
   }, 1000);
 });
+
+// Enrolling the clinician's voice: twenty seconds from the microphone, sent as a file.
+(function () {
+  "use strict";
+  var button = document.getElementById("voice-record");
+  var form = document.getElementById("voice-upload");
+  if (!button || !form || !window.MediaRecorder) { return; }
+  button.addEventListener("click", function () {
+    navigator.mediaDevices.getUserMedia({ audio: true }).then(function (stream) {
+      var recorder = new MediaRecorder(stream, { mimeType: "audio/webm" }), parts = [], left = 20;
+      var shown = document.getElementById("voice-recording"), counter = document.getElementById("voice-left");
+      recorder.addEventListener("dataavailable", function (e) { if (e.data && e.data.size) { parts.push(e.data); } });
+      recorder.addEventListener("stop", function () {
+        stream.getTracks().forEach(function (t) { t.stop(); });
+        var data = new FormData();
+        data.append("csrf_token", form.dataset.csrf);
+        data.append("audio", new Blob(parts, { type: "audio/webm" }), "voice.webm");
+        fetch("/account/voice", { method: "POST", body: data, credentials: "same-origin",
+                                  headers: { "X-CSRF-Token": form.dataset.csrf } })
+          .then(function (r) {
+            if (r.ok) { window.location = "/account/voice"; return; }
+            return r.text().then(function (t) {
+              shown.textContent = t.replace(/<[^>]+>/g, " ").replace(/\s+/g, " ").slice(0, 300); button.disabled = false;
+            });
+          });
+      });
+      recorder.start();
+      button.disabled = true; shown.hidden = false;
+      var timer = setInterval(function () {
+        left -= 1; counter.textContent = String(left);
+        if (left <= 0) { clearInterval(timer); recorder.stop(); }
+      }, 1000);
+    }).catch(function () { button.textContent = "No microphone: upload a file instead"; button.disabled = true; });
+  });
+})();

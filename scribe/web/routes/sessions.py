@@ -11,13 +11,13 @@ from typing import Any
 from fastapi import APIRouter, BackgroundTasks, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from scribe.db.queries import clients_for_actor, get_encounter_for_actor, supervisees_for_actor
+from scribe.db.queries import clients_for_actor, get_encounter_for_actor, supervisees_for_actor, transcription_progress
 from scribe.domain.consent import allowed_note_types, transcription_decision
 from scribe.domain.errors import InvalidInput
 from scribe.domain.notes import CLINICAL_ROLES, PROCESSING, EncounterStatus, Role, VersionKind, VoidReason
 from scribe.services import consent, encounters, exports, fhir, purge, records, review, uploads
 from scribe.web.bodies import Body, BoundedRoute, takes
-from scribe.web.deps import ActorDep, allow, CsrfDep, FormInt, is_htmx, LoginDep, PathId, RuntimeDep, SessionDep
+from scribe.web.deps import ActorDep, allow, CsrfDep, FormInt, FormVoices, is_htmx, LoginDep, PathId, RuntimeDep, SessionDep
 from scribe.web.pdf import render_pdf
 
 router = APIRouter(route_class=BoundedRoute)
@@ -81,12 +81,12 @@ def new_session(request: Request, runtime: RuntimeDep, session: SessionDep, logi
 @takes(Body.UPLOAD)
 def upload(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, client_id: FormInt,
            note_type: Annotated[str, Form(max_length=40)], audio: Annotated[UploadFile, File()],
-           part2: Annotated[bool, Form()] = False) -> Response:
+           part2: Annotated[bool, Form()] = False, voices: FormVoices = 2) -> Response:
     encounter = uploads.accept_upload(session, runtime.audit_key, runtime.policies,
                                       recordings_dir=runtime.settings.recordings_dir, decoder=runtime.decoder,
                                       actor=actor, client_id=client_id,
                                       note_type=note_type, filename=audio.filename or "", stream=audio.file,
-                                      now=runtime.clock(), part2=part2)
+                                      now=runtime.clock(), part2=part2, voices=voices)
     return RedirectResponse(f"/sessions/{encounter.id}", status_code=303)
 
 
@@ -99,13 +99,15 @@ def review_page(request: Request, runtime: RuntimeDep, session: SessionDep, logi
         encounter, _ = get_encounter_for_actor(session, actor, encounter_id)
         if encounter.status not in PROCESSING:
             return Response(status_code=200, headers={"HX-Refresh": "true"})
-        return render(request, "_status.html", {"encounter": encounter, "polling": True})
+        return render(request, "_status.html", {"encounter": encounter, "polling": True,
+                                                "progress": transcription_progress(session, encounter_id)})
     view = review.review_view(session, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter_id,
                               now=runtime.clock())
     e = view.encounter
     own_open = e.clinician_id == actor.id and not view.versions and e.status != EncounterStatus.VOIDED
     return render(request, "session.html", {
         "actor": actor, "csrf": login_row.csrf_token, "v": view, "encounter": e, "polling": e.status in PROCESSING,
+        "progress": transcription_progress(session, encounter_id),
         "attestation": review.attestation(runtime.policies, view.sections),
         "correction_attestation": runtime.policies.signing.attestation, "sign_reason": view.can_sign.reason,
         "typed_confirmation": review.typed_confirmation(runtime.policies),
