@@ -104,12 +104,17 @@ def run(rt: Runtime, job: Job) -> None:
 
 
 def _finish_run(rt: Runtime, job: Job, status: JobStatus, error: str) -> None:
+    """Leave the job done, stopped or failed, or queued again (through the ORM, so a queue engine
+    that dispatches queued rows, such as Procrastinate, is handed it again)."""
     now = rt.clock()
     with session_scope(rt.engine) as s:
-        s.execute(update(Job).where(col(Job.id) == job.id, col(Job.worker_id) == job.worker_id,
-                                    col(Job.status) == JobStatus.RUNNING)
-                  .values(status=status, error=error, lease_until=None, run_after=now, updated_at=now,
-                          attempts=0 if status in (JobStatus.DONE, JobStatus.QUEUED) and not error else Job.attempts))
+        row = s.get(Job, job.id)
+        if row is None or row.status != JobStatus.RUNNING or row.worker_id != job.worker_id:
+            return  # no longer this worker's (stopped by a withdrawal, or taken over)
+        row.status, row.error, row.lease_until, row.run_after, row.updated_at = status, error, None, now, now
+        if status in (JobStatus.DONE, JobStatus.QUEUED) and not error:
+            row.attempts = 0  # a window committed: the next run starts afresh
+        s.add(row)
 
 
 def _step(rt: Runtime, job: Job) -> bool:

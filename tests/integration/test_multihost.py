@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -277,4 +278,46 @@ def test_two_hundred_sessions_at_once_over_four_hosts(cluster: Cluster, tmp_path
     gpu = {str(h.worker.pid) for h in hosts[:2] if h.worker}
     assert by_kind["transcribe"] <= gpu and by_kind["draft"] <= gpu
     assert not (by_kind["pseudonymize"] | by_kind["evidence"]) & gpu
+    assert cluster.errors() == []
+
+
+def test_a_live_session_is_transcribed_on_a_worker_host_while_the_web_host_takes_its_pieces(
+        cluster: Cluster, tmp_path: Path) -> None:
+    """The recorder's pieces arrive at the web host (this process) and land in the shared
+    storage; live transcription runs on a worker host in its own network namespace, through
+    Procrastinate, while the session is still being recorded; then the session finishes there."""
+    from scribe.services import recording
+    from scribe.services.pipeline import load_segments
+    from tests.services.test_live import webm_pieces
+
+    rt = cluster.runtime
+    rt.clock.now = datetime.now(UTC)  # the worker host's clock: a recording in progress, not one abandoned
+    people = make_practice(rt, rt.clock)
+    host = cluster.host(tmp_path)
+    host.start(cluster.env)
+    with session_scope(rt.engine) as s:
+        encounter = recording.start(s, rt.audit_key, rt.policies, actor=people.dr_ada, client_id=people.maya.id,
+                                    note_type="soap", now=rt.clock())
+    eid = encounter.id or 0
+    for seq, piece in enumerate(webm_pieces(60.0)):
+        with session_scope(rt.engine) as s:
+            recording.add_chunk(s, rt.policies, actor=people.dr_ada, encounter_id=eid, seq=seq, data=piece,
+                                recordings_dir=rt.recordings_dir, now=rt.clock())
+
+    def transcribed_while_recording() -> bool:
+        with session_scope(rt.engine) as s:
+            return bool(load_segments(s, eid)) and s.get(Encounter, eid).status == EncounterStatus.RECORDING
+
+    cluster.wait_for(transcribed_while_recording, timeout=120, message="the worker host never transcribed live")
+    with session_scope(rt.engine) as s:
+        live = s.exec(select(Job).where(Job.encounter_id == eid, Job.kind == "live")).one()
+        assert host.worker_id_prefix in live.worker_id
+        shown = [(x.index, x.text) for x in load_segments(s, eid)]
+        recording.finish(s, rt.audit_key, rt.policies, actor=people.dr_ada, encounter_id=eid,
+                         recordings_dir=rt.recordings_dir, decoder=rt.decoder, now=rt.clock())
+    cluster.wait_for(lambda: cluster.statuses()[eid] == EncounterStatus.IN_REVIEW, timeout=120,
+                     message="the recorded session never reached the review queue")
+    with session_scope(rt.engine) as s:
+        final = [(x.index, x.text) for x in load_segments(s, eid)]
+    assert final[:len(shown)] == shown
     assert cluster.errors() == []
