@@ -124,3 +124,18 @@ def test_a_clinician_enrols_a_voice_in_the_browser_and_it_is_sealed(settings, ru
     assert "Your voice was enrolled" not in web.post("/account/voice/remove", data={"csrf_token": csrf(web)}).text
     with session_scope(runtime.engine) as s:
         assert s.get(User, practice.dr_ada.id).voice is None
+
+
+def test_the_session_page_offers_the_swap_and_the_swap_reaches_the_page(settings, runtime, practice, wav) -> None:
+    app = create_app(settings, runtime=runtime, start_worker=False)
+    web: TestClient = client_for(app, "dr_ada")
+    encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=REVERSED)
+    run_pipeline(runtime)
+    page = web.get(f"/sessions/{encounter.id}").text
+    assert 'id="swap-voices"' in page and "Enrol your voice" in page
+    lock = re.search(r'id="swap-voices".*?name="lock_version" value="(\d+)"', page, re.S).group(1)
+    r = web.post(f"/sessions/{encounter.id}/voices/swap", data={"csrf_token": csrf(web), "lock_version": lock,
+                                                                "first": "clinician", "second": "client"})
+    assert r.status_code == 200 and "a section for what the clinician observed" in r.text
+    stale = web.post(f"/sessions/{encounter.id}/voices/swap", data={"csrf_token": csrf(web), "lock_version": lock})
+    assert stale.status_code == 409  # from the page before the swap: refused, nothing changed
