@@ -20,6 +20,7 @@ The pure parts (clustering aside) take arrays and are tested without the model."
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -247,6 +248,12 @@ def label_segments(segments: tuple[Segment, ...], found: Windows, hints: VoiceHi
             return Speaker.UNKNOWN
         return names.get(int(labels[nearest(found.centres, (start + end) / 2)]), Speaker.UNKNOWN)
 
+    return split_turns(segments, voice_at)
+
+
+def split_turns(segments: tuple[Segment, ...], voice_at: Callable[[float, float], Speaker]) -> tuple[Segment, ...]:
+    """Every word labelled by ``voice_at(start, end)``; a segment is split where the voice
+    changes, and the turns are numbered afresh."""
     out: list[Segment] = []
     for seg in segments:
         words = seg.words or (Word(seg.start, seg.end, seg.text),)
@@ -344,18 +351,5 @@ def label_window(segments: tuple[Segment, ...], found: Windows, hints: VoiceHint
             total = np.asarray(v["centroid"]) * n + mine.sum(axis=0)
             v["centroid"], v["n"] = [float(x) for x in _unit(total)], n + len(mine)
     names = {i: Speaker(v["speaker"]) for i, v in enumerate(voices)}
-    out: list[Segment] = []
-    for seg in segments:
-        words = seg.words or (Word(seg.start, seg.end, seg.text),)
-        run: list[Word] = []
-        who: Speaker | None = None
-        for w in words:
-            here = names[int(assigned[nearest(found.centres, (w.start + w.end) / 2)])]
-            if run and here != who:
-                out.append(_turn(len(out), run, who or Speaker.UNKNOWN, seg))
-                run = []
-            who = here
-            run.append(w)
-        if run:
-            out.append(_turn(len(out), run, who or Speaker.UNKNOWN, seg))
-    return tuple(out), {"voices": voices}
+    turns = split_turns(segments, lambda a, b: names[int(assigned[nearest(found.centres, (a + b) / 2)])])
+    return turns, {"voices": voices}

@@ -98,6 +98,21 @@ def test_a_stereo_recording_is_labelled_by_its_sides_where_one_is_clearly_louder
     assert channel_voice(both, 0.0, 1.0) is None
 
 
+def test_live_windows_keep_each_voice_s_label_from_one_window_to_the_next() -> None:
+    from scribe.engines.speakers import label_window
+
+    first_found, first = script([(0, 8), (1, 8)])
+    labelled, state = label_window(first, first_found, VoiceHints(2), {})
+    assert [s.speaker for s in labelled] == [Speaker.CLINICIAN, Speaker.CLIENT]
+    # The next window begins with the client talking: window-local clustering with the
+    # first-speaker rule would call them the clinician; the running voices do not.
+    later_found, later = script([(1, 8), (0, 8)])
+    relabelled, state = label_window(later, later_found, VoiceHints(2), state)
+    assert [s.speaker for s in relabelled] == [Speaker.CLIENT, Speaker.CLINICIAN]
+    assert {v["speaker"] for v in state["voices"]} == {"clinician", "client"}
+    assert all(v["n"] >= 4 for v in state["voices"])
+
+
 def test_a_lone_window_in_a_turn_is_smoothed_away() -> None:
     assert smooth(np.array([0, 0, 1, 0, 0, 1, 1, 1])).tolist() == [0, 0, 0, 0, 0, 1, 1, 1]
 
