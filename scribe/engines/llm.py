@@ -84,10 +84,14 @@ class CT2Drafter(_SectionDrafter):
         head = full[: full.index(transcript_block(transcript_text)) + len(transcript_block(transcript_text))]
         full_ids = self._tok(full, add_special_tokens=False).input_ids
         head_ids = self._tok(head, add_special_tokens=False).input_ids
-        if full_ids[: len(head_ids)] != head_ids:  # tokenization crosses the boundary: no cache
-            return [], self._tok.convert_ids_to_tokens(full_ids)
-        return (self._tok.convert_ids_to_tokens(head_ids),
-                self._tok.convert_ids_to_tokens(full_ids[len(head_ids):]))
+        if full_ids[: len(head_ids)] == head_ids:
+            rest_ids = full_ids[len(head_ids):]
+        else:
+            # The tokenizer merges across the end of the transcript block (SmolLM2 does, at the
+            # blank line): tokenize the two sides apart, so the transcript is still a prefix the
+            # generator caches and reads once for the whole note, not once per section.
+            rest_ids = self._tok(full[len(head):], add_special_tokens=False).input_ids
+        return self._tok.convert_ids_to_tokens(head_ids), self._tok.convert_ids_to_tokens(rest_ids)
 
     def _generate(self, transcript_text: str, note_name: str, section: SectionRequest,
                   deadline: Deadline | None) -> tuple[str, int, int]:

@@ -208,3 +208,20 @@ def test_scribe_redact_reads_stdin_and_prints_spans(tmp_path: Path) -> None:
         assert leaked not in redacted, leaked
     assert {"start", "end", "entity_type", "score"} <= set(result["spans"][0])
     assert all(text[s["start"]:s["end"]] for s in result["spans"])
+
+
+def test_the_transcript_is_a_cached_prefix_for_every_section(real_engines) -> None:
+    """The drafter reads the transcript once per note: it is the generator's static (cached)
+    prompt, the same for every section, even where the tokenizer would merge across its end
+    (SmolLM2 does at the blank line); prompt and rest still spell the whole prompt."""
+    from scribe.engines.protocols import SectionRequest
+
+    drafter = real_engines.drafter.inner
+    text = "CLINICIAN: How was your week?\nCLIENT: Better, I slept well.\n" * 40
+    parts = [drafter._prompt_tokens(text, "SOAP note", SectionRequest(k, k.title(), "Summarise.", 3))
+             for k in ("subjective", "plan")]
+    (static_a, rest_a), (static_b, rest_b) = parts
+    assert static_a and static_a == static_b and rest_a != rest_b
+    assert len(static_a) > 10 * len(rest_a)
+    whole = drafter._tok.convert_tokens_to_string(static_a + rest_a)
+    assert "I slept well" in whole and whole.rstrip().endswith(drafter._tok.convert_tokens_to_string(rest_a).rstrip())
