@@ -43,7 +43,7 @@ PIECE_SECONDS = 2.0
 RATE = 48000
 
 
-def recording_and_reference(minutes: float) -> tuple[bytes, str, float]:
+def recording_and_reference(minutes: float) -> tuple[bytes, str, float, list[tuple[float, float, str]]]:
     """The OSCE clips back to back up to ``minutes`` (whole clips only: the reference must match),
     as WebM/Opus; the references joined the same way."""
     import av
@@ -51,6 +51,7 @@ def recording_and_reference(minutes: float) -> tuple[bytes, str, float]:
     clips = sorted((EVAL / "fareez_osce" / "audio").glob("*.mp3"))
     parts: list[np.ndarray] = []
     refs: list[str] = []
+    spans: list[tuple[float, float, str]] = []  # each clip's start and end in the recording, and its reference
     total = 0.0
     i = 0
     while total < minutes * 60:
@@ -60,6 +61,7 @@ def recording_and_reference(minutes: float) -> tuple[bytes, str, float]:
             pcm = np.concatenate([p.to_ndarray().reshape(-1) for f in c.decode(audio=0) for p in resampler.resample(f)])
         parts.append(pcm)
         refs.append((EVAL / "fareez_osce" / "reference" / f"{clip.stem}.txt").read_text())
+        spans.append((total, total + len(pcm) / RATE, refs[-1]))
         total += len(pcm) / RATE
         i += 1
     signal = np.concatenate(parts)
@@ -78,7 +80,7 @@ def recording_and_reference(minutes: float) -> tuple[bytes, str, float]:
                 container.mux(packet)
         OUT.mkdir(parents=True, exist_ok=True)
         cache.write_bytes(out.getvalue())
-    return cache.read_bytes(), "\n".join(refs), len(signal) / RATE
+    return cache.read_bytes(), "\n".join(refs), len(signal) / RATE, spans
 
 
 def pieces(data: bytes, seconds: float) -> list[bytes]:
@@ -100,15 +102,29 @@ def wait_in_review(rt, encounter_id: int, limit: float = 7200) -> float:  # noqa
     raise SystemExit("timed out")
 
 
-def outcome(rt, encounter_id: int, reference: str) -> dict[str, object]:  # noqa: ANN001
+def outcome(rt, encounter_id: int, reference: str, spans: list[tuple[float, float, str]],  # noqa: ANN001
+            samples: np.ndarray) -> dict[str, object]:
+    """WER over the whole recording; speaker attribution per interview (each has its own two
+    people, so the concatenation has ten voices): the path's own words and times, labelled by the
+    voices engine on that interview's audio, against its reference turns."""
+    from scribe.domain.transcript import Segment, Word
+    from scribe.engines.protocols import VoiceHints
+
     with session_scope(rt.engine) as s:
         t = s.exec(select(Transcript).where(Transcript.encounter_id == encounter_id)).one()
         rows = s.exec(select(TranscriptSegment).where(TranscriptSegment.transcript_id == t.id)
                       .order_by(col(TranscriptSegment.idx))).all()
         stages = {j.kind: round(j.seconds_taken, 1) for j in s.exec(select(Job).where(Job.encounter_id == encounter_id))}
-        said = [(w[2], r.speaker) for r in rows for w in r.words]
+        words = [Word(*w) for r in rows for w in r.words]
         text = " ".join(r.text for r in rows)
-    right, aligned = speaker_accuracy(said, reference_turns(reference))
+    right = aligned = 0
+    for a, b, ref in spans:
+        inside = tuple(Segment(i, w.start - a, w.end - a, w.text, words=(Word(w.start - a, w.end - a, w.text),))
+                       for i, w in enumerate(x for x in words if a <= (x.start + x.end) / 2 < b))
+        clip = samples[int(a * 16000):int(b * 16000)]
+        labelled = rt.engines.voices.label(clip, inside, VoiceHints(2))
+        r, n = speaker_accuracy([(w.text, x.speaker.value) for x in labelled for w in x.words], reference_turns(ref))
+        right, aligned = right + r, aligned + n
     return {"wer": jiwer.wer(" ".join(normalise(reference)), " ".join(normalise(text))),
             "speaker_words_right": right / aligned if aligned else None, "words_aligned": aligned, "stages": stages}
 
@@ -120,7 +136,7 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=4.0, help="replay speed (1 = real time)")
     args = parser.parse_args()
     force_offline()
-    data, reference, seconds = recording_and_reference(args.minutes)
+    data, reference, seconds, spans = recording_and_reference(args.minutes)
     print(f"recording: {seconds / 60:.1f} min, {len(data) / 1e6:.1f} MB WebM/Opus; replay at {args.speed}x", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(data_dir=Path(tmp), model_profile=args.profile, worker_in_process=False)
@@ -153,7 +169,8 @@ def main() -> None:
             recording.finish(s, rt.audit_key, rt.policies, actor=actor, encounter_id=live_id,
                              recordings_dir=settings.recordings_dir, decoder=rt.decoder, now=rt.clock())
         live_to_queue = wait_in_review(rt, live_id)
-        live = outcome(rt, live_id, reference)
+        samples = rt.decoder.pcm(data, max_seconds=1e9).samples
+        live = outcome(rt, live_id, reference, spans, samples)
         print(f"live: draft in the queue {live_to_queue:.1f} s after the recording ended; "
               f"{live_until:.0f} s of {seconds:.0f} s transcribed live", flush=True)
 
@@ -164,7 +181,7 @@ def main() -> None:
                                     decoder=rt.decoder, actor=actor, client_id=client_id, note_type="soap",
                                     filename="session.webm", stream=io.BytesIO(data), now=rt.clock()).id or 0
         cold_to_queue = wait_in_review(rt, cold_id)
-        cold = outcome(rt, cold_id, reference)
+        cold = outcome(rt, cold_id, reference, spans, samples)
         del started
         worker.stop()
         thread.join(timeout=60)
