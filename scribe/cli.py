@@ -72,8 +72,14 @@ def cmd_transcribe(args: argparse.Namespace) -> int:
     audio = build_decoder(policies).pcm(Path(args.audio).read_bytes(), max_seconds=policies.pipeline.upload.max_seconds,
                                         source=args.audio)
     result = build_transcriber(settings).transcribe(audio)
+    # Speaker turns as the pipeline makes them: two voices, the practice's first-speaker rule.
+    from scribe.engines.build import build_voices
+    from scribe.engines.protocols import VoiceHints
+
+    hints = VoiceHints(args.speakers, clinician_first=policies.pipeline.clinician_is_first_speaker)
+    segments = build_voices(settings).label(audio.samples, result.segments, hints, channels=audio.channels)
     print(json.dumps({"duration": round(result.duration, 2), "seconds": round(time.perf_counter() - started, 2),
-                      "segments": [s.to_json() for s in result.segments]}, indent=2))
+                      "segments": [s.to_json() for s in segments]}, indent=2))
     return 0
 
 
@@ -400,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("transcribe", help="transcribe one recording; prints JSON segments")
     p.add_argument("audio")
     p.add_argument("--profile", choices=["default", "test"])
+    p.add_argument("--speakers", type=int, default=2, choices=range(1, 6), help="people speaking (default 2)")
     p.set_defaults(func=cmd_transcribe)
     p = sub.add_parser("draft", help="draft a note from a transcript; prints JSON")
     p.add_argument("transcript", help="plain text with SPEAKER: lines, or the JSON from `scribe transcribe`")

@@ -118,29 +118,30 @@ def test_a_lone_window_in_a_turn_is_smoothed_away() -> None:
 
 
 @pytest.mark.slow
-def test_real_voices_on_a_real_interview_and_an_enrolled_clinician(policies) -> None:  # noqa: ANN001
-    """resemblyzer on a Fareez OSCE interview, transcribed by Whisper tiny.en: words on the
-    right speaker against the human reference. Then the recording cut to start on the client's
-    turn: the first-speaker rule gets it backwards, the clinician's enrolled voice does not."""
-    from bench.common import EVAL, reference_turns, speaker_accuracy
+def test_real_voices_on_a_real_recording_and_an_enrolled_clinician(policies) -> None:  # noqa: ANN001
+    """resemblyzer on the bundled sample session (two voices), transcribed by Whisper tiny.en:
+    words on the right speaker against its script. Then the recording cut to start on the
+    client's turn: the first-speaker rule gets it backwards, the clinician's enrolled voice
+    does not. (bench/speakers.py measures the same on the Fareez interviews.)"""
+    from bench.common import normalise, speaker_accuracy
     from scribe.config import ROOT, Settings
     from scribe.engines.build import build_decoder, build_transcriber
     from scribe.engines.speakers import VoiceTurns
+    from scribe.services.demo import SAMPLE_AUDIO, SAMPLE_SCRIPT
 
-    clip = EVAL / "fareez_osce" / "audio" / "CAR0002.mp3"
-    assert clip.exists(), "the Fareez OSCE clips are missing from ../shared/eval"
-    samples = build_decoder(policies).pcm(clip.read_bytes(), max_seconds=3600).samples[: 16000 * 240]
+    samples = build_decoder(policies).pcm(SAMPLE_AUDIO.read_bytes(), max_seconds=3600).samples
     transcriber = build_transcriber(Settings(model_profile="test", models_dir=ROOT / "models"))
     transcript = transcriber.transcribe(_audio(samples))
     voices = VoiceTurns()
-    reference = reference_turns((EVAL / "fareez_osce" / "reference" / "CAR0002.txt").read_text())
+    reference = [(w, "clinician" if who.strip().upper() == "CLINICIAN" else "client")
+                 for who, _, line in (x.partition(":") for x in SAMPLE_SCRIPT.read_text().splitlines() if x.strip())
+                 for w in normalise(line)]
     labelled = voices.label(samples, transcript.segments, VoiceHints(2))
     right, aligned = speaker_accuracy([(w.text, s.speaker.value) for s in labelled for w in s.words], reference)
-    assert aligned > 300 and right / aligned >= 0.95
+    assert aligned > 120 and right / aligned >= 0.95
     # The clinician's voice, enrolled from their turns in the second half only.
-    theirs = [s for s in labelled if s.speaker == Speaker.CLINICIAN and s.start > 120]
-    sample = np.concatenate([samples[int(s.start * 16000):int(s.end * 16000)] for s in theirs])
-    enrolled = voices.enrol(sample)
+    theirs = [s for s in labelled if s.speaker == Speaker.CLINICIAN and s.start > 40]
+    enrolled = voices.enrol(np.concatenate([samples[int(s.start * 16000):int(s.end * 16000)] for s in theirs]))
     first_client = next(s for s in labelled if s.speaker == Speaker.CLIENT)
     cut = samples[int(first_client.start * 16000):]
     cut_transcript = transcriber.transcribe(_audio(cut))
