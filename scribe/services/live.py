@@ -34,7 +34,7 @@ from scribe.db.engine import session_scope
 from scribe.db.tables import Encounter, Job, RecordingChunk, Transcript, TranscriptSegment
 from scribe.domain.errors import ConsentMissing, EngineError
 from scribe.domain.notes import EncounterStatus, JobKind, JobStatus
-from scribe.domain.transcript import Segment, Word
+from scribe.domain.transcript import Segment
 from scribe.engines.protocols import Audio, Deadline
 from scribe.services.consent import require_step_for
 from scribe.services.files import recordings
@@ -151,7 +151,7 @@ def _step(rt: Runtime, job: Job) -> bool:
     started = time.perf_counter()
     result = transcriber.transcribe(Audio(window, len(window) / RATE, offset=until), deadline,
                                     context=" ".join(x.text for x in done[-3:]))
-    kept = cut(tuple(_shifted(x, until) for x in result.segments), until=until, end=end)
+    kept = cut(tuple(x.shifted(until) for x in result.segments), until=until, end=end)
     if kept is None:
         return False
     segments, new_until = kept
@@ -176,11 +176,6 @@ def cut(segments: tuple[Segment, ...], *, until: float, end: float) -> tuple[tup
     if end - until > MAX_OPEN_SECONDS:
         return tuple(x for x in segments if x.end > until), max(x.end for x in segments)
     return None
-
-
-def _shifted(x: Segment, by: float) -> Segment:
-    return Segment(x.index, x.start + by, x.end + by, x.text, x.speaker,
-                   tuple(Word(w.start + by, w.end + by, w.text, w.probability) for w in x.words))
 
 
 def _segments(s: Session, transcript: Transcript | None) -> list[TranscriptSegment]:

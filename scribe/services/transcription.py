@@ -15,7 +15,7 @@ from scribe.db.engine import session_scope
 from scribe.db.tables import Encounter, Job, Recording, Transcript, TranscriptSegment, User
 from scribe.domain.errors import EngineError, InvalidInput
 from scribe.domain.notes import EncounterKind, content_sha256
-from scribe.domain.transcript import Segment, TranscriptResult, Word
+from scribe.domain.transcript import TranscriptResult
 from scribe.engines.protocols import Deadline, VoiceHints
 from scribe.services.files import recordings
 from scribe.services.pipeline import Output, _encounter, load_segments, participants
@@ -71,7 +71,7 @@ def transcribe_stage(rt: Runtime, job: Job) -> Output:
         rest = transcriber.transcribe(dataclasses.replace(audio, samples=tail, seconds=len(tail) / 16000,
                                                           channels=None, offset=live_until), deadline,
                                       context=" ".join(x.text for x in kept[-3:]), progress=report)
-        segments = tuple(kept) + tuple(_shift(x, live_until) for x in rest.segments)
+        segments = tuple(kept) + tuple(x.shifted(live_until) for x in rest.segments)
         result = TranscriptResult(tuple(dataclasses.replace(x, index=i) for i, x in enumerate(segments)),
                                   audio.seconds, rest.language)
     else:
@@ -99,11 +99,6 @@ def transcribe_stage(rt: Runtime, job: Job) -> Output:
                                     words=[[w.start, w.end, w.text, w.probability] for w in seg.words]))
 
     return Output(write, made_from)
-
-
-def _shift(x: Segment, by: float) -> Segment:
-    return Segment(x.index, x.start + by, x.end + by, x.text, x.speaker,
-                   tuple(Word(w.start + by, w.end + by, w.text, w.probability) for w in x.words))
 
 
 def _progress_reporter(rt: Runtime, job: Job, *, start: float) -> Callable[[float], None]:
