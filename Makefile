@@ -39,7 +39,14 @@ $(TOOLS)/%/.installed: tests/security/%.lock
 	$(TOOLS)/$*/bin/pip install -q --require-hashes -r $<
 	touch $@
 
-tools: $(TOOLS)/sast/.installed $(TOOLS)/dast/.installed
+# The style tools (ruff, mypy) likewise, from tests/style/lint.lock.
+$(TOOLS)/%/.installed: tests/style/%.lock
+	$(PYTHON) -m venv $(TOOLS)/$*
+	$(TOOLS)/$*/bin/pip install -q --upgrade pip
+	$(TOOLS)/$*/bin/pip install -q --require-hashes -r $<
+	touch $@
+
+tools: $(TOOLS)/sast/.installed $(TOOLS)/dast/.installed $(TOOLS)/lint/.installed
 
 # A CycloneDX bill of materials of the app's virtualenv (what a clinic server runs).
 sbom: install tools

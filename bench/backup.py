@@ -32,10 +32,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import OUT, table  # noqa: E402
-from scribe.config import Settings  # noqa: E402
-from scribe.db.engine import session_scope  # noqa: E402
-from scribe.db.tables import (  # noqa: E402
+from bench.common import OUT, table
+from scribe.config import Settings
+from scribe.db.engine import session_scope
+from scribe.db.tables import (
     Draft,
     DraftSection,
     DraftSentence,
@@ -46,10 +46,10 @@ from scribe.db.tables import (  # noqa: E402
     Transcript,
     TranscriptSegment,
 )
-from scribe.domain.notes import SIGNATURE_MEANING, EncounterStatus, VersionKind  # noqa: E402
-from scribe.runtime import build_runtime  # noqa: E402
-from scribe.services import audit, backup, records  # noqa: E402
-from scribe.services.files import FileKey, recordings  # noqa: E402
+from scribe.domain.notes import SIGNATURE_MEANING, EncounterStatus, VersionKind
+from scribe.runtime import build_runtime
+from scribe.services import audit, backup, records
+from scribe.services.files import FileKey, recordings
 
 
 def thirty_seconds() -> bytes:

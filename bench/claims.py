@@ -29,9 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import EVAL, OUT, table  # noqa: E402
-from scribe.domain.evidence import FlagKind, check_draft, split_sentences  # noqa: E402
-from scribe.domain.transcript import Segment, Speaker  # noqa: E402
+from bench.common import EVAL, OUT, table
+from scribe.domain.evidence import FlagKind, check_draft, split_sentences
+from scribe.domain.transcript import Segment, Speaker
 
 CHECKED = {FlagKind.CONTRADICTION, FlagKind.NUMBER_MISMATCH}
 SWAPS = [("this week", "last week"), ("today", "yesterday"), ("now", "before"), ("currently", "previously")]

@@ -19,16 +19,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import OUT, table  # noqa: E402
-from scribe.config import ROOT  # noqa: E402
-from scribe.domain.transcript import parse_plain_transcript  # noqa: E402
-from scribe.engines.build import force_offline  # noqa: E402
-from scribe.engines.fakes import FakeRedactor  # noqa: E402
-from scribe.engines.llm import CT2Drafter, TransformersDrafter  # noqa: E402
-from scribe.engines.protocols import SectionRequest  # noqa: E402
-from scribe.policies import load_policies  # noqa: E402
-from scribe.services.demo import SAMPLE_SCRIPT  # noqa: E402
-from scribe.weights import profile_paths, verify  # noqa: E402
+from bench.common import OUT, table
+from scribe.config import ROOT
+from scribe.domain.transcript import parse_plain_transcript
+from scribe.engines.build import force_offline
+from scribe.engines.fakes import FakeRedactor
+from scribe.engines.llm import CT2Drafter, TransformersDrafter
+from scribe.engines.protocols import SectionRequest
+from scribe.policies import load_policies
+from scribe.services.demo import SAMPLE_SCRIPT
+from scribe.weights import profile_paths, verify
 
 
 def main() -> None:
@@ -63,7 +63,7 @@ def main() -> None:
         rows.append({"executor": executor, "model": model, "generated_tokens": result.generated_tokens,
                      "seconds": round(result.seconds, 2), "tokens_per_s": result.generated_tokens / result.seconds})
     reference = outputs[("transformers-float32", "test")]
-    for r, key in zip(rows, outputs):
+    for r, key in zip(rows, outputs, strict=False):
         if key[1] == "test":
             r["match_vs_transformers"] = round(SequenceMatcher(None, outputs[key], reference, autojunk=False).ratio(), 3)
     print(table(rows, list(rows[0])))

@@ -21,13 +21,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import dramatiq  # noqa: E402
-from dramatiq.brokers.redis import RedisBroker  # noqa: E402
-from sqlalchemy import Engine, event  # noqa: E402
-from sqlalchemy.orm import Session as OrmSession  # noqa: E402
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from sqlalchemy import Engine, event
+from sqlalchemy.orm import Session as OrmSession
 
-from scribe.db.tables import Job  # noqa: E402
-from scribe.domain.notes import PIPELINE, JobStatus  # noqa: E402
+from scribe.db.tables import Job
+from scribe.domain.notes import PIPELINE, JobStatus
 
 REDIS = os.environ.get("SCRIBE_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 broker = RedisBroker(url=REDIS, namespace=os.environ.get("SCRIBE_BENCH_REDIS_NAMESPACE", "scribe-bench"))

@@ -23,21 +23,21 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import jiwer  # noqa: E402
-import numpy as np  # noqa: E402
-from sqlmodel import col, select  # noqa: E402
+import jiwer
+import numpy as np
+from sqlmodel import col, select
 
-from bench.common import EVAL, OUT, normalise, reference_turns, speaker_accuracy, table  # noqa: E402
-from scribe.config import Settings  # noqa: E402
-from scribe.db.engine import session_scope  # noqa: E402
-from scribe.db.tables import Encounter, Job, Transcript, TranscriptSegment  # noqa: E402
-from scribe.domain.notes import EncounterStatus  # noqa: E402
-from scribe.engines.build import build_engines, force_offline  # noqa: E402
-from scribe.runtime import build_runtime  # noqa: E402
-from scribe.services import recording  # noqa: E402
-from scribe.services.demo import demo_client_id, seed_demo, user_by_name  # noqa: E402
-from scribe.services.uploads import accept_upload  # noqa: E402
-from scribe.worker import Worker  # noqa: E402
+from bench.common import EVAL, OUT, normalise, reference_turns, speaker_accuracy, table
+from scribe.config import Settings
+from scribe.db.engine import session_scope
+from scribe.db.tables import Encounter, Job, Transcript, TranscriptSegment
+from scribe.domain.notes import EncounterStatus
+from scribe.engines.build import build_engines, force_offline
+from scribe.runtime import build_runtime
+from scribe.services import recording
+from scribe.services.demo import demo_client_id, seed_demo, user_by_name
+from scribe.services.uploads import accept_upload
+from scribe.worker import Worker
 
 PIECE_SECONDS = 2.0
 RATE = 48000
@@ -89,7 +89,7 @@ def pieces(data: bytes, seconds: float) -> list[bytes]:
     return [data[i:i + size] for i in range(0, len(data), size)]
 
 
-def wait_in_review(rt, encounter_id: int, limit: float = 7200) -> float:  # noqa: ANN001
+def wait_in_review(rt, encounter_id: int, limit: float = 7200) -> float:
     started = time.perf_counter()
     while time.perf_counter() - started < limit:
         with session_scope(rt.engine) as s:
@@ -102,7 +102,7 @@ def wait_in_review(rt, encounter_id: int, limit: float = 7200) -> float:  # noqa
     raise SystemExit("timed out")
 
 
-def outcome(rt, encounter_id: int, reference: str, spans: list[tuple[float, float, str]],  # noqa: ANN001
+def outcome(rt, encounter_id: int, reference: str, spans: list[tuple[float, float, str]],
             samples: np.ndarray) -> dict[str, object]:
     """WER over the whole recording; speaker attribution per interview (each has its own two
     people, so the concatenation has ten voices): the path's own words and times, labelled by the
@@ -162,7 +162,7 @@ def main() -> None:
                 recording.add_chunk(s, rt.policies, actor=actor, encounter_id=live_id, seq=seq, data=piece,
                                     recordings_dir=settings.recordings_dir, now=rt.clock())
         time.sleep(max(0.0, begun + seconds / args.speed - time.perf_counter()))
-        ended = time.perf_counter()
+        time.perf_counter()
         with session_scope(rt.engine) as s:
             t = s.exec(select(Transcript).where(Transcript.encounter_id == live_id)).first()
             live_until, live_seconds = (t.live_until, t.seconds_taken) if t else (0.0, 0.0)

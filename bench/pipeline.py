@@ -18,25 +18,25 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import jiwer  # noqa: E402
-from sqlmodel import col, select  # noqa: E402
+import jiwer
+from sqlmodel import col, select
 
-from bench.common import EVAL, OUT, normalise, table  # noqa: E402
-from scribe.config import Settings  # noqa: E402
-from scribe.db.engine import session_scope  # noqa: E402
-from scribe.db.tables import Draft, Encounter, Job, Transcript, TranscriptSegment  # noqa: E402
-from scribe.engines.build import build_engines, force_offline  # noqa: E402
-from scribe.runtime import build_runtime  # noqa: E402
-from scribe.services.demo import (  # noqa: E402
+from bench.common import EVAL, OUT, normalise, table
+from scribe.config import Settings
+from scribe.db.engine import session_scope
+from scribe.db.tables import Draft, Encounter, Job, Transcript, TranscriptSegment
+from scribe.engines.build import build_engines, force_offline
+from scribe.runtime import build_runtime
+from scribe.services.demo import (
     SAMPLE_AUDIO,
     SAMPLE_SCRIPT,
     demo_client_id,
     seed_demo,
     user_by_name,
 )
-from scribe.services.uploads import accept_upload  # noqa: E402
-from scribe.weights import profile_paths  # noqa: E402
-from scribe.worker import Worker  # noqa: E402
+from scribe.services.uploads import accept_upload
+from scribe.weights import profile_paths
+from scribe.worker import Worker
 
 
 def files(limit: int) -> list[tuple[str, Path, str]]:

@@ -40,9 +40,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import EVAL, OUT, ROOT, table  # noqa: E402
-from scribe.domain.redaction import KnownIdentifier  # noqa: E402
-from scribe.domain.spoken import speak_digits, speak_email  # noqa: E402
+from bench.common import EVAL, OUT, ROOT, table
+from scribe.domain.redaction import KnownIdentifier
+from scribe.domain.spoken import speak_digits, speak_email
 
 NOT_IDENTIFIERS = {"TITLE", "NRP", "AGE_UNDER_90"}
 

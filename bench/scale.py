@@ -43,17 +43,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, text  # noqa: E402
-from sqlmodel import select  # noqa: E402
+from sqlalchemy import create_engine, text
+from sqlmodel import select
 
-from bench.common import OUT, ROOT, table  # noqa: E402
-from scribe.config import Settings  # noqa: E402
-from scribe.db.engine import session_scope  # noqa: E402
-from scribe.db.tables import Encounter, Job  # noqa: E402
-from scribe.domain.notes import EncounterStatus  # noqa: E402
-from scribe.runtime import build_runtime  # noqa: E402
-from scribe.services.demo import SAMPLE_AUDIO, demo_client_id, seed_demo, user_by_name  # noqa: E402
-from scribe.services.uploads import accept_upload  # noqa: E402
+from bench.common import OUT, ROOT, table
+from scribe.config import Settings
+from scribe.db.engine import session_scope
+from scribe.db.tables import Encounter, Job
+from scribe.domain.notes import EncounterStatus
+from scribe.runtime import build_runtime
+from scribe.services.demo import SAMPLE_AUDIO, demo_client_id, seed_demo, user_by_name
+from scribe.services.uploads import accept_upload
 
 PG = os.environ.get("SCRIBE_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
@@ -72,9 +72,17 @@ def one_run(queue: str, workers: int, sessions: int, cost: float, tmp: Path, *,
         conn.execute(text(f"CREATE SCHEMA {schema}"))  # nosec B608 - a generated identifier, no input
     url = f"{PG}?options=-csearch_path%3D{schema}"
     run_dir = tmp / f"{queue}-{workers}{'-idle' if one_by_one else ''}"
-    settings = Settings(data_dir=run_dir / "web", database_url=url, engines="fake", worker_in_process=False,
-                        queue_engine="procrastinate" if queue == "procrastinate" else "table", storage_dir=run_dir / "storage", key_dir=run_dir / "keys",
-                        anchor_dir=run_dir / "anchors", fake_cost_seconds=cost)
+    settings = Settings(
+        data_dir=run_dir / "web",
+        database_url=url,
+        engines="fake",
+        worker_in_process=False,
+        queue_engine="procrastinate" if queue == "procrastinate" else "table",
+        storage_dir=run_dir / "storage",
+        key_dir=run_dir / "keys",
+        anchor_dir=run_dir / "anchors",
+        fake_cost_seconds=cost,
+    )
     runtime = build_runtime(settings)
     with session_scope(runtime.engine) as s:
         seed_demo(s, now=runtime.clock())

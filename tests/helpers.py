@@ -51,7 +51,7 @@ def confirm(runtime: Runtime, actor: User, encounter: Encounter, *, minutes: int
                     attendees=[], now=now)
 
 
-def media(runtime: Runtime):  # noqa: ANN201 - scrub.MediaTools
+def media(runtime: Runtime):
     """What a withdrawal needs to silence a supervision recording: the store and the decoder."""
     from scribe.services.scrub import MediaTools
 

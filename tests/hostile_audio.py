@@ -77,12 +77,12 @@ def encoded(container: str, codec: str, seconds: float, *, rate: int = 48000, ch
     return _finish(out, stream, buf)
 
 
-def _mux(out, stream, frame) -> None:  # noqa: ANN001 - PyAV objects
+def _mux(out, stream, frame) -> None:
     for packet in stream.encode(frame):
         out.mux(packet)
 
 
-def _finish(out, stream, buf: io.BytesIO) -> bytes:  # noqa: ANN001 - PyAV objects
+def _finish(out, stream, buf: io.BytesIO) -> bytes:
     _mux(out, stream, None)  # flush the encoder
     out.close()
     return buf.getvalue()

@@ -37,7 +37,7 @@ def add_client(s: Session, client: Client, *, by: int | None = None) -> Client:
 
 def reindex(s: Session, client: Client) -> None:
     """The client's MRN and name words as keyed hashes (after any change to them)."""
-    vault = vault_for(s.get_bind())  # type: ignore[arg-type]
+    vault = vault_for(s.get_bind())
     client.mrn_index = vault.blind(MRN, normal_mrn(client.mrn))
     s.execute(delete(ClientSearchToken).where(col(ClientSearchToken.client_id) == client.id))
     for token in name_tokens(client.given_name, client.family_name, client.preferred_name):
@@ -48,13 +48,13 @@ def find_by_mrn(s: Session, clinic_id: int, mrn: str) -> Client | None:
     normal = normal_mrn(mrn)
     if not normal:
         return None
-    index = vault_for(s.get_bind()).blind(MRN, normal)  # type: ignore[arg-type]
+    index = vault_for(s.get_bind()).blind(MRN, normal)
     return s.exec(select(Client).where(Client.clinic_id == clinic_id, Client.mrn_index == index)).first()
 
 
 def matching_ids(s: Session, clinic_id: int, query: str) -> set[int]:
     """Clients of a clinic whose MRN is the query, or whose names hold every word of it."""
-    vault = vault_for(s.get_bind())  # type: ignore[arg-type]
+    vault = vault_for(s.get_bind())
     found = set()
     normal = normal_mrn(query)
     if normal:

@@ -56,7 +56,8 @@ def _refuse_unsealed_upgrade(engine: Engine) -> None:
     Check before anything runs: SQLite applies DDL outside the migration's transaction,
     so a refusal half-way would leave a half-upgraded schema."""
     from alembic.runtime.migration import MigrationContext
-    from sqlalchemy import func, inspect, select, table as sa_table
+    from sqlalchemy import func, inspect, select
+    from sqlalchemy import table as sa_table
 
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()

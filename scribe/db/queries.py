@@ -151,4 +151,4 @@ def transcription_progress(session: Session, encounter_id: int) -> int | None:
     """Percent of the recording's audio transcribed, while its transcription runs (else None)."""
     job = session.exec(select(Job).where(Job.encounter_id == encounter_id, Job.kind == "transcribe",
                                          Job.status == "running")).first()
-    return None if job is None else int(round(job.progress * 100))
+    return None if job is None else round(job.progress * 100)

@@ -20,7 +20,9 @@ def _ident(name: str) -> str:
 
 def _ddl(conn: Connection, template: str, **names: str) -> None:
     """GRANT and REVOKE take no bound parameters: every name goes in double-quoted."""
-    conn.execute(text(template.format(**{k: _ident(v) for k, v in names.items()})))  # nosemgrep: scribe-sql-built-from-strings - quoted identifiers only
+    conn.execute(
+        text(template.format(**{k: _ident(v) for k, v in names.items()}))
+    )  # nosemgrep: scribe-sql-built-from-strings - quoted identifiers only
 
 
 def grant_app_role(owner: Engine, app_role: str) -> None:

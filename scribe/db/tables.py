@@ -8,7 +8,7 @@ carry ids and codes only."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, BigInteger, Column, Text, UniqueConstraint, event
 from sqlalchemy.orm import Session as OrmSession
@@ -21,7 +21,7 @@ from scribe.db.sealing.envelope import Scope, SealingError
 class User(SQLModel, table=True):
     __tablename__ = "users"
     __seal_binding__: ClassVar[tuple[str, ...]] = ("id",)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     clinic_id: int = Field(foreign_key="clinics.id", index=True)
     username: str = Field(unique=True, index=True)
     full_name: str
@@ -30,21 +30,21 @@ class User(SQLModel, table=True):
     licence_number: str = ""
     licence_status: str = "licensed"  # domain.notes.LicenceStatus
     licence_type: str = ""  # e.g. LPC-Associate, for hour targets
-    supervisor_id: Optional[int] = Field(default=None, foreign_key="users.id")
+    supervisor_id: int | None = Field(default=None, foreign_key="users.id")
     password_hash: str
     active: bool = True
     failed_logins: int = 0
-    locked_until: Optional[datetime] = None  # throttling after repeated failures
-    totp_secret: Optional[str] = Field(default=None, sa_column=Column(Sealed("users.totp_secret"), nullable=True))
-    totp_enrolled_at: Optional[datetime] = None  # the second factor is in force once confirmed
+    locked_until: datetime | None = None  # throttling after repeated failures
+    totp_secret: str | None = Field(default=None, sa_column=Column(Sealed("users.totp_secret"), nullable=True))
+    totp_enrolled_at: datetime | None = None  # the second factor is in force once confirmed
     totp_last_step: int = 0  # each TOTP code is accepted once
-    password_changed_at: Optional[datetime] = None
+    password_changed_at: datetime | None = None
     created_at: datetime
     # The clinician's voice (a unit voice embedding from a short sample they recorded), so the
     # speaker turns know which voice is theirs. Biometric: sealed like the second factor.
-    voice: Optional[list[float]] = Field(default=None, sa_column=Column(Sealed("users.voice", is_json=True),
+    voice: list[float] | None = Field(default=None, sa_column=Column(Sealed("users.voice", is_json=True),
                                                                         nullable=True))
-    voice_enrolled_at: Optional[datetime] = None
+    voice_enrolled_at: datetime | None = None
 
     def seal_scope(self, session: OrmSession) -> Scope:
         if self.id is None:
@@ -54,7 +54,7 @@ class User(SQLModel, table=True):
 
 class Clinic(SQLModel, table=True):
     __tablename__ = "clinics"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     name: str
     address: str = ""  # the practice header of exported notes
     phone: str = ""
@@ -64,7 +64,7 @@ class Clinic(SQLModel, table=True):
 def _identity(label: str, *, default: Any = None, listed: bool = False, **kw: Any) -> Any:
     """An identity column of the chart, sealed (nullable only for the moment between a new
     client's insert and its sealed values, inside ``add_client``'s transaction)."""
-    column = Column(Sealed(f"clients.{label}", is_json=listed, **kw), nullable=True)
+    column: Column[Any] = Column(Sealed(f"clients.{label}", is_json=listed, **kw), nullable=True)
     if listed:
         return Field(default_factory=list, sa_column=column)
     return Field(default=default, sa_column=column)
@@ -79,13 +79,13 @@ class Client(SQLModel, table=True):
     __tablename__ = "clients"
     __table_args__ = (UniqueConstraint("clinic_id", "mrn_index"),)
     __seal_binding__: ClassVar[tuple[str, ...]] = ("id",)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     clinic_id: int = Field(foreign_key="clinics.id", index=True)
     clinician_id: int = Field(foreign_key="users.id", index=True)
     given_name: str = _identity("given_name")
     family_name: str = _identity("family_name")
     preferred_name: str = _identity("preferred_name", default="")
-    date_of_birth: Optional[date] = _identity("date_of_birth", as_date=True)
+    date_of_birth: date | None = _identity("date_of_birth", as_date=True)
     mrn: str = _identity("mrn", default="")
     address: str = _identity("address", default="")
     city: str = _identity("city", default="")
@@ -96,14 +96,14 @@ class Client(SQLModel, table=True):
     contacts: list[dict[str, Any]] = _identity("contacts", listed=True)
     guardians: list[dict[str, Any]] = _identity("guardians", listed=True)  # domain.clients.Person, with authority
     diagnoses: list[dict[str, Any]] = _identity("diagnoses", listed=True)  # entered by the clinician only
-    mrn_index: Optional[str] = Field(default=None, index=True)
+    mrn_index: str | None = Field(default=None, index=True)
     status: str = "active"  # domain.clients.ClientStatus
-    discharged_at: Optional[datetime] = None
+    discharged_at: datetime | None = None
     part2_program: bool = False  # in a 42 CFR Part 2 program: every session is tagged Part 2
     legal_hold: bool = False  # retention never purges a client on hold
     legal_hold_reason: str = ""
     created_at: datetime
-    updated_at: Optional[datetime] = None
+    updated_at: datetime | None = None
 
     def seal_scope(self, session: OrmSession) -> Scope:
         if self.id is None:
@@ -120,7 +120,7 @@ class ClientSearchToken(SQLModel, table=True):
 
     __tablename__ = "client_search_tokens"
     __table_args__ = (UniqueConstraint("client_id", "token"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     client_id: int = Field(foreign_key="clients.id", index=True)
     token: str = Field(index=True)
 
@@ -129,7 +129,7 @@ class ClientAssignment(SQLModel, table=True):
     """Who a client was assigned to, from when, by whom and why (a transfer, or the first)."""
 
     __tablename__ = "client_assignments"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     client_id: int = Field(foreign_key="clients.id", index=True)
     clinician_id: int = Field(foreign_key="users.id")
     assigned_at: datetime
@@ -143,7 +143,7 @@ class Consent(SQLModel, table=True):
 
     __tablename__ = "consents"
     __seal_binding__: ClassVar[tuple[str, ...]] = ("client_id", "function", "captured_at")
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     client_id: int = Field(foreign_key="clients.id", index=True)
     function: str
     granted: bool = True
@@ -153,8 +153,8 @@ class Consent(SQLModel, table=True):
     form_text: str = Field(sa_column=Column(Text, nullable=False))
     on_behalf_of: str = ""  # who consented for the client (guardian of a minor), and their relation
     effective_from: datetime
-    expires_at: Optional[datetime] = None
-    withdrawn_at: Optional[datetime] = None  # legacy; withdrawals are entries of their own
+    expires_at: datetime | None = None
+    withdrawn_at: datetime | None = None  # legacy; withdrawals are entries of their own
     scan_path: str = ""  # the signed form, scanned (relative to the forms directory)
     scan_sha256: str = ""
     # Sealed: who consented on the client's behalf (a guardian from the chart: name, relation,
@@ -172,10 +172,10 @@ class TranscriptionSwitch(SQLModel, table=True):
     are the history."""
 
     __tablename__ = "transcription_switches"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     scope: str  # domain.consent.SwitchScope
-    clinic_id: Optional[int] = Field(default=None, foreign_key="clinics.id", index=True)
-    user_id: Optional[int] = Field(default=None, foreign_key="users.id", index=True)
+    clinic_id: int | None = Field(default=None, foreign_key="clinics.id", index=True)
+    user_id: int | None = Field(default=None, foreign_key="users.id", index=True)
     enabled: bool
     note_types: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))  # empty: all
     set_by: int = Field(foreign_key="users.id")
@@ -187,7 +187,7 @@ class RecordingChunk(SQLModel, table=True):
 
     __tablename__ = "recording_chunks"
     __table_args__ = (UniqueConstraint("encounter_id", "seq"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     encounter_id: int = Field(foreign_key="encounters.id", index=True)
     seq: int
     path: str
@@ -200,7 +200,7 @@ class EgressEvent(SQLModel, table=True):
     """The egress ledger: every send the gateway made or refused. Ids, hashes and counts."""
 
     __tablename__ = "egress_events"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     at: datetime
     destination: str
     host: str
@@ -217,13 +217,13 @@ class DeletionReceipt(SQLModel, table=True):
     """What a purge removed, when, by which rule, with content hashes. No clinical text."""
 
     __tablename__ = "deletion_receipts"
-    id: Optional[int] = Field(default=None, primary_key=True)
-    client_id: Optional[int] = Field(default=None, foreign_key="clients.id", index=True)  # None: supervision meetings
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: int | None = Field(default=None, foreign_key="clients.id", index=True)  # None: supervision meetings
     owner: str = ""  # whose material when no client's: "meetings:<supervisor id>"
     rule: str  # e.g. "consent withdrawn: transcribe"
     function: str = ""
     at: datetime
-    by: Optional[int] = Field(default=None, foreign_key="users.id")
+    by: int | None = Field(default=None, foreign_key="users.id")
     items: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     receipt_sha256: str
 
@@ -232,11 +232,11 @@ class Encounter(SQLModel, table=True):
     """A session (called an encounter here to avoid clashing with database sessions)."""
 
     __tablename__ = "encounters"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     clinic_id: int = Field(foreign_key="clinics.id", index=True)
     kind: str = "therapy"  # domain.notes.EncounterKind
     part2: bool = False  # a 42 CFR Part 2 substance-use-disorder record; follows every artefact
-    client_id: Optional[int] = Field(default=None, foreign_key="clients.id", index=True)  # None for supervision
+    client_id: int | None = Field(default=None, foreign_key="clients.id", index=True)  # None for supervision
     clinician_id: int = Field(foreign_key="users.id", index=True)  # the author: clinician, or supervisor
     note_type: str
     occurred_at: datetime
@@ -245,13 +245,13 @@ class Encounter(SQLModel, table=True):
     created_at: datetime
     updated_at: datetime
     # The billable service: set from the recording, editable (and the code confirmed) before signing.
-    service_start: Optional[datetime] = None
-    service_end: Optional[datetime] = None
+    service_start: datetime | None = None
+    service_end: datetime | None = None
     place_of_service: str = ""  # a code of policies/billing.yaml places_of_service ("11" office, "02" telehealth)
     service_type: str = "individual"  # domain.billing.ServiceType
     service_code: str = ""  # confirmed by the clinician; "" until then (the suggestion is never stored as chosen)
-    service_confirmed_by: Optional[int] = Field(default=None, foreign_key="users.id")
-    service_confirmed_at: Optional[datetime] = None
+    service_confirmed_by: int | None = Field(default=None, foreign_key="users.id")
+    service_confirmed_at: datetime | None = None
     voices: int = 2  # people speaking (clinician included): speaker turns find that many voices
 
 
@@ -260,7 +260,7 @@ class EncounterParticipant(SQLModel, table=True):
 
     __tablename__ = "encounter_participants"
     __table_args__ = (UniqueConstraint("encounter_id", "user_id"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     encounter_id: int = Field(foreign_key="encounters.id", index=True)
     user_id: int = Field(foreign_key="users.id", index=True)
     consent_recorded_by: int = Field(foreign_key="users.id")
@@ -273,7 +273,7 @@ class EncounterAttendee(SQLModel, table=True):
     __tablename__ = "encounter_attendees"
     __table_args__ = (UniqueConstraint("encounter_id", "idx"),)
     __seal_binding__: ClassVar[tuple[str, ...]] = ("encounter_id", "idx")
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     encounter_id: int = Field(foreign_key="encounters.id", index=True)
     idx: int
     name: str = Field(sa_column=Column(Sealed("encounter_attendees.name"), nullable=False))
@@ -285,7 +285,7 @@ class EncounterAttendee(SQLModel, table=True):
 
 class Recording(SQLModel, table=True):
     __tablename__ = "recordings"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     encounter_id: int = Field(foreign_key="encounters.id", index=True, unique=True)
     path: str  # relative to the recordings directory
     sha256: str
@@ -293,13 +293,13 @@ class Recording(SQLModel, table=True):
     bytes: int
     duration_seconds: float
     created_at: datetime
-    purged_at: Optional[datetime] = None
+    purged_at: datetime | None = None
 
 
 class Transcript(SQLModel, table=True):
     __tablename__ = "transcripts"
     __seal_binding__: ClassVar[tuple[str, ...]] = ("encounter_id",)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     encounter_id: int = Field(foreign_key="encounters.id", index=True, unique=True)
     engine: str
     language: str
@@ -310,7 +310,7 @@ class Transcript(SQLModel, table=True):
     # its segments committed (they never change); only what follows is left when it ends. The
     # running voices (centroids of each speaker's voice so far) keep labels steady across windows.
     live_until: float = 0.0
-    live_voices: Optional[dict[str, Any]] = Field(default=None, sa_column=Column(
+    live_voices: dict[str, Any] | None = Field(default=None, sa_column=Column(
         Sealed("transcripts.live_voices", is_json=True), nullable=True))
 
     def seal_scope(self, session: OrmSession) -> Scope:
@@ -321,7 +321,7 @@ class TranscriptSegment(SQLModel, table=True):
     __tablename__ = "transcript_segments"
     __seal_binding__: ClassVar[tuple[str, ...]] = ("transcript_id", "idx")
     __table_args__ = (UniqueConstraint("transcript_id", "idx"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     transcript_id: int = Field(foreign_key="transcripts.id", index=True)
     idx: int
     start: float
@@ -341,7 +341,7 @@ class Pseudonymization(SQLModel, table=True):
 
     __tablename__ = "pseudonymizations"
     __seal_binding__: ClassVar[tuple[str, ...]] = ("encounter_id",)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     encounter_id: int = Field(foreign_key="encounters.id", index=True, unique=True)
     engine: str
     lines: list[str] = Field(default_factory=list,
@@ -360,7 +360,7 @@ class Pseudonymization(SQLModel, table=True):
 class Draft(SQLModel, table=True):
     __tablename__ = "drafts"
     __seal_binding__: ClassVar[tuple[str, ...]] = ("encounter_id",)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     encounter_id: int = Field(foreign_key="encounters.id", index=True, unique=True)
     note_type: str
     template_version: int
@@ -387,7 +387,7 @@ class DraftSection(SQLModel, table=True):
     __tablename__ = "draft_sections"
     __seal_binding__: ClassVar[tuple[str, ...]] = ("draft_id", "key")
     __table_args__ = (UniqueConstraint("draft_id", "key"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     draft_id: int = Field(foreign_key="drafts.id", index=True)
     key: str
     title: str
@@ -404,7 +404,7 @@ class DraftSection(SQLModel, table=True):
 class DraftSentence(SQLModel, table=True):
     __tablename__ = "draft_sentences"
     __seal_binding__: ClassVar[tuple[str, ...]] = ("draft_id", "section_key", "idx")
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     draft_id: int = Field(foreign_key="drafts.id", index=True)
     section_key: str
     idx: int
@@ -416,8 +416,8 @@ class DraftSentence(SQLModel, table=True):
     resolution: str = ""  # "", "edited", "deleted", "confirmed", "rechecked" (voices corrected)
     resolution_reason: str = Field(default="", sa_column=Column(Sealed("draft_sentences.resolution_reason"),
                                                                 nullable=False))
-    resolved_by: Optional[int] = Field(default=None, foreign_key="users.id")
-    resolved_at: Optional[datetime] = None
+    resolved_by: int | None = Field(default=None, foreign_key="users.id")
+    resolved_at: datetime | None = None
 
     def seal_scope(self, session: OrmSession) -> Scope:
         return draft_scope(session, self.draft_id)
@@ -425,7 +425,7 @@ class DraftSentence(SQLModel, table=True):
 
 class Note(SQLModel, table=True):
     __tablename__ = "notes"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     encounter_id: int = Field(foreign_key="encounters.id", index=True, unique=True)
     clinician_id: int = Field(foreign_key="users.id", index=True)
     created_at: datetime
@@ -437,11 +437,11 @@ class NoteVersion(SQLModel, table=True):
     __tablename__ = "note_versions"
     __seal_binding__: ClassVar[tuple[str, ...]] = ("note_id", "version")
     __table_args__ = (UniqueConstraint("note_id", "version"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     note_id: int = Field(foreign_key="notes.id", index=True)
     version: int
     kind: str  # domain.notes.VersionKind
-    supersedes_id: Optional[int] = Field(default=None, foreign_key="note_versions.id")
+    supersedes_id: int | None = Field(default=None, foreign_key="note_versions.id")
     note_type: str
     content: dict[str, Any] = Field(sa_column=Column(Sealed("note_versions.content", is_json=True),
                                                      nullable=False))  # canonical signed content
@@ -469,7 +469,7 @@ class Cosignature(SQLModel, table=True):
 
     __tablename__ = "cosignatures"
     __seal_binding__: ClassVar[tuple[str, ...]] = ("note_version_id",)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     note_version_id: int = Field(foreign_key="note_versions.id", index=True, unique=True)
     outcome: str  # domain.notes.CosignOutcome
     supervisor_id: int = Field(foreign_key="users.id")
@@ -490,7 +490,7 @@ class DraftChange(SQLModel, table=True):
     """What each draft version changed, so a stale save can say what happened meanwhile."""
 
     __tablename__ = "draft_changes"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     draft_id: int = Field(foreign_key="drafts.id", index=True)
     version: int  # the draft's lock_version after this change
     actor_id: int = Field(foreign_key="users.id")
@@ -503,7 +503,7 @@ class HoursEntry(SQLModel, table=True):
 
     __tablename__ = "hours_entries"
     __table_args__ = (UniqueConstraint("user_id", "encounter_id", "category"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="users.id", index=True)
     category: str  # domain.supervision.HoursCategory
     hours: float
@@ -518,20 +518,20 @@ class Job(SQLModel, table=True):
 
     __tablename__ = "jobs"
     __table_args__ = (UniqueConstraint("encounter_id", "kind"),)
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     encounter_id: int = Field(foreign_key="encounters.id", index=True)
     kind: str  # domain.notes.JobKind
     status: str = Field(index=True)  # domain.notes.JobStatus
     attempts: int = 0
     max_attempts: int = 3
     run_after: datetime
-    lease_until: Optional[datetime] = None
+    lease_until: datetime | None = None
     worker_id: str = ""
     error: str = ""  # public message only
     seconds_taken: float = 0.0
     # (session, stage, hash of the stage's input), set in the transaction that records the
     # stage done: unique, so an output is committed once however often its job is delivered.
-    output_key: Optional[str] = Field(default=None, unique=True)
+    output_key: str | None = Field(default=None, unique=True)
     progress: float = 0.0  # share of the recording's audio a running transcription has done (0..1)
     created_at: datetime
     updated_at: datetime
@@ -539,13 +539,13 @@ class Job(SQLModel, table=True):
 
 class LoginSession(SQLModel, table=True):
     __tablename__ = "login_sessions"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     token_sha256: str = Field(unique=True, index=True)
     user_id: int = Field(foreign_key="users.id", index=True)
     csrf_token: str
     created_at: datetime
     last_seen_at: datetime
-    ended_at: Optional[datetime] = None
+    ended_at: datetime | None = None
     mfa_passed: bool = False  # False: the session may only enrol or enter a second factor
     end_reason: str = ""
 
@@ -554,12 +554,12 @@ class AuditEvent(SQLModel, table=True):
     """Append-only, HMAC-chained. Ids, actions and hashes only, never clinical text."""
 
     __tablename__ = "audit_events"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     at: datetime
-    actor_id: Optional[int] = None
+    actor_id: int | None = None
     action: str
     object_type: str
-    object_id: Optional[int] = None
+    object_id: int | None = None
     reason: str = ""
     content_sha256: str = ""
     prev_hash: str
@@ -570,14 +570,14 @@ class Invitation(SQLModel, table=True):
     """A single-use, expiring link with which a person sets their own password (migration 0009)."""
 
     __tablename__ = "invitations"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="users.id", index=True)
     token_sha256: str = Field(unique=True)
     purpose: str  # new account | password reset | second factor reset
     created_by: int = Field(foreign_key="users.id")
     created_at: datetime
     expires_at: datetime
-    used_at: Optional[datetime] = None
+    used_at: datetime | None = None
 
 
 class LoginThrottle(SQLModel, table=True):
@@ -586,7 +586,7 @@ class LoginThrottle(SQLModel, table=True):
     __tablename__ = "login_throttle"
     address: str = Field(primary_key=True)
     failures: int = 0
-    locked_until: Optional[datetime] = None
+    locked_until: datetime | None = None
     updated_at: datetime
 
 
@@ -595,7 +595,7 @@ class AuditHead(SQLModel, table=True):
     (a row lock on PostgreSQL, the database write lock on SQLite, both held to commit)."""
 
     __tablename__ = "audit_head"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     appends: int = Field(default=0, sa_type=BigInteger)
 
 
@@ -617,7 +617,7 @@ def _refuse_changes_to_records(session: OrmSession, _context: Any, _instances: A
             raise ImmutableRecord(f"{obj.__tablename__} are append-only: correct a note with an addendum or amendment")
 
 
-def owner_of(encounter: "Encounter") -> str:
+def owner_of(encounter: Encounter) -> str:
     """Whose data keys seal a session's artefacts: its client's, or for a supervision
     meeting (no client) the supervisor's meetings'."""
     return f"client:{encounter.client_id}" if encounter.client_id else f"meetings:{encounter.clinician_id}"
@@ -640,12 +640,12 @@ class DataKey(SQLModel, table=True):
     destroyed key keeps its row (what existed, when it went) but not its material."""
 
     __tablename__ = "data_keys"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     owner: str = Field(index=True)  # "client:12", "meetings:3", "user:5"
     kind: str  # audio | transcript | draft | record | form | mfa
     wrapped: str
     created_at: datetime
-    destroyed_at: Optional[datetime] = None
+    destroyed_at: datetime | None = None
 
 
 class BreakGlassGrant(SQLModel, table=True):
@@ -653,12 +653,12 @@ class BreakGlassGrant(SQLModel, table=True):
     with a required reason, every use audited, listed for an admin's review."""
 
     __tablename__ = "break_glass_grants"
-    id: Optional[int] = Field(default=None, primary_key=True)
+    id: int | None = Field(default=None, primary_key=True)
     user_id: int = Field(foreign_key="users.id", index=True)
     client_id: int = Field(foreign_key="clients.id", index=True)
     reason: str
     starts_at: datetime
     ends_at: datetime
-    reviewed_by: Optional[int] = Field(default=None, foreign_key="users.id")
-    reviewed_at: Optional[datetime] = None
+    reviewed_by: int | None = Field(default=None, foreign_key="users.id")
+    reviewed_at: datetime | None = None
     review_note: str = ""

@@ -49,17 +49,22 @@ def run_demo(settings: Settings) -> tuple[dict[str, Any], Runtime]:
     to_queue = time.perf_counter() - t_upload
     with session_scope(rt.engine) as s:
         enc = s.get(Encounter, encounter.id)
-        assert enc is not None
+        assert enc is not None  # noqa: S101 - narrows the type; never a guard
         jobs = s.exec(select(Job).where(Job.encounter_id == enc.id).order_by(col(Job.id))).all()
         draft = s.exec(select(Draft).where(Draft.encounter_id == enc.id)).first()
         sentences = s.exec(select(DraftSentence).where(DraftSentence.draft_id == (draft.id if draft else -1))).all()
+        engines = rt.engines
+        assert engines is not None  # noqa: S101 - narrows the type; never a guard
         summary = {
             "encounter_id": enc.id,
             "status": enc.status,
             "status_reason": enc.status_reason,
             "profile": settings.model_profile,
-            "engines": {"transcriber": rt.engines.transcriber.name, "redactor": rt.engines.redactor.name,
-                        "drafter": rt.engines.drafter.name},
+            "engines": {
+                "transcriber": engines.transcriber.name,
+                "redactor": engines.redactor.name,
+                "drafter": engines.drafter.name,
+            },
             "model_load_seconds": round(load_seconds, 2),
             "stage_seconds": {j.kind: round(j.seconds_taken, 2) for j in jobs},
             "stage_status": {j.kind: j.status for j in jobs},
@@ -71,7 +76,9 @@ def run_demo(settings: Settings) -> tuple[dict[str, Any], Runtime]:
                 "removed_by_checks": len(draft.removed) if draft else 0,
                 "draft_flags": len(draft.draft_flags) if draft else 0,
                 "generated_tokens": draft.generated_tokens if draft else 0,
-                "tokens_per_second": round(draft.generated_tokens / draft.seconds_taken, 2) if draft and draft.seconds_taken else None,
+                "tokens_per_second": round(draft.generated_tokens / draft.seconds_taken, 2)
+                if draft and draft.seconds_taken
+                else None,
             },
             "review_url": f"http://{settings.host}:{settings.port}/sessions/{enc.id}",
             "total_seconds": round(time.perf_counter() - t0, 2),

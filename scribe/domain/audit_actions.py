@@ -69,7 +69,7 @@ class AuditAction(StrEnum):
     LOGIN_FAILED = "login.failed"
     LOGOUT = "logout"
     MFA_ENROL = "mfa.enrol"
-    PASSWORD_CHANGE = "password.change"
+    PASSWORD_CHANGE = "password.change"  # noqa: S105 - an audit action's name
     VOICE_ENROL = "voice.enrol"
     VOICE_REMOVE = "voice.remove"
     REAUTH_FAILED = "reauth.failed"
@@ -80,7 +80,7 @@ class AuditAction(StrEnum):
     USER_DISABLE = "user.disable"
     USER_ENABLE = "user.enable"
     USER_RESET_MFA = "user.reset_mfa"
-    USER_RESET_PASSWORD = "user.reset_password"
+    USER_RESET_PASSWORD = "user.reset_password"  # noqa: S105 - an audit action's name
     TRANSCRIPTION_SWITCH = "transcription.switch"
     HOURS_READ = "hours.read"
     SUPERVISION_DASHBOARD_READ = "supervision.dashboard.read"
@@ -91,9 +91,27 @@ class AuditAction(StrEnum):
     EGRESS_LEDGER_READ = "egress.ledger.read"
 
 
-_STAFF = {"login", "login.failed", "logout", "mfa.enrol", "password.change", "voice.enrol", "voice.remove", "reauth.failed", "invitation.create",
-          "invitation.accept", "user.create", "user.unlock", "user.disable", "user.enable", "user.reset_mfa",
-          "user.reset_password", "transcription.switch", "hours.read", "supervision.dashboard.read"}
+_STAFF = {
+    "login",
+    "login.failed",
+    "logout",
+    "mfa.enrol",
+    "password.change",
+    "voice.enrol",
+    "voice.remove",
+    "reauth.failed",
+    "invitation.create",
+    "invitation.accept",
+    "user.create",
+    "user.unlock",
+    "user.disable",
+    "user.enable",
+    "user.reset_mfa",
+    "user.reset_password",
+    "transcription.switch",
+    "hours.read",
+    "supervision.dashboard.read",
+}
 _OVERSIGHT = {"admin.read", "audit.report.read", "compliance.read", "egress.ledger.read"}
 
 TOUCHES: dict[str, Touches] = {

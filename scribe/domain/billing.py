@@ -4,7 +4,7 @@ clinician confirms or changes it, and no model ever chooses one. Pure functions.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -39,10 +39,16 @@ WITH_OTHERS = frozenset({ServiceType.COUPLE, ServiceType.FAMILY, ServiceType.FAM
 
 
 class CodeRule(Protocol):
-    label: str
-    service_types: list[str]
-    min_minutes: int
-    max_minutes: int | None
+    """A billing code's time rule, read-only (the policy's own model is one)."""
+
+    @property
+    def label(self) -> str: ...
+    @property
+    def service_types(self) -> Sequence[str]: ...
+    @property
+    def min_minutes(self) -> int: ...
+    @property
+    def max_minutes(self) -> int | None: ...
 
 
 @dataclass(frozen=True)

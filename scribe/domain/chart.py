@@ -61,7 +61,7 @@ def known_identifiers(chart: ChartFacts) -> list[KnownIdentifier]:
         for name in (contact.name, *(parts if len(parts) > 1 else [])):
             add(name, "PERSON", f"contact{i}.name")
         add(contact.phone, "PHONE_NUMBER", f"contact{i}.phone")
-    for i, name in enumerate(n for n in (chart.clinician_name,) if n):
+    for name in (n for n in (chart.clinician_name,) if n):
         add(name, "PERSON", "clinician.name")
         for part in name.replace("Dr.", "").split():
             if len(part) > 2:

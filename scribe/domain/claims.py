@@ -47,11 +47,12 @@ _LEMMA = {"slept": "sleep", "sleeping": "sleep", "sleeps": "sleep", "felt": "fee
           "doing": "do", "did": "do", "does": "do"}
 _HEADLESS = {"a", "an", "the", "i", "i'm", "i've", "you", "he", "she", "they", "it", "is", "was", "been", "be",
              "have", "has", "had", "and", "but", "very", "really", "so", "much", "quite", "pretty", "lot", "bit",
-             "little", "been", "being", "client", "patient", "reported", "reports", "said", "states", "stated",
+             "little", "being", "client", "patient", "reported", "reports", "said", "states", "stated",
              "that", "than", "as", "to", "of", "my", "his", "her", "their", "at", "in", "on", "not", "will",
              "would", "should", "could", "can", "may", "might", "must", "shall", "were", "are", "am", "get", "got",
              "getting", "still", "even", "now", "just", "also", "too", "all", "any", "some", "with", "for", "this",
-             "what", "how", "there", "your", "our", "its", "these", "those", "then", "seem", "seems", "seemed", "look", "looks", "looked", "doing", "things", "thing"}
+             "what", "how", "there", "your", "our", "its", "these", "those", "then", "seem", "seems", "seemed",
+             "look", "looks", "looked", "doing", "things", "thing"}
 
 
 @dataclass(frozen=True)

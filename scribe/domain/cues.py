@@ -57,10 +57,10 @@ def find_titled_names(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, s
         # a second word belongs to the name when it is capitalised like one ("Dr. Mary Smith")
         # or a known surname ("dr o rourke" takes "rourke" after the initial-like "o")
         third = m.group(3)
-        if third and _name_word(third, lexicon) and (third[:1].isupper() and not third.isupper() and
-                                                     m.group(2)[:1].isupper() or len(m.group(2)) == 1 or
-                                                     m.group(2).lower() in lexicon.first_names and
-                                                     lexicon.unusual_name(third)):
+        if third and _name_word(third, lexicon) and ((third[:1].isupper() and not third.isupper() and
+                                                     m.group(2)[:1].isupper()) or len(m.group(2)) == 1 or
+                                                     (m.group(2).lower() in lexicon.first_names and
+                                                     lexicon.unusual_name(third))):
             end = m.end(3)
         yield start, end, "PERSON"
         pos = end
@@ -79,8 +79,8 @@ def find_titled_names(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, s
     for m in _CREDENTIALED_LOWER.finditer(text):  # "florencia cooke np", "q. lander rrt"
         words = re.findall(r"[a-z'’]{2,}", m.group(1))
         initial = re.match(r"[a-z]\.", m.group(1)) is not None
-        if initial and len(words) == 1 and lexicon.identifying_word(words[0]) and _name_word(words[0], lexicon) or \
-                len(words) == 2 and words[0] in lexicon.first_names and lexicon.unusual_name(words[1]):
+        if (initial and len(words) == 1 and lexicon.identifying_word(words[0]) and _name_word(words[0], lexicon)) or \
+                (len(words) == 2 and words[0] in lexicon.first_names and lexicon.unusual_name(words[1])):
             yield m.start(1), m.end(1), "PERSON"
     for m in _TOLD.finditer(text):
         words = m.group(1).split()
@@ -122,7 +122,7 @@ def find_facilities(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, str
     # _FACILITY may start at any letter, so it costs a tenth of all rule time: first a look for its last word
     for m in _FACILITY.finditer(text) if _FACILITY_WORD.search(text) else ():
         words = list(re.finditer(r"\S+", m.group(1)))
-        keep = []
+        keep: list[re.Match[str]] = []
         for w in reversed(words):  # from the facility word back, up to the first word that is not a name's
             low = w.group(0).lower().strip("(")
             if low in _NOT_FACILITY or low in _AFTER_TITLE or (low in CLINICAL_TERMS and low not in ("heart", "cross")) \
@@ -150,8 +150,8 @@ def find_facilities(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, str
         if len(word) > 3 and lexicon.identifying_word(word) and low not in lexicon.names and low not in _DAYS and \
                 (m.group(3) or lexicon.known_name_or_place(word) or (preposition and word.istitle() and not capitals)):
             yield m.start(2), m.end(2), "LOCATION"  # "transfer to quartermain 2", "from kernan ew"
-        elif preposition and word.isupper() and 2 <= len(word) <= 5 and not capitals or \
-                preposition and 2 <= len(word) <= 3 and low not in lexicon.common:
+        elif (preposition and word.isupper() and 2 <= len(word) <= 5 and not capitals) or \
+                (preposition and 2 <= len(word) <= 3 and low not in lexicon.common):
             yield m.start(2), m.end(2), "LOCATION"  # "sent to GH", "sent to gh": a hospital's initials
 
 
@@ -198,13 +198,12 @@ def clinical_number(text: str, start: int, end: int, *, note: bool = False) -> b
     value = text[start:end]
     if _SETTING.search(text[max(0, start - 16) : start]) or _SETTING_AFTER.match(text[end : end + 12]):
         return True
-    if re.fullmatch(r"(?:10|[0-9])/10", value) and (_PAIN.match(text[end : end + 30]) or
-                                                   re.search(r"(?:pain|pressure|c/o|#|\d-)\s*$", text[max(0, start - 12):start], re.I)):
+    before = text[max(0, start - 12):start]
+    if re.fullmatch(r"(?:10|[0-9])/10", value) and (
+            _PAIN.match(text[end : end + 30]) or re.search(r"(?:pain|pressure|c/o|#|\d-)\s*$", before, re.I)):
         return True
-    if note and re.fullmatch(r"(?:19|20)\d\d", value) and int(value[2:]) < 60 and int(value[:2]) < 24 and \
-            (_TIME_BEFORE.search(text[max(0, start - 16) : start]) or _TIME_AFTER.match(text[end : end + 10])):
-        return True
-    return False
+    clock = note and re.fullmatch(r"(?:19|20)\d\d", value) and int(value[2:]) < 60 and int(value[:2]) < 24
+    return bool(clock and (_TIME_BEFORE.search(text[max(0, start - 16):start]) or _TIME_AFTER.match(text[end:end + 10])))
 
 
 def clinical_in_context(text: str, entity: str, start: int, end: int, *, note: bool) -> bool:

@@ -11,11 +11,11 @@ class Decision:
     reason: str
 
     @classmethod
-    def allow(cls, reason: str) -> "Decision":
+    def allow(cls, reason: str) -> Decision:
         return cls(True, reason)
 
     @classmethod
-    def deny(cls, reason: str) -> "Decision":
+    def deny(cls, reason: str) -> Decision:
         return cls(False, reason)
 
     def __bool__(self) -> bool:

@@ -7,8 +7,8 @@ import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 from datetime import datetime
+from urllib.parse import urlsplit
 
 from scribe.domain.decision import Decision
 

@@ -121,7 +121,7 @@ def content_words(text: str) -> list[str]:
             words.append(raw)
             continue
         raw = _NUM_WORDS.get(raw, raw)
-        if raw in _STOP or len(raw) < 2 and not raw.isdigit():
+        if raw in _STOP or (len(raw) < 2 and not raw.isdigit()):
             continue
         words.append(_stem(raw))
     return words
@@ -417,11 +417,11 @@ def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...],
             if problem:
                 flags.append(Flag(FlagKind.MISPLACED, problem))
         for category, negated in dict.fromkeys(risk_in_sentence(checked.text)):  # each once
-            said = _client_polarity(result.risk_mentions, category)
-            if not said:
+            heard = _client_polarity(result.risk_mentions, category)
+            if not heard:
                 flags.append(Flag(FlagKind.RISK_UNSTATED, f"{category} is not mentioned in the transcript"))
-            elif negated not in said:
-                want = "denied" if True in said else "endorsed"
+            elif negated not in heard:
+                want = "denied" if True in heard else "endorsed"
                 flags.append(Flag(FlagKind.RISK_POLARITY,
                                   f"{category}: the transcript has it {want}; the draft says the opposite"))
         result.sentences.append(CheckedSentence(checked.section, checked.index, checked.text,
@@ -460,4 +460,4 @@ def has_safety_plan(note_text: str) -> bool:
 
 
 def _with_flag(s: CheckedSentence, flag: Flag) -> CheckedSentence:
-    return CheckedSentence(s.section, s.index, s.text, s.evidence, s.score, s.flags + (flag,))
+    return CheckedSentence(s.section, s.index, s.text, s.evidence, s.score, (*s.flags, flag))

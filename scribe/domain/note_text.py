@@ -18,7 +18,8 @@ def parse_note(text: str, sections: Mapping[str, str]) -> list[tuple[str, str]]:
     key. A line that is only a known heading ("Subjective", "## Plan", "A:") starts a section;
     so does a known heading followed by a colon and text ("Plan: meet next week"). Sentences
     before any heading belong to section ""."""
-    current, out = "", []
+    current = ""
+    out: list[tuple[str, str]] = []
     for line in text.splitlines():
         heading = _HEADING.match(line)
         if heading and heading.group("name").strip().lower() in sections and (

@@ -41,7 +41,8 @@ _STATES = ("AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN
            "OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC PR").split()
 
 # a month, written out or shortened: "march", "Mar", "sept" (not "marrow", "decrease")
-_MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+_MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
+          r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)")
 
 RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
     # 2217 Alder Creek Road, Apt 4B / 12 N. Main St. / "twenty two seventeen alder creek road" (as digits)
@@ -68,7 +69,8 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
     # unit after the number: "on Doxycycline 100 milligrams")
     ("ADDRESS", re.compile(r"(?:\b\d{1,6}[ \t]+|(?<=\b(?:at|on|of|to)[ \t])|(?<=address:[ \t])|(?<=address[ \t]))"
                            r"(?!(?i:home|office|work|cell|mobile|pager|fax|phone|tel)\b)"  # "2352 Home 301-680-6286"
-                           r"(?:[A-ZÀ-ÞĀ-ŽΑ-Ω][\w'’.-]*[a-zß-ÿā-žα-ω][\w'’.-]*[ \t]+|(?:u|utca|út|tér|krt|rkp|str|trg|gate|vej|ul)\.?[ \t]+|"
+                           r"(?:[A-ZÀ-ÞĀ-ŽΑ-Ω][\w'’.-]*[a-zß-ÿā-žα-ω][\w'’.-]*[ \t]+|"
+                           r"(?:u|utca|út|tér|krt|rkp|str|trg|gate|vej|ul)\.?[ \t]+|"
                            r"(?:de|del|dei|della|di|la|le|du|des|da|do|dos|al|el|van|von)[ \t]+){1,4}"
                            r"\d{1,5}[A-Za-z]?\b\.?(?![ \t]*(?i:mg|mcg|milligrams?|micrograms?|units?|ml|cc)\b)"), 0),
     # "the corner of Dalbraut 99 and Frederikke Coves", "at the corner of Main and 5th"
@@ -145,7 +147,8 @@ _NOT_NAMES = set(("a an the and or but so to of in on at for with is was are be 
                   "want need like love hate see saw hear heard get got make made take took give gave come came go "
                   "went say tell ask one two three four five six seven eight nine ten years year old new hard easy "
                   "difficult great bad better worse best worst nice tough weird strange right wrong true sure enough "
-                  "in-law in-laws inlaw inlaws law numbers busy stressful stressed anxious depressed upset angry mad frustrated overwhelmed calm ready").split())
+                  "in-law in-laws inlaw inlaws law numbers busy stressful stressed anxious depressed upset angry mad "
+                  "frustrated overwhelmed calm ready").split())
 
 
 def find_patterns(text: str) -> Iterator[tuple[int, int, str]]:

@@ -6,6 +6,7 @@ in TROMSØ"). Each yields (start, end, entity); the redactor's filters still app
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 
@@ -107,7 +108,9 @@ def find_cued_places(text: str, lexicon: Lexicon, *, known_only: bool = False) -
 
 
 # a name with a middle initial: "Elita B Desaulniers", "Szabina J. Gelencsér", "codey m ross"
-_INITIALLED = re.compile(rf"\b([{_UPPER}{_LOWER}][{_LOWER}'’-]+)[ \t]+[{_UPPER}{_LOWER}]\.?[ \t]+([{_UPPER}{_LOWER}][{_LOWER}'’-]+)\b")
+_INITIALLED = re.compile(
+    rf"\b([{_UPPER}{_LOWER}][{_LOWER}'’-]+)[ \t]+[{_UPPER}{_LOWER}]\.?[ \t]+([{_UPPER}{_LOWER}][{_LOWER}'’-]+)\b"
+)
 # a list of three or more single words: "They had 6: Gaetane, Hannah, Anthony, Derek, Anna and Andrew."
 _LIST = re.compile(rf"\b[{_UPPER}][{_LOWER}'’-]+(?:,[ \t]+[{_UPPER}][{_LOWER}'’-]+){{1,}},?[ \t]+(?:and|&)[ \t]+"
                    rf"[{_UPPER}][{_LOWER}'’-]+\b")
@@ -144,6 +147,12 @@ def find_name_lists(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, str
 _LINE_MARK = re.compile(r"[ \t>|?]*")
 
 
+def _line_mark_end(line: str) -> int:
+    """Where a line's quoting and table marks end (the pattern matches the empty string too)."""
+    mark = _LINE_MARK.match(line)
+    return mark.end() if mark else 0
+
+
 def find_block_lines(text: str, addresses: list[tuple[int, int]], lexicon: Lexicon) -> Iterator[tuple[int, int, str]]:
     """A contact block: the short lines just above an address that begins a line are the
     person's and the firm's names ("Marta Palermo / Cityscan / 1072 Pohlstrasse 9"). A line
@@ -157,7 +166,7 @@ def find_block_lines(text: str, addresses: list[tuple[int, int]], lexicon: Lexic
         while pos > 0 and taken < 4:
             prev = text.rfind("\n", 0, pos) + 1
             line = text[prev:pos]
-            mark = _LINE_MARK.match(line).end()
+            mark = _line_mark_end(line)
             body = line[mark:].rstrip()
             pos = prev - 1
             if not body:
@@ -207,11 +216,11 @@ def find_lines_above_country(text: str, lexicon: Lexicon) -> Iterator[tuple[int,
     from scribe.domain.places import COUNTRIES
 
     lines = list(re.finditer(r"[^\n]+", text))
-    for above, line in zip(lines, lines[1:]):
+    for above, line in itertools.pairwise(lines):
         country = re.sub(r"[\d\s,()]+$", "", _LINE_MARK.sub("", line.group(0), count=1)).strip().lower()
         if country not in COUNTRIES:
             continue
-        mark = _LINE_MARK.match(above.group(0)).end()
+        mark = _line_mark_end(above.group(0))
         body = above.group(0)[mark:].rstrip()
         words = body.split()
         if 1 <= len(words) <= 4 and not body.endswith((".", "?", "!", ":")) and ":" not in body and \

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 _SURROGATE_RE = re.compile(r"\[([A-Z][A-Z_]*?)(?:_(\d+))?\]")
 
@@ -90,12 +91,12 @@ class SurrogateMap:
         return {"forward": self.forward, "reverse": self.reverse, "counters": self.counters}
 
     @classmethod
-    def from_json(cls, data: dict[str, object]) -> "SurrogateMap":
-        return cls(
-            forward=dict(data.get("forward", {})),  # type: ignore[arg-type]
-            reverse=dict(data.get("reverse", {})),  # type: ignore[arg-type]
-            counters=dict(data.get("counters", {})),  # type: ignore[arg-type]
-        )
+    def from_json(cls, data: dict[str, object]) -> SurrogateMap:
+        def part(key: str) -> dict[str, Any]:
+            value = data.get(key, {})
+            return dict(value) if isinstance(value, dict) else {}
+
+        return cls(forward=part("forward"), reverse=part("reverse"), counters=part("counters"))
 
 
 # Chart items that always get the same readable surrogate.

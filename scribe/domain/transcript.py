@@ -46,10 +46,10 @@ class Segment:
     speaker: Speaker = Speaker.UNKNOWN
     words: tuple[Word, ...] = field(default_factory=tuple)
 
-    def with_speaker(self, speaker: Speaker) -> "Segment":
+    def with_speaker(self, speaker: Speaker) -> Segment:
         return Segment(self.index, self.start, self.end, self.text, speaker, self.words)
 
-    def shifted(self, by: float) -> "Segment":
+    def shifted(self, by: float) -> Segment:
         """The same segment ``by`` seconds later (a window's times made the recording's)."""
         return Segment(self.index, self.start + by, self.end + by, self.text, self.speaker,
                        tuple(Word(w.start + by, w.end + by, w.text, w.probability) for w in self.words))

@@ -9,11 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 from scribe.config import Settings
 from scribe.domain.errors import ModelMissing, PolicyError
-from scribe.engines.protocols import Decoder, Drafter, Engines, Redactor, Transcriber, Voices
+from scribe.engines.protocols import Decoder, Drafter, Engines, Transcriber, Voices
 from scribe.weights import INSTALL_HINT, profile_paths, verify
 
 if TYPE_CHECKING:
     from scribe.domain.egress import EgressRecord
+    from scribe.engines.presidio import PresidioRedactor
     from scribe.policies import Policies
     from scribe.policies.schema import EgressPolicy, RedactionPolicy
 
@@ -110,7 +111,7 @@ def build_voices(settings: Settings) -> Voices:
     return VoiceTurns(threads=settings.cpu_threads)
 
 
-def build_redactor(settings: Settings, policy: RedactionPolicy) -> Redactor:
+def build_redactor(settings: Settings, policy: RedactionPolicy) -> PresidioRedactor:
     from scribe.engines.presidio import PresidioRedactor
 
     paths = profile_paths(settings.models_dir, settings.model_profile)

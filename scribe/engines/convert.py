@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def gguf_to_hf(gguf_path: Path, out_dir: Path) -> None:
@@ -26,7 +27,8 @@ def gguf_to_hf(gguf_path: Path, out_dir: Path) -> None:
     config = loaded.config
     if hasattr(config, "quantization_config"):
         delattr(config, "quantization_config")
-    rebuilt = AutoModelForCausalLM.from_config(config)
+    auto: Any = AutoModelForCausalLM  # its from_config is untyped
+    rebuilt = auto.from_config(config)
     rebuilt.load_state_dict(loaded.state_dict())
     del loaded
     rebuilt.save_pretrained(out_dir, safe_serialization=True)

@@ -15,6 +15,7 @@ Run as ``python -m scribe.engines.decoder {probe,pcm} MAX_SECONDS MEMORY_MB CPU_
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -82,7 +83,7 @@ class SandboxDecoder:
         argv = [sys.executable, "-I", "-m", "scribe.engines.decoder", mode, repr(float(max_seconds)),
                 str(self.limits.memory_mb), str(self.limits.cpu_seconds)]
         env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-        child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,  # noqa: S603 - our own module
+        child = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, env=env, cwd="/", close_fds=True, start_new_session=True)
         out = bytearray()
         status = bytearray()
@@ -90,28 +91,24 @@ class SandboxDecoder:
 
         def feed() -> None:
             try:
-                assert child.stdin is not None
+                assert child.stdin is not None  # noqa: S101 - narrows the type; never a guard
                 child.stdin.write(data)
             except (BrokenPipeError, OSError):
                 pass  # the child stopped reading (it refused the file): its status says why
             finally:
-                try:
+                with contextlib.suppress(OSError):
                     child.stdin.close()  # type: ignore[union-attr]
-                except OSError:
-                    pass
 
         def errors() -> None:
-            assert child.stderr is not None
+            assert child.stderr is not None  # noqa: S101 - narrows the type; never a guard
             while chunk := child.stderr.read(4096):
                 if len(status) < _STATUS_LIMIT:
                     status.extend(chunk[: _STATUS_LIMIT - len(status)])
 
         def kill() -> None:
             timed_out.set()
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
         threads = [threading.Thread(target=feed, daemon=True), threading.Thread(target=errors, daemon=True)]
         for t in threads:
@@ -120,7 +117,7 @@ class SandboxDecoder:
         timer.daemon = True
         timer.start()
         try:
-            assert child.stdout is not None
+            assert child.stdout is not None  # noqa: S101 - narrows the type; never a guard
             limit = cap * 4 * 2 if mode == "pcm" else 0  # two sides at most
             while chunk := child.stdout.read(1 << 20):
                 if len(out) + len(chunk) > limit:
@@ -293,7 +290,11 @@ def _child(mode: str, max_seconds: float, memory_mb: int, cpu_seconds: int) -> i
             sides = 2 if mode == "pcm" and _channels(streams[0]) == 2 else 1
             resampler = av.AudioResampler(format="flt", layout="stereo" if sides == 2 else "mono", rate=RATE)
             expected: float | None = None
+            if not isinstance(container, av.container.InputContainer):  # opened for reading, so never
+                raise TypeError("av opened an output container")
             for frame in container.decode(streams[0]):
+                if not isinstance(frame, av.AudioFrame):
+                    continue
                 # A gap in the timestamps: a recording's head followed by a later stretch of it (live
                 # transcription decodes only what is new). Say where the later stretch starts.
                 t = frame.time
@@ -315,7 +316,7 @@ def _child(mode: str, max_seconds: float, memory_mb: int, cpu_seconds: int) -> i
     except MemoryError:
         say(error="memory limit")
         return _UNREADABLE
-    except Exception as exc:  # noqa: BLE001 - PyAV raises many types for broken files
+    except Exception as exc:
         say(error=exc.__class__.__name__)
         return _UNREADABLE
     if total > cap:
@@ -329,7 +330,7 @@ def _child(mode: str, max_seconds: float, memory_mb: int, cpu_seconds: int) -> i
 def _channels(stream: Any) -> int:
     try:
         return int(stream.codec_context.layout.nb_channels)
-    except Exception:  # noqa: BLE001 - an odd layout: mix it down
+    except Exception:
         return 1
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from scribe.domain.errors import EngineError, ModelMissing
 from scribe.engines.prompts import (
@@ -118,8 +118,8 @@ class TransformersDrafter(_SectionDrafter):
         torch.set_num_threads(threads)
         self._torch = torch
         self._tok = _tokenizer(hf_dir)
-        self._model = AutoModelForCausalLM.from_pretrained(  # nosec B615 - a local directory, never the hub
-            str(hf_dir), local_files_only=True, dtype=torch.float32)
+        self._model: Any = cast("Any", AutoModelForCausalLM.from_pretrained(  # nosec B615 - a local directory, never the hub
+            str(hf_dir), local_files_only=True, dtype=torch.float32))
         self._model.eval()
         self._max_new = max_new_tokens
         # transformers applies the repetition penalty to the prompt's tokens as well, which

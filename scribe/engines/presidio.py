@@ -4,6 +4,7 @@ Fails closed: any error raises EngineError and nothing is drafted."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import re
@@ -11,8 +12,9 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from scribe.domain.cues import clinical_in_context, find_event_years, find_facilities, find_titled_names, take_initial
 from scribe.domain.errors import EngineError, ModelMissing
 from scribe.domain.patterns import (
     extend_addresses,
@@ -25,16 +27,6 @@ from scribe.domain.patterns import (
     specific_date,
     tidy_person,
 )
-from scribe.domain.redaction import (
-    KnownIdentifier,
-    KnownMatcher,
-    Span,
-    SurrogateMap,
-    apply_surrogates,
-    merge_spans,
-    pieces,
-)
-from scribe.domain.cues import clinical_in_context, find_event_years, find_facilities, find_titled_names, take_initial
 from scribe.domain.places import place_words
 from scribe.domain.proper_nouns import (
     find_block_lines,
@@ -46,9 +38,18 @@ from scribe.domain.proper_nouns import (
     find_organisations,
     find_subjects_and_owners,
 )
+from scribe.domain.redaction import (
+    KnownIdentifier,
+    KnownMatcher,
+    Span,
+    SurrogateMap,
+    apply_surrogates,
+    merge_spans,
+    pieces,
+)
 from scribe.domain.spoken import shadow
-from scribe.domain.vocabulary import CLINICAL_TERMS, Lexicon, capitals_text, clinical_shorthand, weak_find
 from scribe.domain.transcript import Segment, model_line
+from scribe.domain.vocabulary import CLINICAL_TERMS, Lexicon, capitals_text, clinical_shorthand, weak_find
 from scribe.engines.protocols import PseudonymizedTranscript
 from scribe.policies.schema import RedactionPolicy
 
@@ -149,7 +150,7 @@ class PresidioRedactor:
                 "low_score_entity_names": ["ORGANIZATION"],
             },
         })
-        nlp_engine = provider.create_engine()
+        nlp_engine: Any = provider.create_engine()
         # Only the entity recognizer is needed, and in the pinned pipeline it has its own
         # tok2vec: the tagger, parser and lemmatizer (over half the time) are switched off.
         nlp = nlp_engine.nlp["en"]
@@ -159,10 +160,8 @@ class PresidioRedactor:
         analyzer = AnalyzerEngine(nlp_engine=nlp_engine, supported_languages=["en"],
                                   context_aware_enhancer=_no_context_enhancer())
         for uk in ("NhsRecognizer", "UkNinoRecognizer"):
-            try:
+            with contextlib.suppress(Exception):
                 analyzer.registry.remove_recognizer(uk)
-            except Exception:  # noqa: BLE001 - absent in some versions
-                pass
         # Presidio's phone recognizer runs libphonenumber once per region (eight by default, a
         # fifth of all redaction time); one pass for US numbers and international (+) ones is
         # enough because our own phone pattern reads every national layout.
@@ -171,7 +170,7 @@ class PresidioRedactor:
         analyzer.registry.remove_recognizer("PhoneRecognizer")
         analyzer.registry.add_recognizer(PhoneRecognizer(supported_regions=("US",)))
         self._analyzer = analyzer
-        self._nlp_engine = nlp_engine
+        self._nlp_engine: Any = nlp_engine
         self._nlp = nlp
         self._policy = policy
         self._thresholds = {k: v.threshold for k, v in policy.entities.items()}
@@ -238,7 +237,8 @@ class PresidioRedactor:
         if self._workers <= 1 or total < _PARALLEL_CHARS or len(texts) < 2:
             return [texts]
         n = min(self._workers, len(texts))
-        shares, start, acc = [], 0, 0
+        shares: list[Sequence[str]] = []
+        start, acc = 0, 0
         for i, t in enumerate(texts):
             acc += len(t)
             if acc >= total * (len(shares) + 1) / n and len(shares) < n - 1:
@@ -276,7 +276,7 @@ class PresidioRedactor:
             out.append(merge_spans(mapped, text))
         return out
 
-    def _artifacts(self, texts: list[str]) -> Iterator[tuple[str, object]]:
+    def _artifacts(self, texts: list[str]) -> Iterator[tuple[str, Any]]:
         """spaCy's entities for each text, as Presidio's recognizers read them. Presidio's own
         process_batch also derives context keywords from lemmas for every text; nothing here uses
         them (see _no_context_enhancer), so they are not built."""
@@ -288,7 +288,7 @@ class PresidioRedactor:
             yield doc.text, NlpArtifacts(entities=entities, tokens=doc, tokens_indices=[], lemmas=[],
                                          nlp_engine=None, language="en", scores=scores)
 
-    def _analyze(self, text: str, nlp_artifacts: object, chart: KnownMatcher, *, shorthand: bool,
+    def _analyze(self, text: str, nlp_artifacts: Any, chart: KnownMatcher, *, shorthand: bool,
                  cased: bool, read: str) -> list[Span]:
         """Presidio's finds and ours in one text. ``shorthand``: a nursing note (see
         clinical_shorthand). ``cased``: spaCy read the text capitalised (``read``: the same
@@ -386,13 +386,14 @@ class PresidioRedactor:
             entity_counts=counts, _by_redactor=True)
 
 
-def _no_context_enhancer() -> object:
+def _no_context_enhancer() -> Any:
     """A context enhancer that leaves every score as it is (Presidio is imported lazily: it is
     an optional dependency)."""
     from presidio_analyzer.context_aware_enhancers import ContextAwareEnhancer
 
     class NoContext(ContextAwareEnhancer):
-        def enhance_using_context(self, text, raw_results, nlp_artifacts, recognizers, context=None):  # noqa: ANN001, ANN201
+        def enhance_using_context(self, text: str, raw_results: list[Any], nlp_artifacts: Any,
+                                  recognizers: list[Any], context: list[str] | None = None) -> list[Any]:
             return raw_results
 
     return NoContext(context_similarity_factor=0.0, min_score_with_context_similarity=0.0,
@@ -407,7 +408,7 @@ class _Entity(NamedTuple):
     end_char: int
 
 
-def _ner_entities(doc: object, config: object) -> tuple[list[_Entity], list[float]]:
+def _ner_entities(doc: Any, config: Any) -> tuple[list[Any], list[float]]:
     """spaCy's entities under Presidio's names, with Presidio's scores (its default score, an
     organisation's lowered), the ignored labels (numbers, money, events…) left out: what
     Presidio's spaCy engine makes of a doc, read off ``doc.ents`` once."""
@@ -443,10 +444,10 @@ _HELPER: PresidioRedactor | None = None
 
 
 def _start_helper(spacy_model_dir: Path, policy: RedactionPolicy) -> None:
-    global _HELPER
+    global _HELPER  # noqa: PLW0603 - one redactor per helper process, made by its initializer
     _HELPER = PresidioRedactor(spacy_model_dir, policy, workers=1)
 
 
 def _find_in_helper(texts: list[str], known: list[KnownIdentifier]) -> list[list[Span]]:
-    assert _HELPER is not None, "helper process not started"
+    assert _HELPER is not None, "helper process not started"  # noqa: S101 - narrows the type; never a guard
     return _HELPER.find_spans_batch(texts, known)

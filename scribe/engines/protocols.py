@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from scribe.domain.errors import StageTimedOut
@@ -98,7 +98,7 @@ class PseudonymizedTranscript:
     @classmethod
     def restore(
         cls, lines: tuple[str, ...], segments: tuple[Segment, ...], surrogates: SurrogateMap, entity_counts: dict[str, int]
-    ) -> "PseudonymizedTranscript":
+    ) -> PseudonymizedTranscript:
         """Rebuild what a Redactor produced and the pipeline stored (the only other constructor)."""
         return cls(lines, segments, surrogates, entity_counts, _by_redactor=True)
 

@@ -23,6 +23,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -118,7 +119,7 @@ def _normalise(wav: Array, target_dbfs: float = -30.0) -> Array:
     rms = float(np.sqrt(np.mean(wav.astype(np.float64) ** 2))) if len(wav) else 0.0
     if rms <= 1e-8:
         return wav
-    gain = 10 ** ((target_dbfs - 20 * np.log10(rms)) / 20)
+    gain = float(10 ** ((target_dbfs - 20 * np.log10(rms)) / 20))
     return (wav * gain).astype(np.float32)
 
 
@@ -147,9 +148,9 @@ def _voiced_windows(wav: Array, n_windows: int) -> npt.NDArray[np.bool_]:
 
 
 def _unit(v: npt.NDArray[np.floating]) -> npt.NDArray[np.float64]:
-    v = np.asarray(v, dtype=np.float64)
-    n = float(np.linalg.norm(v))
-    return v / n if n > 0 else v
+    w: npt.NDArray[np.float64] = np.asarray(v, dtype=np.float64)
+    n = float(np.linalg.norm(w))
+    return w / n if n > 0 else w
 
 
 def cluster(embeddings: Array, k: int) -> npt.NDArray[np.int64]:
@@ -185,7 +186,7 @@ def name_voices(labels: npt.NDArray[np.int64], embeddings: Array, hints: VoiceHi
     """Which cluster is who. The clinician: nearest the enrolled voice, else the first voice
     heard (when the practice's rule says so; otherwise the first other voice). Clients follow in
     order of how much they talk."""
-    voices = sorted(set(int(x) for x in labels))
+    voices = sorted({int(x) for x in labels})
     if not voices:
         return {}
     centroids = {v: _unit(embeddings[labels == v].mean(axis=0)) for v in voices}
@@ -198,7 +199,7 @@ def name_voices(labels: npt.NDArray[np.int64], embeddings: Array, hints: VoiceHi
         clinician = max((v for v in voices if v != first), key=lambda v: int((labels == v).sum()))
     others = sorted((v for v in voices if v != clinician), key=lambda v: -int((labels == v).sum()))
     names = {clinician: Speaker.CLINICIAN}
-    for v, speaker in zip(others, CLIENT_VOICES):
+    for v, speaker in zip(others, CLIENT_VOICES, strict=False):
         names[v] = speaker
     return names
 
@@ -312,12 +313,12 @@ NEW_VOICE = 0.55  # a window further than this (cosine) from every voice so far 
 
 
 def label_window(segments: tuple[Segment, ...], found: Windows, hints: VoiceHints,
-                 state: dict[str, object]) -> tuple[tuple[Segment, ...], dict[str, object]]:
+                 state: dict[str, Any]) -> tuple[tuple[Segment, ...], dict[str, Any]]:
     """Label one live window's words against the voices heard so far (``state``: each voice's
     running centroid), so the same person keeps the same label across windows; the first window
     names its voices as a whole recording would. Returns the labelled segments and the state.
     The labels are provisional: the recording is labelled again as a whole when it ends."""
-    voices = [dict(v) for v in state.get("voices", [])]  # type: ignore[union-attr]
+    voices: list[dict[str, Any]] = [dict(v) for v in state.get("voices", [])]
     emb = found.embeddings
     if not segments or len(emb) == 0:
         return segments, {"voices": voices}
@@ -347,7 +348,7 @@ def label_window(segments: tuple[Segment, ...], found: Windows, hints: VoiceHint
     for i, v in enumerate(voices):  # running means
         mine = emb[assigned == i]
         if len(mine):
-            n = int(v["n"])  # type: ignore[call-overload]
+            n = int(v["n"])
             total = np.asarray(v["centroid"]) * n + mine.sum(axis=0)
             v["centroid"], v["n"] = [float(x) for x in _unit(total)], n + len(mine)
     names = {i: Speaker(v["speaker"]) for i, v in enumerate(voices)}

@@ -55,7 +55,7 @@ class WhisperTranscriber:
             raise
         except Exception as exc:
             raise EngineError(f"transcription failed ({exc.__class__.__name__})", retryable=True) from exc
-        segments = []
+        segments: list[Segment] = []
         for s in raw:
             text = s.text.strip()
             if not text:

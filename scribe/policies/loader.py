@@ -19,8 +19,8 @@ from scribe.policies.schema import (
     NoteTemplate,
     PipelinePolicy,
     RedactionPolicy,
-    RolesPolicy,
     RetentionPolicy,
+    RolesPolicy,
     SecurityPolicy,
     SigningPolicy,
 )

@@ -132,7 +132,7 @@ class RolesPolicy(Strict):
     roles: dict[Literal["clinician", "supervisor", "admin", "intake"], RolePermissions]
 
     @model_validator(mode="after")
-    def _known_and_no_clinical_admin(self) -> "RolesPolicy":
+    def _known_and_no_clinical_admin(self) -> RolesPolicy:
         for name, role in self.roles.items():
             unknown = sorted(set(role.can) - set(PERMISSIONS))
             if unknown:
@@ -213,7 +213,7 @@ class SecurityPolicy(Strict):
                                           "outside these hours")
 
     @model_validator(mode="after")
-    def _phi_roles_need_mfa(self) -> "SecurityPolicy":
+    def _phi_roles_need_mfa(self) -> SecurityPolicy:
         missing = {"clinician", "supervisor", "intake"} - set(self.mfa.required_roles)
         if missing:
             raise ValueError(f"roles that read clients' charts or clinical content need a second factor: "
@@ -314,7 +314,7 @@ class BillingPolicy(Strict):
     uploaded_place: str = Field(description="Default place of an uploaded recording (telehealth)")
 
     @model_validator(mode="after")
-    def _defaults_known_and_bands_apart(self) -> "BillingPolicy":
+    def _defaults_known_and_bands_apart(self) -> BillingPolicy:
         for place in (self.recorded_place, self.uploaded_place):
             if place not in self.places_of_service:
                 raise ValueError(f"place of service '{place}' is not in places_of_service")

@@ -4,6 +4,7 @@ server-side sessions with idle and absolute limits, and re-authentication."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 import secrets
@@ -99,10 +100,8 @@ def _verify_seconds() -> float:
     waits instead, so the answer's timing does not tell a name that exists from one that
     does not, without spending a hash's CPU on names that do not exist."""
     started = time.perf_counter()
-    try:
+    with contextlib.suppress(VerificationError):
         _hasher.verify(_DUMMY, "not the password")
-    except VerificationError:
-        pass
     return time.perf_counter() - started
 
 
@@ -126,8 +125,8 @@ def _backoff(policy: SecurityPolicy, failures: int, now: datetime) -> datetime |
 def _count_user_failure(session: Session, policy: SecurityPolicy, user: User, now: datetime) -> None:
     """One more failure, counted in the database (two racing attempts both count)."""
     failures = session.execute(update(User).where(col(User.id) == user.id)
-                               .values(failed_logins=User.failed_logins + 1)
-                               .returning(User.failed_logins)).scalar_one()
+                               .values(failed_logins=col(User.failed_logins) + 1)
+                               .returning(col(User.failed_logins))).scalar_one()
     until = _backoff(policy, failures, now)
     session.execute(update(User).where(col(User.id) == user.id).values(locked_until=until))
     session.expire(user)
@@ -138,13 +137,13 @@ def _count_address_failure(session: Session, policy: SecurityPolicy, address: st
         return
     dialect = session.get_bind().dialect.name
     insert = sqlite_insert if dialect == "sqlite" else pg_insert
-    statement = insert(LoginThrottle).values(address=address, failures=1, updated_at=now)
+    values = insert(LoginThrottle).values(address=address, failures=1, updated_at=now)
     # Failures older than one lock's length are forgotten: a clinic's shared address does not
     # accumulate a throttle over weeks of ordinary typos.
-    stale = LoginThrottle.updated_at < now - timedelta(minutes=policy.login.lockout_minutes)
-    statement = statement.on_conflict_do_update(index_elements=["address"], set_={
-        "failures": case((stale, 1), else_=LoginThrottle.failures + 1), "updated_at": now,
-    }).returning(LoginThrottle.failures)
+    stale = col(LoginThrottle.updated_at) < now - timedelta(minutes=policy.login.lockout_minutes)
+    statement = values.on_conflict_do_update(index_elements=["address"], set_={
+        "failures": case((stale, 1), else_=col(LoginThrottle.failures) + 1), "updated_at": now,
+    }).returning(col(LoginThrottle.failures))
     failures = session.execute(statement).scalar_one()
     over = failures - policy.login.address_throttle_after
     if over >= 0:
@@ -209,7 +208,9 @@ def log_in(session: Session, key: bytes, policy: SecurityPolicy, *, username: st
 _DUMMY = _hasher.hash(secrets.token_urlsafe(16))
 
 
-def resolve(session: Session, token: str, *, now: datetime, idle: timedelta, absolute: timedelta) -> tuple[User, LoginSession] | None:
+def resolve(
+    session: Session, token: str, *, now: datetime, idle: timedelta, absolute: timedelta
+) -> tuple[User, LoginSession] | None:
     """The user behind a session cookie, or None if unknown, ended or expired."""
     login = session.exec(select(LoginSession).where(LoginSession.token_sha256 == _digest(token))).first()
     if login is None or login.ended_at is not None:
@@ -342,7 +343,7 @@ def change_password(session: Session, key: bytes, policy: SecurityPolicy, *, use
     audit.record(session, key, now=now, actor_id=user.id, action="password.change", object_type="user", object_id=user.id)
 
 
-NO_PASSWORD = "!"  # not an argon2 hash: no password matches it
+NO_PASSWORD = "!"  # noqa: S105 - not an argon2 hash: no password matches it
 
 
 @dataclass(frozen=True)

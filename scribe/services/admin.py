@@ -94,7 +94,7 @@ def admin_view(s: Session, key: bytes, policies: Policies, *, actor: User, now: 
         .join(Recording, col(Recording.encounter_id) == Encounter.id)
         .where(Encounter.clinic_id == actor.clinic_id, Encounter.created_at >= month_start)
         .group_by(col(Encounter.clinician_id)))}
-    usage = [Usage(u, counts.get(u.id, (0, 0.0))[0], round(counts.get(u.id, (0, 0.0))[1] / 3600, 2))
+    usage = [Usage(u, counts.get(u.id or 0, (0, 0.0))[0], round(counts.get(u.id or 0, (0, 0.0))[1] / 3600, 2))
              for u in users if u.role in CLINICAL_ROLES]
     audit.record(s, key, now=now, actor_id=actor.id, action="admin.read", object_type="clinic",
                  object_id=actor.clinic_id, reason="admin screen (no clinical content)")
@@ -144,7 +144,7 @@ def receipt_for(s: Session, key: bytes, *, actor: User, receipt_id: int,
     client = s.get(Client, receipt.client_id) if receipt.client_id else None
     if client is None:
         owner = s.get(User, int(receipt.owner.split(":", 1)[1])) if receipt.owner.startswith("meetings:") else None
-        if owner is None or owner.clinic_id != actor.clinic_id or actor.role not in (Role.ADMIN,) and owner.id != actor.id:
+        if owner is None or owner.clinic_id != actor.clinic_id or (actor.role not in (Role.ADMIN,) and owner.id != actor.id):
             raise NotFound("no such receipt")
         audit.record(s, key, now=now, actor_id=actor.id, action="receipt.read", object_type="deletion_receipt",
                      object_id=receipt.id, reason="own meetings" if owner.id == actor.id else actor.role)

@@ -16,8 +16,8 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from scribe.db.tables import AuditEvent, AuditHead
-from scribe.domain.audit_actions import known
 from scribe.domain.audit import GENESIS, Anchor, AuditFields, chain_hash, verify_anchors, verify_chain
+from scribe.domain.audit_actions import known
 
 
 def record(

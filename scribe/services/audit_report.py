@@ -11,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -69,7 +69,9 @@ class Attribution:
         for p in s.exec(select(Pseudonymization).where(col(Pseudonymization.encounter_id).in_(
                 [e.id for e in encounters if e.client_id is None]))):
             self.encounter[p.encounter_id] = cases_found(SurrogateMap.from_json(p.surrogates))  # a meeting's cases
-        self.version = dict(s.exec(select(NoteVersion.id, Note.encounter_id).join(Note, col(Note.id) == NoteVersion.note_id)).all())
+        self.version = dict(
+            s.exec(select(NoteVersion.id, Note.encounter_id).join(Note, col(Note.id) == NoteVersion.note_id)).all()
+        )
         self.draft = dict(s.exec(select(Draft.id, Draft.encounter_id)).all())
         self.consent = dict(s.exec(select(Consent.id, Consent.client_id)).all())
         self.grant = dict(s.exec(select(BreakGlassGrant.id, BreakGlassGrant.client_id)).all())
@@ -93,7 +95,8 @@ class Attribution:
         elif kind == "break_glass_grant":
             found = {self.grant[oid]} if oid in self.grant else set()
         elif kind == "deletion_receipt":
-            found = {self.receipt[oid]} if self.receipt.get(oid) else set()
+            client = self.receipt.get(oid)
+            found = {client} if client else set()
         else:
             found = set()
         return {c for c in found if c in self.clients}
@@ -162,13 +165,13 @@ def _cell(value: str) -> str:
 
 @dataclass
 class Overview:
-    consent: dict[str, dict[str, int]]  # function -> state -> clients
+    consent: Mapping[str, Mapping[str, int]]  # function -> state -> clients
     grants_30_days: int
     grants_unreviewed: int
     after_hours: list[tuple[str, str, int]]  # user, role, reads of client information out of hours (30 days)
     readers: list[tuple[str, str, int]]  # user, role, distinct clients read (30 days)
     hours: str
-    retention: list[object] = field(default_factory=list)
+    retention: Sequence[object] = field(default_factory=list)
 
 
 def overview(s: Session, key: bytes, policies: Policies, *, actor: User, now: datetime) -> Overview:
@@ -182,7 +185,7 @@ def overview(s: Session, key: bytes, policies: Policies, *, actor: User, now: da
         ledger[c.client_id].append(ConsentEntry(c.id or 0, c.function, c.granted, c.effective_from, c.expires_at,
                                                 c.withdrawn_at))
     soon = timedelta(days=policies.consent.expiring_soon_days)
-    consent = {f: dict(Counter(state_of(ledger[c.id or 0], f, now, soon=soon).value for c in clients))
+    consent: dict[str, dict[str, int]] = {f: dict(Counter(state_of(ledger[c.id or 0], f, now, soon=soon).value for c in clients))
                for f in policies.consent.functions}
     for states in consent.values():
         for state in ConsentState:
@@ -197,7 +200,11 @@ def overview(s: Session, key: bytes, policies: Policies, *, actor: User, now: da
     out_of_hours: Counter[int] = Counter()
     read: dict[int, set[int]] = defaultdict(set)
     for event in s.exec(select(AuditEvent).where(col(AuditEvent.at) >= since).execution_options(yield_per=500)):
-        if event.actor_id not in users or not event.action.endswith((".read", ".play", ".export", ".list")):
+        if (
+            event.actor_id is None
+            or event.actor_id not in users
+            or not event.action.endswith((".read", ".play", ".export", ".list"))
+        ):
             continue
         clients_read = attribution.of(event)
         if not clients_read:

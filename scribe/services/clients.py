@@ -153,8 +153,15 @@ def set_status(s: Session, key: bytes, *, actor: User, client_id: int, status: s
     client.discharged_at = now if wanted == ClientStatus.DISCHARGED else None
     client.updated_at = now
     s.add(client)
-    audit.record(s, key, now=now, actor_id=actor.id, action=f"client.{'discharge' if wanted == ClientStatus.DISCHARGED else 'reactivate'}",
-                 object_type="client", object_id=client.id)
+    audit.record(
+        s,
+        key,
+        now=now,
+        actor_id=actor.id,
+        action=f"client.{'discharge' if wanted == ClientStatus.DISCHARGED else 'reactivate'}",
+        object_type="client",
+        object_id=client.id,
+    )
     return client
 
 

@@ -41,11 +41,14 @@ PEOPLE = [
 CLIENTS = [
     # clinician, given, family, preferred, dob, mrn, address, city, phone, email, employer, contacts
     ("dr_ada", "Maya", "Thompson", "", date(1991, 3, 14), "MRN-004417", "2217 Alder Creek Road", "Fairview",
-     "555-201-7788", "maya.t@example.org", "Riverside Bakery", [{"name": "Laura Thompson", "relation": "sister", "phone": "555-201-3344"}]),
+     "555-201-7788", "maya.t@example.org", "Riverside Bakery",
+     [{"name": "Laura Thompson", "relation": "sister", "phone": "555-201-3344"}]),
     ("dr_cole", "Jonah", "Whitfield", "Joe", date(1984, 11, 2), "MRN-004502", "88 Harbor Lane", "Fairview",
-     "555-310-4421", "jwhitfield@example.net", "Fairview Transit", [{"name": "Ellen Whitfield", "relation": "spouse", "phone": ""}]),
+     "555-310-4421", "jwhitfield@example.net", "Fairview Transit",
+     [{"name": "Ellen Whitfield", "relation": "spouse", "phone": ""}]),
     ("sam", "Priya", "Castellano", "", date(2001, 6, 30), "MRN-004633", "415 Orchard Street, Apt 3", "Fairview",
-     "555-478-9020", "priya.c@example.com", "", [{"name": "Rosa Castellano", "relation": "mother", "phone": "555-478-1100"}]),
+     "555-478-9020", "priya.c@example.com", "",
+     [{"name": "Rosa Castellano", "relation": "mother", "phone": "555-478-1100"}]),
 ]
 
 
@@ -82,7 +85,7 @@ def seed_demo(s: Session, *, now: datetime) -> list[DemoLogin]:
 
 def demo_client_id(s: Session) -> int:
     client = find_by_mrn(s, user_by_name(s, "dr_ada").clinic_id, "MRN-004417")
-    assert client is not None
+    assert client is not None  # noqa: S101 - narrows the type; never a guard
     return client.id or 0
 
 

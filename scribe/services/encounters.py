@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -32,7 +33,6 @@ from scribe.db.tables import (
     Note,
     Pseudonymization,
     Recording,
-    RecordingChunk,
     Transcript,
     TranscriptSegment,
     User,
@@ -47,7 +47,7 @@ from scribe.domain.billing import (
     suggest_code,
 )
 from scribe.domain.clients import ClientStatus
-from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from scribe.domain.errors import Conflict, InvalidInput, PermissionDenied
 from scribe.domain.notes import (
     PROCESSING,
     STATUS_WHILE_RUNNING,
@@ -284,7 +284,8 @@ def move_session(s: Session, key: bytes, policies: Policies, *, actor: User, enc
         recording.path = rel
         s.add(recording)
     _reseal(s, _segments(s, encounter))
-    _reseal(s, list(s.exec(select(EncounterAttendee).where(EncounterAttendee.encounter_id == encounter.id))))
+    attendees = list(s.exec(select(EncounterAttendee).where(EncounterAttendee.encounter_id == encounter.id)))
+    _reseal(s, attendees)
     items = _drop_derived(s, encounter)
     restart = _restart_after_transcript(s, policies, encounter, now)
     receipt = _receipt(s, wrong, "session moved to another client: its recording and transcript re-sealed under "
@@ -302,7 +303,7 @@ def _segments(s: Session, encounter: Encounter) -> list[TranscriptSegment]:
     return list(s.exec(select(TranscriptSegment).where(TranscriptSegment.transcript_id == transcript.id)))
 
 
-def _reseal(s: Session, rows: list[object]) -> None:
+def _reseal(s: Session, rows: Sequence[object]) -> None:
     """Seal these rows' values again, under the key their (changed) scope names now."""
     for row in rows:
         for column, _ in sealed_columns(type(row)):

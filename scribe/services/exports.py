@@ -14,12 +14,12 @@ from sqlmodel import Session, select
 
 from scribe.db.queries import by_emergency_grant, get_encounter_for_actor
 from scribe.db.tables import Client, Clinic, Draft, Encounter, User
+from scribe.domain.consent import part2_summary
 from scribe.domain.egress import PART2_NOTICE
 from scribe.domain.errors import Conflict
 from scribe.domain.notes import EncounterKind, VersionKind, VersionState, utc_text
 from scribe.policies import Policies
 from scribe.services import accounts, audit
-from scribe.domain.consent import part2_summary
 from scribe.services.consent import part2_basis, part2_terms
 from scribe.services.encounters import service_snapshot
 from scribe.services.records import VersionView, history, note_for
@@ -74,7 +74,7 @@ def prepare_export(s: Session, key: bytes, policies: Policies, *, actor: User, e
         raise Conflict("this note is not a record yet (it is unsigned, returned, or awaiting co-signature)")
     client = s.get(Client, encounter.client_id) if encounter.client_id else None
     clinic = s.get(Clinic, encounter.clinic_id)
-    assert clinic is not None
+    assert clinic is not None  # noqa: S101 - narrows the type; never a guard
     full = [v for v in views if v.is_record and v.version.kind != VersionKind.ADDENDUM]
     service = full[-1].version.content.get("service") if full else None
     if service is None and encounter.kind == EncounterKind.THERAPY:
@@ -104,7 +104,7 @@ def signature_line(v: VersionView) -> str:
 
 def cosignature_line(v: VersionView) -> str:
     c = v.cosign
-    assert c is not None
+    assert c is not None  # noqa: S101 - narrows the type; never a guard
     return (f"Co-signed by {c.signer_name}, {c.signer_credential} (licence {c.signer_licence_number}) on "
             f"{utc_text(c.at)} UTC. Meaning: {c.meaning} SHA-256: {c.content_sha256}")
 
@@ -183,7 +183,7 @@ def send_to_ehr(s: Session, key: bytes, policies: Policies, *, actor: User, enco
     x.part2_basis = basis or x.part2_basis
     bundle = note_bundle(x, drafted_by=x.drafted_by, part2_consent=_consent_copy(s, x, now) if x.part2 else None)
     found = chart_identifiers_in(x, json.dumps(bundle, ensure_ascii=False))
-    answer = gateway.post_record(destination, bundle, identifiers=found, part2=x.part2, part2_consent=consented)
+    answer: dict[str, Any] = gateway.post_record(destination, bundle, identifiers=found, part2=x.part2, part2_consent=consented)
     audit.record(s, key, now=now, actor_id=actor.id, action="note.send", object_type="encounter",
                  object_id=x.encounter.id, reason=f"to {destination}; {x.reason}" + ("; Part 2 notice attached"
                                                                                      if x.part2 else ""),

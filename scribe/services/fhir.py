@@ -87,7 +87,7 @@ def note_bundle(x: NoteExport, *, drafted_by: str, pdf: bytes | None = None,
         composition["subject"] = _ref("Patient", ids["patient"])
         composition["encounter"] = _ref("Encounter", ids["encounter"])
     entries.append(composition)
-    organization = {"resourceType": "Organization", "id": ids["org"], "name": x.clinic.name}
+    organization: dict[str, Any] = {"resourceType": "Organization", "id": ids["org"], "name": x.clinic.name}
     if x.clinic.npi:
         organization["identifier"] = [{"system": "http://hl7.org/fhir/sid/us-npi", "value": x.clinic.npi}]
     if x.clinic.phone:

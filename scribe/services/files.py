@@ -40,8 +40,8 @@ class FileKey:
     key: DataKeyRef
 
     @classmethod
-    def for_owner(cls, session: Session, owner: str, kind: str, now: datetime) -> "FileKey":
-        vault = vault_for(session.get_bind())  # type: ignore[arg-type]
+    def for_owner(cls, session: Session, owner: str, kind: str, now: datetime) -> FileKey:
+        vault = vault_for(session.get_bind())
         return cls(vault, vault.key_for(session, Scope(owner, kind), now))
 
 

@@ -38,6 +38,7 @@ from scribe.domain.transcript import Segment
 from scribe.engines.protocols import Audio, Deadline
 from scribe.services.consent import require_step_for
 from scribe.services.files import recordings
+from scribe.services.jobs import LeaseLost, hold_lease
 
 if TYPE_CHECKING:
     from scribe.runtime import Runtime
@@ -81,8 +82,6 @@ class Window:
 def run(rt: Runtime, job: Job) -> None:
     """Transcribe what is waiting (a few windows), then leave the job done, or queued again if
     more is waiting. Errors are the job's own: the recording and the cold path are untouched."""
-    from scribe.services.pipeline import LeaseLost
-
     more = False
     try:
         for _ in range(WINDOWS_PER_RUN):
@@ -96,7 +95,7 @@ def run(rt: Runtime, job: Job) -> None:
     except ConsentMissing as exc:
         log.warning("live job %s stopped encounter=%s: consent", job.id, job.encounter_id)
         _finish_run(rt, job, JobStatus.STOPPED, exc.public_message)
-    except Exception as exc:  # noqa: BLE001 - ids and the class only; the next piece queues it again
+    except Exception as exc:
         log.error("live job %s failed encounter=%s type=%s", job.id, job.encounter_id, exc.__class__.__name__)
         message = exc.public_message if isinstance(exc, EngineError) else f"live transcription stopped " \
             f"({exc.__class__.__name__}); the whole recording is transcribed when it ends"
@@ -146,7 +145,7 @@ def _step(rt: Runtime, job: Job) -> bool:
     end = found.offset + found.seconds
     if end - until < MIN_NEW_SECONDS:
         return False
-    window = found.samples[max(0, int(round((until - found.offset) * RATE))):]
+    window = found.samples[max(0, round((until - found.offset) * RATE)):]
     deadline = Deadline.after(rt.policies.pipeline.timeouts.transcribe_seconds, "live transcription")
     started = time.perf_counter()
     result = transcriber.transcribe(Audio(window, len(window) / RATE, offset=until), deadline,
@@ -188,7 +187,10 @@ def _segments(s: Session, transcript: Transcript | None) -> list[TranscriptSegme
 def _decode_after(rt: Runtime, pieces: list[str], until: float) -> Audio | None:
     """The audio from a little before ``until`` to the end of what has arrived."""
     store = recordings(rt.recordings_dir)
-    read = lambda rel: store.read(rt.engine, rel)  # noqa: E731
+
+    def read(rel: str) -> bytes:
+        return store.read(rt.engine, rel)
+
     head = read(pieces[0])
     limit = rt.policies.pipeline.upload.max_seconds
     first = max(1, int((until - LOOKBACK_SECONDS) / PIECE_SECONDS))
@@ -199,18 +201,16 @@ def _decode_after(rt: Runtime, pieces: list[str], until: float) -> Audio | None:
 
 
 def _commit(rt: Runtime, job: Job, window: Window, engine_name: str, *, known: int, seconds: float) -> None:
-    from scribe.services.pipeline import _still_ours
-
     now = rt.clock()
     with session_scope(rt.engine) as s:
-        _still_ours(s, job, now)
+        hold_lease(s, job, now)
         still_recording = s.execute(update(Encounter).where(col(Encounter.id) == job.encounter_id,
                                                             col(Encounter.status) == EncounterStatus.RECORDING)
                                     .values(updated_at=now)).rowcount  # type: ignore[attr-defined]
         if still_recording != 1:
             return  # finished meanwhile: the transcribe stage reads what was committed before
         encounter = s.get(Encounter, job.encounter_id)
-        assert encounter is not None
+        assert encounter is not None  # noqa: S101 - narrows the type; never a guard
         require_step_for(s, rt.policies, encounter, step=JobKind.TRANSCRIBE.value, now=now)
         transcript = s.exec(select(Transcript).where(Transcript.encounter_id == job.encounter_id)).first()
         if transcript is None:

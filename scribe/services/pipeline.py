@@ -15,10 +15,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from scribe.db.engine import session_scope
+from scribe.db.queries import is_part2_client
 from scribe.db.tables import (
     Client,
     Clinic,
@@ -47,12 +48,12 @@ from scribe.domain.chart import (
 from scribe.domain.errors import ConsentMissing, EngineError
 from scribe.domain.evidence import Flag, FlagKind, check_draft, split_sentences
 from scribe.domain.notes import EncounterKind, EncounterStatus, JobKind, JobStatus, content_sha256, next_stage
-from scribe.domain.redaction import SurrogateMap, reidentify
+from scribe.domain.redaction import KnownIdentifier, SurrogateMap, reidentify
 from scribe.domain.transcript import Segment, Speaker, Word, model_line
 from scribe.engines.protocols import Deadline, PseudonymizedTranscript, SectionRequest
-from scribe.db.queries import is_part2_client
 from scribe.services import audit
 from scribe.services.consent import check_step, part2_basis, require_step, require_step_for
+from scribe.services.jobs import LeaseLost, encounter_of, hold_lease
 
 if TYPE_CHECKING:
     from scribe.runtime import Runtime
@@ -88,7 +89,7 @@ def run_job(rt: Runtime, job: Job, *, crash_at: str | None = None) -> None:
     log.info("job %s start kind=%s encounter=%s attempt=%s", job.id, kind.value, job.encounter_id, job.attempts)
     try:
         with session_scope(rt.engine) as s:
-            encounter = _encounter(s, job)
+            encounter = encounter_of(s, job)
             require_step_for(s, rt.policies, encounter, step=kind.value, now=rt.clock())
         _fault(crash_at, f"start:{kind.value}")
         # Transcription and drafting check their own deadlines as they go; the pure-CPU
@@ -100,8 +101,8 @@ def run_job(rt: Runtime, job: Job, *, crash_at: str | None = None) -> None:
             deadline.check()
         _fault(crash_at, f"before-commit:{kind.value}")
         with session_scope(rt.engine) as s:
-            _still_ours(s, job, rt.clock())
-            encounter = _encounter(s, job)
+            hold_lease(s, job, rt.clock())
+            encounter = encounter_of(s, job)
             decision = require_step_for(s, rt.policies, encounter, step=kind.value, now=rt.clock())
             output.write(s, encounter)
             _complete(s, rt, job, encounter, key=output_key(job, output.input_sha256),
@@ -124,7 +125,7 @@ def run_job(rt: Runtime, job: Job, *, crash_at: str | None = None) -> None:
         log.warning("job %s engine error kind=%s encounter=%s retryable=%s type=%s", job.id, kind.value,
                     job.encounter_id, exc.retryable, exc.__class__.__name__)
         _fail_or_retry(rt, job, exc.public_message, retryable=exc.retryable)
-    except Exception as exc:  # noqa: BLE001 - any other bug: record it (ids only) and retry
+    except Exception as exc:
         # The class and ids only: a traceback prints the exception's message, and a message
         # can quote clinical text (a redaction error quoting its input).
         log.error("job %s crashed kind=%s encounter=%s type=%s", job.id, kind.value, job.encounter_id,
@@ -148,34 +149,13 @@ def output_key(job: Job, input_sha256: str) -> str:
     return f"{job.encounter_id}:{job.kind}:{input_sha256}"
 
 
-def _encounter(s: Session, job: Job) -> Encounter:
-    encounter = s.get(Encounter, job.encounter_id)
-    assert encounter is not None
-    return encounter
-
-
-class LeaseLost(Exception):
-    """The job is no longer this worker's: its lease ran out and another worker claimed it."""
-
-
-def _still_ours(s: Session, job: Job, now: datetime) -> None:
-    """At the commit, in the same transaction, make sure the job is still this worker's (and
-    lock its row until the commit), so a worker that stalled past its lease never writes
-    over, or beside, the worker that took the job over."""
-    won = s.execute(update(Job).where(col(Job.id) == job.id, col(Job.status) == JobStatus.RUNNING,
-                                      col(Job.worker_id) == job.worker_id)
-                    .values(updated_at=now)).rowcount  # type: ignore[attr-defined]
-    if won != 1:
-        raise LeaseLost(job.id)
-
-
 def _complete(s: Session, rt: Runtime, job: Job, encounter: Encounter, *, key: str, seconds: float,
               reason: str) -> None:
     """The stage done, in the transaction that wrote its output: its output key (unique in the
     database) is set with it, and the next stage queued."""
     now = rt.clock()
     row = s.get(Job, job.id)
-    assert row is not None
+    assert row is not None  # noqa: S101 - narrows the type; never a guard
     row.status, row.lease_until, row.error, row.seconds_taken, row.updated_at = JobStatus.DONE, None, "", seconds, now
     row.output_key = key
     s.add(row)
@@ -199,7 +179,7 @@ def _fail_or_retry(rt: Runtime, job: Job, message: str, *, retryable: bool) -> N
         now = rt.clock()
         with session_scope(rt.engine) as s:
             row = s.get(Job, job.id)
-            assert row is not None
+            assert row is not None  # noqa: S101 - narrows the type; never a guard
             row.status, row.error, row.lease_until = JobStatus.QUEUED, message, None
             row.run_after = now + timedelta(seconds=5 * 2 ** row.attempts)
             row.updated_at = now
@@ -213,7 +193,7 @@ def _stop(rt: Runtime, job: Job, message: str, job_status: JobStatus, status: En
     with session_scope(rt.engine) as s:
         row = s.get(Job, job.id)
         encounter = s.get(Encounter, job.encounter_id)
-        assert row is not None and encounter is not None
+        assert row is not None and encounter is not None  # noqa: S101 - narrows the type; never a guard
         row.status, row.error, row.lease_until, row.updated_at = job_status, message, None, now
         encounter.status, encounter.status_reason, encounter.updated_at = status, message, now
         s.add(row)
@@ -255,7 +235,7 @@ def chart_for(s: Session, encounter: Encounter) -> ChartFacts:
     client = s.get(Client, encounter.client_id)
     clinician = s.get(User, encounter.clinician_id)
     clinic = s.get(Clinic, encounter.clinic_id)
-    assert client is not None
+    assert client is not None  # noqa: S101 - narrows the type; never a guard
     return _facts(client, clinician.full_name if clinician else "", clinic.name if clinic else "")
 
 
@@ -265,7 +245,7 @@ def participants(s: Session, encounter: Encounter) -> list[User]:
     return [u for u in (s.get(User, r.user_id) for r in rows) if u is not None]
 
 
-def _known_for(s: Session, encounter: Encounter):  # noqa: ANN202 - list[KnownIdentifier]
+def _known_for(s: Session, encounter: Encounter) -> list[KnownIdentifier]:
     if encounter.kind != EncounterKind.SUPERVISION:
         return known_identifiers(chart_for(s, encounter))
     # Supervision: cases are discussed by reference. Every identifier of every client of the
@@ -280,7 +260,7 @@ def _known_for(s: Session, encounter: Encounter):  # noqa: ANN202 - list[KnownId
 
 def _pseudonymize(rt: Runtime, job: Job) -> Output:
     with session_scope(rt.engine) as s:
-        encounter = _encounter(s, job)
+        encounter = encounter_of(s, job)
         segments = load_segments(s, encounter.id or 0)
         known = _known_for(s, encounter)
         client_id = encounter.client_id
@@ -298,11 +278,11 @@ def _pseudonymize(rt: Runtime, job: Job) -> Output:
         if refused:
             kept = leave_out_cases(result.segments, result.surrogates, refused)
             lines = [model_line(x) for x in kept]
-        if encounter.kind == EncounterKind.SUPERVISION and not encounter.part2:
-            # A meeting that discussed a Part 2 case (one left out included) is a Part 2 record too.
-            if any(is_part2_client(s, c) for c in cases_found(result.surrogates)):
-                encounter.part2 = True
-                s.add(encounter)
+        # A meeting that discussed a Part 2 case (one left out included) is a Part 2 record too.
+        if encounter.kind == EncounterKind.SUPERVISION and not encounter.part2 and any(
+                is_part2_client(s, c) for c in cases_found(result.surrogates)):
+            encounter.part2 = True
+            s.add(encounter)
         s.execute(delete(Pseudonymization).where(col(Pseudonymization.encounter_id) == encounter.id))
         s.add(Pseudonymization(encounter_id=encounter.id or 0, engine=getattr(redactor, "name", "?"),
                                lines=lines, segment_texts=[x.text for x in kept],
@@ -315,14 +295,16 @@ def _pseudonymize(rt: Runtime, job: Job) -> Output:
 def load_pseudonymized(s: Session, encounter_id: int) -> PseudonymizedTranscript:
     p = s.exec(select(Pseudonymization).where(Pseudonymization.encounter_id == encounter_id)).one()
     original = load_segments(s, encounter_id)
-    segments = tuple(Segment(o.index, o.start, o.end, text, o.speaker) for o, text in zip(original, p.segment_texts))
+    segments = tuple(
+        Segment(o.index, o.start, o.end, text, o.speaker) for o, text in zip(original, p.segment_texts, strict=False)
+    )
     return PseudonymizedTranscript.restore(tuple(p.lines), segments, SurrogateMap.from_json(p.surrogates),
                                            dict(p.entity_counts))
 
 
 def _draft(rt: Runtime, job: Job) -> Output:
     with session_scope(rt.engine) as s:
-        encounter = _encounter(s, job)
+        encounter = encounter_of(s, job)
         transcript = load_pseudonymized(s, encounter.id or 0)
         drafter = rt.require_engines().drafter
         if encounter.part2:  # the tag follows the transcript to the drafter (and the gateway)
@@ -374,7 +356,7 @@ def _part2_basis(s: Session, rt: Runtime, encounter: Encounter, drafter: object)
 
 def _evidence(rt: Runtime, job: Job) -> Output:
     with session_scope(rt.engine) as s:
-        encounter = _encounter(s, job)
+        encounter = encounter_of(s, job)
         transcript = load_pseudonymized(s, encounter.id or 0)
         draft = s.exec(select(Draft).where(Draft.encounter_id == encounter.id)).one()
         template = rt.policies.template(encounter.note_type)

@@ -6,8 +6,8 @@ purge leaves a receipt: what was removed, when, by which rule, with content hash
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -38,8 +38,8 @@ from scribe.db.tables import (
 )
 from scribe.domain.chart import cases_found
 from scribe.domain.errors import InvalidInput, PermissionDenied
-from scribe.domain.redaction import SurrogateMap
 from scribe.domain.notes import EncounterStatus, JobKind, JobStatus, Role, content_sha256
+from scribe.domain.redaction import SurrogateMap
 from scribe.policies import Policies
 from scribe.services import audit
 from scribe.services.scrub import MediaTools, scrub_client_from_meetings
@@ -65,12 +65,12 @@ def withdraw(s: Session, key: bytes, policies: Policies, *, actor: User, client_
     client = get_client_for_actor(s, actor, client_id)
     if function not in policies.consent.functions:
         raise InvalidInput("no such consent")
-    form = policies.consent.forms[function]  # type: ignore[index]
+    form = policies.consent.forms[function]
     s.add(Consent(client_id=client.id or 0, function=function, granted=False, captured_by=actor.id or 0,
                   captured_at=now, form_version=form.version,
                   form_text=f"Withdrawn: {policies.consent.functions[function]}", effective_from=now))
     stopped = _stop_jobs(s, policies, client.id or 0, function, now)
-    rule = policies.consent.on_withdrawal[function]  # type: ignore[index]
+    rule = policies.consent.on_withdrawal[function]
     scrubbed, stale = scrub_client_from_meetings(s, client=client, parts=list(rule.supervision), tools=tools, now=now)
     receipt = purge(s, client_id=client.id or 0, artefacts=list(rule.purge), sessions=rule.sessions,
                     rule=f"consent withdrawn: {function}", function=function, actor_id=actor.id, now=now,
@@ -207,7 +207,7 @@ def shred_client_keys(s: Session, client_id: int, kind: str, now: datetime) -> l
     client = s.get(Client, client_id)
     if client is not None and client.legal_hold:
         return [{"artefact": f"{kind} encryption key", "session_id": None, "kept": "legal hold"}]
-    vault = vault_for(s.get_bind())  # type: ignore[arg-type]
+    vault = vault_for(s.get_bind())
     if vault.shred(s, Scope(f"client:{client_id}", kind), now):
         return [{"artefact": f"{kind} encryption key", "session_id": None, "destroyed": True}]
     return []

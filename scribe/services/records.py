@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, col, func, select
 
-from scribe.db.queries import by_emergency_grant, get_encounter_for_actor
+from scribe.db.queries import get_encounter_for_actor
 from scribe.db.tables import (
-    Client,
     Cosignature,
     Encounter,
     EncounterParticipant,
@@ -34,10 +34,8 @@ from scribe.domain.notes import (
     VersionState,
     can_correct,
     status_from_versions,
-    utc_text,
     version_state,
 )
-from scribe.domain.egress import PART2_NOTICE
 from scribe.domain.supervision import HoursCategory, hours, supervision_category
 from scribe.policies import Policies
 from scribe.services import accounts, audit
@@ -73,8 +71,14 @@ def history(s: Session, note: Note | None) -> list[VersionView]:
     versions = s.exec(select(NoteVersion).where(NoteVersion.note_id == note.id).order_by(col(NoteVersion.version))).all()
     ids = [v.id for v in versions]
     cosigns = {c.note_version_id: c for c in s.exec(select(Cosignature).where(col(Cosignature.note_version_id).in_(ids)))}
-    views = [VersionView(v, cosigns.get(v.id or 0), version_state(v.requires_cosign, getattr(cosigns.get(v.id or 0), "outcome", None)))
-             for v in versions]
+    views = [
+        VersionView(
+            v,
+            cosigns.get(v.id or 0),
+            version_state(v.requires_cosign, getattr(cosigns.get(v.id or 0), "outcome", None)),
+        )
+        for v in versions
+    ]
     by_id = {v.version.id: v for v in views}
     for v in views:
         if v.version.kind == VersionKind.AMENDMENT and v.is_record and v.version.supersedes_id in by_id:
@@ -91,7 +95,7 @@ def sync_status(s: Session, encounter: Encounter, views: list[VersionView], now:
 def add_version(s: Session, *, note: Note, encounter: Encounter, actor: User, kind: VersionKind,
                 sections: tuple[tuple[str, str, str], ...], meaning: str, now: datetime,
                 supersedes: NoteVersion | None = None, service: dict[str, object] | None = None,
-                **quality: object) -> NoteVersion:
+                **quality: Any) -> NoteVersion:
     content = SignedContent(encounter_id=encounter.id or 0, note_type=encounter.note_type, sections=sections,
                             signer_id=actor.id or 0, signed_at=now, meaning=meaning, kind=kind.value,
                             supersedes_sha256=supersedes.content_sha256 if supersedes else "",
@@ -169,7 +173,7 @@ def correct(s: Session, key: bytes, policies: Policies, *, actor: User, encounte
     if not decision:
         raise PermissionDenied(decision.reason)
     accounts.confirm_signature(actor, password, attested=attested, now=now, purpose=kind.value)
-    assert note is not None
+    assert note is not None  # noqa: S101 - narrows the type; never a guard
     latest = records[-1].version
     if kind == VersionKind.ADDENDUM:
         text = addendum.replace("\r\n", "\n").strip()
@@ -184,7 +188,7 @@ def correct(s: Session, key: bytes, policies: Policies, *, actor: User, encounte
         if any(len(v) > MAX_CORRECTION_CHARS for v in texts.values()):
             raise InvalidInput(f"a section may hold at most {MAX_CORRECTION_CHARS} characters")
         sections = tuple((sec["key"], sec["title"], texts.get(sec["key"], sec["text"])) for sec in base.content["sections"])
-        if all(text == sec["text"] for (_, _, text), sec in zip(sections, base.content["sections"])):
+        if all(text == sec["text"] for (_, _, text), sec in zip(sections, base.content["sections"], strict=False)):
             raise InvalidInput("the amendment changes nothing; edit the section(s) to correct")
         meaning = AMENDMENT_MEANING
         supersedes = base
@@ -220,6 +224,6 @@ def get_version_for_actor(s: Session, actor: User, version_id: int) -> tuple[Not
     if version is None:
         raise NotFound("no such note version")
     note = s.get(Note, version.note_id)
-    assert note is not None
+    assert note is not None  # noqa: S101 - narrows the type; never a guard
     encounter, _ = get_encounter_for_actor(s, actor, note.encounter_id)
     return version, note, encounter

@@ -3,6 +3,7 @@ every flag, and signs with the password re-entered. A signed version never chang
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -38,10 +39,10 @@ from scribe.domain.supervision import edit_distance, share_kept
 from scribe.domain.transcript import Segment
 from scribe.policies import Policies
 from scribe.services import accounts, audit, records
+from scribe.services.encounters import ServiceView, service_signing_problem, service_snapshot, service_view
 from scribe.services.files import recordings
 from scribe.services.pipeline import load_segments, participants
 from scribe.services.records import VersionView, signer_facts
-from scribe.services.encounters import ServiceView, service_signing_problem, service_snapshot, service_view
 from scribe.services.supervision import PendingNote, confirmed_flags, diffs_for
 
 MAX_SECTION_CHARS = 20_000
@@ -303,7 +304,7 @@ def save_section(s: Session, key: bytes, *, actor: User, encounter_id: int, sect
 CLINICIAN_TEXT_CHECKS = frozenset({"risk_polarity", "risk_unstated", "contradiction"})
 
 
-def _check_what_the_clinician_wrote(s: Session, draft: Draft, section: DraftSection, existing: list[DraftSentence],
+def _check_what_the_clinician_wrote(s: Session, draft: Draft, section: DraftSection, existing: Sequence[DraftSentence],
                                     text: str, segments: tuple[Segment, ...]) -> None:
     """Sentences the clinician wrote (in neither the AI draft nor an earlier check) are checked
     against the transcript too: a risk stated otherwise than the client said it, one the session

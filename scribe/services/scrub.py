@@ -132,7 +132,7 @@ def _scrub_pseudonymization(s: Session, meeting: Encounter, client: Client, inde
     texts = [REMOVED if i in indexes else text for i, text in enumerate(p.segment_texts)]
     originals = _segments(s, meeting)
     p.segment_texts = texts
-    p.lines = [model_line(Segment(o.idx, o.start, o.end, t, Speaker(o.speaker))) for o, t in zip(originals, texts)]
+    p.lines = [model_line(Segment(o.idx, o.start, o.end, t, Speaker(o.speaker))) for o, t in zip(originals, texts, strict=False)]
     # The map forgets the client: nothing of their case can be re-identified from this meeting.
     surrogates = dict(p.surrogates)
     forward = {k: v for k, v in dict(surrogates.get("forward", {})).items() if not k.startswith(f"case{client.id}:")}

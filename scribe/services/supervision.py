@@ -38,6 +38,7 @@ from scribe.domain.notes import (
 )
 from scribe.domain.supervision import (
     HOURS_LABELS,
+    HoursCategory,
     NoteQuality,
     Progress,
     QualitySummary,
@@ -114,7 +115,9 @@ def pending_for(s: Session, key: bytes, *, actor: User, now: datetime) -> list[P
     return out
 
 
-def _decide(s: Session, key: bytes, *, actor: User, version_id: int, now: datetime) -> tuple[NoteVersion, Note, Encounter, list[VersionView]]:
+def _decide(
+    s: Session, key: bytes, *, actor: User, version_id: int, now: datetime
+) -> tuple[NoteVersion, Note, Encounter, list[VersionView]]:
     version, note, encounter = records.get_version_for_actor(s, actor, version_id)
     views = records.history(s, note)
     view = next(v for v in views if v.version.id == version.id)
@@ -233,7 +236,9 @@ def dashboard(s: Session, key: bytes, policies: Policies, *, actor: User, now: d
     return out
 
 
-def ledger(s: Session, key: bytes, policies: Policies, *, actor: User, user_id: int, now: datetime) -> tuple[User, str, list[Progress], list[HoursEntry]]:
+def ledger(
+    s: Session, key: bytes, policies: Policies, *, actor: User, user_id: int, now: datetime
+) -> tuple[User, str, list[Progress], list[HoursEntry]]:
     """A supervisee's ledger, for themselves or their supervisor."""
     user = get_supervisee_for_actor(s, actor, user_id)
     type_key, prog = supervisee_progress(s, policies, user)
@@ -256,7 +261,7 @@ def ledger_csv(user: User, type_key: str, prog: list[Progress], entries: list[Ho
     w.writerow(["supervisee", "licence_type", "date_utc", "category", "hours", "session_id", "note_version_id"])
     for e in entries:
         w.writerow([_cell(user.full_name), _cell(type_key), e.occurred_at.strftime("%Y-%m-%d"),
-                    HOURS_LABELS[e.category], f"{e.hours:.2f}", e.encounter_id, e.note_version_id])
+                    HOURS_LABELS[HoursCategory(e.category)], f"{e.hours:.2f}", e.encounter_id, e.note_version_id])
     for p in prog:
         w.writerow([_cell(user.full_name), _cell(type_key), "", f"TOTAL {p.label}", f"{p.done:.2f}", "",
                     f"target {p.target:g}"])

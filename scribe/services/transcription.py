@@ -18,7 +18,8 @@ from scribe.domain.notes import EncounterKind, content_sha256
 from scribe.domain.transcript import TranscriptResult
 from scribe.engines.protocols import Deadline, VoiceHints
 from scribe.services.files import recordings
-from scribe.services.pipeline import Output, _encounter, load_segments, participants
+from scribe.services.jobs import encounter_of
+from scribe.services.pipeline import Output, load_segments, participants
 
 if TYPE_CHECKING:
     from scribe.runtime import Runtime
@@ -46,7 +47,7 @@ def transcribe_stage(rt: Runtime, job: Job) -> Output:
         recording = s.exec(select(Recording).where(Recording.encounter_id == job.encounter_id)).one()
         rel = recording.path
         claimed = recording.duration_seconds
-        hints = voice_hints(s, rt, _encounter(s, job))
+        hints = voice_hints(s, rt, encounter_of(s, job))
         live = s.exec(select(Transcript).where(Transcript.encounter_id == job.encounter_id)).first()
         live_until = live.live_until if live is not None and live.engine == getattr(transcriber, "name", "?") else 0.0
         kept = load_segments(s, job.encounter_id) if live_until > 0 else ()

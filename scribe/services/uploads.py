@@ -14,9 +14,9 @@ from sqlmodel import Session
 
 from scribe.db.queries import get_client_for_actor, supervisee_ids
 from scribe.db.tables import Client, Encounter, EncounterParticipant, Job, Recording, User
+from scribe.domain.clients import ClientStatus
 from scribe.domain.consent import transcription_decision
 from scribe.domain.decision import Decision
-from scribe.domain.clients import ClientStatus
 from scribe.domain.errors import Conflict, ConsentMissing, InvalidInput, NotFound, PermissionDenied
 from scribe.domain.notes import CLINICAL_ROLES, EncounterKind, EncounterStatus, JobKind, JobStatus, Role
 from scribe.engines.protocols import Decoder

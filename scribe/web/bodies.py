@@ -18,7 +18,7 @@ import os
 import secrets
 import struct
 import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -77,7 +77,7 @@ class SealedSpool(io.RawIOBase):
 
     def __init__(self, directory: Path) -> None:
         super().__init__()
-        self._file = tempfile.TemporaryFile(dir=directory)  # O_TMPFILE on Linux: no name, ever
+        self._file = tempfile.TemporaryFile(dir=directory)  # noqa: SIM115 - O_TMPFILE: no name, ever; closed by close()
         self._aead = AESGCM(secrets.token_bytes(32))
         self._pending = bytearray()
         self._written = 0
@@ -224,7 +224,7 @@ class BoundedRequest(Request):
                     self._form = await parser.parse()
                 except HTTPException:
                     raise
-                except Exception:  # noqa: BLE001 - starlette's MultiPartException: a malformed form
+                except Exception:
                     raise HTTPException(400, "The form could not be read.") from None
             else:
                 self._form = FormData()
@@ -309,7 +309,7 @@ async def parse_multipart(headers: Headers, stream: AsyncIterator[bytes], limits
         for spool in spools:
             spool.close()
         raise
-    except Exception:  # noqa: BLE001 - python-multipart's errors: a malformed body
+    except Exception:
         for spool in spools:
             spool.close()
         raise HTTPException(400, "The form could not be read.") from None
@@ -319,7 +319,7 @@ async def parse_multipart(headers: Headers, stream: AsyncIterator[bytes], limits
 class BoundedRoute(APIRoute):
     """Every scribe route: its body is counted against the kind its endpoint declares."""
 
-    def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         declared = getattr(self.endpoint, "body_kind", None)
 

@@ -9,6 +9,8 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from fastapi import Depends, Form, Path, Request
+from fastapi.responses import Response
+from fastapi.templating import Jinja2Templates
 from sqlmodel import Session
 
 from scribe.db.engine import session_scope
@@ -132,3 +134,9 @@ def allow(permission: str) -> Any:
 
     check.permission = permission  # type: ignore[attr-defined]
     return Depends(check)
+
+
+def render(request: Request, name: str, context: dict[str, object], status_code: int = 200) -> Response:
+    """A page from the app's templates."""
+    templates: Jinja2Templates = request.app.state.templates
+    return templates.TemplateResponse(request, name, context, status_code=status_code)

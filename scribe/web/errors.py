@@ -87,7 +87,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(CsrfFailed)
     async def csrf_failed(request: Request, exc: CsrfFailed) -> Response:
-        return render_error(request, 403, "Request refused", "The form expired or came from another site. Reload the page and try again.")
+        return render_error(
+            request,
+            403,
+            "Request refused",
+            "The form expired or came from another site. Reload the page and try again.",
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
@@ -97,7 +102,12 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         titles = {404: "Not found", 405: "Not allowed", 413: "Too large"}
-        return render_error(request, exc.status_code, titles.get(exc.status_code, "Error"), titles.get(exc.status_code, "The request could not be served."))
+        return render_error(
+            request,
+            exc.status_code,
+            titles.get(exc.status_code, "Error"),
+            titles.get(exc.status_code, "The request could not be served."),
+        )
 
     @app.exception_handler(IntegrityError)
     async def integrity(request: Request, exc: IntegrityError) -> Response:
@@ -146,7 +156,7 @@ class ContainErrors:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception as exc:  # noqa: BLE001 - the one place every error ends
+        except Exception as exc:
             log.error("unhandled %s on %s %s", exc.__class__.__name__, scope.get("method"), scope.get("path"))
             if not started:
                 response = render_error(Request(scope), 500, "Something went wrong",

@@ -22,7 +22,7 @@ CHROMIUM = "/usr/bin/chromium"
 class Server(str):
     """The server's address, and its runtime (for the personas' authenticator codes)."""
 
-    def __new__(cls, url: str, runtime, app) -> "Server":
+    def __new__(cls, url: str, runtime, app) -> Server:
         obj = super().__new__(cls, url)
         obj.runtime, obj.app = runtime, app
         return obj

@@ -102,4 +102,4 @@ def test_an_edited_anchor_file_is_detected() -> None:
     events = build(20, random.Random(3))
     anchors = anchors_for(events, 5)
     (a, mac) = anchors[-1]
-    assert problems(events, anchors[:-1] + [(replace(a, event_id=a.event_id - 1), mac)])
+    assert problems(events, [*anchors[:-1], (replace(a, event_id=a.event_id - 1), mac)])

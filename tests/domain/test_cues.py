@@ -20,11 +20,11 @@ LEX = Lexicon(names=frozenset({"mary", "joseph", "smith", "calvert"}), places=fr
               first_names=frozenset({"mary", "joseph"}))
 
 
-def _values(text: str, finder) -> list[str]:  # noqa: ANN001
+def _values(text: str, finder) -> list[str]:
     return [text[a:b] for a, b, _ in finder(text, LEX)]
 
 
-@pytest.mark.parametrize("text, names", [
+@pytest.mark.parametrize(("text", "names"), [
     ("pt spoke with dr small today", ["small"]),                  # an everyday word after a title is a name
     ("PRONOUNCED BY DR. L. RUUSKA. FAMILY", ["L. RUUSKA"]),        # the initial is taken in
     ("Drs Ferullo and Saeed in to see pt", ["Ferullo", "Saeed"]),
@@ -39,7 +39,7 @@ def test_names_after_a_title_or_before_a_credential(text: str, names: list[str])
     assert _values(text, find_titled_names) == names
 
 
-@pytest.mark.parametrize("text, places", [
+@pytest.mark.parametrize(("text", "places"), [
     ("TAKEN TO UNION HOSPITAL WHERE EKG POS", ["UNION"]),        # any word names a hospital
     ("d/c'd to Sacred Heart Memorial at 4pm", ["Sacred Heart"]),
     ("to sacred heart hospital. awaiting", ["sacred heart"]),
@@ -58,7 +58,7 @@ def test_facilities_by_name(text: str, places: list[str]) -> None:
     assert _values(text, find_facilities) == places
 
 
-@pytest.mark.parametrize("text, years", [
+@pytest.mark.parametrize(("text", "years"), [
     ("PMH: CABG 81, Redo CABG 84, MI 1992.", ["81", "84", "1992"]),
     ("PMHX CVA in 94 and 00 affected (R) side", ["94", "00"]),
     ("MI 2 days ago, CABG x3, PE 10 mg", []),
@@ -67,7 +67,7 @@ def test_years_of_past_events(text: str, years: list[str]) -> None:
     assert [text[a:b] for a, b, _ in find_event_years(text)] == years
 
 
-@pytest.mark.parametrize("text, value, clinical", [
+@pytest.mark.parametrize(("text", "value", "clinical"), [
     ("on PSV 10/5 overnight", "10/5", True), ("vent 10/5/50% tolerating", "10/5/50", True),
     ("c/o 3/10 l back pain", "3/10", True), ("SVR 954-1183; received", "954-1183", True),
     ("admitted 10/5 from home", "10/5", False), ("seen on 7/22 by", "7/22", False),
@@ -84,7 +84,7 @@ def test_a_phone_word_cues_a_short_number_and_an_initial_joins_its_name() -> Non
     assert take_initial(text, text.index("o'brien")) == text.index("j. o'brien")
 
 
-@pytest.mark.parametrize("text, value, note, clinical", [
+@pytest.mark.parametrize(("text", "value", "note", "clinical"), [
     ("pt c/o chest pressure 6/10. EKG", "6/10", True, True),      # a pain score
     ("had 3/10 incisional pain", "3/10", True, True),
     ("extubated at aprox 2030 with", "2030", True, True),          # a clock time in a note

@@ -15,7 +15,7 @@ ADA = SignerFacts(1, Role.CLINICIAN, LicenceStatus.LICENSED, True)
 
 
 def decide(signer: SignerFacts = ADA, **kw: object):
-    args = dict(encounter_clinician_id=1, draft_ready=True, already_signed=False, unresolved_flags=0)
+    args = {"encounter_clinician_id": 1, "draft_ready": True, "already_signed": False, "unresolved_flags": 0}
     args.update(kw)
     return can_sign(signer=signer, **args)  # type: ignore[arg-type]
 

@@ -64,7 +64,7 @@ def test_the_scan_finds_the_patterns_it_must_cover() -> None:
             "scribe.domain.patterns.RECOGNIZERS"} <= names
 
 
-@pytest.mark.parametrize("where, pattern", PATTERNS, ids=[w for w, _ in PATTERNS])
+@pytest.mark.parametrize(("where", "pattern"), PATTERNS, ids=[w for w, _ in PATTERNS])
 def test_no_pattern_backtracks_on_adversarial_input(where: str, pattern: re.Pattern[str]) -> None:
     slow = []
     for text in adversarial(MAX_PIECE):

@@ -19,7 +19,7 @@ def found(text: str) -> set[tuple[str, str]]:
     return out
 
 
-@pytest.mark.parametrize("text, kind, value", [
+@pytest.mark.parametrize(("text", "kind", "value"), [
     ("I live at 2217 Alder Creek Road, Apt 4B now", "ADDRESS", "2217 Alder Creek Road, Apt 4B"),
     ("we moved to twenty two seventeen alder creek road last year", "ADDRESS", "twenty two seventeen alder creek road"),
     ("send it to PO Box 4471", "ADDRESS", "PO Box 4471"),
@@ -74,7 +74,7 @@ def test_ordinary_speech_is_not_redacted(text: str) -> None:
     assert found(text) == set()
 
 
-@pytest.mark.parametrize("entity, value, source, keep", [
+@pytest.mark.parametrize(("entity", "value", "source", "keep"), [
     ("PERSON", "PMH", "presidio", False), ("PERSON", "CXR", "presidio", False), ("PERSON", "JOHN", "presidio", True),
     ("PERSON", "Laura Quill", "presidio", True),
     ("ORGANIZATION", "GBMC", "presidio", True), ("LOCATION", "200cc", "presidio", False),
@@ -94,7 +94,7 @@ def test_a_written_address_runs_on_over_its_place_lines() -> None:
     assert text[span[0]:span[1]] == "14 Crown Street\n Suite 321\n LONDON\n United Kingdom 75419"
 
 
-@pytest.mark.parametrize("text, found_by_ner, person", [
+@pytest.mark.parametrize(("text", "found_by_ner", "person"), [
     ("Maybe it's under Elita B Desaulniers", "under Elita", "Elita B Desaulniers"),
     ("Name: Fredrik L Sommerseth Address: 83393 Pärna 33", "Fredrik L", "Fredrik L Sommerseth"),
     ("my friend jane doe called", "jane doe", "jane doe"),  # all lower case: nothing to trim by

@@ -1,3 +1,4 @@
+import itertools
 import re
 from datetime import date
 
@@ -66,7 +67,7 @@ def test_a_span_that_partly_overlaps_a_longer_one_keeps_what_lies_outside_it() -
     merged = merge_spans(spans, text)
     out = apply_surrogates(text, merged, SurrogateMap())
     assert not any(d.isdigit() for d in re.sub(r"\[[A-Z_]+\d*\]", "", out)), out  # no digit outside a surrogate
-    assert all(a.end <= b.start for a, b in zip(merged, merged[1:]))  # never overlapping
+    assert all(a.end <= b.start for a, b in itertools.pairwise(merged))  # never overlapping
     assert [text[s.start:s.end] for s in merged if s.start < 6] == ["pager"]  # a span inside another is covered
     # a leftover of fewer than two letters or digits is let go ("-x", a possessive "s"); "-xy" stays
     def merged_of(end: int) -> list[tuple[int, int]]:

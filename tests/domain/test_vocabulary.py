@@ -14,7 +14,7 @@ LEX = Lexicon(names=frozenset({"maureen", "helen", "bill", "smith", "calvert"}),
                                 "united", "kingdom", "spoke"}))
 
 
-@pytest.mark.parametrize("value, capitals, shorthand, weak", [
+@pytest.mark.parametrize(("value", "capitals", "shorthand", "weak"), [
     ("Lasix", False, False, True),            # a medication
     ("abd soft", False, False, True),         # clinical shorthand only
     ("Zoloft", False, False, True),           # a psychiatric medication stays in the note
@@ -39,7 +39,7 @@ def test_text_written_in_capitals_and_shorthand_notes_are_recognised() -> None:
     assert not clinical_shorthand("I have been sleeping badly since my mother moved in with us last month")
 
 
-@pytest.mark.parametrize("entity, value, keep", [
+@pytest.mark.parametrize(("entity", "value", "keep"), [
     ("DATE", "5/5", False), ("DATE", "1/2", False), ("DATE", "3/4", False), ("DATE", "7/22", True),
     ("DATE", "11/11/2024", True),
     ("PHONE_NUMBER", "1900-0700", False), ("PHONE_NUMBER", "7.34/50/95/28/0", False),
@@ -49,7 +49,7 @@ def test_fractions_time_ranges_and_blood_gases_are_not_dates_or_phones(entity: s
     assert plausible(entity, value, "pattern", LEX) is keep
 
 
-@pytest.mark.parametrize("value, keep", [
+@pytest.mark.parametrize(("value", "keep"), [
     ("pt.was", False), ("NECESSARY.PT", False), ("present.to", False), ("ectopy.to", False), ("UEarly.se", True),
     ("https://x.example/a", True), ("www.smithfamily.com", True), ("clinic.org", True),
 ])
@@ -57,7 +57,7 @@ def test_only_real_web_addresses_from_presidio_stay(value: str, keep: bool) -> N
     assert plausible("URL", value, "presidio", LEX) is keep
 
 
-@pytest.mark.parametrize("text, value, specific", [
+@pytest.mark.parametrize(("text", "value", "specific"), [
     ("MI '92 and CABG", "92", True), ("BP 70 over", "70", False), ("at 2000 pt was turned", "2000", False),
     ("moved here in 2000", "2000", True), ("on March 4", "March 4", True), ("for 2-3 hours", "2-3 hours", False),
     ("last week", "last week", False),
@@ -84,7 +84,7 @@ def test_homes_are_found_by_what_surrounds_them() -> None:
     assert [text[a:b] for a, b, _ in find_places(text)] == ["Rockville"]
 
 
-@pytest.mark.parametrize("value, keep", [("8/87", True), ("11/92", True), ("13/92", False), ("3-24-17", True),
+@pytest.mark.parametrize(("value", "keep"), [("8/87", True), ("11/92", True), ("13/92", False), ("3-24-17", True),
                                          ("13-40-17", False)])
 def test_month_year_and_dashed_dates_are_dates(value: str, keep: bool) -> None:
     assert plausible("DATE", value, "pattern", LEX) is keep
@@ -109,7 +109,7 @@ def test_subjects_owners_and_towns_above_a_country_are_found() -> None:
     assert [text[a:b] for a, b, _ in find_lines_above_country(text, lex)] == ["Chiclana de la Frontera"]
 
 
-@pytest.mark.parametrize("text, names", [
+@pytest.mark.parametrize(("text", "names"), [
     ("it's under Elita B Desaulniers", ["Elita B Desaulniers"]),
     ("it's under Elita b Desaulniers", ["Elita b Desaulniers"]),  # speech read with its names capitalised
     ("Wheezy w Exertion only", []), ("Quixby x Thrice", []),     # shorthand: with, times

@@ -40,7 +40,7 @@ class Server:
                 self.end_headers()
                 self.wfile.write(body)
 
-            do_POST = do_GET = do_CONNECT = _answer  # noqa: N815
+            do_POST = do_GET = do_CONNECT = _answer
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -99,7 +99,7 @@ def test_an_answer_larger_than_any_completion_is_refused() -> None:
         huge.close()
 
 
-@pytest.mark.parametrize("url, ok", [
+@pytest.mark.parametrize(("url", "ok"), [
     ("https://models.example.org/v1/chat/completions", True),
     ("http://127.0.0.1:8080/v1/chat/completions", True),
     ("http://localhost:8080/v1", True),

@@ -13,7 +13,7 @@ from scribe.engines.prompts import clean_output
 from scribe.engines.whisper import WhisperTranscriber
 
 
-@pytest.mark.parametrize("fake, real, method", [
+@pytest.mark.parametrize(("fake", "real", "method"), [
     (fakes.FakeTranscriber, WhisperTranscriber, "transcribe"),
     (fakes.FakeRedactor, PresidioRedactor, "pseudonymize"),
     (fakes.FakeDrafter, CT2Drafter, "draft"),
@@ -27,8 +27,10 @@ def test_importing_scribe_does_not_pull_heavy_engines() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, scribe.app, scribe.engines.build, scribe.services.pipeline; "
-            "print(','.join(m for m in ('torch', 'ctranslate2', 'spacy', 'faster_whisper', 'presidio_analyzer') if m in sys.modules))")
+    code = (
+        "import sys, scribe.app, scribe.engines.build, scribe.services.pipeline; "
+        "print(','.join(m for m in ('torch', 'ctranslate2', 'spacy', 'faster_whisper', 'presidio_analyzer') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
 

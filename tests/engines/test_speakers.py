@@ -118,7 +118,7 @@ def test_a_lone_window_in_a_turn_is_smoothed_away() -> None:
 
 
 @pytest.mark.slow
-def test_real_voices_on_a_real_recording_and_an_enrolled_clinician(policies) -> None:  # noqa: ANN001
+def test_real_voices_on_a_real_recording_and_an_enrolled_clinician(policies) -> None:
     """resemblyzer on the bundled sample session (two voices), transcribed by Whisper tiny.en:
     words on the right speaker against its script. Then the recording cut to start on the
     client's turn: the first-speaker rule gets it backwards, the clinician's enrolled voice
@@ -152,7 +152,7 @@ def test_real_voices_on_a_real_recording_and_an_enrolled_clinician(policies) -> 
     assert g_right / g_n < 0.5 < 0.95 <= k_right / k_n
 
 
-def _audio(samples: np.ndarray):  # noqa: ANN202
+def _audio(samples: np.ndarray):
     from scribe.engines.protocols import Audio
 
     return Audio(samples, len(samples) / 16000)

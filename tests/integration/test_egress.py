@@ -14,6 +14,7 @@ import threading
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from sqlmodel import select
@@ -57,7 +58,7 @@ class FakeModelServer:
         bodies = self.bodies = []
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 bodies.append(body)
                 answer = json.dumps({"choices": [{"message": {"content": "The client reviewed the week with [CLIENT]."}}],
@@ -85,7 +86,7 @@ class OnlyLoopbackTo:
 
     active = False
     allowed: tuple[str, int] = ("127.0.0.1", 0)
-    violations: list[object] = []
+    violations: ClassVar[list[object]] = []
     installed = False
 
     @classmethod
@@ -238,7 +239,9 @@ def test_no_seeded_identifier_and_no_audio_reaches_the_model_server(tmp_path: Pa
     haystack = " ".join(json.loads(b)["messages"][-1]["content"] for b in sent).lower()
     haystack = " ".join(haystack.split())
     leaks = sorted({(kind, value) for kind, value in seeded if " ".join(value.lower().split()) in haystack})
-    assert leaks == [], f"{len(leaks)} of {len(seeded)} seeded identifiers reached the server: {sorted(set(k for k, _ in leaks))} {leaks[:40]}"
+    assert leaks == [], (
+        f"{len(leaks)} of {len(seeded)} seeded identifiers reached the server: {sorted({k for k, _ in leaks})} {leaks[:40]}"
+    )
     assert not any(looks_like_audio(b) for b in fake_server.bodies) and b"RIFF" not in b"".join(fake_server.bodies)
 
     with session_scope(runtime.engine) as s:

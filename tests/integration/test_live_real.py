@@ -6,6 +6,7 @@ transcribe stage transcribed only what live transcription had not. Slow; runs in
 from __future__ import annotations
 
 import io
+import itertools
 import re
 
 import jiwer
@@ -31,10 +32,10 @@ pytestmark = pytest.mark.slow
 class Counting:
     """The real transcriber, noting the offset and length of every piece of audio it is given."""
 
-    def __init__(self, inner) -> None:  # noqa: ANN001
+    def __init__(self, inner) -> None:
         self.inner, self.name, self.calls = inner, inner.name, []
 
-    def transcribe(self, audio, deadline=None, **kw):  # noqa: ANN001, ANN003, ANN201
+    def transcribe(self, audio, deadline=None, **kw):
         self.calls.append((audio.offset, audio.seconds))
         return self.inner.transcribe(audio, deadline, **kw)
 
@@ -88,7 +89,7 @@ def test_the_sample_is_transcribed_live_and_the_rest_at_the_end(tmp_path) -> Non
     with session_scope(rt.engine) as s:
         until = s.exec(select(Transcript).where(Transcript.encounter_id == encounter.id)).one().live_until
     assert until > 40  # most of the 85 s was transcribed while it was recorded
-    for earlier, later in zip(shown, shown[1:]):
+    for earlier, later in itertools.pairwise(shown):
         assert later[:len(earlier)] == earlier  # what was shown never changed
     live_calls = len(counting.calls)
     with session_scope(rt.engine) as s:

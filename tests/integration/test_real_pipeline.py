@@ -41,7 +41,9 @@ class RecordingDrafter:
 @pytest.fixture(scope="module")
 def real_engines() -> Engines:
     settings = Settings(model_profile="test", models_dir=ROOT / "models")
-    engines = build_engines(settings, load_policies(ROOT / "policies"))  # fails loudly (never skips) if the test profile is not installed
+    engines = build_engines(
+        settings, load_policies(ROOT / "policies")
+    )  # fails loudly (never skips) if the test profile is not installed
     return Engines(engines.transcriber, engines.redactor, RecordingDrafter(engines.drafter), engines.voices)
 
 

@@ -153,7 +153,7 @@ def test_a_helper_that_dies_fails_the_batch_and_the_next_batch_gets_new_helpers(
         shared.warm_up()
         for pid in list(shared._pool._processes):  # the helper is killed, as the OOM killer would
             os.kill(pid, signal.SIGKILL)
-        with pytest.raises(Exception):  # noqa: B017 - whatever the pool raises
+        with pytest.raises(Exception):
             shared.find_spans_batch(texts, [])
         assert shared._pool is None
         assert len(shared.find_spans_batch(texts, [])) == len(texts)
@@ -166,7 +166,7 @@ def redactor():
     return build_redactor(Settings(models_dir=ROOT / "models", model_profile="test"), REDACTION)
 
 
-@pytest.mark.parametrize("said, words, removed", [
+@pytest.mark.parametrize(("said", "words", "removed"), [
     # spoken addresses of streets named first, read as a writer would capitalise them
     ("the bus drops you off at six four three ul biskupa bogedaina one one eight", "biskupa bogedaina", True),
     ("she lives at one seven two maneeži seventy five saareküla", "maneeži", True),

@@ -31,7 +31,7 @@ def test_a_consent_step_naming_an_undefined_function_is_refused(tmp_path: Path) 
     d = copy_policies(tmp_path)
     text = (d / "consent.yaml").read_text().replace("draft: [ai_drafting]", "draft: [mind_reading]")
     (d / "consent.yaml").write_text(text)
-    with pytest.raises(PolicyError, match="consent.yaml"):
+    with pytest.raises(PolicyError, match=r"consent.yaml"):
         load_policies(d)
 
 
@@ -47,7 +47,7 @@ def test_a_consent_function_that_no_step_checks_is_refused(tmp_path: Path) -> No
 def test_a_template_whose_key_differs_from_its_file_is_refused(tmp_path: Path) -> None:
     d = copy_policies(tmp_path)
     (d / "note_templates" / "soap.yaml").rename(d / "note_templates" / "soap2.yaml")
-    with pytest.raises(PolicyError, match="soap2.yaml"):
+    with pytest.raises(PolicyError, match=r"soap2.yaml"):
         load_policies(d)
 
 

@@ -40,10 +40,7 @@ def append_many(url: str, worker: int, count: int, with_work: bool) -> None:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def url(request, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        value = f"sqlite:///{tmp_path / 'audit.db'}"
-    else:
-        value = request.getfixturevalue("pg_url")
+    value = f"sqlite:///{tmp_path / 'audit.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
     engine = make_engine(value)
     upgrade(engine)
     engine.dispose()

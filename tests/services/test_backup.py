@@ -165,7 +165,7 @@ def test_a_backup_taken_while_the_practice_works_restores_whole(runtime, practic
                 e = upload(runtime, practice.dr_ada, practice.maya.id, wav_bytes(seconds=2), transcript=TRANSCRIPT)
                 run_pipeline(runtime)
                 sign(runtime, practice.dr_ada, e, resolve_all(runtime, practice.dr_ada, e))
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     worker = threading.Thread(target=keep_working)

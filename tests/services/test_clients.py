@@ -16,8 +16,8 @@ from scribe.db.engine import session_scope
 from scribe.db.tables import AuditEvent, Client, ClientSearchToken
 from scribe.domain.clients import ChartInput, Diagnosis, GuardianAuthority, Person
 from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from scribe.services import clients, consent, review
 from scribe.runtime import Runtime
+from scribe.services import clients, consent, review
 from tests.conftest import CONSENTS, make_practice
 from tests.helpers import TRANSCRIPT, run_pipeline, upload
 from tests.services.test_lost_updates import race
@@ -26,10 +26,10 @@ CANARY_GIVEN, CANARY_FAMILY, CANARY_MRN = "Zebulonqx", "Featherstonehaughqx", "M
 
 
 def chart(**kw) -> ChartInput:
-    fields = dict(given_name=CANARY_GIVEN, family_name=CANARY_FAMILY, preferred_name="Zeb",
-                  date_of_birth=date(1988, 4, 2), mrn=CANARY_MRN, phone="555-010-9999",
-                  contacts=(Person("Harriet Okonkwo", "mother", "555-010-1111"),),
-                  diagnoses=(Diagnosis("F41.1", "Generalized anxiety disorder"),))
+    fields = {"given_name": CANARY_GIVEN, "family_name": CANARY_FAMILY, "preferred_name": "Zeb",
+                  "date_of_birth": date(1988, 4, 2), "mrn": CANARY_MRN, "phone": "555-010-9999",
+                  "contacts": (Person("Harriet Okonkwo", "mother", "555-010-1111"),),
+                  "diagnoses": (Diagnosis("F41.1", "Generalized anxiety disorder"),)}
     return ChartInput(**{**fields, **kw})
 
 

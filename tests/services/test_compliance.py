@@ -18,8 +18,16 @@ from hypothesis import strategies as st
 from sqlmodel import select
 
 from scribe.db.engine import session_scope
-from scribe.db.tables import Client, DeletionReceipt, Draft, DraftSentence, Encounter, NoteVersion, Pseudonymization, Recording
-from scribe.domain.consent import Part2Terms
+from scribe.db.tables import (
+    Client,
+    DeletionReceipt,
+    Draft,
+    DraftSentence,
+    Encounter,
+    NoteVersion,
+    Pseudonymization,
+    Recording,
+)
 from scribe.domain.egress import PART2_NOTICE, Destination, Payload, may_send
 from scribe.domain.errors import InvalidInput
 from scribe.services import consent, exports, fhir, purge, uploads
@@ -90,7 +98,7 @@ def test_a_withdrawal_takes_the_case_out_of_the_supervision_meeting(runtime, pra
         draft = s.exec(select(Draft).where(Draft.encounter_id == encounter.id)).one()
         receipt = s.get(DeletionReceipt, done.receipt.id)
     assert after[1] == REMOVED and after[3] == before[3]  # only the withdrawn client's case goes; Jonah's stays
-    assert "Castellano" not in json.dumps(after) and REMOVED == p.segment_texts[1]
+    assert "Castellano" not in json.dumps(after) and p.segment_texts[1] == REMOVED
     assert not any(k.startswith(f"case{practice.priya.id}:") for k in p.surrogates["forward"])  # no way back
     assert not any(1 in x.evidence for x in sentences)
     assert f"C-{practice.priya.id:04d}" not in json.dumps(draft.ai_sections) + " ".join(x.text for x in sentences)
@@ -138,7 +146,7 @@ def test_a_part2_consent_needs_every_2_31_element(runtime, practice) -> None:
         with pytest.raises(InvalidInput, match="Part 2 records needs"):
             grant(runtime, practice.dr_ada, practice.maya.id, ["part2_disclosure"],
                   part2=dataclasses.replace(PART2_TERMS, **{field: empty}))
-    with pytest.raises(InvalidInput, match="the whole 42 CFR 2.31 section"):
+    with pytest.raises(InvalidInput, match=r"the whole 42 CFR 2.31 section"):
         grant(runtime, practice.dr_ada, practice.maya.id, ["part2_disclosure"], part2=None)
     [row] = grant(runtime, practice.dr_ada, practice.maya.id, ["part2_disclosure"])
     assert row.details["part2"]["recipient"] == "practice-ehr" and row.details["part2"]["revocation_explained"]
@@ -377,9 +385,8 @@ def test_the_retention_report_shows_due_held_and_disposed_per_rule(runtime, prac
     after, receipts = rows()
     assert after[("after signing", "transcript")].due == 0 and after[("after signing", "transcript")].held == 1
     assert after[("after signing", "transcript")].disposed == 1 and receipts
-    with pytest.raises(Exception, match="admins"):
-        with session_scope(runtime.engine) as s:
-            retention.report(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, now=clock())
+    with pytest.raises(Exception, match="admins"), session_scope(runtime.engine) as s:
+        retention.report(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, now=clock())
 
 
 # --- the access report ------------------------------------------------------------------
@@ -553,9 +560,9 @@ def _chart_of(client, **changes):
 
     from scribe.domain.clients import ChartInput, Person
 
-    base = dict(given_name=client.given_name, family_name=client.family_name, preferred_name=client.preferred_name,
-                date_of_birth=client.date_of_birth or _date(1990, 1, 1), mrn=client.mrn, phone=client.phone,
-                contacts=tuple(Person(c["name"], c.get("relation", ""), c.get("phone", "")) for c in client.contacts))
+    base = {"given_name": client.given_name, "family_name": client.family_name, "preferred_name": client.preferred_name,
+                "date_of_birth": client.date_of_birth or _date(1990, 1, 1), "mrn": client.mrn, "phone": client.phone,
+                "contacts": tuple(Person(c["name"], c.get("relation", ""), c.get("phone", "")) for c in client.contacts)}
     return ChartInput(**{**base, **changes})
 
 
@@ -602,7 +609,7 @@ def test_the_access_report_streams_every_row_as_csv_without_a_cap(runtime, pract
 def test_after_a_withdrawal_no_chunk_is_accepted_and_the_model_is_not_called(runtime, practice, wav, engines) -> None:
     """S14: withdrawal stops what needs the consent at once: no further piece of a recording
     is accepted, and the drafting model is not called for the client again."""
-    from scribe.domain.errors import ConsentMissing, Conflict
+    from scribe.domain.errors import Conflict, ConsentMissing
     from scribe.services import recording
     from scribe.worker import Worker
 

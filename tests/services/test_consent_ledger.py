@@ -10,8 +10,6 @@ from sqlmodel import select
 
 from scribe.config import ROOT
 from scribe.db.engine import session_scope
-from scribe.domain.consent import Part2Terms
-from scribe.services.files import forms, recordings
 from scribe.db.tables import (
     Client,
     Consent,
@@ -22,13 +20,15 @@ from scribe.db.tables import (
     Recording,
     Transcript,
 )
+from scribe.domain.consent import Part2Terms
 from scribe.domain.errors import Conflict, ConsentMissing, InvalidInput, NotFound, PermissionDenied
 from scribe.domain.notes import PIPELINE, EncounterStatus, JobStatus
 from scribe.policies import load_policies
 from scribe.services import admin, consent, purge, recording
+from scribe.services.files import forms, recordings
 from scribe.worker import Worker
 from tests.conftest import wav_bytes
-from tests.helpers import media, TRANSCRIPT, reload, run_pipeline, upload
+from tests.helpers import TRANSCRIPT, media, reload, run_pipeline, upload
 
 POLICY = load_policies(ROOT / "policies").consent
 STEP_FUNCTION = [(step, f) for step, needed in POLICY.steps.items() for f in needed]
@@ -57,7 +57,7 @@ def grant(runtime, actor, client_id, functions, **kw):
                                       scan=kw.pop("scan", None), now=runtime.clock())
 
 
-@pytest.mark.parametrize("step, function", STEP_FUNCTION, ids=[f"{s}-{f}" for s, f in STEP_FUNCTION])
+@pytest.mark.parametrize(("step", "function"), STEP_FUNCTION, ids=[f"{s}-{f}" for s, f in STEP_FUNCTION])
 def test_every_step_refuses_without_each_consent_it_needs(runtime, practice, clock, step, function) -> None:
     grant(runtime, practice.dr_ada, practice.maya.id, [function])  # egress and Part 2 are not on file by default
     clock.advance(seconds=1)
@@ -74,7 +74,7 @@ def test_every_step_refuses_without_each_consent_it_needs(runtime, practice, clo
         assert consent.check_step(s, runtime.policies, client_id=practice.maya.id, step=step, now=clock()).allowed
 
 
-@pytest.mark.parametrize("stage, function", STAGE_FUNCTION, ids=[f"{k.value}-{f}" for k, f in STAGE_FUNCTION])
+@pytest.mark.parametrize(("stage", "function"), STAGE_FUNCTION, ids=[f"{k.value}-{f}" for k, f in STAGE_FUNCTION])
 def test_a_withdrawal_before_a_stage_stops_the_session_there(runtime, practice, wav, engines, clock, stage, function) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     worker = Worker(runtime)
@@ -203,10 +203,9 @@ def test_switches_gate_capture_at_every_level(runtime, practice, wav, clock) -> 
         upload(runtime, practice.dr_ada, practice.maya.id, wav, note_type="soap")
     upload(runtime, practice.dr_ada, practice.maya.id, wav, note_type="dap")
     upload(runtime, practice.dr_cole, practice.jonah.id, wav)  # another clinician is unaffected
-    with pytest.raises(PermissionDenied):
-        with session_scope(runtime.engine) as s:
-            admin.set_switch(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, scope="practice",
-                             target_id=None, enabled=False, note_types=[], now=clock())
+    with pytest.raises(PermissionDenied), session_scope(runtime.engine) as s:
+        admin.set_switch(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, scope="practice",
+                         target_id=None, enabled=False, note_types=[], now=clock())
 
 
 def test_browser_recording_chunks_are_durable_idempotent_and_stop_on_withdrawal(runtime, practice, clock) -> None:

@@ -26,21 +26,19 @@ from scribe.db.tables import (
     Pseudonymization,
     Recording,
     Transcript,
-    TranscriptSegment,
 )
 from scribe.domain.errors import Conflict, InvalidInput, PermissionDenied
 from scribe.domain.notes import EncounterStatus, JobStatus
 from scribe.services import encounters, purge
-from scribe.services.files import recordings
 from tests.conftest import wav_bytes
-from tests.helpers import TRANSCRIPT, confirm, reload, run_pipeline, upload
+from tests.helpers import TRANSCRIPT, reload, run_pipeline, upload
 from tests.services.test_review import resolve_all, sign, view
 
 
 def set_service(runtime, actor, encounter, **kw):
     now = runtime.clock()
-    values = dict(start=now - timedelta(minutes=55), end=now, place="11", service_type="individual", code="90837",
-                  attendees=[])
+    values = {"start": now - timedelta(minutes=55), "end": now, "place": "11", "service_type": "individual", "code": "90837",
+                  "attendees": []}
     values.update(kw)
     with session_scope(runtime.engine) as s:
         return encounters.set_service(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id,
@@ -90,7 +88,7 @@ def test_signing_waits_for_the_service_and_the_signature_covers_it(runtime, prac
 
 def test_only_the_sessions_clinician_sets_its_service(runtime, practice, wav) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, confirm_service=False)
-    with pytest.raises(Exception, match="no such session|only the session's clinician"):
+    with pytest.raises(Exception, match=r"no such session|only the session's clinician"):
         set_service(runtime, practice.dr_cole, encounter)
     with pytest.raises(Exception):
         set_service(runtime, practice.dr_ben, encounter)
@@ -317,7 +315,7 @@ def test_the_queue_is_searched_by_client_status_and_date_and_paginated(runtime, 
         page2 = encounters.queue(s, practice.dr_ada, page=2)
         assert page1.total == 30 and page1.pages == 2 and len(page1.rows) == 25 and len(page2.rows) == 5
         assert {e.id for e, _ in page1.rows}.isdisjoint({e.id for e, _ in page2.rows})
-        assert [e.id for e, _ in page1.rows][0] == made[-1].id  # newest first
+        assert next(e.id for e, _ in page1.rows) == made[-1].id  # newest first
         abernathy = encounters.queue(s, practice.dr_ada, query="abernathy")
         assert abernathy.total == 10 and all(label == "Quincy Abernathy" for _, label in abernathy.rows)
         assert encounters.queue(s, practice.dr_ada, query=practice.maya.mrn).total == 20

@@ -22,11 +22,11 @@ from scribe.db.sealing.columns import vault_for
 from scribe.db.sealing.envelope import Scope, SealingError, Shredded
 from scribe.db.sealing.vault import Vault
 from scribe.db.tables import DataKey, DraftSection, NoteVersion, Pseudonymization, Recording, TranscriptSegment
-from scribe.services import consent, purge
 from scribe.runtime import build_runtime
+from scribe.services import consent, purge
 from scribe.services.files import recordings
 from tests.conftest import wav_bytes
-from tests.helpers import media, TRANSCRIPT, run_pipeline, upload
+from tests.helpers import TRANSCRIPT, media, run_pipeline, upload
 from tests.services.test_review import resolve_all, sign
 
 
@@ -242,7 +242,7 @@ def test_the_envelope_refuses_every_kind_of_stream_damage() -> None:
         "bit flipped": good[:header + 40] + bytes([good[header + 40] ^ 1]) + good[header + 41:],
         "record from another file": head + sealed()[header:][:len(records[0])] + records[1] + records[2],
     }
-    assert {k: opens(v) for k, v in damaged.items()} == {k: False for k in damaged}
+    assert {k: opens(v) for k, v in damaged.items()} == dict.fromkeys(damaged, False)
     assert not opens(good, context="recordings/b.webm")
     assert not opens(sealed("recordings/b.webm"))
 
@@ -280,7 +280,7 @@ def test_scribe_refuses_to_start_with_a_missing_or_wrong_master_key(runtime, pra
     upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     key = settings.master_key_path.read_bytes()
     settings.master_key_path.unlink()
-    with pytest.raises(RuntimeError, match="master key .* is missing"):
+    with pytest.raises(RuntimeError, match=r"master key .* is missing"):
         build_runtime(settings, policies=policies)
     assert not settings.master_key_path.exists()  # no new key was made
     settings.master_key_path.write_bytes(secrets.token_bytes(32))

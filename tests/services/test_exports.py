@@ -186,7 +186,7 @@ class FakeEhr:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 outer.bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
                 self.send_response(201)
                 self.send_header("Content-Type", "application/fhir+json")

@@ -94,8 +94,9 @@ def test_every_hostile_file_gets_a_clear_answer_never_a_server_error(tight, prac
 
 def test_a_header_that_lies_about_the_duration_is_not_believed(tight) -> None:
     """A WebM whose header says 5 s while it carries 90 s: the old probe read the header."""
-    import av
     import io
+
+    import av
 
     lying = lie_about_duration(encoded("webm", "libopus", LIMIT_SECONDS + 30, bit_rate=6000), 5)
     with av.open(io.BytesIO(lying)) as container:  # the lie is really in the header

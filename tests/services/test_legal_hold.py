@@ -13,7 +13,7 @@ from scribe.db.engine import session_scope
 from scribe.db.tables import DataKey, DeletionReceipt, Draft, Pseudonymization, Recording, Transcript
 from scribe.services import purge, retention
 from scribe.worker import Worker
-from tests.helpers import media, TRANSCRIPT, run_pipeline, upload
+from tests.helpers import TRANSCRIPT, media, run_pipeline, upload
 from tests.services.test_review import resolve_all, sign
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-from hypothesis import HealthCheck, seed, settings
+from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -56,8 +56,14 @@ def test_the_note_lifecycle_keeps_its_invariants(tmp_path_factory, policies) -> 
 
         def view(self, name: str = "sam"):
             with session_scope(self.rt.engine) as s:
-                return review.review_view(s, self.rt.audit_key, self.rt.policies, actor=self.actor(name), encounter_id=self.encounter.id,
-                                          now=self.clock())
+                return review.review_view(
+                    s,
+                    self.rt.audit_key,
+                    self.rt.policies,
+                    actor=self.actor(name),
+                    encounter_id=self.encounter.id,
+                    now=self.clock(),
+                )
 
         def attempt(self, fn, *args, **kw):
             self.clock.advance(seconds=1)

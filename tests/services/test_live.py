@@ -156,7 +156,7 @@ def test_live_windows_stop_at_a_withdrawal_and_what_was_made_is_purged(runtime, 
 
 def test_a_window_committed_after_the_recording_ended_or_by_a_worker_that_lost_it_is_refused(
         runtime, practice, clock, timed) -> None:
-    from scribe.services.pipeline import LeaseLost
+    from scribe.services.jobs import LeaseLost
 
     encounter = start(runtime, practice, clock)
     send(runtime, practice, clock, encounter, webm_pieces(30.0))

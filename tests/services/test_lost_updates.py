@@ -8,7 +8,6 @@ Conflict (409), no error of another kind, and the stored text is the winner's.""
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
@@ -38,7 +37,7 @@ def race(*calls):
         barrier.wait()
         try:
             out[i] = calls[i]()
-        except Exception as exc:  # noqa: BLE001 - the outcome under test
+        except Exception as exc:
             out[i] = exc
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]

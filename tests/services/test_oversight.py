@@ -8,7 +8,9 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings as hyp_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 from sqlmodel import select
 
 from scribe.cli import main as cli_main
@@ -22,7 +24,7 @@ from scribe.services import audit, breakglass, records, retention, review
 from scribe.services.uploads import accept_upload
 from scribe.worker import Worker
 from tests.conftest import PASSWORD
-from tests.helpers import confirm, TRANSCRIPT, run_pipeline, upload
+from tests.helpers import TRANSCRIPT, confirm, run_pipeline, upload
 from tests.services.test_review import resolve_all, sign
 
 
@@ -51,7 +53,9 @@ def grant(runtime, actor, mrn, minutes=30, reason="client in crisis, their clini
 
 def read(runtime, actor, encounter):
     with session_scope(runtime.engine) as s:
-        return review.review_view(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id, now=runtime.clock())
+        return review.review_view(
+            s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id, now=runtime.clock()
+        )
 
 
 # -- break-the-glass -----------------------------------------------------------------------
@@ -90,7 +94,15 @@ def test_every_grant_is_listed_for_review_until_reviewed(runtime, practice, wav)
         with pytest.raises(PermissionDenied):
             breakglass.grants_for_review(s, practice.dr_ben, runtime.policies.security)
     with session_scope(runtime.engine) as s:
-        breakglass.review(s, runtime.audit_key, runtime.policies.security, actor=practice.root, grant_id=g.id, note="called the client", now=runtime.clock())
+        breakglass.review(
+            s,
+            runtime.audit_key,
+            runtime.policies.security,
+            actor=practice.root,
+            grant_id=g.id,
+            note="called the client",
+            now=runtime.clock(),
+        )
     with session_scope(runtime.engine) as s:
         assert s.get(BreakGlassGrant, g.id).reviewed_by == practice.root.id
 
@@ -133,7 +145,7 @@ def test_emergency_access_shows_signed_records_only(runtime, practice, wav) -> N
 # -- Part 2 -------------------------------------------------------------------------------
 
 def test_the_part2_tag_follows_every_version_and_every_export_carries_the_notice(runtime, practice, wav) -> None:
-    encounter, version = signed(runtime, practice, wav, part2=True)
+    encounter, _version = signed(runtime, practice, wav, part2=True)
     with session_scope(runtime.engine) as s:
         records.correct(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, encounter_id=encounter.id,
                         kind=VersionKind.ADDENDUM, password=PASSWORD, attested=True, now=runtime.clock(),
@@ -174,7 +186,7 @@ def test_retention_never_selects_held_unstarted_records_or_anything_too_young(ca
 
 
 def test_retention_purges_what_is_due_leaves_receipts_and_respects_a_legal_hold(runtime, practice, wav, clock) -> None:
-    encounter, version = signed(runtime, practice, wav)
+    _encounter, version = signed(runtime, practice, wav)
     days = runtime.policies.retention.after_signing
     with session_scope(runtime.engine) as s:
         assert retention.run(s, runtime.audit_key, runtime.policies, now=clock())["due"] == 0
@@ -254,7 +266,23 @@ def test_a_grant_is_reviewed_by_neither_the_grantee_nor_whoever_made_the_account
         assert breakglass.awaiting_review(s, root_two, runtime.policies.security) == 2
         assert breakglass.awaiting_review(s, quick, runtime.policies.security) == 0
     with pytest.raises(PermissionDenied, match="another administrator"), session_scope(runtime.engine) as s:
-        breakglass.review(s, runtime.audit_key, runtime.policies.security, actor=practice.root, grant_id=g.id, note="fine", now=clock())
+        breakglass.review(
+            s,
+            runtime.audit_key,
+            runtime.policies.security,
+            actor=practice.root,
+            grant_id=g.id,
+            note="fine",
+            now=clock(),
+        )
     with session_scope(runtime.engine) as s:
-        breakglass.review(s, runtime.audit_key, runtime.policies.security, actor=root_two, grant_id=g.id, note="called them", now=clock())
+        breakglass.review(
+            s,
+            runtime.audit_key,
+            runtime.policies.security,
+            actor=root_two,
+            grant_id=g.id,
+            note="called them",
+            now=clock(),
+        )
         assert s.get(BreakGlassGrant, g.id).reviewed_by == root_two.id

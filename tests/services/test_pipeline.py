@@ -180,7 +180,7 @@ def test_a_worker_that_stalled_past_its_lease_writes_nothing_over_the_one_that_t
     assert reload(runtime, encounter).status != EncounterStatus.FAILED
 
 
-@pytest.mark.parametrize("field, stage, engine", [  # each stage gets its own limit
+@pytest.mark.parametrize(("field", "stage", "engine"), [  # each stage gets its own limit
     ("transcribe_per_audio_second", "transcription", "transcriber"),
     ("draft_seconds", "drafting", "drafter"),
     ("other_seconds", "pseudonymize", "redactor"),

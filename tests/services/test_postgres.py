@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
+
 def test_migrations_and_append_only_triggers_on_postgres(pg_url, tmp_path) -> None:
     from scribe.db.engine import check_durability, make_engine, session_scope
     from scribe.db.migrate import upgrade
@@ -31,9 +32,9 @@ def test_migrations_and_append_only_triggers_on_postgres(pg_url, tmp_path) -> No
 
 
 def test_only_one_worker_claims_a_job_on_postgres(pg_url) -> None:
+    from scribe.db.clients import add_client
     from scribe.db.engine import make_engine, session_scope
     from scribe.db.migrate import upgrade
-    from scribe.db.clients import add_client
     from scribe.db.sealing.columns import install
     from scribe.db.sealing.vault import Vault
     from scribe.db.tables import Client, Clinic, Encounter, Job, User
@@ -107,7 +108,7 @@ def test_the_app_role_can_work_but_not_switch_off_the_append_only_guards(pg_url,
                     "DELETE FROM audit_events", "UPDATE audit_events SET reason = 'x'", "TRUNCATE audit_events",
                     "DELETE FROM egress_events", "DROP TABLE cosignatures", "DELETE FROM alembic_version",
                     "CREATE TABLE intruder (x int)"):
-            with pytest.raises(ProgrammingError, match="permission denied|must be owner"), runtime.engine.begin() as c:
+            with pytest.raises(ProgrammingError, match=r"permission denied|must be owner"), runtime.engine.begin() as c:
                 c.execute(text(sql))
         # Started again, it re-grants (a migration's new tables are covered) and still works.
         runtime.engine.dispose()

@@ -24,7 +24,9 @@ def ready(runtime, actor, client_id, wav, transcript: str = TRANSCRIPT):
 
 def view(runtime, actor, encounter):
     with session_scope(runtime.engine) as s:
-        return review.review_view(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id, now=runtime.clock())
+        return review.review_view(
+            s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id, now=runtime.clock()
+        )
 
 
 def review_all(runtime, actor, encounter) -> int:

@@ -53,8 +53,15 @@ def return_it(runtime, actor, version_id, comment="Add the risk screening you di
 
 def export(runtime, actor, encounter):
     with s_(runtime) as s:
-        return records.export_text(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id, password=PASSWORD,
-                                   now=runtime.clock())
+        return records.export_text(
+            s,
+            runtime.audit_key,
+            runtime.policies,
+            actor=actor,
+            encounter_id=encounter.id,
+            password=PASSWORD,
+            now=runtime.clock(),
+        )
 
 
 def correct(runtime, actor, encounter, kind, **kw):
@@ -242,7 +249,9 @@ def test_a_supervision_meeting_is_drafted_by_case_reference_and_feeds_hours(runt
     assert seen.versions and seen.segments == () and seen.draft is None
     for outsider in (practice.dr_ada, practice.eve, practice.root):
         with pytest.raises(NotFound), s_(runtime) as s:
-            review.review_view(s, runtime.audit_key, runtime.policies, actor=outsider, encounter_id=encounter.id, now=runtime.clock())
+            review.review_view(
+                s, runtime.audit_key, runtime.policies, actor=outsider, encounter_id=encounter.id, now=runtime.clock()
+            )
 
 
 def test_a_case_without_supervision_consent_is_left_out_of_the_draft_with_a_flag(runtime, practice) -> None:

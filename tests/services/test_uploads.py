@@ -6,9 +6,9 @@ import pytest
 from sqlmodel import select
 
 from scribe.db.engine import session_scope
-from scribe.services.files import recordings
 from scribe.db.tables import Encounter, Job, Recording
 from scribe.domain.errors import ConsentMissing, InvalidInput, NotFound, PermissionDenied
+from scribe.services.files import recordings
 from scribe.services.uploads import sniff_format
 from tests.conftest import wav_bytes
 from tests.helpers import upload
@@ -31,7 +31,7 @@ def test_a_wav_is_stored_with_its_job_before_it_is_acknowledged(runtime, practic
     assert job.kind == "transcribe" and job.status == "queued"
 
 
-@pytest.mark.parametrize("data, message", [
+@pytest.mark.parametrize(("data", "message"), [
     (b"", "empty"),
     (b"%PDF-1.7 not audio at all" * 10, "unsupported file type"),
     (b"RIFF\x00\x00\x00\x00WAVEfmt garbage garbage", "could not be read"),

@@ -86,8 +86,9 @@ def test_a_swap_is_refused_from_a_stale_page_by_someone_else_or_for_one_voice(ru
 
 def test_the_session_s_voices_and_the_enrolled_clinician_reach_the_speaker_turns(runtime, practice, wav,
                                                                               engines) -> None:
-    from scribe.services.uploads import accept_upload
     import io
+
+    from scribe.services.uploads import accept_upload
 
     with session_scope(runtime.engine) as s:
         voices.enrol(s, runtime.audit_key, user=s.get(User, practice.dr_ada.id), voice=tuple([1 / 16] * 256),

@@ -15,7 +15,7 @@ from sqlmodel import select
 
 from scribe.app import create_app
 from scribe.db.engine import session_scope
-from scribe.db.tables import Consent, DeletionReceipt, NoteVersion, Note, User
+from scribe.db.tables import Consent, DeletionReceipt, Note, NoteVersion, User
 from scribe.services import breakglass
 from tests.conftest import PASSWORD
 from tests.helpers import TRANSCRIPT, run_pipeline, upload
@@ -140,7 +140,7 @@ def test_the_access_matrix_has_no_unexpected_success_and_no_foreign_content(app,
                     ok = allowed(route.path, actor, obj)
                     if want_method == "POST" and ok:
                         continue
-                    url = re.sub(r"\{(\w+)\}", lambda m: str((obj.ids or {}).get(m.group(1), obj.id))
+                    url = re.sub(r"\{(\w+)\}", lambda m: str((obj.ids or {}).get(m.group(1), obj.id))  # noqa: B023 - called at once
                                  if m.group(1).endswith("_id") else
                                  {"section_key": "subjective", "seq": "0"}.get(m.group(1), "1"), route.path)
                     web = webs[actor]

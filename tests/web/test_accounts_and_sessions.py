@@ -4,7 +4,9 @@ clock, rotation at log-in, cookie flags, and an admin's account management."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+
 import pyotp
 import pytest
 from fastapi.testclient import TestClient
@@ -27,7 +29,7 @@ def post_login(web: TestClient, username: str, password: str = PASSWORD, code: s
     return web.post("/login", data={"username": username, "password": password, "code": code}, follow_redirects=False)
 
 
-@pytest.mark.parametrize("password, problem", [
+@pytest.mark.parametrize(("password", "problem"), [
     ("short pass", "at least 12"),
     ("password1234", "common and breached"),
     ("qwertyuiop!!", "common and breached"),
@@ -107,12 +109,9 @@ def test_concurrent_failures_are_all_counted(runtime, practice) -> None:
     from scribe.domain.errors import PermissionDenied
 
     def attempt() -> None:
-        with session_scope(runtime.engine) as s:
-            try:
-                accounts.log_in(s, runtime.audit_key, runtime.policies.security, username="dr_cole",
-                                password="not the password", code="", now=runtime.clock())
-            except PermissionDenied:
-                pass
+        with session_scope(runtime.engine) as s, contextlib.suppress(PermissionDenied):
+            accounts.log_in(s, runtime.audit_key, runtime.policies.security, username="dr_cole",
+                            password="not the password", code="", now=runtime.clock())
 
     threads = [threading.Thread(target=attempt) for _ in range(4)]
     for t in threads:
@@ -127,7 +126,9 @@ def test_unknown_user_and_wrong_password_look_the_same(app, practice) -> None:
     a = post_login(TestClient(app), "nobody_here", "whatever password")
     b = post_login(TestClient(app), "dr_ada", "whatever password")
     assert a.status_code == b.status_code == 401
-    assert re.search(r'class="error"[^>]*>([^<]*)<', a.text).group(1) == re.search(r'class="error"[^>]*>([^<]*)<', b.text).group(1)
+    assert re.search(r'class="error"[^>]*>([^<]*)<', a.text).group(1) == re.search(
+        r'class="error"[^>]*>([^<]*)<', b.text
+    ).group(1)
 
 
 def test_a_new_account_must_enrol_a_second_factor_before_anything_else(app, runtime, practice, clock) -> None:
@@ -241,7 +242,12 @@ def test_password_change_checks_the_current_one_and_the_policy(app, runtime, pra
     web = client_for(app, "dr_ada")
     token = csrf(web)
     assert web.post("/account/password", data={"csrf_token": token, "current": "wrong one!!", "new": "x" * 20}).status_code == 403
-    assert web.post("/account/password", data={"csrf_token": token, "current": PASSWORD, "new": "password12345"}).status_code == 400
+    assert (
+        web.post(
+            "/account/password", data={"csrf_token": token, "current": PASSWORD, "new": "password12345"}
+        ).status_code
+        == 400
+    )
     assert web.post("/account/password", data={"csrf_token": token, "current": PASSWORD,
                                                 "new": "lantern orchard copper violin"}).status_code == 200
     assert post_login(TestClient(app), "dr_ada", "lantern orchard copper violin",
@@ -422,12 +428,9 @@ def test_concurrent_failures_from_one_address_are_all_counted(runtime, practice,
     monkeypatch.setattr(accounts, "_verify_seconds", lambda: 0.0)
 
     def attempt(i: int) -> None:
-        with session_scope(runtime.engine) as s:
-            try:
-                accounts.log_in(s, runtime.audit_key, runtime.policies.security, username=f"nobody_{i}",
-                                password="whatever password", code="", now=runtime.clock(), address="203.0.113.7")
-            except PermissionDenied:
-                pass
+        with session_scope(runtime.engine) as s, contextlib.suppress(PermissionDenied):
+            accounts.log_in(s, runtime.audit_key, runtime.policies.security, username=f"nobody_{i}",
+                            password="whatever password", code="", now=runtime.clock(), address="203.0.113.7")
 
     threads = [threading.Thread(target=attempt, args=(i,)) for i in range(4)]
     for t in threads:

@@ -143,11 +143,11 @@ def test_a_tampered_spool_does_not_read_back(tmp_path) -> None:
     fd = spool._file.fileno()
     os.pwrite(fd, b"\xff", 10)
     spool.seek(0)
-    with pytest.raises(Exception, match="InvalidTag|^$"):
+    with pytest.raises(Exception, match=r"InvalidTag|^$"):
         spool.read()
 
 
-@pytest.mark.parametrize("error, status", [
+@pytest.mark.parametrize(("error", "status"), [
     (IntegrityError("INSERT", {}, Exception("UNIQUE constraint failed: notes.encounter_id")), 409),
     (OperationalError("UPDATE", {}, Exception("database is locked")), 503),
     (OperationalError("SELECT", {}, Exception("no such table: drafts")), 500),

@@ -61,5 +61,7 @@ def test_no_clinical_text_in_logs_error_pages_jobs_or_temp_files(app, runtime, p
     with session_scope(runtime.engine) as s:
         assert all("zqcanary" not in (j.error or "") for j in s.exec(select(Job)))
     spool = runtime.settings.data_dir / "tmp"
-    for path in [p for p in spool.rglob("*") if p.is_file()] + [p for p in set(Path(tempfile.gettempdir()).glob("*")) - system_tmp if p.is_file()]:
+    for path in [p for p in spool.rglob("*") if p.is_file()] + [
+        p for p in set(Path(tempfile.gettempdir()).glob("*")) - system_tmp if p.is_file()
+    ]:
         assert b"zqcanary" not in path.read_bytes(), path

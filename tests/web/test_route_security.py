@@ -82,9 +82,13 @@ def test_missing_wrong_token_and_cross_site_origin_are_refused_and_change_nothin
         for method in route.methods - {"GET", "HEAD"}:
             url = fill(route.path, world)
             before = snapshot(runtime)
-            attempts = [({}, {}), ({"csrf_token": "forged"}, {}), ({"csrf_token": "forgé ¹²³"}, {}),  # non-ASCII: a 403, not a 500
-                        ({"csrf_token": token}, {"origin": "https://evil.example"}),
-                        ({}, {"x-csrf-token": token, "origin": "https://evil.example"})]
+            attempts = [
+                ({}, {}),
+                ({"csrf_token": "forged"}, {}),
+                ({"csrf_token": "forgé ¹²³"}, {}),  # non-ASCII: a 403, not a 500
+                ({"csrf_token": token}, {"origin": "https://evil.example"}),
+                ({}, {"x-csrf-token": token, "origin": "https://evil.example"}),
+            ]
             if route.path in NO_TOKEN:
                 attempts = [({"username": "dr_ada", "password": "x"}, {"origin": "https://evil.example"})]
             for data, headers in attempts:

@@ -11,7 +11,6 @@ registers the ORM listeners once."""
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 from dataclasses import dataclass
@@ -68,25 +67,33 @@ class Sealed(TypeDecorator[Any]):
         return None if value is None else _SealedToken(value)
 
 
-def install(engine: Engine, vault: "Vault") -> None:
+def install(engine: Engine, vault: Vault) -> None:
     """Seal and open this engine's clinical columns with ``vault``."""
     engine.update_execution_options(**{OPTION: vault})
     _register_listeners()
 
 
-def vault_for(bind: Engine | Connection) -> "Vault":
+def vault_for(bind: Engine | Connection) -> Vault:
     vault = bind.get_execution_options().get(OPTION)
     if vault is None:
         raise SealingError("no encryption key is loaded for this database")
     return vault  # type: ignore[no-any-return]
 
 
-@functools.cache
+_SEALED_COLUMNS: dict[type, tuple[tuple[str, Sealed], ...]] = {}
+
+
 def sealed_columns(cls: type) -> tuple[tuple[str, Sealed], ...]:
-    try:
-        return tuple((c.key, c.type) for c in inspect(cls).columns if isinstance(c.type, Sealed))
-    except NoInspectionAvailable:
-        return ()
+    """A table class's sealed columns (looked up once per class; a race only computes it twice)."""
+    found = _SEALED_COLUMNS.get(cls)
+    if found is None:
+        try:
+            mapper: Any = inspect(cls)
+            found = tuple((c.key, c.type) for c in mapper.columns if isinstance(c.type, Sealed))
+        except NoInspectionAvailable:
+            found = ()
+        _SEALED_COLUMNS[cls] = found
+    return found
 
 
 def binding_of(obj: Any, values: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -130,7 +137,7 @@ def _seal_on_flush(session: OrmSession, _context: Any, _instances: Any) -> None:
                 and getattr(obj, c) is not None and not isinstance(getattr(obj, c), _SealedToken)]
         if not todo:
             continue
-        vault = vault_for(session.get_bind())  # type: ignore[arg-type]
+        vault = vault_for(session.get_bind())
         scope = obj.seal_scope(session)
         if scope not in keys:
             keys[scope] = vault.key_for(session, scope, datetime.now(UTC))

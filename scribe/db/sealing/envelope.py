@@ -13,7 +13,7 @@ import struct
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import BinaryIO, Protocol
+from typing import IO, BinaryIO, Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -48,7 +48,8 @@ class Scope:
 class Keys(Protocol):
     """What opening needs: the vault's id and a data key by its id."""
 
-    vault_id: str
+    @property
+    def vault_id(self) -> str: ...
 
     def aead(self, key_id: int) -> AESGCM: ...
 
@@ -136,7 +137,7 @@ def _record_aad(header: bytes, index: int, last: bool) -> bytes:
     return header + struct.pack(">I?", index, last)
 
 
-def seal_stream(vault_id: str, key_id: int, aead: AESGCM, source: BinaryIO, out: BinaryIO, *, context: str,
+def seal_stream(vault_id: str, key_id: int, aead: AESGCM, source: IO[bytes], out: IO[bytes], *, context: str,
                 limit: int | None = None) -> tuple[int, str]:
     """Encrypt ``source`` into ``out`` in records of ``STREAM_CHUNK``; the header names the
     file's ``context`` (its name in its store), so a sealed file moved to another name does

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session as OrmSession
+from sqlmodel import col
 
 from scribe.db.sealing import envelope
 from scribe.db.sealing.envelope import Binding, Scope, SealingError, Shredded
@@ -64,7 +65,10 @@ class Vault:
         wrapped = base64.b64encode(nonce + self._master.encrypt(nonce, raw, _wrap_aad(scope.owner, scope.kind)))
         result = conn.execute(table.insert().values(owner=scope.owner, kind=scope.kind, wrapped=wrapped.decode(),
                                                     created_at=now))
-        key_id = int(result.inserted_primary_key[0])
+        inserted = result.inserted_primary_key
+        if inserted is None:  # an insert of one row always has it
+            raise SealingError("the new data key has no id")
+        key_id = int(inserted[0])
         aead = AESGCM(raw)
         with self._lock:
             self._fresh[key_id] = aead  # readable in this transaction before it commits
@@ -121,8 +125,8 @@ class Vault:
 
     def shred(self, session: OrmSession, scope: Scope, now: datetime) -> int:
         """Destroy every data key of a scope (in the caller's transaction). Returns how many."""
-        rows = session.execute(select(DataKey).where(DataKey.owner == scope.owner, DataKey.kind == scope.kind,
-                                                     DataKey.destroyed_at.is_(None))  # type: ignore[union-attr]
+        rows = session.execute(select(DataKey).where(col(DataKey.owner) == scope.owner, col(DataKey.kind) == scope.kind,
+                                                     col(DataKey.destroyed_at).is_(None))
                                ).scalars().all()
         for row in rows:
             row.wrapped, row.destroyed_at = "", now

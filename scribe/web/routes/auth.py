@@ -13,7 +13,17 @@ from scribe.domain.errors import InvalidInput, PermissionDenied
 from scribe.runtime import Runtime
 from scribe.services import accounts
 from scribe.web.bodies import BoundedRoute
-from scribe.web.deps import COOKIE, ActorDep, allow, CsrfDep, LoginDep, PathId, RuntimeDep, same_origin, SessionDep
+from scribe.web.deps import (
+    COOKIE,
+    CsrfDep,
+    LoginDep,
+    PathId,
+    RuntimeDep,
+    SessionDep,
+    allow,
+    render,
+    same_origin,
+)
 
 router = APIRouter(route_class=BoundedRoute)
 
@@ -21,7 +31,7 @@ router = APIRouter(route_class=BoundedRoute)
 @router.get("/login", response_class=HTMLResponse)
 
 def login_page(request: Request) -> Response:
-    return request.app.state.templates.TemplateResponse(request, "login.html", {"error": None})
+    return render(request, "login.html", {"error": None})
 
 
 @router.post("/login")
@@ -37,7 +47,7 @@ def login(request: Request, runtime: RuntimeDep, session: SessionDep,
                                address=request.client.host if request.client else "")
     except PermissionDenied as exc:
         session.commit()  # keep the failed-attempt count and its audit row
-        return request.app.state.templates.TemplateResponse(request, "login.html", {"error": exc.public_message},
+        return render(request, "login.html", {"error": exc.public_message},
                                                             status_code=401)
     response = RedirectResponse("/" if done.mfa_passed else "/account/mfa", status_code=303)
     set_session_cookie(response, runtime, done.token)
@@ -70,10 +80,10 @@ def keepalive(login: LoginDep) -> Response:
 def mfa_page(request: Request, runtime: RuntimeDep, session: SessionDep, login: LoginDep) -> Response:
     user = session.merge(login[0])
     if user.totp_enrolled_at is not None:
-        return request.app.state.templates.TemplateResponse(request, "mfa.html", {"enrolled": True, "csrf": login[1].csrf_token})
+        return render(request, "mfa.html", {"enrolled": True, "csrf": login[1].csrf_token})
     uri = accounts.enrolment_uri(user, runtime.policies.security)
     qr = segno.make(uri, error="m").svg_data_uri(scale=5, encode_minimal=False, omit_charset=True) if uri else None
-    return request.app.state.templates.TemplateResponse(request, "mfa.html", {
+    return render(request, "mfa.html", {
         "enrolled": False, "qr": qr, "secret": user.totp_secret, "csrf": login[1].csrf_token, "error": None})
 
 
@@ -98,7 +108,7 @@ def mfa_confirm(request: Request, runtime: RuntimeDep, session: SessionDep, logi
 @router.get("/account/password", response_class=HTMLResponse)
 
 def password_page(request: Request, login: LoginDep) -> Response:
-    return request.app.state.templates.TemplateResponse(request, "password.html", {"csrf": login[1].csrf_token,
+    return render(request, "password.html", {"csrf": login[1].csrf_token,
                                                                                    "done": False})
 
 
@@ -108,7 +118,7 @@ def password_change(request: Request, runtime: RuntimeDep, session: SessionDep, 
                     current: Annotated[str, Form(max_length=200)], new: Annotated[str, Form(max_length=200)]) -> Response:
     accounts.change_password(session, runtime.audit_key, runtime.policies.security, user=session.merge(login[0]),
                              current=current, new=new, now=runtime.clock(), keep_login_id=login[1].id)
-    return request.app.state.templates.TemplateResponse(request, "password.html", {"csrf": login[1].csrf_token,
+    return render(request, "password.html", {"csrf": login[1].csrf_token,
                                                                                    "done": True})
 
 
@@ -127,7 +137,7 @@ def invitation_page(request: Request, login: tuple[User, LoginSession], invited:
     """The link, shown to the admin once, to hand to the person (never by the same channel
     as anything else that identifies them)."""
     link = str(request.url_for("invitation_form").include_query_params(token=invited.link_token))
-    return request.app.state.templates.TemplateResponse(request, "invitation.html", {
+    return render(request, "invitation.html", {
         "actor": login[0], "csrf": login[1].csrf_token, "invited": invited, "link": link})
 
 
@@ -147,7 +157,7 @@ def manage_user(request: Request, runtime: RuntimeDep, session: SessionDep, logi
 def invitation_form(request: Request, runtime: RuntimeDep, session: SessionDep,
                     token: Annotated[str, Query(max_length=100)] = "") -> Response:
     valid = accounts.pending_invitation(session, token, runtime.clock()) is not None
-    return request.app.state.templates.TemplateResponse(request, "invite.html", {"token": token, "valid": valid,
+    return render(request, "invite.html", {"token": token, "valid": valid,
                                                                                 "error": None},
                                                         status_code=200 if valid else 404)
 

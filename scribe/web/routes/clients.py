@@ -4,7 +4,7 @@ in date order), editing, transfer to another clinician, discharge and reactivati
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -22,8 +22,7 @@ from scribe.domain.errors import InvalidInput
 from scribe.domain.notes import CLINICAL_ROLES
 from scribe.services import clients
 from scribe.web.bodies import BoundedRoute
-from scribe.web.deps import MAX_ID, ActorDep, CsrfDep, FormInt, LoginDep, PathId, RuntimeDep, SessionDep, allow
-from scribe.web.routes.sessions import render
+from scribe.web.deps import MAX_ID, ActorDep, CsrfDep, FormInt, LoginDep, PathId, RuntimeDep, SessionDep, allow, render
 
 router = APIRouter(route_class=BoundedRoute)
 PEOPLE_ROWS = 3  # empty rows the form offers for contacts, guardians and diagnoses
@@ -53,7 +52,7 @@ def chart_from_form(form: FormData) -> ChartInput:
 
     def people(prefix: str, fields: tuple[str, ...]) -> tuple[Person, ...]:
         columns = [_texts(form, f"{prefix}_{f}") for f in fields]
-        return tuple(Person(**dict(zip(fields, row))) for row in zip(*columns))
+        return tuple(Person(**dict(zip(fields, row, strict=False))) for row in zip(*columns, strict=False))
 
     codes, descriptions = _texts(form, "dx_code"), _texts(form, "dx_description")
     return ChartInput(
@@ -63,11 +62,11 @@ def chart_from_form(form: FormData) -> ChartInput:
         email=_text(form, "email"), employer=_text(form, "employer"), school=_text(form, "school"),
         contacts=people("contact", ("name", "relation", "phone")),
         guardians=people("guardian", ("name", "relation", "phone", "authority", "documents")),
-        diagnoses=tuple(Diagnosis(c, d) for c, d in zip(codes, descriptions)),
+        diagnoses=tuple(Diagnosis(c, d) for c, d in zip(codes, descriptions, strict=False)),
         part2_program=form.get("part2_program") == "yes")
 
 
-def _form_context(request: Request, login: tuple, session: SessionDep, client: object | None) -> dict[str, object]:
+def _form_context(request: Request, login: tuple[Any, Any], session: SessionDep, client: object | None) -> dict[str, object]:
     actor, row = login
     return {"actor": actor, "csrf": row.csrf_token, "client": client, "rows": PEOPLE_ROWS,
             "authorities": [a.value for a in GuardianAuthority], "clinical": actor.role in CLINICAL_ROLES,

@@ -15,8 +15,7 @@ from scribe.domain.errors import InvalidInput
 from scribe.services import admin, breakglass, consent, egress, purge
 from scribe.services.scrub import MediaTools
 from scribe.web.bodies import Body, BoundedRoute, takes
-from scribe.web.deps import MAX_ID, ActorDep, allow, CsrfDep, LoginDep, PathId, RuntimeDep, SessionDep
-from scribe.web.routes.sessions import render
+from scribe.web.deps import MAX_ID, ActorDep, CsrfDep, LoginDep, PathId, RuntimeDep, SessionDep, allow, render
 
 router = APIRouter(route_class=BoundedRoute)
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from datetime import datetime
 from itertools import islice
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -13,8 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from scribe.domain.errors import InvalidInput
 from scribe.services import audit_report, breakglass, retention
 from scribe.web.bodies import BoundedRoute
-from scribe.web.deps import ActorDep, allow, CsrfDep, FormInt, LoginDep, PathId, RuntimeDep, SessionDep
-from scribe.web.routes.sessions import render
+from scribe.web.deps import ActorDep, CsrfDep, FormInt, LoginDep, PathId, RuntimeDep, SessionDep, allow, render
 
 router = APIRouter(route_class=BoundedRoute)
 
@@ -48,7 +46,15 @@ def grant_page(request: Request, runtime: RuntimeDep, session: SessionDep, login
 @router.post("/admin/break-glass/{grant_id}/review", dependencies=[allow("breakglass.review"), CsrfDep])
 def review(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, grant_id: PathId,
            note: Annotated[str, Form(max_length=500)] = "") -> Response:
-    breakglass.review(session, runtime.audit_key, runtime.policies.security, actor=actor, grant_id=grant_id, note=note, now=runtime.clock())
+    breakglass.review(
+        session,
+        runtime.audit_key,
+        runtime.policies.security,
+        actor=actor,
+        grant_id=grant_id,
+        note=note,
+        now=runtime.clock(),
+    )
     return RedirectResponse("/admin#break-glass", status_code=303)
 
 

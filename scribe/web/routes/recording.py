@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from scribe.domain.errors import InvalidInput
 from scribe.services import recording
 from scribe.web.bodies import Body, BoundedRoute, takes
-from scribe.web.deps import FORM_TYPES, ActorDep, allow, CsrfDep, FormInt, FormVoices, PathId, RuntimeDep, SessionDep
+from scribe.web.deps import FORM_TYPES, ActorDep, CsrfDep, FormInt, FormVoices, PathId, RuntimeDep, SessionDep, allow
 
 router = APIRouter(route_class=BoundedRoute)
 

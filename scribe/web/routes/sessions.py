@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
-
 from datetime import UTC, date, datetime, time
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -17,14 +15,22 @@ from scribe.domain.errors import InvalidInput
 from scribe.domain.notes import CLINICAL_ROLES, PROCESSING, EncounterStatus, Role, VersionKind, VoidReason
 from scribe.services import consent, encounters, exports, fhir, purge, records, review, uploads
 from scribe.web.bodies import Body, BoundedRoute, takes
-from scribe.web.deps import ActorDep, allow, CsrfDep, FormInt, FormVoices, is_htmx, LoginDep, PathId, RuntimeDep, SessionDep
+from scribe.web.deps import (
+    ActorDep,
+    CsrfDep,
+    FormInt,
+    FormVoices,
+    LoginDep,
+    PathId,
+    RuntimeDep,
+    SessionDep,
+    allow,
+    is_htmx,
+    render,
+)
 from scribe.web.pdf import render_pdf
 
 router = APIRouter(route_class=BoundedRoute)
-
-
-def render(request: Request, name: str, context: dict[str, object], status_code: int = 200) -> Response:
-    return request.app.state.templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -153,8 +159,18 @@ def sign(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id
 def addendum(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId,
              text: Annotated[str, Form(max_length=records.MAX_CORRECTION_CHARS)],
              password: Annotated[str, Form(max_length=200)], attest: Annotated[str, Form(max_length=10)] = "") -> Response:
-    records.correct(session, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter_id, kind=VersionKind.ADDENDUM,
-                    password=password, attested=attest == "yes", now=runtime.clock(), addendum=text)
+    records.correct(
+        session,
+        runtime.audit_key,
+        runtime.policies,
+        actor=actor,
+        encounter_id=encounter_id,
+        kind=VersionKind.ADDENDUM,
+        password=password,
+        attested=attest == "yes",
+        now=runtime.clock(),
+        addendum=text,
+    )
     return RedirectResponse(f"/sessions/{encounter_id}#note", status_code=303)
 
 
@@ -164,16 +180,33 @@ async def amendment(request: Request, runtime: RuntimeDep, session: SessionDep, 
                     attest: Annotated[str, Form(max_length=10)] = "") -> Response:
     form = await request.form()
     texts = {k[len("section_"):]: str(v) for k, v in form.items() if k.startswith("section_") and len(k) < 60}
-    records.correct(session, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter_id, kind=VersionKind.AMENDMENT,
-                    password=password, attested=attest == "yes", now=runtime.clock(), texts=texts)
+    records.correct(
+        session,
+        runtime.audit_key,
+        runtime.policies,
+        actor=actor,
+        encounter_id=encounter_id,
+        kind=VersionKind.AMENDMENT,
+        password=password,
+        attested=attest == "yes",
+        now=runtime.clock(),
+        texts=texts,
+    )
     return RedirectResponse(f"/sessions/{encounter_id}#note", status_code=303)
 
 
 @router.post("/sessions/{encounter_id}/note.txt", dependencies=[allow("note.export"), CsrfDep])
 def export(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId,
            password: Annotated[str, Form(max_length=200)]) -> Response:
-    text = records.export_text(session, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter_id, password=password,
-                               now=runtime.clock())
+    text = records.export_text(
+        session,
+        runtime.audit_key,
+        runtime.policies,
+        actor=actor,
+        encounter_id=encounter_id,
+        password=password,
+        now=runtime.clock(),
+    )
     return Response(text, media_type="text/plain; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="note-{encounter_id}.txt"'})
 
@@ -225,7 +258,7 @@ async def service(request: Request, runtime: RuntimeDep, session: SessionDep, ac
     encounters.set_service(session, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter_id,
                            start=start, end=end, place=_field(form, "place"), service_type=_field(form, "service_type"),
                            code=_field(form, "code"),
-                           attendees=[(str(n)[:200], str(r)[:200]) for n, r in zip(names, relations)],
+                           attendees=[(str(n)[:200], str(r)[:200]) for n, r in zip(names, relations, strict=False)],
                            now=runtime.clock())
     return RedirectResponse(f"/sessions/{encounter_id}#service", status_code=303)
 

@@ -9,11 +9,11 @@ from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from scribe.db.tables import Clinic, User
+from scribe.domain.supervision import HOURS_LABELS
 from scribe.services import purge, records, supervision, uploads
 from scribe.web.bodies import Body, BoundedRoute, takes
-from scribe.web.deps import ActorDep, allow, CsrfDep, LoginDep, PathId, RuntimeDep, SessionDep
+from scribe.web.deps import ActorDep, CsrfDep, LoginDep, PathId, RuntimeDep, SessionDep, allow, render
 from scribe.web.pdf import render_pdf
-from scribe.web.routes.sessions import render
 
 router = APIRouter(route_class=BoundedRoute)
 
@@ -73,7 +73,7 @@ def hours(request: Request, runtime: RuntimeDep, session: SessionDep, login: Log
                                                        user_id=user_id, now=runtime.clock())
     return render(request, "hours.html", {"actor": actor, "csrf": login_row.csrf_token, "user": user,
                                           "type_key": type_key, "progress": prog, "entries": entries,
-                                          "labels": supervision.HOURS_LABELS})
+                                          "labels": HOURS_LABELS})
 
 
 @router.get("/hours/{user_id}/ledger.csv", dependencies=[allow("hours.read")])
@@ -90,7 +90,7 @@ def hours_pdf(request: Request, runtime: RuntimeDep, session: SessionDep, actor:
     user, type_key, prog, entries = supervision.ledger(session, runtime.audit_key, runtime.policies, actor=actor,
                                                        user_id=user_id, now=runtime.clock())
     pdf = render_pdf(request.app.state.templates, "export/hours.html", {
-        "user": user, "type_key": type_key, "progress": prog, "entries": entries, "labels": supervision.HOURS_LABELS,
+        "user": user, "type_key": type_key, "progress": prog, "entries": entries, "labels": HOURS_LABELS,
         "clinic": session.get(Clinic, user.clinic_id), "now": runtime.clock(),
         "supervisor": session.get(User, user.supervisor_id) if user.supervisor_id else None})
     return Response(pdf, media_type="application/pdf",

@@ -10,8 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from scribe.domain.errors import InvalidInput
 from scribe.services import voices
 from scribe.web.bodies import Body, BoundedRoute, takes
-from scribe.web.deps import allow, ActorDep, CsrfDep, FormInt, LoginDep, PathId, RuntimeDep, SessionDep
-from scribe.web.routes.sessions import render
+from scribe.web.deps import ActorDep, CsrfDep, FormInt, LoginDep, PathId, RuntimeDep, SessionDep, allow, render
 
 router = APIRouter(route_class=BoundedRoute)
 

@@ -1,4 +1,5 @@
 import logging
+
 # ruleid: scribe-insecure-random
 import random
 
@@ -13,9 +14,9 @@ def sql(conn, session, name, user_id):
     # ruleid: scribe-sql-built-from-strings
     conn.execute(text(f"SELECT * FROM users WHERE name = '{name}'"))
     # ruleid: scribe-sql-built-from-strings
-    conn.execute(text("SELECT * FROM users WHERE id = %s" % user_id))
+    conn.execute(text(f"SELECT * FROM users WHERE id = {user_id}"))
     # ruleid: scribe-sql-built-from-strings
-    conn.execute(text("SELECT * FROM users WHERE name = '{}'".format(name)))
+    conn.execute(text(f"SELECT * FROM users WHERE name = '{name}'"))
     # ruleid: scribe-sql-built-from-strings
     conn.execute("DELETE FROM notes WHERE id = " + user_id)
     # ok: scribe-sql-built-from-strings

@@ -1,14 +1,14 @@
 # ruleid: scribe-network-outside-egress
-import urllib.request
 # ruleid: scribe-network-outside-egress
-import socket
-# ruleid: scribe-network-outside-egress
-import requests
-# ruleid: scribe-network-outside-egress
-from http.client import HTTPSConnection
+import ssl
+
 # ok: scribe-network-outside-egress
 import urllib.parse
-import ssl
+import urllib.request
+
+# ruleid: scribe-network-outside-egress
+
+# ruleid: scribe-network-outside-egress
 
 
 def cases(url, ctx):

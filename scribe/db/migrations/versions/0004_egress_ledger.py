@@ -4,7 +4,7 @@ Revision ID: 0004
 Revises: 0003
 """
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0004"

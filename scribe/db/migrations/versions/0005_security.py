@@ -8,7 +8,7 @@ Revision ID: 0005
 Revises: 0004
 """
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import context, op
 
 revision = "0005"

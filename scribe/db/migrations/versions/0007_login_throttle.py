@@ -8,7 +8,7 @@ Revision ID: 0007
 Revises: 0006
 """
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0007"

@@ -9,6 +9,8 @@ Needs the master key, as 0005 did.
 Revision ID: 0010
 Revises: 0009
 """
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import context, op
 
@@ -43,24 +45,26 @@ def upgrade() -> None:
     vault = context.config.attributes.get("vault")
     if vault is None:
         raise RuntimeError("this database holds sealed values to re-seal: upgrade it with the master key loaded")
+    opened = vault
     triggers = suspend_append_only_triggers(bind)
-    keys: dict[int, object] = {}
+    keys: dict[int, Any] = {}
 
     class Keys:  # data keys read through this migration's connection (0005's may be uncommitted)
-        vault_id = vault.vault_id
+        vault_id: str = opened.vault_id
 
-        @staticmethod
-        def aead(key_id: int):  # noqa: ANN205
+        def aead(self, key_id: int) -> Any:
             if key_id not in keys:
-                keys[key_id] = vault.aead_in(bind, key_id)
+                keys[key_id] = opened.aead_in(bind, key_id)
             return keys[key_id]
+
+    data_keys = Keys()
 
     for table, (binding_cols, columns) in SEALED.items():
         if table not in todo:
             continue
         rows = bind.execute(sa.text(f"SELECT id, {', '.join(binding_cols + columns)} FROM {table}")).all()  # nosec B608 - constants
         for row in rows:
-            values = dict(zip(binding_cols + columns, row[1:]))
+            values = dict(zip(binding_cols + columns, row[1:], strict=False))
             binding = {c: values[c] for c in binding_cols}
             changed = {}
             for c in columns:
@@ -68,9 +72,9 @@ def upgrade() -> None:
                 if not isinstance(token, str) or not token.startswith(envelope.LEGACY_VALUE_PREFIX):
                     continue
                 label = f"{table}.{c}"
-                plaintext = envelope.open_legacy_value(Keys, token, label)
+                plaintext = envelope.open_legacy_value(data_keys, token, label)
                 key_id = envelope.key_id_of(token)
-                changed[c] = envelope.seal_value(vault.vault_id, key_id, Keys.aead(key_id), plaintext, label, binding)
+                changed[c] = envelope.seal_value(vault.vault_id, key_id, data_keys.aead(key_id), plaintext, label, binding)
             if changed:
                 assignments = ", ".join(f"{c} = :{c}" for c in changed)
                 bind.execute(sa.text(f"UPDATE {table} SET {assignments} WHERE id = :row_id"),  # nosec B608 - constants

@@ -13,7 +13,7 @@ import json
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import context, op
 
 revision = "0012"

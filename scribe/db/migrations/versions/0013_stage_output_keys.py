@@ -6,7 +6,7 @@ Revision ID: 0013
 Revises: 0012
 """
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 revision = "0013"
