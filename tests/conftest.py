@@ -78,7 +78,9 @@ def runtime(settings: Settings, policies: Policies, engines: Engines, clock: Clo
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def either_db(request, settings: Settings, policies: Policies, engines: Engines, clock: Clock) -> Iterator[Runtime]:
+def either_db(
+    request: pytest.FixtureRequest, settings: Settings, policies: Policies, engines: Engines, clock: Clock
+) -> Iterator[Runtime]:
     """The runtime on the embedded SQLite, then on PostgreSQL (the multi-host database)."""
     if request.param == "postgresql":
         settings = settings.model_copy(update={"database_url": request.getfixturevalue("pg_url")})

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scribe.db.engine import session_scope
 from scribe.db.tables import Encounter, User
@@ -16,11 +16,15 @@ from scribe.runtime import Runtime
 from scribe.services.uploads import accept_upload
 from scribe.worker import Worker
 
+if TYPE_CHECKING:
+    from scribe.services.scrub import MediaTools
 
-def upload(runtime: Runtime, actor: User, client_id: int, data: bytes, *, note_type: str = "soap",
+
+def upload(runtime: Runtime, actor: User, client_id: int | None, data: bytes, *, note_type: str = "soap",
            transcript: str | None = None, confirm_service: bool = True) -> Encounter:
     """Upload as the clinician would, who then (unless told not to) sets the session's time
     of service to 45 minutes and confirms its code, as the session page asks before signing."""
+    assert client_id is not None
     with session_scope(runtime.engine) as s:
         encounter = accept_upload(s, runtime.audit_key, runtime.policies, recordings_dir=runtime.settings.recordings_dir,
                                   decoder=runtime.decoder,
@@ -51,11 +55,11 @@ def confirm(runtime: Runtime, actor: User, encounter: Encounter, *, minutes: int
                     attendees=[], now=now)
 
 
-def media(runtime: Runtime):
+def media(runtime: Runtime) -> MediaTools:
     """What a withdrawal needs to silence a supervision recording: the store and the decoder."""
-    from scribe.services.scrub import MediaTools
+    from scribe.services.scrub import MediaTools as Tools
 
-    return MediaTools(runtime.recordings_dir, runtime.decoder)
+    return Tools(runtime.recordings_dir, runtime.decoder)
 
 
 def run_pipeline(runtime: Runtime) -> int:

@@ -62,7 +62,7 @@ def test_draft_prints_sections_sentences_evidence_and_flags(tmp_path: Path) -> N
     assert all(s["evidence"] or s["flags"] for s in out["sentences"])
 
 
-def test_serve_refuses_to_listen_beyond_loopback_without_tls(tmp_path, monkeypatch) -> None:
+def test_serve_refuses_to_listen_beyond_loopback_without_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Property 6: no plaintext listener except loopback."""
     from scribe.cli import _check_listen, main
 

@@ -47,7 +47,7 @@ def test_the_pipeline_runs_on_the_runtime_itself(runtime: Runtime) -> None:
 
 
 def test_engines_are_configured_from_the_runtime_policies_not_reread_from_disk(tmp_path: Path,
-                                                                              monkeypatch) -> None:
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """A policy held by the runtime reaches the engines even when the files on disk differ."""
     import scribe.engines.build as build
 

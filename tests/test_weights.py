@@ -55,7 +55,7 @@ def test_verify_notices_an_altered_or_missing_file(tmp_path: Path) -> None:
     assert verify(models, "test") == ["tiny: model.bin is missing"]
 
 
-def test_the_cli_verify_exits_non_zero_when_something_is_wrong(tmp_path: Path, monkeypatch) -> None:
+def test_the_cli_verify_exits_non_zero_when_something_is_wrong(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from scribe.cli import main
 
     models = fake_install(tmp_path)

@@ -9,9 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 
 from scribe.app import create_app
-from tests.conftest import PASSWORD, totp_code, wav_bytes
+from scribe.config import Settings
+from scribe.runtime import Runtime
+from tests.conftest import PASSWORD, Practice, totp_code, wav_bytes
 from tests.helpers import serving
 
 pytestmark = pytest.mark.browser
@@ -22,21 +25,21 @@ CHROMIUM = "/usr/bin/chromium"
 class Server(str):
     """The server's address, and its runtime (for the personas' authenticator codes)."""
 
-    def __new__(cls, url: str, runtime, app) -> Server:
+    def __new__(cls, url: str, runtime: Runtime, app: FastAPI) -> Server:
         obj = super().__new__(cls, url)
         obj.runtime, obj.app = runtime, app
         return obj
 
 
 @pytest.fixture
-def server(settings, runtime, practice) -> Iterator[str]:
+def server(settings: Settings, runtime: Runtime, practice: Practice) -> Iterator[str]:
     app = create_app(settings, runtime=runtime, start_worker=True)
     with serving(app) as url:
         yield Server(url, runtime, app)
 
 
 @pytest.fixture
-def page(tmp_path) -> Iterator[object]:
+def page(tmp_path: Path) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -58,7 +61,7 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def test_a_clinician_reviews_resolves_and_signs_in_chromium(server, page, tmp_path) -> None:
+def test_a_clinician_reviews_resolves_and_signs_in_chromium(server: str, page, tmp_path: Path) -> None:
     log_in(page, server, "dr_ada")
     upload_session(page, tmp_path)
     shot(page, "review-with-flags")
@@ -89,7 +92,7 @@ def log_in(page, server: str, username: str) -> None:
     assert page.url == server + "/", page.inner_text("body")[-2000:]
 
 
-def upload_session(page, tmp_path) -> None:
+def upload_session(page, tmp_path: Path) -> None:
     """New session, a short recording, then wait while htmx polls until the draft is ready."""
     with page.expect_navigation():
         page.click("text=New session")
@@ -128,7 +131,7 @@ def review_and_sign(page) -> None:
         page.click("button:has-text('Sign note')")
 
 
-def test_a_supervisee_signs_the_supervisor_returns_then_cosigns(server, page, tmp_path) -> None:
+def test_a_supervisee_signs_the_supervisor_returns_then_cosigns(server: str, page, tmp_path: Path) -> None:
     log_in(page, server, "sam")
     upload_session(page, tmp_path)
     session_url = page.url.split("#")[0]
@@ -189,7 +192,7 @@ def test_a_supervisee_signs_the_supervisor_returns_then_cosigns(server, page, tm
     shot(page, "supervision-dashboard")
 
 
-def test_an_open_flag_blocks_signing_and_keyboard_reaches_the_evidence(server, page, tmp_path) -> None:
+def test_an_open_flag_blocks_signing_and_keyboard_reaches_the_evidence(server: str, page, tmp_path: Path) -> None:
     log_in(page, server, "dr_ada")
     upload_session(page, tmp_path)
     while page.locator(".section:not(.reviewed)").count():
@@ -218,7 +221,9 @@ def wait_for_pieces(page, n: int, seconds: float = 60) -> None:
         page.wait_for_timeout(250)
 
 
-def test_an_admin_switch_hides_recording_and_a_fake_microphone_records_in_chunks(server, page, runtime, practice) -> None:
+def test_an_admin_switch_hides_recording_and_a_fake_microphone_records_in_chunks(
+    server: str, page, runtime: Runtime, practice: Practice
+) -> None:
     from sqlmodel import col, select
 
     from scribe.db.engine import session_scope
@@ -264,7 +269,7 @@ def test_an_admin_switch_hides_recording_and_a_fake_microphone_records_in_chunks
     assert chunks >= 3 and rec.format == "webm" and rec.duration_seconds >= 4
 
 
-def test_a_long_recording_outlives_the_idle_timeout_and_a_network_drop(server, page, runtime) -> None:
+def test_a_long_recording_outlives_the_idle_timeout_and_a_network_drop(server: str, page, runtime: Runtime) -> None:
     """A recording longer than the idle timeout keeps going: each acknowledged piece counts as
     activity while the recorder runs (a paused recorder does not, so an idle page still warns
     and logs out). A network drop keeps the pieces in the page and sends them when it is back;
@@ -312,7 +317,7 @@ def test_a_long_recording_outlives_the_idle_timeout_and_a_network_drop(server, p
     assert rec.duration_seconds >= 36  # 30 s, the pause's edges, the offline seconds: all of it
 
 
-def test_a_recording_whose_log_in_ends_stops_and_says_what_is_kept(server, page) -> None:
+def test_a_recording_whose_log_in_ends_stops_and_says_what_is_kept(server: str, page) -> None:
     """A chunk answered with the log-in redirect is not an acknowledgement (fetch would follow
     it to the log-in page's 200): the recorder stops and says how many pieces are saved."""
     log_in(page, server, "dr_ada")
@@ -328,7 +333,7 @@ def test_a_recording_whose_log_in_ends_stops_and_says_what_is_kept(server, page)
     assert int(page.inner_text("#rec-chunks")) == saved  # nothing more counted as saved
 
 
-def test_the_idle_warning_appears_offers_to_stay_then_logs_out(server, page) -> None:
+def test_the_idle_warning_appears_offers_to_stay_then_logs_out(server: str, page) -> None:
     """The page warns before the idle timeout, "Stay logged in" refreshes the session on the
     server, and with no answer the page goes to the log-in screen. The timings are shortened
     for the test (the policy's are 15 minutes and 2 minutes)."""
@@ -345,7 +350,7 @@ def test_the_idle_warning_appears_offers_to_stay_then_logs_out(server, page) -> 
     assert page.url == server + "/login"  # the session ended on the server, not only in the page
 
 
-def test_a_new_user_sets_up_the_second_factor_in_the_browser(server, page) -> None:
+def test_a_new_user_sets_up_the_second_factor_in_the_browser(server: str, page) -> None:
     import pyotp
 
     from scribe.db.engine import session_scope
@@ -381,7 +386,7 @@ def test_a_new_user_sets_up_the_second_factor_in_the_browser(server, page) -> No
     assert page.url == server + "/" and "Review queue" in page.inner_text("nav")
 
 
-def test_a_new_client_is_recorded_signed_and_exported_as_pdf(server, page, tmp_path) -> None:
+def test_a_new_client_is_recorded_signed_and_exported_as_pdf(server: str, page, tmp_path: Path) -> None:
     """The daily path from the start: the clinician adds a client, records their consents,
     records the session in the browser, confirms the service, signs, and downloads the PDF."""
     import subprocess

@@ -8,10 +8,12 @@ import hashlib
 import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from scribe.domain.audit import GENESIS, Anchor, AuditFields, chain_hash, verify_anchors, verify_chain
 
 KEY = b"k" * 32
+Events = list[tuple[int, AuditFields, str, str]]
 ACTIONS = ("login", "encounter.read", "note.sign", "note.export", "consent.grant", "breakglass.grant")
 
 
@@ -27,7 +29,7 @@ def build(n: int, rng: random.Random) -> list[tuple[int, AuditFields, str, str]]
     return events
 
 
-def anchors_for(events, every: int) -> list[tuple[Anchor, str]]:
+def anchors_for(events: Events, every: int) -> list[tuple[Anchor, str]]:
     marks = [e for e in events if e[0] % every == 0] + [events[-1]]
     out = []
     for event_id, _, _, h in marks:
@@ -36,7 +38,7 @@ def anchors_for(events, every: int) -> list[tuple[Anchor, str]]:
     return out
 
 
-def problems(events, anchors) -> list[str]:
+def problems(events: Events, anchors: list[tuple[Anchor, str]]) -> list[str]:
     return verify_chain(KEY, events) + verify_anchors(KEY, {e[0]: e[3] for e in events}, anchors)
 
 
@@ -44,13 +46,13 @@ def unkeyed(fields: AuditFields, prev: str) -> str:
     return hashlib.sha256(fields.canonical(prev).encode()).hexdigest()
 
 
-def mutate(events, rng: random.Random, kind: str):
+def mutate(events: Events, rng: random.Random, kind: str) -> Events:
     ev = list(events)
     i = rng.randrange(len(ev))
     if kind == "edit":
         eid, f, prev, h = ev[i]
         field = rng.choice(["actor_id", "action", "object_id", "reason", "content_sha256", "at"])
-        value = {"actor_id": (f.actor_id or 0) + 1, "action": f.action + "x", "object_id": (f.object_id or 0) + 7,
+        value: Any = {"actor_id": (f.actor_id or 0) + 1, "action": f.action + "x", "object_id": (f.object_id or 0) + 7,
                  "reason": f.reason + " (edited)", "content_sha256": "0" * 64, "at": f.at + timedelta(seconds=1)}[field]
         ev[i] = (eid, replace(f, **{field: value}), prev, h)
     elif kind == "delete":

@@ -4,6 +4,7 @@ never chosen by a model; the bands of one service type never overlap."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from scribe.domain.billing import check_service_time, minutes_of, suggest_code
 from scribe.domain.clients import name_tokens, normal_mrn
 from scribe.domain.errors import InvalidInput, PolicyError
+from scribe.policies import Policies
 
 
 @pytest.mark.parametrize(("service", "minutes", "code"), [
@@ -20,7 +22,7 @@ from scribe.domain.errors import InvalidInput, PolicyError
     ("family", 25, None), ("family", 26, "90847"), ("couple", 50, "90847"), ("family_without_client", 50, "90846"),
     ("group", 5, "90853"), ("intake", 70, "90791"), ("crisis", 29, None), ("crisis", 60, "90839"),
 ])
-def test_it_suggests_the_code_the_time_rules_give(policies, service, minutes, code) -> None:
+def test_it_suggests_the_code_the_time_rules_give(policies: Policies, service: str, minutes: int, code: str) -> None:
     suggestion = suggest_code(policies.billing.codes, service, minutes)
     assert suggestion.code == code
     assert str(minutes) in suggestion.reason
@@ -28,7 +30,7 @@ def test_it_suggests_the_code_the_time_rules_give(policies, service, minutes, co
 
 @given(st.sampled_from(["individual", "family", "couple", "group", "intake", "crisis", "family_without_client"]),
        st.integers(0, 600))
-def test_no_length_of_service_fits_two_codes(service, minutes) -> None:
+def test_no_length_of_service_fits_two_codes(service: str, minutes: int) -> None:
     from scribe.config import ROOT
     from scribe.policies import load_policies
 
@@ -39,7 +41,7 @@ def test_no_length_of_service_fits_two_codes(service, minutes) -> None:
     assert suggest_code(codes, service, minutes).code == (fitting[0] if fitting else None)
 
 
-def test_the_policy_refuses_overlapping_bands(tmp_path) -> None:
+def test_the_policy_refuses_overlapping_bands(tmp_path: Path) -> None:
     import shutil
 
     from scribe.config import ROOT

@@ -3,6 +3,8 @@ name, years of past events; and numbers that their surroundings make clinical.""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 import pytest
 
 from scribe.domain.cues import (
@@ -20,7 +22,7 @@ LEX = Lexicon(names=frozenset({"mary", "joseph", "smith", "calvert"}), places=fr
               first_names=frozenset({"mary", "joseph"}))
 
 
-def _values(text: str, finder) -> list[str]:
+def _values(text: str, finder: Callable[[str, Lexicon], Iterable[tuple[int, int, str]]]) -> list[str]:
     return [text[a:b] for a, b, _ in finder(text, LEX)]
 
 

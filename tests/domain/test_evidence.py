@@ -1,4 +1,5 @@
 from scribe.domain.evidence import (
+    CheckedSentence,
     FlagKind,
     align,
     check_draft,
@@ -15,7 +16,7 @@ CLIENT: No, none at all.
 CLINICIAN: Let's keep the breathing exercise every morning and meet next week.""")
 
 
-def kinds(sentence) -> set[str]:
+def kinds(sentence: CheckedSentence) -> set[str]:
     return {f.kind for f in sentence.flags}
 
 

@@ -1,5 +1,7 @@
 from datetime import UTC, datetime
+from typing import Any
 
+from scribe.domain.decision import Decision
 from scribe.domain.notes import (
     EncounterStatus,
     LicenceStatus,
@@ -14,10 +16,11 @@ from scribe.domain.notes import (
 ADA = SignerFacts(1, Role.CLINICIAN, LicenceStatus.LICENSED, True)
 
 
-def decide(signer: SignerFacts = ADA, **kw: object):
-    args = {"encounter_clinician_id": 1, "draft_ready": True, "already_signed": False, "unresolved_flags": 0}
+def decide(signer: SignerFacts = ADA, **kw: Any) -> Decision:
+    args: dict[str, Any] = {"encounter_clinician_id": 1, "draft_ready": True, "already_signed": False,
+                            "unresolved_flags": 0}
     args.update(kw)
-    return can_sign(signer=signer, **args)  # type: ignore[arg-type]
+    return can_sign(signer=signer, **args)
 
 
 def test_the_sessions_clinician_may_sign_a_clean_draft() -> None:

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from scribe.domain.egress import Destination
 from scribe.domain.errors import EngineError
+from scribe.domain.redaction import KnownIdentifier, Span
 from scribe.engines.egress import MAX_RESPONSE_BYTES, EgressGateway
 from scribe.policies.schema import EgressDestination
 
@@ -55,7 +56,7 @@ class Server:
 
 
 class NoSpans:
-    def find_spans(self, text, known):
+    def find_spans(self, text: str, known: list[KnownIdentifier]) -> list[Span]:
         return []
 
 
@@ -76,7 +77,7 @@ def test_a_redirect_to_another_host_is_never_followed() -> None:
         redirecting.close()
 
 
-def test_a_proxy_in_the_environment_is_not_used(monkeypatch) -> None:
+def test_a_proxy_in_the_environment_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
     proxy, model = Server(), Server()
     try:
         for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy"):

@@ -19,7 +19,7 @@ from scribe.engines.whisper import WhisperTranscriber
     (fakes.FakeDrafter, CT2Drafter, "draft"),
     (fakes.FakeDrafter, TransformersDrafter, "draft"),
 ])
-def test_each_fake_has_its_adapters_signature(fake, real, method) -> None:
+def test_each_fake_has_its_adapters_signature(fake: type, real: type, method: str) -> None:
     assert inspect.signature(getattr(fake, method)) == inspect.signature(getattr(real, method))
 
 

@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 
 from scribe.domain.transcript import Segment, Speaker, Word
-from scribe.engines.protocols import VoiceHints
+from scribe.engines.protocols import Audio, VoiceHints
 from scribe.engines.speakers import HOP, WINDOW, Windows, channel_voice, label_segments, smooth
+from scribe.policies import Policies
 
 
 def unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+    out: np.ndarray = v / np.linalg.norm(v, axis=-1, keepdims=True)
+    return out
 
 
 VOICE = {k: unit(np.random.default_rng(k).standard_normal(256)) for k in range(4)}
@@ -22,7 +24,9 @@ def script(turns: list[tuple[int, int]]) -> tuple[Windows, tuple[Segment, ...]]:
     """Turns of (voice, words): one window per 0.8 s, one word per 0.4 s, and every turn
     inside one Whisper segment per two turns (so a segment holds two voices)."""
     rng = np.random.default_rng(7)
-    centres, embeddings, words = [], [], []
+    centres: list[float] = []
+    embeddings: list[np.ndarray] = []
+    words: list[tuple[Word, int]] = []
     t = 0.0
     for voice, n in turns:
         end = t + n * 0.4
@@ -35,7 +39,8 @@ def script(turns: list[tuple[int, int]]) -> tuple[Windows, tuple[Segment, ...]]:
             c += HOP
         t = end
     found = Windows(np.asarray(centres), np.asarray(embeddings, dtype=np.float32))
-    segs, per = [], 2 * max(n for _, n in turns)
+    segs: list[Segment] = []
+    per = 2 * max(n for _, n in turns)
     for i in range(0, len(words), per):
         ws = tuple(w for w, _ in words[i:i + per])
         segs.append(Segment(len(segs), ws[0].start, ws[-1].end, " ".join(w.text for w in ws), words=ws))
@@ -118,7 +123,7 @@ def test_a_lone_window_in_a_turn_is_smoothed_away() -> None:
 
 
 @pytest.mark.slow
-def test_real_voices_on_a_real_recording_and_an_enrolled_clinician(policies) -> None:
+def test_real_voices_on_a_real_recording_and_an_enrolled_clinician(policies: Policies) -> None:
     """resemblyzer on the bundled sample session (two voices), transcribed by Whisper tiny.en:
     words on the right speaker against its script. Then the recording cut to start on the
     client's turn: the first-speaker rule gets it backwards, the clinician's enrolled voice
@@ -152,7 +157,5 @@ def test_real_voices_on_a_real_recording_and_an_enrolled_clinician(policies) -> 
     assert g_right / g_n < 0.5 < 0.95 <= k_right / k_n
 
 
-def _audio(samples: np.ndarray):
-    from scribe.engines.protocols import Audio
-
+def _audio(samples: np.ndarray) -> Audio:
     return Audio(samples, len(samples) / 16000)

@@ -30,7 +30,7 @@ from scribe.engines.egress import EgressRefused
 from scribe.engines.fakes import FakeTranscriber
 from scribe.engines.protocols import Engines
 from scribe.policies import load_policies
-from scribe.runtime import build_runtime
+from scribe.runtime import Runtime, build_runtime
 from scribe.services.egress import SqlLedger
 from tests.conftest import Clock, make_practice, wav_bytes
 from tests.helpers import reload, run_pipeline, upload
@@ -156,7 +156,7 @@ def seeded_session(rng: random.Random, n: int) -> tuple[dict[str, object], str, 
     return chart, "\n".join(lines), seeded
 
 
-def grant_egress(runtime, people) -> None:
+def grant_egress(runtime: Runtime, people) -> None:
     from scribe.services import consent
 
     with session_scope(runtime.engine) as s:
@@ -206,7 +206,9 @@ def fake_server():
     server.close()
 
 
-def test_no_seeded_identifier_and_no_audio_reaches_the_model_server(tmp_path: Path, fake_server, caplog) -> None:
+def test_no_seeded_identifier_and_no_audio_reaches_the_model_server(
+    tmp_path: Path, fake_server, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level("DEBUG")
     runtime, people = remote_runtime(tmp_path, fake_server)
     grant_egress(runtime, people)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import itertools
 import re
+from pathlib import Path
 
 import jiwer
 import pytest
@@ -61,7 +62,7 @@ def webm(data: bytes) -> bytes:
     return out.getvalue()
 
 
-def test_the_sample_is_transcribed_live_and_the_rest_at_the_end(tmp_path) -> None:
+def test_the_sample_is_transcribed_live_and_the_rest_at_the_end(tmp_path: Path) -> None:
     from tests.conftest import Clock, make_practice
 
     settings = Settings(data_dir=tmp_path / "var", model_profile="test", models_dir=ROOT / "models")

@@ -17,7 +17,7 @@ from scribe.domain.notes import EncounterStatus
 from scribe.domain.transcript import Speaker
 from scribe.engines.build import build_decoder, build_engines
 from scribe.engines.protocols import Engines, VoiceHints
-from scribe.policies import load_policies
+from scribe.policies import Policies, load_policies
 from scribe.runtime import build_runtime
 from scribe.services.demo import SAMPLE_AUDIO, SAMPLE_SCRIPT
 from scribe.worker import Worker
@@ -51,7 +51,7 @@ def words(text: str) -> list[str]:
     return re.sub(r"[^a-z0-9' ]", " ", text.lower()).split()
 
 
-def test_the_real_engines_stop_at_a_passed_deadline(real_engines) -> None:
+def test_the_real_engines_stop_at_a_passed_deadline(real_engines: Engines) -> None:
     """Whisper stops after the segment it is on, the drafter after the token it is on."""
     from scribe.domain.errors import StageTimedOut
     from scribe.engines.protocols import Deadline, SectionRequest
@@ -65,7 +65,7 @@ def test_the_real_engines_stop_at_a_passed_deadline(real_engines) -> None:
                                    Deadline.after(0.001, "drafting"))
 
 
-def test_the_sample_transcribes_in_time_order_with_both_speakers(real_engines) -> None:
+def test_the_sample_transcribes_in_time_order_with_both_speakers(real_engines: Engines) -> None:
     audio = build_decoder(load_policies(ROOT / "policies")).pcm(SAMPLE_AUDIO.read_bytes(), max_seconds=3600)
     result = real_engines.transcriber.transcribe(audio)
     result = dataclasses.replace(result, segments=real_engines.voices.label(audio.samples, result.segments,
@@ -82,7 +82,9 @@ def test_the_sample_transcribes_in_time_order_with_both_speakers(real_engines) -
     assert wer < 0.35, wer
 
 
-def test_the_real_pipeline_drafts_without_identifiers_and_signs(tmp_path: Path, real_engines, policies) -> None:
+def test_the_real_pipeline_drafts_without_identifiers_and_signs(
+    tmp_path: Path, real_engines: Engines, policies: Policies
+) -> None:
     from tests.conftest import Clock, make_practice
 
     settings = Settings(data_dir=tmp_path / "var", model_profile="test", worker_in_process=False)
@@ -115,7 +117,7 @@ def test_the_real_pipeline_drafts_without_identifiers_and_signs(tmp_path: Path, 
         assert s.get(NoteVersion, version.id).content_sha256 == version.content_sha256
 
 
-def test_the_real_redactor_catches_what_the_chart_does_not_know(real_engines) -> None:
+def test_the_real_redactor_catches_what_the_chart_does_not_know(real_engines: Engines) -> None:
     from scribe.domain.transcript import parse_plain_transcript
 
     segments = parse_plain_transcript(
@@ -126,7 +128,7 @@ def test_the_real_redactor_catches_what_the_chart_does_not_know(real_engines) ->
         assert leaked not in out, leaked
 
 
-def test_redaction_makes_no_outbound_connection(real_engines) -> None:
+def test_redaction_makes_no_outbound_connection(real_engines: Engines) -> None:
     import socket
     import sys
 
@@ -143,7 +145,9 @@ def test_redaction_makes_no_outbound_connection(real_engines) -> None:
     assert attempts == [] and socket  # the redactor never dialled out (tldextract forced offline)
 
 
-def test_a_real_supervision_meeting_is_drafted_by_case_reference(tmp_path: Path, real_engines, policies) -> None:
+def test_a_real_supervision_meeting_is_drafted_by_case_reference(
+    tmp_path: Path, real_engines: Engines, policies: Policies
+) -> None:
     """The supervisor uploads a meeting with a supervisee who treats the client heard in it:
     the real redactor withholds every chart identifier of the supervisee's clients from the
     real drafter, and the signed supervision note feeds the supervisee's hours."""
@@ -212,7 +216,7 @@ def test_scribe_redact_reads_stdin_and_prints_spans(tmp_path: Path) -> None:
     assert all(text[s["start"]:s["end"]] for s in result["spans"])
 
 
-def test_the_transcript_is_a_cached_prefix_for_every_section(real_engines) -> None:
+def test_the_transcript_is_a_cached_prefix_for_every_section(real_engines: Engines) -> None:
     """The drafter reads the transcript once per note: it is the generator's static (cached)
     prompt, the same for every section, even where the tokenizer would merge across its end
     (SmolLM2 does at the blank line); prompt and rest still spell the whole prompt."""

@@ -23,7 +23,9 @@ import httpx
 import pytest
 
 from scribe.app import create_app
-from tests.conftest import PASSWORD, totp_code, wav_bytes
+from scribe.config import Settings
+from scribe.runtime import Runtime
+from tests.conftest import PASSWORD, Practice, totp_code, wav_bytes
 from tests.helpers import run_pipeline, serving, upload
 
 pytestmark = [pytest.mark.dast, pytest.mark.slow]
@@ -51,7 +53,7 @@ class Target:
     encounter_id: int
 
 
-def _log_in(url: str, runtime, username: str) -> str:
+def _log_in(url: str, runtime: Runtime, username: str) -> str:
     with httpx.Client(base_url=url, follow_redirects=False) as web:
         r = web.post("/login", data={"username": username, "password": PASSWORD,
                                      "code": totp_code(runtime, username)})
@@ -60,7 +62,7 @@ def _log_in(url: str, runtime, username: str) -> str:
 
 
 @pytest.fixture
-def target(settings, runtime, practice) -> Iterator[Target]:
+def target(settings: Settings, runtime: Runtime, practice: Practice) -> Iterator[Target]:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav_bytes(3.0))
     run_pipeline(runtime)
     with serving(create_app(settings, runtime=runtime, start_worker=True)) as url:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import insert, text
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from scribe.db.engine import make_engine, session_scope
 from scribe.db.migrate import upgrade
@@ -39,7 +39,7 @@ def append_many(url: str, worker: int, count: int, with_work: bool) -> None:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def url(request, tmp_path: Path) -> str:
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     value = f"sqlite:///{tmp_path / 'audit.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
     engine = make_engine(value)
     upgrade(engine)
@@ -84,7 +84,8 @@ def test_the_database_refuses_a_second_event_on_the_same_link(url: str) -> None:
     append_many(url, 1, 2, False)
     engine = make_engine(url)
     with Session(engine) as s:
-        last = s.exec(select(AuditEvent).order_by(AuditEvent.id.desc())).first()  # type: ignore[union-attr]
+        last = s.exec(select(AuditEvent).order_by(col(AuditEvent.id).desc())).first()
+        assert last is not None
         row = {"at": datetime.now(UTC), "actor_id": 9, "action": "x", "object_type": "y", "reason": "",
                "content_sha256": "", "prev_hash": last.prev_hash, "hash": "f" * 64}
     with pytest.raises(IntegrityError), engine.begin() as conn:

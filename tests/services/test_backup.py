@@ -21,9 +21,11 @@ from sqlmodel import select
 from scribe.config import ROOT, Settings
 from scribe.db.engine import session_scope
 from scribe.db.tables import NoteVersion
-from scribe.runtime import build_runtime
+from scribe.engines.protocols import Engines
+from scribe.policies import Policies
+from scribe.runtime import Runtime, build_runtime
 from scribe.services import backup, consent
-from tests.conftest import make_practice, wav_bytes
+from tests.conftest import Clock, Practice, make_practice, wav_bytes
 from tests.helpers import TRANSCRIPT, run_pipeline, upload
 from tests.services.test_review import resolve_all, sign
 from tests.services.test_supervision import cosign, signed_by_sam
@@ -31,7 +33,7 @@ from tests.services.test_supervision import cosign, signed_by_sam
 CANARY = "zqbackupcanary"
 
 
-def busy_practice(runtime, practice) -> dict[str, str]:
+def busy_practice(runtime: Runtime, practice: Practice) -> dict[str, str]:
     """Signed, co-signed and unsigned sessions, a scanned consent form; their content hashes."""
     hashes = {}
     for i in range(3):
@@ -56,7 +58,7 @@ def busy_practice(runtime, practice) -> dict[str, str]:
     return hashes
 
 
-def test_the_restore_drill_brings_back_everything_and_proves_it(runtime, practice, tmp_path) -> None:
+def test_the_restore_drill_brings_back_everything_and_proves_it(runtime: Runtime, practice: Practice, tmp_path: Path) -> None:
     hashes = busy_practice(runtime, practice)
     settings = runtime.settings
     result = backup.make_backup(settings, runtime.engine, tmp_path / "backups", now=runtime.clock())
@@ -89,7 +91,7 @@ def test_the_restore_drill_brings_back_everything_and_proves_it(runtime, practic
     rt.engine.dispose()
 
 
-def test_the_drill_catches_what_it_looks_for(runtime, practice, tmp_path) -> None:
+def test_the_drill_catches_what_it_looks_for(runtime: Runtime, practice: Practice, tmp_path: Path) -> None:
     """Error injection for the verification: a signed version whose content no longer hashes
     to its signature, a recording that does not open, and an edited audit row are found."""
     busy_practice(runtime, practice)
@@ -108,8 +110,8 @@ def test_the_drill_catches_what_it_looks_for(runtime, practice, tmp_path) -> Non
     assert report.notes_bad == [1, 2]  # a hash that no longer matches, a content moved from another note
 
 
-def test_a_damaged_incomplete_or_foreign_backup_is_refused_before_anything_is_written(runtime, practice,
-                                                                                      tmp_path) -> None:
+def test_a_damaged_incomplete_or_foreign_backup_is_refused_before_anything_is_written(runtime: Runtime, practice: Practice,
+                                                                                      tmp_path: Path) -> None:
     busy_practice(runtime, practice)
     settings = runtime.settings
     folder = backup.make_backup(settings, runtime.engine, tmp_path / "b", now=runtime.clock()).folder
@@ -152,7 +154,7 @@ def test_a_damaged_incomplete_or_foreign_backup_is_refused_before_anything_is_wr
     assert (settings.data_dir / "scribe.db").exists()
 
 
-def test_a_backup_taken_while_the_practice_works_restores_whole(runtime, practice, tmp_path) -> None:
+def test_a_backup_taken_while_the_practice_works_restores_whole(runtime: Runtime, practice: Practice, tmp_path: Path) -> None:
     """Online: uploads and signatures go on in another thread while the backup runs; the copy
     is consistent (integrity check, audit chain), whatever moment it caught."""
     busy_practice(runtime, practice)
@@ -187,7 +189,9 @@ def test_a_backup_taken_while_the_practice_works_restores_whole(runtime, practic
         rt.engine.dispose()
 
 
-def test_the_drill_on_postgresql(settings, policies, engines, clock, pg_url, tmp_path) -> None:
+def test_the_drill_on_postgresql(
+    settings: Settings, policies: Policies, engines: Engines, clock: Clock, pg_url: str, tmp_path: Path
+) -> None:
     from sqlalchemy import create_engine, text
 
     settings = settings.model_copy(update={"database_url": pg_url})
@@ -210,7 +214,7 @@ def test_the_drill_on_postgresql(settings, policies, engines, clock, pg_url, tmp
     admin.dispose()
 
 
-def test_the_readme_commands_back_up_and_restore(tmp_path) -> None:
+def test_the_readme_commands_back_up_and_restore(tmp_path: Path) -> None:
     """`scribe backup DEST`, `scribe backup-keys DIR` and `scribe restore SRC` as an admin runs them."""
     env = {**os.environ, "SCRIBE_DATA_DIR": str(tmp_path / "var"), "SCRIBE_ENGINES": "fake"}
     scribe = [sys.executable, "-m", "scribe.cli"]

@@ -18,7 +18,7 @@ from scribe.domain.clients import ChartInput, Diagnosis, GuardianAuthority, Pers
 from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from scribe.runtime import Runtime
 from scribe.services import clients, consent, review
-from tests.conftest import CONSENTS, make_practice
+from tests.conftest import CONSENTS, Clock, Practice, make_practice
 from tests.helpers import TRANSCRIPT, run_pipeline, upload
 from tests.services.test_lost_updates import race
 
@@ -33,14 +33,14 @@ def chart(**kw) -> ChartInput:
     return ChartInput(**{**fields, **kw})
 
 
-def create(runtime, actor, **kw) -> Client:
+def create(runtime: Runtime, actor, **kw) -> Client:
     clinician_id = kw.pop("clinician_id", None)
     with session_scope(runtime.engine) as s:
         return clients.create_client(s, runtime.audit_key, actor=actor, chart=chart(**kw), clinician_id=clinician_id,
                                      now=runtime.clock())
 
 
-def consented(runtime, actor, client: Client) -> Client:
+def consented(runtime: Runtime, actor, client: Client) -> Client:
     """The consents a session needs, recorded the way the consent page does."""
     with session_scope(runtime.engine) as s:
         consent.record_consent(s, runtime.audit_key, runtime.policies, actor=actor, client_id=client.id,
@@ -49,7 +49,7 @@ def consented(runtime, actor, client: Client) -> Client:
     return client
 
 
-def test_a_new_chart_is_sealed_at_rest_and_found_by_name_and_mrn(runtime, practice) -> None:
+def test_a_new_chart_is_sealed_at_rest_and_found_by_name_and_mrn(runtime: Runtime, practice: Practice) -> None:
     client = create(runtime, practice.dr_ada)
     assert client.clinician_id == practice.dr_ada.id
     raw = b""
@@ -71,7 +71,7 @@ def test_a_new_chart_is_sealed_at_rest_and_found_by_name_and_mrn(runtime, practi
         assert s.get(Client, client.id).diagnoses == [{"code": "F41.1", "description": "Generalized anxiety disorder"}]
 
 
-def test_a_client_without_an_mrn_gets_one_and_a_duplicate_mrn_is_refused(runtime, practice) -> None:
+def test_a_client_without_an_mrn_gets_one_and_a_duplicate_mrn_is_refused(runtime: Runtime, practice: Practice) -> None:
     first = create(runtime, practice.dr_ada, mrn="")
     assert first.mrn.startswith("C") and str(first.id) in first.mrn
     create(runtime, practice.dr_ada)
@@ -85,7 +85,7 @@ def rt(either_db: Runtime) -> Runtime:
     return either_db
 
 
-def test_two_people_creating_one_mrn_at_once_make_one_client(rt, clock) -> None:
+def test_two_people_creating_one_mrn_at_once_make_one_client(rt: Runtime, clock: Clock) -> None:
     """Concurrency: the database's unique index, not the check before it, decides; the loser
     gets a conflict (409 in the web layer), never a second chart with the same MRN."""
     p = make_practice(rt, clock)
@@ -111,7 +111,9 @@ def test_two_people_creating_one_mrn_at_once_make_one_client(rt, clock) -> None:
                                                                    given_name=winner.given_name), now=rt.clock())
 
 
-def test_intake_staff_assign_clients_record_consents_and_never_see_clinical_content(runtime, practice, wav) -> None:
+def test_intake_staff_assign_clients_record_consents_and_never_see_clinical_content(
+    runtime: Runtime, practice: Practice, wav: bytes
+) -> None:
     ivy = practice.ivy
     with pytest.raises(NotFound):  # intake must name an active clinician of the clinic
         create(runtime, ivy, clinician_id=practice.eve.id)
@@ -144,7 +146,7 @@ def test_intake_staff_assign_clients_record_consents_and_never_see_clinical_cont
         assert [a.reason for a in audit][-1] == "changed: phone"  # field names, never values
 
 
-def test_a_transfer_is_audited_with_its_reason_and_moves_the_chart(runtime, practice, wav) -> None:
+def test_a_transfer_is_audited_with_its_reason_and_moves_the_chart(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     client = consented(runtime, practice.dr_ada, create(runtime, practice.dr_ada))
     encounter = upload(runtime, practice.dr_ada, client.id, wav, transcript=TRANSCRIPT)
     with session_scope(runtime.engine) as s, pytest.raises(InvalidInput, match="reason"):
@@ -166,7 +168,7 @@ def test_a_transfer_is_audited_with_its_reason_and_moves_the_chart(runtime, prac
                                   encounter_id=encounter.id, now=runtime.clock()).encounter.id == encounter.id
 
 
-def test_a_discharged_client_gets_no_new_session_until_taken_back(runtime, practice, wav) -> None:
+def test_a_discharged_client_gets_no_new_session_until_taken_back(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     with session_scope(runtime.engine) as s:
         clients.set_status(s, runtime.audit_key, actor=practice.dr_ada, client_id=practice.maya.id,
                            status="discharged", now=runtime.clock())
@@ -178,8 +180,9 @@ def test_a_discharged_client_gets_no_new_session_until_taken_back(runtime, pract
     assert upload(runtime, practice.dr_ada, practice.maya.id, wav).id
 
 
-def test_the_client_page_is_the_whole_history_in_date_order_without_clinical_text(runtime, practice, wav,
-                                                                                  clock) -> None:
+def test_the_client_page_is_the_whole_history_in_date_order_without_clinical_text(
+    runtime: Runtime, practice: Practice, wav: bytes, clock: Clock
+) -> None:
     from tests.services.test_review import resolve_all, sign
 
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav,
@@ -198,7 +201,7 @@ def test_the_client_page_is_the_whole_history_in_date_order_without_clinical_tex
     assert any(i.kind == "note" and i.link == f"/sessions/{encounter.id}#note" for i in page.timeline)
 
 
-def test_guardians_are_structured_and_need_their_authority(runtime, practice) -> None:
+def test_guardians_are_structured_and_need_their_authority(runtime: Runtime, practice: Practice) -> None:
     with pytest.raises(InvalidInput, match="authority"):
         create(runtime, practice.dr_ada, guardians=(Person("Rosa Diaz", "mother"),))
     client = create(runtime, practice.dr_ada, guardians=(
@@ -209,6 +212,6 @@ def test_guardians_are_structured_and_need_their_authority(runtime, practice) ->
                                                        "documents": "birth certificate"}]
 
 
-def test_only_clinicians_and_intake_keep_charts(runtime, practice) -> None:
+def test_only_clinicians_and_intake_keep_charts(runtime: Runtime, practice: Practice) -> None:
     with pytest.raises(PermissionDenied):
         create(runtime, practice.root)

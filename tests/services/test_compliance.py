@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import select
 
+from scribe.config import Settings
 from scribe.db.engine import session_scope
 from scribe.db.tables import (
     Client,
@@ -30,11 +31,14 @@ from scribe.db.tables import (
 )
 from scribe.domain.egress import PART2_NOTICE, Destination, Payload, may_send
 from scribe.domain.errors import InvalidInput
+from scribe.engines.protocols import Engines
+from scribe.policies import Policies
+from scribe.runtime import Runtime
 from scribe.services import consent, exports, fhir, purge, uploads
 from scribe.services.files import recordings
 from scribe.services.pipeline import load_segments
 from scribe.services.scrub import REMOVED
-from tests.conftest import PASSWORD, wav_bytes
+from tests.conftest import PASSWORD, Clock, Practice, wav_bytes
 from tests.helpers import TRANSCRIPT, media, reload, run_pipeline, upload
 from tests.services.test_consent_ledger import PART2_TERMS, grant
 from tests.services.test_review import resolve_all, sign, view
@@ -46,7 +50,7 @@ CLIENT: Jonah Whitfield did the first exposure and rated his anxiety lower after
 CLINICIAN: Good. Keep documenting the ratings."""
 
 
-def meeting(runtime, practice, seconds: float = 26.0) -> Encounter:
+def meeting(runtime: Runtime, practice: Practice, seconds: float = 26.0) -> Encounter:
     """A supervision meeting of dr_ben with sam and dr_cole's supervisee cases... both cases:
     Priya (sam's client) and Jonah (made sam's too, so the meeting's redactor knows him)."""
     with session_scope(runtime.engine) as s:
@@ -65,7 +69,7 @@ def meeting(runtime, practice, seconds: float = 26.0) -> Encounter:
     return encounter
 
 
-def withdraw(runtime, actor, client_id, function):
+def withdraw(runtime: Runtime, actor, client_id, function):
     with session_scope(runtime.engine) as s:
         done = purge.withdraw(s, runtime.audit_key, runtime.policies, actor=actor, client_id=client_id,
                               function=function, tools=media(runtime), now=runtime.clock())
@@ -73,14 +77,14 @@ def withdraw(runtime, actor, client_id, function):
     return done
 
 
-def meeting_audio(runtime, encounter) -> np.ndarray:
+def meeting_audio(runtime: Runtime, encounter) -> np.ndarray:
     with session_scope(runtime.engine) as s:
         rec = s.exec(select(Recording).where(Recording.encounter_id == encounter.id)).one()
     data = recordings(runtime.recordings_dir).read(runtime.engine, rec.path)
     return runtime.decoder.pcm(data, max_seconds=600).samples
 
 
-def test_a_withdrawal_takes_the_case_out_of_the_supervision_meeting(runtime, practice) -> None:
+def test_a_withdrawal_takes_the_case_out_of_the_supervision_meeting(runtime: Runtime, practice: Practice) -> None:
     encounter = meeting(runtime, practice)
     with session_scope(runtime.engine) as s:
         before = [x.text for x in load_segments(s, encounter.id)]
@@ -112,7 +116,7 @@ def test_a_withdrawal_takes_the_case_out_of_the_supervision_meeting(runtime, pra
             "supervision draft: sentences removed"} <= kinds
 
 
-def test_a_signed_supervision_note_keeps_its_case_reference(runtime, practice) -> None:
+def test_a_signed_supervision_note_keeps_its_case_reference(runtime: Runtime, practice: Practice) -> None:
     encounter = meeting(runtime, practice)
     version = sign(runtime, practice.dr_ben, encounter, resolve_all(runtime, practice.dr_ben, encounter))
     runtime.clock.advance(seconds=1)
@@ -125,7 +129,7 @@ def test_a_signed_supervision_note_keeps_its_case_reference(runtime, practice) -
         assert load_segments(s, encounter.id)[1].text == REMOVED  # the transcript still loses the case
 
 
-def test_a_legal_hold_keeps_the_meeting_whole(runtime, practice) -> None:
+def test_a_legal_hold_keeps_the_meeting_whole(runtime: Runtime, practice: Practice) -> None:
     encounter = meeting(runtime, practice)
     with session_scope(runtime.engine) as s:
         client = s.get(Client, practice.priya.id)
@@ -138,7 +142,7 @@ def test_a_legal_hold_keeps_the_meeting_whole(runtime, practice) -> None:
         assert any(i.get("kept") == "legal hold" for i in s.get(DeletionReceipt, done.receipt.id).items)
 
 
-def test_a_part2_consent_needs_every_2_31_element(runtime, practice) -> None:
+def test_a_part2_consent_needs_every_2_31_element(runtime: Runtime, practice: Practice) -> None:
     import dataclasses
 
     for field, empty in (("recipient", ""), ("purpose", " "), ("information", ""), ("expiry", ""),
@@ -153,7 +157,7 @@ def test_a_part2_consent_needs_every_2_31_element(runtime, practice) -> None:
     assert "2.31" in row.form_text and "revoke" in row.form_text  # the exact form text shown is kept
 
 
-def test_part2_goes_only_to_the_recipient_the_consent_names_or_a_qsoa(runtime, practice) -> None:
+def test_part2_goes_only_to_the_recipient_the_consent_names_or_a_qsoa(runtime: Runtime, practice: Practice) -> None:
     grant(runtime, practice.dr_ada, practice.maya.id, ["part2_disclosure"])
     now = runtime.clock()
     with session_scope(runtime.engine) as s:
@@ -173,7 +177,9 @@ def test_part2_goes_only_to_the_recipient_the_consent_names_or_a_qsoa(runtime, p
     assert not may_send(dest, "lab", Payload("redacted_text", ("text",), part2=True), part2_consent=False)
 
 
-def test_a_part2_disclosure_to_the_ehr_carries_the_notice_and_a_copy_of_the_consent(runtime, practice, wav) -> None:
+def test_a_part2_disclosure_to_the_ehr_carries_the_notice_and_a_copy_of_the_consent(
+    runtime: Runtime, practice: Practice, wav: bytes
+) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     with session_scope(runtime.engine) as s:
         e = s.get(Encounter, encounter.id)
@@ -194,7 +200,7 @@ def test_a_part2_disclosure_to_the_ehr_carries_the_notice_and_a_copy_of_the_cons
     assert "recipient practice-ehr" in exports.render_text(x)  # the text export says on what basis
 
 
-def test_a_meeting_that_discusses_a_part2_case_is_a_part2_record(runtime, practice) -> None:
+def test_a_meeting_that_discusses_a_part2_case_is_a_part2_record(runtime: Runtime, practice: Practice) -> None:
     with session_scope(runtime.engine) as s:
         client = s.get(Client, practice.priya.id)
         client.part2_program = True
@@ -208,8 +214,8 @@ def test_a_meeting_that_discusses_a_part2_case_is_a_part2_record(runtime, practi
 @settings(max_examples=10, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 @given(how=st.sampled_from(["program", "tagged at upload"]), amend=st.booleans(), meet=st.booleans(),
        consented=st.booleans())
-def test_the_part2_label_reaches_every_derived_artefact(how, amend, meet, consented, tmp_path_factory,
-                                                         policies) -> None:
+def test_the_part2_label_reaches_every_derived_artefact(how, amend, meet, consented, tmp_path_factory: pytest.TempPathFactory,
+                                                         policies: Policies) -> None:
     """Property: however a session became Part 2, every artefact derived from it carries the
     label: each signed version (addenda and amendments too), every export's notice and basis,
     the FHIR security labels, a supervision meeting that discussed the client, emergency
@@ -275,7 +281,7 @@ def test_the_part2_label_reaches_every_derived_artefact(how, amend, meet, consen
     rt.engine.dispose()
 
 
-def test_every_consent_function_stops_what_it_covers(runtime, practice, wav) -> None:
+def test_every_consent_function_stops_what_it_covers(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     """Walk the policy: without each function, what it covers does not happen (the steps'
     own tests are in test_consent_ledger; this checks every function has a covered step)."""
     from scribe.domain.notes import PIPELINE
@@ -289,14 +295,16 @@ def test_every_consent_function_stops_what_it_covers(runtime, practice, wav) -> 
 
 # --- retention: every kind of record by its own rule ------------------------------------
 
-def _retention(runtime):
+def _retention(runtime: Runtime):
     from scribe.services import retention
 
     with session_scope(runtime.engine) as s:
         return retention.run(s, runtime.audit_key, runtime.policies, now=runtime.clock())
 
 
-def test_a_supervisees_session_comes_due_after_its_cosignature(runtime, practice, wav, clock) -> None:
+def test_a_supervisees_session_comes_due_after_its_cosignature(
+    runtime: Runtime, practice: Practice, wav: bytes, clock: Clock
+) -> None:
     from scribe.db.tables import Transcript
     from tests.services.test_supervision import cosign, signed_by_sam
 
@@ -314,7 +322,7 @@ def test_a_supervisees_session_comes_due_after_its_cosignature(runtime, practice
         assert s.exec(select(Transcript).where(Transcript.encounter_id == encounter.id)).first() is None
 
 
-def test_supervision_meetings_come_due_and_their_keys_are_shredded(runtime, practice, clock) -> None:
+def test_supervision_meetings_come_due_and_their_keys_are_shredded(runtime: Runtime, practice: Practice, clock: Clock) -> None:
     from scribe.db.tables import DataKey, Transcript
 
     encounter = meeting(runtime, practice)
@@ -333,7 +341,9 @@ def test_supervision_meetings_come_due_and_their_keys_are_shredded(runtime, prac
         assert s.get(NoteVersion, 1) is not None
 
 
-def test_unsigned_sessions_and_abandoned_recordings_come_due(runtime, practice, wav, clock) -> None:
+def test_unsigned_sessions_and_abandoned_recordings_come_due(
+    runtime: Runtime, practice: Practice, wav: bytes, clock: Clock
+) -> None:
     from scribe.db.tables import RecordingChunk, Transcript
     from scribe.services import recording as rec_service
 
@@ -360,7 +370,9 @@ def test_unsigned_sessions_and_abandoned_recordings_come_due(runtime, practice, 
         assert s.exec(select(Transcript).where(Transcript.encounter_id == left.id)).first() is None
 
 
-def test_the_retention_report_shows_due_held_and_disposed_per_rule(runtime, practice, wav, clock) -> None:
+def test_the_retention_report_shows_due_held_and_disposed_per_rule(
+    runtime: Runtime, practice: Practice, wav: bytes, clock: Clock
+) -> None:
     from scribe.services import retention
 
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
@@ -401,7 +413,7 @@ NOT_IN_SCENARIO = {
 }
 
 
-def _report(runtime, practice, client, *, since=None, until=None):
+def _report(runtime: Runtime, practice: Practice, client, *, since=None, until=None):
     from scribe.services import audit_report
 
     with session_scope(runtime.engine) as s:
@@ -410,7 +422,9 @@ def _report(runtime, practice, client, *, since=None, until=None):
     return list(audit_report.access_rows(runtime.engine, practice.root.clinic_id, query))
 
 
-def test_every_audited_client_action_appears_in_that_clients_access_report(runtime, practice, wav, clock) -> None:
+def test_every_audited_client_action_appears_in_that_clients_access_report(
+    runtime: Runtime, practice: Practice, wav: bytes, clock: Clock
+) -> None:
     """Walk the catalogue: a day's work that does every client action at least once, then each
     client's report. Every action the catalogue says touches a client is in some client's
     report; nothing in a client's report is about another client; nothing is capped."""
@@ -566,7 +580,7 @@ def _chart_of(client, **changes):
     return ChartInput(**{**base, **changes})
 
 
-def _second_admin(s, practice):
+def _second_admin(s, practice: Practice):
     from scribe.db.tables import User
     from tests.conftest import persona_password_hash
 
@@ -577,7 +591,9 @@ def _second_admin(s, practice):
     return admin
 
 
-def test_the_access_report_streams_every_row_as_csv_without_a_cap(runtime, practice, wav, settings) -> None:
+def test_the_access_report_streams_every_row_as_csv_without_a_cap(
+    runtime: Runtime, practice: Practice, wav: bytes, settings: Settings
+) -> None:
     from fastapi.testclient import TestClient  # noqa: F401
 
     from scribe.app import create_app
@@ -606,7 +622,9 @@ def test_the_access_report_streams_every_row_as_csv_without_a_cap(runtime, pract
     assert overview.status_code == 200 and "Emergency access grants" in overview.text and "Maya" not in overview.text
 
 
-def test_after_a_withdrawal_no_chunk_is_accepted_and_the_model_is_not_called(runtime, practice, wav, engines) -> None:
+def test_after_a_withdrawal_no_chunk_is_accepted_and_the_model_is_not_called(
+    runtime: Runtime, practice: Practice, wav: bytes, engines: Engines
+) -> None:
     """S14: withdrawal stops what needs the consent at once: no further piece of a recording
     is accepted, and the drafting model is not called for the client again."""
     from scribe.domain.errors import Conflict, ConsentMissing

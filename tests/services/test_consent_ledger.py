@@ -23,11 +23,13 @@ from scribe.db.tables import (
 from scribe.domain.consent import Part2Terms
 from scribe.domain.errors import Conflict, ConsentMissing, InvalidInput, NotFound, PermissionDenied
 from scribe.domain.notes import PIPELINE, EncounterStatus, JobStatus
+from scribe.engines.protocols import Engines
 from scribe.policies import load_policies
+from scribe.runtime import Runtime
 from scribe.services import admin, consent, purge, recording
 from scribe.services.files import forms, recordings
 from scribe.worker import Worker
-from tests.conftest import wav_bytes
+from tests.conftest import Clock, Practice, wav_bytes
 from tests.helpers import TRANSCRIPT, media, reload, run_pipeline, upload
 
 POLICY = load_policies(ROOT / "policies").consent
@@ -35,7 +37,7 @@ STEP_FUNCTION = [(step, f) for step, needed in POLICY.steps.items() for f in nee
 STAGE_FUNCTION = [(kind, f) for kind in PIPELINE for f in POLICY.steps[kind.value]]
 
 
-def withdraw(runtime, actor, client_id, function):
+def withdraw(runtime: Runtime, actor, client_id, function):
     with session_scope(runtime.engine) as s:
         return purge.withdraw(s, runtime.audit_key, runtime.policies, actor=actor, client_id=client_id,
                               function=function, tools=media(runtime), now=runtime.clock()).receipt
@@ -46,7 +48,7 @@ PART2_TERMS = Part2Terms(recipient="practice-ehr", purpose="coordination of care
                          revocation_explained=True)
 
 
-def grant(runtime, actor, client_id, functions, **kw):
+def grant(runtime: Runtime, actor, client_id, functions, **kw):
     if "part2_disclosure" in functions:
         kw.setdefault("part2", PART2_TERMS)
     with session_scope(runtime.engine) as s:
@@ -58,7 +60,9 @@ def grant(runtime, actor, client_id, functions, **kw):
 
 
 @pytest.mark.parametrize(("step", "function"), STEP_FUNCTION, ids=[f"{s}-{f}" for s, f in STEP_FUNCTION])
-def test_every_step_refuses_without_each_consent_it_needs(runtime, practice, clock, step, function) -> None:
+def test_every_step_refuses_without_each_consent_it_needs(
+    runtime: Runtime, practice: Practice, clock: Clock, step, function
+) -> None:
     grant(runtime, practice.dr_ada, practice.maya.id, [function])  # egress and Part 2 are not on file by default
     clock.advance(seconds=1)
     with session_scope(runtime.engine) as s:
@@ -75,7 +79,9 @@ def test_every_step_refuses_without_each_consent_it_needs(runtime, practice, clo
 
 
 @pytest.mark.parametrize(("stage", "function"), STAGE_FUNCTION, ids=[f"{k.value}-{f}" for k, f in STAGE_FUNCTION])
-def test_a_withdrawal_before_a_stage_stops_the_session_there(runtime, practice, wav, engines, clock, stage, function) -> None:
+def test_a_withdrawal_before_a_stage_stops_the_session_there(
+    runtime: Runtime, practice: Practice, wav: bytes, engines: Engines, clock: Clock, stage, function
+) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     worker = Worker(runtime)
     for _ in range(PIPELINE.index(stage)):
@@ -91,7 +97,9 @@ def test_a_withdrawal_before_a_stage_stops_the_session_there(runtime, practice, 
         assert s.exec(select(Draft).where(Draft.encounter_id == encounter.id, Draft.status == "ready")).first() is None
 
 
-def test_a_consent_that_lapses_mid_pipeline_stops_the_next_step(runtime, practice, wav, clock) -> None:
+def test_a_consent_that_lapses_mid_pipeline_stops_the_next_step(
+    runtime: Runtime, practice: Practice, wav: bytes, clock: Clock
+) -> None:
     with session_scope(runtime.engine) as s:  # replace the open-ended grant with one that expires in a minute
         for c in s.exec(select(Consent).where(Consent.client_id == practice.maya.id, Consent.function == "ai_drafting")):
             assert c.expires_at is None
@@ -104,7 +112,9 @@ def test_a_consent_that_lapses_mid_pipeline_stops_the_next_step(runtime, practic
     assert fresh.status == EncounterStatus.STOPPED and "ai_drafting" in fresh.status_reason
 
 
-def test_withdrawal_purges_by_policy_keeps_signed_notes_and_leaves_a_receipt(runtime, practice, wav, clock) -> None:
+def test_withdrawal_purges_by_policy_keeps_signed_notes_and_leaves_a_receipt(
+    runtime: Runtime, practice: Practice, wav: bytes, clock: Clock
+) -> None:
     from tests.services.test_review import resolve_all, sign
 
     signed = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
@@ -149,7 +159,7 @@ def test_withdrawal_purges_by_policy_keeps_signed_notes_and_leaves_a_receipt(run
             admin.receipt_for(s, runtime.audit_key, actor=outsider, receipt_id=receipt.id, now=clock())
 
 
-def test_the_ledger_keeps_form_guardian_scan_and_dates(runtime, practice, clock) -> None:
+def test_the_ledger_keeps_form_guardian_scan_and_dates(runtime: Runtime, practice: Practice, clock: Clock) -> None:
     scan = b"%PDF-1.4 signed form"
     with pytest.raises(InvalidInput, match="guardian on the client's chart"):
         grant(runtime, practice.dr_ada, practice.maya.id, ["record_audio"], guardian=0)  # none on the chart yet
@@ -185,7 +195,7 @@ def test_the_ledger_keeps_form_guardian_scan_and_dates(runtime, practice, clock)
         grant(runtime, practice.root, practice.maya.id, ["egress"])
 
 
-def test_switches_gate_capture_at_every_level(runtime, practice, wav, clock) -> None:
+def test_switches_gate_capture_at_every_level(runtime: Runtime, practice: Practice, wav: bytes, clock: Clock) -> None:
     def switch(scope, enabled, target=None, types=()):
         with session_scope(runtime.engine) as s:
             admin.set_switch(s, runtime.audit_key, runtime.policies, actor=practice.root, scope=scope, target_id=target,
@@ -208,7 +218,9 @@ def test_switches_gate_capture_at_every_level(runtime, practice, wav, clock) -> 
                          target_id=None, enabled=False, note_types=[], now=clock())
 
 
-def test_browser_recording_chunks_are_durable_idempotent_and_stop_on_withdrawal(runtime, practice, clock) -> None:
+def test_browser_recording_chunks_are_durable_idempotent_and_stop_on_withdrawal(
+    runtime: Runtime, practice: Practice, clock: Clock
+) -> None:
     data = wav_bytes(seconds=3)
     with session_scope(runtime.engine) as s:
         encounter = recording.start(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada,
@@ -256,7 +268,7 @@ def test_browser_recording_chunks_are_durable_idempotent_and_stop_on_withdrawal(
     assert not list((runtime.settings.recordings_dir / "chunks" / str(second.id)).glob("*.chunk"))
 
 
-def test_the_admin_screen_reads_no_clinical_content(runtime, practice, wav, clock) -> None:
+def test_the_admin_screen_reads_no_clinical_content(runtime: Runtime, practice: Practice, wav: bytes, clock: Clock) -> None:
     upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
     with session_scope(runtime.engine) as s:
@@ -269,7 +281,9 @@ def test_the_admin_screen_reads_no_clinical_content(runtime, practice, wav, cloc
             admin.admin_view(s, runtime.audit_key, runtime.policies, actor=other, now=clock())
 
 
-def test_audio_is_not_kept_after_signing_without_that_consent(runtime, practice, wav, clock) -> None:
+def test_audio_is_not_kept_after_signing_without_that_consent(
+    runtime: Runtime, practice: Practice, wav: bytes, clock: Clock
+) -> None:
     from tests.services.test_review import resolve_all, sign
 
     clock.advance(seconds=1)

@@ -20,7 +20,7 @@ from scribe.db.engine import session_scope
 from scribe.db.tables import Draft, DraftSection, Job, Pseudonymization, Transcript
 from scribe.domain.notes import EncounterStatus
 from scribe.policies import load_policies
-from scribe.runtime import build_runtime
+from scribe.runtime import Runtime, build_runtime
 from tests.conftest import Clock, make_practice, wav_bytes
 from tests.helpers import TRANSCRIPT, reload, upload
 
@@ -78,7 +78,7 @@ BOUNDARIES = [f"{when}:{stage}" for stage in ("transcribe", "pseudonymize", "dra
 SESSIONS = 20
 
 
-def forked_worker(runtime, crash_at: str | None, offset: float, *, once: bool) -> int:
+def forked_worker(runtime: Runtime, crash_at: str | None, offset: float, *, once: bool) -> int:
     """A worker in a forked child (a real process, killed for real by os._exit(137) at the
     boundary, as by SIGKILL: no cleanup runs). Its clock runs ``offset`` seconds ahead, so
     each later worker sees the earlier dead workers' leases as expired without waiting."""

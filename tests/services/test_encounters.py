@@ -29,13 +29,16 @@ from scribe.db.tables import (
 )
 from scribe.domain.errors import Conflict, InvalidInput, PermissionDenied
 from scribe.domain.notes import EncounterStatus, JobStatus
+from scribe.engines.protocols import Engines
+from scribe.policies import Policies
+from scribe.runtime import Runtime
 from scribe.services import encounters, purge
-from tests.conftest import wav_bytes
+from tests.conftest import Clock, Practice, wav_bytes
 from tests.helpers import TRANSCRIPT, reload, run_pipeline, upload
 from tests.services.test_review import resolve_all, sign, view
 
 
-def set_service(runtime, actor, encounter, **kw):
+def set_service(runtime: Runtime, actor, encounter, **kw):
     now = runtime.clock()
     values = {"start": now - timedelta(minutes=55), "end": now, "place": "11", "service_type": "individual", "code": "90837",
                   "attendees": []}
@@ -45,7 +48,7 @@ def set_service(runtime, actor, encounter, **kw):
                                       now=now, **values)
 
 
-def test_an_upload_gets_its_time_and_place_of_service_from_the_recording(runtime, practice) -> None:
+def test_an_upload_gets_its_time_and_place_of_service_from_the_recording(runtime: Runtime, practice: Practice) -> None:
     audio = wav_bytes(seconds=4)
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, audio, confirm_service=False)
     e = reload(runtime, encounter)
@@ -53,7 +56,7 @@ def test_an_upload_gets_its_time_and_place_of_service_from_the_recording(runtime
     assert e.place_of_service == runtime.policies.billing.uploaded_place and e.service_code == ""
 
 
-def test_signing_waits_for_the_service_and_the_signature_covers_it(runtime, practice, wav) -> None:
+def test_signing_waits_for_the_service_and_the_signature_covers_it(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     with session_scope(runtime.engine) as s:  # the clinician's chart diagnosis travels into the signed note
         client = s.get(type(practice.maya), practice.maya.id)
         client.diagnoses = [{"code": "F41.1", "description": "Generalized anxiety disorder"}]
@@ -86,7 +89,7 @@ def test_signing_waits_for_the_service_and_the_signature_covers_it(runtime, prac
         assert "55 min" in row.reason and "90847" in row.reason and "Jordan" not in row.reason
 
 
-def test_only_the_sessions_clinician_sets_its_service(runtime, practice, wav) -> None:
+def test_only_the_sessions_clinician_sets_its_service(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, confirm_service=False)
     with pytest.raises(Exception, match=r"no such session|only the session's clinician"):
         set_service(runtime, practice.dr_cole, encounter)
@@ -94,7 +97,7 @@ def test_only_the_sessions_clinician_sets_its_service(runtime, practice, wav) ->
         set_service(runtime, practice.dr_ben, encounter)
 
 
-def test_voiding_purges_what_the_session_made_with_a_receipt(runtime, practice, wav) -> None:
+def test_voiding_purges_what_the_session_made_with_a_receipt(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
     set_service(runtime, practice.dr_ada, encounter, service_type="family", code="90847",
@@ -121,7 +124,7 @@ def test_voiding_purges_what_the_session_made_with_a_receipt(runtime, practice, 
                                 reason="duplicate of another session", now=runtime.clock())
 
 
-def test_a_signed_session_cannot_be_voided_or_moved(runtime, practice, wav) -> None:
+def test_a_signed_session_cannot_be_voided_or_moved(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
     sign(runtime, practice.dr_ada, encounter, resolve_all(runtime, practice.dr_ada, encounter))
@@ -135,7 +138,7 @@ def test_a_signed_session_cannot_be_voided_or_moved(runtime, practice, wav) -> N
                                 now=runtime.clock())
 
 
-def _second_client(runtime, practice) -> int:
+def _second_client(runtime: Runtime, practice: Practice) -> int:
     """Another client of dr_ada's, with every consent."""
     from scribe.db.clients import add_client
     from scribe.db.tables import Client, Consent
@@ -152,7 +155,7 @@ def _second_client(runtime, practice) -> int:
         return client.id
 
 
-def owners_of_artefacts(runtime, encounter_id: int) -> set[str]:
+def owners_of_artefacts(runtime: Runtime, encounter_id: int) -> set[str]:
     """Whose data keys seal what a session holds now: every sealed value and file of it."""
     keys = {}
     with session_scope(runtime.engine) as s:
@@ -173,7 +176,7 @@ def owners_of_artefacts(runtime, encounter_id: int) -> set[str]:
     return owners
 
 
-def test_moving_a_session_reseals_everything_under_the_right_client(runtime, practice, wav) -> None:
+def test_moving_a_session_reseals_everything_under_the_right_client(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
     set_service(runtime, practice.dr_ada, encounter, service_type="family", code="90847",
@@ -202,7 +205,9 @@ def test_moving_a_session_reseals_everything_under_the_right_client(runtime, pra
         assert "moved to another client" in receipt.rule
 
 
-def test_a_session_cannot_move_while_a_step_runs_or_to_a_client_without_consent(runtime, practice, wav) -> None:
+def test_a_session_cannot_move_while_a_step_runs_or_to_a_client_without_consent(
+    runtime: Runtime, practice: Practice, wav: bytes
+) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     with session_scope(runtime.engine) as s:
         job = s.exec(select(Job).where(Job.encounter_id == encounter.id)).one()
@@ -227,8 +232,8 @@ def test_a_session_cannot_move_while_a_step_runs_or_to_a_client_without_consent(
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
 @given(steps=st.lists(st.tuples(st.sampled_from(["move", "run", "move", "upload", "void"]), st.integers(1, 2)),
                       min_size=1, max_size=6))
-def test_no_sequence_of_moves_and_voids_leaves_an_artefact_under_the_wrong_client(steps, tmp_path_factory,
-                                                                                    policies) -> None:
+def test_no_sequence_of_moves_and_voids_leaves_an_artefact_under_the_wrong_client(steps, tmp_path_factory: pytest.TempPathFactory,
+                                                                                    policies: Policies) -> None:
     """Property: after any sequence of uploads, pipeline runs, moves and voids, everything a
     live session holds is sealed under its current client's keys only, and a voided one holds
     nothing (the recording row is marked purged, its file gone)."""
@@ -279,12 +284,12 @@ def test_no_sequence_of_moves_and_voids_leaves_an_artefact_under_the_wrong_clien
     rt.engine.dispose()
 
 
-def _recordings(rt) -> list[Recording]:
+def _recordings(rt: Runtime) -> list[Recording]:
     with session_scope(rt.engine) as s:
         return list(s.exec(select(Recording).where(Recording.purged_at.is_(None))))  # type: ignore[union-attr]
 
 
-def test_a_failed_step_is_retried_from_the_page(runtime, practice, wav, engines) -> None:
+def test_a_failed_step_is_retried_from_the_page(runtime: Runtime, practice: Practice, wav: bytes, engines: Engines) -> None:
     from scribe.domain.errors import EngineError
 
     engines.transcriber.fail_with = EngineError("the model could not read this file", retryable=False)
@@ -304,7 +309,9 @@ def test_a_failed_step_is_retried_from_the_page(runtime, practice, wav, engines)
                                    encounter_id=encounter.id, now=runtime.clock())
 
 
-def test_the_queue_is_searched_by_client_status_and_date_and_paginated(runtime, practice, clock) -> None:
+def test_the_queue_is_searched_by_client_status_and_date_and_paginated(
+    runtime: Runtime, practice: Practice, clock: Clock
+) -> None:
     other = _second_client(runtime, practice)
     made = []
     for i in range(30):

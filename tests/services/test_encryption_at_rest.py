@@ -10,6 +10,7 @@ import base64
 import io
 import secrets
 import sqlite3
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -22,10 +23,11 @@ from scribe.db.sealing.columns import vault_for
 from scribe.db.sealing.envelope import Scope, SealingError, Shredded
 from scribe.db.sealing.vault import Vault
 from scribe.db.tables import DataKey, DraftSection, NoteVersion, Pseudonymization, Recording, TranscriptSegment
-from scribe.runtime import build_runtime
+from scribe.policies import Policies
+from scribe.runtime import Runtime, build_runtime
 from scribe.services import consent, purge
 from scribe.services.files import recordings
-from tests.conftest import wav_bytes
+from tests.conftest import Clock, Practice, wav_bytes
 from tests.helpers import TRANSCRIPT, media, run_pipeline, upload
 from tests.services.test_review import resolve_all, sign
 
@@ -34,13 +36,13 @@ def canaries() -> list[str]:
     return [f"zq{secrets.token_hex(5)}canary" for _ in range(4)]
 
 
-def raw_files(runtime) -> list:
+def raw_files(runtime: Runtime) -> list:
     data_dir = runtime.settings.data_dir
     # The fake transcriber's "<recording>.txt" sidecars are the test's own input, not the app's.
     return [p for p in data_dir.rglob("*") if p.is_file() and "keys" not in p.parts and not p.name.endswith(".txt")]
 
 
-def hits(runtime, needles: list[bytes]) -> list[str]:
+def hits(runtime: Runtime, needles: list[bytes]) -> list[str]:
     found = []
     for path in raw_files(runtime):
         blob = path.read_bytes()
@@ -51,7 +53,7 @@ def hits(runtime, needles: list[bytes]) -> list[str]:
     return found
 
 
-def test_no_canary_is_stored_in_plaintext_anywhere(runtime, practice, clock) -> None:
+def test_no_canary_is_stored_in_plaintext_anywhere(runtime: Runtime, practice: Practice, clock: Clock) -> None:
     words = canaries()
     transcript = TRANSCRIPT + f"\nCLIENT: The code word is {words[0]} and {words[1]}."
     audio = wav_bytes(seconds=3, freq=331.0)
@@ -89,7 +91,7 @@ def test_no_canary_is_stored_in_plaintext_anywhere(runtime, practice, clock) -> 
     assert oct(runtime.settings.master_key_path.stat().st_mode & 0o777) == "0o600"
 
 
-def test_the_scan_would_find_plaintext_if_it_were_there(runtime, practice) -> None:
+def test_the_scan_would_find_plaintext_if_it_were_there(runtime: Runtime, practice: Practice) -> None:
     """The check above can fail: a value written around the sealing layer is found."""
     word = canaries()[0]
     with sqlite3.connect(runtime.settings.data_dir / "scribe.db") as raw:
@@ -98,7 +100,7 @@ def test_the_scan_would_find_plaintext_if_it_were_there(runtime, practice) -> No
     assert hits(runtime, [word.encode()])
 
 
-def test_a_bare_value_cannot_reach_a_sealed_column(runtime, practice, wav) -> None:
+def test_a_bare_value_cannot_reach_a_sealed_column(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
     with pytest.raises(Exception, match="sealed"), session_scope(runtime.engine) as s:
@@ -108,7 +110,9 @@ def test_a_bare_value_cannot_reach_a_sealed_column(runtime, practice, wav) -> No
     assert encounter.id
 
 
-def test_tampering_with_ciphertext_or_moving_it_between_columns_is_refused(runtime, practice, wav) -> None:
+def test_tampering_with_ciphertext_or_moving_it_between_columns_is_refused(
+    runtime: Runtime, practice: Practice, wav: bytes
+) -> None:
     upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
     with runtime.engine.begin() as conn:
@@ -125,14 +129,14 @@ def test_tampering_with_ciphertext_or_moving_it_between_columns_is_refused(runti
         list(s.exec(select(TranscriptSegment)))
 
 
-def _first_segment(runtime) -> tuple[str, dict[str, int]]:
+def _first_segment(runtime: Runtime) -> tuple[str, dict[str, int]]:
     with runtime.engine.connect() as conn:
         token, transcript_id, idx = conn.execute(text(
             "SELECT text, transcript_id, idx FROM transcript_segments ORDER BY id LIMIT 1")).one()
     return token, {"transcript_id": transcript_id, "idx": idx}
 
 
-def test_another_master_key_opens_nothing(runtime, practice, wav) -> None:
+def test_another_master_key_opens_nothing(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
     token, binding = _first_segment(runtime)
@@ -144,7 +148,7 @@ def test_another_master_key_opens_nothing(runtime, practice, wav) -> None:
     assert vault_for(runtime.engine).open_value(token, "transcript_segments.text", binding)
 
 
-def test_a_value_moved_to_another_row_of_the_same_client_does_not_open(runtime, practice, wav) -> None:
+def test_a_value_moved_to_another_row_of_the_same_client_does_not_open(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     """Row binding (issue 19.3): the same client's data key seals both sessions' transcripts,
     so only the row binding tells a moved ciphertext apart. Swapping two segments' text
     within one transcript, or between two sessions, is refused on read."""
@@ -171,7 +175,7 @@ def test_a_value_moved_to_another_row_of_the_same_client_does_not_open(runtime, 
         assert len(s.exec(select(TranscriptSegment)).all()) == len(rows)
 
 
-def test_a_draft_moved_to_another_session_does_not_open(runtime, practice, wav) -> None:
+def test_a_draft_moved_to_another_session_does_not_open(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     """A writer who swaps two sessions' drafts (same client, same key) is caught."""
     for _ in range(2):
         upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
@@ -186,7 +190,7 @@ def test_a_draft_moved_to_another_session_does_not_open(runtime, practice, wav) 
         s.exec(select(Draft)).all()
 
 
-def test_a_sealed_file_put_in_another_files_place_does_not_open(runtime, practice, wav) -> None:
+def test_a_sealed_file_put_in_another_files_place_does_not_open(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     from scribe.db.tables import Recording
 
     for _ in range(2):
@@ -247,7 +251,7 @@ def test_the_envelope_refuses_every_kind_of_stream_damage() -> None:
     assert not opens(sealed("recordings/b.webm"))
 
 
-def test_withdrawal_shreds_the_clients_keys(runtime, practice, wav, clock) -> None:
+def test_withdrawal_shreds_the_clients_keys(runtime: Runtime, practice: Practice, wav: bytes, clock: Clock) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
     store = recordings(runtime.recordings_dir)
@@ -274,7 +278,9 @@ def test_withdrawal_shreds_the_clients_keys(runtime, practice, wav, clock) -> No
         assert vault.key_for(s, Scope(f"client:{practice.maya.id}", "audio"), clock())[0] not in {k.id for k in keys}
 
 
-def test_scribe_refuses_to_start_with_a_missing_or_wrong_master_key(runtime, practice, wav, settings, policies) -> None:
+def test_scribe_refuses_to_start_with_a_missing_or_wrong_master_key(
+    runtime: Runtime, practice: Practice, wav: bytes, settings: Settings, policies: Policies
+) -> None:
     from scribe.runtime import build_runtime
 
     upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
@@ -291,8 +297,9 @@ def test_scribe_refuses_to_start_with_a_missing_or_wrong_master_key(runtime, pra
     build_runtime(settings, policies=policies)  # the right key: starts
 
 
-def test_scribe_refuses_to_start_with_a_missing_or_malformed_audit_key(runtime, practice, wav, settings,
-                                                                       policies) -> None:
+def test_scribe_refuses_to_start_with_a_missing_or_malformed_audit_key(
+    runtime: Runtime, practice: Practice, wav: bytes, settings: Settings, policies: Policies
+) -> None:
     """A silently re-created audit key would make every event fail verification: a false
     tamper alarm that hides a real one (issue 17 item 9)."""
     from scribe.runtime import build_runtime
@@ -312,7 +319,7 @@ def test_scribe_refuses_to_start_with_a_missing_or_malformed_audit_key(runtime, 
     assert build_runtime(settings, policies=policies).audit_key == key
 
 
-def test_keys_and_anchors_live_outside_the_data_directory_by_default(runtime) -> None:
+def test_keys_and_anchors_live_outside_the_data_directory_by_default(runtime: Runtime) -> None:
     data = runtime.settings.data_dir.resolve()
     for path in (runtime.settings.master_key_path, runtime.settings.audit_key_path):
         assert path.exists() and not path.resolve().is_relative_to(data)
@@ -321,7 +328,7 @@ def test_keys_and_anchors_live_outside_the_data_directory_by_default(runtime) ->
 
 
 @pytest.mark.parametrize("inside", ["key_dir", "anchor_dir"])
-def test_scribe_refuses_keys_or_anchors_inside_the_data_directory(tmp_path, policies, inside) -> None:
+def test_scribe_refuses_keys_or_anchors_inside_the_data_directory(tmp_path: Path, policies: Policies, inside) -> None:
     data = tmp_path / "var"
     settings = Settings(data_dir=data, engines="fake", worker_in_process=False, **{inside: data / "secrets"})
     with pytest.raises(RuntimeError, match="inside the data directory"):
@@ -332,7 +339,9 @@ def test_scribe_refuses_keys_or_anchors_inside_the_data_directory(tmp_path, poli
     build_runtime(dev, policies=policies).engine.dispose()  # development only, and said so
 
 
-def test_keys_left_in_the_data_directory_by_an_earlier_version_are_refused_with_the_move(tmp_path, policies) -> None:
+def test_keys_left_in_the_data_directory_by_an_earlier_version_are_refused_with_the_move(
+    tmp_path: Path, policies: Policies
+) -> None:
     data = tmp_path / "var"
     (data / "keys").mkdir(parents=True)
     (data / "keys" / "master.key").write_bytes(secrets.token_bytes(32))

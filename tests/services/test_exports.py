@@ -16,16 +16,18 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from scribe.app import create_app
-from scribe.config import ROOT
+from scribe.config import ROOT, Settings
 from scribe.db.engine import session_scope
 from scribe.db.tables import Client, Clinic, EgressEvent, NoteVersion
 from scribe.domain.egress import PART2_NOTICE
 from scribe.domain.errors import Conflict
 from scribe.domain.notes import VersionKind
+from scribe.engines.protocols import Engines
 from scribe.policies import load_policies
+from scribe.runtime import Runtime
 from scribe.services import exports, fhir, records, review
 from scribe.web.pdf import render_pdf
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, Clock, Practice
 from tests.helpers import TRANSCRIPT, confirm, run_pipeline, upload
 from tests.services.test_review import resolve_all, sign, view
 from tests.services.test_supervision import cosign, signed_by_sam
@@ -42,7 +44,7 @@ def pdf_text(pdf: bytes, tmp_path: Path) -> str:
     return " ".join(out.stdout.split())
 
 
-def practice_header(runtime) -> None:
+def practice_header(runtime: Runtime) -> None:
     with session_scope(runtime.engine) as s:
         clinic = s.exec(select(Clinic).where(Clinic.name == "Fairview Test Practice")).one()
         clinic.address, clinic.phone, clinic.npi = "12 Harbor Lane, Springfield", "555-010-0000", "1234567893"
@@ -52,7 +54,7 @@ def practice_header(runtime) -> None:
         s.add(client)
 
 
-def amended_note(runtime, practice, wav):
+def amended_note(runtime: Runtime, practice: Practice, wav: bytes):
     """A signed note with an amendment and an addendum, each with its own signature."""
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
@@ -66,20 +68,22 @@ def amended_note(runtime, practice, wav):
     return encounter
 
 
-def export(runtime, actor, encounter, fmt: str):
+def export(runtime: Runtime, actor, encounter, fmt: str):
     with session_scope(runtime.engine) as s:
         return exports.prepare_export(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id,
                                       password=PASSWORD, now=runtime.clock(), fmt=fmt)
 
 
 @pytest.fixture
-def templates(settings):
+def templates(settings: Settings):
     from scribe.web.templating import make_templates
 
     return make_templates(settings.web_dir / "templates")
 
 
-def test_the_pdf_of_a_signed_note_carries_every_element(runtime, practice, wav, templates, tmp_path) -> None:
+def test_the_pdf_of_a_signed_note_carries_every_element(
+    runtime: Runtime, practice: Practice, wav: bytes, templates, tmp_path: Path
+) -> None:
     practice_header(runtime)
     encounter = amended_note(runtime, practice, wav)
     x = export(runtime, practice.dr_ada, encounter, "pdf")
@@ -100,7 +104,9 @@ def test_the_pdf_of_a_signed_note_carries_every_element(runtime, practice, wav, 
     assert PART2_NOTICE not in text
 
 
-def test_the_pdf_carries_the_cosignature_and_the_part2_notice(runtime, practice, wav, templates, tmp_path) -> None:
+def test_the_pdf_carries_the_cosignature_and_the_part2_notice(
+    runtime: Runtime, practice: Practice, wav: bytes, templates, tmp_path: Path
+) -> None:
     encounter, version = signed_by_sam(runtime, practice, wav)
     with session_scope(runtime.engine) as s:
         e = s.get(type(encounter), encounter.id)
@@ -115,7 +121,9 @@ def test_the_pdf_carries_the_cosignature_and_the_part2_notice(runtime, practice,
     assert PART2_NOTICE in text and "No consent to disclose Part 2 records is in force" in text
 
 
-def test_no_export_carries_an_unsigned_draft(runtime, practice, wav, engines, templates, tmp_path) -> None:
+def test_no_export_carries_an_unsigned_draft(
+    runtime: Runtime, practice: Practice, wav: bytes, engines: Engines, templates, tmp_path: Path
+) -> None:
     engines.drafter.extra_sentence = DRAFT_ONLY
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
@@ -137,7 +145,9 @@ def test_no_export_carries_an_unsigned_draft(runtime, practice, wav, engines, te
     assert all("Zqcaptainx" not in out for out in outputs)
 
 
-def test_the_fhir_document_validates_and_says_who_signed_and_what_drafted(runtime, practice, wav) -> None:
+def test_the_fhir_document_validates_and_says_who_signed_and_what_drafted(
+    runtime: Runtime, practice: Practice, wav: bytes
+) -> None:
     from fhir.resources.R4B.bundle import Bundle
 
     encounter, version = signed_by_sam(runtime, practice, wav)
@@ -214,7 +224,7 @@ def ehr():
 
 
 @pytest.fixture
-def ehr_runtime(tmp_path, ehr, engines, clock):
+def ehr_runtime(tmp_path: Path, ehr, engines: Engines, clock: Clock):
     from scribe.config import Settings
     from scribe.runtime import build_runtime
     from tests.conftest import make_practice
@@ -230,7 +240,7 @@ def ehr_runtime(tmp_path, ehr, engines, clock):
     return runtime, make_practice(runtime, clock)
 
 
-def test_a_signed_note_reaches_the_ehr_only_through_the_gateway_and_the_ledger(ehr_runtime, ehr, wav) -> None:
+def test_a_signed_note_reaches_the_ehr_only_through_the_gateway_and_the_ledger(ehr_runtime, ehr, wav: bytes) -> None:
     runtime, practice = ehr_runtime
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
@@ -256,7 +266,7 @@ def test_a_signed_note_reaches_the_ehr_only_through_the_gateway_and_the_ledger(e
     assert ledger[0].gateway_found >= 3  # the chart identifiers it carried: name, MRN, date of birth
 
 
-def test_a_part2_note_needs_the_disclosure_consent_to_reach_the_ehr(ehr_runtime, ehr, wav) -> None:
+def test_a_part2_note_needs_the_disclosure_consent_to_reach_the_ehr(ehr_runtime, ehr, wav: bytes) -> None:
     runtime, practice = ehr_runtime
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     with session_scope(runtime.engine) as s:
@@ -279,7 +289,7 @@ def test_a_part2_note_needs_the_disclosure_consent_to_reach_the_ehr(ehr_runtime,
         assert not refused.allowed and "Part 2" in refused.reason
 
 
-def test_the_hours_ledger_prints_for_the_licensing_board(app_for_hours, practice, wav, tmp_path) -> None:
+def test_the_hours_ledger_prints_for_the_licensing_board(app_for_hours, practice: Practice, wav: bytes, tmp_path: Path) -> None:
     app, runtime = app_for_hours
     encounter, version = signed_by_sam(runtime, practice, wav)
     cosign(runtime, practice.dr_ben, version.id)
@@ -292,11 +302,13 @@ def test_the_hours_ledger_prints_for_the_licensing_board(app_for_hours, practice
 
 
 @pytest.fixture
-def app_for_hours(settings, runtime):
+def app_for_hours(settings: Settings, runtime: Runtime):
     return create_app(settings, runtime=runtime, start_worker=False), runtime
 
 
-def test_the_browser_export_buttons_return_pdf_and_fhir(runtime, practice, wav, settings, tmp_path) -> None:
+def test_the_browser_export_buttons_return_pdf_and_fhir(
+    runtime: Runtime, practice: Practice, wav: bytes, settings: Settings, tmp_path: Path
+) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
     sign(runtime, practice.dr_ada, encounter, resolve_all(runtime, practice.dr_ada, encounter))

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -19,7 +20,8 @@ from scribe.db.engine import session_scope
 from scribe.db.tables import Recording
 from scribe.domain.errors import InvalidInput
 from scribe.engines.decoder import DecoderLimits, SandboxDecoder
-from tests.conftest import PASSWORD, totp_code, wav_bytes
+from scribe.runtime import Runtime
+from tests.conftest import PASSWORD, Practice, totp_code, wav_bytes
 from tests.hostile_audio import LIMIT_SECONDS, corpus, encoded, lie_about_duration
 
 CAPS = DecoderLimits(memory_mb=512, cpu_seconds=20, wall_seconds=30)
@@ -27,7 +29,7 @@ SECONDS_PER_FILE = 15.0  # wall clock for one upload, spawn and all, on 2 busy c
 
 
 @pytest.fixture
-def tight(runtime):
+def tight(runtime: Runtime):
     """The runtime with the corpus's caps: 60-second recordings, a 512 MB decoder."""
     limits = runtime.policies.pipeline.upload
     old = limits.max_seconds
@@ -37,7 +39,7 @@ def tight(runtime):
     object.__setattr__(limits, "max_seconds", old)
 
 
-def logged_in(runtime) -> TestClient:
+def logged_in(runtime: Runtime) -> TestClient:
     app = create_app(runtime.settings, runtime=runtime, start_worker=False)
     web = TestClient(app, base_url="http://testserver", raise_server_exceptions=False)
     r = web.post("/login", data={"username": "dr_ada", "password": PASSWORD, "code": totp_code(runtime, "dr_ada")},
@@ -59,7 +61,7 @@ def test_the_corpus_is_big_enough_and_covers_each_kind() -> None:
         assert kind in names
 
 
-def test_every_hostile_file_gets_a_clear_answer_never_a_server_error(tight, practice) -> None:
+def test_every_hostile_file_gets_a_clear_answer_never_a_server_error(tight, practice: Practice) -> None:
     import re
 
     web = logged_in(tight)
@@ -114,7 +116,7 @@ def test_a_decoder_past_its_memory_or_time_is_stopped_with_a_clear_error() -> No
         SandboxDecoder(DecoderLimits(memory_mb=512, cpu_seconds=20, wall_seconds=0.01)).probe(data, max_seconds=60)
 
 
-def test_the_decoder_child_gets_an_empty_environment_and_a_fresh_interpreter(monkeypatch) -> None:
+def test_the_decoder_child_gets_an_empty_environment_and_a_fresh_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
     seen = {}
     real = subprocess.Popen
 
@@ -143,7 +145,7 @@ ESCAPES = {
 
 
 @pytest.mark.parametrize("attempt", sorted(ESCAPES))
-def test_the_sealed_off_decoder_can_reach_no_file_socket_or_program(tmp_path, attempt) -> None:
+def test_the_sealed_off_decoder_can_reach_no_file_socket_or_program(tmp_path: Path, attempt) -> None:
     """The same confinement the child applies, then one escape attempt: each must fail."""
     key = tmp_path / "master.key"
     key.write_bytes(os.urandom(32))

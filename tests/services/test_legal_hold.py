@@ -11,13 +11,16 @@ from sqlmodel import Session, col, func, select
 
 from scribe.db.engine import session_scope
 from scribe.db.tables import DataKey, DeletionReceipt, Draft, Pseudonymization, Recording, Transcript
+from scribe.policies import Policies
+from scribe.runtime import Runtime
 from scribe.services import purge, retention
 from scribe.worker import Worker
+from tests.conftest import Clock, Practice
 from tests.helpers import TRANSCRIPT, media, run_pipeline, upload
 from tests.services.test_review import resolve_all, sign
 
 
-def snapshot(runtime) -> dict[str, object]:
+def snapshot(runtime: Runtime) -> dict[str, object]:
     """Everything a purge could remove for the practice's client, rows and files."""
     with Session(runtime.engine) as s:
         recordings = s.exec(select(Recording).where(col(Recording.purged_at).is_(None))).all()
@@ -32,7 +35,7 @@ def snapshot(runtime) -> dict[str, object]:
         }
 
 
-def held_practice(runtime, practice, wav):
+def held_practice(runtime: Runtime, practice: Practice, wav: bytes):
     """One signed session and one unsigned (drafted) session, then the client goes on hold."""
     first = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
@@ -46,27 +49,27 @@ def held_practice(runtime, practice, wav):
 
 
 def withdraw(function: str) -> Callable:
-    def run(runtime, practice, clock, sessions) -> None:
+    def run(runtime: Runtime, practice: Practice, clock: Clock, sessions) -> None:
         with session_scope(runtime.engine) as s:
             purge.withdraw(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, client_id=practice.maya.id,
                            function=function, tools=media(runtime), now=clock())
     return run
 
 
-def retention_run(runtime, practice, clock, sessions) -> None:
+def retention_run(runtime: Runtime, practice: Practice, clock: Clock, sessions) -> None:
     clock.advance(days=10 * 365)
     with session_scope(runtime.engine) as s:
         retention.run(s, runtime.audit_key, runtime.policies, now=clock())
 
 
-def sign_without_keep_audio(runtime, practice, clock, sessions) -> None:
+def sign_without_keep_audio(runtime: Runtime, practice: Practice, clock: Clock, sessions) -> None:
     """Reproduced in the review: client on hold, keep_audio withdrawn, note signed: audio purged."""
     withdraw("keep_audio")(runtime, practice, clock, sessions)
     second = sessions[1]
     sign(runtime, practice.dr_ada, second, resolve_all(runtime, practice.dr_ada, second))
 
 
-def primitives(runtime, practice, clock, sessions) -> None:
+def primitives(runtime: Runtime, practice: Practice, clock: Clock, sessions) -> None:
     with session_scope(runtime.engine) as s:
         for encounter in sessions:
             for artefact in ("audio", "transcript", "draft"):
@@ -77,7 +80,7 @@ def primitives(runtime, practice, clock, sessions) -> None:
             purge.shred_client_keys(s, practice.maya.id, kind, clock())
 
 
-def sweep(runtime, practice, clock, sessions) -> None:
+def sweep(runtime: Runtime, practice: Practice, clock: Clock, sessions) -> None:
     Worker(runtime).housekeeping(retention_due=True)
 
 
@@ -88,12 +91,12 @@ PATHS = {**{f"withdraw {f}": withdraw(f) for f in FUNCTIONS}, "retention": reten
          "worker housekeeping": sweep}
 
 
-def test_every_consent_function_has_a_withdrawal_path_here(policies) -> None:
+def test_every_consent_function_has_a_withdrawal_path_here(policies: Policies) -> None:
     assert sorted(FUNCTIONS) == sorted(policies.consent.on_withdrawal)
 
 
 @pytest.mark.parametrize("path", sorted(PATHS))
-def test_no_path_deletes_under_a_legal_hold(runtime, practice, wav, clock, path) -> None:
+def test_no_path_deletes_under_a_legal_hold(runtime: Runtime, practice: Practice, wav: bytes, clock: Clock, path) -> None:
     sessions = held_practice(runtime, practice, wav)
     before = snapshot(runtime)
     assert before["recordings"] and before["files"] and before["transcripts"] and before["drafts"]
@@ -102,7 +105,9 @@ def test_no_path_deletes_under_a_legal_hold(runtime, practice, wav, clock, path)
     assert snapshot(runtime) == before
 
 
-def test_every_path_in_turn_deletes_nothing_and_the_receipts_say_why(runtime, practice, wav, clock) -> None:
+def test_every_path_in_turn_deletes_nothing_and_the_receipts_say_why(
+    runtime: Runtime, practice: Practice, wav: bytes, clock: Clock
+) -> None:
     sessions = held_practice(runtime, practice, wav)
     before = snapshot(runtime)
     for name in sorted(PATHS):
@@ -116,7 +121,7 @@ def test_every_path_in_turn_deletes_nothing_and_the_receipts_say_why(runtime, pr
                             for r in receipts)
 
 
-def test_lifting_the_hold_lets_the_same_path_delete(runtime, practice, wav, clock) -> None:
+def test_lifting_the_hold_lets_the_same_path_delete(runtime: Runtime, practice: Practice, wav: bytes, clock: Clock) -> None:
     """The guard is the hold, not a broken purge: once lifted, withdrawal removes the audio."""
     held_practice(runtime, practice, wav)
     with session_scope(runtime.engine) as s:

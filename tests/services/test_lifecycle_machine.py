@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -26,6 +27,7 @@ from scribe.domain.errors import Conflict, ScribeError
 from scribe.domain.notes import CosignOutcome, VersionKind, VersionState, status_from_versions
 from scribe.engines.fakes import FakeDrafter, FakeRedactor, FakeTranscriber
 from scribe.engines.protocols import Engines
+from scribe.policies import Policies
 from scribe.runtime import build_runtime
 from scribe.services import records, review, supervision
 from tests.conftest import PASSWORD, Clock, make_practice, wav_bytes
@@ -35,7 +37,7 @@ ACTORS = ("sam", "dr_ben", "dr_ada")
 SEED = int(os.environ.get("SCRIBE_LIFECYCLE_SEED", "20261206"))
 
 
-def test_the_note_lifecycle_keeps_its_invariants(tmp_path_factory, policies) -> None:
+def test_the_note_lifecycle_keeps_its_invariants(tmp_path_factory: pytest.TempPathFactory, policies: Policies) -> None:
     seen: set[str] = set()
 
     class Lifecycle(RuleBasedStateMachine):

@@ -16,8 +16,10 @@ from scribe.db.tables import Job, Transcript, TranscriptSegment
 from scribe.domain.notes import EncounterStatus, JobKind, JobStatus
 from scribe.domain.transcript import Segment, TranscriptResult, Word
 from scribe.engines.protocols import Audio, Engines
+from scribe.runtime import Runtime
 from scribe.services import live, recording
 from scribe.services.pipeline import load_segments
+from tests.conftest import Clock, Practice
 from tests.helpers import reload, run_pipeline
 
 PIECE = 2.0
@@ -71,19 +73,19 @@ class TimedTranscriber:
 
 
 @pytest.fixture
-def timed(runtime, engines) -> TimedTranscriber:
+def timed(runtime: Runtime, engines: Engines) -> TimedTranscriber:
     transcriber = TimedTranscriber()
     runtime.engines = Engines(transcriber, engines.redactor, engines.drafter, engines.voices)
     return transcriber
 
 
-def start(runtime, practice, clock):
+def start(runtime: Runtime, practice: Practice, clock: Clock):
     with session_scope(runtime.engine) as s:
         return recording.start(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada,
                                client_id=practice.maya.id, note_type="soap", now=clock())
 
 
-def send(runtime, practice, clock, encounter, pieces, first=0):
+def send(runtime: Runtime, practice: Practice, clock: Clock, encounter, pieces, first=0):
     for seq, piece in enumerate(pieces, start=first):
         with session_scope(runtime.engine) as s:
             recording.add_chunk(s, runtime.policies, actor=practice.dr_ada, encounter_id=encounter.id, seq=seq,
@@ -91,18 +93,18 @@ def send(runtime, practice, clock, encounter, pieces, first=0):
         clock.advance(seconds=PIECE)
 
 
-def committed(runtime, encounter) -> list[tuple[int, float, str]]:
+def committed(runtime: Runtime, encounter) -> list[tuple[int, float, str]]:
     with session_scope(runtime.engine) as s:
         return [(x.index, round(x.start, 2), x.text) for x in load_segments(s, encounter.id)]
 
 
-def live_until(runtime, encounter) -> float:
+def live_until(runtime: Runtime, encounter) -> float:
     with session_scope(runtime.engine) as s:
         t = s.exec(select(Transcript).where(Transcript.encounter_id == encounter.id)).first()
         return t.live_until if t else 0.0
 
 
-def test_a_recording_is_transcribed_as_it_is_made_and_only_the_rest_at_the_end(runtime, practice, clock,
+def test_a_recording_is_transcribed_as_it_is_made_and_only_the_rest_at_the_end(runtime: Runtime, practice: Practice, clock: Clock,
                                                                               timed) -> None:
     pieces = webm_pieces(90.0)
     encounter = start(runtime, practice, clock)
@@ -133,7 +135,9 @@ def test_a_recording_is_transcribed_as_it_is_made_and_only_the_rest_at_the_end(r
     assert final[-1][1] > 80.0  # the end of the recording is in
 
 
-def test_live_windows_stop_at_a_withdrawal_and_what_was_made_is_purged(runtime, practice, clock, timed) -> None:
+def test_live_windows_stop_at_a_withdrawal_and_what_was_made_is_purged(
+    runtime: Runtime, practice: Practice, clock: Clock, timed
+) -> None:
     from scribe.services import purge
     from tests.helpers import media
 
@@ -155,7 +159,7 @@ def test_live_windows_stop_at_a_withdrawal_and_what_was_made_is_purged(runtime, 
 
 
 def test_a_window_committed_after_the_recording_ended_or_by_a_worker_that_lost_it_is_refused(
-        runtime, practice, clock, timed) -> None:
+        runtime: Runtime, practice: Practice, clock: Clock, timed) -> None:
     from scribe.services.jobs import LeaseLost
 
     encounter = start(runtime, practice, clock)
@@ -179,8 +183,8 @@ def test_a_window_committed_after_the_recording_ended_or_by_a_worker_that_lost_i
         assert s.exec(select(TranscriptSegment)).all() == []
 
 
-def test_a_crash_mid_window_resumes_from_the_last_committed_window(runtime, practice, clock, timed,
-                                                                  monkeypatch) -> None:
+def test_a_crash_mid_window_resumes_from_the_last_committed_window(runtime: Runtime, practice: Practice, clock: Clock, timed,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     encounter = start(runtime, practice, clock)
     pieces = webm_pieces(70.0)
     send(runtime, practice, clock, encounter, pieces[:15])

@@ -16,7 +16,7 @@ from scribe.db.engine import session_scope
 from scribe.db.tables import DraftChange, DraftSection, Note, NoteVersion
 from scribe.domain.errors import Conflict, PermissionDenied
 from scribe.runtime import Runtime
-from tests.conftest import PASSWORD, make_practice, wav_bytes
+from tests.conftest import PASSWORD, Clock, Practice, make_practice, wav_bytes
 from tests.helpers import TRANSCRIPT, run_pipeline, upload
 from tests.services.test_review import resolve_all, view
 
@@ -48,13 +48,13 @@ def race(*calls):
     return out
 
 
-def drafted(rt, practice):
+def drafted(rt: Runtime, practice: Practice):
     encounter = upload(rt, practice.dr_ada, practice.maya.id, wav_bytes(), transcript=TRANSCRIPT)
     run_pipeline(rt)
     return encounter
 
 
-def signer(rt, actor, encounter, version: int):
+def signer(rt: Runtime, actor, encounter, version: int):
     from scribe.services import review
 
     def call():
@@ -64,7 +64,7 @@ def signer(rt, actor, encounter, version: int):
     return call
 
 
-def save(rt, actor, encounter, text: str, version: int):
+def save(rt: Runtime, actor, encounter, text: str, version: int):
     from scribe.services import review
 
     def call():
@@ -74,7 +74,7 @@ def save(rt, actor, encounter, text: str, version: int):
     return call
 
 
-def test_two_saves_from_the_same_version_never_lose_one(rt, clock) -> None:
+def test_two_saves_from_the_same_version_never_lose_one(rt: Runtime, clock: Clock) -> None:
     practice = make_practice(rt, clock)
     encounter = drafted(rt, practice)
     lost = 0
@@ -94,7 +94,7 @@ def test_two_saves_from_the_same_version_never_lose_one(rt, clock) -> None:
     assert lost == 0
 
 
-def test_two_signs_at_once_make_one_record_and_one_409(rt, clock) -> None:
+def test_two_signs_at_once_make_one_record_and_one_409(rt: Runtime, clock: Clock) -> None:
     practice = make_practice(rt, clock)
     encounter = drafted(rt, practice)
     version = resolve_all(rt, practice.dr_ada, encounter)
@@ -109,7 +109,7 @@ def test_two_signs_at_once_make_one_record_and_one_409(rt, clock) -> None:
         assert len(s.exec(select(NoteVersion)).all()) == 1
 
 
-def test_a_save_racing_a_sign_is_either_before_it_or_refused(rt, clock) -> None:
+def test_a_save_racing_a_sign_is_either_before_it_or_refused(rt: Runtime, clock: Clock) -> None:
     practice = make_practice(rt, clock)
     encounter = drafted(rt, practice)
     version = resolve_all(rt, practice.dr_ada, encounter)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import secrets
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import inspect, text
@@ -32,7 +33,7 @@ def _clinic_user_client(run) -> None:
         f" '', '', '', '', '[]', '{NOW}')")
 
 
-def test_an_existing_database_upgrades_without_losing_a_row(tmp_path) -> None:
+def test_an_existing_database_upgrades_without_losing_a_row(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     upgrade(engine, "0001")
     with engine.begin() as conn:
@@ -70,7 +71,7 @@ def test_an_existing_database_upgrades_without_losing_a_row(tmp_path) -> None:
     engine.dispose()
 
 
-def test_sentence_flags_written_before_0008_are_sealed_in_place(tmp_path) -> None:
+def test_sentence_flags_written_before_0008_are_sealed_in_place(tmp_path: Path) -> None:
     """Flags quote what the checks found ("suicidal ideation: denied ..."): clinical text."""
 
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
@@ -98,7 +99,7 @@ def test_sentence_flags_written_before_0008_are_sealed_in_place(tmp_path) -> Non
     engine.dispose()
 
 
-def test_0010_binds_every_value_sealed_before_it_to_its_row(tmp_path) -> None:
+def test_0010_binds_every_value_sealed_before_it_to_its_row(tmp_path: Path) -> None:
     """Values sealed as S1 (key and column only) are re-sealed as S2 in place, bound to their
     row, signed versions included (their triggers are lifted only inside the migration);
     the content and its signature hash are unchanged."""

@@ -20,15 +20,17 @@ from scribe.domain.egress import PART2_NOTICE
 from scribe.domain.errors import InvalidInput, NotFound, PermissionDenied
 from scribe.domain.notes import VersionKind
 from scribe.domain.retention import PURGEABLE, Candidate, Rule, select_due
+from scribe.policies import Policies
+from scribe.runtime import Runtime
 from scribe.services import audit, breakglass, records, retention, review
 from scribe.services.uploads import accept_upload
 from scribe.worker import Worker
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, Clock, Practice
 from tests.helpers import TRANSCRIPT, confirm, run_pipeline, upload
 from tests.services.test_review import resolve_all, sign
 
 
-def signed(runtime, practice, wav, *, part2: bool = False):
+def signed(runtime: Runtime, practice: Practice, wav: bytes, *, part2: bool = False):
     if part2:
         with session_scope(runtime.engine) as s:
             e = accept_upload(s, runtime.audit_key, runtime.policies, recordings_dir=runtime.settings.recordings_dir,
@@ -45,13 +47,13 @@ def signed(runtime, practice, wav, *, part2: bool = False):
     return e, sign(runtime, practice.dr_ada, e, resolve_all(runtime, practice.dr_ada, e))
 
 
-def grant(runtime, actor, mrn, minutes=30, reason="client in crisis, their clinician is away today"):
+def grant(runtime: Runtime, actor, mrn, minutes=30, reason="client in crisis, their clinician is away today"):
     with session_scope(runtime.engine) as s:
         return breakglass.request_grant(s, runtime.audit_key, runtime.policies.security, actor=actor, mrn=mrn,
                                         reason=reason, minutes=minutes, now=runtime.clock())
 
 
-def read(runtime, actor, encounter):
+def read(runtime: Runtime, actor, encounter):
     with session_scope(runtime.engine) as s:
         return review.review_view(
             s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id, now=runtime.clock()
@@ -60,7 +62,9 @@ def read(runtime, actor, encounter):
 
 # -- break-the-glass -----------------------------------------------------------------------
 
-def test_break_glass_is_time_boxed_needs_a_reason_reads_notes_only_and_is_always_audited(runtime, practice, wav, clock) -> None:
+def test_break_glass_is_time_boxed_needs_a_reason_reads_notes_only_and_is_always_audited(
+    runtime: Runtime, practice: Practice, wav: bytes, clock: Clock
+) -> None:
     encounter, _ = signed(runtime, practice, wav)
     with pytest.raises(NotFound):
         read(runtime, practice.dr_cole, encounter)  # not their client
@@ -86,7 +90,7 @@ def test_break_glass_is_time_boxed_needs_a_reason_reads_notes_only_and_is_always
     assert len(reads) == 1 and reads[0].reason == f"break-glass grant #{g.id}"  # 100 % of uses logged
 
 
-def test_every_grant_is_listed_for_review_until_reviewed(runtime, practice, wav) -> None:
+def test_every_grant_is_listed_for_review_until_reviewed(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     g = grant(runtime, practice.dr_cole, practice.maya.mrn)
     with session_scope(runtime.engine) as s:
         rows = breakglass.grants_for_review(s, practice.root, runtime.policies.security)
@@ -108,7 +112,7 @@ def test_every_grant_is_listed_for_review_until_reviewed(runtime, practice, wav)
 
 
 def test_part2_records_stay_with_the_treating_team_and_emergency_access_does_not_disclose_them(
-        runtime, practice, wav) -> None:
+        runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter, _ = signed(runtime, practice, wav, part2=True)
     with pytest.raises(NotFound) as part2:
         grant(runtime, practice.dr_cole, practice.maya.mrn)
@@ -122,7 +126,7 @@ def test_part2_records_stay_with_the_treating_team_and_emergency_access_does_not
     assert reasons == ["Part 2 records are closed to emergency access", "no such MRN"]  # the audit knows which
 
 
-def test_emergency_access_is_for_licensed_clinicians_and_rate_limited(runtime, practice) -> None:
+def test_emergency_access_is_for_licensed_clinicians_and_rate_limited(runtime: Runtime, practice: Practice) -> None:
     with pytest.raises(PermissionDenied, match="licensed clinicians"):
         grant(runtime, practice.sam, practice.maya.mrn)  # pre-licensure
     limit = runtime.policies.security.break_glass.max_per_day
@@ -132,7 +136,7 @@ def test_emergency_access_is_for_licensed_clinicians_and_rate_limited(runtime, p
         grant(runtime, practice.dr_cole, practice.maya.mrn)
 
 
-def test_emergency_access_shows_signed_records_only(runtime, practice, wav) -> None:
+def test_emergency_access_shows_signed_records_only(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     """A supervisee's note awaiting co-signature is not a record: a grant does not show it."""
     e = upload(runtime, practice.sam, practice.priya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
@@ -144,7 +148,9 @@ def test_emergency_access_shows_signed_records_only(runtime, practice, wav) -> N
 
 # -- Part 2 -------------------------------------------------------------------------------
 
-def test_the_part2_tag_follows_every_version_and_every_export_carries_the_notice(runtime, practice, wav) -> None:
+def test_the_part2_tag_follows_every_version_and_every_export_carries_the_notice(
+    runtime: Runtime, practice: Practice, wav: bytes
+) -> None:
     encounter, _version = signed(runtime, practice, wav, part2=True)
     with session_scope(runtime.engine) as s:
         records.correct(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, encounter_id=encounter.id,
@@ -185,7 +191,9 @@ def test_retention_never_selects_held_unstarted_records_or_anything_too_young(ca
         assert (c.rule, c.artefact) in periods and NOW - c.record_since >= periods[(c.rule, c.artefact)]
 
 
-def test_retention_purges_what_is_due_leaves_receipts_and_respects_a_legal_hold(runtime, practice, wav, clock) -> None:
+def test_retention_purges_what_is_due_leaves_receipts_and_respects_a_legal_hold(
+    runtime: Runtime, practice: Practice, wav: bytes, clock: Clock
+) -> None:
     _encounter, version = signed(runtime, practice, wav)
     days = runtime.policies.retention.after_signing
     with session_scope(runtime.engine) as s:
@@ -212,7 +220,7 @@ def test_retention_purges_what_is_due_leaves_receipts_and_respects_a_legal_hold(
         assert s.exec(select(AuditEvent).where(AuditEvent.action == "retention.purge")).first() is not None
 
 
-def test_the_retention_policy_refuses_minimums_below_six_years(policies) -> None:
+def test_the_retention_policy_refuses_minimums_below_six_years(policies: Policies) -> None:
     from pydantic import ValidationError
 
     from scribe.policies.schema import RetentionPolicy
@@ -225,7 +233,13 @@ def test_the_retention_policy_refuses_minimums_below_six_years(policies) -> None
 
 # -- audit anchors ------------------------------------------------------------------------
 
-def test_the_worker_anchors_the_chain_and_verify_catches_a_rewritten_tail(runtime, practice, wav, monkeypatch, capsys) -> None:
+def test_the_worker_anchors_the_chain_and_verify_catches_a_rewritten_tail(
+    runtime: Runtime,
+    practice: Practice,
+    wav: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     signed(runtime, practice, wav)
     worker = Worker(runtime)
     worker.housekeeping(retention_due=False)
@@ -244,7 +258,7 @@ def test_the_worker_anchors_the_chain_and_verify_catches_a_rewritten_tail(runtim
 
 
 def test_a_grant_is_reviewed_by_neither_the_grantee_nor_whoever_made_the_account_and_new_accounts_are_flagged(
-        runtime, practice, clock) -> None:
+        runtime: Runtime, practice: Practice, clock: Clock) -> None:
     """An admin who made an account to read records with cannot also clear the alert."""
     from scribe.services import accounts
 

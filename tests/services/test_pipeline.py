@@ -12,14 +12,17 @@ from scribe.db.tables import AuditEvent, Consent, Draft, DraftSentence, Job, Pse
 from scribe.domain.errors import EngineError
 from scribe.domain.notes import EncounterStatus, JobStatus
 from scribe.engines.fakes import FakeDrafter, FakeRedactor
+from scribe.engines.protocols import Engines
+from scribe.runtime import Runtime
 from scribe.services.pipeline import CrashPoint
 from scribe.worker import Worker
+from tests.conftest import Clock, Practice
 from tests.helpers import TRANSCRIPT, reload, run_pipeline, upload
 
 CHART_IDENTIFIERS = ["Maya", "Thompson", "Laura", "555-201-3344", "maya.t@example.org", "Riverside Bakery"]
 
 
-def test_an_upload_becomes_a_draft_in_the_review_queue(runtime, practice, wav) -> None:
+def test_an_upload_becomes_a_draft_in_the_review_queue(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     assert run_pipeline(runtime) == 4
     assert reload(runtime, encounter).status == EncounterStatus.IN_REVIEW
@@ -30,7 +33,7 @@ def test_an_upload_becomes_a_draft_in_the_review_queue(runtime, practice, wav) -
     assert actions[:1] == ["recording.upload"] and "pipeline.evidence" in actions
 
 
-def test_the_drafter_never_sees_a_chart_identifier(runtime, practice, wav, engines) -> None:
+def test_the_drafter_never_sees_a_chart_identifier(runtime: Runtime, practice: Practice, wav: bytes, engines: Engines) -> None:
     upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
     [(transcript, _, _)] = engines.drafter.calls
@@ -40,7 +43,7 @@ def test_the_drafter_never_sees_a_chart_identifier(runtime, practice, wav, engin
     assert "[CLIENT]" in transcript.text and "[RELATIVE_1]" in transcript.text
 
 
-def test_the_draft_is_reidentified_for_the_clinician(runtime, practice, wav) -> None:
+def test_the_draft_is_reidentified_for_the_clinician(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
     with session_scope(runtime.engine) as s:
@@ -48,7 +51,7 @@ def test_the_draft_is_reidentified_for_the_clinician(runtime, practice, wav) -> 
     assert "Riverside Bakery" in texts and "[ORG" not in texts
 
 
-def test_every_sentence_has_evidence_or_a_flag(runtime, practice, wav, engines) -> None:
+def test_every_sentence_has_evidence_or_a_flag(runtime: Runtime, practice: Practice, wav: bytes, engines: Engines) -> None:
     engines.drafter.extra_sentence = "The client recently returned from a ski trip in Aspen."
     upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
@@ -59,7 +62,9 @@ def test_every_sentence_has_evidence_or_a_flag(runtime, practice, wav, engines) 
     assert any(x.flags and "Aspen" in x.text for x in sentences)
 
 
-def test_a_crash_before_the_commit_resumes_without_duplicates(runtime, practice, wav, clock) -> None:
+def test_a_crash_before_the_commit_resumes_without_duplicates(
+    runtime: Runtime, practice: Practice, wav: bytes, clock: Clock
+) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     Worker(runtime).run_once()  # transcribe
     crashing = Worker(runtime, crash_at="before-commit:pseudonymize")
@@ -75,7 +80,9 @@ def test_a_crash_before_the_commit_resumes_without_duplicates(runtime, practice,
         assert len(s.exec(select(Draft)).all()) == 1
 
 
-def test_a_retryable_engine_error_retries_then_fails_with_a_clear_reason(runtime, practice, wav, engines, clock) -> None:
+def test_a_retryable_engine_error_retries_then_fails_with_a_clear_reason(
+    runtime: Runtime, practice: Practice, wav: bytes, engines: Engines, clock: Clock
+) -> None:
     engines.drafter.fail_with = EngineError("drafting failed (RuntimeError)", retryable=True)
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     for _ in range(10):
@@ -88,7 +95,7 @@ def test_a_retryable_engine_error_retries_then_fails_with_a_clear_reason(runtime
         assert s.exec(select(Pseudonymization)).first() is not None
 
 
-def test_redaction_failure_fails_closed(runtime, practice, wav, engines) -> None:
+def test_redaction_failure_fails_closed(runtime: Runtime, practice: Practice, wav: bytes, engines: Engines) -> None:
     engines.redactor.fail_with = EngineError("redaction failed (OSError); nothing was drafted", retryable=False)
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
@@ -97,7 +104,9 @@ def test_redaction_failure_fails_closed(runtime, practice, wav, engines) -> None
     assert fresh.status == EncounterStatus.FAILED and "redaction failed" in fresh.status_reason
 
 
-def test_consent_withdrawn_mid_pipeline_stops_the_next_step(runtime, practice, wav, engines, clock) -> None:
+def test_consent_withdrawn_mid_pipeline_stops_the_next_step(
+    runtime: Runtime, practice: Practice, wav: bytes, engines: Engines, clock: Clock
+) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     Worker(runtime).run_once()  # transcribe
     with session_scope(runtime.engine) as s:
@@ -111,7 +120,7 @@ def test_consent_withdrawn_mid_pipeline_stops_the_next_step(runtime, practice, w
     assert engines.redactor.calls == [] and engines.drafter.calls == []
 
 
-def test_two_workers_never_run_the_same_job(runtime, practice, wav) -> None:
+def test_two_workers_never_run_the_same_job(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     from scribe.services import jobs
 
@@ -120,7 +129,9 @@ def test_two_workers_never_run_the_same_job(runtime, practice, wav) -> None:
     assert a is not None and b is None
 
 
-def test_logs_carry_ids_never_clinical_text(runtime, practice, wav, engines, caplog) -> None:
+def test_logs_carry_ids_never_clinical_text(
+    runtime: Runtime, practice: Practice, wav: bytes, engines: Engines, caplog: pytest.LogCaptureFixture
+) -> None:
     engines.drafter.fail_with = RuntimeError("boom Maya Thompson 555-201-3344")  # a bug leaking text into an error
     caplog.set_level("DEBUG")
     upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
@@ -131,12 +142,13 @@ def test_logs_carry_ids_never_clinical_text(runtime, practice, wav, engines, cap
         assert canary not in logged, canary
 
 
-def test_fakes_record_nothing_unexpected(engines) -> None:
+def test_fakes_record_nothing_unexpected(engines: Engines) -> None:
     assert isinstance(engines.redactor, FakeRedactor) and isinstance(engines.drafter, FakeDrafter)
 
 
-def test_a_stage_that_kills_its_worker_every_time_fails_the_session_with_a_reason(runtime, practice, wav,
-                                                                                  clock) -> None:
+def test_a_stage_that_kills_its_worker_every_time_fails_the_session_with_a_reason(
+    runtime: Runtime, practice: Practice, wav: bytes, clock: Clock
+) -> None:
     """A worker that dies mid-job (kill -9, out of memory) never records the outcome: its
     lease runs out. The job is re-taken while attempts remain, then failed, not re-taken for ever."""
     from scribe.services import jobs
@@ -159,8 +171,9 @@ def test_a_stage_that_kills_its_worker_every_time_fails_the_session_with_a_reaso
     assert Worker(runtime).run_once() is False  # nothing left to take
 
 
-def test_a_worker_that_stalled_past_its_lease_writes_nothing_over_the_one_that_took_over(runtime, practice, wav,
-                                                                                          clock) -> None:
+def test_a_worker_that_stalled_past_its_lease_writes_nothing_over_the_one_that_took_over(
+    runtime: Runtime, practice: Practice, wav: bytes, clock: Clock
+) -> None:
     from scribe.db.tables import Transcript
     from scribe.services import jobs
     from scribe.services.pipeline import run_job
@@ -185,8 +198,9 @@ def test_a_worker_that_stalled_past_its_lease_writes_nothing_over_the_one_that_t
     ("draft_seconds", "drafting", "drafter"),
     ("other_seconds", "pseudonymize", "redactor"),
 ])
-def test_a_stage_past_its_time_limit_fails_once_with_a_clear_reason(runtime, practice, wav, engines, clock,
-                                                                     field, stage, engine) -> None:
+def test_a_stage_past_its_time_limit_fails_once_with_a_clear_reason(
+    runtime: Runtime, practice: Practice, wav: bytes, engines: Engines, clock: Clock, field, stage, engine
+) -> None:
     timeouts = runtime.policies.pipeline.timeouts
     saved = timeouts.model_dump()
     if field == "transcribe_per_audio_second":

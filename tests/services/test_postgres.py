@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 
+from scribe.engines.protocols import Engines
+from scribe.policies import Policies
 
-def test_migrations_and_append_only_triggers_on_postgres(pg_url, tmp_path) -> None:
+
+def test_migrations_and_append_only_triggers_on_postgres(pg_url: str, tmp_path: Path) -> None:
     from scribe.db.engine import check_durability, make_engine, session_scope
     from scribe.db.migrate import upgrade
     from scribe.services import audit
@@ -31,7 +35,7 @@ def test_migrations_and_append_only_triggers_on_postgres(pg_url, tmp_path) -> No
     engine.dispose()
 
 
-def test_only_one_worker_claims_a_job_on_postgres(pg_url) -> None:
+def test_only_one_worker_claims_a_job_on_postgres(pg_url: str) -> None:
     from scribe.db.clients import add_client
     from scribe.db.engine import make_engine, session_scope
     from scribe.db.migrate import upgrade
@@ -66,7 +70,9 @@ def test_only_one_worker_claims_a_job_on_postgres(pg_url) -> None:
     engine.dispose()
 
 
-def test_the_app_role_can_work_but_not_switch_off_the_append_only_guards(pg_url, tmp_path, policies, engines) -> None:
+def test_the_app_role_can_work_but_not_switch_off_the_append_only_guards(
+    pg_url: str, tmp_path: Path, policies: Policies, engines: Engines
+) -> None:
     """Two roles: the owner migrates; the app runs a session end to end, and cannot alter a
     table, drop or disable a trigger, or delete an audit row (SECURITY.md, issue 17.9)."""
     import uuid

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
@@ -19,15 +20,17 @@ from scribe.config import Settings
 from scribe.db.engine import session_scope
 from scribe.db.tables import Draft, Encounter, Job
 from scribe.domain.notes import EncounterStatus, JobStatus
-from scribe.runtime import build_runtime
+from scribe.engines.protocols import Engines
+from scribe.policies import Policies
+from scribe.runtime import Runtime, build_runtime
 from scribe.services import jobs
 from scribe.services.pipeline import run_job
 from scribe.worker import Worker
-from tests.conftest import make_practice, wav_bytes
+from tests.conftest import Clock, Practice, make_practice, wav_bytes
 from tests.helpers import TRANSCRIPT, reload, upload
 
 
-def test_a_redelivered_stage_is_a_no_op_and_an_output_commits_once(either_db, clock) -> None:
+def test_a_redelivered_stage_is_a_no_op_and_an_output_commits_once(either_db: Runtime, clock: Clock) -> None:
     rt = either_db
     people = make_practice(rt, clock)
     encounter = upload(rt, people.dr_ada, people.maya.id, wav_bytes(), transcript=TRANSCRIPT)
@@ -48,7 +51,9 @@ def test_a_redelivered_stage_is_a_no_op_and_an_output_commits_once(either_db, cl
     assert done.output_key and done.output_key.startswith(f"{encounter.id}:draft:")
 
 
-def test_the_output_key_is_the_hash_of_what_the_stage_read(runtime, practice, wav, clock) -> None:
+def test_the_output_key_is_the_hash_of_what_the_stage_read(
+    runtime: Runtime, practice: Practice, wav: bytes, clock: Clock
+) -> None:
     """Two sessions of the same audio with different transcripts (the fake transcriber reads
     them beside the audio): the same transcription input, then different inputs downstream."""
     first = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
@@ -61,8 +66,8 @@ def test_the_output_key_is_the_hash_of_what_the_stage_read(runtime, practice, wa
     assert keys[(first.id, "draft")] != keys[(second.id, "draft")]
 
 
-def test_a_stage_whose_attempts_are_spent_fails_its_session_when_delivered_again(runtime, practice, wav,
-                                                                                 clock) -> None:
+def test_a_stage_whose_attempts_are_spent_fails_its_session_when_delivered_again(runtime: Runtime, practice: Practice, wav: bytes,
+                                                                                 clock: Clock) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     with session_scope(runtime.engine) as s:
         job = s.exec(select(Job)).one()
@@ -76,7 +81,7 @@ def test_a_stage_whose_attempts_are_spent_fails_its_session_when_delivered_again
         assert s.get(Job, job_id).status == JobStatus.FAILED
 
 
-def test_a_worker_takes_only_the_queues_it_serves(runtime, practice, wav) -> None:
+def test_a_worker_takes_only_the_queues_it_serves(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     cpu = Worker(runtime, kinds=("pseudonymize", "evidence"))
     gpu = Worker(runtime, kinds=("transcribe", "draft"))
@@ -88,14 +93,14 @@ def test_a_worker_takes_only_the_queues_it_serves(runtime, practice, wav) -> Non
     assert reload(runtime, encounter).status == EncounterStatus.IN_REVIEW
 
 
-def test_the_worker_command_refuses_an_unknown_queue(tmp_path) -> None:
+def test_the_worker_command_refuses_an_unknown_queue(tmp_path: Path) -> None:
     env = {**os.environ, "SCRIBE_DATA_DIR": str(tmp_path / "var"), "SCRIBE_ENGINES": "fake"}
     done = subprocess.run([sys.executable, "-m", "scribe.cli", "worker", "--queues", "transcribe,gpu"], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode != 0 and "unknown queue" in done.stderr and "gpu" in done.stderr
 
 
-def test_keys_are_refused_inside_the_shared_storage(tmp_path) -> None:
+def test_keys_are_refused_inside_the_shared_storage(tmp_path: Path) -> None:
     storage = tmp_path / "shared"
     settings = Settings(data_dir=tmp_path / "var", storage_dir=storage, key_dir=storage / "keys")
     assert any("shared storage" in p for p in settings.key_placement_problems())
@@ -105,7 +110,7 @@ def test_keys_are_refused_inside_the_shared_storage(tmp_path) -> None:
 # -- Procrastinate, on PostgreSQL --------------------------------------------------------------
 
 @pytest.fixture
-def pq_runtime(settings, policies, engines, clock, pg_url):
+def pq_runtime(settings: Settings, policies: Policies, engines: Engines, clock: Clock, pg_url: str):
     settings = settings.model_copy(update={"database_url": pg_url, "queue_engine": "procrastinate"})
     rt = build_runtime(settings, policies=policies, engines=engines, clock=clock)
     yield rt
@@ -119,7 +124,7 @@ def queued(engine: Engine) -> list[tuple[str, int, str]]:
     return [tuple(r) for r in rows]
 
 
-def test_a_stage_is_dispatched_with_the_transaction_that_queued_it(pq_runtime, clock) -> None:
+def test_a_stage_is_dispatched_with_the_transaction_that_queued_it(pq_runtime, clock: Clock) -> None:
     rt = pq_runtime
     people = make_practice(rt, clock)
     encounter = upload(rt, people.dr_ada, people.maya.id, wav_bytes(), transcript=TRANSCRIPT)
@@ -144,7 +149,7 @@ def test_a_stage_is_dispatched_with_the_transaction_that_queued_it(pq_runtime, c
     assert queued(rt.engine) == [("pseudonymize", following.id, f"session:{encounter.id}")]
 
 
-def test_a_queued_stage_with_no_queue_entry_is_queued_again(pq_runtime, clock) -> None:
+def test_a_queued_stage_with_no_queue_entry_is_queued_again(pq_runtime, clock: Clock) -> None:
     rt = pq_runtime
     people = make_practice(rt, clock)
     upload(rt, people.dr_ada, people.maya.id, wav_bytes(), transcript=TRANSCRIPT)
@@ -158,7 +163,7 @@ def test_a_queued_stage_with_no_queue_entry_is_queued_again(pq_runtime, clock) -
     assert rt.queue.reconcile(rt.engine, clock() + timedelta(minutes=5)) == 0
 
 
-def test_the_procrastinate_worker_runs_a_session_to_the_review_queue(pq_runtime, clock) -> None:
+def test_the_procrastinate_worker_runs_a_session_to_the_review_queue(pq_runtime, clock: Clock) -> None:
     import threading
 
     rt = pq_runtime

@@ -11,25 +11,27 @@ from scribe.db.engine import session_scope
 from scribe.db.tables import AuditEvent, Draft, NoteVersion
 from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from scribe.domain.notes import EncounterStatus
+from scribe.engines.protocols import Engines
+from scribe.runtime import Runtime
 from scribe.services import audit, review
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, Practice
 from tests.helpers import TRANSCRIPT, reload, run_pipeline, upload
 
 
-def ready(runtime, actor, client_id, wav, transcript: str = TRANSCRIPT):
+def ready(runtime: Runtime, actor, client_id, wav: bytes, transcript: str = TRANSCRIPT):
     encounter = upload(runtime, actor, client_id, wav, transcript=transcript)
     run_pipeline(runtime)
     return encounter
 
 
-def view(runtime, actor, encounter):
+def view(runtime: Runtime, actor, encounter):
     with session_scope(runtime.engine) as s:
         return review.review_view(
             s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id, now=runtime.clock()
         )
 
 
-def review_all(runtime, actor, encounter) -> int:
+def review_all(runtime: Runtime, actor, encounter) -> int:
     """Save every section unchanged: the clinician marks it reviewed."""
     v = view(runtime, actor, encounter)
     version = v.draft.lock_version
@@ -41,7 +43,7 @@ def review_all(runtime, actor, encounter) -> int:
     return version
 
 
-def resolve_all(runtime, actor, encounter) -> int:
+def resolve_all(runtime: Runtime, actor, encounter) -> int:
     review_all(runtime, actor, encounter)
     v = view(runtime, actor, encounter)
     version = v.draft.lock_version
@@ -53,13 +55,13 @@ def resolve_all(runtime, actor, encounter) -> int:
     return version
 
 
-def sign(runtime, actor, encounter, lock_version, password=PASSWORD, attested=True):
+def sign(runtime: Runtime, actor, encounter, lock_version, password=PASSWORD, attested=True):
     with session_scope(runtime.engine) as s:
         return review.sign(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id,
                            password=password, attested=attested, lock_version=lock_version, now=runtime.clock())
 
 
-def test_it_refuses_signoff_with_unresolved_flags(runtime, practice, wav, engines) -> None:
+def test_it_refuses_signoff_with_unresolved_flags(runtime: Runtime, practice: Practice, wav: bytes, engines: Engines) -> None:
     engines.drafter.extra_sentence = "The client adopted a parrot named Captain."
     encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
     version = review_all(runtime, practice.dr_ada, encounter)
@@ -72,7 +74,7 @@ def test_it_refuses_signoff_with_unresolved_flags(runtime, practice, wav, engine
         assert s.exec(select(AuditEvent).where(AuditEvent.action == "note.sign.refused")).first() is not None
 
 
-def test_a_clinician_signs_after_resolving_flags(runtime, practice, wav) -> None:
+def test_a_clinician_signs_after_resolving_flags(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
     version = resolve_all(runtime, practice.dr_ada, encounter)
     signed = sign(runtime, practice.dr_ada, encounter, version)
@@ -83,7 +85,7 @@ def test_a_clinician_signs_after_resolving_flags(runtime, practice, wav) -> None
     assert reload(runtime, encounter).status == EncounterStatus.SIGNED
 
 
-def test_editing_a_flagged_sentence_out_resolves_it(runtime, practice, wav, engines) -> None:
+def test_editing_a_flagged_sentence_out_resolves_it(runtime: Runtime, practice: Practice, wav: bytes, engines: Engines) -> None:
     engines.drafter.extra_sentence = "The client adopted a parrot named Captain."
     encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
     v = view(runtime, practice.dr_ada, encounter)
@@ -96,7 +98,7 @@ def test_editing_a_flagged_sentence_out_resolves_it(runtime, practice, wav, engi
     assert not any("parrot" in f.sentence for f in after.open_flags)
 
 
-def test_it_refuses_signoff_until_every_section_is_reviewed(runtime, practice, wav) -> None:
+def test_it_refuses_signoff_until_every_section_is_reviewed(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
     v = view(runtime, practice.dr_ada, encounter)
     version = v.draft.lock_version
@@ -109,7 +111,7 @@ def test_it_refuses_signoff_until_every_section_is_reviewed(runtime, practice, w
         sign(runtime, practice.dr_ada, encounter, version)
 
 
-def test_signing_needs_the_password_and_the_attestation(runtime, practice, wav) -> None:
+def test_signing_needs_the_password_and_the_attestation(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
     version = resolve_all(runtime, practice.dr_ada, encounter)
     with pytest.raises(PermissionDenied, match="password"):
@@ -118,7 +120,7 @@ def test_signing_needs_the_password_and_the_attestation(runtime, practice, wav) 
         sign(runtime, practice.dr_ada, encounter, version, attested=False)
 
 
-def test_nobody_else_may_sign_or_edit(runtime, practice, wav) -> None:
+def test_nobody_else_may_sign_or_edit(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
     version = resolve_all(runtime, practice.dr_ada, encounter)
     for other in (practice.dr_cole, practice.eve, practice.root, practice.dr_ben):
@@ -126,7 +128,7 @@ def test_nobody_else_may_sign_or_edit(runtime, practice, wav) -> None:
             sign(runtime, other, encounter, version)
 
 
-def test_a_supervisor_reads_but_cannot_sign_a_supervisees_note(runtime, practice, wav) -> None:
+def test_a_supervisor_reads_but_cannot_sign_a_supervisees_note(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter = ready(runtime, practice.sam, practice.priya.id, wav)
     version = resolve_all(runtime, practice.sam, encounter)
     assert view(runtime, practice.dr_ben, encounter).access.reason == "supervisee's session"
@@ -134,14 +136,14 @@ def test_a_supervisor_reads_but_cannot_sign_a_supervisees_note(runtime, practice
         sign(runtime, practice.dr_ben, encounter, version)
 
 
-def test_a_supervisees_signed_note_is_pending_until_cosigned(runtime, practice, wav) -> None:
+def test_a_supervisees_signed_note_is_pending_until_cosigned(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter = ready(runtime, practice.sam, practice.priya.id, wav)
     version = resolve_all(runtime, practice.sam, encounter)
     sign(runtime, practice.sam, encounter, version)
     assert reload(runtime, encounter).status == EncounterStatus.PENDING_COSIGN
 
 
-def test_a_stale_save_or_sign_is_a_conflict_not_a_lost_update(runtime, practice, wav) -> None:
+def test_a_stale_save_or_sign_is_a_conflict_not_a_lost_update(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
     v = view(runtime, practice.dr_ada, encounter)
     stale = v.draft.lock_version
@@ -158,16 +160,16 @@ def test_a_stale_save_or_sign_is_a_conflict_not_a_lost_update(runtime, practice,
         sign(runtime, practice.dr_ada, encounter, stale)
 
 
-def signed_session(runtime, practice, wav):
+def signed_session(runtime: Runtime, practice: Practice, wav: bytes):
     encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
     return encounter, sign(runtime, practice.dr_ada, encounter, resolve_all(runtime, practice.dr_ada, encounter))
 
 
-def signed_version(runtime, practice, wav) -> NoteVersion:
+def signed_version(runtime: Runtime, practice: Practice, wav: bytes) -> NoteVersion:
     return signed_session(runtime, practice, wav)[1]
 
 
-def test_a_signed_version_cannot_change_through_the_orm(runtime, practice, wav) -> None:
+def test_a_signed_version_cannot_change_through_the_orm(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     from scribe.domain.errors import ImmutableRecord
 
     signed = signed_version(runtime, practice, wav)
@@ -193,13 +195,13 @@ def test_a_signed_version_cannot_change_through_the_orm(runtime, practice, wav) 
     "UPDATE audit_events SET reason = 'x'",
     "DELETE FROM audit_events",
 ])
-def test_signed_versions_and_audit_rows_refuse_raw_sql(runtime, practice, wav, sql) -> None:
+def test_signed_versions_and_audit_rows_refuse_raw_sql(runtime: Runtime, practice: Practice, wav: bytes, sql) -> None:
     signed_version(runtime, practice, wav)
     with pytest.raises(DatabaseError, match="append-only"), runtime.engine.begin() as conn:
         conn.execute(text(sql))
 
 
-def test_a_signed_note_cannot_be_signed_or_edited_again(runtime, practice, wav) -> None:
+def test_a_signed_note_cannot_be_signed_or_edited_again(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter, signed = signed_session(runtime, practice, wav)
     with session_scope(runtime.engine) as s:
         draft = s.exec(select(Draft)).one()
@@ -211,7 +213,7 @@ def test_a_signed_note_cannot_be_signed_or_edited_again(runtime, practice, wav) 
     assert signed.id is not None
 
 
-def test_the_audit_chain_verifies_after_a_full_session(runtime, practice, wav) -> None:
+def test_the_audit_chain_verifies_after_a_full_session(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     signed_version(runtime, practice, wav)
     with session_scope(runtime.engine) as s:
         assert audit.verify(s, runtime.audit_key) == []
@@ -219,7 +221,7 @@ def test_the_audit_chain_verifies_after_a_full_session(runtime, practice, wav) -
     assert {"recording.upload", "encounter.read", "note.sign", "pipeline.draft"} <= actions
 
 
-def test_the_signature_says_edited_only_when_something_was_edited(runtime, practice, wav) -> None:
+def test_the_signature_says_edited_only_when_something_was_edited(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     """Issue 15: the attestation follows what happened (both branches)."""
     untouched = ready(runtime, practice.dr_ada, practice.maya.id, wav)
     signed = sign(runtime, practice.dr_ada, untouched, resolve_all(runtime, practice.dr_ada, untouched))
@@ -234,14 +236,16 @@ def test_the_signature_says_edited_only_when_something_was_edited(runtime, pract
     assert "reviewed and edited" in signed.meaning and not signed.zero_edit
 
 
-def _edit_first_section(runtime, actor, encounter, change) -> None:
+def _edit_first_section(runtime: Runtime, actor, encounter, change) -> None:
     v = view(runtime, actor, encounter)
     with session_scope(runtime.engine) as s:
         review.save_section(s, runtime.audit_key, actor=actor, encounter_id=encounter.id, section_key=v.sections[0].key,
                             text=change(v.sections[0].text), lock_version=v.draft.lock_version, now=runtime.clock())
 
 
-def test_an_edit_that_does_not_address_a_flag_leaves_it_open(runtime, practice, wav, engines) -> None:
+def test_an_edit_that_does_not_address_a_flag_leaves_it_open(
+    runtime: Runtime, practice: Practice, wav: bytes, engines: Engines
+) -> None:
     """Issue 15: changing one character of a flagged sentence does not resolve it; rewriting it
     so that the transcript supports it does."""
     engines.drafter.extra_sentence = "The client adopted a parrot named Captain."
@@ -256,7 +260,9 @@ def test_an_edit_that_does_not_address_a_flag_leaves_it_open(runtime, practice, 
                    for f in view(runtime, practice.dr_ada, encounter).open_flags)
 
 
-def test_the_practice_may_require_an_edit_or_a_typed_confirmation_per_section(runtime, practice, wav) -> None:
+def test_the_practice_may_require_an_edit_or_a_typed_confirmation_per_section(
+    runtime: Runtime, practice: Practice, wav: bytes
+) -> None:
     """Issue 15, both branches of policies/signing.yaml section_review: with `save` (the
     default) saving a section unchanged marks it reviewed; with `edit_or_typed` it does only
     when the clinician typed the word, and an edited section needs no word."""
@@ -281,7 +287,7 @@ def test_the_practice_may_require_an_edit_or_a_typed_confirmation_per_section(ru
     assert view(runtime, practice.dr_ada, encounter).sections[2].reviewed
 
 
-def test_what_the_clinician_writes_is_checked_too(runtime, practice, wav) -> None:
+def test_what_the_clinician_writes_is_checked_too(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     """Issue 15: a risk the clinician writes otherwise than the client said it becomes a flag
     that blocks signing until fixed or confirmed; a faithful sentence they add does not."""
     encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)  # TRANSCRIPT: suicide screened, denied

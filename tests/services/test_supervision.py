@@ -16,8 +16,9 @@ from scribe.db.tables import Cosignature, HoursEntry, NoteVersion, Recording
 from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from scribe.domain.notes import EncounterStatus, VersionKind, VersionState
 from scribe.domain.supervision import HoursCategory
+from scribe.runtime import Runtime
 from scribe.services import records, review, supervision, uploads
-from tests.conftest import PASSWORD, wav_bytes
+from tests.conftest import PASSWORD, Clock, Practice, wav_bytes
 from tests.helpers import media, reload, run_pipeline
 from tests.services.test_review import ready, resolve_all, sign, view
 
@@ -29,29 +30,29 @@ CLINICIAN: Your outreach was appropriate. Work on naming the boundary explicitly
 CLIENT: I will also read the chapter on engagement before our next meeting."""
 
 
-def s_(runtime):
+def s_(runtime: Runtime):
     return session_scope(runtime.engine)
 
 
-def signed_by_sam(runtime, practice, wav):
+def signed_by_sam(runtime: Runtime, practice: Practice, wav: bytes):
     encounter = ready(runtime, practice.sam, practice.priya.id, wav)
     version = sign(runtime, practice.sam, encounter, resolve_all(runtime, practice.sam, encounter))
     return encounter, version
 
 
-def cosign(runtime, actor, version_id, password=PASSWORD, attested=True):
+def cosign(runtime: Runtime, actor, version_id, password=PASSWORD, attested=True):
     with s_(runtime) as s:
         return supervision.cosign(s, runtime.audit_key, runtime.policies, actor=actor, version_id=version_id,
                                   password=password, attested=attested, now=runtime.clock())
 
 
-def return_it(runtime, actor, version_id, comment="Add the risk screening you did at the start."):
+def return_it(runtime: Runtime, actor, version_id, comment="Add the risk screening you did at the start."):
     with s_(runtime) as s:
         return supervision.return_note(s, runtime.audit_key, actor=actor, version_id=version_id, comment=comment,
                                        now=runtime.clock())
 
 
-def export(runtime, actor, encounter):
+def export(runtime: Runtime, actor, encounter):
     with s_(runtime) as s:
         return records.export_text(
             s,
@@ -64,19 +65,19 @@ def export(runtime, actor, encounter):
         )
 
 
-def correct(runtime, actor, encounter, kind, **kw):
+def correct(runtime: Runtime, actor, encounter, kind, **kw):
     with s_(runtime) as s:
         return records.correct(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id, kind=kind,
                                password=kw.pop("password", PASSWORD), attested=kw.pop("attested", True),
                                now=runtime.clock(), **kw)
 
 
-def hours_of(runtime, user):
+def hours_of(runtime: Runtime, user):
     with s_(runtime) as s:
         return {(e.category, round(e.hours, 4)) for e in s.exec(select(HoursEntry).where(HoursEntry.user_id == user.id))}
 
 
-def test_a_supervisees_note_is_not_a_record_until_cosigned(runtime, practice, wav) -> None:
+def test_a_supervisees_note_is_not_a_record_until_cosigned(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter, version = signed_by_sam(runtime, practice, wav)
     assert version.requires_cosign and reload(runtime, encounter).status == EncounterStatus.PENDING_COSIGN
     with pytest.raises(Conflict, match="not a record yet"):
@@ -93,7 +94,7 @@ def test_a_supervisees_note_is_not_a_record_until_cosigned(runtime, practice, wa
     assert hours_of(runtime, practice.sam) == {(HoursCategory.DIRECT_CONTACT, round(2.0 / 3600, 4))}
 
 
-def test_the_supervisor_returns_then_cosigns_the_revision(runtime, practice, wav) -> None:
+def test_the_supervisor_returns_then_cosigns_the_revision(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter, v1 = signed_by_sam(runtime, practice, wav)
     return_it(runtime, practice.dr_ben, v1.id)
     assert reload(runtime, encounter).status == EncounterStatus.RETURNED
@@ -124,7 +125,9 @@ def test_the_supervisor_returns_then_cosigns_the_revision(runtime, practice, wav
     assert "Version 2 (revision)" in out and "Version 1" not in out
 
 
-def test_only_the_authors_supervisor_cosigns_with_password_and_attestation(runtime, practice, wav) -> None:
+def test_only_the_authors_supervisor_cosigns_with_password_and_attestation(
+    runtime: Runtime, practice: Practice, wav: bytes
+) -> None:
     encounter, version = signed_by_sam(runtime, practice, wav)
     for outsider in (practice.dr_ada, practice.dr_cole, practice.eve, practice.root):
         with pytest.raises(NotFound):
@@ -140,14 +143,14 @@ def test_only_the_authors_supervisor_cosigns_with_password_and_attestation(runti
     assert reload(runtime, encounter).status == EncounterStatus.PENDING_COSIGN
 
 
-def test_a_licensed_clinicians_note_needs_no_cosignature(runtime, practice, wav) -> None:
+def test_a_licensed_clinicians_note_needs_no_cosignature(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
     version = sign(runtime, practice.dr_ada, encounter, resolve_all(runtime, practice.dr_ada, encounter))
     assert not version.requires_cosign and reload(runtime, encounter).status == EncounterStatus.SIGNED
     assert hours_of(runtime, practice.dr_ada) == set()  # not a supervisee: no ledger
 
 
-def test_amendments_and_addenda_keep_the_original(runtime, practice, wav) -> None:
+def test_amendments_and_addenda_keep_the_original(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
     original = sign(runtime, practice.dr_ada, encounter, resolve_all(runtime, practice.dr_ada, encounter))
     first = original.content["sections"][0]
@@ -173,7 +176,9 @@ def test_amendments_and_addenda_keep_the_original(runtime, practice, wav) -> Non
     assert "[AMENDED: see version 2]" in out and "six hours of sleep" in out and "Client called to reschedule." in out
 
 
-def test_a_supervisees_addendum_waits_for_cosignature_and_can_be_returned(runtime, practice, wav) -> None:
+def test_a_supervisees_addendum_waits_for_cosignature_and_can_be_returned(
+    runtime: Runtime, practice: Practice, wav: bytes
+) -> None:
     encounter, version = signed_by_sam(runtime, practice, wav)
     cosign(runtime, practice.dr_ben, version.id)
     added = correct(runtime, practice.sam, encounter, VersionKind.ADDENDUM, addendum="Client emailed about fees.")
@@ -187,7 +192,7 @@ def test_a_supervisees_addendum_waits_for_cosignature_and_can_be_returned(runtim
     assert "Client emailed about fees." not in export(runtime, practice.sam, encounter)
 
 
-def test_two_tabs_get_a_conflict_that_says_what_changed(runtime, practice, wav) -> None:
+def test_two_tabs_get_a_conflict_that_says_what_changed(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
     v = view(runtime, practice.dr_ada, encounter)
     stale = v.draft.lock_version
@@ -204,7 +209,7 @@ def test_two_tabs_get_a_conflict_that_says_what_changed(runtime, practice, wav) 
     assert view(runtime, practice.dr_ada, encounter).sections[0].text == "Tab one's text."
 
 
-def test_cosignatures_are_append_only_in_the_database(runtime, practice, wav) -> None:
+def test_cosignatures_are_append_only_in_the_database(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     _, version = signed_by_sam(runtime, practice, wav)
     cosign(runtime, practice.dr_ben, version.id)
     for sql in ("UPDATE cosignatures SET comment = 'x'", "DELETE FROM cosignatures",
@@ -215,7 +220,7 @@ def test_cosignatures_are_append_only_in_the_database(runtime, practice, wav) ->
         assert s.exec(select(Cosignature)).one().outcome == "cosigned"
 
 
-def meeting(runtime, supervisor, participants, agreed=True):
+def meeting(runtime: Runtime, supervisor, participants, agreed=True):
     data = wav_bytes(seconds=3)
     with s_(runtime) as s:
         encounter = uploads.accept_supervision_upload(
@@ -230,7 +235,7 @@ def meeting(runtime, supervisor, participants, agreed=True):
     return encounter
 
 
-def test_a_supervision_meeting_is_drafted_by_case_reference_and_feeds_hours(runtime, practice) -> None:
+def test_a_supervision_meeting_is_drafted_by_case_reference_and_feeds_hours(runtime: Runtime, practice: Practice) -> None:
     encounter = meeting(runtime, practice.dr_ben, [practice.sam])
     v = view(runtime, practice.dr_ben, encounter)
     assert v.draft.status == "ready" and v.client is None and v.title == "Supervision with Sam Tester"
@@ -254,7 +259,7 @@ def test_a_supervision_meeting_is_drafted_by_case_reference_and_feeds_hours(runt
             )
 
 
-def test_a_case_without_supervision_consent_is_left_out_of_the_draft_with_a_flag(runtime, practice) -> None:
+def test_a_case_without_supervision_consent_is_left_out_of_the_draft_with_a_flag(runtime: Runtime, practice: Practice) -> None:
     """supervision_use: what identifies a client who has not consented never reaches the
     supervision drafter, and the draft says that something was left out (a flag the
     supervisor resolves before signing). With the consent, the same meeting cites the case."""
@@ -288,7 +293,7 @@ def test_a_case_without_supervision_consent_is_left_out_of_the_draft_with_a_flag
     assert not [f for f in w.open_flags if f.kind == "case_left_out"]
 
 
-def test_supervision_uploads_refuse_strangers_and_missing_agreement(runtime, practice) -> None:
+def test_supervision_uploads_refuse_strangers_and_missing_agreement(runtime: Runtime, practice: Practice) -> None:
     from scribe.domain.errors import ConsentMissing
 
     with pytest.raises(NotFound):
@@ -299,7 +304,7 @@ def test_supervision_uploads_refuse_strangers_and_missing_agreement(runtime, pra
         meeting(runtime, practice.dr_ada, [practice.sam])  # not a supervisor
 
 
-def test_group_supervision_counts_as_group_hours(runtime, practice, clock) -> None:
+def test_group_supervision_counts_as_group_hours(runtime: Runtime, practice: Practice, clock: Clock) -> None:
     from scribe.db.tables import User
     from scribe.domain.notes import LicenceStatus, Role
     from tests.conftest import _user
@@ -316,7 +321,7 @@ def test_group_supervision_counts_as_group_hours(runtime, practice, clock) -> No
     assert hours_of(runtime, practice.sam) == hours_of(runtime, kim) == {(HoursCategory.GROUP_SUPERVISION, round(3.0 / 3600, 4))}
 
 
-def test_the_dashboard_shows_quality_figures_and_the_ledger_exports(runtime, practice, wav) -> None:
+def test_the_dashboard_shows_quality_figures_and_the_ledger_exports(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter, version = signed_by_sam(runtime, practice, wav)  # saved unchanged: zero edits
     cosign(runtime, practice.dr_ben, version.id)
     with s_(runtime) as s:

@@ -8,20 +8,21 @@ from sqlmodel import select
 from scribe.db.engine import session_scope
 from scribe.db.tables import Encounter, Job, Recording
 from scribe.domain.errors import ConsentMissing, InvalidInput, NotFound, PermissionDenied
+from scribe.runtime import Runtime
 from scribe.services.files import recordings
 from scribe.services.uploads import sniff_format
-from tests.conftest import wav_bytes
+from tests.conftest import Clock, Practice, wav_bytes
 from tests.helpers import upload
 
 
-def nothing_stored(runtime) -> bool:
+def nothing_stored(runtime: Runtime) -> bool:
     with session_scope(runtime.engine) as s:
         rows = s.exec(select(Encounter)).all() + s.exec(select(Job)).all() + s.exec(select(Recording)).all()
     files = list(runtime.settings.recordings_dir.glob("*")) if runtime.settings.recordings_dir.exists() else []
     return not rows and not files
 
 
-def test_a_wav_is_stored_with_its_job_before_it_is_acknowledged(runtime, practice, wav) -> None:
+def test_a_wav_is_stored_with_its_job_before_it_is_acknowledged(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav)
     with session_scope(runtime.engine) as s:
         rec = s.exec(select(Recording).where(Recording.encounter_id == encounter.id)).one()
@@ -37,13 +38,13 @@ def test_a_wav_is_stored_with_its_job_before_it_is_acknowledged(runtime, practic
     (b"RIFF\x00\x00\x00\x00WAVEfmt garbage garbage", "could not be read"),
     (b"OggS" + b"\x00" * 400, "could not be read"),
 ])
-def test_broken_or_foreign_files_get_a_clear_error_and_leave_nothing(runtime, practice, data, message) -> None:
+def test_broken_or_foreign_files_get_a_clear_error_and_leave_nothing(runtime: Runtime, practice: Practice, data, message) -> None:
     with pytest.raises(InvalidInput, match=message):
         upload(runtime, practice.dr_ada, practice.maya.id, data)
     assert nothing_stored(runtime)
 
 
-def test_a_file_over_the_size_limit_is_refused(runtime, practice) -> None:
+def test_a_file_over_the_size_limit_is_refused(runtime: Runtime, practice: Practice) -> None:
     limits = runtime.policies.pipeline.upload
     object.__setattr__(limits, "max_bytes", 10_000)
     try:
@@ -54,24 +55,24 @@ def test_a_file_over_the_size_limit_is_refused(runtime, practice) -> None:
     assert nothing_stored(runtime)
 
 
-def test_a_recording_that_is_too_short_is_refused(runtime, practice) -> None:
+def test_a_recording_that_is_too_short_is_refused(runtime: Runtime, practice: Practice) -> None:
     with pytest.raises(InvalidInput, match="too short"):
         upload(runtime, practice.dr_ada, practice.maya.id, wav_bytes(seconds=0.3))
 
 
-def test_a_clinician_cannot_upload_for_another_clinicians_client(runtime, practice, wav) -> None:
+def test_a_clinician_cannot_upload_for_another_clinicians_client(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     with pytest.raises(NotFound):
         upload(runtime, practice.dr_ada, practice.jonah.id, wav)
     with pytest.raises(NotFound):
         upload(runtime, practice.eve, practice.maya.id, wav)
 
 
-def test_admins_do_not_upload(runtime, practice, wav) -> None:
+def test_admins_do_not_upload(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     with pytest.raises(PermissionDenied):
         upload(runtime, practice.root, practice.maya.id, wav)
 
 
-def test_upload_needs_the_recording_consent(runtime, practice, wav, clock) -> None:
+def test_upload_needs_the_recording_consent(runtime: Runtime, practice: Practice, wav: bytes, clock: Clock) -> None:
     from scribe.db.tables import Consent
 
     with session_scope(runtime.engine) as s:
@@ -92,7 +93,7 @@ def test_formats_are_recognised_by_their_bytes() -> None:
 
 
 @pytest.mark.parametrize("kind", ["mp3", "ogg", "webm", "m4a"])
-def test_every_accepted_format_is_stored_with_its_duration(runtime, practice, kind) -> None:
+def test_every_accepted_format_is_stored_with_its_duration(runtime: Runtime, practice: Practice, kind) -> None:
     from tests.audio_formats import encode
 
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, encode(kind, seconds=2.0))
@@ -101,7 +102,7 @@ def test_every_accepted_format_is_stored_with_its_duration(runtime, practice, ki
     assert rec.format == kind and 1.5 < rec.duration_seconds < 2.6
 
 
-def test_a_truncated_recording_is_refused_cleanly(runtime, practice) -> None:
+def test_a_truncated_recording_is_refused_cleanly(runtime: Runtime, practice: Practice) -> None:
     from tests.audio_formats import encode
 
     data = encode("mp3", seconds=3.0)

@@ -12,12 +12,15 @@ from sqlalchemy import text
 from sqlmodel import select
 
 from scribe.app import create_app
+from scribe.config import Settings
 from scribe.db.engine import session_scope
 from scribe.db.tables import AuditEvent, DraftSentence, Pseudonymization, TranscriptSegment, User
 from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from scribe.engines.protocols import Engines
+from scribe.runtime import Runtime
 from scribe.services import voices
 from scribe.services.review import review_view
-from tests.conftest import wav_bytes
+from tests.conftest import Practice, wav_bytes
 from tests.helpers import run_pipeline, upload
 from tests.web.test_web import client_for, csrf
 
@@ -29,23 +32,25 @@ CLINICIAN: I sleep about four hours and I wake up at three every morning.
 CLIENT: Let us meet again on Friday and keep the sleep diary."""
 
 
-def view(runtime, actor, encounter):
+def view(runtime: Runtime, actor, encounter):
     with session_scope(runtime.engine) as s:
         return review_view(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id,
                            now=runtime.clock())
 
 
-def swap(runtime, actor, encounter, lock_version, first="clinician", second="client"):
+def swap(runtime: Runtime, actor, encounter, lock_version, first="clinician", second="client"):
     with session_scope(runtime.engine) as s:
         return voices.swap(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id,
                            first=first, second=second, lock_version=lock_version, now=runtime.clock()).lock_version
 
 
-def open_kinds(runtime, actor, encounter) -> list[str]:
+def open_kinds(runtime: Runtime, actor, encounter) -> list[str]:
     return sorted(f.kind for f in view(runtime, actor, encounter).open_flags)
 
 
-def test_a_swap_relabels_the_transcript_and_what_the_model_saw_and_rechecks_the_note(runtime, practice, wav) -> None:
+def test_a_swap_relabels_the_transcript_and_what_the_model_saw_and_rechecks_the_note(
+    runtime: Runtime, practice: Practice, wav: bytes
+) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=REVERSED)
     run_pipeline(runtime)
     v = view(runtime, practice.dr_ada, encounter)
@@ -67,7 +72,9 @@ def test_a_swap_relabels_the_transcript_and_what_the_model_saw_and_rechecks_the_
         assert any(x.resolution == voices.RECHECKED for x in s.exec(select(DraftSentence)).all())
 
 
-def test_a_swap_is_refused_from_a_stale_page_by_someone_else_or_for_one_voice(runtime, practice, wav) -> None:
+def test_a_swap_is_refused_from_a_stale_page_by_someone_else_or_for_one_voice(
+    runtime: Runtime, practice: Practice, wav: bytes
+) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=REVERSED)
     run_pipeline(runtime)
     version = view(runtime, practice.dr_ada, encounter).draft.lock_version
@@ -84,8 +91,8 @@ def test_a_swap_is_refused_from_a_stale_page_by_someone_else_or_for_one_voice(ru
         assert s.exec(select(TranscriptSegment).where(TranscriptSegment.idx == 1)).one().speaker == "client"
 
 
-def test_the_session_s_voices_and_the_enrolled_clinician_reach_the_speaker_turns(runtime, practice, wav,
-                                                                              engines) -> None:
+def test_the_session_s_voices_and_the_enrolled_clinician_reach_the_speaker_turns(runtime: Runtime, practice: Practice, wav: bytes,
+                                                                              engines: Engines) -> None:
     import io
 
     from scribe.services.uploads import accept_upload
@@ -106,7 +113,9 @@ def test_the_session_s_voices_and_the_enrolled_clinician_reach_the_speaker_turns
                       filename="s.wav", stream=io.BytesIO(wav), now=runtime.clock(), voices=9)
 
 
-def test_a_clinician_enrols_a_voice_in_the_browser_and_it_is_sealed(settings, runtime, practice) -> None:
+def test_a_clinician_enrols_a_voice_in_the_browser_and_it_is_sealed(
+    settings: Settings, runtime: Runtime, practice: Practice
+) -> None:
     app = create_app(settings, runtime=runtime, start_worker=False)
     web: TestClient = client_for(app, "dr_ada")
     assert "No voice enrolled" in web.get("/account/voice").text
@@ -128,7 +137,9 @@ def test_a_clinician_enrols_a_voice_in_the_browser_and_it_is_sealed(settings, ru
         assert s.get(User, practice.dr_ada.id).voice is None
 
 
-def test_the_session_page_offers_the_swap_and_the_swap_reaches_the_page(settings, runtime, practice, wav) -> None:
+def test_the_session_page_offers_the_swap_and_the_swap_reaches_the_page(
+    settings: Settings, runtime: Runtime, practice: Practice, wav: bytes
+) -> None:
     app = create_app(settings, runtime=runtime, start_worker=False)
     web: TestClient = client_for(app, "dr_ada")
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=REVERSED)

@@ -1,8 +1,9 @@
 """The style, enforced: ruff with the rule set in pyproject.toml over scribe/, tests/ and bench/,
-and mypy --strict over scribe/. Both run from their own hash-pinned virtualenv (.venv/tools/lint,
-from tests/style/lint.lock; `make tools`). Each check also runs against code written to break it,
-so a configuration that silently stopped checking (a path excluded, a rule dropped, strict mode
-lost) fails here instead of passing everything."""
+and mypy --strict over scribe/ and tests/ (less the test modules still on the ratchet list).
+Both run from their own hash-pinned virtualenv (.venv/tools/lint, from tests/style/lint.lock;
+`make tools`). Each check also runs against code written to break it, so a configuration that
+silently stopped checking (a path excluded, a rule dropped, strict mode lost) fails here
+instead of passing everything."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,10 +29,23 @@ def test_ruff_finds_nothing_in_the_code() -> None:
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
 
 
-def test_mypy_strict_finds_nothing_in_scribe() -> None:
+def test_mypy_strict_finds_nothing_in_scribe_and_tests() -> None:
     out = _tool("mypy", "--python-executable", sys.executable, "--cache-dir", str(ROOT / ".mypy_cache"))
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
     assert "Success: no issues found" in out.stdout
+    checked = int(re.search(r"in (\d+) source files", out.stdout).group(1))  # type: ignore[union-attr]
+    assert checked >= 200  # scribe/ and tests/ both (124 and 80 files today)
+
+
+RATCHET_CEILING = 41  # test modules not yet strict; lower it as modules leave the list, never raise it
+
+
+def test_the_list_of_test_modules_not_yet_strict_only_shrinks() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    lenient = [o for o in config["tool"]["mypy"]["overrides"] if o.get("ignore_errors")]
+    modules = [m for o in lenient for m in o["module"]]
+    assert all(m.startswith(("tests.", "bench.")) for m in modules)  # scribe/ itself is never excused
+    assert len(modules) <= RATCHET_CEILING, "a module was added to the ratchet list: type it instead"
 
 
 BROKEN = '''import os

@@ -10,14 +10,17 @@ import re
 from dataclasses import dataclass
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from scribe.app import create_app
+from scribe.config import Settings
 from scribe.db.engine import session_scope
 from scribe.db.tables import Consent, DeletionReceipt, Note, NoteVersion, User
+from scribe.runtime import Runtime
 from scribe.services import breakglass
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, Clock, Practice
 from tests.helpers import TRANSCRIPT, run_pipeline, upload
 from tests.services.test_review import resolve_all, sign
 from tests.services.test_supervision import meeting
@@ -39,11 +42,11 @@ class Obj:
 
 
 @pytest.fixture
-def app(settings, runtime):
+def app(settings: Settings, runtime: Runtime):
     return create_app(settings, runtime=runtime, start_worker=False)
 
 
-def build_world(runtime, practice, clock) -> list[Obj]:
+def build_world(runtime: Runtime, practice: Practice, clock: Clock) -> list[Obj]:
     objs: list[Obj] = []
     people = {"dr_ada": (practice.dr_ada, practice.maya), "dr_cole": (practice.dr_cole, practice.jonah),
               "sam": (practice.sam, practice.priya), "eve": (practice.eve, practice.other)}
@@ -79,7 +82,7 @@ def build_world(runtime, practice, clock) -> list[Obj]:
     return objs
 
 
-def audit_rows(runtime) -> int:
+def audit_rows(runtime: Runtime) -> int:
     with runtime.engine.connect() as conn:
         return int(conn.exec_driver_sql("SELECT COUNT(*) FROM audit_events").scalar())
 
@@ -90,7 +93,7 @@ def wav_bytes_for(n: int) -> bytes:
     return wav_bytes(seconds=2 + n)
 
 
-def clients(app, runtime, practice) -> dict[str, TestClient]:
+def clients(app: FastAPI, runtime: Runtime, practice: Practice) -> dict[str, TestClient]:
     out = {name: client_for(app, name) for name in ("dr_ada", "dr_cole", "dr_ben", "sam", "eve", "root", "ivy")}
     out["anonymous"] = TestClient(app)
     with session_scope(runtime.engine) as s:  # a new account that has not set up its second factor
@@ -119,7 +122,9 @@ def form_for(route, token: str) -> dict[str, str]:
     return {k: values.get(k, "1") for k in fields} | {"csrf_token": token}
 
 
-def test_the_access_matrix_has_no_unexpected_success_and_no_foreign_content(app, runtime, practice, clock) -> None:
+def test_the_access_matrix_has_no_unexpected_success_and_no_foreign_content(
+    app: FastAPI, runtime: Runtime, practice: Practice, clock: Clock
+) -> None:
     objs = build_world(runtime, practice, clock)
     webs = clients(app, runtime, practice)
     tokens = {name: (csrf(web) if name not in ("anonymous", "pending_mfa") else "x") for name, web in webs.items()}

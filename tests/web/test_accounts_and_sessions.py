@@ -9,19 +9,23 @@ import re
 
 import pyotp
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from scribe.app import create_app
+from scribe.config import Settings
 from scribe.db.engine import session_scope
 from scribe.db.tables import AuditEvent, LoginSession, User
+from scribe.policies import Policies
+from scribe.runtime import Runtime
 from scribe.services import accounts
-from tests.conftest import PASSWORD, totp_code, totp_secret
+from tests.conftest import PASSWORD, Clock, Practice, totp_code, totp_secret
 from tests.web.test_web import client_for, csrf
 
 
 @pytest.fixture
-def app(settings, runtime):
+def app(settings: Settings, runtime: Runtime):
     return create_app(settings, runtime=runtime, start_worker=False)
 
 
@@ -37,15 +41,15 @@ def post_login(web: TestClient, username: str, password: str = PASSWORD, code: s
     ("dr_newbie-garden-42", "user name"),
     ("aaaaaaaaaaaaaaaa", "too easy"),
 ])
-def test_weak_passwords_are_refused(policies, password, problem) -> None:
+def test_weak_passwords_are_refused(policies: Policies, password, problem) -> None:
     assert problem in (accounts.password_problem(policies.security, password, "dr_newbie") or "")
 
 
-def test_a_passphrase_is_accepted(policies) -> None:
+def test_a_passphrase_is_accepted(policies: Policies) -> None:
     assert accounts.password_problem(policies.security, "lantern orchard copper violin", "dr_newbie") is None
 
 
-def test_login_needs_password_and_a_fresh_code_and_refuses_replay(app, runtime, practice) -> None:
+def test_login_needs_password_and_a_fresh_code_and_refuses_replay(app: FastAPI, runtime: Runtime, practice: Practice) -> None:
     web = TestClient(app)
     code = totp_code(runtime, "dr_ada")
     assert post_login(web, "dr_ada", code="").status_code == 401  # enrolled: the code is required
@@ -58,7 +62,7 @@ def test_login_needs_password_and_a_fresh_code_and_refuses_replay(app, runtime, 
     assert reasons.count("bad password or code") == 4
 
 
-def test_throttling_then_a_lock_that_expires_by_itself(app, runtime, practice, clock) -> None:
+def test_throttling_then_a_lock_that_expires_by_itself(app: FastAPI, runtime: Runtime, practice: Practice, clock: Clock) -> None:
     web = TestClient(app)
     rules = runtime.policies.security.login
     for _ in range(rules.throttle_after):
@@ -86,8 +90,8 @@ def test_throttling_then_a_lock_that_expires_by_itself(app, runtime, practice, c
     assert post_login(TestClient(app), "dr_cole", code=totp_code(runtime, "dr_cole")).status_code == 303
 
 
-def test_one_address_guessing_many_names_waits_without_a_hash_per_name(app, runtime, practice,
-                                                                          monkeypatch) -> None:
+def test_one_address_guessing_many_names_waits_without_a_hash_per_name(app: FastAPI, runtime: Runtime, practice: Practice,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     rules = runtime.policies.security.login
     hashed: list[str] = []
     real = accounts.password_matches
@@ -102,7 +106,7 @@ def test_one_address_guessing_many_names_waits_without_a_hash_per_name(app, runt
     assert hashed == []  # refused before any password was checked
 
 
-def test_concurrent_failures_are_all_counted(runtime, practice) -> None:
+def test_concurrent_failures_are_all_counted(runtime: Runtime, practice: Practice) -> None:
     """The counter is incremented in the database: racing attempts cannot undo each other."""
     import threading
 
@@ -122,7 +126,7 @@ def test_concurrent_failures_are_all_counted(runtime, practice) -> None:
         assert s.get(User, practice.dr_cole.id).failed_logins == 4
 
 
-def test_unknown_user_and_wrong_password_look_the_same(app, practice) -> None:
+def test_unknown_user_and_wrong_password_look_the_same(app: FastAPI, practice: Practice) -> None:
     a = post_login(TestClient(app), "nobody_here", "whatever password")
     b = post_login(TestClient(app), "dr_ada", "whatever password")
     assert a.status_code == b.status_code == 401
@@ -131,7 +135,9 @@ def test_unknown_user_and_wrong_password_look_the_same(app, practice) -> None:
     ).group(1)
 
 
-def test_a_new_account_must_enrol_a_second_factor_before_anything_else(app, runtime, practice, clock) -> None:
+def test_a_new_account_must_enrol_a_second_factor_before_anything_else(
+    app: FastAPI, runtime: Runtime, practice: Practice, clock: Clock
+) -> None:
     admin = client_for(app, "root")
     r = admin.post("/admin/users", data={"csrf_token": csrf(admin), "username": "dr_new", "full_name": "Dr New",
                                          "role": "clinician"}, follow_redirects=False)
@@ -176,7 +182,7 @@ def test_a_new_account_must_enrol_a_second_factor_before_anything_else(app, runt
         assert raw.startswith("S2.") and secret not in raw  # the secret is sealed at rest, bound to its row
 
 
-def test_no_account_that_reads_clinical_content_is_without_a_second_factor(runtime, practice) -> None:
+def test_no_account_that_reads_clinical_content_is_without_a_second_factor(runtime: Runtime, practice: Practice) -> None:
     """Property 1: the policy requires it for every role that reads clinical content, and
     login never yields a full session for such an account without it."""
     rules = runtime.policies.security.mfa
@@ -191,7 +197,7 @@ def test_no_account_that_reads_clinical_content_is_without_a_second_factor(runti
         assert done.mfa_passed is False
 
 
-def test_sessions_die_idle_absolute_logout_and_disable(app, runtime, practice, clock) -> None:
+def test_sessions_die_idle_absolute_logout_and_disable(app: FastAPI, runtime: Runtime, practice: Practice, clock: Clock) -> None:
     rules = runtime.policies.security.sessions
     web = client_for(app, "dr_ada")
     clock.advance(minutes=rules.idle_minutes - 1)
@@ -221,7 +227,7 @@ def test_sessions_die_idle_absolute_logout_and_disable(app, runtime, practice, c
     assert {"idle", "absolute limit", "logout", "account disabled"} <= ends
 
 
-def test_a_new_session_id_at_each_login_and_safe_cookie_flags(app, runtime, practice) -> None:
+def test_a_new_session_id_at_each_login_and_safe_cookie_flags(app: FastAPI, runtime: Runtime, practice: Practice) -> None:
     first = client_for(app, "dr_ada").cookies.get("scribe_session")
     web = TestClient(app)
     r = post_login(web, "dr_ada", code=totp_code(runtime, "dr_ada"))
@@ -230,7 +236,7 @@ def test_a_new_session_id_at_each_login_and_safe_cookie_flags(app, runtime, prac
     assert web.cookies.get("scribe_session") != first
 
 
-def test_the_idle_warning_is_in_every_logged_in_page(app, practice, runtime) -> None:
+def test_the_idle_warning_is_in_every_logged_in_page(app: FastAPI, practice: Practice, runtime: Runtime) -> None:
     web = client_for(app, "dr_ada")
     page = web.get("/").text
     idle = runtime.policies.security.sessions.idle_minutes * 60
@@ -238,7 +244,7 @@ def test_the_idle_warning_is_in_every_logged_in_page(app, practice, runtime) -> 
     assert web.post("/session/keepalive", headers={"X-CSRF-Token": csrf(web)}).status_code == 204
 
 
-def test_password_change_checks_the_current_one_and_the_policy(app, runtime, practice) -> None:
+def test_password_change_checks_the_current_one_and_the_policy(app: FastAPI, runtime: Runtime, practice: Practice) -> None:
     web = client_for(app, "dr_ada")
     token = csrf(web)
     assert web.post("/account/password", data={"csrf_token": token, "current": "wrong one!!", "new": "x" * 20}).status_code == 403
@@ -254,7 +260,7 @@ def test_password_change_checks_the_current_one_and_the_policy(app, runtime, pra
                       totp_code(runtime, "dr_ada")).status_code == 303
 
 
-def test_only_admins_manage_accounts_and_usernames_are_unique(app, runtime, practice) -> None:
+def test_only_admins_manage_accounts_and_usernames_are_unique(app: FastAPI, runtime: Runtime, practice: Practice) -> None:
     web = client_for(app, "dr_ada")
     data = {"csrf_token": csrf(web), "username": "x_user", "full_name": "X", "role": "admin",
             "password": "lantern orchard copper violin"}
@@ -271,7 +277,7 @@ def secret_not_shown(page: str) -> bool:
     return all(totp_secret(u) not in page for u in ("dr_ada", "dr_cole", "root"))
 
 
-def test_reauthentication_is_checked_every_time(practice, clock) -> None:
+def test_reauthentication_is_checked_every_time(practice: Practice, clock: Clock) -> None:
     from scribe.domain.errors import ReauthFailed
 
     with pytest.raises(ReauthFailed, match="not correct"):
@@ -280,7 +286,7 @@ def test_reauthentication_is_checked_every_time(practice, clock) -> None:
 
 
 def test_a_wrong_reentered_password_is_counted_audited_and_ends_the_sessions_at_the_threshold(
-        app, runtime, practice, clock) -> None:
+        app: FastAPI, runtime: Runtime, practice: Practice, clock: Clock) -> None:
     """Re-entry at signing, export and password change counts failures like log-in does (it
     counted none): whoever holds a session cannot guess the password without limit."""
     rules = runtime.policies.security.login
@@ -301,7 +307,9 @@ def test_a_wrong_reentered_password_is_counted_audited_and_ends_the_sessions_at_
     assert web.get("/", follow_redirects=False).headers["location"] == "/login"
 
 
-def test_a_throttled_account_is_refused_at_reentry_without_a_check(runtime, practice, clock, monkeypatch) -> None:
+def test_a_throttled_account_is_refused_at_reentry_without_a_check(
+    runtime: Runtime, practice: Practice, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for _ in range(runtime.policies.security.login.throttle_after):
         accounts.count_reauth_failure(runtime.engine, runtime.audit_key, runtime.policies.security,
                                       user_id=practice.dr_ada.id, purpose="sign", now=clock())
@@ -312,7 +320,7 @@ def test_a_throttled_account_is_refused_at_reentry_without_a_check(runtime, prac
         accounts.reauthenticate(user, PASSWORD, now=clock(), purpose="sign")
 
 
-def test_a_password_change_ends_the_other_sessions(app, runtime, practice, clock) -> None:
+def test_a_password_change_ends_the_other_sessions(app: FastAPI, runtime: Runtime, practice: Practice, clock: Clock) -> None:
     here, laptop = client_for(app, "dr_ada"), None
     clock.advance(seconds=31)
     laptop = client_for(app, "dr_ada")
@@ -323,7 +331,7 @@ def test_a_password_change_ends_the_other_sessions(app, runtime, practice, clock
     assert laptop.get("/", follow_redirects=False).headers["location"] == "/login"
 
 
-def test_two_log_ins_racing_with_one_code_let_one_in(app, runtime, practice) -> None:
+def test_two_log_ins_racing_with_one_code_let_one_in(app: FastAPI, runtime: Runtime, practice: Practice) -> None:
     import threading
 
     code = totp_code(runtime, "dr_ada")
@@ -342,8 +350,14 @@ def test_two_log_ins_racing_with_one_code_let_one_in(app, runtime, practice) -> 
     assert sorted(statuses) == [303, 401]
 
 
-def test_the_console_unlocks_an_account_when_no_admin_can_log_in(app, runtime, practice, clock, monkeypatch,
-                                                                  capsys) -> None:
+def test_the_console_unlocks_an_account_when_no_admin_can_log_in(
+    app: FastAPI,
+    runtime: Runtime,
+    practice: Practice,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     from scribe.cli import main as cli_main
 
     rules = runtime.policies.security.login
@@ -360,7 +374,9 @@ def test_the_console_unlocks_an_account_when_no_admin_can_log_in(app, runtime, p
     assert cli_main(["users", "unlock", "nobody"]) == 1
 
 
-def test_an_admin_never_sets_or_learns_a_password_and_resets_go_through_a_link(app, runtime, practice, clock) -> None:
+def test_an_admin_never_sets_or_learns_a_password_and_resets_go_through_a_link(
+    app: FastAPI, runtime: Runtime, practice: Practice, clock: Clock
+) -> None:
     """An admin could become a clinician by setting their password and enrolling the factor
     first (issue 17 item 2). Now a reset voids the password and hands a link to the person."""
     admin = client_for(app, "root")
@@ -385,7 +401,7 @@ def test_an_admin_never_sets_or_learns_a_password_and_resets_go_through_a_link(a
     assert {"user.reset_password", "user.reset_mfa", "invitation.create", "invitation.accept"} <= set(actions)
 
 
-def test_one_invitation_link_submitted_twice_at_once_sets_one_password(runtime, practice) -> None:
+def test_one_invitation_link_submitted_twice_at_once_sets_one_password(runtime: Runtime, practice: Practice) -> None:
     import threading
 
     from scribe.domain.errors import NotFound
@@ -419,7 +435,9 @@ def test_one_invitation_link_submitted_twice_at_once_sets_one_password(runtime, 
         assert accounts.password_matches(user, winner)
 
 
-def test_concurrent_failures_from_one_address_are_all_counted(runtime, practice, monkeypatch) -> None:
+def test_concurrent_failures_from_one_address_are_all_counted(
+    runtime: Runtime, practice: Practice, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import threading
 
     from scribe.db.tables import LoginThrottle

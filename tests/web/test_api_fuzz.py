@@ -9,10 +9,14 @@ import os
 
 import pytest
 import schemathesis
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 
 from scribe.app import create_app
+from scribe.config import Settings
+from scribe.runtime import Runtime
+from tests.conftest import Practice
 from tests.web.test_web import client_for, csrf
 
 EXAMPLES = int(os.environ.get("SCRIBE_FUZZ_EXAMPLES", "100"))
@@ -20,17 +24,17 @@ ROLES = ("dr_ada", "dr_ben", "root")  # clinician, supervisor, admin
 
 
 @pytest.fixture
-def app(settings, runtime, practice):
+def app(settings: Settings, runtime: Runtime, practice: Practice):
     return create_app(settings, runtime=runtime, start_worker=False)
 
 
-def operations(app) -> list:
+def operations(app: FastAPI) -> list:
     schema = schemathesis.openapi.from_dict(app.openapi())
     return [op.ok() for op in schema.get_all_operations()]
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_no_generated_request_makes_a_server_error(app, role) -> None:
+def test_no_generated_request_makes_a_server_error(app: FastAPI, role) -> None:
     web: TestClient = client_for(app, role, raise_server_exceptions=False)  # count 500s, do not raise
     token = csrf(web) if role != "root" else _admin_token(web)
     ops = operations(app)

@@ -4,20 +4,24 @@ parts never reach the disk in plaintext (issue 17 items 3 and 10)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import anyio
 import pytest
 import starlette.formparsers
+from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from scribe.app import create_app
+from scribe.config import Settings
+from scribe.runtime import Runtime
 from scribe.web.bodies import RECORD, SealedSpool
-from tests.conftest import wav_bytes
+from tests.conftest import Practice, wav_bytes
 from tests.web.test_web import client_for, csrf
 
 
 @pytest.fixture
-def app(settings, runtime):
+def app(settings: Settings, runtime: Runtime):
     return create_app(settings, runtime=runtime, start_worker=False)
 
 
@@ -29,7 +33,7 @@ class Counted:
         self.total, self.piece, self.pulled, self.first = total, piece, 0, first
         self.block = (pattern * (piece // len(pattern) + 1))[:piece]
 
-    def post(self, app, path: str, content_type: str, cookie: str = "") -> int:
+    def post(self, app: FastAPI, path: str, content_type: str, cookie: str = "") -> int:
         status: list[int] = []
 
         async def receive():
@@ -54,24 +58,24 @@ class Counted:
         return status[0]
 
 
-def logged_in_cookie(app, username: str) -> str:
+def logged_in_cookie(app: FastAPI, username: str) -> str:
     web = client_for(app, username)
     return "; ".join(f"{k}={v}" for k, v in web.cookies.items())
 
 
-def test_a_chunked_body_to_login_is_refused_at_the_route_limit_not_parsed_whole(app, practice) -> None:
+def test_a_chunked_body_to_login_is_refused_at_the_route_limit_not_parsed_whole(app: FastAPI, practice: Practice) -> None:
     body = Counted(64 << 20, pattern=b"a=" + b"x" * 10_000 + b"&")
     assert body.post(app, "/login", "application/x-www-form-urlencoded") == 413
     assert body.pulled <= (256 << 10) + body.piece  # stopped at the 256 KiB form limit, not read to 64 MB
 
 
-def test_a_chunked_multipart_upload_before_log_in_is_not_read_at_all(app, practice) -> None:
+def test_a_chunked_multipart_upload_before_log_in_is_not_read_at_all(app: FastAPI, practice: Practice) -> None:
     body = Counted(32 << 20)
     assert body.post(app, "/sessions", "multipart/form-data; boundary=x") == 303  # to /login
     assert body.pulled == 0
 
 
-def test_a_chunked_upload_past_the_policy_limit_is_413(app, runtime, practice) -> None:
+def test_a_chunked_upload_past_the_policy_limit_is_413(app: FastAPI, runtime: Runtime, practice: Practice) -> None:
     limit = runtime.policies.pipeline.upload.max_bytes
     body = Counted(limit + (8 << 20), piece=1 << 20, pattern=b"--x\r\n")
     status = body.post(app, "/sessions", "multipart/form-data; boundary=x", logged_in_cookie(app, "dr_ada"))
@@ -79,7 +83,7 @@ def test_a_chunked_upload_past_the_policy_limit_is_413(app, runtime, practice) -
     assert body.pulled <= limit + (1 << 20)
 
 
-def test_a_chunked_file_part_past_the_limit_is_413(app, runtime, practice) -> None:
+def test_a_chunked_file_part_past_the_limit_is_413(app: FastAPI, runtime: Runtime, practice: Practice) -> None:
     """A well-formed multipart body whose one file grows past the upload limit."""
     limit = runtime.policies.pipeline.upload.max_bytes
     head = (b'--x\r\nContent-Disposition: form-data; name="audio"; filename="a.wav"\r\n'
@@ -90,19 +94,21 @@ def test_a_chunked_file_part_past_the_limit_is_413(app, runtime, practice) -> No
     assert body.pulled <= limit + (1 << 20)
 
 
-def test_a_body_on_a_route_that_takes_none_is_refused(app, practice) -> None:
+def test_a_body_on_a_route_that_takes_none_is_refused(app: FastAPI, practice: Practice) -> None:
     web = client_for(app, "dr_ada")
     assert web.request("GET", "/", content=b"x" * 10).status_code == 413
 
 
-def test_an_ordinary_form_takes_no_file(app, practice) -> None:
+def test_an_ordinary_form_takes_no_file(app: FastAPI, practice: Practice) -> None:
     web = client_for(app, "dr_ada")
     r = web.post("/account/password", data={"csrf_token": csrf(web), "current": "a", "new": "b"},
                  files={"junk": ("a.bin", b"\0" * 100, "application/octet-stream")})
     assert r.status_code == 400
 
 
-def test_a_large_upload_is_accepted_without_starlette_spooling_it(app, runtime, practice, monkeypatch) -> None:
+def test_a_large_upload_is_accepted_without_starlette_spooling_it(
+    app: FastAPI, runtime: Runtime, practice: Practice, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Past 1 MB Starlette's parser spills to the system temp dir in plaintext; ours must not use it."""
 
     def refuse(*args, **kwargs):
@@ -118,7 +124,7 @@ def test_a_large_upload_is_accepted_without_starlette_spooling_it(app, runtime, 
     assert list(runtime.spool_dir.iterdir()) == []  # nothing named is left behind
 
 
-def test_the_spool_holds_only_ciphertext_and_reads_back_exactly(tmp_path) -> None:
+def test_the_spool_holds_only_ciphertext_and_reads_back_exactly(tmp_path: Path) -> None:
     canary = b"CANARY-suicidal-ideation-denied "
     data = canary * ((3 * RECORD) // len(canary) + 7)
     spool = SealedSpool(tmp_path)
@@ -136,7 +142,7 @@ def test_the_spool_holds_only_ciphertext_and_reads_back_exactly(tmp_path) -> Non
     spool.close()
 
 
-def test_a_tampered_spool_does_not_read_back(tmp_path) -> None:
+def test_a_tampered_spool_does_not_read_back(tmp_path: Path) -> None:
     spool = SealedSpool(tmp_path)
     spool.write(b"x" * 5000)
     spool.seek(0)
@@ -152,7 +158,9 @@ def test_a_tampered_spool_does_not_read_back(tmp_path) -> None:
     (OperationalError("UPDATE", {}, Exception("database is locked")), 503),
     (OperationalError("SELECT", {}, Exception("no such table: drafts")), 500),
 ])
-def test_a_race_the_database_settles_is_a_409_or_503_never_a_500(app, practice, monkeypatch, error, status) -> None:
+def test_a_race_the_database_settles_is_a_409_or_503_never_a_500(
+    app: FastAPI, practice: Practice, monkeypatch: pytest.MonkeyPatch, error, status
+) -> None:
     from scribe.services import review
 
     def raced(*args, **kwargs):

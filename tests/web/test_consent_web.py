@@ -4,18 +4,24 @@ switches and the ledger, the API refuses the same, and admin pages carry no clin
 from __future__ import annotations
 
 import pytest
+from fastapi import FastAPI
 
 from scribe.app import create_app
+from scribe.config import Settings
+from scribe.runtime import Runtime
+from tests.conftest import Practice
 from tests.helpers import TRANSCRIPT, run_pipeline, upload
 from tests.web.test_web import client_for, csrf
 
 
 @pytest.fixture
-def app(settings, runtime):
+def app(settings: Settings, runtime: Runtime):
     return create_app(settings, runtime=runtime, start_worker=False)
 
 
-def test_switching_a_clinician_off_removes_the_controls_and_the_api_refuses(app, runtime, practice, wav) -> None:
+def test_switching_a_clinician_off_removes_the_controls_and_the_api_refuses(
+    app: FastAPI, runtime: Runtime, practice: Practice, wav: bytes
+) -> None:
     ada, root = client_for(app, "dr_ada"), client_for(app, "root")
     page = ada.get("/sessions/new").text
     assert 'id="recorder"' in page and 'action="/sessions"' in page
@@ -33,7 +39,9 @@ def test_switching_a_clinician_off_removes_the_controls_and_the_api_refuses(app,
     assert 'id="recorder"' in client_for(app, "dr_cole").get("/sessions/new").text  # others unaffected
 
 
-def test_a_client_without_consent_is_shown_with_the_reason_and_refused(app, runtime, practice, wav) -> None:
+def test_a_client_without_consent_is_shown_with_the_reason_and_refused(
+    app: FastAPI, runtime: Runtime, practice: Practice, wav: bytes
+) -> None:
     ada = client_for(app, "dr_ada")
     r = ada.post(f"/clients/{practice.maya.id}/consents/withdraw", data={"csrf_token": csrf(ada), "function": "transcribe"},
                  follow_redirects=False)
@@ -51,7 +59,7 @@ def test_a_client_without_consent_is_shown_with_the_reason_and_refused(app, runt
     assert client_for(app, "dr_cole").get(f"/clients/{practice.maya.id}/consents").status_code == 404
 
 
-def test_admin_pages_carry_no_clinical_content(app, runtime, practice, wav) -> None:
+def test_admin_pages_carry_no_clinical_content(app: FastAPI, runtime: Runtime, practice: Practice, wav: bytes) -> None:
     upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
     root = client_for(app, "root")
@@ -64,7 +72,7 @@ def test_admin_pages_carry_no_clinical_content(app, runtime, practice, wav) -> N
     assert client_for(app, "dr_ada").get("/admin").status_code == 403
 
 
-def test_a_recording_left_open_by_a_closed_tab_can_be_finished_later(app, runtime, practice) -> None:
+def test_a_recording_left_open_by_a_closed_tab_can_be_finished_later(app: FastAPI, runtime: Runtime, practice: Practice) -> None:
     from tests.conftest import wav_bytes
 
     ada = client_for(app, "dr_ada")
@@ -85,7 +93,9 @@ def test_a_recording_left_open_by_a_closed_tab_can_be_finished_later(app, runtim
     assert big.status_code in (400, 413)
 
 
-def test_a_scanned_form_is_kept_and_shown_only_to_the_clients_clinician(app, runtime, practice) -> None:
+def test_a_scanned_form_is_kept_and_shown_only_to_the_clients_clinician(
+    app: FastAPI, runtime: Runtime, practice: Practice
+) -> None:
     import re
 
     from scribe.db.engine import session_scope
@@ -111,7 +121,7 @@ def test_a_scanned_form_is_kept_and_shown_only_to_the_clients_clinician(app, run
     assert bad.status_code == 400 and "YYYY-MM-DD" in bad.text
 
 
-def test_admins_read_and_export_the_egress_ledger(app, runtime, practice) -> None:
+def test_admins_read_and_export_the_egress_ledger(app: FastAPI, runtime: Runtime, practice: Practice) -> None:
     from datetime import UTC, datetime
 
     from scribe.domain.egress import EgressRecord

@@ -9,12 +9,16 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from sqlmodel import select
 
 from scribe.app import create_app
+from scribe.config import Settings
 from scribe.db.engine import session_scope
 from scribe.db.tables import Job
+from scribe.runtime import Runtime
 from scribe.services import review
+from tests.conftest import Practice
 from tests.helpers import TRANSCRIPT, run_pipeline
 from tests.web.test_web import client_for, csrf, upload_via_form
 
@@ -22,11 +26,18 @@ CANARY = "zqcanary lorazepam overdose on the fourth"
 
 
 @pytest.fixture
-def app(settings, runtime):
+def app(settings: Settings, runtime: Runtime):
     return create_app(settings, runtime=runtime, start_worker=False)
 
 
-def test_no_clinical_text_in_logs_error_pages_jobs_or_temp_files(app, runtime, practice, wav, caplog, monkeypatch) -> None:
+def test_no_clinical_text_in_logs_error_pages_jobs_or_temp_files(
+    app: FastAPI,
+    runtime: Runtime,
+    practice: Practice,
+    wav: bytes,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     caplog.set_level(logging.DEBUG)
     system_tmp = set(Path(tempfile.gettempdir()).glob("*"))
     web = client_for(app, "dr_ada", raise_server_exceptions=False)

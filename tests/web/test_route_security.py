@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import hashlib
 import re
+from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import inspect, text
 
 from scribe.app import create_app
 from scribe.config import Settings
+from scribe.policies import Policies
+from scribe.runtime import Runtime
+from tests.conftest import Practice
 from tests.helpers import TRANSCRIPT, run_pipeline, upload
 from tests.web.test_web import client_for, csrf
 
@@ -25,7 +30,7 @@ NO_TOKEN = {"/login", "/invite"}
 READ_WRITES = {"audit_events", "audit_head", "login_sessions", "alembic_version"}
 
 
-def api_routes(app) -> list[APIRoute]:
+def api_routes(app: FastAPI) -> list[APIRoute]:
     def walk(routes):
         for r in routes:
             if isinstance(r, APIRoute):
@@ -42,19 +47,19 @@ def fill(path: str, ids: dict[str, object]) -> str:
 
 
 @pytest.fixture
-def app(settings, runtime):
+def app(settings: Settings, runtime: Runtime):
     return create_app(settings, runtime=runtime, start_worker=False)
 
 
 @pytest.fixture
-def world(app, runtime, practice, wav):
+def world(app: FastAPI, runtime: Runtime, practice: Practice, wav: bytes):
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
     return {"encounter_id": encounter.id, "client_id": practice.maya.id, "user_id": practice.dr_ada.id,
             "version_id": 1, "section_key": "subjective", "seq": 0, "consent_id": 1, "receipt_id": 1, "grant_id": 1}
 
 
-def snapshot(runtime) -> dict[str, str]:
+def snapshot(runtime: Runtime) -> dict[str, str]:
     """A digest of every table's rows (but the ones a read may write)."""
     out = {}
     with runtime.engine.connect() as conn:
@@ -66,14 +71,14 @@ def snapshot(runtime) -> dict[str, str]:
     return out
 
 
-def test_every_state_changing_route_is_protected(app) -> None:
+def test_every_state_changing_route_is_protected(app: FastAPI) -> None:
     for route in api_routes(app):
         if route.methods - {"GET", "HEAD"}:
             deps = {d.call.__name__ for d in route.dependant.dependencies}
             assert "check_csrf" in deps or route.path in NO_TOKEN, f"{route.path} has no CSRF check"
 
 
-def test_missing_wrong_token_and_cross_site_origin_are_refused_and_change_nothing(app, runtime, world) -> None:
+def test_missing_wrong_token_and_cross_site_origin_are_refused_and_change_nothing(app: FastAPI, runtime: Runtime, world) -> None:
     web = client_for(app, "dr_ada")
     token = csrf(web)
     probes = 0
@@ -100,7 +105,7 @@ def test_missing_wrong_token_and_cross_site_origin_are_refused_and_change_nothin
     assert probes >= 5 * 20
 
 
-def test_no_get_route_changes_state(app, runtime, world, practice) -> None:
+def test_no_get_route_changes_state(app: FastAPI, runtime: Runtime, world, practice: Practice) -> None:
     for username in ("dr_ada", "dr_ben", "root"):
         web = client_for(app, username)
         for route in api_routes(app):
@@ -112,7 +117,7 @@ def test_no_get_route_changes_state(app, runtime, world, practice) -> None:
             assert snapshot(runtime) == before, f"GET {route.path} as {username} changed state"
 
 
-def test_every_page_carries_the_security_headers(app, world) -> None:
+def test_every_page_carries_the_security_headers(app: FastAPI, world) -> None:
     web = client_for(app, "dr_ada")
     for route in api_routes(app):
         if "GET" not in route.methods:
@@ -125,7 +130,7 @@ def test_every_page_carries_the_security_headers(app, world) -> None:
         assert r.headers["referrer-policy"] and r.headers["cache-control"] == "no-store", route.path
 
 
-def test_hsts_behind_tls_and_no_inline_script_in_pages(tmp_path, policies) -> None:
+def test_hsts_behind_tls_and_no_inline_script_in_pages(tmp_path: Path, policies: Policies) -> None:
     settings = Settings(data_dir=tmp_path / "var", engines="fake", worker_in_process=False, secure_cookies=True)
     app = create_app(settings, policies=policies, start_worker=False)
     r = TestClient(app, base_url="https://testserver").get("/login")
@@ -134,13 +139,13 @@ def test_hsts_behind_tls_and_no_inline_script_in_pages(tmp_path, policies) -> No
     assert not re.search(r"<[^>]+\son[a-z]+\s*=", r.text)  # and no inline event handlers
 
 
-def test_api_docs_are_off(app) -> None:
+def test_api_docs_are_off(app: FastAPI) -> None:
     web = TestClient(app)
     for path in ("/docs", "/redoc", "/openapi.json"):
         assert web.get(path).status_code == 404
 
 
-def test_validation_errors_never_echo_the_request(app, world) -> None:
+def test_validation_errors_never_echo_the_request(app: FastAPI, world) -> None:
     web = client_for(app, "dr_ada")
     canary = "zqcanary-clinical-text-9931"
     r = web.post(f"/sessions/{world['encounter_id']}/sections/subjective",
@@ -156,7 +161,7 @@ NO_PERMISSION = {"/login", "/invite", "/logout", "/session/keepalive", "/account
                  "/account/voice", "/account/voice/remove", "/", "/healthz"}
 
 
-def test_every_route_names_one_permission_from_the_roles_policy(app, policies) -> None:
+def test_every_route_names_one_permission_from_the_roles_policy(app: FastAPI, policies: Policies) -> None:
     from scribe.domain.permissions import CLINICAL
 
     for route in api_routes(app):
@@ -169,7 +174,7 @@ def test_every_route_names_one_permission_from_the_roles_policy(app, policies) -
     assert not set(policies.roles.roles["admin"].can) & CLINICAL
 
 
-def test_a_role_without_the_permission_is_refused_before_any_object_check(app, practice) -> None:
+def test_a_role_without_the_permission_is_refused_before_any_object_check(app: FastAPI, practice: Practice) -> None:
     admin = client_for(app, "root")
     for path in ("/sessions/new", "/supervision", "/break-glass", f"/clients/{practice.maya.id}/consents"):
         assert admin.get(path, follow_redirects=False).status_code == 403, path

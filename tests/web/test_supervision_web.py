@@ -6,26 +6,31 @@ from __future__ import annotations
 import re
 
 import pytest
+from fastapi import FastAPI
 
 from scribe.app import create_app
-from tests.conftest import PASSWORD
+from scribe.config import Settings
+from scribe.runtime import Runtime
+from tests.conftest import PASSWORD, Practice
 from tests.services.test_review import ready, resolve_all, sign, view
 from tests.web.test_web import client_for, csrf
 
 
 @pytest.fixture
-def app(settings, runtime):
+def app(settings: Settings, runtime: Runtime):
     return create_app(settings, runtime=runtime, start_worker=False)
 
 
 @pytest.fixture
-def pending(runtime, practice, wav):
+def pending(runtime: Runtime, practice: Practice, wav: bytes):
     encounter = ready(runtime, practice.sam, practice.priya.id, wav)
     version = sign(runtime, practice.sam, encounter, resolve_all(runtime, practice.sam, encounter))
     return encounter, version
 
 
-def test_a_stale_save_is_a_409_page_that_says_what_changed(app, runtime, practice, wav) -> None:
+def test_a_stale_save_is_a_409_page_that_says_what_changed(
+    app: FastAPI, runtime: Runtime, practice: Practice, wav: bytes
+) -> None:
     encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
     v = view(runtime, practice.dr_ada, encounter)
     web = client_for(app, "dr_ada")
@@ -42,7 +47,7 @@ def test_a_stale_save_is_a_409_page_that_says_what_changed(app, runtime, practic
     assert htmx.status_code == 409 and htmx.headers["HX-Retarget"] == "#messages"
 
 
-def test_only_the_supervisor_gets_the_cosign_controls(app, runtime, practice, pending) -> None:
+def test_only_the_supervisor_gets_the_cosign_controls(app: FastAPI, runtime: Runtime, practice: Practice, pending) -> None:
     encounter, version = pending
     ben = client_for(app, "dr_ben")
     page = ben.get(f"/sessions/{encounter.id}").text
@@ -61,7 +66,7 @@ def test_only_the_supervisor_gets_the_cosign_controls(app, runtime, practice, pe
                     data={"password": PASSWORD, "attest": "yes"}).status_code == 403  # no CSRF token
 
 
-def test_export_is_refused_until_the_note_is_a_record(app, runtime, practice, pending) -> None:
+def test_export_is_refused_until_the_note_is_a_record(app: FastAPI, runtime: Runtime, practice: Practice, pending) -> None:
     encounter, version = pending
     sam, ben = client_for(app, "sam"), client_for(app, "dr_ben")
     def export(web, password=PASSWORD):
@@ -83,7 +88,7 @@ def test_export_is_refused_until_the_note_is_a_record(app, runtime, practice, pe
     assert "My licensure hours" in sam.get("/").text
 
 
-def test_an_amendment_over_http_keeps_the_original(app, runtime, practice, wav) -> None:
+def test_an_amendment_over_http_keeps_the_original(app: FastAPI, runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
     original = sign(runtime, practice.dr_ada, encounter, resolve_all(runtime, practice.dr_ada, encounter))
     web = client_for(app, "dr_ada")

@@ -4,24 +4,28 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from scribe.app import create_app
+from scribe.config import Settings
 from scribe.db.engine import session_scope
 from scribe.db.tables import NoteVersion
-from tests.conftest import PASSWORD, totp_code
+from scribe.runtime import Runtime
+from tests.conftest import PASSWORD, Clock, Practice, totp_code
 from tests.helpers import TRANSCRIPT, run_pipeline
 
 
 @pytest.fixture
-def app(settings, runtime):
+def app(settings: Settings, runtime: Runtime):
     return create_app(settings, runtime=runtime, start_worker=False)
 
 
-def client_for(app, username: str | None, *, raise_server_exceptions: bool = True) -> TestClient:
+def client_for(app: FastAPI, username: str | None, *, raise_server_exceptions: bool = True) -> TestClient:
     client = TestClient(app, base_url="http://testserver", raise_server_exceptions=raise_server_exceptions)
     if username:
         code = totp_code(app.state.runtime, username)
@@ -36,7 +40,7 @@ def csrf(client: TestClient) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
 
 
-def upload_via_form(client: TestClient, runtime, client_id: int, wav: bytes) -> int:
+def upload_via_form(client: TestClient, runtime: Runtime, client_id: int | None, wav: bytes) -> int:
     r = client.post("/sessions", data={"csrf_token": csrf(client), "client_id": client_id, "note_type": "soap"},
                     files={"audio": ("s.wav", wav, "audio/wav")}, follow_redirects=False)
     assert r.status_code == 303, r.text
@@ -56,7 +60,9 @@ def confirm_service_via_form(web: TestClient, encounter_id: int, token: str) -> 
     return r.text
 
 
-def test_a_clinician_uploads_reviews_and_signs_in_the_browser(app, runtime, practice, wav) -> None:
+def test_a_clinician_uploads_reviews_and_signs_in_the_browser(
+    app: FastAPI, runtime: Runtime, practice: Practice, wav: bytes
+) -> None:
     web = client_for(app, "dr_ada")
     encounter_id = upload_via_form(web, runtime, practice.maya.id, wav)
     assert "Status:" in web.get(f"/sessions/{encounter_id}").text
@@ -86,7 +92,7 @@ def test_a_clinician_uploads_reviews_and_signs_in_the_browser(app, runtime, prac
         assert s.exec(select(NoteVersion)).one().signer_id == practice.dr_ada.id
 
 
-def test_a_wrong_password_does_not_sign(app, runtime, practice, wav) -> None:
+def test_a_wrong_password_does_not_sign(app: FastAPI, runtime: Runtime, practice: Practice, wav: bytes) -> None:
     web = client_for(app, "dr_ada")
     encounter_id = upload_via_form(web, runtime, practice.maya.id, wav)
     run_pipeline(runtime)
@@ -97,7 +103,7 @@ def test_a_wrong_password_does_not_sign(app, runtime, practice, wav) -> None:
         assert s.exec(select(NoteVersion)).first() is None
 
 
-def test_state_changes_need_the_csrf_token_and_our_origin(app, runtime, practice, wav) -> None:
+def test_state_changes_need_the_csrf_token_and_our_origin(app: FastAPI, runtime: Runtime, practice: Practice, wav: bytes) -> None:
     web = client_for(app, "dr_ada")
     r = web.post("/sessions", data={"client_id": practice.maya.id, "note_type": "soap"},
                  files={"audio": ("s.wav", wav, "audio/wav")})
@@ -107,7 +113,7 @@ def test_state_changes_need_the_csrf_token_and_our_origin(app, runtime, practice
     assert r.status_code == 403
 
 
-def test_another_clinician_gets_not_found(app, runtime, practice, wav) -> None:
+def test_another_clinician_gets_not_found(app: FastAPI, runtime: Runtime, practice: Practice, wav: bytes) -> None:
     ada = client_for(app, "dr_ada")
     encounter_id = upload_via_form(ada, runtime, practice.maya.id, wav)
     run_pipeline(runtime)
@@ -118,7 +124,7 @@ def test_another_clinician_gets_not_found(app, runtime, practice, wav) -> None:
         assert client_for(app, who).get(f"/sessions/{encounter_id}/audio").status_code == status
 
 
-def test_the_admin_home_shows_no_clinical_content(app, runtime, practice, wav) -> None:
+def test_the_admin_home_shows_no_clinical_content(app: FastAPI, runtime: Runtime, practice: Practice, wav: bytes) -> None:
     ada = client_for(app, "dr_ada")
     upload_via_form(ada, runtime, practice.maya.id, wav)
     run_pipeline(runtime)
@@ -126,19 +132,19 @@ def test_the_admin_home_shows_no_clinical_content(app, runtime, practice, wav) -
     assert "Administration" in page and "Maya" not in page and "Thompson" not in page
 
 
-def test_pages_need_a_login(app) -> None:
+def test_pages_need_a_login(app: FastAPI) -> None:
     r = client_for(app, None).get("/", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/login"
 
 
-def test_a_malformed_form_gets_a_422_that_never_echoes_input(app, practice) -> None:
+def test_a_malformed_form_gets_a_422_that_never_echoes_input(app: FastAPI, practice: Practice) -> None:
     web = client_for(app, "dr_ada")
     r = web.post("/sessions/1/sections/plan", data={"csrf_token": csrf(web), "text": "CANARY-Maya-Thompson-SECRET"})
     assert r.status_code == 422 and "lock_version" in r.text
     assert "CANARY" not in r.text
 
 
-def test_security_headers_on_every_page(app, practice) -> None:
+def test_security_headers_on_every_page(app: FastAPI, practice: Practice) -> None:
     web = client_for(app, "dr_ada")
     for path in ("/", "/sessions/new", "/login", "/sessions/999"):
         r = web.get(path)
@@ -148,14 +154,14 @@ def test_security_headers_on_every_page(app, practice) -> None:
     assert web.get("/docs").status_code == 404 and web.get("/openapi.json").status_code == 404
 
 
-def test_an_unsupported_upload_shows_a_clear_error(app, runtime, practice) -> None:
+def test_an_unsupported_upload_shows_a_clear_error(app: FastAPI, runtime: Runtime, practice: Practice) -> None:
     web = client_for(app, "dr_ada")
     r = web.post("/sessions", data={"csrf_token": csrf(web), "client_id": practice.maya.id, "note_type": "soap"},
                  files={"audio": ("notes.pdf", b"%PDF-1.4 hello" * 50, "application/pdf")})
     assert r.status_code == 400 and "unsupported file type" in r.text
 
 
-def test_logout_ends_the_session_on_the_server(app, practice) -> None:
+def test_logout_ends_the_session_on_the_server(app: FastAPI, practice: Practice) -> None:
     web = client_for(app, "dr_ada")
     cookie = web.cookies.get("scribe_session")
     web.post("/logout", data={"csrf_token": csrf(web)})
@@ -163,13 +169,13 @@ def test_logout_ends_the_session_on_the_server(app, practice) -> None:
     assert replay.get("/", follow_redirects=False).status_code == 303
 
 
-def test_an_idle_session_expires(app, practice, clock) -> None:
+def test_an_idle_session_expires(app: FastAPI, practice: Practice, clock: Clock) -> None:
     web = client_for(app, "dr_ada")
     clock.advance(minutes=16)
     assert web.get("/", follow_redirects=False).status_code == 303
 
 
-def test_an_oversized_upload_is_refused_before_it_is_read(app, practice) -> None:
+def test_an_oversized_upload_is_refused_before_it_is_read(app: FastAPI, practice: Practice) -> None:
     web = client_for(app, "dr_ada")
     r = web.post("/sessions", content=b"x", headers={"content-length": str(600 * 1024 * 1024),
                                                      "content-type": "multipart/form-data; boundary=x"})
@@ -188,7 +194,9 @@ def test_the_unit_of_work_commits_before_the_response_is_sent() -> None:
     assert depends.scope == "function"
 
 
-def test_the_break_glass_reviewer_is_told_on_every_page_until_the_grant_is_reviewed(app, runtime, practice) -> None:
+def test_the_break_glass_reviewer_is_told_on_every_page_until_the_grant_is_reviewed(
+    app: FastAPI, runtime: Runtime, practice: Practice
+) -> None:
     """Notify the reviewer: the notice is on the reviewer's landing page and every other page
     they open, not only on the admin screen; never shown to the grantee; gone once reviewed."""
     from tests.services.test_oversight import grant
@@ -208,8 +216,9 @@ def test_the_break_glass_reviewer_is_told_on_every_page_until_the_grant_is_revie
     assert notice.search(root.get("/").text).group(1) == "1"
 
 
-def test_the_section_form_asks_for_the_typed_word_when_the_practice_requires_it(app, runtime, practice, wav,
-                                                                               tmp_path) -> None:
+def test_the_section_form_asks_for_the_typed_word_when_the_practice_requires_it(
+    app: FastAPI, runtime: Runtime, practice: Practice, wav: bytes, tmp_path: Path
+) -> None:
     import shutil
 
     from scribe.config import ROOT
