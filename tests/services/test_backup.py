@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,7 @@ def busy_practice(runtime: Runtime, practice: Practice) -> dict[str, str]:
     hashes[str(v.id)] = v.content_sha256
     with session_scope(runtime.engine) as s:
         consent.record_consent(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada,
-                               client_id=practice.maya.id, functions=["transcribe"], effective_from=runtime.clock(),
+                               client_id=practice.maya.id or 0, functions=["transcribe"], effective_from=runtime.clock(),
                                expires_at=None, forms_dir=runtime.settings.forms_dir,
                                scan=b"%PDF-1.4 " + CANARY.encode(), now=runtime.clock())
     from scribe.services import audit
@@ -69,8 +70,8 @@ def test_the_restore_drill_brings_back_everything_and_proves_it(runtime: Runtime
     # The backup holds no plaintext and no key: not the canaries, not the scanned form, not a key.
     blob = b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
     assert CANARY.encode() not in blob and b"%PDF-1.4" not in blob
-    for key in ("master.key", "audit.key", "backup.key"):
-        assert (settings.keys_dir / key).read_bytes() not in blob and not list(folder.rglob(key))
+    for name in ("master.key", "audit.key", "backup.key"):
+        assert (settings.keys_dir / name).read_bytes() not in blob and not list(folder.rglob(name))
     runtime.engine.dispose()
     # The server is lost: data, anchors and keys.
     for path in (settings.data_dir, settings.anchors_dir, settings.keys_dir):
@@ -118,7 +119,7 @@ def test_a_damaged_incomplete_or_foreign_backup_is_refused_before_anything_is_wr
     keys = backup.backup_key(settings, create=False)
     backup.check_backup(folder, keys)  # whole and ours
 
-    def damaged(how) -> str:
+    def damaged(how: Callable[[Path], None]) -> str:
         copy = tmp_path / f"copy-{how.__name__}"
         shutil.copytree(folder, copy)
         how(copy)

@@ -22,6 +22,7 @@ from scribe.domain.errors import InvalidInput
 from scribe.engines.decoder import DecoderLimits, SandboxDecoder
 from scribe.runtime import Runtime
 from tests.conftest import PASSWORD, Practice, totp_code, wav_bytes
+from tests.helpers import must_search
 from tests.hostile_audio import LIMIT_SECONDS, corpus, encoded, lie_about_duration
 
 CAPS = DecoderLimits(memory_mb=512, cpu_seconds=20, wall_seconds=30)
@@ -62,10 +63,9 @@ def test_the_corpus_is_big_enough_and_covers_each_kind() -> None:
 
 
 def test_every_hostile_file_gets_a_clear_answer_never_a_server_error(tight, practice: Practice) -> None:
-    import re
 
     web = logged_in(tight)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', web.get("/").text).group(1)
+    token = must_search(r'name="csrf_token" value="([^"]+)"', web.get("/").text).group(1)
     rss_before = _rss_mb()
     outcomes = []
     for case in corpus():

@@ -17,7 +17,7 @@ from tests.helpers import upload
 
 def nothing_stored(runtime: Runtime) -> bool:
     with session_scope(runtime.engine) as s:
-        rows = s.exec(select(Encounter)).all() + s.exec(select(Job)).all() + s.exec(select(Recording)).all()
+        rows = [*s.exec(select(Encounter)).all(), *s.exec(select(Job)).all(), *s.exec(select(Recording)).all()]
     files = list(runtime.settings.recordings_dir.glob("*")) if runtime.settings.recordings_dir.exists() else []
     return not rows and not files
 
@@ -38,7 +38,9 @@ def test_a_wav_is_stored_with_its_job_before_it_is_acknowledged(runtime: Runtime
     (b"RIFF\x00\x00\x00\x00WAVEfmt garbage garbage", "could not be read"),
     (b"OggS" + b"\x00" * 400, "could not be read"),
 ])
-def test_broken_or_foreign_files_get_a_clear_error_and_leave_nothing(runtime: Runtime, practice: Practice, data, message) -> None:
+def test_broken_or_foreign_files_get_a_clear_error_and_leave_nothing(
+    runtime: Runtime, practice: Practice, data: bytes, message: str
+) -> None:
     with pytest.raises(InvalidInput, match=message):
         upload(runtime, practice.dr_ada, practice.maya.id, data)
     assert nothing_stored(runtime)
@@ -93,7 +95,7 @@ def test_formats_are_recognised_by_their_bytes() -> None:
 
 
 @pytest.mark.parametrize("kind", ["mp3", "ogg", "webm", "m4a"])
-def test_every_accepted_format_is_stored_with_its_duration(runtime: Runtime, practice: Practice, kind) -> None:
+def test_every_accepted_format_is_stored_with_its_duration(runtime: Runtime, practice: Practice, kind: str) -> None:
     from tests.audio_formats import encode
 
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, encode(kind, seconds=2.0))

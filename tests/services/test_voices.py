@@ -21,7 +21,7 @@ from scribe.runtime import Runtime
 from scribe.services import voices
 from scribe.services.review import review_view
 from tests.conftest import Practice, wav_bytes
-from tests.helpers import run_pipeline, upload
+from tests.helpers import must_search, run_pipeline, upload
 from tests.web.test_web import client_for, csrf
 
 # The voices came out the wrong way round: the client's words are labelled as the clinician's.
@@ -146,7 +146,7 @@ def test_the_session_page_offers_the_swap_and_the_swap_reaches_the_page(
     run_pipeline(runtime)
     page = web.get(f"/sessions/{encounter.id}").text
     assert 'id="swap-voices"' in page and "Enrol your voice" in page
-    lock = re.search(r'id="swap-voices".*?name="lock_version" value="(\d+)"', page, re.S).group(1)
+    lock = must_search(r'id="swap-voices".*?name="lock_version" value="(\d+)"', page, re.S).group(1)
     r = web.post(f"/sessions/{encounter.id}/voices/swap", data={"csrf_token": csrf(web), "lock_version": lock,
                                                                 "first": "clinician", "second": "client"})
     assert r.status_code == 200 and "a section for what the clinician observed" in r.text

@@ -14,6 +14,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+from tests.helpers import must_search
+
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = Path(sys.executable).parent.parent / "tools" / "lint" / "bin"
 
@@ -33,11 +35,11 @@ def test_mypy_strict_finds_nothing_in_scribe_and_tests() -> None:
     out = _tool("mypy", "--python-executable", sys.executable, "--cache-dir", str(ROOT / ".mypy_cache"))
     assert out.returncode == 0, out.stdout[-6000:] + out.stderr[-2000:]
     assert "Success: no issues found" in out.stdout
-    checked = int(re.search(r"in (\d+) source files", out.stdout).group(1))  # type: ignore[union-attr]
+    checked = int(must_search(r"in (\d+) source files", out.stdout).group(1))
     assert checked >= 200  # scribe/ and tests/ both (124 and 80 files today)
 
 
-RATCHET_CEILING = 41  # test modules not yet strict; lower it as modules leave the list, never raise it
+RATCHET_CEILING = 36  # test modules not yet strict; lower it as modules leave the list, never raise it
 
 
 def test_the_list_of_test_modules_not_yet_strict_only_shrinks() -> None:

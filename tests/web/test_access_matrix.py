@@ -42,7 +42,7 @@ class Obj:
 
 
 @pytest.fixture
-def app(settings: Settings, runtime: Runtime):
+def app(settings: Settings, runtime: Runtime) -> FastAPI:
     return create_app(settings, runtime=runtime, start_worker=False)
 
 

@@ -5,7 +5,6 @@ clock, rotation at log-in, cookie flags, and an admin's account management."""
 from __future__ import annotations
 
 import contextlib
-import re
 
 import pyotp
 import pytest
@@ -21,11 +20,12 @@ from scribe.policies import Policies
 from scribe.runtime import Runtime
 from scribe.services import accounts
 from tests.conftest import PASSWORD, Clock, Practice, totp_code, totp_secret
+from tests.helpers import must_search
 from tests.web.test_web import client_for, csrf
 
 
 @pytest.fixture
-def app(settings: Settings, runtime: Runtime):
+def app(settings: Settings, runtime: Runtime) -> FastAPI:
     return create_app(settings, runtime=runtime, start_worker=False)
 
 
@@ -130,7 +130,7 @@ def test_unknown_user_and_wrong_password_look_the_same(app: FastAPI, practice: P
     a = post_login(TestClient(app), "nobody_here", "whatever password")
     b = post_login(TestClient(app), "dr_ada", "whatever password")
     assert a.status_code == b.status_code == 401
-    assert re.search(r'class="error"[^>]*>([^<]*)<', a.text).group(1) == re.search(
+    assert must_search(r'class="error"[^>]*>([^<]*)<', a.text).group(1) == must_search(
         r'class="error"[^>]*>([^<]*)<', b.text
     ).group(1)
 
@@ -142,7 +142,7 @@ def test_a_new_account_must_enrol_a_second_factor_before_anything_else(
     r = admin.post("/admin/users", data={"csrf_token": csrf(admin), "username": "dr_new", "full_name": "Dr New",
                                          "role": "clinician"}, follow_redirects=False)
     assert r.status_code == 200 and "works once" in r.text
-    link = re.search(r'<code class="invitation-link">([^<]+)</code>', r.text).group(1)
+    link = must_search(r'<code class="invitation-link">([^<]+)</code>', r.text).group(1)
     web = TestClient(app)
     assert post_login(web, "dr_new", "lantern orchard copper violin").status_code == 401  # no password yet
     token = link.split("token=", 1)[1]
@@ -159,11 +159,11 @@ def test_a_new_account_must_enrol_a_second_factor_before_anything_else(
         r = web.get(path, follow_redirects=False)
         assert r.status_code == 303 and r.headers["location"] == "/account/mfa", path
     page = web.get("/account/mfa").text
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    token = must_search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     assert 'action="/account/mfa/start"' in page and "data:image" not in page  # a GET never changes state
     page = web.post("/account/mfa/start", data={"csrf_token": token}).text
     assert 'src="data:image/svg+xml' in page  # the QR code, no inline script
-    secret = re.search(r"<code>([A-Z2-7]+)</code>", page).group(1)
+    secret = must_search(r"<code>([A-Z2-7]+)</code>", page).group(1)
     assert web.post("/account/mfa", data={"csrf_token": token, "code": "000000"}).status_code == 400
     clock.advance(seconds=30)
     code = pyotp.TOTP(secret).at(clock())
@@ -382,14 +382,14 @@ def test_an_admin_never_sets_or_learns_a_password_and_resets_go_through_a_link(
     admin = client_for(app, "root")
     r = admin.post(f"/admin/users/{practice.dr_cole.id}", data={"csrf_token": csrf(admin), "action": "reset_password"})
     assert r.status_code == 200 and "invitation-link" in r.text
-    token = re.search(r'<code class="invitation-link">[^<]*token=([^<]+)</code>', r.text).group(1)
+    token = must_search(r'<code class="invitation-link">[^<]*token=([^<]+)</code>', r.text).group(1)
     assert post_login(TestClient(app), "dr_cole", code=totp_code(runtime, "dr_cole")).status_code == 401  # old password gone
     clock.advance(hours=runtime.policies.security.invitations.valid_hours, seconds=1)
     web = TestClient(app)
     assert web.get(f"/invite?token={token}").status_code == 404  # expired
     admin = client_for(app, "root")  # the admin's own session idled out meanwhile
     r = admin.post(f"/admin/users/{practice.dr_cole.id}", data={"csrf_token": csrf(admin), "action": "reset_mfa"})
-    fresh = re.search(r'<code class="invitation-link">[^<]*token=([^<]+)</code>', r.text).group(1)
+    fresh = must_search(r'<code class="invitation-link">[^<]*token=([^<]+)</code>', r.text).group(1)
     assert web.post("/invite", data={"token": fresh, "password": "short", "confirm": "short"}).status_code == 400
     assert web.post("/invite", data={"token": fresh, "password": "lantern orchard copper violin",
                                      "confirm": "lantern orchard copper violin"}, follow_redirects=False).status_code == 303

@@ -17,6 +17,7 @@ from scribe.app import create_app
 from scribe.config import Settings
 from scribe.runtime import Runtime
 from tests.conftest import Practice
+from tests.helpers import must_search
 from tests.web.test_web import client_for, csrf
 
 EXAMPLES = int(os.environ.get("SCRIBE_FUZZ_EXAMPLES", "100"))
@@ -24,7 +25,7 @@ ROLES = ("dr_ada", "dr_ben", "root")  # clinician, supervisor, admin
 
 
 @pytest.fixture
-def app(settings: Settings, runtime: Runtime, practice: Practice):
+def app(settings: Settings, runtime: Runtime, practice: Practice) -> FastAPI:
     return create_app(settings, runtime=runtime, start_worker=False)
 
 
@@ -66,6 +67,5 @@ def test_no_generated_request_makes_a_server_error(app: FastAPI, role) -> None:
 
 
 def _admin_token(web: TestClient) -> str:
-    import re
 
-    return re.search(r'name="csrf_token" value="([^"]+)"', web.get("/admin").text).group(1)
+    return must_search(r'name="csrf_token" value="([^"]+)"', web.get("/admin").text).group(1)

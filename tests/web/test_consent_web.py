@@ -10,12 +10,12 @@ from scribe.app import create_app
 from scribe.config import Settings
 from scribe.runtime import Runtime
 from tests.conftest import Practice
-from tests.helpers import TRANSCRIPT, run_pipeline, upload
+from tests.helpers import TRANSCRIPT, must_search, run_pipeline, upload
 from tests.web.test_web import client_for, csrf
 
 
 @pytest.fixture
-def app(settings: Settings, runtime: Runtime):
+def app(settings: Settings, runtime: Runtime) -> FastAPI:
     return create_app(settings, runtime=runtime, start_worker=False)
 
 
@@ -96,13 +96,13 @@ def test_a_recording_left_open_by_a_closed_tab_can_be_finished_later(app: FastAP
 def test_a_scanned_form_is_kept_and_shown_only_to_the_clients_clinician(
     app: FastAPI, runtime: Runtime, practice: Practice
 ) -> None:
-    import re
 
     from scribe.db.engine import session_scope
     from scribe.db.tables import Client
 
     with session_scope(runtime.engine) as s:
         client = s.get(Client, practice.maya.id)
+        assert client is not None
         client.guardians = [{"name": "Ann Lee", "relation": "mother", "authority": "parent of a minor"}]
         s.add(client)
     ada = client_for(app, "dr_ada")
@@ -111,7 +111,7 @@ def test_a_scanned_form_is_kept_and_shown_only_to_the_clients_clinician(
                        "guardian": "0"},
                  files={"scan": ("form.pdf", b"%PDF-1.4 signed", "application/pdf")})
     assert r.status_code == 200 and "Ann Lee (mother; parent of a minor)" in r.text
-    link = re.search(r'href="(/clients/\d+/consents/\d+/form)"', r.text).group(1)
+    link = must_search(r'href="(/clients/\d+/consents/\d+/form)"', r.text).group(1)
     got = ada.get(link)
     assert got.status_code == 200 and got.content == b"%PDF-1.4 signed" and got.headers["content-type"] == "application/pdf"
     assert client_for(app, "dr_cole").get(link).status_code == 404

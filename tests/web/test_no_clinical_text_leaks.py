@@ -4,7 +4,6 @@ level), an error page (422, 409, 500), a job's error column or the temp folders.
 from __future__ import annotations
 
 import logging
-import re
 import tempfile
 from pathlib import Path
 
@@ -19,14 +18,14 @@ from scribe.db.tables import Job
 from scribe.runtime import Runtime
 from scribe.services import review
 from tests.conftest import Practice
-from tests.helpers import TRANSCRIPT, run_pipeline
+from tests.helpers import TRANSCRIPT, must_search, run_pipeline
 from tests.web.test_web import client_for, csrf, upload_via_form
 
 CANARY = "zqcanary lorazepam overdose on the fourth"
 
 
 @pytest.fixture
-def app(settings: Settings, runtime: Runtime):
+def app(settings: Settings, runtime: Runtime) -> FastAPI:
     return create_app(settings, runtime=runtime, start_worker=False)
 
 
@@ -55,11 +54,11 @@ def test_no_clinical_text_in_logs_error_pages_jobs_or_temp_files(
     bodies.append(web.post(f"/sessions/{encounter_id}/sections/subjective",
                            data={"csrf_token": token, "text": CANARY, "lock_version": "999"}))
     # 500: an exception whose message carries clinical text
-    def boom(*args, **kwargs):
+    def boom(*args: object, **kwargs: object) -> None:
         raise RuntimeError(f"failed while handling {CANARY}")
 
     monkeypatch.setattr(review, "save_section", boom)
-    lock = re.search(r'name="lock_version" value="(\d+)"', page).group(1)
+    lock = must_search(r'name="lock_version" value="(\d+)"', page).group(1)
     strict = client_for(app, "dr_ada")  # raises if the exception travels on to the server (which would log it)
     bodies.append(strict.post(f"/sessions/{encounter_id}/sections/subjective",
                               data={"csrf_token": csrf(strict), "text": CANARY, "lock_version": lock}))

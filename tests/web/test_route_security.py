@@ -20,7 +20,7 @@ from scribe.config import Settings
 from scribe.policies import Policies
 from scribe.runtime import Runtime
 from tests.conftest import Practice
-from tests.helpers import TRANSCRIPT, run_pipeline, upload
+from tests.helpers import TRANSCRIPT, must_search, run_pipeline, upload
 from tests.web.test_web import client_for, csrf
 
 # Log-in has no session yet, so no token: it checks the Origin instead (login CSRF).
@@ -47,7 +47,7 @@ def fill(path: str, ids: dict[str, object]) -> str:
 
 
 @pytest.fixture
-def app(settings: Settings, runtime: Runtime):
+def app(settings: Settings, runtime: Runtime) -> FastAPI:
     return create_app(settings, runtime=runtime, start_worker=False)
 
 
@@ -124,7 +124,7 @@ def test_every_page_carries_the_security_headers(app: FastAPI, world) -> None:
             continue
         r = web.get(fill(route.path, world), follow_redirects=False)
         csp = r.headers.get("content-security-policy", "")
-        script = re.search(r"script-src ([^;]*)", csp).group(1)
+        script = must_search(r"script-src ([^;]*)", csp).group(1)
         assert "unsafe-inline" not in script and "unsafe-eval" not in script, route.path
         assert "frame-ancestors 'none'" in csp and r.headers["x-content-type-options"] == "nosniff"
         assert r.headers["referrer-policy"] and r.headers["cache-control"] == "no-store", route.path

@@ -17,11 +17,11 @@ from scribe.db.engine import session_scope
 from scribe.db.tables import NoteVersion
 from scribe.runtime import Runtime
 from tests.conftest import PASSWORD, Clock, Practice, totp_code
-from tests.helpers import TRANSCRIPT, run_pipeline
+from tests.helpers import TRANSCRIPT, must_search, run_pipeline
 
 
 @pytest.fixture
-def app(settings: Settings, runtime: Runtime):
+def app(settings: Settings, runtime: Runtime) -> FastAPI:
     return create_app(settings, runtime=runtime, start_worker=False)
 
 
@@ -37,7 +37,7 @@ def client_for(app: FastAPI, username: str | None, *, raise_server_exceptions: b
 
 def csrf(client: TestClient) -> str:
     page = client.get("/").text
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    return must_search(r'name="csrf_token" value="([^"]+)"', page).group(1)
 
 
 def upload_via_form(client: TestClient, runtime: Runtime, client_id: int | None, wav: bytes) -> int:
@@ -72,19 +72,19 @@ def test_a_clinician_uploads_reviews_and_signs_in_the_browser(
     token = csrf(web)
     # mark every section reviewed, resolve every open flag, then sign
     for key in re.findall(r'action="/sessions/\d+/sections/(\w+)"', page):
-        lock = re.search(r'name="lock_version" value="(\d+)"', page).group(1)
-        text = re.search(rf'sections/{key}".*?<textarea name="text" rows="4">(.*?)</textarea>', page, re.S).group(1)
+        lock = must_search(r'name="lock_version" value="(\d+)"', page).group(1)
+        text = must_search(rf'sections/{key}".*?<textarea name="text" rows="4">(.*?)</textarea>', page, re.S).group(1)
         page = web.post(f"/sessions/{encounter_id}/sections/{key}",
                         data={"csrf_token": token, "text": html.unescape(text), "lock_version": lock}).text
     while 'name="target"' in page:
-        target = re.search(r'name="target" value="([^"]+)"', page).group(1)
-        lock = re.search(r'name="lock_version" value="(\d+)"', page).group(1)
+        target = must_search(r'name="target" value="([^"]+)"', page).group(1)
+        lock = must_search(r'name="lock_version" value="(\d+)"', page).group(1)
         r = web.post(f"/sessions/{encounter_id}/flags", data={"csrf_token": token, "target": target,
                                                              "reason": "heard it in the recording", "lock_version": lock})
         page = r.text
     assert "the service is not confirmed" in page  # the sign form waits for the service
     page = confirm_service_via_form(web, encounter_id, token)
-    lock = re.search(r'name="lock_version" value="(\d+)"', page).group(1)
+    lock = must_search(r'name="lock_version" value="(\d+)"', page).group(1)
     r = web.post(f"/sessions/{encounter_id}/sign", data={"csrf_token": token, "password": PASSWORD, "attest": "yes",
                                                         "lock_version": lock})
     assert r.status_code == 200 and "Electronically signed by" in r.text and "Content SHA-256" in r.text
@@ -235,10 +235,10 @@ def test_the_section_form_asks_for_the_typed_word_when_the_practice_requires_it(
     web = client_for(app, "dr_ada")
     page = web.get(f"/sessions/{encounter.id}").text
     assert 'Type "reviewed" to confirm it' in page
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-    version = re.search(r'name="lock_version" value="(\d+)"', page).group(1)
-    key = re.search(r'/sections/(\w+)"', page).group(1)
-    text = html.unescape(re.search(r'<textarea name="text" rows="4">(.*?)</textarea>', page, re.S).group(1))
+    token = must_search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    version = must_search(r'name="lock_version" value="(\d+)"', page).group(1)
+    key = must_search(r'/sections/(\w+)"', page).group(1)
+    text = html.unescape(must_search(r'<textarea name="text" rows="4">(.*?)</textarea>', page, re.S).group(1))
     r = web.post(f"/sessions/{encounter.id}/sections/{key}",
                  data={"csrf_token": token, "lock_version": version, "text": text}, follow_redirects=False)
     assert r.status_code == 400 and 'type "reviewed"' in html.unescape(r.text)
