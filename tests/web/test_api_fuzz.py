@@ -6,6 +6,7 @@ zero server errors, and no generated input echoed back in an error page."""
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 import schemathesis
@@ -29,13 +30,14 @@ def app(settings: Settings, runtime: Runtime, practice: Practice) -> FastAPI:
     return create_app(settings, runtime=runtime, start_worker=False)
 
 
-def operations(app: FastAPI) -> list:
+def operations(app: FastAPI) -> list[Any]:
     schema = schemathesis.openapi.from_dict(app.openapi())
-    return [op.ok() for op in schema.get_all_operations()]
+    found: list[Any] = list(schema.get_all_operations())
+    return [op.ok() for op in found]
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_no_generated_request_makes_a_server_error(app: FastAPI, role) -> None:
+def test_no_generated_request_makes_a_server_error(app: FastAPI, role: str) -> None:
     web: TestClient = client_for(app, role, raise_server_exceptions=False)  # count 500s, do not raise
     token = csrf(web) if role != "root" else _admin_token(web)
     ops = operations(app)
@@ -49,7 +51,7 @@ def test_no_generated_request_makes_a_server_error(app: FastAPI, role) -> None:
         @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
                   suppress_health_check=list(HealthCheck))
         @given(case=op.as_strategy())
-        def run(case) -> None:
+        def run(case: Any) -> None:
             nonlocal sent
             kwargs = case.as_transport_kwargs(base_url="http://testserver")
             kwargs.pop("cookies", None)

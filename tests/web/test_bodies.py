@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -36,14 +37,14 @@ class Counted:
     def post(self, app: FastAPI, path: str, content_type: str, cookie: str = "") -> int:
         status: list[int] = []
 
-        async def receive():
+        async def receive() -> dict[str, Any]:
             if self.pulled >= self.total:
                 return {"type": "http.request", "body": b"", "more_body": False}
             block = self.first + self.block[len(self.first):] if self.pulled == 0 else self.block
             self.pulled += self.piece
             return {"type": "http.request", "body": block, "more_body": True}
 
-        async def send(message):
+        async def send(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status.append(message["status"])
 
@@ -54,7 +55,8 @@ class Counted:
         scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
                  "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
                  "root_path": "", "headers": headers, "client": ("127.0.0.1", 1), "server": ("testserver", 80)}
-        anyio.run(app, scope, receive, send)
+        asgi: Any = app  # an ASGI callable; anyio.run's signature knows only plain coroutines
+        anyio.run(asgi, scope, receive, send)
         return status[0]
 
 
@@ -111,7 +113,7 @@ def test_a_large_upload_is_accepted_without_starlette_spooling_it(
 ) -> None:
     """Past 1 MB Starlette's parser spills to the system temp dir in plaintext; ours must not use it."""
 
-    def refuse(*args, **kwargs):
+    def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("Starlette's plaintext spool was used")
 
     monkeypatch.setattr(starlette.formparsers, "SpooledTemporaryFile", refuse)
@@ -159,11 +161,11 @@ def test_a_tampered_spool_does_not_read_back(tmp_path: Path) -> None:
     (OperationalError("SELECT", {}, Exception("no such table: drafts")), 500),
 ])
 def test_a_race_the_database_settles_is_a_409_or_503_never_a_500(
-    app: FastAPI, practice: Practice, monkeypatch: pytest.MonkeyPatch, error, status
+    app: FastAPI, practice: Practice, monkeypatch: pytest.MonkeyPatch, error: Exception, status: int
 ) -> None:
     from scribe.services import review
 
-    def raced(*args, **kwargs):
+    def raced(*args: object, **kwargs: object) -> None:
         raise error
 
     monkeypatch.setattr(review, "save_section", raced)
