@@ -124,3 +124,30 @@ def test_a_save_racing_a_sign_is_either_before_it_or_refused(rt: Runtime, clock:
         assert signed == []  # the edit won; the sign must be redone on the new version
     else:
         assert len(signed) == 1 and "A late edit." not in str(signed[0].content)  # the record is what was signed
+
+
+def test_two_saves_adding_sentences_the_checks_flag_keep_only_the_winners_flags(rt: Runtime, clock: Clock) -> None:
+    """Each page adds a sentence of its own that the draft checks flag (a risk the client denied,
+    written as endorsed): the winner's flagged sentence is kept once, the loser's never appears,
+    and the flagged sentences stay numbered without a gap or a repeat."""
+    from scribe.db.tables import DraftSentence
+
+    practice = make_practice(rt, clock)
+    encounter = drafted(rt, practice)
+    for i in range(ROUNDS // 2):
+        version = view(rt, practice.dr_ada, encounter).draft.lock_version
+        with Session(rt.engine) as s:
+            base = s.exec(select(DraftSection).where(DraftSection.key == "subjective")).one().text
+        texts = [f"{base} Round {i}: on page {page} the client endorses suicidal ideation." for page in ("one", "two")]
+        results = race(save(rt, practice.dr_ada, encounter, texts[0], version),
+                       save(rt, practice.dr_ada, encounter, texts[1], version))
+        errors = [r for r in results if isinstance(r, Exception)]
+        assert len(errors) == 1 and isinstance(errors[0], Conflict), results
+        winner, loser = ("one", "two") if not isinstance(results[0], Exception) else ("two", "one")
+        with Session(rt.engine) as s:
+            rows = s.exec(select(DraftSentence).where(DraftSentence.section_key == "subjective")).all()
+            mine = [r for r in rows if f"Round {i}:" in r.text]
+            assert [r.text for r in mine] == [f"Round {i}: on page {winner} the client endorses suicidal ideation."]
+            assert mine[0].flags and not any(f"Round {i}: on page {loser}" in r.text for r in rows)
+            idx = sorted(r.idx for r in rows)
+            assert idx == list(range(idx[0], idx[0] + len(idx)))  # no gap, no repeat
