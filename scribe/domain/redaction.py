@@ -56,6 +56,16 @@ def pieces(text: str, limit: int = MAX_PIECE) -> list[tuple[int, str]]:
     return out
 
 
+# What the redactor can find, under the names a practice's redaction policy uses for them. A
+# policy naming anything else is refused when it loads: a typo must never switch an entity off.
+ENTITY_TYPES = frozenset({
+    "PERSON", "LOCATION", "ORGANIZATION", "NRP", "ADDRESS", "ZIP_CODE", "DATE", "DATE_TIME", "AGE",
+    "PHONE_NUMBER", "EMAIL_ADDRESS", "URL", "IP_ADDRESS", "US_SSN", "US_ITIN", "US_DRIVER_LICENSE",
+    "US_PASSPORT", "US_BANK_NUMBER", "CREDIT_CARD", "IBAN_CODE", "CRYPTO", "MEDICAL_LICENSE", "MRN",
+    "MEMBER_ID", "NPI", "LICENSE_PLATE", "ID_NUMBER",
+})
+
+
 @dataclass(frozen=True)
 class KnownIdentifier:
     """An identifier the chart already knows, with the surrogate key it maps to."""

@@ -277,6 +277,17 @@ class RedactionPolicy(Strict):
     dates: Literal["specific", "all"] = Field(default="specific")
     operator: Literal["surrogate"] = "surrogate"
 
+    @field_validator("entities")
+    @classmethod
+    def _known(cls, entities: dict[str, EntityRule]) -> dict[str, EntityRule]:
+        from scribe.domain.redaction import ENTITY_TYPES
+
+        unknown = sorted(set(entities) - ENTITY_TYPES)
+        if unknown:
+            raise ValueError(f"no recognizer finds {', '.join(unknown)} (a typo would switch an entity off); "
+                             f"known: {', '.join(sorted(ENTITY_TYPES))}")
+        return entities
+
 
 class EgressDestination(Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")

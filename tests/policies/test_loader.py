@@ -64,3 +64,19 @@ def test_broken_yaml_is_reported(tmp_path: Path) -> None:
     (d / "pipeline.yaml").write_text("version: [1\n")
     with pytest.raises(PolicyError, match="not valid YAML"):
         load_policies(d)
+
+
+def test_a_misspelt_redaction_entity_is_refused_not_silently_dropped(tmp_path: Path) -> None:
+    d = copy_policies(tmp_path)
+    text = (d / "redaction.yaml").read_text().replace("  PERSON: {threshold: 0.35}", "  PERSN: {threshold: 0.35}")
+    (d / "redaction.yaml").write_text(text)
+    with pytest.raises(PolicyError, match=r"redaction.yaml.*PERSN"):
+        load_policies(d)
+
+
+def test_every_entity_a_rule_emits_is_one_a_policy_can_name() -> None:
+    from scribe.domain.patterns import RECOGNIZERS
+    from scribe.domain.redaction import ENTITY_TYPES
+
+    assert {entity for entity, _, _ in RECOGNIZERS} <= ENTITY_TYPES
+    assert set(load_policies(ROOT / "policies").redaction.entities) <= ENTITY_TYPES
