@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import itertools
 import json
 import random
@@ -52,12 +53,23 @@ class Doc:
     text: str
     gold: list[tuple[int, int, str]]
     known: list[KnownIdentifier]
+    group: str = ""  # what the split goes by: the synthetic set's template, the patient, the dialogue
+
+
+HALVES = ("tune", "report")
+
+
+def half(group: str) -> str:
+    """A document's half, fixed by a hash of its group (a template, a patient, a dialogue), so
+    that no template, patient or dialogue is on both sides. Rules are tuned on "tune" only;
+    "report" is the half a change is judged on."""
+    return HALVES[hashlib.sha256(group.encode()).digest()[0] % 2]
 
 
 def presidio_synth(limit: int | None) -> list[Doc]:
     rows = json.loads((EVAL / "presidio_synth" / "synth_dataset_v2_dev.json").read_text())[:limit]
-    return [Doc(r["full_text"], [(s["start_position"], s["end_position"], s["entity_type"]) for s in r["spans"]], [])
-            for r in rows]
+    return [Doc(r["full_text"], [(s["start_position"], s["end_position"], s["entity_type"]) for s in r["spans"]], [],
+                f"template {r['template_id']}") for r in rows]
 
 
 def physionet(limit: int | None) -> list[Doc]:
@@ -65,7 +77,8 @@ def physionet(limit: int | None) -> list[Doc]:
     with (EVAL / "physionet_deid" / "deid_gold_dev.jsonl").open() as f:
         for line in f:
             r = json.loads(line)
-            docs.append(Doc(r["text"], [(s["start"], s["end"], s["type"]) for s in r["spans"]], []))
+            docs.append(Doc(r["text"], [(s["start"], s["end"], s["type"]) for s in r["spans"]], [],
+                            f"patient {r['patient']}"))
     return docs[:limit]
 
 
@@ -82,7 +95,7 @@ def aci(limit: int | None) -> list[Doc]:
             gold += [(x.start(), x.end(), "PERSON") for x in re.finditer(rf"\b{re.escape(n)}\b", text, re.I)]
         full = " ".join(n.strip() for n in (m["patient_firstname"], m["patient_familyname"]) if n.strip())
         known = [KnownIdentifier(full, "PERSON", "client.name")] + [KnownIdentifier(n, "PERSON", "client.name") for n in names]
-        docs.append(Doc(text, gold, known))
+        docs.append(Doc(text, gold, known, f"dialogue {row['encounter_id']}"))
     return [turn for doc in docs[:limit] for turn in _turns(doc)]
 
 
@@ -95,7 +108,7 @@ def _turns(doc: Doc) -> list[Doc]:
         pos = end + 1
         if line.strip():
             gold = [(s - start, e - start, k) for s, e, k in doc.gold if start <= s and e <= end]
-            out.append(Doc(line, gold, doc.known))
+            out.append(Doc(line, gold, doc.known, doc.group))
     return out
 
 
@@ -121,7 +134,7 @@ def asr_style(limit: int | None, seed: int = 7) -> list[Doc]:
                 lead = len(spoken) - len(spoken.lstrip())
                 gold.append((len(text) + lead, len(text) + len(spoken.rstrip()), kind))
             text += spoken
-        out.append(Doc(text, gold, []))
+        out.append(Doc(text, gold, [], doc.group))
     return out
 
 
@@ -188,8 +201,11 @@ def run(name: str, docs: list[Doc], systems: dict) -> dict[str, object]:
         seconds = time.perf_counter() - started
         rows = score(docs, preds)
         rows["overall"]["kchars_per_s"] = chars / 1000 / seconds
+        rows["halves"] = {h: score([d for d in docs if half(d.group) == h],
+                                   [p for d, p in zip(docs, preds, strict=True) if half(d.group) == h])["overall"]
+                          for h in HALVES}
         results[sys_name] = rows
-    kinds = [k for k in results["ours"] if k != "overall"] + ["overall"]
+    kinds = [k for k in results["ours"] if k not in ("overall", "halves")] + ["overall"]
     printable = [{"entity": k, "n": results["ours"][k]["n"],
                   **{f"{s} recall": results[s][k]["recall"] for s in systems}} for k in kinds]
     for s in systems:
@@ -197,6 +213,10 @@ def run(name: str, docs: list[Doc], systems: dict) -> dict[str, object]:
         printable[-1][f"{s} kchars/s"] = results[s]["overall"]["kchars_per_s"]
     print(f"\n== {name}: {len(docs)} documents, {chars / 1000:.0f} kchars")
     print(table(printable, list(printable[-1].keys())))
+    halves = [{"half": h, "documents": sum(half(d.group) == h for d in docs), "identifiers": results["ours"]["halves"][h]["n"],
+               **{f"{s} {m}": results[s]["halves"][h][m] for s in systems for m in ("recall", "precision")}}
+              for h in HALVES]
+    print(table(halves, list(halves[0].keys())))
     return results
 
 
