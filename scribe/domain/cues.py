@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from scribe.domain.vocabulary import CLINICAL_TERMS, Lexicon, capitals_text
+from scribe.domain.vocabulary import CLINICAL_TERMS, Lexicon, capitals_text, near_word
 
 _DAYS = frozenset("monday tuesday wednesday thursday friday saturday sunday".split())
 # everyday words that are no place's name after a movement ("went to bed", "sent to lab")
@@ -93,7 +93,7 @@ def find_titled_names(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, s
 
 # A facility's name before what it is: "Holy Cross Hospital", "to sacred heart hosp", "UNION HOSP.",
 # "Baltimore Rehab", "Sacred Heart Memorial"; the name words only (at most three)
-_FACILITY = re.compile(r"((?:(?:st|saint)\.?\s+)?(?:[a-z][\w'’-]*\s+){0,2}[a-z][\w'’-]*)\s+(?:hospital|hospiatal|hosp\.?|"
+_FACILITY = re.compile(r"((?:(?:st|saint)\.?\s+)?(?:[a-z][\w'’-]*\s+){0,2}[a-z][\w'’-]*)\s+(?:hosp[a-z]{0,5}\.?|"
                        r"medical\s+cent(?:er|re)|med\.?\s+ctr|rehab(?:ilitation)?|memorial|regional|clinic|nursing\s+home|"
                        r"health\s*care|health\s+cent(?:er|re)|treatment\s+cent(?:er|re))\b", re.I)
 # what every _FACILITY match holds (a whitespace, then the word saying what it is): a cheap first look
@@ -101,14 +101,14 @@ _FACILITY_WORD = re.compile(r"\s(?:hosp|medical\s+cent|med\.?\s+ctr|rehab|memori
                             r"health\s*care|health\s+cent|treatment\s+cent)", re.I)
 _NOT_FACILITY = frozenset("""the a an to at from in into by of for with and or was were is are his her their our my your this
 that other another same outside previous prev local nearest psychiatric psych mental state county community osh
-children's transferred transfered admitted discharged sent went taken brought back go going seen screened big small new
+children's transferred admitted discharged sent went taken brought back go going seen screened big small new
 old nice good bad different private public last next first second one two three any some no every whole acute
 leave left leaving enter entered visit visited call called""".split())
 # "St. Mary's", "ST. MARY", "St Joseph's" (not St. John's wort)
 _SAINT = re.compile(r"\b(?:St|ST|Saint|SAINT)\.?\s+([A-Z][A-Za-z]+(?:'s|'S)?)\b(?!\s+(?i:wort))")
 # a hospital or ward a patient is moved to or from, by name: "transfer to quartermain 2", "SENT TO ED AT GH",
 # "from Quartermain 3", "medflight to GH", "brought to GH ER"
-_MOVED = re.compile(r"\b(?:admitted|admit|adm|transfer(?:red)?|transfered|trans|tx|sent|came|come|arrived|arrival|taken|"
+_MOVED = re.compile(r"\b(?:admitted|admit|adm|transfer(?:r?ed)?|trans|tx|sent|came|come|arrived|arrival|taken|"
                     r"followed|seen|returned|return|discharged|d/c'?d|referred|brought|medflight|medflighted|went|go|"
                     r"going|enroute)\s+(?:(?:pt|patient|him|her|them|back|over|earlier|directly|emergently|today)\s+)?"
                     r"(?:(to|at|from|into)\s+)?(?:(?:the|ed|er|ew)\s+(?:at\s+)?)?"
@@ -125,7 +125,8 @@ def find_facilities(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, str
         keep: list[re.Match[str]] = []
         for w in reversed(words):  # from the facility word back, up to the first word that is not a name's
             low = w.group(0).lower().strip("(")
-            if low in _NOT_FACILITY or low in _AFTER_TITLE or (low in CLINICAL_TERMS and low not in ("heart", "cross")) \
+            not_a_name = low in _NOT_FACILITY or near_word(low, _NOT_FACILITY) or low in _AFTER_TITLE
+            if not_a_name or (low in CLINICAL_TERMS and low not in ("heart", "cross")) \
                     or low in _NOT_PLACES or not w.group(0)[:1].isalpha():
                 break
             keep.insert(0, w)

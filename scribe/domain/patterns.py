@@ -20,7 +20,7 @@ _SUFFIX = (r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|
            r"trafficway|throughway|spur|ramp")
 # what follows a number that is an amount, not a house number: "2 miles in the park"
 _MEASURE = (r"(?:miles?|minutes?|hours?|hrs?|sec|seconds?|days?|weeks?|months?|years?|times?|blocks?|steps|mg|mcg|"
-            r"ml|cc|u|units?|beats?|episodes?|epsiodes|people|kids|of|or|and|to|more|less|laps|rounds|drinks|beers|cups)")
+            r"ml|cc|u|units?|beats?|episodes?|people|kids|of|or|and|to|more|less|laps|rounds|drinks|beers|cups)")
 # words that never make a street's name: "3 way foley in place", "2 IVs to the left"
 _NOT_STREET = (r"(?:in|to|the|a|an|of|at|on|for|with|and|or|by|from|into|out|up|down|per|is|was|has|had|at|this|that|"
                r"way|times|x|did|not|no|rate|beat|beats|run|runs|given|drained|mod|reg)")

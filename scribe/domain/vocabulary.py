@@ -148,3 +148,27 @@ def clinical_shorthand(text: str) -> bool:
     abbreviations ('pt', 'abd', 'sbp', 'gtt'…). NER trained on news reads such text poorly."""
     words = [w.lower().strip(".'’-") for w in words_of(text)]
     return len(words) >= 8 and sum(w in CLINICAL_TERMS for w in words) >= max(2.0, 0.06 * len(words))
+
+
+def near_word(word: str, words: frozenset[str]) -> bool:
+    """A long word one slip from a listed one (a letter dropped, doubled, changed or two swapped:
+    "transfered", "admited"), so a word list carries over to text typed in a hurry without a
+    rule for each typo. Short words must match exactly: at four letters one slip is another word."""
+    if len(word) < 7:
+        return False
+    return any(abs(len(listed) - len(word)) <= 1 and len(listed) >= 7 and _one_slip(word, listed) for listed in words)
+
+
+def _one_slip(a: str, b: str) -> bool:
+    if a == b:
+        return True
+    if len(a) == len(b):
+        diff = [i for i in range(len(a)) if a[i] != b[i]]
+        return len(diff) == 1 or (len(diff) == 2 and diff[1] == diff[0] + 1 and a[diff[0]] == b[diff[1]]
+                                   and a[diff[1]] == b[diff[0]])
+    short, long_ = (a, b) if len(a) < len(b) else (b, a)
+    i = 0
+    while i < len(short) and short[i] == long_[i]:
+        i += 1
+    return short[i:] == long_[i + 1:]
+

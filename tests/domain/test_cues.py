@@ -133,3 +133,22 @@ def test_a_number_found_as_a_date_or_phone_is_dropped_only_in_its_clinical_conte
         assert clinical_in_context(text, entity, start, start + len(value), note=True) is dropped, value
     speech = "call me at 954-1183"
     assert not clinical_in_context(speech, "PHONE_NUMBER", 11, 19, note=False)
+
+
+def test_a_long_listed_word_is_known_one_slip_away_and_a_short_one_only_exactly() -> None:
+    from scribe.domain.vocabulary import near_word
+
+    listed = frozenset({"transferred", "admitted", "discharged", "the"})
+    for typo in ("transfered", "admited", "dischraged", "discharge", "transferrred"):
+        assert near_word(typo, listed), typo
+    for other in ("transform", "admiral", "charged", "teh", "then"):
+        assert not near_word(other, listed), other
+
+
+def test_a_facility_is_found_whatever_its_hospital_word_and_however_transferred_is_typed() -> None:
+    from scribe.domain.cues import find_facilities
+
+    text = "Pt was transfered from Calvert Hospiatal to the unit. Seen at Union hosp."
+    found = {text[a:b] for a, b, _ in find_facilities(text, LEX)}
+    assert "Calvert" in found and "Union" in found
+    assert not any("transfered" in f.lower() for f in found)
