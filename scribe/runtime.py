@@ -118,14 +118,8 @@ def build_runtime(settings: Settings, *, policies: Policies | None = None, engin
                   clock: Callable[[], datetime] = utc_now, migrate: bool = True) -> Runtime:
     """Open the database (migrating it), the keys and the policies. Imported lazily, so
     that a route module importing the Runtime type pulls in neither alembic nor services."""
-    from sqlalchemy import text
-
-    from scribe.db.engine import check_durability, make_engine
-    from scribe.db.migrate import upgrade
-    from scribe.db.sealing.columns import install as install_sealing
-    from scribe.db.sealing.vault import has_data_keys
+    from scribe.db.engine import make_engine
     from scribe.policies import load_policies
-    from scribe.services.keys import load_or_create_key
 
     placement = settings.key_placement_problems()
     if placement:
@@ -134,6 +128,23 @@ def build_runtime(settings: Settings, *, policies: Policies | None = None, engin
     policies = policies or load_policies(settings.policies_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = make_engine(settings.sqlalchemy_url)
+    try:
+        return _open(settings, policies, engine, engines, clock, migrate)
+    except BaseException:
+        engine.dispose()  # a refused start leaves no connection open behind it
+        raise
+
+
+def _open(settings: Settings, policies: Policies, engine: Engine, engines: Engines | None,
+          clock: Callable[[], datetime], migrate: bool) -> Runtime:
+    from sqlalchemy import text
+
+    from scribe.db.engine import check_durability, make_engine
+    from scribe.db.migrate import upgrade
+    from scribe.db.sealing.columns import install as install_sealing
+    from scribe.db.sealing.vault import has_data_keys
+    from scribe.services.keys import load_or_create_key
+
     if not settings.master_key_path.exists() and has_data_keys(engine):
         raise RuntimeError(f"the master key {settings.master_key_path} is missing, and this database holds data "
                            "sealed with it: restore the key file (or set SCRIBE_KEY_DIR); scribe will not make a new one")
@@ -162,7 +173,12 @@ def build_runtime(settings: Settings, *, policies: Policies | None = None, engin
 
     queue = build_queue(settings)
     if isinstance(queue, ProcrastinateQueue) and migrate:
-        queue.ensure_schema(make_engine(settings.database_owner_url) if settings.database_owner_url else engine)
+        owner = make_engine(settings.database_owner_url) if settings.database_owner_url else engine
+        try:
+            queue.ensure_schema(owner)
+        finally:
+            if owner is not engine:
+                owner.dispose()
     queue.install(engine)
     runtime = Runtime(settings, policies, engine, key, clock, engines, vault, queue=queue)
     runtime.spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

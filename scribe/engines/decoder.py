@@ -129,6 +129,10 @@ class SandboxDecoder:
             timer.cancel()
             for t in threads:
                 t.join(timeout=5)
+            for stream in (child.stdout, child.stderr):  # the pipes are ours to close
+                if stream is not None:
+                    with contextlib.suppress(OSError):
+                        stream.close()
         report = _parse_status(bytes(status))
         self.last_peak_mb = float(report.get("peak_mb", 0.0))
         if timed_out.is_set():

@@ -144,13 +144,13 @@ def make_backup(settings: Settings, engine: Any, dest: Path, *, now: datetime) -
             tmp.unlink(missing_ok=True)
     elif kind == "postgresql":
         url, extra = _pg_args(settings.sqlalchemy_url)
-        dump = subprocess.Popen([_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges", *extra,
-                                 f"--dbname={url}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert dump.stdout is not None  # noqa: S101 - narrows the type; never a guard
-        _seal_into(keys, dump.stdout, db_out, f"backup/{DATABASE}")
-        if dump.wait() != 0:
-            raise BackupError("pg_dump failed: " + (dump.stderr.read().decode(errors="replace")[-300:] if dump.stderr
-                                                   else ""))
+        with subprocess.Popen([_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges", *extra,
+                               f"--dbname={url}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE) as dump:
+            assert dump.stdout is not None  # noqa: S101 - narrows the type; never a guard
+            _seal_into(keys, dump.stdout, db_out, f"backup/{DATABASE}")
+            if dump.wait() != 0:
+                raise BackupError("pg_dump failed: " + (dump.stderr.read().decode(errors="replace")[-300:]
+                                                       if dump.stderr else ""))
     else:
         raise BackupError(f"cannot back up a {kind} database")
     with engine.connect() as conn:
@@ -290,17 +290,17 @@ def restore_backup(settings: Settings, folder: Path) -> dict[str, Any]:
 
 def _pg_restore(settings: Settings, keys: BackupKeys, folder: Path) -> None:
     url, _ = _pg_args(settings.sqlalchemy_url)
-    proc = subprocess.Popen([_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error",
-                             f"--dbname={url}"], stdin=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stdin is not None  # noqa: S101 - narrows the type; never a guard
-    try:
-        for block in _open_from(keys, folder / DATABASE, f"backup/{DATABASE}"):
-            proc.stdin.write(block)
-    finally:
-        proc.stdin.close()
-    if proc.wait() != 0:
-        raise BackupError("pg_restore failed: " + (proc.stderr.read().decode(errors="replace")[-300:]
-                                                   if proc.stderr else ""))
+    with subprocess.Popen([_tool("pg_restore"), "--no-owner", "--no-privileges", "--exit-on-error",
+                           f"--dbname={url}"], stdin=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdin is not None  # noqa: S101 - narrows the type; never a guard
+        try:
+            for block in _open_from(keys, folder / DATABASE, f"backup/{DATABASE}"):
+                proc.stdin.write(block)
+        finally:
+            proc.stdin.close()
+        if proc.wait() != 0:
+            raise BackupError("pg_restore failed: " + (proc.stderr.read().decode(errors="replace")[-300:]
+                                                       if proc.stderr else ""))
 
 
 @dataclass

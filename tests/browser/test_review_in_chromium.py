@@ -352,6 +352,7 @@ def test_the_idle_warning_appears_offers_to_stay_then_logs_out(server: str, page
 
 def test_a_new_user_sets_up_the_second_factor_in_the_browser(server: str, page) -> None:
     import pyotp
+    from sqlmodel import select
 
     from scribe.db.engine import session_scope
     from scribe.db.tables import User
@@ -359,7 +360,7 @@ def test_a_new_user_sets_up_the_second_factor_in_the_browser(server: str, page) 
 
     rt = server.runtime
     with session_scope(rt.engine) as s:
-        admin = s.query(User).filter(User.username == "root").one()
+        admin = s.exec(select(User).where(User.username == "root")).one()
         invited = create_user(s, rt.audit_key, rt.policies.security, actor=admin, username="dr_new",
                               full_name="Dr New", role="clinician", now=rt.clock())
     page.context.clear_cookies()

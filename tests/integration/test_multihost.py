@@ -84,8 +84,9 @@ class Host:
         env = {**env, **extra, "SCRIBE_DATABASE_URL": env["SCRIBE_DATABASE_URL"].replace("127.0.0.1", self.gateway),
                "SCRIBE_DATA_DIR": env["SCRIBE_DATA_DIR"] + f"-{self.ns}"}  # the host's own disk
         argv = ["ip", "netns", "exec", self.ns, sys.executable, "-m", "scribe.cli", "worker"]
-        self.worker = subprocess.Popen(argv + (["--queues", queues] if queues else []), env=env,
-                                       stdout=self.log.open("a"), stderr=subprocess.STDOUT, text=True)
+        with self.log.open("a") as out:  # the worker writes to its own copy of the descriptor
+            self.worker = subprocess.Popen(argv + (["--queues", queues] if queues else []), env=env,
+                                           stdout=out, stderr=subprocess.STDOUT, text=True)
 
     @property
     def worker_id_prefix(self) -> str:

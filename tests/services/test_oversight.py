@@ -98,15 +98,8 @@ def test_every_grant_is_listed_for_review_until_reviewed(runtime: Runtime, pract
         with pytest.raises(PermissionDenied):
             breakglass.grants_for_review(s, practice.dr_ben, runtime.policies.security)
     with session_scope(runtime.engine) as s:
-        breakglass.review(
-            s,
-            runtime.audit_key,
-            runtime.policies.security,
-            actor=practice.root,
-            grant_id=g.id,
-            note="called the client",
-            now=runtime.clock(),
-        )
+        breakglass.review(s, runtime.audit_key, runtime.policies.security, actor=practice.root, grant_id=g.id,
+                          note="called the client", now=runtime.clock())
     with session_scope(runtime.engine) as s:
         assert s.get(BreakGlassGrant, g.id).reviewed_by == practice.root.id
 
@@ -280,15 +273,8 @@ def test_a_grant_is_reviewed_by_neither_the_grantee_nor_whoever_made_the_account
         assert breakglass.awaiting_review(s, root_two, runtime.policies.security) == 2
         assert breakglass.awaiting_review(s, quick, runtime.policies.security) == 0
     with pytest.raises(PermissionDenied, match="another administrator"), session_scope(runtime.engine) as s:
-        breakglass.review(
-            s,
-            runtime.audit_key,
-            runtime.policies.security,
-            actor=practice.root,
-            grant_id=g.id,
-            note="fine",
-            now=clock(),
-        )
+        breakglass.review(s, runtime.audit_key, runtime.policies.security, actor=practice.root, grant_id=g.id,
+                          note="fine", now=clock())
     with session_scope(runtime.engine) as s:
         breakglass.review(
             s,

@@ -159,19 +159,7 @@ def sign(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id
 def addendum(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: PathId,
              text: Annotated[str, Form(max_length=records.MAX_CORRECTION_CHARS)],
              password: Annotated[str, Form(max_length=200)], attest: Annotated[str, Form(max_length=10)] = "") -> Response:
-    records.correct(
-        session,
-        runtime.audit_key,
-        runtime.policies,
-        actor=actor,
-        encounter_id=encounter_id,
-        kind=VersionKind.ADDENDUM,
-        password=password,
-        attested=attest == "yes",
-        now=runtime.clock(),
-        addendum=text,
-    )
-    return RedirectResponse(f"/sessions/{encounter_id}#note", status_code=303)
+    return _correct(runtime, session, actor, encounter_id, VersionKind.ADDENDUM, password, attest, addendum=text)
 
 
 @router.post("/sessions/{encounter_id}/amendment", dependencies=[allow("note.sign"), CsrfDep])
@@ -180,18 +168,14 @@ async def amendment(request: Request, runtime: RuntimeDep, session: SessionDep, 
                     attest: Annotated[str, Form(max_length=10)] = "") -> Response:
     form = await request.form()
     texts = {k[len("section_"):]: str(v) for k, v in form.items() if k.startswith("section_") and len(k) < 60}
-    records.correct(
-        session,
-        runtime.audit_key,
-        runtime.policies,
-        actor=actor,
-        encounter_id=encounter_id,
-        kind=VersionKind.AMENDMENT,
-        password=password,
-        attested=attest == "yes",
-        now=runtime.clock(),
-        texts=texts,
-    )
+    return _correct(runtime, session, actor, encounter_id, VersionKind.AMENDMENT, password, attest, texts=texts)
+
+
+def _correct(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, encounter_id: int, kind: VersionKind,
+             password: str, attest: str, **change: Any) -> Response:
+    """An addendum or an amendment, signed with the password and the attestation; back to the note."""
+    records.correct(session, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter_id, kind=kind,
+                    password=password, attested=attest == "yes", now=runtime.clock(), **change)
     return RedirectResponse(f"/sessions/{encounter_id}#note", status_code=303)
 
 
