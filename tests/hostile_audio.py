@@ -13,6 +13,7 @@ import random
 import struct
 import wave
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -60,7 +61,7 @@ def encoded(container: str, codec: str, seconds: float, *, rate: int = 48000, ch
 
     buf = io.BytesIO()
     out = av.open(buf, mode="w", format=container)
-    stream = out.add_stream(codec, rate=rate)
+    stream: Any = out.add_stream(codec, rate=rate)  # an audio stream (its codec is one)
     stream.layout = "mono" if channels == 1 else "stereo"
     if bit_rate:
         stream.bit_rate = bit_rate
@@ -77,12 +78,12 @@ def encoded(container: str, codec: str, seconds: float, *, rate: int = 48000, ch
     return _finish(out, stream, buf)
 
 
-def _mux(out, stream, frame) -> None:
+def _mux(out: Any, stream: Any, frame: Any) -> None:
     for packet in stream.encode(frame):
         out.mux(packet)
 
 
-def _finish(out, stream, buf: io.BytesIO) -> bytes:
+def _finish(out: Any, stream: Any, buf: io.BytesIO) -> bytes:
     _mux(out, stream, None)  # flush the encoder
     out.close()
     return buf.getvalue()

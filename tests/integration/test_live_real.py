@@ -9,6 +9,7 @@ import io
 import itertools
 import re
 from pathlib import Path
+from typing import Any
 
 import jiwer
 import pytest
@@ -18,8 +19,9 @@ from scribe.config import ROOT, Settings
 from scribe.db.engine import session_scope
 from scribe.db.tables import Transcript
 from scribe.domain.notes import EncounterStatus
+from scribe.domain.transcript import TranscriptResult
 from scribe.engines.build import build_engines
-from scribe.engines.protocols import Engines
+from scribe.engines.protocols import Audio, Deadline, Engines, Transcriber
 from scribe.policies import load_policies
 from scribe.runtime import build_runtime
 from scribe.services import recording
@@ -33,10 +35,11 @@ pytestmark = pytest.mark.slow
 class Counting:
     """The real transcriber, noting the offset and length of every piece of audio it is given."""
 
-    def __init__(self, inner) -> None:
-        self.inner, self.name, self.calls = inner, inner.name, []
+    def __init__(self, inner: Transcriber) -> None:
+        self.inner, self.name = inner, inner.name
+        self.calls: list[tuple[float, float]] = []
 
-    def transcribe(self, audio, deadline=None, **kw):
+    def transcribe(self, audio: Audio, deadline: Deadline | None = None, **kw: Any) -> TranscriptResult:
         self.calls.append((audio.offset, audio.seconds))
         return self.inner.transcribe(audio, deadline, **kw)
 
@@ -49,7 +52,7 @@ def webm(data: bytes) -> bytes:
     import av
 
     out = io.BytesIO()
-    with av.open(io.BytesIO(data)) as src, av.open(out, "w", format="webm") as dst:
+    with av.open(io.BytesIO(data), mode="r") as src, av.open(out, "w", format="webm") as dst:
         stream = dst.add_stream("libopus", rate=48000)
         stream.layout, stream.bit_rate = "mono", 32000
         resampler = av.AudioResampler(format="flt", layout="mono", rate=48000)
@@ -76,17 +79,17 @@ def test_the_sample_is_transcribed_live_and_the_rest_at_the_end(tmp_path: Path) 
     size = -(-len(data) // n)
     pieces = [data[i:i + size] for i in range(0, len(data), size)]
     with session_scope(rt.engine) as s:
-        encounter = recording.start(s, rt.audit_key, rt.policies, actor=practice.dr_ada, client_id=practice.maya.id,
+        encounter = recording.start(s, rt.audit_key, rt.policies, actor=practice.dr_ada, client_id=practice.maya.id or 0,
                                     note_type="soap", now=clock())
     shown: list[list[tuple[int, str]]] = []
     for seq, piece in enumerate(pieces):
         with session_scope(rt.engine) as s:
-            recording.add_chunk(s, rt.policies, actor=practice.dr_ada, encounter_id=encounter.id, seq=seq, data=piece,
+            recording.add_chunk(s, rt.policies, actor=practice.dr_ada, encounter_id=encounter.id or 0, seq=seq, data=piece,
                                 recordings_dir=settings.recordings_dir, now=clock())
         if seq % 10 == 9:
             run_pipeline(rt)  # the worker, between pieces
             with session_scope(rt.engine) as s:
-                shown.append([(x.index, x.text) for x in load_segments(s, encounter.id)])
+                shown.append([(x.index, x.text) for x in load_segments(s, encounter.id or 0)])
     with session_scope(rt.engine) as s:
         until = s.exec(select(Transcript).where(Transcript.encounter_id == encounter.id)).one().live_until
     assert until > 40  # most of the 85 s was transcribed while it was recorded
@@ -94,14 +97,14 @@ def test_the_sample_is_transcribed_live_and_the_rest_at_the_end(tmp_path: Path) 
         assert later[:len(earlier)] == earlier  # what was shown never changed
     live_calls = len(counting.calls)
     with session_scope(rt.engine) as s:
-        recording.finish(s, rt.audit_key, rt.policies, actor=practice.dr_ada, encounter_id=encounter.id,
+        recording.finish(s, rt.audit_key, rt.policies, actor=practice.dr_ada, encounter_id=encounter.id or 0,
                          recordings_dir=settings.recordings_dir, decoder=rt.decoder, now=clock())
     run_pipeline(rt)
     assert reload(rt, encounter).status == EncounterStatus.IN_REVIEW
     offset, seconds = counting.calls[live_calls]
     assert offset == pytest.approx(until) and seconds < 85 - 40  # the tail only
     with session_scope(rt.engine) as s:
-        final = load_segments(s, encounter.id)
+        final = load_segments(s, encounter.id or 0)
     reference = words(" ".join(line.split(":", 1)[1] for line in SAMPLE_SCRIPT.read_text().splitlines() if line.strip()))
     wer = jiwer.wer(reference, words(" ".join(x.text for x in final)))
     assert wer < 0.35, wer  # the cold path's bar on the same sample (test_real_pipeline)

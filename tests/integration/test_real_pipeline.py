@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import select
@@ -29,13 +30,20 @@ pytestmark = pytest.mark.slow
 class RecordingDrafter:
     """Wraps the real drafter and keeps exactly what it was given."""
 
-    def __init__(self, inner) -> None:
-        self.inner, self.name, self.inputs = inner, inner.name, []
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.name = inner, inner.name
+        self.inputs: list[str] = []
         self.leaves_host = inner.leaves_host
 
-    def draft(self, transcript, note_name, sections, deadline=None):
+    def draft(self, transcript: Any, note_name: str, sections: Any, deadline: Any = None) -> Any:
         self.inputs.append(transcript.text)
         return self.inner.draft(transcript, note_name, sections, deadline)
+
+
+def recorded(engines: Engines) -> RecordingDrafter:
+    drafter = engines.drafter
+    assert isinstance(drafter, RecordingDrafter)
+    return drafter
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +76,7 @@ def test_the_real_engines_stop_at_a_passed_deadline(real_engines: Engines) -> No
 def test_the_sample_transcribes_in_time_order_with_both_speakers(real_engines: Engines) -> None:
     audio = build_decoder(load_policies(ROOT / "policies")).pcm(SAMPLE_AUDIO.read_bytes(), max_seconds=3600)
     result = real_engines.transcriber.transcribe(audio)
+    assert real_engines.voices is not None
     result = dataclasses.replace(result, segments=real_engines.voices.label(audio.samples, result.segments,
                                                                               VoiceHints(2)))
     starts = [s.start for s in result.segments]
@@ -96,7 +105,7 @@ def test_the_real_pipeline_drafts_without_identifiers_and_signs(
     fresh = reload(runtime, encounter)
     assert fresh.status == EncounterStatus.IN_REVIEW, fresh.status_reason
 
-    seen = real_engines.drafter.inputs[-1].lower()
+    seen = recorded(real_engines).inputs[-1].lower()
     for identifier in ("maya", "thompson", "laura", "555-201", "maya.t@example.org", "riverside bakery"):
         assert identifier not in seen, identifier
     assert "[client]" in seen
@@ -114,7 +123,7 @@ def test_the_real_pipeline_drafts_without_identifiers_and_signs(
     with pytest.raises(DatabaseError, match="append-only"), runtime.engine.begin() as conn:
         conn.execute(text("UPDATE note_versions SET content_sha256 = 'forged'"))
     with session_scope(runtime.engine) as s:
-        assert s.get(NoteVersion, version.id).content_sha256 == version.content_sha256
+        assert s.get_one(NoteVersion, version.id).content_sha256 == version.content_sha256
 
 
 def test_the_real_redactor_catches_what_the_chart_does_not_know(real_engines: Engines) -> None:
@@ -134,9 +143,9 @@ def test_redaction_makes_no_outbound_connection(real_engines: Engines) -> None:
 
     from scribe.domain.transcript import parse_plain_transcript
 
-    attempts = []
+    attempts: list[tuple[Any, ...]] = []
 
-    def hook(event, args):
+    def hook(event: str, args: tuple[Any, ...]) -> None:
         if event == "socket.connect":
             attempts.append(args)
 
@@ -163,20 +172,20 @@ def test_a_real_supervision_meeting_is_drafted_by_case_reference(
     runtime = build_runtime(settings, policies=policies, engines=real_engines, clock=clock)
     people = make_practice(runtime, clock)
     with session_scope(runtime.engine) as s:
-        maya = s.get(Client, people.maya.id)
-        maya.clinician_id = people.sam.id  # Maya is the supervisee's client here
+        maya = s.get_one(Client, people.maya.id)
+        maya.clinician_id = people.sam.id or 0  # Maya is the supervisee's client here
         s.add(maya)
     with session_scope(runtime.engine) as s:
         encounter = uploads.accept_supervision_upload(
             s, runtime.audit_key, policies, recordings_dir=settings.recordings_dir, decoder=runtime.decoder,
             actor=people.dr_ben,
-            participant_ids=[people.sam.id], participants_agreed=True, stream=io.BytesIO(SAMPLE_AUDIO.read_bytes()),
+            participant_ids=[people.sam.id or 0], participants_agreed=True, stream=io.BytesIO(SAMPLE_AUDIO.read_bytes()),
             now=clock())
     Worker(runtime).run_until_idle()
     fresh = reload(runtime, encounter)
     assert fresh.status == EncounterStatus.IN_REVIEW, fresh.status_reason
 
-    seen = real_engines.drafter.inputs[-1].lower()
+    seen = recorded(real_engines).inputs[-1].lower()
     for identifier in ("maya", "thompson", "laura", "555-201", "riverside bakery"):
         assert identifier not in seen, identifier
     assert "[case_1]" in seen
@@ -222,7 +231,7 @@ def test_the_transcript_is_a_cached_prefix_for_every_section(real_engines: Engin
     (SmolLM2 does at the blank line); prompt and rest still spell the whole prompt."""
     from scribe.engines.protocols import SectionRequest
 
-    drafter = real_engines.drafter.inner
+    drafter = recorded(real_engines).inner
     text = "CLINICIAN: How was your week?\nCLIENT: Better, I slept well.\n" * 40
     parts = [drafter._prompt_tokens(text, "SOAP note", SectionRequest(k, k.title(), "Summarise.", 3))
              for k in ("subjective", "plan")]

@@ -19,6 +19,7 @@ from scribe.config import ROOT, Settings
 from scribe.domain.redaction import KnownIdentifier
 from scribe.domain.spoken import speak_digits, speak_email
 from scribe.engines.build import build_redactor
+from scribe.engines.presidio import PresidioRedactor
 from scribe.policies import load_policies
 
 pytestmark = pytest.mark.slow
@@ -99,20 +100,23 @@ def corpus(seed: int = 20261122) -> tuple[list[Doc], list[str]]:
     return docs, kinds
 
 
+Scores = dict[str, dict[str, float]]
+
+
 @pytest.fixture(scope="module")
-def results():
+def results() -> Scores:
     redactor = build_redactor(Settings(models_dir=ROOT / "models", model_profile="test"), REDACTION)
     docs, _ = corpus()
     return score(docs, [[(s.start, s.end) for s in redactor.find_spans(d.text, d.known)] for d in docs])
 
 
-def test_chart_known_identifiers_are_always_caught(results) -> None:
+def test_chart_known_identifiers_are_always_caught(results: Scores) -> None:
     row = results["chart-known"]
     print(f"S6 chart-known: recall {row['recall']:.3f} over {row['n']}")
     assert row["n"] == 300 and row["recall"] == 1.0
 
 
-def test_no_class_falls_below_its_baseline(results) -> None:
+def test_no_class_falls_below_its_baseline(results: Scores) -> None:
     print(f"S6 generated ASR-style corpus: {results['overall']['n']} identifiers, "
           f"precision {results['overall']['precision']:.3f}")
     for kind, floor in BASELINE.items():
@@ -151,6 +155,7 @@ def test_a_helper_that_dies_fails_the_batch_and_the_next_batch_gets_new_helpers(
     shared = build_redactor(Settings(models_dir=ROOT / "models", model_profile="test", cpu_threads=2), REDACTION)
     try:
         shared.warm_up()
+        assert shared._pool is not None
         for pid in list(shared._pool._processes):  # the helper is killed, as the OOM killer would
             os.kill(pid, signal.SIGKILL)
         with pytest.raises(Exception):
@@ -162,7 +167,7 @@ def test_a_helper_that_dies_fails_the_batch_and_the_next_batch_gets_new_helpers(
 
 
 @pytest.fixture(scope="module")
-def redactor():
+def redactor() -> PresidioRedactor:
     return build_redactor(Settings(models_dir=ROOT / "models", model_profile="test"), REDACTION)
 
 
@@ -179,7 +184,9 @@ def redactor():
     ("you do have some pain to palpation of the lumbar spine", "palpation", False),
     ("a couple of weeks of testing and a history of hypertension", "hypertension", False),
 ])
-def test_lowercase_speech_is_read_with_its_names_capitalised(redactor, said: str, words: str, removed: bool) -> None:
+def test_lowercase_speech_is_read_with_its_names_capitalised(
+    redactor: PresidioRedactor, said: str, words: str, removed: bool
+) -> None:
     start, end = said.index(words), said.index(words) + len(words)
     spans = redactor.find_spans(said, [])
     found = [(said[s.start:s.end], s.entity) for s in spans]

@@ -15,12 +15,14 @@ import re
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from scribe.app import create_app
 from scribe.config import Settings
@@ -75,7 +77,7 @@ def _run(tool: str, *args: str, cwd: Path, timeout: int) -> subprocess.Completed
                           timeout=timeout)
 
 
-def _wapiti(target: Target, cookie: str, start: str, tmp: Path, name: str) -> dict:
+def _wapiti(target: Target, cookie: str, start: str, tmp: Path, name: str) -> dict[str, Any]:
     report = tmp / f"{name}.json"
     out = _run("wapiti", "-u", f"{target.url}/", "-s", f"{target.url}{start}", "--scope", "folder",
                "-C", cookie, "-m", WAPITI_MODULES,
@@ -86,7 +88,8 @@ def _wapiti(target: Target, cookie: str, start: str, tmp: Path, name: str) -> di
                "--store-config", str(tmp / f"{name}-config"), "-f", "json", "-dr", "1", "-o", str(report),
                cwd=tmp, timeout=600)
     assert report.exists(), (out.stdout[-3000:], out.stderr[-3000:])
-    return json.loads(report.read_text())
+    found: dict[str, Any] = json.loads(report.read_text())
+    return found
 
 
 def test_wapiti_finds_no_high_or_critical_vulnerability(target: Target, tmp_path: Path) -> None:
@@ -114,7 +117,7 @@ def test_wapiti_finds_no_high_or_critical_vulnerability(target: Target, tmp_path
     assert "/admin/users" in crawled["admin"][1]
 
 
-SQLMAP_TARGETS = {
+SQLMAP_TARGETS: dict[str, Callable[[Target], list[str]]] = {
     "login": lambda t: ["-u", f"{t.url}/login", "--data", "username=dr_cole&password=x&code=123456",
                         "--ignore-code", "401"],  # a failed log-in answers 401, as it must
     "audit-report": lambda t: ["-u", f"{t.url}/admin/audit?mrn=MRN-MAYA01", "--cookie", t.admin,
@@ -143,12 +146,11 @@ def test_sqlmap_finds_no_injection(target: Target, tmp_path: Path, name: str) ->
     assert os.path.isdir(tmp_path / "out")
 
 
-def _canary_app():
+def _canary_app() -> FastAPI:
     """Two planted flaws, for the scanners' error-injection check: SQL built from the query
     string, and the query string echoed into the page unescaped. Never part of scribe."""
     import sqlite3
 
-    from fastapi import FastAPI
     from fastapi.responses import HTMLResponse
 
     db = sqlite3.connect(":memory:", check_same_thread=False)

@@ -9,7 +9,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -30,7 +32,7 @@ SECONDS_PER_FILE = 15.0  # wall clock for one upload, spawn and all, on 2 busy c
 
 
 @pytest.fixture
-def tight(runtime: Runtime):
+def tight(runtime: Runtime) -> Iterator[Runtime]:
     """The runtime with the corpus's caps: 60-second recordings, a 512 MB decoder."""
     limits = runtime.policies.pipeline.upload
     old = limits.max_seconds
@@ -62,9 +64,11 @@ def test_the_corpus_is_big_enough_and_covers_each_kind() -> None:
         assert kind in names
 
 
-def test_every_hostile_file_gets_a_clear_answer_never_a_server_error(tight, practice: Practice) -> None:
+def test_every_hostile_file_gets_a_clear_answer_never_a_server_error(tight: Runtime, practice: Practice) -> None:
 
     web = logged_in(tight)
+    decoder = tight.decoder
+    assert isinstance(decoder, SandboxDecoder)
     token = must_search(r'name="csrf_token" value="([^"]+)"', web.get("/").text).group(1)
     rss_before = _rss_mb()
     outcomes = []
@@ -73,7 +77,7 @@ def test_every_hostile_file_gets_a_clear_answer_never_a_server_error(tight, prac
         r = web.post("/sessions", data={"csrf_token": token, "client_id": practice.maya.id, "note_type": "soap"},
                      files={"audio": ("upload.bin", case.data, "application/octet-stream")}, follow_redirects=False)
         seconds = time.perf_counter() - started
-        peak = tight.decoder.last_peak_mb
+        peak = decoder.last_peak_mb
         outcomes.append((case.name, r.status_code, round(seconds, 2), round(peak)))
         assert r.status_code < 500, (case.name, r.status_code)
         assert seconds < SECONDS_PER_FILE, (case.name, seconds)
@@ -94,14 +98,14 @@ def test_every_hostile_file_gets_a_clear_answer_never_a_server_error(tight, prac
           "slowest", max(o[2] for o in outcomes), "s; largest decoder peak", max(o[3] for o in outcomes), "MB")
 
 
-def test_a_header_that_lies_about_the_duration_is_not_believed(tight) -> None:
+def test_a_header_that_lies_about_the_duration_is_not_believed(tight: Runtime) -> None:
     """A WebM whose header says 5 s while it carries 90 s: the old probe read the header."""
     import io
 
     import av
 
     lying = lie_about_duration(encoded("webm", "libopus", LIMIT_SECONDS + 30, bit_rate=6000), 5)
-    with av.open(io.BytesIO(lying)) as container:  # the lie is really in the header
+    with av.open(io.BytesIO(lying), mode="r") as container:  # the lie is really in the header
         assert container.duration is not None and container.duration / 1e6 < 10
     with pytest.raises(InvalidInput, match="longer than"):
         tight.decoder.probe(lying, max_seconds=LIMIT_SECONDS)
@@ -117,10 +121,10 @@ def test_a_decoder_past_its_memory_or_time_is_stopped_with_a_clear_error() -> No
 
 
 def test_the_decoder_child_gets_an_empty_environment_and_a_fresh_interpreter(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen = {}
+    seen: dict[str, Any] = {}
     real = subprocess.Popen
 
-    def spy(argv, **kwargs):
+    def spy(argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
         seen.update(argv=argv, **kwargs)
         return real(argv, **kwargs)
 
@@ -145,7 +149,7 @@ ESCAPES = {
 
 
 @pytest.mark.parametrize("attempt", sorted(ESCAPES))
-def test_the_sealed_off_decoder_can_reach_no_file_socket_or_program(tmp_path: Path, attempt) -> None:
+def test_the_sealed_off_decoder_can_reach_no_file_socket_or_program(tmp_path: Path, attempt: str) -> None:
     """The same confinement the child applies, then one escape attempt: each must fail."""
     key = tmp_path / "master.key"
     key.write_bytes(os.urandom(32))

@@ -12,26 +12,29 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
+from collections.abc import Callable
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 from sqlmodel import select
 
-from scribe.config import Settings
+from scribe.config import ROOT, Settings
 from scribe.db.engine import session_scope
-from scribe.db.tables import Job, Transcript
+from scribe.db.tables import Encounter, Job, Transcript
 from scribe.domain.notes import EncounterStatus, JobKind, JobStatus
 from scribe.domain.transcript import Segment, Word
 from scribe.engines.protocols import Engines
 from scribe.runtime import Runtime, build_runtime
 from scribe.services import live, recording
-from tests.conftest import ROOT, Clock, make_practice
+from tests.conftest import Clock, Practice, make_practice
 from tests.helpers import reload, run_pipeline
 from tests.services.test_live import TimedTranscriber, committed, send, start, webm_pieces
 
 
 def window(tag: str, until: float, since: float = 0.0) -> live.Window:
     """A window that says which run made it, in the timed transcriber's shape."""
-    segments, t = [], since
+    segments: list[Segment] = []
+    t = since
     while t + 3.5 <= until:
         segments.append(Segment(len(segments), t, t + 3.5, f"{tag} said at {round(t)}",
                                 words=(Word(t, t + 1.5, tag), Word(t + 1.6, t + 3.5, f"at {round(t)}"))))
@@ -48,24 +51,24 @@ def running_live_job(rt: Runtime, encounter_id: int) -> Job:
         return s.exec(select(Job).where(Job.id == job.id)).one()
 
 
-def recording_with_a_live_job(rt: Runtime, people, clock: Clock) -> tuple[object, Job]:
+def recording_with_a_live_job(rt: Runtime, people: Practice, clock: Clock) -> tuple[Encounter, Job]:
     encounter = start(rt, people, clock)
     send(rt, people, clock, encounter, webm_pieces(30.0))
     return encounter, running_live_job(rt, encounter.id)
 
 
-def live_until(rt: Runtime, encounter_id: int) -> float:
+def live_until(rt: Runtime, encounter_id: int | None) -> float:
     with session_scope(rt.engine) as s:
         t = s.exec(select(Transcript).where(Transcript.encounter_id == encounter_id)).first()
         return t.live_until if t and t.live_until else 0.0
 
 
-def run_together(*calls) -> list[BaseException]:
+def run_together(*calls: Callable[[], object]) -> list[BaseException]:
     """Start every call at the same moment on its own thread; what each raised."""
     barrier = threading.Barrier(len(calls))
     errors: list[BaseException] = []
 
-    def go(call) -> None:
+    def go(call: Callable[[], object]) -> None:
         barrier.wait()
         try:
             call()
@@ -80,7 +83,7 @@ def run_together(*calls) -> list[BaseException]:
     return errors
 
 
-def one_window_only(rt: Runtime, encounter, tags: list[str]) -> str:
+def one_window_only(rt: Runtime, encounter: Encounter, tags: list[str]) -> str:
     """The transcript is exactly one of the windows, whole; returns which."""
     texts = [t for _, _, t in committed(rt, encounter)]
     owners = {t.split()[0] for t in texts}
@@ -112,7 +115,7 @@ def test_four_threads_committing_the_same_window_leave_one_window(either_db: Run
         assert len(texts) == 5 and len({t.split()[0] for t in texts[3:]}) == 1, texts
 
 
-def commit_in_a_process(data_dir: str, url: str, job_id: int, tag: str, ready, go) -> None:
+def commit_in_a_process(data_dir: str, url: str, job_id: int, tag: str, ready: Event, go: Event) -> None:
     from scribe.policies import load_policies
 
     settings = Settings(data_dir=Path(data_dir), database_url=url or None, engines="fake", model_profile="test",
@@ -161,7 +164,7 @@ def test_a_window_committed_as_the_recording_stops_is_whole_or_refused_and_the_t
     for delay in (0.0, 0.0, 0.02, 1.5):  # at once, twice; then the commit a little and well after the stop
         encounter, job = recording_with_a_live_job(rt, people, clock)
 
-        def stop(encounter_id: int = encounter.id) -> None:
+        def stop(encounter_id: int = encounter.id or 0) -> None:
             with session_scope(rt.engine) as s:
                 recording.finish(s, rt.audit_key, rt.policies, actor=people.dr_ada, encounter_id=encounter_id,
                                  recordings_dir=rt.settings.recordings_dir, decoder=rt.decoder, now=clock())

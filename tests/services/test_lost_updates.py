@@ -8,17 +8,18 @@ Conflict (409), no error of another kind, and the stored text is the winner's.""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 from sqlmodel import Session, select
 
 from scribe.db.engine import session_scope
-from scribe.db.tables import DraftChange, DraftSection, Note, NoteVersion
+from scribe.db.tables import DraftChange, DraftSection, Encounter, Note, NoteVersion, User
 from scribe.domain.errors import Conflict, PermissionDenied
 from scribe.runtime import Runtime
 from tests.conftest import PASSWORD, Clock, Practice, make_practice, wav_bytes
 from tests.helpers import TRANSCRIPT, run_pipeline, upload
-from tests.services.test_review import resolve_all, view
+from tests.services.test_review import draft_lock, resolve_all
 
 ROUNDS = 12
 
@@ -28,7 +29,7 @@ def rt(either_db: Runtime) -> Runtime:
     return either_db
 
 
-def race(*calls):
+def race(*calls: Callable[[], object]) -> list[object]:
     """Run the calls at once (released together by a barrier); each one's result or error."""
     barrier = threading.Barrier(len(calls))
     out: list[object] = [None] * len(calls)
@@ -48,28 +49,28 @@ def race(*calls):
     return out
 
 
-def drafted(rt: Runtime, practice: Practice):
+def drafted(rt: Runtime, practice: Practice) -> Encounter:
     encounter = upload(rt, practice.dr_ada, practice.maya.id, wav_bytes(), transcript=TRANSCRIPT)
     run_pipeline(rt)
     return encounter
 
 
-def signer(rt: Runtime, actor, encounter, version: int):
+def signer(rt: Runtime, actor: User, encounter: Encounter, version: int) -> Callable[[], object]:
     from scribe.services import review
 
-    def call():
+    def call() -> object:
         with session_scope(rt.engine) as s:
-            return review.sign(s, rt.audit_key, rt.policies, actor=actor, encounter_id=encounter.id,
+            return review.sign(s, rt.audit_key, rt.policies, actor=actor, encounter_id=encounter.id or 0,
                                password=PASSWORD, attested=True, lock_version=version, now=rt.clock())
     return call
 
 
-def save(rt: Runtime, actor, encounter, text: str, version: int):
+def save(rt: Runtime, actor: User, encounter: Encounter, text: str, version: int) -> Callable[[], object]:
     from scribe.services import review
 
-    def call():
+    def call() -> object:
         with session_scope(rt.engine) as s:
-            return review.save_section(s, rt.audit_key, actor=actor, encounter_id=encounter.id,
+            return review.save_section(s, rt.audit_key, actor=actor, encounter_id=encounter.id or 0,
                                        section_key="subjective", text=text, lock_version=version, now=rt.clock())
     return call
 
@@ -79,7 +80,7 @@ def test_two_saves_from_the_same_version_never_lose_one(rt: Runtime, clock: Cloc
     encounter = drafted(rt, practice)
     lost = 0
     for i in range(ROUNDS):
-        version = view(rt, practice.dr_ada, encounter).draft.lock_version
+        version = draft_lock(rt, practice.dr_ada, encounter)
         texts = [f"Round {i}: text from the first page.", f"Round {i}: text from the second page."]
         results = race(save(rt, practice.dr_ada, encounter, texts[0], version),
                        save(rt, practice.dr_ada, encounter, texts[1], version))
@@ -135,7 +136,7 @@ def test_two_saves_adding_sentences_the_checks_flag_keep_only_the_winners_flags(
     practice = make_practice(rt, clock)
     encounter = drafted(rt, practice)
     for i in range(ROUNDS // 2):
-        version = view(rt, practice.dr_ada, encounter).draft.lock_version
+        version = draft_lock(rt, practice.dr_ada, encounter)
         with Session(rt.engine) as s:
             base = s.exec(select(DraftSection).where(DraftSection.key == "subjective")).one().text
         texts = [f"{base} Round {i}: on page {page} the client endorses suicidal ideation." for page in ("one", "two")]

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DatabaseError
 from sqlmodel import Session
@@ -22,7 +24,7 @@ from scribe.db.tables import NoteVersion
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC).isoformat(sep=" ")
 
 
-def _clinic_user_client(run) -> None:
+def _clinic_user_client(run: Callable[[str], object]) -> None:
     """The rows every old database has: one clinic, one clinician (id 1), one client (id 1)."""
     run("INSERT INTO clinics (id, name) VALUES (1, 'Old Practice')")
     run("INSERT INTO users (id, clinic_id, username, full_name, role, credential, licence_number, licence_status,"
@@ -51,12 +53,12 @@ def test_an_existing_database_upgrades_without_losing_a_row(tmp_path: Path) -> N
     install(engine, vault)
     upgrade(engine, vault=vault)
     with engine.connect() as conn:
-        raw = conn.exec_driver_sql("SELECT content FROM note_versions").scalar()
+        raw = str(conn.exec_driver_sql("SELECT content FROM note_versions").scalar())
         assert raw.startswith("S2.") and "{}" not in raw  # sealed in place under the client's record key, row-bound
         assert conn.exec_driver_sql("SELECT owner, kind FROM data_keys ORDER BY id").all() == [
             ("client:1", "record"), ("client:1", "identity")]  # the chart's identity is sealed by 0011
     with Session(engine) as s:
-        assert s.get(NoteVersion, 1).content == {}
+        assert s.get_one(NoteVersion, 1).content == {}
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT kind, client_id, status FROM encounters").one() == ("therapy", 1, "signed")
         assert conn.exec_driver_sql("SELECT content_sha256, requires_cosign FROM note_versions").one() == ("abc", 0)
@@ -92,9 +94,9 @@ def test_sentence_flags_written_before_0008_are_sealed_in_place(tmp_path: Path) 
                           " :flags, '', '')"), {"flags": json.dumps(flags)})
     upgrade(engine, vault=vault)
     with engine.connect() as conn:
-        raw = conn.exec_driver_sql("SELECT flags FROM draft_sentences").scalar()
+        raw = str(conn.exec_driver_sql("SELECT flags FROM draft_sentences").scalar())
     assert raw.startswith("S2.") and "CANARY" not in raw
-    binding = {"draft_id": 1, "section_key": "subjective", "idx": 0}
+    binding: dict[str, int | str] = {"draft_id": 1, "section_key": "subjective", "idx": 0}
     assert json.loads(vault.open_value(raw, "draft_sentences.flags", binding)) == flags
     engine.dispose()
 
@@ -121,7 +123,7 @@ def test_0010_binds_every_value_sealed_before_it_to_its_row(tmp_path: Path) -> N
         record_key = vault.key_for(conn, envelope.Scope("client:1", "record"), datetime.now(UTC))
         draft_key = vault.key_for(conn, envelope.Scope("client:1", "draft"), datetime.now(UTC))
 
-        def legacy(key, value: str, label: str) -> str:
+        def legacy(key: tuple[int, AESGCM], value: str, label: str) -> str:
             return envelope.seal_legacy_value(vault.vault_id, key[0], key[1], value.encode(), label)
 
         conn.execute(text("INSERT INTO note_versions (id, note_id, version, kind, note_type, content, content_sha256,"
@@ -148,8 +150,8 @@ def test_0010_binds_every_value_sealed_before_it_to_its_row(tmp_path: Path) -> N
         assert all(t.startswith("S2.") for t in tokens)
         assert conn.exec_driver_sql("SELECT content_sha256 FROM note_versions").scalar() == "abc"
     with Session(engine) as s:
-        assert s.get(NoteVersion, 1).content == content
-        assert s.get(DraftSentence, 1).text == "CANARY-slept-well"
+        assert s.get_one(NoteVersion, 1).content == content
+        assert s.get_one(DraftSentence, 1).text == "CANARY-slept-well"
     for sql in ("UPDATE note_versions SET meaning = 'x'", "DELETE FROM note_versions"):  # triggers back
         with pytest.raises(DatabaseError, match="append-only"), engine.begin() as conn:
             conn.execute(text(sql))

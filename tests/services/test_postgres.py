@@ -52,16 +52,16 @@ def test_only_one_worker_claims_a_job_on_postgres(pg_url: str) -> None:
         clinic = Clinic(name="c")
         s.add(clinic)
         s.flush()
-        user = User(clinic_id=clinic.id, username="u", full_name="U", role="clinician", password_hash="x", created_at=now)
+        user = User(clinic_id=clinic.id or 0, username="u", full_name="U", role="clinician", password_hash="x", created_at=now)
         s.add(user)
         s.flush()
-        client = add_client(s, Client(clinic_id=clinic.id, clinician_id=user.id, given_name="A", family_name="B",
+        client = add_client(s, Client(clinic_id=clinic.id or 0, clinician_id=user.id or 0, given_name="A", family_name="B",
                                       mrn="m", created_at=now))
-        enc = Encounter(clinic_id=clinic.id, client_id=client.id, clinician_id=user.id, note_type="soap",
+        enc = Encounter(clinic_id=clinic.id or 0, client_id=client.id, clinician_id=user.id or 0, note_type="soap",
                         occurred_at=now, status="uploaded", created_at=now, updated_at=now)
         s.add(enc)
         s.flush()
-        s.add(Job(encounter_id=enc.id, kind="transcribe", status="queued", run_after=now, created_at=now, updated_at=now))
+        s.add(Job(encounter_id=enc.id or 0, kind="transcribe", status="queued", run_after=now, created_at=now, updated_at=now))
     first = jobs.claim(engine, worker_id="a", now=now, lease=timedelta(minutes=1))
     second = jobs.claim(engine, worker_id="b", now=now, lease=timedelta(minutes=1))
     assert first is not None and second is None
@@ -95,7 +95,10 @@ def test_the_app_role_can_work_but_not_switch_off_the_append_only_guards(
         conn.execute(text(f"CREATE ROLE {owner} LOGIN NOSUPERUSER"))
         conn.execute(text(f"CREATE ROLE {app} LOGIN NOSUPERUSER"))
         conn.execute(text(f"ALTER SCHEMA {schema} OWNER TO {owner}"))
-    as_role = lambda role: pg_url.replace("://postgres@", f"://{role}@")  # noqa: E731
+
+    def as_role(role: str) -> str:
+        return pg_url.replace("://postgres@", f"://{role}@")
+
     runtime = None
     try:
         settings = Settings(data_dir=tmp_path / "var", engines="fake", worker_in_process=False,

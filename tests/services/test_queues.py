@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from scribe.db.tables import Draft, Encounter, Job
 from scribe.domain.notes import EncounterStatus, JobStatus
 from scribe.engines.protocols import Engines
 from scribe.policies import Policies
+from scribe.queues import ProcrastinateQueue
 from scribe.runtime import Runtime, build_runtime
 from scribe.services import jobs
 from scribe.services.pipeline import run_job
@@ -43,7 +45,7 @@ def test_a_redelivered_stage_is_a_no_op_and_an_output_commits_once(either_db: Ru
     assert jobs.start(rt.engine, rt.audit_key, done.id or 0, worker_id="late", now=clock()) is None
     with session_scope(rt.engine) as s:
         assert s.exec(select(Draft)).one().id == draft_id
-        assert s.get(Job, done.id).worker_id == done.worker_id
+        assert s.get_one(Job, done.id).worker_id == done.worker_id
     # And the database itself refuses a second commit of the same output.
     with pytest.raises(IntegrityError), session_scope(rt.engine) as s:
         s.add(Job(encounter_id=encounter.id or 0, kind="draft", status=JobStatus.DONE, output_key=done.output_key,
@@ -60,10 +62,11 @@ def test_the_output_key_is_the_hash_of_what_the_stage_read(
     second = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT + "\nClient: One more line.")
     Worker(runtime).run_until_idle()
     with session_scope(runtime.engine) as s:
-        keys = {(j.encounter_id, j.kind): j.output_key.split(":", 2)[2] for j in s.exec(select(Job)).all()}
-    assert keys[(first.id, "transcribe")] == keys[(second.id, "transcribe")]  # the same recording
-    assert keys[(first.id, "pseudonymize")] != keys[(second.id, "pseudonymize")]
-    assert keys[(first.id, "draft")] != keys[(second.id, "draft")]
+        keys = {(j.encounter_id, j.kind): (j.output_key or "").split(":", 2)[2] for j in s.exec(select(Job)).all()}
+    one, two = first.id or 0, second.id or 0
+    assert keys[(one, "transcribe")] == keys[(two, "transcribe")]  # the same recording
+    assert keys[(one, "pseudonymize")] != keys[(two, "pseudonymize")]
+    assert keys[(one, "draft")] != keys[(two, "draft")]
 
 
 def test_a_stage_whose_attempts_are_spent_fails_its_session_when_delivered_again(runtime: Runtime, practice: Practice, wav: bytes,
@@ -78,7 +81,7 @@ def test_a_stage_whose_attempts_are_spent_fails_its_session_when_delivered_again
     after = reload(runtime, encounter)
     assert after.status == EncounterStatus.FAILED and "stopped" in after.status_reason
     with session_scope(runtime.engine) as s:
-        assert s.get(Job, job_id).status == JobStatus.FAILED
+        assert s.get_one(Job, job_id).status == JobStatus.FAILED
 
 
 def test_a_worker_takes_only_the_queues_it_serves(runtime: Runtime, practice: Practice, wav: bytes) -> None:
@@ -110,7 +113,7 @@ def test_keys_are_refused_inside_the_shared_storage(tmp_path: Path) -> None:
 # -- Procrastinate, on PostgreSQL --------------------------------------------------------------
 
 @pytest.fixture
-def pq_runtime(settings: Settings, policies: Policies, engines: Engines, clock: Clock, pg_url: str):
+def pq_runtime(settings: Settings, policies: Policies, engines: Engines, clock: Clock, pg_url: str) -> Iterator[Runtime]:
     settings = settings.model_copy(update={"database_url": pg_url, "queue_engine": "procrastinate"})
     rt = build_runtime(settings, policies=policies, engines=engines, clock=clock)
     yield rt
@@ -124,7 +127,7 @@ def queued(engine: Engine) -> list[tuple[str, int, str]]:
     return [tuple(r) for r in rows]
 
 
-def test_a_stage_is_dispatched_with_the_transaction_that_queued_it(pq_runtime, clock: Clock) -> None:
+def test_a_stage_is_dispatched_with_the_transaction_that_queued_it(pq_runtime: Runtime, clock: Clock) -> None:
     rt = pq_runtime
     people = make_practice(rt, clock)
     encounter = upload(rt, people.dr_ada, people.maya.id, wav_bytes(), transcript=TRANSCRIPT)
@@ -149,21 +152,22 @@ def test_a_stage_is_dispatched_with_the_transaction_that_queued_it(pq_runtime, c
     assert queued(rt.engine) == [("pseudonymize", following.id, f"session:{encounter.id}")]
 
 
-def test_a_queued_stage_with_no_queue_entry_is_queued_again(pq_runtime, clock: Clock) -> None:
+def test_a_queued_stage_with_no_queue_entry_is_queued_again(pq_runtime: Runtime, clock: Clock) -> None:
     rt = pq_runtime
     people = make_practice(rt, clock)
     upload(rt, people.dr_ada, people.maya.id, wav_bytes(), transcript=TRANSCRIPT)
-    assert rt.queue is not None
-    assert rt.queue.reconcile(rt.engine, clock() + timedelta(minutes=5)) == 0  # it has one
+    queue = rt.queue
+    assert isinstance(queue, ProcrastinateQueue)
+    assert queue.reconcile(rt.engine, clock() + timedelta(minutes=5)) == 0  # it has one
     with rt.engine.begin() as conn:
         conn.execute(text("DELETE FROM procrastinate_jobs"))
-    assert rt.queue.reconcile(rt.engine, clock()) == 0  # within the grace period: it may be committing
-    assert rt.queue.reconcile(rt.engine, clock() + timedelta(minutes=5)) == 1
+    assert queue.reconcile(rt.engine, clock()) == 0  # within the grace period: it may be committing
+    assert queue.reconcile(rt.engine, clock() + timedelta(minutes=5)) == 1
     assert len(queued(rt.engine)) == 1
-    assert rt.queue.reconcile(rt.engine, clock() + timedelta(minutes=5)) == 0
+    assert queue.reconcile(rt.engine, clock() + timedelta(minutes=5)) == 0
 
 
-def test_the_procrastinate_worker_runs_a_session_to_the_review_queue(pq_runtime, clock: Clock) -> None:
+def test_the_procrastinate_worker_runs_a_session_to_the_review_queue(pq_runtime: Runtime, clock: Clock) -> None:
     import threading
 
     rt = pq_runtime
@@ -177,5 +181,5 @@ def test_the_procrastinate_worker_runs_a_session_to_the_review_queue(pq_runtime,
     assert ran == 4
     assert reload(rt, encounter).status == EncounterStatus.IN_REVIEW
     with session_scope(rt.engine) as s:
-        assert s.get(Encounter, encounter.id).status == EncounterStatus.IN_REVIEW
+        assert s.get_one(Encounter, encounter.id).status == EncounterStatus.IN_REVIEW
         assert {j.status for j in s.exec(select(Job)).all()} == {JobStatus.DONE}

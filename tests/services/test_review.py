@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
 from sqlmodel import Session, select
 
 from scribe.db.engine import session_scope
-from scribe.db.tables import AuditEvent, Draft, NoteVersion
+from scribe.db.tables import AuditEvent, Draft, DraftSection, Encounter, NoteVersion, User
 from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from scribe.domain.notes import EncounterStatus
 from scribe.engines.protocols import Engines
@@ -18,46 +20,54 @@ from tests.conftest import PASSWORD, Practice
 from tests.helpers import TRANSCRIPT, reload, run_pipeline, upload
 
 
-def ready(runtime: Runtime, actor, client_id, wav: bytes, transcript: str = TRANSCRIPT):
+def ready(runtime: Runtime, actor: User, client_id: int | None, wav: bytes, transcript: str = TRANSCRIPT) -> Encounter:
     encounter = upload(runtime, actor, client_id, wav, transcript=transcript)
     run_pipeline(runtime)
     return encounter
 
 
-def view(runtime: Runtime, actor, encounter):
+def view(runtime: Runtime, actor: User, encounter: Encounter) -> review.ReviewView:
     with session_scope(runtime.engine) as s:
         return review.review_view(
-            s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id, now=runtime.clock()
+            s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id or 0, now=runtime.clock()
         )
 
 
-def review_all(runtime: Runtime, actor, encounter) -> int:
+def draft_lock(runtime: Runtime, actor: User, encounter: Encounter) -> int:
+    """The draft's version as the review page has it (for a save or a sign from that page)."""
+    draft = view(runtime, actor, encounter).draft
+    assert draft is not None
+    return draft.lock_version
+
+
+def review_all(runtime: Runtime, actor: User, encounter: Encounter) -> int:
     """Save every section unchanged: the clinician marks it reviewed."""
     v = view(runtime, actor, encounter)
     version = v.draft.lock_version
     for section in v.sections:
         with session_scope(runtime.engine) as s:
-            version = review.save_section(s, runtime.audit_key, actor=actor, encounter_id=encounter.id,
+            version = review.save_section(s, runtime.audit_key, actor=actor, encounter_id=encounter.id or 0,
                                           section_key=section.key, text=section.text, lock_version=version,
                                           now=runtime.clock()).lock_version
     return version
 
 
-def resolve_all(runtime: Runtime, actor, encounter) -> int:
+def resolve_all(runtime: Runtime, actor: User, encounter: Encounter) -> int:
     review_all(runtime, actor, encounter)
     v = view(runtime, actor, encounter)
     version = v.draft.lock_version
     for flag in v.open_flags:
         with session_scope(runtime.engine) as s:
-            version = review.resolve_flag(s, runtime.audit_key, actor=actor, encounter_id=encounter.id, target=flag.target,
+            version = review.resolve_flag(s, runtime.audit_key, actor=actor, encounter_id=encounter.id or 0, target=flag.target,
                                           reason="checked against the recording", lock_version=version,
                                           now=runtime.clock()).lock_version
     return version
 
 
-def sign(runtime: Runtime, actor, encounter, lock_version, password=PASSWORD, attested=True):
+def sign(runtime: Runtime, actor: User, encounter: Encounter, lock_version: int, password: str = PASSWORD,
+         attested: bool = True) -> NoteVersion:
     with session_scope(runtime.engine) as s:
-        return review.sign(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id,
+        return review.sign(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id or 0,
                            password=password, attested=attested, lock_version=lock_version, now=runtime.clock())
 
 
@@ -91,7 +101,7 @@ def test_editing_a_flagged_sentence_out_resolves_it(runtime: Runtime, practice: 
     v = view(runtime, practice.dr_ada, encounter)
     first = v.sections[0]
     with session_scope(runtime.engine) as s:
-        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id, section_key=first.key,
+        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id or 0, section_key=first.key,
                             text=first.text.replace("The client adopted a parrot named Captain.", ""),
                             lock_version=v.draft.lock_version, now=runtime.clock())
     after = view(runtime, practice.dr_ada, encounter)
@@ -104,7 +114,7 @@ def test_it_refuses_signoff_until_every_section_is_reviewed(runtime: Runtime, pr
     version = v.draft.lock_version
     for flag in v.open_flags:
         with session_scope(runtime.engine) as s:
-            version = review.resolve_flag(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id,
+            version = review.resolve_flag(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id or 0,
                                           target=flag.target, reason="checked", lock_version=version,
                                           now=runtime.clock()).lock_version
     with pytest.raises(PermissionDenied, match="not yet reviewed"):
@@ -148,11 +158,11 @@ def test_a_stale_save_or_sign_is_a_conflict_not_a_lost_update(runtime: Runtime, 
     v = view(runtime, practice.dr_ada, encounter)
     stale = v.draft.lock_version
     with session_scope(runtime.engine) as s:
-        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id,
+        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id or 0,
                             section_key=v.sections[0].key, text="First tab's text.", lock_version=stale,
                             now=runtime.clock())
     with pytest.raises(Conflict, match="changed"), session_scope(runtime.engine) as s:
-        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id,
+        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id or 0,
                             section_key=v.sections[0].key, text="Second tab's text.", lock_version=stale,
                             now=runtime.clock())
     assert view(runtime, practice.dr_ada, encounter).sections[0].text == "First tab's text."
@@ -160,7 +170,7 @@ def test_a_stale_save_or_sign_is_a_conflict_not_a_lost_update(runtime: Runtime, 
         sign(runtime, practice.dr_ada, encounter, stale)
 
 
-def signed_session(runtime: Runtime, practice: Practice, wav: bytes):
+def signed_session(runtime: Runtime, practice: Practice, wav: bytes) -> tuple[Encounter, NoteVersion]:
     encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
     return encounter, sign(runtime, practice.dr_ada, encounter, resolve_all(runtime, practice.dr_ada, encounter))
 
@@ -208,7 +218,7 @@ def test_a_signed_note_cannot_be_signed_or_edited_again(runtime: Runtime, practi
     with pytest.raises(Conflict):
         sign(runtime, practice.dr_ada, encounter, draft.lock_version)
     with pytest.raises(Conflict), session_scope(runtime.engine) as s:
-        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id, section_key="plan",
+        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id or 0, section_key="plan",
                             text="changed", lock_version=draft.lock_version, now=runtime.clock())
     assert signed.id is not None
 
@@ -236,10 +246,10 @@ def test_the_signature_says_edited_only_when_something_was_edited(runtime: Runti
     assert "reviewed and edited" in signed.meaning and not signed.zero_edit
 
 
-def _edit_first_section(runtime: Runtime, actor, encounter, change) -> None:
+def _edit_first_section(runtime: Runtime, actor: User, encounter: Encounter, change: Callable[[str], str]) -> None:
     v = view(runtime, actor, encounter)
     with session_scope(runtime.engine) as s:
-        review.save_section(s, runtime.audit_key, actor=actor, encounter_id=encounter.id, section_key=v.sections[0].key,
+        review.save_section(s, runtime.audit_key, actor=actor, encounter_id=encounter.id or 0, section_key=v.sections[0].key,
                             text=change(v.sections[0].text), lock_version=v.draft.lock_version, now=runtime.clock())
 
 
@@ -270,9 +280,9 @@ def test_the_practice_may_require_an_edit_or_a_typed_confirmation_per_section(
     v = view(runtime, practice.dr_ada, encounter)
     first, second = v.sections[0], v.sections[1]
 
-    def save(section, text, version, **strict):
+    def save(section: DraftSection, text: str, version: int, **strict: str) -> int:
         with session_scope(runtime.engine) as s:
-            return review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id,
+            return review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id or 0,
                                        section_key=section.key, text=text, lock_version=version,
                                        now=runtime.clock(), **strict).lock_version
 
