@@ -4,19 +4,13 @@ renew the lease while working, record the outcome, say whether a retry helps."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import CursorResult, Engine, Result, and_, or_, update
+from sqlalchemy import Engine, and_, or_, update
 from sqlmodel import Session, col, select
 
 from scribe.db.engine import session_scope
 from scribe.db.tables import Encounter, Job
 from scribe.domain.notes import STATUS_WHILE_RUNNING, EncounterStatus, JobKind, JobStatus
-
-
-def _changed(result: Result[Any]) -> int:
-    """Rows an UPDATE changed (its result is a cursor's)."""
-    return result.rowcount if isinstance(result, CursorResult) else 0
 
 
 class LeaseLost(Exception):
@@ -27,8 +21,9 @@ def hold_lease(s: Session, job: Job, now: datetime) -> None:
     """At a stage's commit, in the same transaction, make sure the job is still this worker's
     (and lock its row until the commit), so a worker that stalled past its lease never writes
     over, or beside, the worker that took the job over. Every stage that commits calls it."""
-    won = _changed(s.execute(update(Job).where(col(Job.id) == job.id, col(Job.status) == JobStatus.RUNNING,
-                                               col(Job.worker_id) == job.worker_id).values(updated_at=now)))
+    won = s.execute(update(Job).where(col(Job.id) == job.id, col(Job.status) == JobStatus.RUNNING,
+                                      col(Job.worker_id) == job.worker_id)
+                    .values(updated_at=now)).rowcount  # type: ignore[attr-defined]
     if won != 1:
         raise LeaseLost(job.id)
 
@@ -60,12 +55,12 @@ def claim(engine: Engine, *, worker_id: str, now: datetime, lease: timedelta,
         job = s.exec(stmt.order_by(col(Job.id)).limit(1)).first()
         if job is None:
             return None
-        won = _changed(s.execute(
+        won = s.execute(
             update(Job)
             .where(col(Job.id) == job.id, col(Job.status) == job.status, col(Job.updated_at) == job.updated_at)
             .values(status=JobStatus.RUNNING, worker_id=worker_id, lease_until=now + lease,
                     attempts=Job.attempts + 1, updated_at=now)
-        ))
+        ).rowcount  # type: ignore[attr-defined]
         if won != 1:
             return None  # another worker took it first
         _mark_running(s, job, now)
@@ -145,8 +140,8 @@ def _mark_running(s: Session, job: Job, now: datetime) -> None:
 
 def renew(engine: Engine, job_id: int, *, worker_id: str, now: datetime, lease: timedelta) -> bool:
     with session_scope(engine) as s:
-        return bool(_changed(s.execute(
+        return bool(s.execute(
             update(Job).where(col(Job.id) == job_id, col(Job.worker_id) == worker_id,
                               col(Job.status) == JobStatus.RUNNING)
             .values(lease_until=now + lease)
-        )))
+        ).rowcount)  # type: ignore[attr-defined]
