@@ -69,6 +69,7 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
     # unit after the number: "on Doxycycline 100 milligrams")
     ("ADDRESS", re.compile(r"(?:\b\d{1,6}[ \t]+|(?<=\b(?:at|on|of|to)[ \t])|(?<=address:[ \t])|(?<=address[ \t]))"
                            r"(?!(?i:home|office|work|cell|mobile|pager|fax|phone|tel)\b)"  # "2352 Home 301-680-6286"
+                           rf"(?!(?i:{_MONTH})\.?[ \t]+\d)"  # "on 4 March 2019" is a date
                            r"(?:[A-ZÀ-ÞĀ-ŽΑ-Ω][\w'’.-]*[a-zß-ÿā-žα-ω][\w'’.-]*[ \t]+|"
                            r"(?:u|utca|út|tér|krt|rkp|str|trg|gate|vej|ul)\.?[ \t]+|"
                            r"(?:de|del|dei|della|di|la|le|du|des|da|do|dos|al|el|van|von)[ \t]+){1,4}"

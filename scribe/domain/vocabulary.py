@@ -58,12 +58,13 @@ _WORD = re.compile(r"[A-Za-zÀ-ÿĀ-žΑ-ωА-я][\w'’.-]*")
 class Lexicon:
     """Word lists, lowercase. ``names``: first names and surnames (a census list), and
     ``first_names`` the first names alone; ``places``: countries and states; ``common``:
-    everyday English words."""
+    everyday English words; ``stop_words``: words never capitalised as a name in speech."""
 
     names: frozenset[str]
     places: frozenset[str]
     common: frozenset[str]
     first_names: frozenset[str] = frozenset()
+    stop_words: frozenset[str] = frozenset()
 
     def identifying_word(self, word: str) -> bool:
         """Could this one word point at a person: a name, a place, or a word that is neither

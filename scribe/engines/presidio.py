@@ -7,56 +7,25 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import re
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from scribe.domain.cues import clinical_in_context, find_event_years, find_facilities, find_titled_names, take_initial
+from scribe.domain.composition import Composition, ModelFind
 from scribe.domain.errors import EngineError, ModelMissing
-from scribe.domain.patterns import (
-    extend_addresses,
-    find_cued_names,
-    find_field_names,
-    find_patterns,
-    find_places,
-    find_speakers,
-    plausible,
-    specific_date,
-    tidy_person,
-)
 from scribe.domain.places import place_words
-from scribe.domain.proper_nouns import (
-    find_block_lines,
-    find_cued_places,
-    find_first_names,
-    find_initialled_names,
-    find_lines_above_country,
-    find_name_lists,
-    find_organisations,
-    find_subjects_and_owners,
-)
-from scribe.domain.redaction import (
-    KnownIdentifier,
-    KnownMatcher,
-    Span,
-    SurrogateMap,
-    apply_surrogates,
-    merge_spans,
-    pieces,
-)
-from scribe.domain.spoken import shadow
+from scribe.domain.recognizers import view_of
+from scribe.domain.redaction import KnownIdentifier, KnownMatcher, Span, SurrogateMap, apply_surrogates, pieces
 from scribe.domain.transcript import Segment, model_line
-from scribe.domain.vocabulary import CLINICAL_TERMS, Lexicon, capitals_text, clinical_shorthand, weak_find
+from scribe.domain.vocabulary import CLINICAL_TERMS, Lexicon
 from scribe.engines.protocols import PseudonymizedTranscript
 from scribe.policies.schema import RedactionPolicy
 
 _BATCH = 256  # texts per spaCy batch (short segments: larger batches read faster)
 _PARALLEL_CHARS = 4_000  # a batch this long is shared with the helper processes (about two minutes of speech)
 
-_NAMED = {"PERSON", "ORGANIZATION", "LOCATION", "NRP"}
 _NEED_DIGITS = {"PHONE_NUMBER", "US_SSN", "CREDIT_CARD", "IBAN_CODE", "US_DRIVER_LICENSE", "US_PASSPORT",
                 "US_BANK_NUMBER", "IP_ADDRESS", "US_ITIN", "MEDICAL_LICENSE", "CRYPTO"}
 # made up, for warm_up: a little of everything the recognizers read
@@ -87,7 +56,10 @@ def build_lexicon() -> Lexicon:
     # zxcvbn keeps each word in one list only. Film dialogue is everyday words; the encyclopaedia
     # list holds proper names past its first ten thousand ('philippa', 'rockville'), so it is cut there.
     common = frozenset(lists["english_wikipedia"][:10000]) | frozenset(lists["us_tv_and_film"][:15000])
-    return Lexicon(names=names, places=place_words() | _city_names(common), common=common, first_names=first_names)
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return Lexicon(names=names, places=place_words() | _city_names(common), common=common, first_names=first_names,
+                   stop_words=frozenset(STOP_WORDS))
 
 
 def _city_names(common: frozenset[str]) -> frozenset[str]:
@@ -173,9 +145,10 @@ class PresidioRedactor:
         self._nlp_engine: Any = nlp_engine
         self._nlp = nlp
         self._policy = policy
-        self._thresholds = {k: v.threshold for k, v in policy.entities.items()}
+        self._composition = Composition(thresholds={k: v.threshold for k, v in policy.entities.items()},
+                                        specific_dates=policy.dates == "specific")
         self._presidio_entities = [k for k in policy.entities if k in set(analyzer.get_supported_entities())]
-        self._floor = min(self._thresholds.values())
+        self._floor = min(self._composition.thresholds.values())
         self._lexicon = build_lexicon()
         self._spacy_dir = spacy_model_dir
         self._workers = max(1, workers)
@@ -255,25 +228,18 @@ class PresidioRedactor:
         return self._pool
 
     def _find_spans_here(self, texts: Sequence[str], known: list[KnownIdentifier]) -> list[list[Span]]:
+        """spaCy reads each view's ``read`` text (speech with its possible names capitalised);
+        Presidio's recognizers run on the shadow text with those entities; the composition
+        decides the rest."""
         chart = KnownMatcher.of(known)
-        shadows = [shadow(t) for t in texts]
-        shorthand = [clinical_shorthand(sh.text) for sh in shadows]
-        # speech written all in lowercase hides names from a cased NER model: spaCy reads it with
-        # the words that could be names capitalised (the same length, so every offset holds); a
-        # lowercase nursing note is read as written (there "brown" and "tan" describe stool)
-        lowercase = [not any(ch.isupper() for ch in sh.text) and any(ch.isalpha() for ch in sh.text) and not note
-                     for sh, note in zip(shadows, shorthand, strict=True)]
-        artifacts = self._artifacts([_capitalised(sh.text, self._lexicon) if low else sh.text
-                                     for sh, low in zip(shadows, lowercase, strict=True)])
-        found = [self._analyze(sh.text, nlp_artifacts, chart, shorthand=note, cased=low, read=read)
-                 for sh, (read, nlp_artifacts), note, low in zip(shadows, artifacts, shorthand, lowercase, strict=True)]
+        views = [view_of(t, self._lexicon) for t in texts]
         out = []
-        for text, sh, spans in zip(texts, shadows, found, strict=True):
-            mapped = chart.find(text)
-            for f in spans:
-                start, end = sh.to_original(f.start, f.end)
-                mapped.append(Span(start, end, f.entity, f.score, f.source, f.key))
-            out.append(merge_spans(mapped, text))
+        for view, (_, nlp_artifacts) in zip(views, self._artifacts([v.read for v in views]), strict=True):
+            model = [ModelFind(r.start, r.end, r.entity_type, float(r.score))
+                     for r in self._analyzer.analyze(text=view.text, language="en",
+                                                     entities=self._entities_for(view.text),
+                                                     score_threshold=self._floor, nlp_artifacts=nlp_artifacts)]
+            out.append(self._composition.spans(view, model, chart))
         return out
 
     def _artifacts(self, texts: list[str]) -> Iterator[tuple[str, Any]]:
@@ -288,54 +254,6 @@ class PresidioRedactor:
             yield doc.text, NlpArtifacts(entities=entities, tokens=doc, tokens_indices=[], lemmas=[],
                                          nlp_engine=None, language="en", scores=scores)
 
-    def _analyze(self, text: str, nlp_artifacts: Any, chart: KnownMatcher, *, shorthand: bool,
-                 cased: bool, read: str) -> list[Span]:
-        """Presidio's finds and ours in one text. ``shorthand``: a nursing note (see
-        clinical_shorthand). ``cased``: spaCy read the text capitalised (``read``: the same
-        text, the words that could be names capitalised), so its organisations and groups are
-        noise (every word looks like one) and its people and places count a little less; the
-        rules that look for written addresses and places read that capitalised text too
-        ("six four three Ul Biskupa Bogedaina 118", "Tujetsch", "flew to Loeches")."""
-        found = chart.find(text)
-        capitals = capitals_text(text)
-        for r in self._analyzer.analyze(text=text, language="en", entities=self._entities_for(text),
-                                        score_threshold=self._floor, nlp_artifacts=nlp_artifacts):
-            if r.score < self._thresholds.get(r.entity_type, 1.1):
-                continue
-            if cased and r.entity_type in ("ORGANIZATION", "NRP"):
-                continue
-            value = text[r.start : r.end]
-            if r.entity_type == "DATE_TIME" and self._policy.dates == "specific" and \
-                    not specific_date(text, r.start, r.end):
-                continue  # "last week", "Tuesday", "about a 5": not identifying; needed for a useful note
-            if not plausible(r.entity_type, value, "presidio", self._lexicon):
-                continue
-            if clinical_in_context(text, r.entity_type, r.start, r.end, note=shorthand or capitals):
-                continue
-            if r.entity_type in _NAMED and weak_find(value, self._lexicon, capitals_text=capitals, shorthand=shorthand):
-                continue
-            start, end = tidy_person(text, r.start, r.end) if r.entity_type == "PERSON" else (r.start, r.end)
-            found.append(Span(start, end, r.entity_type, float(r.score) * (0.9 if cased else 1.0), "presidio"))
-        # ``read`` is ``text`` itself unless spaCy read it capitalised
-        patterns = extend_addresses(read, [*find_patterns(read), *find_cued_names(text, self._lexicon),
-                                           *find_field_names(read), *find_places(read),
-                                           *self._proper_nouns(text, capitals or shorthand,
-                                                              spoken=read if cased else None)])
-        addresses = [(s, e) for s, e, kind in patterns if kind == "ADDRESS"]
-        if addresses and not shorthand:
-            patterns += find_block_lines(text, addresses, self._lexicon)
-        for start, end, entity in patterns:
-            if entity in self._thresholds and plausible(entity, text[start:end], "pattern", self._lexicon) and \
-                    not clinical_in_context(text, entity, start, end, note=shorthand or capitals):
-                found.append(Span(start, end, entity, 0.7, "pattern"))
-        # what their surroundings make certain, whatever the words: "Dr. Small", "Union Hospital", "MI 92"
-        for start, end, entity in (*find_titled_names(text, self._lexicon), *find_facilities(text, self._lexicon),
-                                   *find_event_years(text)):
-            if entity in self._thresholds:
-                found.append(Span(start, end, entity, 0.7, "pattern"))
-        return [Span(take_initial(text, f.start), f.end, f.entity, f.score, f.source, f.key)
-                if f.entity == "PERSON" else f for f in found]
-
     def _entities_for(self, text: str) -> list[str]:
         """What Presidio should look for in this text: its number recognizers (phone, SSN, card,
         IBAN, IP…) cannot match a text without a digit, nor its email and web recognizers one
@@ -349,23 +267,6 @@ class PresidioRedactor:
         if "." not in text and "@" not in text:
             entities = [e for e in entities if e not in ("EMAIL_ADDRESS", "URL")]
         return entities
-
-    def _proper_nouns(self, text: str, notes: bool, *, spoken: str | None) -> list[tuple[int, int, str]]:
-        """Names, employers and places found from word lists; in notes written in capitals or
-        shorthand only known first names (there every word is capitalised or abbreviated).
-        ``spoken``: lowercase speech with the words that could be names capitalised. The rules
-        for written names and places read that instead, but there a place after a preposition
-        must be a known town or country ('to Palpation', 'to Mix' are no places: a word missing
-        from the word lists is not yet a name) and an employer only after a work cue."""
-        read = spoken if spoken is not None else text
-        found = list(find_first_names(read, self._lexicon, speech=not notes))
-        if not notes:
-            found += [*find_organisations(text, self._lexicon, spoken=spoken),
-                      *find_cued_places(read, self._lexicon, known_only=spoken is not None),
-                      *find_speakers(read), *find_initialled_names(read, self._lexicon),
-                      *find_name_lists(read, self._lexicon), *find_subjects_and_owners(read, self._lexicon),
-                      *find_lines_above_country(read, self._lexicon)]
-        return found
 
     def pseudonymize(
         self, segments: tuple[Segment, ...], known: list[KnownIdentifier], surrogates: SurrogateMap | None = None
@@ -422,22 +323,6 @@ def _ner_entities(doc: Any, config: Any) -> tuple[list[Any], list[float]]:
         low = label in config.low_score_entity_names
         scores.append(config.default_score * (config.low_confidence_score_multiplier if low else 1.0))
     return entities, scores
-
-
-def _capitalised(text: str, lexicon: Lexicon) -> str:
-    """The words that could be names capitalised, as a writer would ('travelling to canada with
-    laura' -> 'travelling to Canada with Laura'): known names and places and words that are
-    neither everyday nor clinical, never a stop word nor a name that is an everyday word
-    ('brown', 'bill': cues find those). The length is kept, so offsets hold."""
-    from spacy.lang.en.stop_words import STOP_WORDS
-
-    def case(m: re.Match[str]) -> str:
-        word = m.group(0)
-        if word in STOP_WORDS or not lexicon.identifying_word(word) or lexicon.everyday_name(word):  # "brown stool"
-            return word
-        return word[0].upper() + word[1:]
-
-    return re.sub(r"[^\W\d_][\w'’-]+", case, text)
 
 
 _HELPER: PresidioRedactor | None = None
