@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import socket
@@ -9,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scribe.db.engine import session_scope
@@ -114,3 +116,11 @@ def must_search(pattern: str, text: str, flags: int = 0) -> re.Match[str]:
     found = re.search(pattern, text, flags)
     assert found is not None, f"{pattern!r} not found"
     return found
+
+
+@functools.cache
+def shipped_clinical_terms() -> frozenset[str]:
+    """The clinical vocabulary as shipped (policies/vocabulary), for Lexicons built in tests."""
+    from scribe.policies import load_policies
+
+    return load_policies(Path(__file__).resolve().parent.parent / "policies").redaction.clinical_terms

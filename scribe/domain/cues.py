@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from scribe.domain.vocabulary import CLINICAL_TERMS, Lexicon, capitals_text, near_word
+from scribe.domain.vocabulary import Lexicon, capitals_text, near_word
 
 _DAYS = frozenset("monday tuesday wednesday thursday friday saturday sunday".split())
 # everyday words that are no place's name after a movement ("went to bed", "sent to lab")
@@ -42,7 +42,7 @@ _TOLD = re.compile(r"\b([A-Z][A-Z'’]+(?:\s+[A-Z][A-Z'’]+)?)\s+(?:AWARE|NOTIF
 
 def _name_word(word: str, lexicon: Lexicon) -> bool:
     low = word.lower().strip(".'’")
-    return bool(low) and low not in _AFTER_TITLE and (low not in CLINICAL_TERMS or low in lexicon.names) \
+    return bool(low) and low not in _AFTER_TITLE and (low not in lexicon.clinical or low in lexicon.names) \
         and not low.endswith(("ing", "ly")) \
         and (low in lexicon.names or len(low) > 1)
 
@@ -126,7 +126,7 @@ def find_facilities(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, str
         for w in reversed(words):  # from the facility word back, up to the first word that is not a name's
             low = w.group(0).lower().strip("(")
             not_a_name = low in _NOT_FACILITY or near_word(low, _NOT_FACILITY) or low in _AFTER_TITLE
-            if not_a_name or (low in CLINICAL_TERMS and low not in ("heart", "cross")) \
+            if not_a_name or (low in lexicon.clinical and low not in ("heart", "cross")) \
                     or low in _NOT_PLACES or not w.group(0)[:1].isalpha():
                 break
             keep.insert(0, w)
@@ -146,7 +146,7 @@ def find_facilities(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, str
     for m in _MOVED.finditer(text):
         preposition, word = m.group(1), m.group(2)
         low = word.lower()
-        if low in CLINICAL_TERMS or low in _NOT_FACILITY or low in _AFTER_TITLE or low in _NOT_PLACES:
+        if low in lexicon.clinical or low in _NOT_FACILITY or low in _AFTER_TITLE or low in _NOT_PLACES:
             continue
         if len(word) > 3 and lexicon.identifying_word(word) and low not in lexicon.names and low not in _DAYS and \
                 (m.group(3) or lexicon.known_name_or_place(word) or (preposition and word.istitle() and not capitals)):

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from scribe.domain.vocabulary import CLINICAL_TERMS, Lexicon, capitals_text, words_of
+from scribe.domain.vocabulary import Lexicon, capitals_text, words_of
 
 _SUFFIX = (r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|circle|cir|"
            r"terrace|ter|parkway|pkwy|highway|hwy|trail|trl|square|alley|loop|crescent|plaza|pike|row|walk|"
@@ -332,8 +332,9 @@ def plausible(entity: str, value: str, source: str, lexicon: Lexicon | None = No
     if entity in ("PERSON", "LOCATION") and source == "pattern" and lexicon is not None and \
             not any(lexicon.identifying_word(w) for w in words_of(v)):
         return False
-    if entity == "ADDRESS" and source == "pattern" and not re.search(r"\bP\.?\s?O\.?\s*Box\b", v, re.I) and \
-            any(len(w) > 2 and w.lower().strip(".") in CLINICAL_TERMS and not _SUFFIX_WORD.fullmatch(w.strip("."))
+    if entity == "ADDRESS" and source == "pattern" and lexicon is not None and \
+            not re.search(r"\bP\.?\s?O\.?\s*Box\b", v, re.I) and \
+            any(len(w) > 2 and w.lower().strip(".") in lexicon.clinical and not _SUFFIX_WORD.fullmatch(w.strip("."))
                 for w in words_of(v)):
         return False  # "on Lexapro 10", "3 way Foley", "to CCu 9": a dose, a device or a ward, not a street
     if entity == "LICENSE_PLATE" and not any(ch.isdigit() for ch in v):
@@ -379,8 +380,8 @@ def _real_url(value: str, lexicon: Lexicon | None) -> bool:
         return False
     first = parts[0].lower()
     last_word = first.split("-")[-1]
-    if lexicon is not None and (first in lexicon.common or first in CLINICAL_TERMS or
-                                last_word in lexicon.common or last_word in CLINICAL_TERMS):
+    if lexicon is not None and (first in lexicon.common or first in lexicon.clinical or
+                                last_word in lexicon.common or last_word in lexicon.clinical):
         return False
     if parts[-1] in _TLDS:
         return len(parts[-2]) > 2

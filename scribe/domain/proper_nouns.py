@@ -10,7 +10,7 @@ import itertools
 import re
 from collections.abc import Iterator
 
-from scribe.domain.vocabulary import CLINICAL_TERMS, Lexicon
+from scribe.domain.vocabulary import Lexicon
 
 _UPPER = "A-ZÀ-ÞĀ-ŽΑ-ΩА-Я"
 _LOWER = "a-zß-ÿā-žα-ωа-я"
@@ -32,7 +32,7 @@ def find_first_names(text: str, lexicon: Lexicon, *, speech: bool = True) -> Ite
     for m in _TOKEN.finditer(text):
         word = m.group(0)
         low = word.lower().rstrip("'’s") if word.lower().endswith(("'s", "’s")) else word.lower()
-        if low not in lexicon.first_names or low in lexicon.common or low in CLINICAL_TERMS or low in _MONTHS_DAYS:
+        if low not in lexicon.first_names or low in lexicon.common or low in lexicon.clinical or low in _MONTHS_DAYS:
             continue
         if not (word[:1].isupper() and not word.isupper()) and not lowercase:
             continue  # in cased text a name is capitalised; in capitals every word is
@@ -90,7 +90,7 @@ def find_cued_places(text: str, lexicon: Lexicon, *, known_only: bool = False) -
     for m in _PLACE_CUE.finditer(text):
         words = m.group(1).split()
         for n, w in enumerate(words):  # "Loeches on Saturday": the place ends before a day or a clinical word
-            if w.lower() in _MONTHS_DAYS or w.lower() in CLINICAL_TERMS:
+            if w.lower() in _MONTHS_DAYS or w.lower() in lexicon.clinical:
                 words = words[:n]
                 break
         while words and words[-1] in _CONNECTORS:
@@ -127,7 +127,7 @@ def find_initialled_names(text: str, lexicon: Lexicon) -> Iterator[tuple[int, in
         initial = text[m.start() + len(first) + 1 :].lstrip()[:1]
         if first[:1].isupper() and last[:1].isupper() and (initial.isupper() or initial not in "aiwx"):
             if lexicon.identifying_word(first) and first.lower() not in lexicon.common and \
-                    last.lower() not in CLINICAL_TERMS:
+                    last.lower() not in lexicon.clinical:
                 yield m.start(), m.end(), "PERSON"
         elif first.islower() and last.islower() and first in lexicon.first_names and last in lexicon.names \
                 and first not in lexicon.common:
@@ -139,7 +139,7 @@ def find_name_lists(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, str
     for m in _LIST.finditer(text):
         words = list(re.finditer(rf"[{_UPPER}][{_LOWER}'’-]+", m.group(0)))
         known = sum(w.group(0).lower() in lexicon.first_names for w in words)
-        if known * 2 > len(words) and not any(w.group(0).lower() in CLINICAL_TERMS for w in words):
+        if known * 2 > len(words) and not any(w.group(0).lower() in lexicon.clinical for w in words):
             for w in words:
                 yield m.start() + w.start(), m.start() + w.end(), "PERSON"
 

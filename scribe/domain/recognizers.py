@@ -56,9 +56,9 @@ NOTES = frozenset({TextKind.SHORTHAND, TextKind.CAPITALS})  # every word abbrevi
 CASED = frozenset({TextKind.PROSE, TextKind.SPEECH})  # case (or its restoration) tells names from words
 
 
-def text_kind(text: str) -> TextKind:
+def text_kind(text: str, lexicon: Lexicon) -> TextKind:
     """Shorthand before capitals: a nursing note written in capitals is read as shorthand."""
-    if clinical_shorthand(text):
+    if clinical_shorthand(text, lexicon):
         return TextKind.SHORTHAND
     if capitals_text(text):
         return TextKind.CAPITALS
@@ -96,7 +96,7 @@ class TextView:
 
 def view_of(text: str, lexicon: Lexicon) -> TextView:
     sh = shadow(text)
-    kind = text_kind(sh.text)
+    kind = text_kind(sh.text, lexicon)
     read = capitalised(sh.text, lexicon) if kind is TextKind.SPEECH else sh.text
     return TextView(original=text, shadow=sh, kind=kind, read=read, lexicon=lexicon)
 

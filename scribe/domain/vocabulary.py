@@ -4,52 +4,14 @@ A statistical NER model reads clinical shorthand ("ABG", "Lasix", "SBP 80s") and
 all in capitals as names and organisations. These rules decide, from word lists, whether a
 find holds anything that could identify a person: a known first name or surname, a place, or
 a word that is neither everyday English nor clinical vocabulary. The lists themselves come
-from the caller (``Lexicon``); this module only holds the clinical vocabulary we write
-ourselves and the rules."""
+from the caller (``Lexicon``), the clinical vocabulary among them (policies/vocabulary, read
+with the redaction policy); this module holds only the rules."""
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
-
-# Clinical words a note uses every day and no one is named after in a note: abbreviations,
-# body systems, common medications (psychiatric ones first: a behavioural-health note must
-# keep them) and devices. Kept lowercase; compared lowercase.
-CLINICAL_TERMS = frozenset("""
-pt pts pt's patient client clinician therapist provider md rn np lpn cna rrt pa dr
-abd abg abgs bp sbp dbp map hr rr sats sat spo2 o2 temp tmax vs vss cvp pap pcwp svr co ci ef lvef
-gi gu cv ct cta cxr mri ekg ecg eeg echo tte tee nsr sr st svt vt vf afib aflutter pvc pvcs pac pacs
-npo po pr iv ivf im sc sq prn qd bid tid qid qhs hs ac pc stat
-tf tpn ngt ogt peg ett trach picc hickman foley cath swan aline a-line art line lines
-ns lr d5w kcl kphos mag prbc prbcs ffp plt plts wbc rbc hct hgb inr ptt bun cr lytes
-icu micu sicu ccu csru ctic nicu picu ed er or pacu ew osh rehab snf ltac vicu fhp fhpa
-mae perrl perla aox3 a&o ox3 lob loc gcs rass cam neuro resp pulm cardiac renal skin social dispo
-chf cad htn dm niddm iddm copd pvd pe dvt uti mi cabg ptca mvr avr tah bso hx pmh hpi ros
-mrsa vre cdiff c.diff
-cpap bipap simv peep ps fio2 vent vents
-bm bms bs abx npn nsg sw ot pt/ot
-afebrile febrile intubated extubated extubation reintubated wean weaned weaning sedated
-lung lungs heart abdomen extremities
-lasix heparin dopamine dopa dobutamine levophed neo neosynephrine propofol fentanyl versed midazolam
-ativan morphine mso4 dilaudid coumadin warfarin insulin digoxin lopressor metoprolol captopril
-kayexalate vancomycin vanco zosyn flagyl levaquin ceftriaxone tylenol acetaminophen motrin ibuprofen
-aspirin asa plavix lovenox protonix pepcid colace senna dulcolax
-haldol haloperidol zyprexa olanzapine seroquel quetiapine risperdal risperidone abilify aripiprazole
-geodon ziprasidone latuda lurasidone clozaril clozapine invega paliperidone
-zoloft sertraline prozac fluoxetine lexapro escitalopram celexa citalopram paxil paroxetine
-wellbutrin bupropion effexor venlafaxine pristiq desvenlafaxine cymbalta duloxetine trazodone
-remeron mirtazapine trintellix vortioxetine viibryd vilazodone spravato esketamine ketamine
-lithium lithobid lamictal lamotrigine depakote divalproex tegretol carbamazepine trileptal
-klonopin clonazepam xanax alprazolam valium diazepam lorazepam buspar buspirone hydroxyzine vistaril
-adderall ritalin concerta vyvanse focalin strattera atomoxetine guanfacine intuniv clonidine
-prazosin propranolol naltrexone vivitrol suboxone buprenorphine methadone antabuse disulfiram
-max min fick quinton passy muir bair hugger kling aloe vesta sitz duoderm adaptic tegaderm xeroform
-ho id ir bb derm eps tsicu ctsicu vicu fellow resident intern attending
-urine stool stools sputum secretions secreations drainage gtt gtts jelly supp oint ointment neb nebs sxn sx
-amt amts sm mod lg lge spec specimen reg lente nph psv ips imv fs hd cvvh cvvhd ua bc cx
-rle lle tlc raf arf pcu tele av cs
-acamprosate campral gabapentin neurontin topamax topiramate ambien zolpidem melatonin narcan naloxone
-""".split())
 
 _WORD = re.compile(r"[A-Za-zÀ-ÿĀ-žΑ-ωА-я][\w'’.-]*")
 
@@ -58,13 +20,16 @@ _WORD = re.compile(r"[A-Za-zÀ-ÿĀ-žΑ-ωА-я][\w'’.-]*")
 class Lexicon:
     """Word lists, lowercase. ``names``: first names and surnames (a census list), and
     ``first_names`` the first names alone; ``places``: countries and states; ``common``:
-    everyday English words; ``stop_words``: words never capitalised as a name in speech."""
+    everyday English words; ``stop_words``: words never capitalised as a name in speech;
+    ``clinical``: clinical words that are no one's name (policies/vocabulary, via the redaction
+    policy)."""
 
     names: frozenset[str]
     places: frozenset[str]
     common: frozenset[str]
     first_names: frozenset[str] = frozenset()
     stop_words: frozenset[str] = frozenset()
+    clinical: frozenset[str] = frozenset()
 
     def identifying_word(self, word: str) -> bool:
         """Could this one word point at a person: a name, a place, or a word that is neither
@@ -72,10 +37,18 @@ class Lexicon:
         w = word.lower().strip(".'’-")
         if w.endswith(("'s", "’s")):
             w = w[:-2]
-        if not w or w in CLINICAL_TERMS:
+        if not w or w in self.clinical:
             return False
-        # two letters are a word ('a', 'is') in lowercase but a hospital's initials in capitals (GH)
-        return w in self.names or w in self.places or ((len(w) > 2 or word.isupper()) and w not in self.common)
+        if w in self.names or w in self.places:
+            return True
+        # two letters are a word ('a', 'is') in lowercase but a hospital's initials in capitals (GH);
+        # a clinical word typed with one slip is no unusual word ('secreations')
+        return (len(w) > 2 or word.isupper()) and w not in self.common and not near_word(w, self.clinical)
+
+    def clinical_word(self, word: str) -> bool:
+        """A clinical word, or a long one typed with one slip ('secreations', 'morpphine')."""
+        w = word.lower().strip(".'’-")
+        return w in self.clinical or near_word(w, self.clinical)
 
     def everyday_name(self, word: str) -> bool:
         """A name that is also an everyday word ('brown', 'bill', 'tan')."""
@@ -89,7 +62,7 @@ class Lexicon:
 
     def known_name_or_place(self, word: str) -> bool:
         w = word.lower().strip(".'’-")
-        return w not in CLINICAL_TERMS and (w in self.names or w in self.places)
+        return w not in self.clinical and (w in self.names or w in self.places)
 
 
 def words_of(value: str) -> list[str]:
@@ -102,10 +75,12 @@ def is_acronym(word: str) -> bool:
     return 1 <= len(letters) <= 4 and letters.isalpha() and letters.isupper()
 
 
-def clinical_only(value: str) -> bool:
-    """Every word is clinical vocabulary or an everyday function word ('abd soft', 'lasix gtt')."""
+def clinical_only(value: str, lexicon: Lexicon) -> bool:
+    """Every word is clinical vocabulary or an everyday function word ('abd soft', 'lasix gtt');
+    a long clinical word typed with one slip is still one ('secreations', 'hepparin')."""
     words = [w.lower().strip(".'’-") for w in words_of(value)]
-    return bool(words) and all(w in CLINICAL_TERMS or w in _FUNCTION_WORDS or len(w) <= 2 for w in words)
+    return bool(words) and all(w in _FUNCTION_WORDS or len(w) <= 2 or lexicon.clinical_word(w)
+                               for w in words)
 
 
 def weak_find(value: str, lexicon: Lexicon, *, capitals_text: bool, shorthand: bool = False) -> bool:
@@ -118,7 +93,7 @@ def weak_find(value: str, lexicon: Lexicon, *, capitals_text: bool, shorthand: b
       model cannot see case there, so keep it only when a word is a known name or place, or
       unusual enough ('CALVERT', 'MAUREEN' stay; 'AFEBRILE TIMES' goes only if everyday)."""
     words = words_of(value)
-    if not words or clinical_only(value):
+    if not words or clinical_only(value, lexicon):
         return True
     if len(words) == 1 and is_acronym(words[0]):
         return True
@@ -126,7 +101,7 @@ def weak_find(value: str, lexicon: Lexicon, *, capitals_text: bool, shorthand: b
     lower = all(w.islower() for w in words)
     if shorthand:  # "amber urine", "Nitro gtt": a clinical word makes it no name in a nursing note
         return not any(lexicon.known_name_or_place(w) and not (lower and lexicon.everyday_name(w)) for w in words) \
-            or any(w.lower().strip(".'’-") in CLINICAL_TERMS for w in words)
+            or any(lexicon.clinical_word(w) for w in words)
     if flat:
         return not any(lexicon.identifying_word(w) for w in words)
     if lower:  # "thick tan", "sample sent": in lowercase a name that is also an everyday word is not enough
@@ -144,11 +119,12 @@ _FUNCTION_WORDS = frozenset("""a an the and or but of in on at to for with by fr
 these those his her their our my your no not very some any all up down out over off than then so""".split())
 
 
-def clinical_shorthand(text: str) -> bool:
+def clinical_shorthand(text: str, lexicon: Lexicon) -> bool:
     """A clinical note in shorthand (a nursing note), not speech: many words are clinical
     abbreviations ('pt', 'abd', 'sbp', 'gtt'…). NER trained on news reads such text poorly."""
     words = [w.lower().strip(".'’-") for w in words_of(text)]
-    return len(words) >= 8 and sum(w in CLINICAL_TERMS for w in words) >= max(2.0, 0.06 * len(words))
+    return len(words) >= 8 and \
+        sum(lexicon.clinical_word(w) for w in words) >= max(2.0, 0.06 * len(words))
 
 
 def near_word(word: str, words: frozenset[str]) -> bool:
@@ -157,7 +133,25 @@ def near_word(word: str, words: frozenset[str]) -> bool:
     rule for each typo. Short words must match exactly: at four letters one slip is another word."""
     if len(word) < 7:
         return False
-    return any(abs(len(listed) - len(word)) <= 1 and len(listed) >= 7 and _one_slip(word, listed) for listed in words)
+    index = _slip_index(words)
+    candidates = index.get(word, set()).union(*(index.get(v, ()) for v in _deletions(word)))
+    return any(_one_slip(word, listed) for listed in candidates)
+
+
+def _deletions(word: str) -> set[str]:
+    return {word[:i] + word[i + 1:] for i in range(len(word))}
+
+
+@functools.cache
+def _slip_index(words: frozenset[str]) -> dict[str, set[str]]:
+    """Each long listed word under itself and each of its one-letter deletions: two words one
+    slip apart share one of these keys, so a lookup reads a few keys, not the whole list."""
+    index: dict[str, set[str]] = {}
+    for listed in words:
+        if len(listed) >= 7:
+            for key in (listed, *_deletions(listed)):
+                index.setdefault(key, set()).add(listed)
+    return index
 
 
 def _one_slip(a: str, b: str) -> bool:

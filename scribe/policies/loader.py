@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -10,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from scribe.domain.errors import PolicyError
+from scribe.domain.places import COUNTRIES, US_STATES
 from scribe.policies.schema import (
     BillingPolicy,
     ConsentPolicy,
@@ -81,6 +83,40 @@ def _load(path: Path, model: type[M]) -> M:
         raise PolicyError(f"{path}: field '{where}': {first['msg']} ({exc.error_count()} error(s))") from None
 
 
+_WORDS = re.compile(r"[a-z0-9][a-z0-9'&/.+-]*")
+
+
+def _load_redaction(directory: Path) -> RedactionPolicy:
+    """The redaction policy with its vocabulary read: every word file it names, each word
+    lowercase, none twice, none a country's or a US state's name (a place the redactor would
+    then never see as one)."""
+    path = directory / "redaction.yaml"
+    policy = _load(path, RedactionPolicy)
+    where: dict[str, str] = {}
+    places = COUNTRIES | US_STATES
+    for name in policy.vocabulary:
+        words_path = (directory / name).resolve()
+        if not words_path.is_relative_to(directory.resolve()):
+            raise PolicyError(f"{path}: field 'vocabulary': {name} is outside the policies directory")
+        try:
+            text = words_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise PolicyError(f"{path}: field 'vocabulary': {name} is missing") from None
+        for number, line in enumerate(text.splitlines(), start=1):
+            for word in line.split("#", 1)[0].split():
+                here = f"{name}:{number}"
+                if not _WORDS.fullmatch(word):
+                    raise PolicyError(f"{here}: '{word}' is not a lowercase word")
+                if word in where:
+                    raise PolicyError(f"{here}: '{word}' is listed already ({where[word]})")
+                if word in places:
+                    raise PolicyError(f"{here}: '{word}' is a place's name: listed here it would never be redacted")
+                where[word] = here
+    if not where:
+        raise PolicyError(f"{path}: field 'vocabulary': the word files hold no word")
+    return policy.with_clinical_terms(frozenset(where))
+
+
 def load_policies(directory: Path) -> Policies:
     directory = Path(directory)
     templates: dict[str, NoteTemplate] = {}
@@ -123,7 +159,7 @@ def load_policies(directory: Path) -> Policies:
         roles=_load(directory / "roles.yaml", RolesPolicy),
         templates=templates,
         licensure=licensure,
-        redaction=_load(directory / "redaction.yaml", RedactionPolicy),
+        redaction=_load_redaction(directory),
         egress=_load(directory / "egress.yaml", EgressPolicy),
         security=_load(directory / "security.yaml", SecurityPolicy),
         retention=_load(directory / "retention.yaml", RetentionPolicy),

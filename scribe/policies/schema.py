@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from scribe.domain.permissions import CLINICAL, CLINICAL_TEXT, PERMISSIONS
 
@@ -276,6 +276,20 @@ class RedactionPolicy(Strict):
     entities: dict[str, EntityRule] = Field(min_length=1, description="Entities removed after the chart's identifiers")
     dates: Literal["specific", "all"] = Field(default="specific")
     operator: Literal["surrogate"] = "surrogate"
+    vocabulary: list[str] = Field(
+        default=["vocabulary/clinical.txt"], min_length=1,
+        description="Word files (relative to the policies directory) of clinical words that are no one's name")
+    _clinical_terms: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @property
+    def clinical_terms(self) -> frozenset[str]:
+        """The words of the ``vocabulary`` files, read and checked by the loader."""
+        return self._clinical_terms
+
+    def with_clinical_terms(self, words: frozenset[str]) -> RedactionPolicy:
+        policy = self.model_copy()
+        policy._clinical_terms = words
+        return policy
 
     @field_validator("entities")
     @classmethod

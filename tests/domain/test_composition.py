@@ -4,6 +4,7 @@ entity names checked where they are declared."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from collections.abc import Iterable
@@ -23,10 +24,16 @@ from scribe.domain.recognizers import (
 )
 from scribe.domain.redaction import ENTITY_TYPES, KnownIdentifier, KnownMatcher, Span
 from scribe.domain.vocabulary import Lexicon
+from tests.helpers import shipped_clinical_terms
 
-LEX = Lexicon(names=frozenset({"laura", "quill", "brown"}), places=frozenset({"canada", "tulsa"}),
-              common=frozenset({"brown", "travelling", "sister", "called", "the", "with", "week", "last", "said", "dog"}),
-              first_names=frozenset({"laura"}), stop_words=frozenset({"to", "with", "the", "my", "and", "in"}))
+LEX = Lexicon(
+    names=frozenset({"laura", "quill", "brown"}),
+    places=frozenset({"canada", "tulsa"}),
+    common=frozenset({"brown", "travelling", "sister", "called", "the", "with", "week", "last", "said", "dog"}),
+    first_names=frozenset({"laura"}),
+    stop_words=frozenset({"to", "with", "the", "my", "and", "in"}),
+    clinical=shipped_clinical_terms(),
+)
 POLICY = {"PERSON": 0.5, "LOCATION": 0.5, "ORGANIZATION": 0.5, "DATE": 0.5, "DATE_TIME": 0.5, "PHONE_NUMBER": 0.5,
           "ADDRESS": 0.5, "ZIP_CODE": 0.5, "ID_NUMBER": 0.5}
 COMPOSE = Composition(thresholds=POLICY, specific_dates=True)
@@ -53,7 +60,7 @@ def test_the_composition_runs_without_any_nlp_library() -> None:
     ("12/04 10:30", TextKind.PROSE),  # no letters: nothing to read case from
 ])
 def test_the_kind_of_a_text_is_decided_once(text: str, kind: TextKind) -> None:
-    assert text_kind(text) is kind
+    assert text_kind(text, LEX) is kind
     assert view_of(text, LEX).kind is kind
 
 
@@ -186,3 +193,12 @@ def test_every_rule_finds_only_the_entities_it_declares() -> None:
 def test_the_declared_entities_are_all_known() -> None:
     assert {e for rule in RECOGNIZERS for e in rule.entities} <= ENTITY_TYPES
     assert len({rule.name for rule in RECOGNIZERS}) == len(RECOGNIZERS)
+
+
+@pytest.mark.parametrize("text", ["pt transferred to kernan 4 overnight, sbp stable",
+                                  "Pt was transferred to Kernan 4 overnight."])
+def test_a_ward_a_practice_lists_as_its_own_word_is_no_place(text: str) -> None:
+    before = COMPOSE.spans(view_of(text, LEX), [], NO_CHART)
+    assert [text[s.start:s.start + 8].lower() for s in before] == ["kernan 4"]  # a ward moved to reads as a place
+    listed = dataclasses.replace(LEX, clinical=LEX.clinical | {"kernan"})  # policies/vocabulary/local.txt
+    assert not COMPOSE.spans(view_of(text, listed), [], NO_CHART)

@@ -7,17 +7,21 @@ import pytest
 
 from scribe.domain.patterns import find_cued_names, find_places, plausible, specific_date
 from scribe.domain.vocabulary import Lexicon, capitals_text, clinical_shorthand, weak_find
+from tests.helpers import shipped_clinical_terms
 
 LEX = Lexicon(names=frozenset({"maureen", "helen", "bill", "smith", "calvert"}),
               places=frozenset({"canada", "zealand"}),
               common=frozenset({"times", "yellow", "holy", "cross", "soft", "the", "called", "present", "twice",
-                                "united", "kingdom", "spoke"}))
+                                "united", "kingdom", "spoke"}), clinical=shipped_clinical_terms())
 
 
 @pytest.mark.parametrize(("value", "capitals", "shorthand", "weak"), [
     ("Lasix", False, False, True),            # a medication
     ("abd soft", False, False, True),         # clinical shorthand only
     ("Zoloft", False, False, True),           # a psychiatric medication stays in the note
+    ("SECREATIONS", True, False, True),       # a clinical word typed with one slip is still clinical
+    ("Sertralin", False, False, True),
+    ("Sertoli", False, False, False),         # short words must match exactly: one slip there is another word
     ("GI", False, False, True), ("SBP", True, False, True),  # lone acronyms
     ("TIMES", True, False, True),             # an everyday word, written in capitals in a capitals note
     ("MAUREEN", True, False, False),          # a known name in capitals
@@ -35,8 +39,8 @@ def test_weak_finds_are_dropped_and_names_stay(value: str, capitals: bool, short
 def test_text_written_in_capitals_and_shorthand_notes_are_recognised() -> None:
     assert capitals_text("PT ADMITTED FROM CALVERT HOSPITAL WITH HYPOTENSION")
     assert not capitals_text("I talked to my sister about it, she was upset")
-    assert clinical_shorthand("pt afebrile, abd soft, foley draining yellow urine, sbp 90s on dopamine")
-    assert not clinical_shorthand("I have been sleeping badly since my mother moved in with us last month")
+    assert clinical_shorthand("pt afebrile, abd soft, foley draining yellow urine, sbp 90s on dopamine", LEX)
+    assert not clinical_shorthand("I have been sleeping badly since my mother moved in with us last month", LEX)
 
 
 @pytest.mark.parametrize(("entity", "value", "keep"), [
@@ -100,7 +104,12 @@ def test_speakers_of_a_chat_are_names_but_a_transcripts_roles_and_headings_are_n
 def test_subjects_owners_and_towns_above_a_country_are_found() -> None:
     from scribe.domain.proper_nouns import find_lines_above_country, find_subjects_and_owners
 
-    lex = Lexicon(names=frozenset(), places=frozenset(), common=frozenset({"monday", "mental", "health", "plan"}))
+    lex = Lexicon(
+        names=frozenset(),
+        places=frozenset(),
+        common=frozenset({"monday", "mental", "health", "plan"}),
+        clinical=shipped_clinical_terms(),
+    )
     text = "Timotea lives on Via dei Fiorentini 17. The address of Persint is 6750 Koskikatu 25. Monday lived up to it."
     assert [text[a:b] for a, b, _ in find_subjects_and_owners(text, lex)] == ["Timotea", "Persint"]
     text = "The Mental Health office is closed"
@@ -109,23 +118,37 @@ def test_subjects_owners_and_towns_above_a_country_are_found() -> None:
     assert [text[a:b] for a, b, _ in find_lines_above_country(text, lex)] == ["Chiclana de la Frontera"]
 
 
-@pytest.mark.parametrize(("text", "names"), [
-    ("it's under Elita B Desaulniers", ["Elita B Desaulniers"]),
-    ("it's under Elita b Desaulniers", ["Elita b Desaulniers"]),  # speech read with its names capitalised
-    ("Wheezy w Exertion only", []), ("Quixby x Thrice", []),     # shorthand: with, times
-    ("Vitamin B Complex", []),                                     # an everyday first word
-])
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("it's under Elita B Desaulniers", ["Elita B Desaulniers"]),
+        ("it's under Elita b Desaulniers", ["Elita b Desaulniers"]),  # speech read with its names capitalised
+        ("Wheezy w Exertion only", []),
+        ("Quixby x Thrice", []),  # shorthand: with, times
+        ("Vitamin B Complex", []),  # an everyday first word
+    ],
+)
 def test_a_name_with_a_middle_initial(text: str, names: list[str]) -> None:
     from scribe.domain.proper_nouns import find_initialled_names
 
-    lex = Lexicon(names=frozenset({"elita"}), places=frozenset(), common=frozenset({"vitamin", "it's", "under"}))
+    lex = Lexicon(
+        names=frozenset({"elita"}),
+        places=frozenset(),
+        common=frozenset({"vitamin", "it's", "under"}),
+        clinical=shipped_clinical_terms(),
+    )
     assert [text[a:b] for a, b, _ in find_initialled_names(text, lex)] == names
 
 
 def test_in_speech_an_employer_needs_a_work_cue() -> None:
     from scribe.domain.proper_nouns import find_organisations
 
-    lex = Lexicon(names=frozenset(), places=frozenset(), common=frozenset({"work", "couple", "history"}))
+    lex = Lexicon(
+        names=frozenset(),
+        places=frozenset(),
+        common=frozenset({"work", "couple", "history"}),
+        clinical=shipped_clinical_terms(),
+    )
     said, read = "i work for socrata now", "i work for Socrata now"
     assert [said[a:b] for a, b, _ in find_organisations(said, lex, spoken=read)] == ["socrata"]
     said, read = "a couple of weeks and a history of hypertension", "a couple of Weeks and a history of Hypertension"

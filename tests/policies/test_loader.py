@@ -80,3 +80,47 @@ def test_every_entity_a_rule_emits_is_one_a_policy_can_name() -> None:
 
     assert {entity for entity, _, _ in RECOGNIZERS} <= ENTITY_TYPES
     assert set(load_policies(ROOT / "policies").redaction.entities) <= ENTITY_TYPES
+
+
+def test_the_clinical_vocabulary_is_read_from_its_word_files() -> None:
+    terms = load_policies(ROOT / "policies").redaction.clinical_terms
+    assert {"sbp", "lasix", "sertraline", "foley"} <= terms
+    assert "secreations" not in terms  # no corpus's typo is a word of the language
+
+
+def test_a_practices_own_words_are_added(tmp_path: Path) -> None:
+    d = copy_policies(tmp_path)
+    (d / "vocabulary" / "local.txt").write_text("# our wards\nkernan quartermain  # step-down units\n")
+    terms = load_policies(d).redaction.clinical_terms
+    assert {"kernan", "quartermain", "sbp"} <= terms
+    assert "#" not in "".join(terms)
+
+
+@pytest.mark.parametrize(("local", "message"), [
+    ("Kernan\n", r"local.txt:1: 'Kernan' is not a lowercase word"),
+    ("\n\nsbp\n", r"local.txt:3: 'sbp' is listed already \(vocabulary/clinical.txt:\d+\)"),
+    ("ward4 ward4\n", r"local.txt:1: 'ward4' is listed already \(vocabulary/local.txt:1\)"),
+    ("georgia\n", r"local.txt:1: 'georgia' is a place's name"),
+    ("lasix;\n", r"'lasix;' is not a lowercase word"),
+])
+def test_a_bad_word_file_is_refused_naming_file_and_line(tmp_path: Path, local: str, message: str) -> None:
+    d = copy_policies(tmp_path)
+    (d / "vocabulary" / "local.txt").write_text(local)
+    with pytest.raises(PolicyError, match=message):
+        load_policies(d)
+
+
+@pytest.mark.parametrize(("files", "message"), [
+    ("[vocabulary/clinical.txt, vocabulary/ours.txt]", r"vocabulary/ours.txt is missing"),
+    ("[../outside.txt]", r"outside the policies directory"),
+    ("[vocabulary/local.txt]", r"the word files hold no word"),
+    ("[]", r"field 'vocabulary'"),
+])
+def test_a_vocabulary_that_cannot_be_read_is_refused(tmp_path: Path, files: str, message: str) -> None:
+    d = copy_policies(tmp_path)
+    (tmp_path / "outside.txt").write_text("sbp\n")
+    text = (d / "redaction.yaml").read_text().replace("vocabulary: [vocabulary/clinical.txt, vocabulary/local.txt]",
+                                                      f"vocabulary: {files}")
+    (d / "redaction.yaml").write_text(text)
+    with pytest.raises(PolicyError, match=message):
+        load_policies(d)
