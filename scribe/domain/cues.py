@@ -31,11 +31,17 @@ consult consulted consulting following follow followed f/u""".split())
 _TITLED = re.compile(r"\b(?:dr|drs|doctor|dr's)(?:\.\s*|\s+)(?:([a-z])\.?\s+)?([a-z][a-z'’]*(?:-[a-z][a-z'’]*)?)"
                      r"(?:\s+([a-z][a-z'’]+(?:-[a-z][a-z'’]*)?))?", re.I)
 _AND_TITLED = re.compile(r"\s*(?:,|\band\b|&)\s*([a-z][a-z'’]+(?:-[a-z][a-z'’]*)?)", re.I)
-# a name before its credential: "J. Yi, MD", "Stord-Painter MD", "Q. LANDER RRT" (the credential in capitals)
+# a name before its credential: "J. Yi, MD", "Stord-Painter MD", "Q. LANDER RRT" (the credential in capitals);
+# a physician assistant only after an initial ("J. Chang PA", not "Swan PA catheter")
 _CREDENTIALED = re.compile(r"\b((?:[A-Z]\.\s*)?[A-Z][A-Za-z'’]+(?:[- ][A-Z][A-Za-z'’]+)?)\b(?:,\s*|\s+)"
-                           r"(?-i:MD|M\.D\.|RN|NP|RRT|PA-C|LCSW|LICSW|LMFT|LPC|PhD|PsyD)\b(?!-)")
+                           r"(?-i:MD|M\.D\.|RN|NP|RRT|PA-C|PA|LCSW|LICSW|LMFT|LPC|PhD|PsyD)\b(?!-)")
 _CREDENTIALED_LOWER = re.compile(r"(?<![\w.])((?:[a-z]\.\s*)?[a-z][a-z'’]+(?:[- ][a-z][a-z'’]+)?)\b(?:,\s*|\s+)"
                                  r"(?:md|rn|np|rrt|lcsw|licsw)\b")
+# a courtesy title before a capitalised name, whatever the word: "mrs. Park", "Mr. Brown", "Ms. Hope" (ms
+# is written so, with its full stop: "MS Contin" is a drug, "MS. Verbal" mental status then a sentence; Miss
+# has its capital: "I MISS Home")
+_HONORIFIC = re.compile(r"\b(?:(?i:mrs|mr)\.?[ \t]+|Miss[ \t]+|Ms\.[ \t]*)(?:([A-Z])\.?[ \t]+)?"
+                        r"([A-Z][a-z'’]+(?:-[A-Z][a-z'’]+)?)\b")
 # a colleague told of something, in a note written in capitals: "BEA TURA AWARE", "NP JEN AWARE"
 _TOLD = re.compile(r"\b([A-Z][A-Z'’]+(?:\s+[A-Z][A-Z'’]+)?)\s+(?:AWARE|NOTIFIED|PAGED|INFORMED|MADE AWARE|CALLED)\b")
 
@@ -70,9 +76,14 @@ def find_titled_names(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, s
                 break
             yield more.start(1), more.end(1), "PERSON"
             pos = more.end(1)
+    for m in _HONORIFIC.finditer(text):
+        if _name_word(m.group(2), lexicon):
+            yield m.start(1) if m.group(1) else m.start(2), m.end(2), "PERSON"
     for m in _CREDENTIALED.finditer(text):
         words = re.findall(r"[A-Za-z'’]+", m.group(1))
         initial = re.match(r"[A-Z]\.", m.group(1)) is not None
+        if m.group(0).endswith("PA") and not initial:
+            continue
         if all(_name_word(w, lexicon) for w in words if len(w) > 1) and \
                 (initial or any(lexicon.identifying_word(w) for w in words if len(w) > 1)):
             yield m.start(1), m.end(1), "PERSON"

@@ -92,6 +92,11 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
                         r"may|june|july|august|september|october|november|december)(?:,?\s+(?:19|20)\d\d)?\b", re.I), 0),
     # a year, but not a clock time in a note ("at 2000", "@ 1900")
     ("DATE", re.compile(r"(?<![\d/.-])(?<!\bat\s)(?<!@\s)(?<!@)(?:19|20)\d\d(?![\d/:-]|\.\d)", re.I), 0),
+    # a month named alone after a word of time: "in sept.", "since October", "early Feb" (a month is a date's
+    # element; not "may", nor "dec" or "mar", shorthand for decreased and marked)
+    ("DATE", re.compile(r"\b(?:in|since|early|late|mid|until|till|last|next|this|by|from|through)[ \t-]+"
+                        r"((?:jan(?:uary)?|feb(?:ruary)?|march|april|june|july|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|"
+                        r"nov(?:ember)?|december)\b\.?)", re.I), 1),
     # a two-digit year with its apostrophe: MI '92 (not 30' of feet or degrees: HOB 30')
     ("DATE", re.compile(r"(?<![\w'])'\d\d\b"), 0),
     # ZIP after a state, or after the word zip

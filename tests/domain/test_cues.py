@@ -37,6 +37,12 @@ def _values(text: str, finder: Callable[[str, Lexicon], Iterable[tuple[int, int,
     ("BEA TURA AWARE MGSO4 GIVEN", ["BEA TURA"]),                  # told of something, in capitals
     ("dr aware, md notified, dr to see pt", []),                   # what follows a title without a name
     ("TO HELP RETURN PC02 TO BASELINE", []),                       # RN inside RETURN is no credential
+    ("gi: mrs. Park ate a little oatmeal", ["Park"]),               # a courtesy title makes any word a name
+    ("Spoke with Mr. J. Brown and Ms. Hope", ["J. Brown", "Hope"]),
+    ("MS Contin 30 mg. MS. Verbal support given", []),              # a drug; mental status, then a sentence
+    ("I MISS Home so much", []),                                   # a verb
+    ("sats 87% -> J. Chang PA into evaluate", ["J. Chang"]),       # a physician assistant after an initial
+    ("Swan PA catheter placed, PA pressures 40s", []),             # a pulmonary artery
 ])
 def test_names_after_a_title_or_before_a_credential(text: str, names: list[str]) -> None:
     assert _values(text, find_titled_names) == names
