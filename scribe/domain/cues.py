@@ -13,9 +13,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from scribe.domain.months import WEEKDAYS
 from scribe.domain.vocabulary import Lexicon, capitals_text, near_word
 
-_DAYS = frozenset("monday tuesday wednesday thursday friday saturday sunday".split())
 # everyday words that are no place's name after a movement ("went to bed", "sent to lab")
 _NOT_PLACES = frozenset("""bed lab floor home work school church court jail prison rehab detox sleep hd cvvh cvvhd
 ep ir ob bronch dialysis hosp hospital med surgery surg recovery room unit icu step stepdown vacation aa na iop php""".split())
@@ -159,7 +159,7 @@ def find_facilities(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, str
         low = word.lower()
         if low in lexicon.clinical or low in _NOT_FACILITY or low in _AFTER_TITLE or low in _NOT_PLACES:
             continue
-        if len(word) > 3 and lexicon.identifying_word(word) and low not in lexicon.names and low not in _DAYS and \
+        if len(word) > 3 and lexicon.identifying_word(word) and low not in lexicon.names and low not in WEEKDAYS and \
                 (m.group(3) or lexicon.known_name_or_place(word) or (preposition and word.istitle() and not capitals)):
             yield m.start(2), m.end(2), "LOCATION"  # "transfer to quartermain 2", "from kernan ew"
         elif (preposition and word.isupper() and 2 <= len(word) <= 5 and not capitals) or \

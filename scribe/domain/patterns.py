@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from scribe.domain.months import FULL_MONTH_PATTERN, MONTH_PATTERN
 from scribe.domain.vocabulary import Lexicon, capitals_text, words_of
 
 _SUFFIX = (r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|circle|cir|"
@@ -40,9 +41,7 @@ _EU_LEADING = r"Via|Viale|Piazza|Corso|Rue|Avenue|Boulevard|Chemin|Calle|Avenida
 _STATES = ("AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND "
            "OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC PR").split()
 
-# a month, written out or shortened: "march", "Mar", "sept" (not "marrow", "decrease")
-_MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
-          r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)")
+_MONTH = MONTH_PATTERN
 
 RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
     # 2217 Alder Creek Road, Apt 4B / 12 N. Main St. / "twenty two seventeen alder creek road" (as digits)
@@ -88,8 +87,8 @@ RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
     ("PHONE_NUMBER", re.compile(r"(?<![\w/.:-])(?:\+\d{1,3}[ \t.-]?)?(?:\(\d{1,4}\)[ \t.-]?)?\d{2,6}(?:[ \t.-]\d{2,6}){1,4}"
                                 r"(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w/:]|[.-]\d)"), 0),
     ("DATE", re.compile(rf"\b{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?"
-                        r"(?:,?\s+(?:19|20)\d\d)?\b|\b\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:january|february|march|april|"
-                        r"may|june|july|august|september|october|november|december)(?:,?\s+(?:19|20)\d\d)?\b", re.I), 0),
+                        r"(?:,?\s+(?:19|20)\d\d)?\b|\b\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?"
+                        rf"{FULL_MONTH_PATTERN}(?:,?\s+(?:19|20)\d\d)?\b", re.I), 0),
     # a year, but not a clock time in a note ("at 2000", "@ 1900")
     ("DATE", re.compile(r"(?<![\d/.-])(?<!\bat\s)(?<!@\s)(?<!@)(?:19|20)\d\d(?![\d/:-]|\.\d)", re.I), 0),
     # a month named alone after a word of time: "in sept.", "since October", "early Feb" (a month is a date's

@@ -10,6 +10,7 @@ import itertools
 import re
 from collections.abc import Iterator
 
+from scribe.domain.months import MONTHS_AND_DAYS
 from scribe.domain.vocabulary import Lexicon
 
 _UPPER = "A-ZÀ-ÞĀ-ŽΑ-ΩА-Я"
@@ -19,8 +20,6 @@ _TOKEN = re.compile(rf"[{_UPPER}{_LOWER}][\w'’-]*")
 _NAME_TAIL = re.compile(rf"(?:[ \t]+(?:[{_UPPER}][{_LOWER}'’][\w'’-]*|[{_UPPER}]\.?|(?:ten|van|von|de|da|del)"
                         rf"(?=[ \t]+[{_UPPER}]))(?![\w'’:-])){{1,3}}")
 _NAME_TAIL_LOWER = re.compile(rf"[ \t]+(?:[{_LOWER}][\w'’-]+)")
-_MONTHS_DAYS = frozenset("""january february march april may june july august september october november december
-monday tuesday wednesday thursday friday saturday sunday""".split())
 
 
 def find_first_names(text: str, lexicon: Lexicon, *, speech: bool = True) -> Iterator[tuple[int, int, str]]:
@@ -32,7 +31,7 @@ def find_first_names(text: str, lexicon: Lexicon, *, speech: bool = True) -> Ite
     for m in _TOKEN.finditer(text):
         word = m.group(0)
         low = word.lower().rstrip("'’s") if word.lower().endswith(("'s", "’s")) else word.lower()
-        if low not in lexicon.first_names or low in lexicon.common or low in lexicon.clinical or low in _MONTHS_DAYS:
+        if low not in lexicon.first_names or low in lexicon.common or low in lexicon.clinical or low in MONTHS_AND_DAYS:
             continue
         if not (word[:1].isupper() and not word.isupper()) and not lowercase:
             continue  # in cased text a name is capitalised; in capitals every word is
@@ -90,7 +89,7 @@ def find_cued_places(text: str, lexicon: Lexicon, *, known_only: bool = False) -
     for m in _PLACE_CUE.finditer(text):
         words = m.group(1).split()
         for n, w in enumerate(words):  # "Loeches on Saturday": the place ends before a day or a clinical word
-            if w.lower() in _MONTHS_DAYS or w.lower() in lexicon.clinical:
+            if w.lower() in MONTHS_AND_DAYS or w.lower() in lexicon.clinical:
                 words = words[:n]
                 break
         while words and words[-1] in _CONNECTORS:
@@ -202,7 +201,7 @@ def find_subjects_and_owners(text: str, lexicon: Lexicon) -> Iterator[tuple[int,
         word = m.group(1)
         low = word.lower()
         if lexicon.identifying_word(word) and low not in lexicon.common and low not in lexicon.places and \
-                low not in _MONTHS_DAYS:
+                low not in MONTHS_AND_DAYS:
             yield m.start(1), m.end(1), "PERSON"
     for pattern in (_ORG_OF, _ORG_HAS):
         for m in pattern.finditer(text):

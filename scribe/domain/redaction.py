@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from scribe.domain.months import MONTHS
+
 _SURROGATE_RE = re.compile(r"\[([A-Z][A-Z_]*?)(?:_(\d+))?\]")
 
 
@@ -227,15 +229,11 @@ def _known_pattern(value: str) -> re.Pattern[str] | None:
     return re.compile(rf"(?<![\w]){body}(?:['’]s)?(?=s?(?![\w]))", re.IGNORECASE)
 
 
-_MONTHS = [
-    "january", "february", "march", "april", "may", "june",
-    "july", "august", "september", "october", "november", "december",
-]
 
 
 def date_renderings(d: date) -> list[str]:
     """Written forms of a date that a chart-known date of birth must match."""
-    month = _MONTHS[d.month - 1]
+    month = MONTHS[d.month - 1]
     return [
         d.isoformat(),
         f"{d.month}/{d.day}/{d.year}",

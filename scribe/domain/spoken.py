@@ -7,6 +7,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from scribe.domain.months import MONTH_WORDS
+
 DIGIT_WORDS = {"zero": 0, "oh": 0, "o": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
                "seven": 7, "eight": 8, "nine": 9}
 TEENS = {"ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16,
@@ -157,14 +159,11 @@ def shadow(text: str) -> Shadow:
     return Shadow("".join(out), origin)
 
 
-_MONTH_WORDS = {"january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-                "november", "december", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov",
-                "dec"}
 
 
 def _after_month(words: list[str], i: int) -> bool:
     window = [w.lower() for w in words[max(0, i - 3):i]]
-    return any(w in _MONTH_WORDS for w in window)
+    return any(w in MONTH_WORDS for w in window)
 
 
 def _email_context(words: list[str], i: int) -> bool:
