@@ -59,7 +59,8 @@ def cmd_policies(args: argparse.Namespace) -> int:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    from scribe.engines.build import build_transcriber, check_models, force_offline
+    from scribe.engines.build import build_transcriber, check_models
+    from scribe.engines.offline import force_offline
 
     settings = _settings(args)
     force_offline()
@@ -87,7 +88,8 @@ def cmd_redact(args: argparse.Namespace) -> int:
     """Redact text from standard input; print the redacted text and every span found."""
     from scribe.domain.chart import ChartFacts, Contact, known_identifiers
     from scribe.domain.redaction import SurrogateMap, apply_surrogates
-    from scribe.engines.build import build_redactor, force_offline
+    from scribe.engines.build import build_redactor
+    from scribe.engines.offline import force_offline
     from scribe.policies import load_policies
 
     settings = _settings(args)
@@ -132,7 +134,8 @@ def read_transcript(path: Path) -> tuple[Any, ...]:
 def cmd_draft(args: argparse.Namespace) -> int:
     from scribe.domain.evidence import check_draft, split_sentences
     from scribe.domain.redaction import reidentify
-    from scribe.engines.build import build_drafter, build_redactor, check_models, force_offline
+    from scribe.engines.build import build_drafter, build_redactor, check_models
+    from scribe.engines.offline import force_offline
     from scribe.engines.protocols import SectionRequest
     from scribe.policies import load_policies
 

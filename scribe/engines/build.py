@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from scribe.config import Settings
 from scribe.domain.errors import ModelMissing, PolicyError
+from scribe.engines.offline import force_offline
 from scribe.engines.protocols import Decoder, Drafter, Engines, Transcriber, Voices
 from scribe.weights import INSTALL_HINT, profile_paths, verify
 
@@ -17,13 +17,6 @@ if TYPE_CHECKING:
     from scribe.engines.presidio import PresidioRedactor
     from scribe.policies import Policies
     from scribe.policies.schema import EgressPolicy, RedactionPolicy
-
-
-def force_offline() -> None:
-    """No model hub, ever: weights come only from models/."""
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
-    os.environ["HF_DATASETS_OFFLINE"] = "1"
 
 
 def check_models(settings: Settings) -> None:

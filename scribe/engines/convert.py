@@ -8,15 +8,15 @@ removed) and the dequantized weights are loaded into it (MODELS.md).
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
+from scribe.engines.offline import force_offline
+
 
 def gguf_to_hf(gguf_path: Path, out_dir: Path) -> None:
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    force_offline()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     # A local, checksum-verified file, never the hub: local_files_only and offline mode.

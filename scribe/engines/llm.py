@@ -6,12 +6,12 @@ static prompt, so a session is read once however many sections the note has."""
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any, cast
 
 from scribe.domain.errors import EngineError, ModelMissing
+from scribe.engines.offline import force_offline
 from scribe.engines.prompts import (
     chat_messages,
     clean_output,
@@ -21,8 +21,7 @@ from scribe.engines.protocols import Deadline, DraftResult, PseudonymizedTranscr
 
 
 def _tokenizer(path: Path) -> Any:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    force_offline()
     try:
         from transformers import AutoTokenizer
     except ImportError as exc:  # pragma: no cover
