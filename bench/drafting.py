@@ -22,9 +22,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import OUT, table
 from scribe.config import ROOT
 from scribe.domain.transcript import parse_plain_transcript
-from scribe.engines.build import force_offline
 from scribe.engines.fakes import FakeRedactor
 from scribe.engines.llm import CT2Drafter, TransformersDrafter
+from scribe.engines.offline import force_offline
 from scribe.engines.protocols import SectionRequest
 from scribe.policies import load_policies
 from scribe.services.demo import SAMPLE_SCRIPT

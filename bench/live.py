@@ -32,7 +32,8 @@ from scribe.config import Settings
 from scribe.db.engine import session_scope
 from scribe.db.tables import Encounter, Job, Transcript, TranscriptSegment
 from scribe.domain.notes import EncounterStatus
-from scribe.engines.build import build_engines, force_offline
+from scribe.engines.build import build_engines
+from scribe.engines.offline import force_offline
 from scribe.runtime import build_runtime
 from scribe.services import recording
 from scribe.services.demo import demo_client_id, seed_demo, user_by_name

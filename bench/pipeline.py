@@ -25,7 +25,8 @@ from bench.common import EVAL, OUT, normalise, table
 from scribe.config import Settings
 from scribe.db.engine import session_scope
 from scribe.db.tables import Draft, Encounter, Job, Transcript, TranscriptSegment
-from scribe.engines.build import build_engines, force_offline
+from scribe.engines.build import build_engines
+from scribe.engines.offline import force_offline
 from scribe.runtime import build_runtime
 from scribe.services.demo import (
     SAMPLE_AUDIO,

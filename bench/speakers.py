@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import EVAL, OUT, reference_turns, speaker_accuracy, table
 from scribe.config import ROOT, Settings
-from scribe.engines.build import build_decoder, build_transcriber, force_offline
+from scribe.engines.build import build_decoder, build_transcriber
+from scribe.engines.offline import force_offline
 from scribe.engines.protocols import VoiceHints
 from scribe.engines.speakers import VoiceTurns
 from scribe.policies import load_policies
