@@ -8,18 +8,14 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from scribe.db.tables import BreakGlassGrant, Client, Encounter, EncounterParticipant, Job, User
-from scribe.domain.decision import Decision
+from scribe.domain.decision import Decision, Ground
 from scribe.domain.errors import NotFound
 from scribe.domain.notes import CLINICAL_ROLES, Role
-
-# A supervisee in a supervision meeting may read its signed note, not its sources.
-PARTICIPANT_REASON = "participant in this supervision meeting"
-BREAK_GLASS_PREFIX = "break-glass grant #"  # emergency read of signed notes only
 
 
 def by_emergency_grant(access: Decision) -> bool:
     """Was access allowed by a break-glass grant (signed records only, nothing else)?"""
-    return access.reason.startswith(BREAK_GLASS_PREFIX)
+    return access.ground is Ground.BREAK_GLASS
 
 
 def supervisee_ids(session: Session, actor: User) -> list[int]:
@@ -41,16 +37,16 @@ def encounter_access(session: Session, actor: User, encounter: Encounter, now: d
     if encounter.clinic_id != actor.clinic_id:
         return Decision.deny("another clinic's session")
     if encounter.clinician_id == actor.id:
-        return Decision.allow("own session")
+        return Decision.allow(Ground.OWN.value, Ground.OWN)
     if encounter.clinician_id in supervisee_ids(session, actor):
-        return Decision.allow("supervisee's session")
+        return Decision.allow(Ground.SUPERVISEE.value, Ground.SUPERVISEE)
     if session.exec(select(EncounterParticipant).where(EncounterParticipant.encounter_id == encounter.id,
                                                        EncounterParticipant.user_id == actor.id)).first():
-        return Decision.allow(PARTICIPANT_REASON)
+        return Decision.allow(Ground.PARTICIPANT.value, Ground.PARTICIPANT)
     if now is not None and encounter.client_id and not encounter.part2:
         grant = active_grant(session, actor, encounter.client_id, now)
         if grant is not None:
-            return Decision.allow(f"{BREAK_GLASS_PREFIX}{grant.id}")
+            return Decision.allow(f"{Ground.BREAK_GLASS} #{grant.id}", Ground.BREAK_GLASS)
     return Decision.deny("not the actor's session or a supervisee's")
 
 

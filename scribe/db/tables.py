@@ -365,7 +365,7 @@ class Draft(SQLModel, table=True):
     note_type: str
     template_version: int
     model: str
-    status: str = "drafting"  # drafting | ready | signed
+    status: str = "drafting"  # domain.notes.DraftStatus
     ai_sections: dict[str, str] = Field(default_factory=dict, sa_column=Column(
         Sealed("drafts.ai_sections", is_json=True), nullable=False))  # pseudonymized
     prompt_tokens: int = 0
@@ -413,7 +413,7 @@ class DraftSentence(SQLModel, table=True):
     support: float = 0.0
     flags: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(
         Sealed("draft_sentences.flags", is_json=True), nullable=False))  # they quote what was found
-    resolution: str = ""  # "", "edited", "deleted", "confirmed", "rechecked" (voices corrected)
+    resolution: str = ""  # "" while open, else domain.notes.Resolution
     resolution_reason: str = Field(default="", sa_column=Column(Sealed("draft_sentences.resolution_reason"),
                                                                 nullable=False))
     resolved_by: int | None = Field(default=None, foreign_key="users.id")

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Ground(StrEnum):
+    """On what ground a session may be read: code asks this, never the reason's wording."""
+
+    OWN = "own session"
+    SUPERVISEE = "supervisee's session"
+    PARTICIPANT = "participant in this supervision meeting"  # its signed note only, not its sources
+    BREAK_GLASS = "break-glass grant"  # an emergency read of signed notes only
 
 
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
     reason: str
+    ground: Ground | None = None
 
     @classmethod
-    def allow(cls, reason: str) -> Decision:
-        return cls(True, reason)
+    def allow(cls, reason: str, ground: Ground | None = None) -> Decision:
+        return cls(True, reason, ground)
 
     @classmethod
     def deny(cls, reason: str) -> Decision:

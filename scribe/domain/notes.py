@@ -110,6 +110,20 @@ class VersionKind(StrEnum):
     AMENDMENT = "amendment"  # corrected text; the version it supersedes is shown marked "amended"
 
 
+class DraftStatus(StrEnum):
+    DRAFTING = "drafting"  # the pipeline is still writing it
+    READY = "ready"  # open for the author: never signed, or returned by the supervisor
+    SIGNED = "signed"
+
+
+class Resolution(StrEnum):
+    """How a flagged draft sentence was settled ("" while it is open)."""
+
+    EDITED = "edited"  # the clinician's edit took the claim out, or made it agree with what was said
+    CONFIRMED = "confirmed"  # kept, with the clinician's reason
+    RECHECKED = "rechecked"  # the checks no longer raise it once the voices were corrected
+
+
 class CosignOutcome(StrEnum):
     COSIGNED = "cosigned"
     RETURNED = "returned"

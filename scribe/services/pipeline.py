@@ -47,7 +47,15 @@ from scribe.domain.chart import (
 )
 from scribe.domain.errors import ConsentMissing, EngineError
 from scribe.domain.evidence import Flag, FlagKind, check_draft, split_sentences
-from scribe.domain.notes import EncounterKind, EncounterStatus, JobKind, JobStatus, content_sha256, next_stage
+from scribe.domain.notes import (
+    DraftStatus,
+    EncounterKind,
+    EncounterStatus,
+    JobKind,
+    JobStatus,
+    content_sha256,
+    next_stage,
+)
 from scribe.domain.redaction import KnownIdentifier, SurrogateMap, reidentify
 from scribe.domain.transcript import Segment, Speaker, Word, model_line
 from scribe.engines.protocols import Deadline, PseudonymizedTranscript, SectionRequest
@@ -389,7 +397,7 @@ def _evidence(rt: Runtime, job: Job) -> Output:
         draft.draft_flags = [f.to_json() for f in checked.draft_flags]
         draft.removed = [{"section": c.section, "text": reidentify(c.text, reverse),
                           "flags": [f.to_json() for f in c.flags]} for c in checked.removed]
-        draft.status = "ready"
+        draft.status = DraftStatus.READY
         draft.updated_at = rt.clock()
         s.add(draft)
 

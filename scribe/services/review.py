@@ -12,7 +12,7 @@ from typing import NoReturn
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from scribe.db.queries import PARTICIPANT_REASON, by_emergency_grant, get_encounter_for_actor
+from scribe.db.queries import by_emergency_grant, get_encounter_for_actor
 from scribe.db.tables import (
     Client,
     Draft,
@@ -25,11 +25,14 @@ from scribe.db.tables import (
     Recording,
     User,
 )
-from scribe.domain.decision import Decision
+from scribe.domain.decision import Decision, Ground
 from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from scribe.domain.evidence import addresses, check_draft, has_safety_plan, split_sentences
 from scribe.domain.notes import (
+    DraftStatus,
     EncounterKind,
+    EncounterStatus,
+    Resolution,
     VersionKind,
     VersionState,
     can_sign,
@@ -71,6 +74,43 @@ class ReviewView:
     cited_by: dict[int, list[int]] = field(default_factory=dict)
     participants: list[User] = field(default_factory=list)
     service: ServiceView | None = None
+    viewer_id: int | None = None  # who reads the page: what it offers them is decided here, not in the template
+
+    @property
+    def emergency(self) -> bool:
+        """Read by a break-glass grant: signed notes only, read-only, and the page says so."""
+        return by_emergency_grant(self.access)
+
+    @property
+    def is_author(self) -> bool:
+        return self.viewer_id is not None and self.encounter.clinician_id == self.viewer_id
+
+    @property
+    def can_finish_recording(self) -> bool:
+        return self.is_author and self.encounter.status == EncounterStatus.RECORDING
+
+    @property
+    def can_edit(self) -> bool:
+        return self.is_author and self.editing
+
+    @property
+    def can_correct(self) -> bool:
+        """An addendum or an amendment: the author, on a signed record."""
+        return self.is_author and self.encounter.status == EncounterStatus.SIGNED and self.amendable is not None
+
+    @property
+    def awaiting_cosign(self) -> bool:
+        return self.encounter.status == EncounterStatus.PENDING_COSIGN
+
+    @property
+    def revising(self) -> bool:
+        """Open again for the author after the supervisor returned it."""
+        return self.editing and self.encounter.status == EncounterStatus.RETURNED
+
+    @property
+    def shows_draft(self) -> bool:
+        """The AI draft, its evidence and the transcript: once drafted, for those who may see sources."""
+        return bool(self.draft and self.draft.status in (DraftStatus.READY, DraftStatus.SIGNED) and self.show_source)
 
     @property
     def title(self) -> str:
@@ -89,7 +129,7 @@ class ReviewView:
     @property
     def editing(self) -> bool:
         """The draft is open for the author: never signed, or returned by the supervisor."""
-        return bool(self.draft and self.draft.status == "ready")
+        return bool(self.draft and self.draft.status == DraftStatus.READY)
 
     @property
     def amendable(self) -> NoteVersion | None:
@@ -143,7 +183,7 @@ def open_flags(draft: Draft, sections: list[DraftSection], sentences: list[Draft
 def may_see_source(access: Decision) -> bool:
     """A supervisee in a supervision meeting sees the signed supervision note, not the
     recording, transcript or draft (a group meeting discusses others' cases)."""
-    return access.reason != PARTICIPANT_REASON and not by_emergency_grant(access)
+    return access.ground not in (Ground.PARTICIPANT, Ground.BREAK_GLASS)
 
 
 def pending_here(s: Session, actor: User, view: ReviewView) -> PendingNote | None:
@@ -176,7 +216,7 @@ def review_view(s: Session, key: bytes, policies: Policies, *, actor: User, enco
     if by_emergency_grant(access):
         versions = [v for v in versions if v.is_record]  # emergency access opens signed records only
     decision = can_sign(signer=signer_facts(actor), encounter_clinician_id=encounter.clinician_id,
-                        draft_ready=bool(draft and draft.status == "ready"),
+                        draft_ready=bool(draft and draft.status == DraftStatus.READY),
                         already_signed=_signed_or_pending(versions),
                         unresolved_flags=len(flags), unreviewed_sections=sum(1 for x in sections if not x.reviewed),
                         service_problem=service_signing_problem(encounter, policies))
@@ -190,7 +230,7 @@ def review_view(s: Session, key: bytes, policies: Policies, *, actor: User, enco
     service = service_view(s, policies, encounter, editable=encounter.clinician_id == actor.id) \
         if encounter.kind == EncounterKind.THERAPY and may_see_source(access) else None
     return ReviewView(encounter, client, draft, sections, sentences, segments, flags,
-                      versions, access, decision, cited, participants(s, encounter), service)
+                      versions, access, decision, cited, participants(s, encounter), service, actor.id)
 
 
 MEDIA = {"wav": "audio/wav", "mp3": "audio/mpeg", "m4a": "audio/mp4", "webm": "audio/webm", "ogg": "audio/ogg"}
@@ -217,7 +257,7 @@ def editable_draft(s: Session, actor: User, encounter_id: int) -> tuple[Encounte
     if encounter.clinician_id != actor.id:
         raise PermissionDenied("only the session's clinician edits its draft")
     draft = _draft_for(s, encounter)
-    if draft is None or draft.status != "ready":
+    if draft is None or draft.status != DraftStatus.READY:
         raise Conflict("the draft is not ready for review")
     return encounter, draft
 
@@ -286,7 +326,7 @@ def save_section(s: Session, key: bytes, *, actor: User, encounter_id: int, sect
                 segments = load_segments(s, encounter.id or 0)
             still = recheck_edited(sent.text, [f["kind"] for f in sent.flags], section_key, text, segments)
             if still is None:  # the claim is gone, or now agrees with what was said
-                sent.resolution, sent.resolved_by, sent.resolved_at = "edited", actor.id, now
+                sent.resolution, sent.resolved_by, sent.resolved_at = Resolution.EDITED, actor.id, now
             else:  # reworded, and still wrong: the flag follows the new wording
                 sent.text, sent.flags = still
             s.add(sent)
@@ -363,11 +403,11 @@ def resolve_flag(s: Session, key: bytes, *, actor: User, encounter_id: int, targ
         sent = s.get(DraftSentence, int(ident))
         if sent is None or sent.draft_id != draft.id:
             raise NotFound("no such flag")
-        sent.resolution, sent.resolution_reason, sent.resolved_by, sent.resolved_at = "confirmed", reason, actor.id, now
+        sent.resolution, sent.resolution_reason, sent.resolved_by, sent.resolved_at = Resolution.CONFIRMED, reason, actor.id, now
         s.add(sent)
     elif kind == "draft" and ident.isdigit() and int(ident) < len(draft.draft_flags):
         flags = [dict(f) for f in draft.draft_flags]
-        flags[int(ident)].update(resolution="confirmed", reason_given=reason, by=actor.id, at=now.isoformat())
+        flags[int(ident)].update(resolution=Resolution.CONFIRMED.value, reason_given=reason, by=actor.id, at=now.isoformat())
         draft.draft_flags = flags
     else:
         raise NotFound("no such flag")
@@ -421,8 +461,8 @@ def sign(s: Session, key: bytes, policies: Policies, *, actor: User, encounter_i
         s.add(note)
         s.flush()
     returned = [v.version for v in views if v.state == VersionState.RETURNED]
-    confirmed = sum(1 for x in sentences if x.resolution == "confirmed") + sum(
-        1 for f in draft.draft_flags if f.get("resolution") == "confirmed")
+    confirmed = sum(1 for x in sentences if x.resolution == Resolution.CONFIRMED) + sum(
+        1 for f in draft.draft_flags if f.get("resolution") == Resolution.CONFIRMED)
     ai_text, final = " ".join(x.ai_text for x in sections), " ".join(x.text for x in sections)
     version = records.add_version(
         s, note=note, encounter=encounter, actor=actor,
@@ -431,7 +471,7 @@ def sign(s: Session, key: bytes, policies: Policies, *, actor: User, encounter_i
         supersedes=returned[-1] if returned else None, zero_edit=zero_edit, ai_chars_kept=share_kept(ai_text, final),
         edit_distance=edit_distance(ai_text, final), flags_confirmed=confirmed,
         service=service_snapshot(s, policies, encounter))
-    draft.status = "signed"
+    draft.status = DraftStatus.SIGNED
     s.add(draft)
     records.after_new_version(s, policies, encounter, note, version, now)
     audit.record(s, key, now=now, actor_id=actor.id, action="note.sign", object_type="note_version",

@@ -30,6 +30,8 @@ from scribe.domain.errors import Conflict, InvalidInput, PermissionDenied
 from scribe.domain.notes import (
     COSIGN_MEANING,
     CosignOutcome,
+    DraftStatus,
+    Resolution,
     Role,
     VersionKind,
     VersionState,
@@ -96,8 +98,8 @@ def confirmed_flags(s: Session, encounter: Encounter) -> list[tuple[str, str]]:
     if draft is None:
         return []
     out = [(f["reason"], x.resolution_reason) for x in s.exec(select(DraftSentence).where(
-        DraftSentence.draft_id == draft.id, DraftSentence.resolution == "confirmed")) for f in x.flags]
-    out += [(f["reason"], f.get("reason_given", "")) for f in draft.draft_flags if f.get("resolution") == "confirmed"]
+        DraftSentence.draft_id == draft.id, DraftSentence.resolution == Resolution.CONFIRMED)) for f in x.flags]
+    out += [(f["reason"], f.get("reason_given", "")) for f in draft.draft_flags if f.get("resolution") == Resolution.CONFIRMED]
     return out
 
 
@@ -173,7 +175,7 @@ def return_note(s: Session, key: bytes, *, actor: User, version_id: int, comment
     row = _add_decision(s, actor=actor, version=version, outcome=CosignOutcome.RETURNED, comment=comment, now=now)
     if version.kind in (VersionKind.ORIGINAL, VersionKind.REVISION):
         draft = s.exec(select(Draft).where(Draft.encounter_id == encounter.id)).one()
-        draft.status = "ready"
+        draft.status = DraftStatus.READY
         draft.lock_version += 1
         draft.updated_at = now
         s.add(draft)

@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from scribe.db.tables import Draft, DraftSection, DraftSentence, Pseudonymization, Transcript, TranscriptSegment, User
 from scribe.domain.errors import Conflict, InvalidInput
 from scribe.domain.evidence import check_draft, split_sentences
-from scribe.domain.notes import EncounterKind
+from scribe.domain.notes import EncounterKind, Resolution
 from scribe.domain.transcript import Speaker
 from scribe.policies import Policies
 from scribe.services import audit
@@ -25,7 +25,6 @@ from scribe.services.pipeline import load_segments
 from scribe.services.review import check_version, claim_version, editable_draft
 
 VOICE_SIZE = 256
-RECHECKED = "rechecked"  # a flag the checks no longer raise once the voices were corrected
 
 
 def enrol(s: Session, key: bytes, *, user: User, voice: tuple[float, ...], now: datetime) -> None:
@@ -100,7 +99,7 @@ def _recheck(s: Session, policies: Policies, draft: Draft, note_type: str, encou
         if now_raised:
             sent.flags = now_raised
         elif sent.flags:
-            sent.resolution, sent.resolved_by, sent.resolved_at = RECHECKED, actor.id, now
+            sent.resolution, sent.resolved_by, sent.resolved_at = Resolution.RECHECKED, actor.id, now
         s.add(sent)
     idx = max((x.idx for x in sentences), default=-1) + 1
     for (section, text), flags in raised.items():

@@ -16,6 +16,7 @@ from sqlmodel import select
 from scribe.cli import main as cli_main
 from scribe.db.engine import session_scope
 from scribe.db.tables import AuditEvent, BreakGlassGrant, DeletionReceipt, Draft, NoteVersion, Recording, Transcript
+from scribe.domain.decision import Ground
 from scribe.domain.egress import PART2_NOTICE
 from scribe.domain.errors import InvalidInput, NotFound, PermissionDenied
 from scribe.domain.notes import VersionKind
@@ -79,6 +80,8 @@ def test_break_glass_is_time_boxed_needs_a_reason_reads_notes_only_and_is_always
     g = grant(runtime, practice.dr_cole, practice.maya.mrn, minutes=30)
     view = read(runtime, practice.dr_cole, encounter)
     assert view.access.reason == f"break-glass grant #{g.id}"
+    assert view.access.ground is Ground.BREAK_GLASS and view.emergency  # the page says so, read-only
+    assert not (view.can_edit or view.can_correct or view.shows_draft)
     assert view.draft is None and view.segments == () and view.versions  # signed notes only
     clock.advance(minutes=31)
     with pytest.raises(NotFound):

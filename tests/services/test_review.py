@@ -308,3 +308,24 @@ def test_what_the_clinician_writes_is_checked_too(runtime: Runtime, practice: Pr
     assert not any("seven hours" in f.sentence for f in open_now)
     version = resolve_all(runtime, practice.dr_ada, encounter)  # confirmed with a reason, as a clinician may
     assert sign(runtime, practice.dr_ada, encounter, version).content_sha256
+
+
+def _offers(v: review.ReviewView) -> dict[str, bool]:
+    return {"edit": v.can_edit, "correct": v.can_correct, "awaiting_cosign": v.awaiting_cosign,
+            "draft": v.shows_draft, "emergency": v.emergency}
+
+
+def test_what_the_page_offers_is_decided_by_the_view_for_each_reader(runtime: Runtime, practice: Practice,
+                                                                      wav: bytes) -> None:
+    encounter = ready(runtime, practice.sam, practice.priya.id, wav)
+    assert _offers(view(runtime, practice.sam, encounter)) == {
+        "edit": True, "correct": False, "awaiting_cosign": False, "draft": True, "emergency": False}
+    assert _offers(view(runtime, practice.dr_ben, encounter)) == {  # the supervisor reads; only the author edits
+        "edit": False, "correct": False, "awaiting_cosign": False, "draft": True, "emergency": False}
+    sign(runtime, practice.sam, encounter, resolve_all(runtime, practice.sam, encounter))
+    assert _offers(view(runtime, practice.sam, encounter)) == {
+        "edit": False, "correct": False, "awaiting_cosign": True, "draft": True, "emergency": False}
+    own = ready(runtime, practice.dr_ada, practice.maya.id, wav)
+    sign(runtime, practice.dr_ada, own, resolve_all(runtime, practice.dr_ada, own))
+    assert _offers(view(runtime, practice.dr_ada, own)) == {  # a record: corrected by addendum or amendment
+        "edit": False, "correct": True, "awaiting_cosign": False, "draft": True, "emergency": False}

@@ -16,6 +16,7 @@ from scribe.config import Settings
 from scribe.db.engine import session_scope
 from scribe.db.tables import AuditEvent, DraftSentence, Pseudonymization, TranscriptSegment, User
 from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from scribe.domain.notes import Resolution
 from scribe.engines.protocols import Engines
 from scribe.runtime import Runtime
 from scribe.services import voices
@@ -69,7 +70,7 @@ def test_a_swap_relabels_the_transcript_and_what_the_model_saw_and_rechecks_the_
     swap(runtime, practice.dr_ada, encounter, version)  # swapped back: that flag no longer holds
     assert "misplaced" not in open_kinds(runtime, practice.dr_ada, encounter)
     with session_scope(runtime.engine) as s:
-        assert any(x.resolution == voices.RECHECKED for x in s.exec(select(DraftSentence)).all())
+        assert any(x.resolution == Resolution.RECHECKED for x in s.exec(select(DraftSentence)).all())
 
 
 def test_a_swap_is_refused_from_a_stale_page_by_someone_else_or_for_one_voice(
