@@ -67,9 +67,24 @@ def clock() -> Clock:
     return Clock()
 
 
+@dataclass(frozen=True)
+class Fakes:
+    """The fake engines a test drives, typed as what they are (``Engines`` types them by Protocol)."""
+
+    transcriber: FakeTranscriber
+    redactor: FakeRedactor
+    drafter: FakeDrafter
+    voices: FakeVoices
+
+
 @pytest.fixture
-def engines() -> Engines:
-    return Engines(FakeTranscriber(), FakeRedactor(), FakeDrafter(), FakeVoices())
+def fakes() -> Fakes:
+    return Fakes(FakeTranscriber(), FakeRedactor(), FakeDrafter(), FakeVoices())
+
+
+@pytest.fixture
+def engines(fakes: Fakes) -> Engines:
+    return Engines(fakes.transcriber, fakes.redactor, fakes.drafter, fakes.voices)
 
 
 @pytest.fixture

@@ -116,6 +116,7 @@ class Host:
 class Cluster:
     runtime: Runtime
     env: dict[str, str]
+    clock: Clock  # the runtime's, as the test drives it
     hosts: list[Host] = field(default_factory=list)
 
     def host(self, tmp: Path) -> Host:
@@ -161,13 +162,14 @@ def cluster(pg_url: str, tmp_path: Path) -> Iterator[Cluster]:
                         policies_dir=policies_dir, worker_in_process=False, queue_engine="procrastinate",
                         storage_dir=storage, key_dir=keys, anchor_dir=tmp_path / "anchors",
                         queue_heartbeat_seconds=HEARTBEAT, queue_stalled_seconds=STALLED)
-    runtime = build_runtime(settings, policies=load_policies(policies_dir), clock=Clock())
+    clock = Clock()
+    runtime = build_runtime(settings, policies=load_policies(policies_dir), clock=clock)
     env = {**os.environ, "SCRIBE_DATABASE_URL": pg_url, "SCRIBE_ENGINES": "fake", "SCRIBE_QUEUE_ENGINE": "procrastinate",
            "SCRIBE_DATA_DIR": str(tmp_path / "worker"), "SCRIBE_STORAGE_DIR": str(storage), "SCRIBE_KEY_DIR": str(keys),
            "SCRIBE_ANCHOR_DIR": str(tmp_path / "anchors"), "SCRIBE_POLICIES_DIR": str(policies_dir),
            "SCRIBE_QUEUE_HEARTBEAT_SECONDS": str(HEARTBEAT), "SCRIBE_QUEUE_STALLED_SECONDS": str(STALLED),
            "PYTHONPATH": str(ROOT)}
-    c = Cluster(runtime, env)
+    c = Cluster(runtime, env, clock)
     try:
         yield c
     finally:
@@ -181,7 +183,7 @@ def exactly_once(runtime: Runtime, encounters: list[int]) -> None:
     distinct output key; every recording in the shared storage."""
     with session_scope(runtime.engine) as s:
         for model in (Transcript, Pseudonymization, Draft):
-            ids = [row.encounter_id for row in s.exec(select(model)).all()]
+            ids = [row.encounter_id for row in s.exec(select(model)).all()]  # type: ignore[attr-defined]
             assert sorted(ids) == sorted(encounters), model.__name__
         sections = len(runtime.policies.template("soap").sections)
         assert len(s.exec(select(DraftSection)).all()) == sections * len(encounters)
@@ -201,7 +203,7 @@ def exactly_once(runtime: Runtime, encounters: list[int]) -> None:
 def test_a_host_killed_mid_stage_is_taken_over_and_the_stage_lands_once(cluster: Cluster, tmp_path: Path,
                                                                          when: str) -> None:
     rt = cluster.runtime
-    people = make_practice(rt, rt.clock)
+    people = make_practice(rt, cluster.clock)
     encounter = upload(rt, people.dr_ada, people.maya.id, wav_bytes(), transcript=TRANSCRIPT)
     a, b = cluster.host(tmp_path), cluster.host(tmp_path)
     env = {**cluster.env, "SCRIBE_FAKE_COST_SECONDS": "3"}
@@ -230,7 +232,7 @@ def test_a_host_killed_mid_stage_is_taken_over_and_the_stage_lands_once(cluster:
 
 def test_a_partitioned_host_is_taken_over_and_its_late_commit_is_refused(cluster: Cluster, tmp_path: Path) -> None:
     rt = cluster.runtime
-    people = make_practice(rt, rt.clock)
+    people = make_practice(rt, cluster.clock)
     encounter = upload(rt, people.dr_ada, people.maya.id, wav_bytes(), transcript=TRANSCRIPT)
     a, b = cluster.host(tmp_path), cluster.host(tmp_path)
     a.start({**cluster.env, "SCRIBE_FAKE_COST_SECONDS": "8"})
@@ -245,8 +247,9 @@ def test_a_partitioned_host_is_taken_over_and_its_late_commit_is_refused(cluster
         draft = s.exec(select(Draft)).one()
         before = (draft.id, draft.created_at)
     a.partition(False)  # A comes back and tries to commit its draft
-    assert a.log is not None
-    cluster.wait_for(lambda: "lease lost" in a.log.read_text(), timeout=90,
+    log = a.log
+    assert log is not None
+    cluster.wait_for(lambda: "lease lost" in log.read_text(), timeout=90,
                      message="host A's late commit was not refused")
     exactly_once(rt, [encounter.id or 0])
     with session_scope(rt.engine) as s:
@@ -260,7 +263,7 @@ def test_a_partitioned_host_is_taken_over_and_its_late_commit_is_refused(cluster
 
 def test_two_hundred_sessions_at_once_over_four_hosts(cluster: Cluster, tmp_path: Path) -> None:
     rt = cluster.runtime
-    people = make_practice(rt, rt.clock)
+    people = make_practice(rt, cluster.clock)
     hosts = [cluster.host(tmp_path) for _ in range(4)]
     # By capability: two hosts transcribe and draft (the GPU hosts), two redact and check.
     for i, h in enumerate(hosts):
@@ -292,12 +295,12 @@ def test_a_live_session_is_transcribed_on_a_worker_host_while_the_web_host_takes
     from tests.services.test_live import webm_pieces
 
     rt = cluster.runtime
-    rt.clock.now = datetime.now(UTC)  # the worker host's clock: a recording in progress, not one abandoned
-    people = make_practice(rt, rt.clock)
+    cluster.clock.now = datetime.now(UTC)  # the worker host's clock: a recording in progress, not one abandoned
+    people = make_practice(rt, cluster.clock)
     host = cluster.host(tmp_path)
     host.start(cluster.env)
     with session_scope(rt.engine) as s:
-        encounter = recording.start(s, rt.audit_key, rt.policies, actor=people.dr_ada, client_id=people.maya.id,
+        encounter = recording.start(s, rt.audit_key, rt.policies, actor=people.dr_ada, client_id=people.maya.id or 0,
                                     note_type="soap", now=rt.clock())
     eid = encounter.id or 0
     for seq, piece in enumerate(webm_pieces(60.0)):
@@ -307,7 +310,7 @@ def test_a_live_session_is_transcribed_on_a_worker_host_while_the_web_host_takes
 
     def transcribed_while_recording() -> bool:
         with session_scope(rt.engine) as s:
-            return bool(load_segments(s, eid)) and s.get(Encounter, eid).status == EncounterStatus.RECORDING
+            return bool(load_segments(s, eid)) and s.get_one(Encounter, eid).status == EncounterStatus.RECORDING
 
     cluster.wait_for(transcribed_while_recording, timeout=120, message="the worker host never transcribed live")
     with session_scope(rt.engine) as s:

@@ -16,7 +16,7 @@ from scribe.engines.protocols import Engines
 from scribe.runtime import Runtime
 from scribe.services.pipeline import CrashPoint
 from scribe.worker import Worker
-from tests.conftest import Clock, Practice
+from tests.conftest import Clock, Fakes, Practice
 from tests.helpers import TRANSCRIPT, reload, run_pipeline, upload
 
 CHART_IDENTIFIERS = ["Maya", "Thompson", "Laura", "555-201-3344", "maya.t@example.org", "Riverside Bakery"]
@@ -33,10 +33,10 @@ def test_an_upload_becomes_a_draft_in_the_review_queue(runtime: Runtime, practic
     assert actions[:1] == ["recording.upload"] and "pipeline.evidence" in actions
 
 
-def test_the_drafter_never_sees_a_chart_identifier(runtime: Runtime, practice: Practice, wav: bytes, engines: Engines) -> None:
+def test_the_drafter_never_sees_a_chart_identifier(runtime: Runtime, practice: Practice, wav: bytes, fakes: Fakes) -> None:
     upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
-    [(transcript, _, _)] = engines.drafter.calls
+    [(transcript, _, _)] = fakes.drafter.calls
     seen = transcript.text.lower()
     for identifier in CHART_IDENTIFIERS:
         assert identifier.lower() not in seen, identifier
@@ -51,8 +51,8 @@ def test_the_draft_is_reidentified_for_the_clinician(runtime: Runtime, practice:
     assert "Riverside Bakery" in texts and "[ORG" not in texts
 
 
-def test_every_sentence_has_evidence_or_a_flag(runtime: Runtime, practice: Practice, wav: bytes, engines: Engines) -> None:
-    engines.drafter.extra_sentence = "The client recently returned from a ski trip in Aspen."
+def test_every_sentence_has_evidence_or_a_flag(runtime: Runtime, practice: Practice, wav: bytes, fakes: Fakes) -> None:
+    fakes.drafter.extra_sentence = "The client recently returned from a ski trip in Aspen."
     upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
     with session_scope(runtime.engine) as s:
@@ -81,31 +81,31 @@ def test_a_crash_before_the_commit_resumes_without_duplicates(
 
 
 def test_a_retryable_engine_error_retries_then_fails_with_a_clear_reason(
-    runtime: Runtime, practice: Practice, wav: bytes, engines: Engines, clock: Clock
+    runtime: Runtime, practice: Practice, wav: bytes, fakes: Fakes, clock: Clock
 ) -> None:
-    engines.drafter.fail_with = EngineError("drafting failed (RuntimeError)", retryable=True)
+    fakes.drafter.fail_with = EngineError("drafting failed (RuntimeError)", retryable=True)
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     for _ in range(10):
         run_pipeline(runtime)
         clock.advance(minutes=5)
-    assert len(engines.drafter.calls) == runtime.policies.pipeline.max_attempts
+    assert len(fakes.drafter.calls) == runtime.policies.pipeline.max_attempts
     fresh = reload(runtime, encounter)
     assert fresh.status == EncounterStatus.FAILED and "drafting failed" in fresh.status_reason
     with session_scope(runtime.engine) as s:  # what came before is kept
         assert s.exec(select(Pseudonymization)).first() is not None
 
 
-def test_redaction_failure_fails_closed(runtime: Runtime, practice: Practice, wav: bytes, engines: Engines) -> None:
-    engines.redactor.fail_with = EngineError("redaction failed (OSError); nothing was drafted", retryable=False)
+def test_redaction_failure_fails_closed(runtime: Runtime, practice: Practice, wav: bytes, fakes: Fakes) -> None:
+    fakes.redactor.fail_with = EngineError("redaction failed (OSError); nothing was drafted", retryable=False)
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
-    assert engines.drafter.calls == []
+    assert fakes.drafter.calls == []
     fresh = reload(runtime, encounter)
     assert fresh.status == EncounterStatus.FAILED and "redaction failed" in fresh.status_reason
 
 
 def test_consent_withdrawn_mid_pipeline_stops_the_next_step(
-    runtime: Runtime, practice: Practice, wav: bytes, engines: Engines, clock: Clock
+    runtime: Runtime, practice: Practice, wav: bytes, fakes: Fakes, clock: Clock
 ) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     Worker(runtime).run_once()  # transcribe
@@ -117,7 +117,7 @@ def test_consent_withdrawn_mid_pipeline_stops_the_next_step(
     run_pipeline(runtime)
     fresh = reload(runtime, encounter)
     assert fresh.status == EncounterStatus.STOPPED and "ai_drafting" in fresh.status_reason
-    assert engines.redactor.calls == [] and engines.drafter.calls == []
+    assert fakes.redactor.calls == [] and fakes.drafter.calls == []
 
 
 def test_two_workers_never_run_the_same_job(runtime: Runtime, practice: Practice, wav: bytes) -> None:
@@ -130,9 +130,9 @@ def test_two_workers_never_run_the_same_job(runtime: Runtime, practice: Practice
 
 
 def test_logs_carry_ids_never_clinical_text(
-    runtime: Runtime, practice: Practice, wav: bytes, engines: Engines, caplog: pytest.LogCaptureFixture
+    runtime: Runtime, practice: Practice, wav: bytes, fakes: Fakes, caplog: pytest.LogCaptureFixture
 ) -> None:
-    engines.drafter.fail_with = RuntimeError("boom Maya Thompson 555-201-3344")  # a bug leaking text into an error
+    fakes.drafter.fail_with = RuntimeError("boom Maya Thompson 555-201-3344")  # a bug leaking text into an error
     caplog.set_level("DEBUG")
     upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
@@ -186,10 +186,11 @@ def test_a_worker_that_stalled_past_its_lease_writes_nothing_over_the_one_that_t
     run_job(runtime, stalled)  # wakes up and tries to commit
     with session_scope(runtime.engine) as s:
         assert s.exec(select(Transcript)).all() == []
-        assert s.get(Job, taker.id).worker_id == "taker" and s.get(Job, taker.id).status == JobStatus.RUNNING
+        held = s.get_one(Job, taker.id)
+        assert held.worker_id == "taker" and held.status == JobStatus.RUNNING
     run_job(runtime, taker)
     with session_scope(runtime.engine) as s:
-        assert len(s.exec(select(Transcript)).all()) == 1 and s.get(Job, taker.id).status == JobStatus.DONE
+        assert len(s.exec(select(Transcript)).all()) == 1 and s.get_one(Job, taker.id).status == JobStatus.DONE
     assert reload(runtime, encounter).status != EncounterStatus.FAILED
 
 
@@ -199,7 +200,7 @@ def test_a_worker_that_stalled_past_its_lease_writes_nothing_over_the_one_that_t
     ("other_seconds", "pseudonymize", "redactor"),
 ])
 def test_a_stage_past_its_time_limit_fails_once_with_a_clear_reason(
-    runtime: Runtime, practice: Practice, wav: bytes, engines: Engines, clock: Clock, field, stage, engine
+    runtime: Runtime, practice: Practice, wav: bytes, fakes: Fakes, clock: Clock, field: str, stage: str, engine: str
 ) -> None:
     timeouts = runtime.policies.pipeline.timeouts
     saved = timeouts.model_dump()
@@ -214,7 +215,7 @@ def test_a_stage_past_its_time_limit_fails_once_with_a_clear_reason(
     finally:
         for k, v in saved.items():
             object.__setattr__(timeouts, k, v)
-    assert len(getattr(engines, engine).calls) <= 1  # transcription: the decoding alone ran out the time
+    assert len(getattr(fakes, engine).calls) <= 1  # transcription: the decoding alone ran out the time
     with session_scope(runtime.engine) as s:
         jobs = s.exec(select(Job).where(Job.encounter_id == encounter.id)).all()
     assert [j.attempts for j in jobs if j.status == JobStatus.FAILED] == [1]  # a timed-out stage is not retried

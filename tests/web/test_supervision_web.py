@@ -7,12 +7,15 @@ import re
 
 import pytest
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from httpx2 import Response
 
 from scribe.app import create_app
 from scribe.config import Settings
+from scribe.db.tables import Encounter, NoteVersion
 from scribe.runtime import Runtime
 from tests.conftest import PASSWORD, Practice
-from tests.services.test_review import ready, resolve_all, sign, view
+from tests.services.test_review import draft_lock, ready, resolve_all, sign, view
 from tests.web.test_web import client_for, csrf
 
 
@@ -22,7 +25,7 @@ def app(settings: Settings, runtime: Runtime) -> FastAPI:
 
 
 @pytest.fixture
-def pending(runtime: Runtime, practice: Practice, wav: bytes):
+def pending(runtime: Runtime, practice: Practice, wav: bytes) -> tuple[Encounter, NoteVersion]:
     encounter = ready(runtime, practice.sam, practice.priya.id, wav)
     version = sign(runtime, practice.sam, encounter, resolve_all(runtime, practice.sam, encounter))
     return encounter, version
@@ -34,7 +37,7 @@ def test_a_stale_save_is_a_409_page_that_says_what_changed(
     encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
     v = view(runtime, practice.dr_ada, encounter)
     web = client_for(app, "dr_ada")
-    token, key, stale = csrf(web), v.sections[0].key, v.draft.lock_version
+    token, key, stale = csrf(web), v.sections[0].key, draft_lock(runtime, practice.dr_ada, encounter)
     first = web.post(f"/sessions/{encounter.id}/sections/{key}", data={"csrf_token": token, "text": "One.",
                                                                        "lock_version": stale})
     assert first.status_code == 200
@@ -47,7 +50,8 @@ def test_a_stale_save_is_a_409_page_that_says_what_changed(
     assert htmx.status_code == 409 and htmx.headers["HX-Retarget"] == "#messages"
 
 
-def test_only_the_supervisor_gets_the_cosign_controls(app: FastAPI, runtime: Runtime, practice: Practice, pending) -> None:
+def test_only_the_supervisor_gets_the_cosign_controls(app: FastAPI, runtime: Runtime, practice: Practice,
+                                                      pending: tuple[Encounter, NoteVersion]) -> None:
     encounter, version = pending
     ben = client_for(app, "dr_ben")
     page = ben.get(f"/sessions/{encounter.id}").text
@@ -66,10 +70,12 @@ def test_only_the_supervisor_gets_the_cosign_controls(app: FastAPI, runtime: Run
                     data={"password": PASSWORD, "attest": "yes"}).status_code == 403  # no CSRF token
 
 
-def test_export_is_refused_until_the_note_is_a_record(app: FastAPI, runtime: Runtime, practice: Practice, pending) -> None:
+def test_export_is_refused_until_the_note_is_a_record(app: FastAPI, runtime: Runtime, practice: Practice,
+                                                      pending: tuple[Encounter, NoteVersion]) -> None:
     encounter, version = pending
     sam, ben = client_for(app, "sam"), client_for(app, "dr_ben")
-    def export(web, password=PASSWORD):
+
+    def export(web: TestClient, password: str = PASSWORD) -> Response:
         return web.post(f"/sessions/{encounter.id}/note.txt", data={"csrf_token": csrf(web), "password": password})
 
     assert export(sam).status_code == 409
