@@ -36,8 +36,10 @@ import re
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -121,18 +123,19 @@ def asr_style(limit: int | None, seed: int = 7) -> list[Doc]:
     rng = random.Random(seed)
     out = []
     for doc in presidio_synth(limit):
-        pieces, pos = [], 0
+        pieces: list[tuple[str, str | None]] = []
+        pos = 0
         for start, end, kind in sorted(doc.gold):
             pieces.append((doc.text[pos:start], None))
             pieces.append((doc.text[start:end], kind))
             pos = end
         pieces.append((doc.text[pos:], None))
         text, gold = "", []
-        for piece, kind in pieces:
-            spoken = _speak(piece, kind, rng)
-            if kind is not None and spoken.strip():
+        for piece, piece_kind in pieces:
+            spoken = _speak(piece, piece_kind, rng)
+            if piece_kind is not None and spoken.strip():
                 lead = len(spoken) - len(spoken.lstrip())
-                gold.append((len(text) + lead, len(text) + len(spoken.rstrip()), kind))
+                gold.append((len(text) + lead, len(text) + len(spoken.rstrip()), piece_kind))
             text += spoken
         out.append(Doc(text, gold, [], doc.group))
     return out
@@ -163,7 +166,10 @@ def _covered(text: str, start: int, end: int, mask: list[bool]) -> float:
     return sum(mask[i] for i in idx) / len(idx) if idx else 1.0
 
 
-def score(docs: list[Doc], predicted: list[list[tuple[int, int]]]) -> dict[str, dict[str, float]]:
+Predict = Callable[[list[Doc]], list[list[tuple[int, int]]]]
+
+
+def score(docs: list[Doc], predicted: list[list[tuple[int, int]]]) -> dict[str, dict[str, Any]]:
     found: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     correct = total_pred = 0
     for doc, preds in zip(docs, predicted, strict=True):
@@ -192,8 +198,8 @@ def score(docs: list[Doc], predicted: list[list[tuple[int, int]]]) -> dict[str, 
     return rows
 
 
-def run(name: str, docs: list[Doc], systems: dict) -> dict[str, object]:
-    results: dict[str, object] = {}
+def run(name: str, docs: list[Doc], systems: dict[str, Predict]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
     chars = sum(len(d.text) for d in docs)
     for sys_name, fn in systems.items():
         started = time.perf_counter()
@@ -256,8 +262,8 @@ def main() -> None:
         return [[(r.start, r.end) for r in results]
                 for results in batch_vanilla.analyze_iterator([d.text for d in docs], language="en", batch_size=64)]
 
-    systems = {"ours": run_ours, "vanilla": run_vanilla}
-    report = {}
+    systems: dict[str, Predict] = {"ours": run_ours, "vanilla": run_vanilla}
+    report: dict[str, Any] = {}
     for name, loader in (("presidio_synth", presidio_synth), ("physionet_deid", physionet), ("aci_bench", aci),
                          ("asr_style", asr_style)):
         if name in args.sets.split(","):
