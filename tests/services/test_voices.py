@@ -9,20 +9,20 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
-from sqlmodel import select
+from sqlmodel import col, select
 
 from scribe.app import create_app
 from scribe.config import Settings
 from scribe.db.engine import session_scope
-from scribe.db.tables import AuditEvent, DraftSentence, Pseudonymization, TranscriptSegment, User
+from scribe.db.tables import AuditEvent, DraftSentence, Encounter, Pseudonymization, TranscriptSegment, User
 from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from scribe.domain.notes import Resolution
-from scribe.engines.protocols import Engines
 from scribe.runtime import Runtime
 from scribe.services import voices
-from scribe.services.review import review_view
-from tests.conftest import Practice, wav_bytes
+from scribe.services.review import ReviewView, review_view
+from tests.conftest import Fakes, Practice, wav_bytes
 from tests.helpers import must_search, run_pipeline, upload
+from tests.services.test_review import draft_lock
 from tests.web.test_web import client_for, csrf
 
 # The voices came out the wrong way round: the client's words are labelled as the clinician's.
@@ -33,19 +33,20 @@ CLINICIAN: I sleep about four hours and I wake up at three every morning.
 CLIENT: Let us meet again on Friday and keep the sleep diary."""
 
 
-def view(runtime: Runtime, actor, encounter):
+def view(runtime: Runtime, actor: User, encounter: Encounter) -> ReviewView:
     with session_scope(runtime.engine) as s:
-        return review_view(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id,
+        return review_view(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id or 0,
                            now=runtime.clock())
 
 
-def swap(runtime: Runtime, actor, encounter, lock_version, first="clinician", second="client"):
+def swap(runtime: Runtime, actor: User, encounter: Encounter, lock_version: int, first: str = "clinician",
+         second: str = "client") -> int:
     with session_scope(runtime.engine) as s:
-        return voices.swap(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id,
+        return voices.swap(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id or 0,
                            first=first, second=second, lock_version=lock_version, now=runtime.clock()).lock_version
 
 
-def open_kinds(runtime: Runtime, actor, encounter) -> list[str]:
+def open_kinds(runtime: Runtime, actor: User, encounter: Encounter) -> list[str]:
     return sorted(f.kind for f in view(runtime, actor, encounter).open_flags)
 
 
@@ -58,9 +59,9 @@ def test_a_swap_relabels_the_transcript_and_what_the_model_saw_and_rechecks_the_
     objective = next(x for x in v.sections if x.key == "objective")
     assert "feeling hopeless" in objective.text  # the model took the mislabelled words for the clinician's
     assert "misplaced" not in open_kinds(runtime, practice.dr_ada, encounter)
-    version = swap(runtime, practice.dr_ada, encounter, v.draft.lock_version)
+    version = swap(runtime, practice.dr_ada, encounter, draft_lock(runtime, practice.dr_ada, encounter))
     with session_scope(runtime.engine) as s:
-        rows = s.exec(select(TranscriptSegment).order_by(TranscriptSegment.idx)).all()
+        rows = s.exec(select(TranscriptSegment).order_by(col(TranscriptSegment.idx))).all()
         assert [r.speaker for r in rows] == ["clinician", "client", "clinician", "client", "clinician"]
         lines = s.exec(select(Pseudonymization)).one().lines
         assert lines[0].startswith("CLINICIAN: How have you") and lines[1].startswith("CLIENT: Not good")
@@ -78,7 +79,7 @@ def test_a_swap_is_refused_from_a_stale_page_by_someone_else_or_for_one_voice(
 ) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=REVERSED)
     run_pipeline(runtime)
-    version = view(runtime, practice.dr_ada, encounter).draft.lock_version
+    version = draft_lock(runtime, practice.dr_ada, encounter)
     with pytest.raises((PermissionDenied, NotFound)):  # another clinician does not even see it
         swap(runtime, practice.dr_cole, encounter, version)
     with pytest.raises(InvalidInput):
@@ -93,24 +94,24 @@ def test_a_swap_is_refused_from_a_stale_page_by_someone_else_or_for_one_voice(
 
 
 def test_the_session_s_voices_and_the_enrolled_clinician_reach_the_speaker_turns(runtime: Runtime, practice: Practice, wav: bytes,
-                                                                              engines: Engines) -> None:
+                                                                              fakes: Fakes) -> None:
     import io
 
     from scribe.services.uploads import accept_upload
 
     with session_scope(runtime.engine) as s:
-        voices.enrol(s, runtime.audit_key, user=s.get(User, practice.dr_ada.id), voice=tuple([1 / 16] * 256),
+        voices.enrol(s, runtime.audit_key, user=s.get_one(User, practice.dr_ada.id), voice=tuple([1 / 16] * 256),
                      now=runtime.clock())
         accept_upload(s, runtime.audit_key, runtime.policies, recordings_dir=runtime.settings.recordings_dir,
-                      decoder=runtime.decoder, actor=practice.dr_ada, client_id=practice.maya.id, note_type="soap",
+                      decoder=runtime.decoder, actor=practice.dr_ada, client_id=practice.maya.id or 0, note_type="soap",
                       filename="s.wav", stream=io.BytesIO(wav), now=runtime.clock(), voices=3)
     run_pipeline(runtime)
-    hints = engines.voices.calls[-1]
+    hints = fakes.voices.calls[-1]
     assert hints.speakers == 3 and hints.clinician_voice == tuple([1 / 16] * 256)
     assert hints.clinician_first is runtime.policies.pipeline.clinician_is_first_speaker
     with session_scope(runtime.engine) as s, pytest.raises(InvalidInput, match="1 to 5"):
         accept_upload(s, runtime.audit_key, runtime.policies, recordings_dir=runtime.settings.recordings_dir,
-                      decoder=runtime.decoder, actor=practice.dr_ada, client_id=practice.maya.id, note_type="soap",
+                      decoder=runtime.decoder, actor=practice.dr_ada, client_id=practice.maya.id or 0, note_type="soap",
                       filename="s.wav", stream=io.BytesIO(wav), now=runtime.clock(), voices=9)
 
 
@@ -128,14 +129,14 @@ def test_a_clinician_enrols_a_voice_in_the_browser_and_it_is_sealed(
     page = web.post("/account/voice", data={"csrf_token": token}, files={"audio": ("v.wav", wav_bytes(12.0), "audio/wav")})
     assert page.status_code == 200 and "Your voice was enrolled" in page.text
     with session_scope(runtime.engine) as s:
-        user = s.get(User, practice.dr_ada.id)
+        user = s.get_one(User, practice.dr_ada.id)
         assert user.voice and len(user.voice) == 256
         raw = s.execute(text("SELECT voice FROM users WHERE id = :i"), {"i": practice.dr_ada.id}).scalar_one()
         # ciphertext, not the numbers: the sealed header ("S2.<key id>.") may hold digits by chance, the body is base64
         assert "," not in raw and not re.search(r"\d\.\d{4}", raw.rsplit(".", 1)[-1])
     assert "Your voice was enrolled" not in web.post("/account/voice/remove", data={"csrf_token": csrf(web)}).text
     with session_scope(runtime.engine) as s:
-        assert s.get(User, practice.dr_ada.id).voice is None
+        assert s.get_one(User, practice.dr_ada.id).voice is None
 
 
 def test_the_session_page_offers_the_swap_and_the_swap_reaches_the_page(
