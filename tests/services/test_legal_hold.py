@@ -4,13 +4,13 @@ file sweep. The hold is checked inside the primitives, so no caller can skip it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 from sqlmodel import Session, col, func, select
 
 from scribe.db.engine import session_scope
-from scribe.db.tables import DataKey, DeletionReceipt, Draft, Pseudonymization, Recording, Transcript
+from scribe.db.tables import DataKey, DeletionReceipt, Draft, Encounter, Pseudonymization, Recording, Transcript
 from scribe.policies import Policies
 from scribe.runtime import Runtime
 from scribe.services import purge, retention
@@ -25,7 +25,7 @@ def snapshot(runtime: Runtime) -> dict[str, object]:
     with Session(runtime.engine) as s:
         recordings = s.exec(select(Recording).where(col(Recording.purged_at).is_(None))).all()
         return {
-            "recordings": sorted(r.id for r in recordings),
+            "recordings": sorted(r.id or 0 for r in recordings),
             "files": sorted(r.path for r in recordings if (runtime.settings.recordings_dir / r.path).exists()),
             "transcripts": s.exec(select(func.count()).select_from(Transcript)).one(),
             "pseudonymizations": s.exec(select(func.count()).select_from(Pseudonymization)).one(),
@@ -35,7 +35,11 @@ def snapshot(runtime: Runtime) -> dict[str, object]:
         }
 
 
-def held_practice(runtime: Runtime, practice: Practice, wav: bytes):
+Sessions = tuple[Encounter, Encounter]
+Path_ = Callable[[Runtime, Practice, Clock, Sequence[Encounter]], None]
+
+
+def held_practice(runtime: Runtime, practice: Practice, wav: bytes) -> Sessions:
     """One signed session and one unsigned (drafted) session, then the client goes on hold."""
     first = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
@@ -43,50 +47,50 @@ def held_practice(runtime: Runtime, practice: Practice, wav: bytes):
     second = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
     with session_scope(runtime.engine) as s:
-        retention.set_legal_hold(s, runtime.audit_key, actor=practice.root, client_id=practice.maya.id, hold=True,
+        retention.set_legal_hold(s, runtime.audit_key, actor=practice.root, client_id=practice.maya.id or 0, hold=True,
                                  reason="records request, case 12", now=runtime.clock())
     return first, second
 
 
-def withdraw(function: str) -> Callable:
-    def run(runtime: Runtime, practice: Practice, clock: Clock, sessions) -> None:
+def withdraw(function: str) -> Path_:
+    def run(runtime: Runtime, practice: Practice, clock: Clock, sessions: Sequence[Encounter]) -> None:
         with session_scope(runtime.engine) as s:
-            purge.withdraw(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, client_id=practice.maya.id,
+            purge.withdraw(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, client_id=practice.maya.id or 0,
                            function=function, tools=media(runtime), now=clock())
     return run
 
 
-def retention_run(runtime: Runtime, practice: Practice, clock: Clock, sessions) -> None:
+def retention_run(runtime: Runtime, practice: Practice, clock: Clock, sessions: Sequence[Encounter]) -> None:
     clock.advance(days=10 * 365)
     with session_scope(runtime.engine) as s:
         retention.run(s, runtime.audit_key, runtime.policies, now=clock())
 
 
-def sign_without_keep_audio(runtime: Runtime, practice: Practice, clock: Clock, sessions) -> None:
+def sign_without_keep_audio(runtime: Runtime, practice: Practice, clock: Clock, sessions: Sequence[Encounter]) -> None:
     """Reproduced in the review: client on hold, keep_audio withdrawn, note signed: audio purged."""
     withdraw("keep_audio")(runtime, practice, clock, sessions)
     second = sessions[1]
     sign(runtime, practice.dr_ada, second, resolve_all(runtime, practice.dr_ada, second))
 
 
-def primitives(runtime: Runtime, practice: Practice, clock: Clock, sessions) -> None:
+def primitives(runtime: Runtime, practice: Practice, clock: Clock, sessions: Sequence[Encounter]) -> None:
     with session_scope(runtime.engine) as s:
         for encounter in sessions:
             for artefact in ("audio", "transcript", "draft"):
-                purge.purge_artefact(s, encounter.id, artefact, clock())
-            purge.purge_encounter_audio(s, client_id=practice.maya.id, encounter_id=encounter.id, rule="test",
+                purge.purge_artefact(s, encounter.id or 0, artefact, clock())
+            purge.purge_encounter_audio(s, client_id=practice.maya.id or 0, encounter_id=encounter.id or 0, rule="test",
                                         now=clock())
         for kind in ("audio", "transcript", "draft"):
-            purge.shred_client_keys(s, practice.maya.id, kind, clock())
+            purge.shred_client_keys(s, practice.maya.id or 0, kind, clock())
 
 
-def sweep(runtime: Runtime, practice: Practice, clock: Clock, sessions) -> None:
+def sweep(runtime: Runtime, practice: Practice, clock: Clock, sessions: Sequence[Encounter]) -> None:
     Worker(runtime).housekeeping(retention_due=True)
 
 
 FUNCTIONS = ["record_audio", "transcribe", "ai_drafting", "keep_audio", "supervision_use", "egress",
              "part2_disclosure"]
-PATHS = {**{f"withdraw {f}": withdraw(f) for f in FUNCTIONS}, "retention": retention_run,
+PATHS: dict[str, Path_] = {**{f"withdraw {f}": withdraw(f) for f in FUNCTIONS}, "retention": retention_run,
          "sign with keep_audio withdrawn": sign_without_keep_audio, "purge primitives": primitives,
          "worker housekeeping": sweep}
 
@@ -96,7 +100,8 @@ def test_every_consent_function_has_a_withdrawal_path_here(policies: Policies) -
 
 
 @pytest.mark.parametrize("path", sorted(PATHS))
-def test_no_path_deletes_under_a_legal_hold(runtime: Runtime, practice: Practice, wav: bytes, clock: Clock, path) -> None:
+def test_no_path_deletes_under_a_legal_hold(runtime: Runtime, practice: Practice, wav: bytes, clock: Clock,
+                                            path: str) -> None:
     sessions = held_practice(runtime, practice, wav)
     before = snapshot(runtime)
     assert before["recordings"] and before["files"] and before["transcripts"] and before["drafts"]
@@ -125,7 +130,7 @@ def test_lifting_the_hold_lets_the_same_path_delete(runtime: Runtime, practice: 
     """The guard is the hold, not a broken purge: once lifted, withdrawal removes the audio."""
     held_practice(runtime, practice, wav)
     with session_scope(runtime.engine) as s:
-        retention.set_legal_hold(s, runtime.audit_key, actor=practice.root, client_id=practice.maya.id, hold=False,
+        retention.set_legal_hold(s, runtime.audit_key, actor=practice.root, client_id=practice.maya.id or 0, hold=False,
                                  reason="", now=clock())
     withdraw("record_audio")(runtime, practice, clock, [])
     Worker(runtime).sweep()
