@@ -13,10 +13,9 @@ from scribe.db.engine import session_scope
 from scribe.db.tables import AuditEvent, Draft, DraftSection, Encounter, NoteVersion, User
 from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from scribe.domain.notes import EncounterStatus
-from scribe.engines.protocols import Engines
 from scribe.runtime import Runtime
 from scribe.services import audit, review
-from tests.conftest import PASSWORD, Practice
+from tests.conftest import PASSWORD, Fakes, Practice
 from tests.helpers import TRANSCRIPT, reload, run_pipeline, upload
 
 
@@ -33,6 +32,12 @@ def view(runtime: Runtime, actor: User, encounter: Encounter) -> review.ReviewVi
         )
 
 
+def lock(v: review.ReviewView) -> int:
+    """The draft's version as this page has it."""
+    assert v.draft is not None
+    return v.draft.lock_version
+
+
 def draft_lock(runtime: Runtime, actor: User, encounter: Encounter) -> int:
     """The draft's version as the review page has it (for a save or a sign from that page)."""
     draft = view(runtime, actor, encounter).draft
@@ -43,7 +48,7 @@ def draft_lock(runtime: Runtime, actor: User, encounter: Encounter) -> int:
 def review_all(runtime: Runtime, actor: User, encounter: Encounter) -> int:
     """Save every section unchanged: the clinician marks it reviewed."""
     v = view(runtime, actor, encounter)
-    version = v.draft.lock_version
+    version = lock(v)
     for section in v.sections:
         with session_scope(runtime.engine) as s:
             version = review.save_section(s, runtime.audit_key, actor=actor, encounter_id=encounter.id or 0,
@@ -55,7 +60,7 @@ def review_all(runtime: Runtime, actor: User, encounter: Encounter) -> int:
 def resolve_all(runtime: Runtime, actor: User, encounter: Encounter) -> int:
     review_all(runtime, actor, encounter)
     v = view(runtime, actor, encounter)
-    version = v.draft.lock_version
+    version = lock(v)
     for flag in v.open_flags:
         with session_scope(runtime.engine) as s:
             version = review.resolve_flag(s, runtime.audit_key, actor=actor, encounter_id=encounter.id or 0, target=flag.target,
@@ -71,8 +76,8 @@ def sign(runtime: Runtime, actor: User, encounter: Encounter, lock_version: int,
                            password=password, attested=attested, lock_version=lock_version, now=runtime.clock())
 
 
-def test_it_refuses_signoff_with_unresolved_flags(runtime: Runtime, practice: Practice, wav: bytes, engines: Engines) -> None:
-    engines.drafter.extra_sentence = "The client adopted a parrot named Captain."
+def test_it_refuses_signoff_with_unresolved_flags(runtime: Runtime, practice: Practice, wav: bytes, fakes: Fakes) -> None:
+    fakes.drafter.extra_sentence = "The client adopted a parrot named Captain."
     encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
     version = review_all(runtime, practice.dr_ada, encounter)
     v = view(runtime, practice.dr_ada, encounter)
@@ -95,15 +100,15 @@ def test_a_clinician_signs_after_resolving_flags(runtime: Runtime, practice: Pra
     assert reload(runtime, encounter).status == EncounterStatus.SIGNED
 
 
-def test_editing_a_flagged_sentence_out_resolves_it(runtime: Runtime, practice: Practice, wav: bytes, engines: Engines) -> None:
-    engines.drafter.extra_sentence = "The client adopted a parrot named Captain."
+def test_editing_a_flagged_sentence_out_resolves_it(runtime: Runtime, practice: Practice, wav: bytes, fakes: Fakes) -> None:
+    fakes.drafter.extra_sentence = "The client adopted a parrot named Captain."
     encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
     v = view(runtime, practice.dr_ada, encounter)
     first = v.sections[0]
     with session_scope(runtime.engine) as s:
         review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id or 0, section_key=first.key,
                             text=first.text.replace("The client adopted a parrot named Captain.", ""),
-                            lock_version=v.draft.lock_version, now=runtime.clock())
+                            lock_version=lock(v), now=runtime.clock())
     after = view(runtime, practice.dr_ada, encounter)
     assert not any("parrot" in f.sentence for f in after.open_flags)
 
@@ -111,7 +116,7 @@ def test_editing_a_flagged_sentence_out_resolves_it(runtime: Runtime, practice: 
 def test_it_refuses_signoff_until_every_section_is_reviewed(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
     v = view(runtime, practice.dr_ada, encounter)
-    version = v.draft.lock_version
+    version = lock(v)
     for flag in v.open_flags:
         with session_scope(runtime.engine) as s:
             version = review.resolve_flag(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id or 0,
@@ -156,7 +161,7 @@ def test_a_supervisees_signed_note_is_pending_until_cosigned(runtime: Runtime, p
 def test_a_stale_save_or_sign_is_a_conflict_not_a_lost_update(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
     v = view(runtime, practice.dr_ada, encounter)
-    stale = v.draft.lock_version
+    stale = lock(v)
     with session_scope(runtime.engine) as s:
         review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id or 0,
                             section_key=v.sections[0].key, text="First tab's text.", lock_version=stale,
@@ -184,7 +189,7 @@ def test_a_signed_version_cannot_change_through_the_orm(runtime: Runtime, practi
 
     signed = signed_version(runtime, practice, wav)
     with pytest.raises(ImmutableRecord, match="append-only"), Session(runtime.engine) as s:
-        row = s.get(NoteVersion, signed.id)
+        row = s.get_one(NoteVersion, signed.id)
         row.content = {"sections": [{"text": "rewritten"}]}
         s.add(row)
         s.commit()
@@ -205,7 +210,8 @@ def test_a_signed_version_cannot_change_through_the_orm(runtime: Runtime, practi
     "UPDATE audit_events SET reason = 'x'",
     "DELETE FROM audit_events",
 ])
-def test_signed_versions_and_audit_rows_refuse_raw_sql(runtime: Runtime, practice: Practice, wav: bytes, sql) -> None:
+def test_signed_versions_and_audit_rows_refuse_raw_sql(runtime: Runtime, practice: Practice, wav: bytes,
+                                                       sql: str) -> None:
     signed_version(runtime, practice, wav)
     with pytest.raises(DatabaseError, match="append-only"), runtime.engine.begin() as conn:
         conn.execute(text(sql))
@@ -239,9 +245,9 @@ def test_the_signature_says_edited_only_when_something_was_edited(runtime: Runti
     edited = ready(runtime, practice.dr_ada, practice.maya.id, wav)
     v = view(runtime, practice.dr_ada, edited)
     with session_scope(runtime.engine) as s:
-        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=edited.id,
+        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=edited.id or 0,
                             section_key=v.sections[0].key, text=v.sections[0].text + " Client arrived on time.",
-                            lock_version=v.draft.lock_version, now=runtime.clock())
+                            lock_version=lock(v), now=runtime.clock())
     signed = sign(runtime, practice.dr_ada, edited, resolve_all(runtime, practice.dr_ada, edited))
     assert "reviewed and edited" in signed.meaning and not signed.zero_edit
 
@@ -250,15 +256,15 @@ def _edit_first_section(runtime: Runtime, actor: User, encounter: Encounter, cha
     v = view(runtime, actor, encounter)
     with session_scope(runtime.engine) as s:
         review.save_section(s, runtime.audit_key, actor=actor, encounter_id=encounter.id or 0, section_key=v.sections[0].key,
-                            text=change(v.sections[0].text), lock_version=v.draft.lock_version, now=runtime.clock())
+                            text=change(v.sections[0].text), lock_version=lock(v), now=runtime.clock())
 
 
 def test_an_edit_that_does_not_address_a_flag_leaves_it_open(
-    runtime: Runtime, practice: Practice, wav: bytes, engines: Engines
+    runtime: Runtime, practice: Practice, wav: bytes, fakes: Fakes
 ) -> None:
     """Issue 15: changing one character of a flagged sentence does not resolve it; rewriting it
     so that the transcript supports it does."""
-    engines.drafter.extra_sentence = "The client adopted a parrot named Captain."
+    fakes.drafter.extra_sentence = "The client adopted a parrot named Captain."
     encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
     _edit_first_section(runtime, practice.dr_ada, encounter,
                         lambda t: t.replace("named Captain.", "named Captain!"))
@@ -287,9 +293,9 @@ def test_the_practice_may_require_an_edit_or_a_typed_confirmation_per_section(
                                        now=runtime.clock(), **strict).lock_version
 
     with pytest.raises(InvalidInput, match="type \"reviewed\""):
-        save(first, first.text, v.draft.lock_version, typed_required="reviewed", confirmation="ok")
+        save(first, first.text, lock(v), typed_required="reviewed", confirmation="ok")
     assert not view(runtime, practice.dr_ada, encounter).sections[0].reviewed  # refused: nothing changed
-    version = save(first, first.text, v.draft.lock_version, typed_required="reviewed", confirmation=" Reviewed ")
+    version = save(first, first.text, lock(v), typed_required="reviewed", confirmation=" Reviewed ")
     version = save(second, second.text + " She arrived on time.", version, typed_required="reviewed")
     after = view(runtime, practice.dr_ada, encounter).sections
     assert after[0].reviewed and not after[0].edited and after[1].reviewed and after[1].edited
