@@ -12,6 +12,7 @@ import logging
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypedDict
 
 from sqlmodel import Session, col, func, select
 
@@ -110,7 +111,16 @@ def _owner(s: Session, encounter_id: int) -> tuple[int | None, str]:
     return e.client_id, owner_of(e)
 
 
-def run(s: Session, key: bytes, policies: Policies, *, now: datetime, dry_run: bool = False) -> dict[str, object]:
+class RetentionSummary(TypedDict):
+    """What a retention run did (printed as JSON by ``scribe retention``)."""
+
+    due: int  # artefacts past their period
+    receipts: list[int]  # the deletion receipts written, one per client (or owner)
+    dry_run: bool
+    by_rule: dict[str, int]  # "<rule>: <artefact>" -> how many were due
+
+
+def run(s: Session, key: bytes, policies: Policies, *, now: datetime, dry_run: bool = False) -> RetentionSummary:
     table = periods(policies)
     due = select_due(candidates(s), table, now)
     receipts: list[int] = []
@@ -137,9 +147,9 @@ def run(s: Session, key: bytes, policies: Policies, *, now: datetime, dry_run: b
             audit.record(s, key, now=now, actor_id=None, action="retention.purge",
                          object_type="client" if client_id else "deletion_receipt",
                          object_id=client_id or receipt.id, reason=rule, content_sha256=receipt.receipt_sha256)
-    summary = {"due": len(due), "receipts": receipts, "dry_run": dry_run,
-               "by_rule": {f"{r.value}: {a}": sum(1 for c in due if c.rule == r and c.artefact == a)
-                           for r, a in table}}
+    summary = RetentionSummary(due=len(due), receipts=receipts, dry_run=dry_run,
+                               by_rule={f"{r.value}: {a}": sum(1 for c in due if c.rule == r and c.artefact == a)
+                                        for r, a in table})
     log.info("retention due=%d receipts=%d dry_run=%s", len(due), len(receipts), dry_run)
     return summary
 

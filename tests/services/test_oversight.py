@@ -15,7 +15,17 @@ from sqlmodel import select
 
 from scribe.cli import main as cli_main
 from scribe.db.engine import session_scope
-from scribe.db.tables import AuditEvent, BreakGlassGrant, DeletionReceipt, Draft, NoteVersion, Recording, Transcript
+from scribe.db.tables import (
+    AuditEvent,
+    BreakGlassGrant,
+    DeletionReceipt,
+    Draft,
+    Encounter,
+    NoteVersion,
+    Recording,
+    Transcript,
+    User,
+)
 from scribe.domain.decision import Ground
 from scribe.domain.egress import PART2_NOTICE
 from scribe.domain.errors import InvalidInput, NotFound, PermissionDenied
@@ -31,12 +41,12 @@ from tests.helpers import TRANSCRIPT, confirm, run_pipeline, upload
 from tests.services.test_review import resolve_all, sign
 
 
-def signed(runtime: Runtime, practice: Practice, wav: bytes, *, part2: bool = False):
+def signed(runtime: Runtime, practice: Practice, wav: bytes, *, part2: bool = False) -> tuple[Encounter, NoteVersion]:
     if part2:
         with session_scope(runtime.engine) as s:
             e = accept_upload(s, runtime.audit_key, runtime.policies, recordings_dir=runtime.settings.recordings_dir,
                               decoder=runtime.decoder,
-                              actor=practice.dr_ada, client_id=practice.maya.id, note_type="soap", filename="s.wav",
+                              actor=practice.dr_ada, client_id=practice.maya.id or 0, note_type="soap", filename="s.wav",
                               stream=io.BytesIO(wav), now=runtime.clock(), part2=True)
         with session_scope(runtime.engine) as s:
             rec = s.exec(select(Recording).where(Recording.encounter_id == e.id)).one()
@@ -48,16 +58,17 @@ def signed(runtime: Runtime, practice: Practice, wav: bytes, *, part2: bool = Fa
     return e, sign(runtime, practice.dr_ada, e, resolve_all(runtime, practice.dr_ada, e))
 
 
-def grant(runtime: Runtime, actor, mrn, minutes=30, reason="client in crisis, their clinician is away today"):
+def grant(runtime: Runtime, actor: User, mrn: str, minutes: int = 30,
+          reason: str = "client in crisis, their clinician is away today") -> BreakGlassGrant:
     with session_scope(runtime.engine) as s:
         return breakglass.request_grant(s, runtime.audit_key, runtime.policies.security, actor=actor, mrn=mrn,
                                         reason=reason, minutes=minutes, now=runtime.clock())
 
 
-def read(runtime: Runtime, actor, encounter):
+def read(runtime: Runtime, actor: User, encounter: Encounter) -> review.ReviewView:
     with session_scope(runtime.engine) as s:
         return review.review_view(
-            s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id, now=runtime.clock()
+            s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id or 0, now=runtime.clock()
         )
 
 
@@ -101,10 +112,10 @@ def test_every_grant_is_listed_for_review_until_reviewed(runtime: Runtime, pract
         with pytest.raises(PermissionDenied):
             breakglass.grants_for_review(s, practice.dr_ben, runtime.policies.security)
     with session_scope(runtime.engine) as s:
-        breakglass.review(s, runtime.audit_key, runtime.policies.security, actor=practice.root, grant_id=g.id,
+        breakglass.review(s, runtime.audit_key, runtime.policies.security, actor=practice.root, grant_id=g.id or 0,
                           note="called the client", now=runtime.clock())
     with session_scope(runtime.engine) as s:
-        assert s.get(BreakGlassGrant, g.id).reviewed_by == practice.root.id
+        assert s.get_one(BreakGlassGrant, g.id).reviewed_by == practice.root.id
 
 
 def test_part2_records_stay_with_the_treating_team_and_emergency_access_does_not_disclose_them(
@@ -149,19 +160,19 @@ def test_the_part2_tag_follows_every_version_and_every_export_carries_the_notice
 ) -> None:
     encounter, _version = signed(runtime, practice, wav, part2=True)
     with session_scope(runtime.engine) as s:
-        records.correct(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, encounter_id=encounter.id,
+        records.correct(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, encounter_id=encounter.id or 0,
                         kind=VersionKind.ADDENDUM, password=PASSWORD, attested=True, now=runtime.clock(),
                         addendum="Called back the next day.")
     with session_scope(runtime.engine) as s:
         versions = s.exec(select(NoteVersion)).all()
         assert len(versions) == 2 and all(v.content.get("part2") is True for v in versions)
-        text = records.export_text(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, encounter_id=encounter.id,
+        text = records.export_text(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, encounter_id=encounter.id or 0,
                                    password=PASSWORD, now=runtime.clock())
     assert text.startswith(PART2_NOTICE) and "No consent to disclose Part 2 records is in force" in text
     plain, _ = signed(runtime, practice, wav)
     with session_scope(runtime.engine) as s:
         assert PART2_NOTICE not in records.export_text(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada,
-                                                       encounter_id=plain.id, password=PASSWORD, now=runtime.clock())
+                                                       encounter_id=plain.id or 0, password=PASSWORD, now=runtime.clock())
 
 
 # -- retention ----------------------------------------------------------------------------
@@ -178,7 +189,8 @@ candidates = st.builds(Candidate, encounter_id=st.integers(1, 50), client_id=st.
 @given(st.lists(candidates, max_size=40),
        st.dictionaries(st.tuples(st.sampled_from(list(Rule)), st.sampled_from(PURGEABLE)),
                        st.integers(0, 3000).map(lambda d: timedelta(days=d))))
-def test_retention_never_selects_held_unstarted_records_or_anything_too_young(cands, periods) -> None:
+def test_retention_never_selects_held_unstarted_records_or_anything_too_young(
+        cands: list[Candidate], periods: dict[tuple[Rule, str], timedelta]) -> None:
     """Property: whatever the rules, nothing held, nothing whose clock has not started, nothing
     a rule does not name, nothing younger than its rule, never a signed note or audit row."""
     for c in select_due(cands, periods, NOW):
@@ -195,13 +207,13 @@ def test_retention_purges_what_is_due_leaves_receipts_and_respects_a_legal_hold(
     with session_scope(runtime.engine) as s:
         assert retention.run(s, runtime.audit_key, runtime.policies, now=clock())["due"] == 0
     with session_scope(runtime.engine) as s:
-        retention.set_legal_hold(s, runtime.audit_key, actor=practice.root, client_id=practice.maya.id, hold=True,
+        retention.set_legal_hold(s, runtime.audit_key, actor=practice.root, client_id=practice.maya.id or 0, hold=True,
                                  reason="records request, case 12", now=clock())
     clock.advance(days=max(days.audio_days, days.transcript_days, days.draft_days) + 1)
     with session_scope(runtime.engine) as s:
         assert retention.run(s, runtime.audit_key, runtime.policies, now=clock())["due"] == 0  # held
     with session_scope(runtime.engine) as s:
-        retention.set_legal_hold(s, runtime.audit_key, actor=practice.root, client_id=practice.maya.id, hold=False,
+        retention.set_legal_hold(s, runtime.audit_key, actor=practice.root, client_id=practice.maya.id or 0, hold=False,
                                  reason="", now=clock())
     with session_scope(runtime.engine) as s:
         summary = retention.run(s, runtime.audit_key, runtime.policies, now=clock())
@@ -210,8 +222,8 @@ def test_retention_purges_what_is_due_leaves_receipts_and_respects_a_legal_hold(
         assert s.exec(select(Transcript)).all() == [] and s.exec(select(Draft)).all() == []
         rec = s.exec(select(Recording)).first()
         assert rec is None or rec.purged_at is not None
-        assert s.get(NoteVersion, version.id).content_sha256 == version.content_sha256  # the record stays
-        receipt = s.get(DeletionReceipt, summary["receipts"][0])
+        assert s.get_one(NoteVersion, version.id).content_sha256 == version.content_sha256  # the record stays
+        receipt = s.get_one(DeletionReceipt, summary["receipts"][0])
         assert receipt.rule.startswith("retention:") and "Maya" not in repr(receipt.items)
         assert s.exec(select(AuditEvent).where(AuditEvent.action == "retention.purge")).first() is not None
 
@@ -276,7 +288,7 @@ def test_a_grant_is_reviewed_by_neither_the_grantee_nor_whoever_made_the_account
         assert breakglass.awaiting_review(s, root_two, runtime.policies.security) == 2
         assert breakglass.awaiting_review(s, quick, runtime.policies.security) == 0
     with pytest.raises(PermissionDenied, match="another administrator"), session_scope(runtime.engine) as s:
-        breakglass.review(s, runtime.audit_key, runtime.policies.security, actor=practice.root, grant_id=g.id,
+        breakglass.review(s, runtime.audit_key, runtime.policies.security, actor=practice.root, grant_id=g.id or 0,
                           note="fine", now=clock())
     with session_scope(runtime.engine) as s:
         breakglass.review(
@@ -284,8 +296,8 @@ def test_a_grant_is_reviewed_by_neither_the_grantee_nor_whoever_made_the_account
             runtime.audit_key,
             runtime.policies.security,
             actor=root_two,
-            grant_id=g.id,
+            grant_id=g.id or 0,
             note="called them",
             now=clock(),
         )
-        assert s.get(BreakGlassGrant, g.id).reviewed_by == root_two.id
+        assert s.get_one(BreakGlassGrant, g.id).reviewed_by == root_two.id
