@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from sqlmodel import select
+from sqlmodel import col, select
 
 from scribe.app import create_app
 from scribe.config import Settings
@@ -25,7 +26,7 @@ from tests.helpers import TRANSCRIPT, run_pipeline, upload
 from tests.services.test_review import resolve_all, sign
 from tests.services.test_supervision import meeting
 from tests.web.access_table import RULES, allowed
-from tests.web.test_route_security import api_routes
+from tests.web.test_route_security import api_routes, methods
 from tests.web.test_web import client_for, csrf
 
 ACTORS = ("dr_ada", "dr_cole", "dr_ben", "sam", "eve", "root", "ivy", "anonymous", "pending_mfa")
@@ -57,34 +58,36 @@ def build_world(runtime: Runtime, practice: Practice, clock: Clock) -> list[Obj]
             run_pipeline(runtime)
             if n == 0:
                 sign(runtime, clinician, e, resolve_all(runtime, clinician, e))
-            objs.append(Obj("encounter", e.id, name, (word,)))
-        objs.append(Obj("client", client.id, name, (client.family_name,)))
+            objs.append(Obj("encounter", e.id or 0, name, (word,)))
+        objs.append(Obj("client", client.id or 0, name, (client.family_name,)))
     m = meeting(runtime, practice.dr_ben, [practice.sam])
-    objs.append(Obj("encounter", m.id, "dr_ben", ("caseload this week",), ("sam",)))
+    objs.append(Obj("encounter", m.id or 0, "dr_ben", ("caseload this week",), ("sam",)))
     with session_scope(runtime.engine) as s:
-        for v, note in s.exec(select(NoteVersion, Note).join(Note, Note.id == NoteVersion.note_id)).all():
+        for v, note in s.exec(select(NoteVersion, Note).join(Note, col(Note.id) == NoteVersion.note_id)).all():
             owner = next(o.owner for o in objs if o.kind == "encounter" and o.id == note.encounter_id)
-            objs.append(Obj("version", v.id, owner, ()))
+            objs.append(Obj("version", v.id or 0, owner, ()))
         for name in ("dr_ada", "dr_cole", "sam", "eve", "dr_ben"):
-            objs.append(Obj("user", getattr(practice, name).id, name, ()))
+            objs.append(Obj("user", getattr(practice, name).id or 0, name, ()))
         for name, (_, client) in people.items():
             consent = s.exec(select(Consent).where(Consent.client_id == client.id)).first()
-            objs.append(Obj("consent", consent.id, name, (), ids={"client_id": client.id, "consent_id": consent.id}))
+            assert consent is not None
+            objs.append(Obj("consent", consent.id or 0, name, (),
+                            ids={"client_id": client.id or 0, "consent_id": consent.id or 0}))
             receipt = DeletionReceipt(client_id=client.id, rule="test", at=clock(), items=[], receipt_sha256="0" * 64)
             s.add(receipt)
             s.flush()
-            objs.append(Obj("receipt", receipt.id, name, ()))
+            objs.append(Obj("receipt", receipt.id or 0, name, ()))
     with session_scope(runtime.engine) as s:  # an emergency grant: dr_cole's, for dr_ada's client
         g = breakglass.request_grant(s, runtime.audit_key, runtime.policies.security, actor=practice.dr_cole,
                                      mrn=practice.maya.mrn, reason="client in crisis, treating clinician away",
                                      minutes=30, now=clock())
-        objs.append(Obj("grant", g.id, "dr_cole", ()))
+        objs.append(Obj("grant", g.id or 0, "dr_cole", ()))
     return objs
 
 
 def audit_rows(runtime: Runtime) -> int:
     with runtime.engine.connect() as conn:
-        return int(conn.exec_driver_sql("SELECT COUNT(*) FROM audit_events").scalar())
+        return int(conn.exec_driver_sql("SELECT COUNT(*) FROM audit_events").scalar_one())
 
 
 def wav_bytes_for(n: int) -> bytes:
@@ -100,7 +103,7 @@ def clients(app: FastAPI, runtime: Runtime, practice: Practice) -> dict[str, Tes
         user = s.get(User, practice.dr_cole.id)
         from scribe.services.accounts import accept_invitation, create_user
 
-        invited = create_user(s, runtime.audit_key, runtime.policies.security, actor=s.get(User, practice.root.id),
+        invited = create_user(s, runtime.audit_key, runtime.policies.security, actor=s.get_one(User, practice.root.id),
                               username="pending_mfa", full_name="New Hire", role="clinician", now=runtime.clock())
         accept_invitation(s, runtime.audit_key, runtime.policies.security, token=invited.link_token,
                           password="lantern orchard copper violin", now=runtime.clock())
@@ -112,7 +115,7 @@ def clients(app: FastAPI, runtime: Runtime, practice: Practice) -> dict[str, Tes
     return out
 
 
-def form_for(route, token: str) -> dict[str, str]:
+def form_for(route: APIRoute, token: str) -> dict[str, str]:
     """A plausible, complete form, so that the route body (and its access check) runs."""
     values = {"password": PASSWORD, "attest": "yes", "text": "edited text", "lock_version": "1", "comment": "revise",
               "function": "transcribe", "functions": "transcribe", "action": "disable", "note": "ok", "hold": "on",
@@ -136,7 +139,7 @@ def test_the_access_matrix_has_no_unexpected_success_and_no_foreign_content(
     # says no, so that no allowed change alters the world mid-matrix.
     for want_method in ("GET", "POST"):
         for route in routes:
-            if want_method not in route.methods:
+            if want_method not in methods(route):
                 continue
             kind, _ = RULES[route.path]
             targets = [o for o in objs if o.kind == kind] + [Obj(kind, 999_999, "nobody", ())]
