@@ -5,6 +5,7 @@ checked for every window; a crash resumes from the last committed window."""
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -12,10 +13,10 @@ import pytest
 from sqlmodel import select
 
 from scribe.db.engine import session_scope
-from scribe.db.tables import Job, Transcript, TranscriptSegment
+from scribe.db.tables import Encounter, Job, Transcript, TranscriptSegment
 from scribe.domain.notes import EncounterStatus, JobKind, JobStatus
 from scribe.domain.transcript import Segment, TranscriptResult, Word
-from scribe.engines.protocols import Audio, Engines
+from scribe.engines.protocols import Audio, Deadline, Engines
 from scribe.runtime import Runtime
 from scribe.services import live, recording
 from scribe.services.pipeline import load_segments
@@ -60,9 +61,10 @@ class TimedTranscriber:
     name: str = "timed-transcriber"
     calls: list[tuple[float, float]] = field(default_factory=list)
 
-    def transcribe(self, audio: Audio, deadline=None, *, context: str = "", progress=None) -> TranscriptResult:
+    def transcribe(self, audio: Audio, deadline: Deadline | None = None, *, context: str = "",
+                   progress: Callable[[float], None] | None = None) -> TranscriptResult:
         self.calls.append((audio.offset, audio.seconds))
-        segments = []
+        segments: list[Segment] = []
         t = 0.0
         while t + 3.5 <= audio.seconds:
             at = round(audio.offset + t)
@@ -79,33 +81,34 @@ def timed(runtime: Runtime, engines: Engines) -> TimedTranscriber:
     return transcriber
 
 
-def start(runtime: Runtime, practice: Practice, clock: Clock):
+def start(runtime: Runtime, practice: Practice, clock: Clock) -> Encounter:
     with session_scope(runtime.engine) as s:
         return recording.start(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada,
-                               client_id=practice.maya.id, note_type="soap", now=clock())
+                               client_id=practice.maya.id or 0, note_type="soap", now=clock())
 
 
-def send(runtime: Runtime, practice: Practice, clock: Clock, encounter, pieces, first=0):
+def send(runtime: Runtime, practice: Practice, clock: Clock, encounter: Encounter, pieces: Sequence[bytes],
+         first: int = 0) -> None:
     for seq, piece in enumerate(pieces, start=first):
         with session_scope(runtime.engine) as s:
-            recording.add_chunk(s, runtime.policies, actor=practice.dr_ada, encounter_id=encounter.id, seq=seq,
+            recording.add_chunk(s, runtime.policies, actor=practice.dr_ada, encounter_id=encounter.id or 0, seq=seq,
                                 data=piece, recordings_dir=runtime.settings.recordings_dir, now=clock())
         clock.advance(seconds=PIECE)
 
 
-def committed(runtime: Runtime, encounter) -> list[tuple[int, float, str]]:
+def committed(runtime: Runtime, encounter: Encounter) -> list[tuple[int, float, str]]:
     with session_scope(runtime.engine) as s:
-        return [(x.index, round(x.start, 2), x.text) for x in load_segments(s, encounter.id)]
+        return [(x.index, round(x.start, 2), x.text) for x in load_segments(s, encounter.id or 0)]
 
 
-def live_until(runtime: Runtime, encounter) -> float:
+def live_until(runtime: Runtime, encounter: Encounter) -> float:
     with session_scope(runtime.engine) as s:
         t = s.exec(select(Transcript).where(Transcript.encounter_id == encounter.id)).first()
         return t.live_until if t else 0.0
 
 
 def test_a_recording_is_transcribed_as_it_is_made_and_only_the_rest_at_the_end(runtime: Runtime, practice: Practice, clock: Clock,
-                                                                              timed) -> None:
+                                                                              timed: TimedTranscriber) -> None:
     pieces = webm_pieces(90.0)
     encounter = start(runtime, practice, clock)
     send(runtime, practice, clock, encounter, pieces[:25])  # 50 s in
@@ -122,7 +125,7 @@ def test_a_recording_is_transcribed_as_it_is_made_and_only_the_rest_at_the_end(r
     until = live_until(runtime, encounter)
     windows = len(timed.calls)
     with session_scope(runtime.engine) as s:
-        recording.finish(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, encounter_id=encounter.id,
+        recording.finish(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, encounter_id=encounter.id or 0,
                          recordings_dir=runtime.settings.recordings_dir, decoder=runtime.decoder, now=clock())
     run_pipeline(runtime)
     assert reload(runtime, encounter).status == EncounterStatus.IN_REVIEW
@@ -136,7 +139,7 @@ def test_a_recording_is_transcribed_as_it_is_made_and_only_the_rest_at_the_end(r
 
 
 def test_live_windows_stop_at_a_withdrawal_and_what_was_made_is_purged(
-    runtime: Runtime, practice: Practice, clock: Clock, timed
+    runtime: Runtime, practice: Practice, clock: Clock, timed: TimedTranscriber
 ) -> None:
     from scribe.services import purge
     from tests.helpers import media
@@ -146,7 +149,7 @@ def test_live_windows_stop_at_a_withdrawal_and_what_was_made_is_purged(
     run_pipeline(runtime)
     assert committed(runtime, encounter)
     with session_scope(runtime.engine) as s:
-        purge.withdraw(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, client_id=practice.maya.id,
+        purge.withdraw(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, client_id=practice.maya.id or 0,
                          function="transcribe", tools=media(runtime), now=clock())
     calls = len(timed.calls)
     run_pipeline(runtime)
@@ -159,7 +162,7 @@ def test_live_windows_stop_at_a_withdrawal_and_what_was_made_is_purged(
 
 
 def test_a_window_committed_after_the_recording_ended_or_by_a_worker_that_lost_it_is_refused(
-        runtime: Runtime, practice: Practice, clock: Clock, timed) -> None:
+        runtime: Runtime, practice: Practice, clock: Clock, timed: TimedTranscriber) -> None:
     from scribe.services.jobs import LeaseLost
 
     encounter = start(runtime, practice, clock)
@@ -176,15 +179,16 @@ def test_a_window_committed_after_the_recording_ended_or_by_a_worker_that_lost_i
     with pytest.raises(LeaseLost):
         live._commit(runtime, stale, window, "timed-transcriber", known=0, seconds=1.0)
     with session_scope(runtime.engine) as s:
-        recording.finish(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, encounter_id=encounter.id,
+        recording.finish(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, encounter_id=encounter.id or 0,
                          recordings_dir=runtime.settings.recordings_dir, decoder=runtime.decoder, now=clock())
     live._commit(runtime, job, window, "timed-transcriber", known=0, seconds=1.0)  # the recording ended
     with session_scope(runtime.engine) as s:
         assert s.exec(select(TranscriptSegment)).all() == []
 
 
-def test_a_crash_mid_window_resumes_from_the_last_committed_window(runtime: Runtime, practice: Practice, clock: Clock, timed,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_crash_mid_window_resumes_from_the_last_committed_window(
+    runtime: Runtime, practice: Practice, clock: Clock, timed: TimedTranscriber, monkeypatch: pytest.MonkeyPatch
+) -> None:
     encounter = start(runtime, practice, clock)
     pieces = webm_pieces(70.0)
     send(runtime, practice, clock, encounter, pieces[:15])
@@ -207,11 +211,16 @@ def test_a_crash_mid_window_resumes_from_the_last_committed_window(runtime: Runt
     assert [t for _, _, t in after] == sorted({t for _, _, t in after}, key=lambda t: int(t.split()[-1]))
 
 
+def must(cut: tuple[tuple[Segment, ...], float] | None) -> tuple[tuple[Segment, ...], float]:
+    assert cut is not None
+    return cut
+
+
 def test_the_cut_keeps_a_segment_still_being_spoken_for_the_next_window() -> None:
     segs = (Segment(0, 10.0, 14.0, "a"), Segment(1, 15.0, 19.5, "b"), Segment(2, 20.0, 29.5, "c"))
-    kept, until = live.cut(segs, until=10.0, end=30.0)
+    kept, until = must(live.cut(segs, until=10.0, end=30.0))
     assert [x.text for x in kept] == ["a", "b"] and until == 19.5
     assert live.cut((), until=10.0, end=30.0) == ((), 28.0)  # silence: committed as such
     assert live.cut((Segment(0, 12.0, 29.9, "long"),), until=10.0, end=30.0) is None  # wait for a pause
-    kept, until = live.cut((Segment(0, 12.0, 109.9, "long"),), until=10.0, end=110.0)
+    kept, until = must(live.cut((Segment(0, 12.0, 109.9, "long"),), until=10.0, end=110.0))
     assert [x.text for x in kept] == ["long"]  # no pause in ninety seconds: committed anyway

@@ -54,7 +54,7 @@ def running_live_job(rt: Runtime, encounter_id: int) -> Job:
 def recording_with_a_live_job(rt: Runtime, people: Practice, clock: Clock) -> tuple[Encounter, Job]:
     encounter = start(rt, people, clock)
     send(rt, people, clock, encounter, webm_pieces(30.0))
-    return encounter, running_live_job(rt, encounter.id)
+    return encounter, running_live_job(rt, encounter.id or 0)
 
 
 def live_until(rt: Runtime, encounter_id: int | None) -> float:
