@@ -10,6 +10,7 @@ import pyotp
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from httpx2 import Response
 from sqlmodel import select
 
 from scribe.app import create_app
@@ -29,7 +30,7 @@ def app(settings: Settings, runtime: Runtime) -> FastAPI:
     return create_app(settings, runtime=runtime, start_worker=False)
 
 
-def post_login(web: TestClient, username: str, password: str = PASSWORD, code: str = ""):
+def post_login(web: TestClient, username: str, password: str = PASSWORD, code: str = "") -> Response:
     return web.post("/login", data={"username": username, "password": password, "code": code}, follow_redirects=False)
 
 
@@ -41,7 +42,7 @@ def post_login(web: TestClient, username: str, password: str = PASSWORD, code: s
     ("dr_newbie-garden-42", "user name"),
     ("aaaaaaaaaaaaaaaa", "too easy"),
 ])
-def test_weak_passwords_are_refused(policies: Policies, password, problem) -> None:
+def test_weak_passwords_are_refused(policies: Policies, password: str, problem: str) -> None:
     assert problem in (accounts.password_problem(policies.security, password, "dr_newbie") or "")
 
 
@@ -95,7 +96,11 @@ def test_one_address_guessing_many_names_waits_without_a_hash_per_name(app: Fast
     rules = runtime.policies.security.login
     hashed: list[str] = []
     real = accounts.password_matches
-    monkeypatch.setattr(accounts, "password_matches", lambda user, pw: hashed.append(user.username) or real(user, pw))
+    def counted(user: User, pw: str) -> bool:
+        hashed.append(user.username)
+        return real(user, pw)
+
+    monkeypatch.setattr(accounts, "password_matches", counted)
     monkeypatch.setattr(accounts, "_verify_seconds", lambda: 0.0)
     web = TestClient(app)  # every request from the same test client address
     for i in range(rules.address_throttle_after):
@@ -123,7 +128,7 @@ def test_concurrent_failures_are_all_counted(runtime: Runtime, practice: Practic
     for t in threads:
         t.join()
     with session_scope(runtime.engine) as s:
-        assert s.get(User, practice.dr_cole.id).failed_logins == 4
+        assert s.get_one(User, practice.dr_cole.id).failed_logins == 4
 
 
 def test_unknown_user_and_wrong_password_look_the_same(app: FastAPI, practice: Practice) -> None:
@@ -167,7 +172,7 @@ def test_a_new_account_must_enrol_a_second_factor_before_anything_else(
     assert web.post("/account/mfa", data={"csrf_token": token, "code": "000000"}).status_code == 400
     clock.advance(seconds=30)
     code = pyotp.TOTP(secret).at(clock())
-    before = web.cookies.get("scribe_session")
+    before = web.cookies.get("scribe_session") or ""
     assert web.post("/account/mfa", data={"csrf_token": token, "code": code}, follow_redirects=False).status_code == 303
     assert web.get("/", follow_redirects=False).status_code == 200
     # the session rotated at enrolment: the token that passed only the password is dead
@@ -178,7 +183,7 @@ def test_a_new_account_must_enrol_a_second_factor_before_anything_else(
     with session_scope(runtime.engine) as s:
         user = s.exec(select(User).where(User.username == "dr_new")).one()
         assert user.totp_enrolled_at is not None
-        raw = s.connection().exec_driver_sql("SELECT totp_secret FROM users WHERE username = 'dr_new'").scalar()
+        raw = s.connection().exec_driver_sql("SELECT totp_secret FROM users WHERE username = 'dr_new'").scalar_one()
         assert raw.startswith("S2.") and secret not in raw  # the secret is sealed at rest, bound to its row
 
 
@@ -188,7 +193,7 @@ def test_no_account_that_reads_clinical_content_is_without_a_second_factor(runti
     rules = runtime.policies.security.mfa
     assert {"clinician", "supervisor"} <= set(rules.required_roles)
     with session_scope(runtime.engine) as s:
-        user = s.get(User, practice.dr_ada.id)
+        user = s.get_one(User, practice.dr_ada.id)
         user.totp_secret, user.totp_enrolled_at = None, None
         s.add(user)
     with session_scope(runtime.engine) as s:
@@ -210,7 +215,7 @@ def test_sessions_die_idle_absolute_logout_and_disable(app: FastAPI, runtime: Ru
         r = web.get("/", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/login"
     web = client_for(app, "dr_ada")
-    cookie = web.cookies.get("scribe_session")
+    cookie = web.cookies.get("scribe_session") or ""
     web.post("/logout", data={"csrf_token": csrf(web)})
     replay = TestClient(app, cookies={"scribe_session": cookie})
     assert replay.get("/", follow_redirects=False).headers["location"] == "/login"  # ended on the server
@@ -296,14 +301,14 @@ def test_a_wrong_reentered_password_is_counted_audited_and_ends_the_sessions_at_
     assert r.status_code == 403 and "not correct" in r.text
     with session_scope(runtime.engine) as s:
         reasons = [e.reason for e in s.exec(select(AuditEvent).where(AuditEvent.action == "reauth.failed"))]
-        assert reasons == ["password change"] and s.get(User, practice.dr_ada.id).failed_logins == 1
+        assert reasons == ["password change"] and s.get_one(User, practice.dr_ada.id).failed_logins == 1
     for _ in range(rules.lockout_after - 1):  # further wrong re-entries, however they arrive
         accounts.count_reauth_failure(runtime.engine, runtime.audit_key, runtime.policies.security,
-                                      user_id=practice.dr_ada.id, purpose="sign", now=clock())
+                                      user_id=practice.dr_ada.id or 0, purpose="sign", now=clock())
     with session_scope(runtime.engine) as s:
         live = s.exec(select(LoginSession).where(LoginSession.user_id == practice.dr_ada.id,
                                                  LoginSession.ended_at.is_(None))).all()  # type: ignore[union-attr]
-        assert s.get(User, practice.dr_ada.id).failed_logins == rules.lockout_after and live == []
+        assert s.get_one(User, practice.dr_ada.id).failed_logins == rules.lockout_after and live == []
     assert web.get("/", follow_redirects=False).headers["location"] == "/login"
 
 
@@ -312,10 +317,10 @@ def test_a_throttled_account_is_refused_at_reentry_without_a_check(
 ) -> None:
     for _ in range(runtime.policies.security.login.throttle_after):
         accounts.count_reauth_failure(runtime.engine, runtime.audit_key, runtime.policies.security,
-                                      user_id=practice.dr_ada.id, purpose="sign", now=clock())
+                                      user_id=practice.dr_ada.id or 0, purpose="sign", now=clock())
     monkeypatch.setattr(accounts, "password_matches", lambda user, pw: pytest.fail("checked while throttled"))
     with session_scope(runtime.engine) as s:
-        user = s.get(User, practice.dr_ada.id)
+        user = s.get_one(User, practice.dr_ada.id)
     with pytest.raises(Exception, match="try again in"):
         accounts.reauthenticate(user, PASSWORD, now=clock(), purpose="sign")
 
@@ -456,4 +461,4 @@ def test_concurrent_failures_from_one_address_are_all_counted(
     for t in threads:
         t.join()
     with session_scope(runtime.engine) as s:
-        assert s.get(LoginThrottle, "203.0.113.7").failures == 4
+        assert s.get_one(LoginThrottle, "203.0.113.7").failures == 4
