@@ -11,6 +11,7 @@ import random
 import shutil
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,8 +22,8 @@ from sqlmodel import select
 
 from scribe.config import ROOT, Settings
 from scribe.db.engine import session_scope
-from scribe.db.tables import Client, EgressEvent
-from scribe.domain.egress import looks_like_audio
+from scribe.db.tables import Client, EgressEvent, Encounter
+from scribe.domain.egress import EgressRecord, looks_like_audio
 from scribe.domain.notes import EncounterStatus
 from scribe.domain.spoken import speak_digits, speak_email
 from scribe.engines.build import build_redactor, build_remote_drafter
@@ -32,7 +33,7 @@ from scribe.engines.protocols import Engines
 from scribe.policies import load_policies
 from scribe.runtime import Runtime, build_runtime
 from scribe.services.egress import SqlLedger
-from tests.conftest import Clock, make_practice, wav_bytes
+from tests.conftest import Clock, Practice, make_practice, wav_bytes
 from tests.helpers import reload, run_pipeline, upload
 
 REDACTION = load_policies(ROOT / "policies").redaction
@@ -55,7 +56,8 @@ class FakeModelServer:
     """An OpenAI-compatible chat-completions endpoint on loopback that keeps every body."""
 
     def __init__(self) -> None:
-        bodies = self.bodies = []
+        bodies: list[bytes] = []
+        self.bodies = bodies
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
@@ -156,16 +158,16 @@ def seeded_session(rng: random.Random, n: int) -> tuple[dict[str, object], str, 
     return chart, "\n".join(lines), seeded
 
 
-def grant_egress(runtime: Runtime, people) -> None:
+def grant_egress(runtime: Runtime, people: Practice) -> None:
     from scribe.services import consent
 
     with session_scope(runtime.engine) as s:
-        consent.record_consent(s, runtime.audit_key, runtime.policies, actor=people.dr_ada, client_id=people.maya.id,
+        consent.record_consent(s, runtime.audit_key, runtime.policies, actor=people.dr_ada, client_id=people.maya.id or 0,
                                functions=["egress"], effective_from=runtime.clock(), expires_at=None,
                                forms_dir=runtime.settings.forms_dir, scan=None, now=runtime.clock())
 
 
-def remote_runtime(tmp_path: Path, fake_server):
+def remote_runtime(tmp_path: Path, fake_server: FakeModelServer) -> tuple[Runtime, Practice]:
     policies_dir = tmp_path / "policies"
     shutil.copytree(ROOT / "policies", policies_dir)
     (policies_dir / "egress.yaml").write_text(
@@ -181,7 +183,7 @@ def remote_runtime(tmp_path: Path, fake_server):
     return runtime, make_practice(runtime, clock)
 
 
-def test_nothing_leaves_for_a_client_without_the_egress_consent(tmp_path: Path, fake_server) -> None:
+def test_nothing_leaves_for_a_client_without_the_egress_consent(tmp_path: Path, fake_server: FakeModelServer) -> None:
     """The egress consent is checked before a remote drafter sends anything: without it the
     session stops at drafting, saying why, and the model server receives not one request."""
     runtime, people = remote_runtime(tmp_path, fake_server)
@@ -200,14 +202,14 @@ def test_nothing_leaves_for_a_client_without_the_egress_consent(tmp_path: Path, 
 
 
 @pytest.fixture
-def fake_server():
+def fake_server() -> Iterator[FakeModelServer]:
     server = FakeModelServer()
     yield server
     server.close()
 
 
 def test_no_seeded_identifier_and_no_audio_reaches_the_model_server(
-    tmp_path: Path, fake_server, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, fake_server: FakeModelServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level("DEBUG")
     runtime, people = remote_runtime(tmp_path, fake_server)
@@ -257,12 +259,12 @@ def test_no_seeded_identifier_and_no_audio_reaches_the_model_server(
     assert [v for _, v in seeded if " ".join(v.lower().split()) in logged] == []  # logs carry ids only
 
 
-def test_the_gateway_refuses_and_records_what_it_refuses(tmp_path: Path, fake_server) -> None:
+def test_the_gateway_refuses_and_records_what_it_refuses(tmp_path: Path, fake_server: FakeModelServer) -> None:
     from scribe.domain.egress import Destination
     from scribe.engines.egress import EgressGateway
 
     settings = Settings(model_profile="test", models_dir=ROOT / "models")
-    records = []
+    records: list[EgressRecord] = []
     dest = Destination("onprem-llm", f"http://127.0.0.1:{fake_server.port}/v1/chat/completions", ("redacted_text",))
     gateway = EgressGateway([dest], redactor=build_redactor(settings, REDACTION), ledger=records.append, clock=Clock())
     with pytest.raises(EgressRefused, match="deny by default"):
@@ -283,7 +285,7 @@ def test_the_gateway_refuses_and_records_what_it_refuses(tmp_path: Path, fake_se
     assert records[-1].allowed and records[-1].gateway_found == 1 and records[-1].surrogates == 1
 
 
-def test_part2_material_leaves_only_with_consent_and_always_with_the_notice(tmp_path: Path, fake_server) -> None:
+def test_part2_material_leaves_only_with_consent_and_always_with_the_notice(tmp_path: Path, fake_server: FakeModelServer) -> None:
     """S14 / property 11: a Part 2 transcript reaches a Part 2 destination only with the
     client's consent, and every body carries the 2.32 notice; never without consent."""
     import dataclasses
@@ -296,7 +298,7 @@ def test_part2_material_leaves_only_with_consent_and_always_with_the_notice(tmp_
     from scribe.engines.remote import RemoteDrafter
 
     settings = Settings(model_profile="test", models_dir=ROOT / "models")
-    records = []
+    records: list[EgressRecord] = []
     dest = Destination("onprem-llm", f"http://127.0.0.1:{fake_server.port}/v1/chat/completions", ("redacted_text",),
                        part2=True)
     gateway = EgressGateway([dest], redactor=build_redactor(settings, REDACTION), ledger=records.append, clock=Clock())
@@ -315,7 +317,7 @@ def test_part2_material_leaves_only_with_consent_and_always_with_the_notice(tmp_
 
 
 def test_a_part2_session_leaves_only_for_the_recipient_its_consent_names_with_notice_and_terms(
-        tmp_path: Path, fake_server) -> None:
+        tmp_path: Path, fake_server: FakeModelServer) -> None:
     """S14 through the real pipeline: a Part 2 session drafted on the on-prem server. Without a
     consent naming that server, nothing is sent (and the refusal is ledgered); with one, every
     request carries the 2.32 notice and a copy of the consent's terms, without the signer's name."""
@@ -330,27 +332,31 @@ def test_a_part2_session_leaves_only_for_the_recipient_its_consent_names_with_no
         f"    url: http://127.0.0.1:{fake_server.port}/v1/chat/completions\n    receives: [redacted_text]\n"
         "    part2: true\n")
     runtime.policies = load_policies(policies_dir)
-    runtime.engines = Engines(runtime.engines.transcriber, runtime.engines.redactor, build_remote_drafter(
-        runtime.settings, runtime.policies.egress, runtime.engines.redactor, SqlLedger(runtime.engine), runtime.clock))
+    engines = runtime.engines
+    assert engines is not None
+    runtime.engines = Engines(engines.transcriber, engines.redactor, build_remote_drafter(
+        runtime.settings, runtime.policies.egress, engines.redactor, SqlLedger(runtime.engine), runtime.clock))
     grant_egress(runtime, people)
 
     def terms(recipient: str) -> Part2Terms:
         return Part2Terms(recipient, "drafting the progress note", "the session's transcript, redacted",
                           "one year", "Maya Thompson", "2026-11-01", True)
 
-    def part2_session():
+    def part2_session() -> Encounter:
         with session_scope(runtime.engine) as s:
-            client = s.get(Client, people.maya.id)
+            client = s.get_one(Client, people.maya.id)
             client.part2_program = True
             s.add(client)
         return upload(runtime, people.dr_ada, people.maya.id, wav_bytes(seconds=2),
                       transcript="CLINICIAN: How has the week been?\nCLIENT: I have stayed sober for ten days.")
 
+    clock = runtime.clock
+    assert isinstance(clock, Clock)
     for recipient in ("someone-else", "onprem-llm"):
-        runtime.clock.advance(seconds=1)
+        clock.advance(seconds=1)
         with session_scope(runtime.engine) as s:
             consent.record_consent(s, runtime.audit_key, runtime.policies, actor=people.dr_ada,
-                                   client_id=people.maya.id, functions=["part2_disclosure"],
+                                   client_id=people.maya.id or 0, functions=["part2_disclosure"],
                                    effective_from=runtime.clock(), expires_at=None, part2=terms(recipient),
                                    forms_dir=runtime.settings.forms_dir, scan=None, now=runtime.clock())
         encounter = part2_session()

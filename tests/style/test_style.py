@@ -39,7 +39,7 @@ def test_mypy_strict_finds_nothing_in_scribe_and_tests() -> None:
     assert checked >= 200  # scribe/ and tests/ both (124 and 80 files today)
 
 
-RATCHET_CEILING = 10  # test modules not yet strict; lower it as modules leave the list, never raise it
+RATCHET_CEILING = 9  # test modules not yet strict; lower it as modules leave the list, never raise it
 
 
 def test_the_list_of_test_modules_not_yet_strict_only_shrinks() -> None:
