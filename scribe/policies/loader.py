@@ -11,7 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from scribe.domain.errors import PolicyError
-from scribe.domain.places import COUNTRIES, US_STATES
+from scribe.domain.places import COUNTRIES, US_STATES, place_words
 from scribe.policies.schema import (
     BillingPolicy,
     ConsentPolicy,
@@ -88,12 +88,12 @@ _WORDS = re.compile(r"[a-z0-9][a-z0-9'&/.+-]*")
 
 def _load_redaction(directory: Path) -> RedactionPolicy:
     """The redaction policy with its vocabulary read: every word file it names, each word
-    lowercase, none twice, none a country's or a US state's name (a place the redactor would
-    then never see as one)."""
+    lowercase, none twice, none a country's or a US state's name nor a word of one ('zealand'):
+    a place the redactor would then never see as one."""
     path = directory / "redaction.yaml"
     policy = _load(path, RedactionPolicy)
     where: dict[str, str] = {}
-    places = COUNTRIES | US_STATES
+    places = COUNTRIES | US_STATES | place_words()  # the same place words the redactor's lexicon holds
     for name in policy.vocabulary:
         words_path = (directory / name).resolve()
         if not words_path.is_relative_to(directory.resolve()):

@@ -118,3 +118,10 @@ def test_a_bad_vocabulary_is_refused_naming_file_and_line(tmp_path: Path, files:
     (d / "redaction.yaml").write_text(text)
     with pytest.raises(PolicyError, match=message):
         load_policies(d)
+
+
+def test_a_word_of_a_countrys_name_is_refused_too(tmp_path: Path) -> None:
+    d = copy_policies(tmp_path)
+    (d / "vocabulary" / "local.txt").write_text("zealand\n")
+    with pytest.raises(PolicyError, match="'zealand' is a place's name"):
+        load_policies(d)

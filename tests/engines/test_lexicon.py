@@ -1,0 +1,20 @@
+"""The redactor's word lists are built only with the policy's clinical vocabulary."""
+
+from __future__ import annotations
+
+import pytest
+
+from scribe.domain.errors import PolicyError
+from scribe.engines.presidio import build_lexicon
+from tests.helpers import shipped_clinical_terms
+
+
+def test_a_lexicon_without_the_policys_vocabulary_is_refused() -> None:
+    with pytest.raises(PolicyError, match="vocabulary was not read"):
+        build_lexicon(frozenset())  # every clinical word would look like a name
+
+
+def test_the_lexicon_carries_the_vocabulary_to_every_rule() -> None:
+    lexicon = build_lexicon(shipped_clinical_terms())
+    assert lexicon.clinical_word("sertraline") and lexicon.clinical_word("Sertralin")  # one slip away
+    assert not lexicon.identifying_word("lasix") and lexicon.identifying_word("quixby")
