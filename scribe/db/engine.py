@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import CursorResult, Delete, Engine, Update, create_engine, event, text
 from sqlmodel import Session
 
 
@@ -57,3 +57,10 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+def changed_rows(session: Session, statement: Update | Delete) -> int:
+    """Run a conditional UPDATE or DELETE and say how many rows it changed: the primitive every
+    compare-and-set here is built on (a claim, a lease, a lock version, a spent code). The
+    result of a data-changing statement is a cursor result, which is what carries the count."""
+    return cast("CursorResult[Any]", session.execute(statement)).rowcount

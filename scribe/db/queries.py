@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from scribe.db.tables import BreakGlassGrant, Client, Encounter, EncounterParticipant, Job, User
 from scribe.domain.decision import Decision, Ground
 from scribe.domain.errors import NotFound
-from scribe.domain.notes import CLINICAL_ROLES, Role
+from scribe.domain.notes import CLINICAL_ROLES, EncounterStatus, JobKind, JobStatus, Role
 
 
 def by_emergency_grant(access: Decision) -> bool:
@@ -143,8 +143,11 @@ def get_client_for_actor(session: Session, actor: User, client_id: int) -> Clien
     return client
 
 
-def transcription_progress(session: Session, encounter_id: int) -> int | None:
-    """Percent of the recording's audio transcribed, while its transcription runs (else None)."""
-    job = session.exec(select(Job).where(Job.encounter_id == encounter_id, Job.kind == "transcribe",
-                                         Job.status == "running")).first()
+def transcription_progress(session: Session, encounter: Encounter) -> int | None:
+    """Percent of the recording's audio transcribed, while its transcription runs (else None:
+    the page shows no progress bar)."""
+    if encounter.status != EncounterStatus.TRANSCRIBING:
+        return None
+    job = session.exec(select(Job).where(Job.encounter_id == encounter.id, Job.kind == JobKind.TRANSCRIBE,
+                                         Job.status == JobStatus.RUNNING)).first()
     return None if job is None else round(job.progress * 100)

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
+from scribe.db.engine import changed_rows
 from scribe.db.tables import Invitation, LoginSession, LoginThrottle, User
 from scribe.domain.errors import InvalidInput, NotFound, PermissionDenied, ReauthFailed
 from scribe.domain.notes import CLINICAL_ROLES, Role
@@ -294,8 +295,8 @@ def start_enrolment(session: Session, user: User) -> None:
 def _use_step(session: Session, user: User, step: int) -> bool:
     """Spend a TOTP time step in the database: true for the one request that moves
     ``totp_last_step`` forward, false for any other carrying the same code."""
-    won = session.execute(update(User).where(col(User.id) == user.id, col(User.totp_last_step) < step)
-                          .values(totp_last_step=step)).rowcount  # type: ignore[attr-defined]
+    won = changed_rows(session, update(User).where(col(User.id) == user.id, col(User.totp_last_step) < step)
+                                .values(totp_last_step=step))
     session.expire(user, ["totp_last_step"])
     return bool(won == 1)
 
@@ -412,8 +413,8 @@ def accept_invitation(session: Session, key: bytes, policy: SecurityPolicy, *, t
     problem = password_problem(policy, password, user.username)
     if problem:
         raise InvalidInput(problem)
-    spent = session.execute(update(Invitation).where(col(Invitation.id) == row.id, col(Invitation.used_at).is_(None))
-                            .values(used_at=now)).rowcount  # type: ignore[attr-defined]
+    spent = changed_rows(session, update(Invitation).where(col(Invitation.id) == row.id, col(Invitation.used_at).is_(None))
+                                  .values(used_at=now))
     if spent != 1:  # two submits of one link raced: the first one counts
         raise NotFound("this link has expired or was already used: ask your administrator for a new one")
     user.password_hash, user.password_changed_at = hash_password(password), now

@@ -15,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from scribe.db.engine import changed_rows
 from scribe.db.tables import AuditEvent, AuditHead
 from scribe.domain.audit import GENESIS, Anchor, AuditFields, chain_hash, verify_anchors, verify_chain
 from scribe.domain.audit_actions import known
@@ -34,8 +35,8 @@ def record(
 ) -> AuditEvent:
     if not known(action):
         raise ValueError(f"audit action {action!r} is not in the catalogue (scribe/domain/audit_actions.py)")
-    locked = session.execute(update(AuditHead).where(col(AuditHead.id) == 1)
-                             .values(appends=AuditHead.appends + 1)).rowcount  # type: ignore[attr-defined]
+    locked = changed_rows(session, update(AuditHead).where(col(AuditHead.id) == 1)
+                                   .values(appends=AuditHead.appends + 1))
     if locked != 1:
         raise RuntimeError("the audit_head row is missing: the database was not migrated")
     last = session.exec(select(AuditEvent).order_by(col(AuditEvent.id).desc()).limit(1)).first()

@@ -212,6 +212,15 @@ class ClientPage:
     may_open_sessions: bool
     assignments: list[tuple[ClientAssignment, str]] = field(default_factory=list)
 
+    @property
+    def in_care(self) -> bool:
+        """Active, not discharged: new sessions may be opened and the chart offers discharge."""
+        return self.client.status == ClientStatus.ACTIVE
+
+    @property
+    def can_start_session(self) -> bool:
+        return self.may_open_sessions and self.in_care
+
 
 def client_page(s: Session, key: bytes, *, actor: User, client_id: int, now: datetime) -> ClientPage:
     """Everything about a client in date order, newest first: consents, sessions, signed

@@ -132,6 +132,11 @@ class FunctionStatus:
     state: ConsentState
     entry: Consent | None
 
+    @property
+    def withdrawable(self) -> bool:
+        """In force (or about to lapse), so a withdrawal can be recorded against it."""
+        return self.state in (ConsentState.IN_FORCE, ConsentState.EXPIRING)
+
 
 @dataclass
 class LedgerView:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, and_, or_, update
 from sqlmodel import Session, col, select
 
-from scribe.db.engine import session_scope
+from scribe.db.engine import changed_rows, session_scope
 from scribe.db.tables import Encounter, Job
 from scribe.domain.notes import STATUS_WHILE_RUNNING, EncounterStatus, JobKind, JobStatus
 
@@ -21,9 +21,9 @@ def hold_lease(s: Session, job: Job, now: datetime) -> None:
     """At a stage's commit, in the same transaction, make sure the job is still this worker's
     (and lock its row until the commit), so a worker that stalled past its lease never writes
     over, or beside, the worker that took the job over. Every stage that commits calls it."""
-    won = s.execute(update(Job).where(col(Job.id) == job.id, col(Job.status) == JobStatus.RUNNING,
-                                      col(Job.worker_id) == job.worker_id)
-                    .values(updated_at=now)).rowcount  # type: ignore[attr-defined]
+    won = changed_rows(s, update(Job).where(col(Job.id) == job.id, col(Job.status) == JobStatus.RUNNING,
+                                            col(Job.worker_id) == job.worker_id)
+                          .values(updated_at=now))
     if won != 1:
         raise LeaseLost(job.id)
 
@@ -55,12 +55,13 @@ def claim(engine: Engine, *, worker_id: str, now: datetime, lease: timedelta,
         job = s.exec(stmt.order_by(col(Job.id)).limit(1)).first()
         if job is None:
             return None
-        won = s.execute(
+        won = changed_rows(
+            s,
             update(Job)
             .where(col(Job.id) == job.id, col(Job.status) == job.status, col(Job.updated_at) == job.updated_at)
             .values(status=JobStatus.RUNNING, worker_id=worker_id, lease_until=now + lease,
                     attempts=Job.attempts + 1, updated_at=now)
-        ).rowcount  # type: ignore[attr-defined]
+        )
         if won != 1:
             return None  # another worker took it first
         _mark_running(s, job, now)
@@ -78,10 +79,10 @@ def _abandon(s: Session, key: bytes, job: Job, now: datetime) -> bool:
     from scribe.services import audit
 
     message = ABANDONED.format(n=job.attempts)
-    won = s.execute(update(Job).where(col(Job.id) == job.id, col(Job.status) == job.status,
-                                      col(Job.updated_at) == job.updated_at)
-                    .values(status=JobStatus.FAILED, error=message, lease_until=None,
-                            updated_at=now)).rowcount  # type: ignore[attr-defined]
+    won = changed_rows(s, update(Job).where(col(Job.id) == job.id, col(Job.status) == job.status,
+                                            col(Job.updated_at) == job.updated_at)
+                          .values(status=JobStatus.FAILED, error=message, lease_until=None,
+                                  updated_at=now))
     if won != 1:
         return False
     encounter = s.get(Encounter, job.encounter_id)
@@ -117,10 +118,10 @@ def start(engine: Engine, key: bytes, job_id: int, *, worker_id: str, now: datet
         if job.attempts >= job.max_attempts:
             _abandon(s, key, job, now)
             return None
-        won = s.execute(update(Job).where(col(Job.id) == job_id, col(Job.status) == job.status,
-                                          col(Job.updated_at) == job.updated_at)
-                        .values(status=JobStatus.RUNNING, worker_id=worker_id, attempts=Job.attempts + 1,
-                                lease_until=None, updated_at=now)).rowcount  # type: ignore[attr-defined]
+        won = changed_rows(s, update(Job).where(col(Job.id) == job_id, col(Job.status) == job.status,
+                                                col(Job.updated_at) == job.updated_at)
+                              .values(status=JobStatus.RUNNING, worker_id=worker_id, attempts=Job.attempts + 1,
+                                      lease_until=None, updated_at=now))
         if won != 1:
             return None
         _mark_running(s, job, now)
@@ -140,8 +141,9 @@ def _mark_running(s: Session, job: Job, now: datetime) -> None:
 
 def renew(engine: Engine, job_id: int, *, worker_id: str, now: datetime, lease: timedelta) -> bool:
     with session_scope(engine) as s:
-        return bool(s.execute(
+        return changed_rows(
+            s,
             update(Job).where(col(Job.id) == job_id, col(Job.worker_id) == worker_id,
                               col(Job.status) == JobStatus.RUNNING)
-            .values(lease_until=now + lease)
-        ).rowcount)  # type: ignore[attr-defined]
+            .values(lease_until=now + lease),
+        ) == 1

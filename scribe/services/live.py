@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
-from scribe.db.engine import session_scope
+from scribe.db.engine import changed_rows, session_scope
 from scribe.db.tables import Encounter, Job, RecordingChunk, Transcript, TranscriptSegment
 from scribe.domain.errors import ConsentMissing, EngineError
 from scribe.domain.notes import EncounterStatus, JobKind, JobStatus
@@ -204,9 +204,9 @@ def _commit(rt: Runtime, job: Job, window: Window, engine_name: str, *, known: i
     now = rt.clock()
     with session_scope(rt.engine) as s:
         hold_lease(s, job, now)
-        still_recording = s.execute(update(Encounter).where(col(Encounter.id) == job.encounter_id,
-                                                            col(Encounter.status) == EncounterStatus.RECORDING)
-                                    .values(updated_at=now)).rowcount  # type: ignore[attr-defined]
+        still_recording = changed_rows(s, update(Encounter).where(col(Encounter.id) == job.encounter_id,
+                                                                  col(Encounter.status) == EncounterStatus.RECORDING)
+                                          .values(updated_at=now))
         if still_recording != 1:
             return  # finished meanwhile: the transcribe stage reads what was committed before
         encounter = s.get(Encounter, job.encounter_id)

@@ -25,6 +25,7 @@ from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDen
 from scribe.domain.notes import (
     ADDENDUM_MEANING,
     AMENDMENT_MEANING,
+    CosignOutcome,
     EncounterKind,
     LicenceStatus,
     Role,
@@ -55,6 +56,18 @@ class VersionView:
     @property
     def is_record(self) -> bool:
         return self.state == VersionState.RECORD
+
+    @property
+    def awaiting_cosign(self) -> bool:
+        return self.state == VersionState.PENDING_COSIGN
+
+    @property
+    def returned(self) -> bool:
+        return self.state == VersionState.RETURNED
+
+    @property
+    def cosigned(self) -> bool:
+        return self.cosign is not None and self.cosign.outcome == CosignOutcome.COSIGNED
 
 
 def signer_facts(user: User) -> SignerFacts:

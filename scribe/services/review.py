@@ -12,6 +12,7 @@ from typing import NoReturn
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from scribe.db.engine import changed_rows
 from scribe.db.queries import by_emergency_grant, get_encounter_for_actor
 from scribe.db.tables import (
     Client,
@@ -285,9 +286,9 @@ def claim_version(s: Session, draft: Draft, lock_version: int, actor: User, summ
     The conditional UPDATE also locks the draft row (PostgreSQL) or the database (SQLite)
     until the action commits, so of two saves or signs from pages at the same version one
     wins and the other gets a 409; neither is lost and neither answers 500."""
-    won = s.execute(update(Draft).where(col(Draft.id) == draft.id, col(Draft.lock_version) == lock_version)
-                    .values(lock_version=lock_version + 1, updated_at=now)
-                    .execution_options(synchronize_session=False)).rowcount  # type: ignore[attr-defined]
+    won = changed_rows(s, update(Draft).where(col(Draft.id) == draft.id, col(Draft.lock_version) == lock_version)
+                          .values(lock_version=lock_version + 1, updated_at=now)
+                          .execution_options(synchronize_session=False))
     if won != 1:
         _conflict(s, draft, lock_version)
     s.refresh(draft)

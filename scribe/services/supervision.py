@@ -70,6 +70,13 @@ class PendingNote:
     diffs: list[SectionDiff]
     confirmed: list[tuple[str, str]]  # (flag reason, the clinician's reason for confirming)
 
+    @property
+    def from_ai_draft(self) -> bool:
+        """Written from the AI draft (an original or a re-signed revision), so the share of AI
+        text kept and the edit distance mean something; an addendum or amendment is the
+        clinician's own text."""
+        return self.version.kind in (VersionKind.ORIGINAL, VersionKind.REVISION)
+
 
 def _pending_versions(s: Session, supervisees: list[User]) -> list[tuple[NoteVersion, Note, Encounter]]:
     ids = [u.id for u in supervisees]

@@ -83,3 +83,28 @@ def test_mypy_strict_catches_an_untyped_function_and_a_wrong_type(tmp_path: Path
                 "--no-incremental", str(probe), cwd=tmp_path)
     assert out.returncode == 1, out.stdout
     assert "[no-untyped-def]" in out.stdout and "[return-value]" in out.stdout
+
+
+# A template decides nothing from a status or role spelled as a string: `x.status == "active"`,
+# `kind in ("original", "revision")`. The view says it (`v.in_care`, `p.from_ai_draft`), typed
+# and tested where the enum lives. The only string comparison left is the diff's own opcode.
+RULE_IN_TEMPLATE = re.compile(r"""\{%-?\s*(?:el)?if\b[^%]*?(?:[=!]=\s*["']|\bin\s*\(\s*["'])""")
+TEMPLATE_STRING_TESTS_ALLOWED = {"_cosign.html": 2}  # the diff's `op == "delete"`, `op == "insert"`
+
+
+def _rules_in(html: str) -> int:
+    return len(RULE_IN_TEMPLATE.findall(html))
+
+
+def test_templates_test_no_status_or_role_strings() -> None:
+    found = {p.name: n for p in sorted((ROOT / "web" / "templates").glob("*.html")) if (n := _rules_in(p.read_text()))}
+    assert found == TEMPLATE_STRING_TESTS_ALLOWED
+
+
+def test_the_template_check_catches_a_status_string_and_passes_a_view_field() -> None:
+    planted = ['{% if c.status == "discharged" %}x{% endif %}', "{%- elif vv.state != 'returned' %}",
+               '{% if p.version.kind in ("original", "revision") %}', '{% if actor.role == "admin" %}']
+    assert [_rules_in(t) for t in planted] == [1, 1, 1, 1]
+    clean = ['{% if v.in_care %}', '{% if v.can_start_session and not v.returned %}', '{{ st.state.value }}',
+             '{% for st in consent_states %}<td>{{ states.get(st, 0) }}</td>{% endfor %}']
+    assert [_rules_in(t) for t in clean] == [0, 0, 0, 0]

@@ -82,7 +82,7 @@ def client_list(request: Request, runtime: RuntimeDep, session: SessionDep, logi
     found = clients.list_clients(session, runtime.audit_key, actor=actor, query=q[:100], status=status,
                                  page=max(1, min(page, 10_000)), now=runtime.clock())
     return render(request, "clients.html", {"actor": actor, "csrf": row.csrf_token, "v": found, "q": q[:100],
-                                            "status": status})
+                                            "status": status, "statuses": list(ClientStatus)})
 
 
 @router.get("/clients/new", response_class=HTMLResponse, dependencies=[allow("client.manage")])

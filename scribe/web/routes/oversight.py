@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
+from scribe.domain.consent import ConsentState
 from scribe.domain.errors import InvalidInput
 from scribe.services import audit_report, breakglass, retention
 from scribe.web.bodies import BoundedRoute
@@ -105,7 +106,8 @@ def compliance(request: Request, runtime: RuntimeDep, session: SessionDep, login
     actor, row = login
     view = audit_report.overview(session, runtime.audit_key, runtime.policies, actor=actor, now=runtime.clock())
     return render(request, "compliance.html", {"actor": actor, "csrf": row.csrf_token, "v": view,
-                                               "functions": runtime.policies.consent.functions})
+                                               "functions": runtime.policies.consent.functions,
+                                               "consent_states": list(ConsentState)})
 
 
 @router.post("/admin/clients/{client_id}/hold", dependencies=[allow("legal_hold.manage"), CsrfDep])

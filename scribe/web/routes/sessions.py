@@ -10,6 +10,7 @@ from fastapi import APIRouter, BackgroundTasks, File, Form, Query, Request, Uplo
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from scribe.db.queries import clients_for_actor, get_encounter_for_actor, supervisees_for_actor, transcription_progress
+from scribe.domain.clients import ClientStatus
 from scribe.domain.consent import allowed_note_types, transcription_decision
 from scribe.domain.errors import InvalidInput
 from scribe.domain.notes import CLINICAL_ROLES, PROCESSING, EncounterStatus, Role, VersionKind, VoidReason
@@ -106,21 +107,21 @@ def review_page(request: Request, runtime: RuntimeDep, session: SessionDep, logi
         if encounter.status not in PROCESSING:
             return Response(status_code=200, headers={"HX-Refresh": "true"})
         return render(request, "_status.html", {"encounter": encounter, "polling": True,
-                                                "progress": transcription_progress(session, encounter_id)})
+                                                "progress": transcription_progress(session, encounter)})
     view = review.review_view(session, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter_id,
                               now=runtime.clock())
     e = view.encounter
     own_open = e.clinician_id == actor.id and not view.versions and e.status != EncounterStatus.VOIDED
     return render(request, "session.html", {
         "actor": actor, "csrf": login_row.csrf_token, "v": view, "encounter": e, "polling": e.status in PROCESSING,
-        "progress": transcription_progress(session, encounter_id),
+        "progress": transcription_progress(session, e),
         "attestation": review.attestation(runtime.policies, view.sections),
         "correction_attestation": runtime.policies.signing.attestation, "sign_reason": view.can_sign.reason,
         "typed_confirmation": review.typed_confirmation(runtime.policies),
         "pending": review.pending_here(session, actor, view),
         "can_void": own_open, "void_reasons": [r.value for r in VoidReason],
         "can_retry": own_open and e.status in (EncounterStatus.FAILED, EncounterStatus.STOPPED),
-        "move_to": [c for c in clients_for_actor(session, actor) if c.id != e.client_id and c.status == "active"]
+        "move_to": [c for c in clients_for_actor(session, actor) if c.id != e.client_id and c.status == ClientStatus.ACTIVE]
         if own_open and e.client_id and e.status != EncounterStatus.RECORDING else [],
         "ehr": [d.name for d in runtime.policies.egress.destinations if "identified_record" in d.receives],
         "sent": request.query_params.get("sent", "")[:80]})
