@@ -52,6 +52,12 @@ class Clock:
         self.now += timedelta(**kw)
 
 
+def clock_of(runtime: Runtime) -> Clock:
+    """The test clock a runtime was built with (``Runtime.clock`` is typed as any clock)."""
+    assert isinstance(runtime.clock, Clock)
+    return runtime.clock
+
+
 @pytest.fixture(scope="session")
 def policies() -> Policies:
     return load_policies(ROOT / "policies")

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
+from playwright.sync_api import Page
 
 from scribe.app import create_app
 from scribe.config import Settings
 from scribe.runtime import Runtime
-from tests.conftest import PASSWORD, Practice, totp_code, wav_bytes
+from tests.conftest import PASSWORD, Clock, Practice, totp_code, wav_bytes
 from tests.helpers import serving
 
 pytestmark = pytest.mark.browser
@@ -25,6 +26,9 @@ CHROMIUM = "/usr/bin/chromium"
 class Server(str):
     """The server's address, and its runtime (for the personas' authenticator codes)."""
 
+    runtime: Runtime
+    app: FastAPI
+
     def __new__(cls, url: str, runtime: Runtime, app: FastAPI) -> Server:
         obj = super().__new__(cls, url)
         obj.runtime, obj.app = runtime, app
@@ -32,14 +36,14 @@ class Server(str):
 
 
 @pytest.fixture
-def server(settings: Settings, runtime: Runtime, practice: Practice) -> Iterator[str]:
+def server(settings: Settings, runtime: Runtime, practice: Practice) -> Iterator[Server]:
     app = create_app(settings, runtime=runtime, start_worker=True)
     with serving(app) as url:
         yield Server(url, runtime, app)
 
 
 @pytest.fixture
-def page(tmp_path: Path) -> Iterator[object]:
+def page(tmp_path: Path) -> Iterator[Page]:
     from playwright.sync_api import sync_playwright
 
     if not Path(CHROMIUM).exists():
@@ -56,12 +60,12 @@ def page(tmp_path: Path) -> Iterator[object]:
         browser.close()
 
 
-def shot(page, name: str) -> None:
+def shot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def test_a_clinician_reviews_resolves_and_signs_in_chromium(server: str, page, tmp_path: Path) -> None:
+def test_a_clinician_reviews_resolves_and_signs_in_chromium(server: Server, page: Page, tmp_path: Path) -> None:
     log_in(page, server, "dr_ada")
     upload_session(page, tmp_path)
     shot(page, "review-with-flags")
@@ -81,7 +85,7 @@ def test_a_clinician_reviews_resolves_and_signs_in_chromium(server: str, page, t
     shot(page, "signed-note")
 
 
-def log_in(page, server: str, username: str) -> None:
+def log_in(page: Page, server: Server, username: str) -> None:
     page.context.clear_cookies()
     page.goto(server + "/login")
     page.fill("input[name=username]", username)
@@ -92,7 +96,7 @@ def log_in(page, server: str, username: str) -> None:
     assert page.url == server + "/", page.inner_text("body")[-2000:]
 
 
-def upload_session(page, tmp_path: Path) -> None:
+def upload_session(page: Page, tmp_path: Path) -> None:
     """New session, a short recording, then wait while htmx polls until the draft is ready."""
     with page.expect_navigation():
         page.click("text=New session")
@@ -104,7 +108,7 @@ def upload_session(page, tmp_path: Path) -> None:
     page.wait_for_selector("text=AI draft", timeout=30_000)
 
 
-def confirm_service(page) -> None:
+def confirm_service(page: Page) -> None:
     """The service panel: a few seconds of test audio earn no code by the time rules, so the
     clinician picks one, as they would correct any suggestion."""
     if page.locator("#service-form").count() and "code not confirmed" in page.inner_text("#service"):
@@ -114,7 +118,7 @@ def confirm_service(page) -> None:
         assert "code 90834 confirmed" in page.inner_text("main"), page.inner_text("main")[:1500]
 
 
-def review_and_sign(page) -> None:
+def review_and_sign(page: Page) -> None:
     """Keyboard-reachable controls, driven the way a clinician clicks them."""
     confirm_service(page)
     while page.locator(".section:not(.reviewed)").count():
@@ -131,7 +135,7 @@ def review_and_sign(page) -> None:
         page.click("button:has-text('Sign note')")
 
 
-def test_a_supervisee_signs_the_supervisor_returns_then_cosigns(server: str, page, tmp_path: Path) -> None:
+def test_a_supervisee_signs_the_supervisor_returns_then_cosigns(server: Server, page: Page, tmp_path: Path) -> None:
     log_in(page, server, "sam")
     upload_session(page, tmp_path)
     session_url = page.url.split("#")[0]
@@ -192,7 +196,7 @@ def test_a_supervisee_signs_the_supervisor_returns_then_cosigns(server: str, pag
     shot(page, "supervision-dashboard")
 
 
-def test_an_open_flag_blocks_signing_and_keyboard_reaches_the_evidence(server: str, page, tmp_path: Path) -> None:
+def test_an_open_flag_blocks_signing_and_keyboard_reaches_the_evidence(server: Server, page: Page, tmp_path: Path) -> None:
     log_in(page, server, "dr_ada")
     upload_session(page, tmp_path)
     while page.locator(".section:not(.reviewed)").count():
@@ -213,7 +217,7 @@ def test_an_open_flag_blocks_signing_and_keyboard_reaches_the_evidence(server: s
     shot(page, "flag-blocks-signing")
 
 
-def wait_for_pieces(page, n: int, seconds: float = 60) -> None:
+def wait_for_pieces(page: Page, n: int, seconds: float = 60) -> None:
     """Poll the page's count of acknowledged pieces (our CSP forbids the eval wait_for_function needs)."""
     deadline = time.time() + seconds
     while int(page.inner_text("#rec-chunks") or 0) < n:
@@ -222,7 +226,7 @@ def wait_for_pieces(page, n: int, seconds: float = 60) -> None:
 
 
 def test_an_admin_switch_hides_recording_and_a_fake_microphone_records_in_chunks(
-    server: str, page, runtime: Runtime, practice: Practice
+    server: Server, page: Page, runtime: Runtime, practice: Practice
 ) -> None:
     from sqlmodel import col, select
 
@@ -264,12 +268,13 @@ def test_an_admin_switch_hides_recording_and_a_fake_microphone_records_in_chunks
     with session_scope(runtime.engine) as s:
         finish = s.exec(select(AuditEvent).where(AuditEvent.action == "recording.finish")
                         .order_by(col(AuditEvent.id).desc())).first()
+        assert finish is not None
         rec = s.exec(select(Recording).where(Recording.encounter_id == finish.object_id)).one()
     chunks = int(finish.reason.split(" chunk")[0])
     assert chunks >= 3 and rec.format == "webm" and rec.duration_seconds >= 4
 
 
-def test_a_long_recording_outlives_the_idle_timeout_and_a_network_drop(server: str, page, runtime: Runtime) -> None:
+def test_a_long_recording_outlives_the_idle_timeout_and_a_network_drop(server: Server, page: Page, runtime: Runtime) -> None:
     """A recording longer than the idle timeout keeps going: each acknowledged piece counts as
     activity while the recorder runs (a paused recorder does not, so an idle page still warns
     and logs out). A network drop keeps the pieces in the page and sends them when it is back;
@@ -310,14 +315,15 @@ def test_a_long_recording_outlives_the_idle_timeout_and_a_network_drop(server: s
     with session_scope(runtime.engine) as s:
         finish = s.exec(select(AuditEvent).where(AuditEvent.action == "recording.finish")
                         .order_by(col(AuditEvent.id).desc())).first()
-        encounter = s.get(Encounter, finish.object_id)
+        assert finish is not None
+        encounter = s.get_one(Encounter, finish.object_id)
         rec = s.exec(select(Recording).where(Recording.encounter_id == finish.object_id)).one()
     assert int(finish.reason.split(" chunk")[0]) >= 18  # every two-second piece, joined in order
     assert encounter.status_reason == ""  # no piece left out after a gap
     assert rec.duration_seconds >= 36  # 30 s, the pause's edges, the offline seconds: all of it
 
 
-def test_a_recording_whose_log_in_ends_stops_and_says_what_is_kept(server: str, page) -> None:
+def test_a_recording_whose_log_in_ends_stops_and_says_what_is_kept(server: Server, page: Page) -> None:
     """A chunk answered with the log-in redirect is not an acknowledgement (fetch would follow
     it to the log-in page's 200): the recorder stops and says how many pieces are saved."""
     log_in(page, server, "dr_ada")
@@ -333,7 +339,7 @@ def test_a_recording_whose_log_in_ends_stops_and_says_what_is_kept(server: str, 
     assert int(page.inner_text("#rec-chunks")) == saved  # nothing more counted as saved
 
 
-def test_the_idle_warning_appears_offers_to_stay_then_logs_out(server: str, page) -> None:
+def test_the_idle_warning_appears_offers_to_stay_then_logs_out(server: Server, page: Page) -> None:
     """The page warns before the idle timeout, "Stay logged in" refreshes the session on the
     server, and with no answer the page goes to the log-in screen. The timings are shortened
     for the test (the policy's are 15 minutes and 2 minutes)."""
@@ -350,7 +356,7 @@ def test_the_idle_warning_appears_offers_to_stay_then_logs_out(server: str, page
     assert page.url == server + "/login"  # the session ended on the server, not only in the page
 
 
-def test_a_new_user_sets_up_the_second_factor_in_the_browser(server: str, page) -> None:
+def test_a_new_user_sets_up_the_second_factor_in_the_browser(server: Server, page: Page, clock: Clock) -> None:
     import pyotp
     from sqlmodel import select
 
@@ -380,14 +386,14 @@ def test_a_new_user_sets_up_the_second_factor_in_the_browser(server: str, page) 
     assert page.locator("img[alt^='QR code']").is_visible()
     shot(page, "mfa-enrolment")
     secret = page.inner_text("code")
-    rt.clock.advance(seconds=30)
+    clock.advance(seconds=30)
     page.fill("input[name=code]", pyotp.TOTP(secret).at(rt.clock()))
     with page.expect_navigation():
         page.click("text=Confirm")
     assert page.url == server + "/" and "Review queue" in page.inner_text("nav")
 
 
-def test_a_new_client_is_recorded_signed_and_exported_as_pdf(server: str, page, tmp_path: Path) -> None:
+def test_a_new_client_is_recorded_signed_and_exported_as_pdf(server: Server, page: Page, tmp_path: Path) -> None:
     """The daily path from the start: the clinician adds a client, records their consents,
     records the session in the browser, confirms the service, signs, and downloads the PDF."""
     import subprocess

@@ -4,6 +4,7 @@ from policies/consent.yaml, so these tests follow the policy file and cannot dri
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any, cast
 
 import pytest
 from sqlmodel import select
@@ -18,13 +19,16 @@ from scribe.db.tables import (
     Job,
     NoteVersion,
     Recording,
+    RecordingChunk,
     Transcript,
+    User,
 )
 from scribe.domain.consent import Part2Terms
 from scribe.domain.errors import Conflict, ConsentMissing, InvalidInput, NotFound, PermissionDenied
-from scribe.domain.notes import PIPELINE, EncounterStatus, JobStatus
+from scribe.domain.notes import PIPELINE, EncounterStatus, JobKind, JobStatus
 from scribe.engines.protocols import Engines
 from scribe.policies import load_policies
+from scribe.policies.schema import ConsentFunction, ConsentStep
 from scribe.runtime import Runtime
 from scribe.services import admin, consent, purge, recording
 from scribe.services.files import forms, recordings
@@ -34,12 +38,12 @@ from tests.helpers import TRANSCRIPT, media, reload, run_pipeline, upload
 
 POLICY = load_policies(ROOT / "policies").consent
 STEP_FUNCTION = [(step, f) for step, needed in POLICY.steps.items() for f in needed]
-STAGE_FUNCTION = [(kind, f) for kind in PIPELINE for f in POLICY.steps[kind.value]]
+STAGE_FUNCTION = [(kind, f) for kind in PIPELINE for f in POLICY.steps[cast(ConsentStep, kind.value)]]
 
 
-def withdraw(runtime: Runtime, actor, client_id, function):
+def withdraw(runtime: Runtime, actor: User, client_id: int | None, function: str) -> DeletionReceipt:
     with session_scope(runtime.engine) as s:
-        return purge.withdraw(s, runtime.audit_key, runtime.policies, actor=actor, client_id=client_id,
+        return purge.withdraw(s, runtime.audit_key, runtime.policies, actor=actor, client_id=client_id or 0,
                               function=function, tools=media(runtime), now=runtime.clock()).receipt
 
 
@@ -48,11 +52,11 @@ PART2_TERMS = Part2Terms(recipient="practice-ehr", purpose="coordination of care
                          revocation_explained=True)
 
 
-def grant(runtime: Runtime, actor, client_id, functions, **kw):
+def grant(runtime: Runtime, actor: User, client_id: int | None, functions: list[str], **kw: Any) -> list[Consent]:
     if "part2_disclosure" in functions:
         kw.setdefault("part2", PART2_TERMS)
     with session_scope(runtime.engine) as s:
-        return consent.record_consent(s, runtime.audit_key, runtime.policies, actor=actor, client_id=client_id,
+        return consent.record_consent(s, runtime.audit_key, runtime.policies, actor=actor, client_id=client_id or 0,
                                       functions=functions, effective_from=kw.pop("effective_from", runtime.clock()),
                                       expires_at=kw.pop("expires_at", None), guardian=kw.pop("guardian", None),
                                       part2=kw.pop("part2", None), forms_dir=runtime.settings.forms_dir,
@@ -61,26 +65,26 @@ def grant(runtime: Runtime, actor, client_id, functions, **kw):
 
 @pytest.mark.parametrize(("step", "function"), STEP_FUNCTION, ids=[f"{s}-{f}" for s, f in STEP_FUNCTION])
 def test_every_step_refuses_without_each_consent_it_needs(
-    runtime: Runtime, practice: Practice, clock: Clock, step, function
+    runtime: Runtime, practice: Practice, clock: Clock, step: str, function: str
 ) -> None:
     grant(runtime, practice.dr_ada, practice.maya.id, [function])  # egress and Part 2 are not on file by default
     clock.advance(seconds=1)
     with session_scope(runtime.engine) as s:
-        assert consent.check_step(s, runtime.policies, client_id=practice.maya.id, step=step, now=clock()).allowed
+        assert consent.check_step(s, runtime.policies, client_id=practice.maya.id or 0, step=step, now=clock()).allowed
     clock.advance(seconds=1)
     withdraw(runtime, practice.dr_ada, practice.maya.id, function)
     with session_scope(runtime.engine) as s:
-        decision = consent.check_step(s, runtime.policies, client_id=practice.maya.id, step=step, now=clock())
+        decision = consent.check_step(s, runtime.policies, client_id=practice.maya.id or 0, step=step, now=clock())
     assert not decision.allowed and function in decision.reason
     clock.advance(seconds=1)
     grant(runtime, practice.dr_ada, practice.maya.id, [function])  # a new grant supersedes the withdrawal
     with session_scope(runtime.engine) as s:
-        assert consent.check_step(s, runtime.policies, client_id=practice.maya.id, step=step, now=clock()).allowed
+        assert consent.check_step(s, runtime.policies, client_id=practice.maya.id or 0, step=step, now=clock()).allowed
 
 
 @pytest.mark.parametrize(("stage", "function"), STAGE_FUNCTION, ids=[f"{k.value}-{f}" for k, f in STAGE_FUNCTION])
 def test_a_withdrawal_before_a_stage_stops_the_session_there(
-    runtime: Runtime, practice: Practice, wav: bytes, engines: Engines, clock: Clock, stage, function
+    runtime: Runtime, practice: Practice, wav: bytes, engines: Engines, clock: Clock, stage: JobKind, function: str
 ) -> None:
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     worker = Worker(runtime)
@@ -139,10 +143,10 @@ def test_withdrawal_purges_by_policy_keeps_signed_notes_and_leaves_a_receipt(
     assert ("transcript", signed.id) in kinds and ("AI draft", signed.id) in kinds
     assert ("stopped", queued.id) in kinds
     audio_hash = next(i["sha256"] for i in receipt.items if i["artefact"] == "audio" and i.get("session_id") == signed.id)
-    assert audio_hash == recs[signed.id].sha256
+    assert audio_hash == recs[signed.id or 0].sha256
     assert reload(runtime, queued).status == EncounterStatus.STOPPED
     with session_scope(runtime.engine) as s:
-        assert s.get(NoteVersion, version.id).content_sha256 == version.content_sha256  # the record stays
+        assert s.get_one(NoteVersion, version.id).content_sha256 == version.content_sha256  # the record stays
         assert s.exec(select(Transcript)).all() == [] and s.exec(select(Draft)).all() == []
         assert s.exec(select(Job).where(Job.encounter_id == queued.id)).one().status == JobStatus.STOPPED
     assert purge.sweep_files(runtime.engine, runtime.settings.recordings_dir) == 2
@@ -153,10 +157,13 @@ def test_withdrawal_purges_by_policy_keeps_signed_notes_and_leaves_a_receipt(
 
     for viewer in (practice.dr_ada, practice.root):
         with session_scope(runtime.engine) as s:
-            assert admin.receipt_for(s, runtime.audit_key, actor=viewer, receipt_id=receipt.id, now=clock())[0].id == receipt.id
+            assert (
+                admin.receipt_for(s, runtime.audit_key, actor=viewer, receipt_id=receipt.id or 0, now=clock())[0].id
+                == receipt.id
+            )
     for outsider in (practice.dr_cole, practice.sam, practice.eve):
         with pytest.raises(NotFound), session_scope(runtime.engine) as s:
-            admin.receipt_for(s, runtime.audit_key, actor=outsider, receipt_id=receipt.id, now=clock())
+            admin.receipt_for(s, runtime.audit_key, actor=outsider, receipt_id=receipt.id or 0, now=clock())
 
 
 def test_the_ledger_keeps_form_guardian_scan_and_dates(runtime: Runtime, practice: Practice, clock: Clock) -> None:
@@ -164,7 +171,7 @@ def test_the_ledger_keeps_form_guardian_scan_and_dates(runtime: Runtime, practic
     with pytest.raises(InvalidInput, match="guardian on the client's chart"):
         grant(runtime, practice.dr_ada, practice.maya.id, ["record_audio"], guardian=0)  # none on the chart yet
     with session_scope(runtime.engine) as s:
-        client = s.get(Client, practice.maya.id)
+        client = s.get_one(Client, practice.maya.id)
         client.guardians = [{"name": "Ann Lee", "relation": "mother", "authority": "parent of a minor",
                              "documents": "birth certificate"}]
         s.add(client)
@@ -172,7 +179,8 @@ def test_the_ledger_keeps_form_guardian_scan_and_dates(runtime: Runtime, practic
                  expires_at=clock() + timedelta(days=10), scan=scan)
     assert {r.function for r in rows} == {"record_audio", "transcribe"}
     # each entry keeps the exact form shown: its version and its whole text
-    assert all(r.form_version == POLICY.forms[r.function].version and r.form_text == POLICY.forms[r.function].text
+    assert all(r.form_version == POLICY.forms[cast(ConsentFunction, r.function)].version
+               and r.form_text == POLICY.forms[cast(ConsentFunction, r.function)].text
                for r in rows)
     assert rows[0].details["guardian"] == {"name": "Ann Lee", "relation": "mother", "authority": "parent of a minor",
                                            "documents": "birth certificate"}
@@ -182,13 +190,15 @@ def test_the_ledger_keeps_form_guardian_scan_and_dates(runtime: Runtime, practic
     assert raw[0].startswith("S2.") and "Ann Lee" not in raw[0] and raw[1] == ""
     with session_scope(runtime.engine) as s:
         view = consent.ledger_view(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada,
-                                   client_id=practice.maya.id, now=clock())
+                                   client_id=practice.maya.id or 0, now=clock())
     states = {x.function: x.state.value for x in view.statuses}
     assert states["record_audio"] == "expiring soon" and states["egress"] == "not given"
-    for bad in ({"functions": ["nonsense"]}, {"functions": []}, {"functions": ["egress"], "scan": b"MZ not a form"},
-                {"functions": ["egress"], "expires_at": clock() - timedelta(days=1)}):
+    refused: list[tuple[list[str], dict[str, Any]]] = [
+        (["nonsense"], {}), ([], {}), (["egress"], {"scan": b"MZ not a form"}),
+        (["egress"], {"expires_at": clock() - timedelta(days=1)})]
+    for functions, bad in refused:
         with pytest.raises(InvalidInput):
-            grant(runtime, practice.dr_ada, practice.maya.id, bad.pop("functions"), **bad)
+            grant(runtime, practice.dr_ada, practice.maya.id, functions, **bad)
     with pytest.raises(NotFound):
         grant(runtime, practice.dr_cole, practice.maya.id, ["egress"])  # not their client
     with pytest.raises(PermissionDenied):
@@ -196,7 +206,7 @@ def test_the_ledger_keeps_form_guardian_scan_and_dates(runtime: Runtime, practic
 
 
 def test_switches_gate_capture_at_every_level(runtime: Runtime, practice: Practice, wav: bytes, clock: Clock) -> None:
-    def switch(scope, enabled, target=None, types=()):
+    def switch(scope: str, enabled: bool, target: int | None = None, types: tuple[str, ...] = ()) -> None:
         with session_scope(runtime.engine) as s:
             admin.set_switch(s, runtime.audit_key, runtime.policies, actor=practice.root, scope=scope, target_id=target,
                              enabled=enabled, note_types=list(types), now=clock())
@@ -208,7 +218,7 @@ def test_switches_gate_capture_at_every_level(runtime: Runtime, practice: Practi
         with pytest.raises(ConsentMissing, match=f"switched off for this {scope}"):
             upload(runtime, practice.dr_ada, practice.maya.id, wav)
         switch(scope, True, target)
-    switch("clinician", True, practice.dr_ada.id, types=["dap"])
+    switch("clinician", True, practice.dr_ada.id, types=("dap",))
     with pytest.raises(ConsentMissing, match="SOAP notes is off"):
         upload(runtime, practice.dr_ada, practice.maya.id, wav, note_type="soap")
     upload(runtime, practice.dr_ada, practice.maya.id, wav, note_type="dap")
@@ -224,11 +234,11 @@ def test_browser_recording_chunks_are_durable_idempotent_and_stop_on_withdrawal(
     data = wav_bytes(seconds=3)
     with session_scope(runtime.engine) as s:
         encounter = recording.start(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada,
-                                    client_id=practice.maya.id, note_type="soap", now=clock())
+                                    client_id=practice.maya.id or 0, note_type="soap", now=clock())
 
-    def send(seq, piece, actor=practice.dr_ada):
+    def send(seq: int, piece: bytes, actor: User = practice.dr_ada) -> RecordingChunk:
         with session_scope(runtime.engine) as s:
-            return recording.add_chunk(s, runtime.policies, actor=actor, encounter_id=encounter.id, seq=seq, data=piece,
+            return recording.add_chunk(s, runtime.policies, actor=actor, encounter_id=encounter.id or 0, seq=seq, data=piece,
                                        recordings_dir=runtime.settings.recordings_dir, now=clock())
 
     thirds = [data[: len(data) // 3], data[len(data) // 3: 2 * len(data) // 3], data[2 * len(data) // 3:]]
@@ -240,8 +250,8 @@ def test_browser_recording_chunks_are_durable_idempotent_and_stop_on_withdrawal(
     with pytest.raises(NotFound):
         send(3, b"x", actor=practice.dr_cole)
     with session_scope(runtime.engine) as s:
-        assert recording.chunk_count(s, encounter.id) == 3
-        recording.finish(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, encounter_id=encounter.id,
+        assert recording.chunk_count(s, encounter.id or 0) == 3
+        recording.finish(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, encounter_id=encounter.id or 0,
                          recordings_dir=runtime.settings.recordings_dir, decoder=runtime.decoder, now=clock())
     with session_scope(runtime.engine) as s:
         rec = s.exec(select(Recording).where(Recording.encounter_id == encounter.id)).one()
@@ -253,7 +263,7 @@ def test_browser_recording_chunks_are_durable_idempotent_and_stop_on_withdrawal(
     # A second recording: consent to recording is withdrawn mid-way; the next chunk is refused.
     with session_scope(runtime.engine) as s:
         second = recording.start(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada,
-                                 client_id=practice.maya.id, note_type="soap", now=clock())
+                                 client_id=practice.maya.id or 0, note_type="soap", now=clock())
     encounter = second
     send(0, thirds[0])
     clock.advance(seconds=1)
@@ -262,7 +272,7 @@ def test_browser_recording_chunks_are_durable_idempotent_and_stop_on_withdrawal(
     with pytest.raises((Conflict, ConsentMissing)):
         send(1, thirds[1])
     with pytest.raises(ConsentMissing), session_scope(runtime.engine) as s:
-        recording.start(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, client_id=practice.maya.id,
+        recording.start(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, client_id=practice.maya.id or 0,
                         note_type="soap", now=clock())
     assert purge.sweep_files(runtime.engine, runtime.settings.recordings_dir) >= 1
     assert not list((runtime.settings.recordings_dir / "chunks" / str(second.id)).glob("*.chunk"))
@@ -296,7 +306,7 @@ def test_audio_is_not_kept_after_signing_without_that_consent(
     assert rec.purged_at is None  # kept while the note is reviewed
     sign(runtime, practice.dr_ada, encounter, resolve_all(runtime, practice.dr_ada, encounter))
     with session_scope(runtime.engine) as s:
-        rec = s.get(Recording, rec.id)
+        rec = s.get_one(Recording, rec.id)
         receipts = s.exec(select(DeletionReceipt).where(DeletionReceipt.rule.startswith("keep_audio"))).all()
     assert rec.purged_at is not None and len(receipts) == 1 and receipts[0].items[0]["sha256"] == rec.sha256
     assert purge.sweep_files(runtime.engine, runtime.settings.recordings_dir) == 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +18,7 @@ from scribe.db.engine import session_scope
 from scribe.db.sealing import envelope
 from scribe.db.tables import (
     AuditEvent,
+    Client,
     DataKey,
     DeletionReceipt,
     Draft,
@@ -26,25 +28,26 @@ from scribe.db.tables import (
     Pseudonymization,
     Recording,
     Transcript,
+    User,
 )
 from scribe.domain.errors import Conflict, InvalidInput, PermissionDenied
-from scribe.domain.notes import EncounterStatus, JobStatus
+from scribe.domain.notes import DraftStatus, EncounterStatus, JobStatus
 from scribe.engines.protocols import Engines
 from scribe.policies import Policies
 from scribe.runtime import Runtime
 from scribe.services import encounters, purge
-from tests.conftest import Clock, Practice, wav_bytes
+from tests.conftest import Clock, Fakes, Practice, wav_bytes
 from tests.helpers import TRANSCRIPT, reload, run_pipeline, upload
-from tests.services.test_review import resolve_all, sign, view
+from tests.services.test_review import lock, resolve_all, sign, view
 
 
-def set_service(runtime: Runtime, actor, encounter, **kw):
+def set_service(runtime: Runtime, actor: User, encounter: Encounter, **kw: Any) -> Encounter:
     now = runtime.clock()
-    values = {"start": now - timedelta(minutes=55), "end": now, "place": "11", "service_type": "individual", "code": "90837",
-                  "attendees": []}
+    values: dict[str, Any] = {"start": now - timedelta(minutes=55), "end": now, "place": "11",
+                              "service_type": "individual", "code": "90837", "attendees": []}
     values.update(kw)
     with session_scope(runtime.engine) as s:
-        return encounters.set_service(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id,
+        return encounters.set_service(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id or 0,
                                       now=now, **values)
 
 
@@ -58,7 +61,7 @@ def test_an_upload_gets_its_time_and_place_of_service_from_the_recording(runtime
 
 def test_signing_waits_for_the_service_and_the_signature_covers_it(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     with session_scope(runtime.engine) as s:  # the clinician's chart diagnosis travels into the signed note
-        client = s.get(type(practice.maya), practice.maya.id)
+        client = s.get_one(Client, practice.maya.id)
         client.diagnoses = [{"code": "F41.1", "description": "Generalized anxiety disorder"}]
         s.add(client)
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT, confirm_service=False)
@@ -66,7 +69,7 @@ def test_signing_waits_for_the_service_and_the_signature_covers_it(runtime: Runt
     version = resolve_all(runtime, practice.dr_ada, encounter)
     v = view(runtime, practice.dr_ada, encounter)
     assert not v.can_sign and "confirm the service code" in v.can_sign.reason
-    assert v.service.suggestion.code is None  # a 2-second recording is no billable psychotherapy
+    assert v.service is not None and v.service.suggestion.code is None  # a 2-second recording is no billable psychotherapy
     with pytest.raises(PermissionDenied, match="service is not confirmed"):
         sign(runtime, practice.dr_ada, encounter, version)
     with pytest.raises(InvalidInput, match="not one of this practice's service codes"):
@@ -76,8 +79,8 @@ def test_signing_waits_for_the_service_and_the_signature_covers_it(runtime: Runt
     set_service(runtime, practice.dr_ada, encounter, service_type="couple", code="90847",
                 attendees=[("Jordan Rivera", "partner")])
     v = view(runtime, practice.dr_ada, encounter)
-    assert v.service.suggestion.code == "90847" and v.service.code == "90847" and v.can_sign
-    signed = sign(runtime, practice.dr_ada, encounter, v.draft.lock_version)
+    assert v.service is not None and v.service.suggestion.code == "90847" and v.service.code == "90847" and v.can_sign
+    signed = sign(runtime, practice.dr_ada, encounter, lock(v))
     service = signed.content["service"]
     assert service["code"] == "90847" and service["minutes"] == 55 and service["place"] == "11"
     assert service["attendees"] == [{"name": "Jordan Rivera", "relation": "partner"}]
@@ -103,24 +106,24 @@ def test_voiding_purges_what_the_session_made_with_a_receipt(runtime: Runtime, p
     set_service(runtime, practice.dr_ada, encounter, service_type="family", code="90847",
                 attendees=[("Laura Thompson", "sister")])
     with session_scope(runtime.engine) as s, pytest.raises(InvalidInput, match="choose why"):
-        encounters.void_session(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id,
+        encounters.void_session(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id or 0,
                                 reason="I felt like it", now=runtime.clock())
     with session_scope(runtime.engine) as s:
-        receipt = encounters.void_session(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id,
+        receipt = encounters.void_session(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id or 0,
                                           reason="recorded for the wrong client", now=runtime.clock())
     purge.sweep_files(runtime.engine, runtime.recordings_dir)
     with session_scope(runtime.engine) as s:
-        e = s.get(Encounter, encounter.id)
+        e = s.get_one(Encounter, encounter.id)
         assert e.status == EncounterStatus.VOIDED and e.status_reason == "recorded for the wrong client"
         assert s.exec(select(Transcript).where(Transcript.encounter_id == e.id)).first() is None
         assert s.exec(select(Draft).where(Draft.encounter_id == e.id)).first() is None
         assert s.exec(select(EncounterAttendee).where(EncounterAttendee.encounter_id == e.id)).first() is None
         rec = s.exec(select(Recording).where(Recording.encounter_id == e.id)).one()
         assert rec.purged_at is not None and not (runtime.recordings_dir / rec.path).exists()
-        stored = s.get(DeletionReceipt, receipt.id)
+        stored = s.get_one(DeletionReceipt, receipt.id)
         assert {i["artefact"] for i in stored.items} >= {"audio", "transcript", "AI draft", "participants"}
     with session_scope(runtime.engine) as s, pytest.raises(Conflict, match="voided"):
-        encounters.void_session(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id,
+        encounters.void_session(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id or 0,
                                 reason="duplicate of another session", now=runtime.clock())
 
 
@@ -129,12 +132,12 @@ def test_a_signed_session_cannot_be_voided_or_moved(runtime: Runtime, practice: 
     run_pipeline(runtime)
     sign(runtime, practice.dr_ada, encounter, resolve_all(runtime, practice.dr_ada, encounter))
     with session_scope(runtime.engine) as s, pytest.raises(Conflict, match="signed"):
-        encounters.void_session(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id,
+        encounters.void_session(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id or 0,
                                 reason="duplicate of another session", now=runtime.clock())
     second = _second_client(runtime, practice)
     with session_scope(runtime.engine) as s, pytest.raises(Conflict, match="signed"):
         encounters.move_session(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada,
-                                encounter_id=encounter.id, client_id=second, recordings_dir=runtime.recordings_dir,
+                                encounter_id=encounter.id or 0, client_id=second, recordings_dir=runtime.recordings_dir,
                                 now=runtime.clock())
 
 
@@ -146,13 +149,13 @@ def _second_client(runtime: Runtime, practice: Practice) -> int:
 
     now = runtime.clock()
     with session_scope(runtime.engine) as s:
-        client = add_client(s, Client(clinic_id=practice.dr_ada.clinic_id, clinician_id=practice.dr_ada.id,
+        client = add_client(s, Client(clinic_id=practice.dr_ada.clinic_id, clinician_id=practice.dr_ada.id or 0,
                                       given_name="Quincy", family_name="Abernathy", mrn=f"MRN-Q{uuid.uuid4().hex[:10]}",
                                       created_at=now))
         for f in CONSENTS:
-            s.add(Consent(client_id=client.id, function=f, captured_by=practice.dr_ada.id, captured_at=now,
+            s.add(Consent(client_id=client.id or 0, function=f, captured_by=practice.dr_ada.id or 0, captured_at=now,
                           form_version="t1", form_text="test", effective_from=now - timedelta(days=1)))
-        return client.id
+        return client.id or 0
 
 
 def owners_of_artefacts(runtime: Runtime, encounter_id: int) -> set[str]:
@@ -181,25 +184,26 @@ def test_moving_a_session_reseals_everything_under_the_right_client(runtime: Run
     run_pipeline(runtime)
     set_service(runtime, practice.dr_ada, encounter, service_type="family", code="90847",
                 attendees=[("Laura Thompson", "sister")])
-    assert owners_of_artefacts(runtime, encounter.id) == {f"client:{practice.maya.id}"}
+    assert owners_of_artefacts(runtime, encounter.id or 0) == {f"client:{practice.maya.id}"}
     with session_scope(runtime.engine) as s:
         old = s.exec(select(Recording).where(Recording.encounter_id == encounter.id)).one().path
     target = _second_client(runtime, practice)
     with session_scope(runtime.engine) as s:
         moved = encounters.move_session(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada,
-                                        encounter_id=encounter.id, client_id=target,
+                                        encounter_id=encounter.id or 0, client_id=target,
                                         recordings_dir=runtime.recordings_dir, now=runtime.clock())
     purge.remove_unreferenced(runtime.engine, runtime.recordings_dir, moved.stale_files)
     assert moved.stale_files == [old] and not (runtime.recordings_dir / old).exists()
-    assert owners_of_artefacts(runtime, encounter.id) == {f"client:{target}"}
+    assert owners_of_artefacts(runtime, encounter.id or 0) == {f"client:{target}"}
     with session_scope(runtime.engine) as s:
         assert s.exec(select(Pseudonymization).where(Pseudonymization.encounter_id == encounter.id)).first() is None
         job = s.exec(select(Job).where(Job.encounter_id == encounter.id, Job.status == JobStatus.QUEUED)).one()
         assert job.kind == "pseudonymize"
     run_pipeline(runtime)  # redacted again, against the right chart
-    assert owners_of_artefacts(runtime, encounter.id) == {f"client:{target}"}
+    assert owners_of_artefacts(runtime, encounter.id or 0) == {f"client:{target}"}
     v = view(runtime, practice.dr_ada, encounter)
-    assert v.client.id == target and v.draft is not None and v.draft.status == "ready"
+    assert v.client is not None and v.client.id == target
+    assert v.draft is not None and v.draft.status == DraftStatus.READY
     with session_scope(runtime.engine) as s:
         receipt = s.exec(select(DeletionReceipt).where(DeletionReceipt.client_id == practice.maya.id)).all()[-1]
         assert "moved to another client" in receipt.rule
@@ -216,7 +220,7 @@ def test_a_session_cannot_move_while_a_step_runs_or_to_a_client_without_consent(
     target = _second_client(runtime, practice)
     with session_scope(runtime.engine) as s, pytest.raises(Conflict, match="running"):
         encounters.move_session(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada,
-                                encounter_id=encounter.id, client_id=target, recordings_dir=runtime.recordings_dir,
+                                encounter_id=encounter.id or 0, client_id=target, recordings_dir=runtime.recordings_dir,
                                 now=runtime.clock())
     with session_scope(runtime.engine) as s:
         job = s.exec(select(Job).where(Job.encounter_id == encounter.id)).one()
@@ -225,21 +229,21 @@ def test_a_session_cannot_move_while_a_step_runs_or_to_a_client_without_consent(
     with session_scope(runtime.engine) as s:  # jonah is dr_cole's: not dr_ada's to move a session to
         with pytest.raises(Exception, match="no such client"):
             encounters.move_session(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada,
-                                    encounter_id=encounter.id, client_id=practice.jonah.id,
+                                    encounter_id=encounter.id or 0, client_id=practice.jonah.id or 0,
                                     recordings_dir=runtime.recordings_dir, now=runtime.clock())
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None)
 @given(steps=st.lists(st.tuples(st.sampled_from(["move", "run", "move", "upload", "void"]), st.integers(1, 2)),
                       min_size=1, max_size=6))
-def test_no_sequence_of_moves_and_voids_leaves_an_artefact_under_the_wrong_client(steps, tmp_path_factory: pytest.TempPathFactory,
-                                                                                    policies: Policies) -> None:
+def test_no_sequence_of_moves_and_voids_leaves_an_artefact_under_the_wrong_client(
+    steps: list[tuple[str, int]], tmp_path_factory: pytest.TempPathFactory, policies: Policies
+) -> None:
     """Property: after any sequence of uploads, pipeline runs, moves and voids, everything a
     live session holds is sealed under its current client's keys only, and a voided one holds
     nothing (the recording row is marked purged, its file gone)."""
     from scribe.config import Settings
     from scribe.engines.fakes import FakeDrafter, FakeRedactor, FakeTranscriber
-    from scribe.engines.protocols import Engines
     from scribe.runtime import build_runtime
     from tests.conftest import Clock, make_practice
 
@@ -248,8 +252,8 @@ def test_no_sequence_of_moves_and_voids_leaves_an_artefact_under_the_wrong_clien
                                 worker_in_process=False), policies=policies,
                        engines=Engines(FakeTranscriber(), FakeRedactor(), FakeDrafter()), clock=clock)
     p = make_practice(rt, clock)
-    mine = [p.maya.id, _second_client(rt, p), _second_client(rt, p)]
-    sessions = [upload(rt, p.dr_ada, mine[0], wav_bytes(seconds=2), transcript=TRANSCRIPT).id]
+    mine = [p.maya.id or 0, _second_client(rt, p), _second_client(rt, p)]
+    sessions = [upload(rt, p.dr_ada, mine[0], wav_bytes(seconds=2), transcript=TRANSCRIPT).id or 0]
     run_pipeline(rt)  # one session with everything made, from the start
     for action, n in steps:
         clock.advance(seconds=7)
@@ -271,9 +275,10 @@ def test_no_sequence_of_moves_and_voids_leaves_an_artefact_under_the_wrong_clien
         if action == "run":
             run_pipeline(rt)
         elif action == "upload":
-            sessions.append(upload(rt, p.dr_ada, mine[n], wav_bytes(seconds=2), transcript=TRANSCRIPT).id)
+            sessions.append(upload(rt, p.dr_ada, mine[n], wav_bytes(seconds=2), transcript=TRANSCRIPT).id or 0)
     for encounter_id in sessions:
-        e = reload(rt, Encounter(id=encounter_id))
+        with session_scope(rt.engine) as s:
+            e = s.get_one(Encounter, encounter_id)
         owners = owners_of_artefacts(rt, encounter_id)
         if e.status == EncounterStatus.VOIDED:
             assert owners == set()
@@ -289,24 +294,24 @@ def _recordings(rt: Runtime) -> list[Recording]:
         return list(s.exec(select(Recording).where(Recording.purged_at.is_(None))))  # type: ignore[union-attr]
 
 
-def test_a_failed_step_is_retried_from_the_page(runtime: Runtime, practice: Practice, wav: bytes, engines: Engines) -> None:
+def test_a_failed_step_is_retried_from_the_page(runtime: Runtime, practice: Practice, wav: bytes, fakes: Fakes) -> None:
     from scribe.domain.errors import EngineError
 
-    engines.transcriber.fail_with = EngineError("the model could not read this file", retryable=False)
+    fakes.transcriber.fail_with = EngineError("the model could not read this file", retryable=False)
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
     assert reload(runtime, encounter).status == EncounterStatus.FAILED
-    engines.transcriber.fail_with = None
+    fakes.transcriber.fail_with = None
     with session_scope(runtime.engine) as s:
         encounters.retry_stage(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada,
-                               encounter_id=encounter.id, now=runtime.clock())
+                               encounter_id=encounter.id or 0, now=runtime.clock())
     run_pipeline(runtime)
     assert reload(runtime, encounter).status == EncounterStatus.IN_REVIEW
     with session_scope(runtime.engine) as s:
         assert s.exec(select(AuditEvent).where(AuditEvent.action == "pipeline.retry")).one().reason == "transcribe"
         with pytest.raises(Conflict, match="only a failed"):
             encounters.retry_stage(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada,
-                                   encounter_id=encounter.id, now=runtime.clock())
+                                   encounter_id=encounter.id or 0, now=runtime.clock())
 
 
 def test_the_queue_is_searched_by_client_status_and_date_and_paginated(
@@ -326,7 +331,9 @@ def test_the_queue_is_searched_by_client_status_and_date_and_paginated(
         abernathy = encounters.queue(s, practice.dr_ada, query="abernathy")
         assert abernathy.total == 10 and all(label == "Quincy Abernathy" for _, label in abernathy.rows)
         assert encounters.queue(s, practice.dr_ada, query=practice.maya.mrn).total == 20
-        day = (made[4].service_end).date()
+        end = made[4].service_end
+        assert end is not None
+        day = end.date()
         assert encounters.queue(s, practice.dr_ada, day_from=day, day_to=day).total == 1
         assert encounters.queue(s, practice.dr_ada, status="uploaded").total == 30
         assert encounters.queue(s, practice.dr_ada, status="signed").total == 0

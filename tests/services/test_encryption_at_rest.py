@@ -11,10 +11,11 @@ import io
 import secrets
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
-from sqlmodel import select
+from sqlmodel import col, select
 
 from scribe.config import Settings
 from scribe.db.engine import session_scope
@@ -36,7 +37,7 @@ def canaries() -> list[str]:
     return [f"zq{secrets.token_hex(5)}canary" for _ in range(4)]
 
 
-def raw_files(runtime: Runtime) -> list:
+def raw_files(runtime: Runtime) -> list[Path]:
     data_dir = runtime.settings.data_dir
     # The fake transcriber's "<recording>.txt" sidecars are the test's own input, not the app's.
     return [p for p in data_dir.rglob("*") if p.is_file() and "keys" not in p.parts and not p.name.endswith(".txt")]
@@ -62,7 +63,7 @@ def test_no_canary_is_stored_in_plaintext_anywhere(runtime: Runtime, practice: P
     version = sign(runtime, practice.dr_ada, encounter, resolve_all(runtime, practice.dr_ada, encounter))
     scan = b"%PDF-1.4 " + words[2].encode()
     with session_scope(runtime.engine) as s:
-        consent.record_consent(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, client_id=practice.maya.id,
+        consent.record_consent(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, client_id=practice.maya.id or 0,
                                functions=["transcribe"], effective_from=clock(), expires_at=None,
                                forms_dir=runtime.settings.forms_dir, scan=scan, now=clock())
     # The app reads everything back.
@@ -70,7 +71,7 @@ def test_no_canary_is_stored_in_plaintext_anywhere(runtime: Runtime, practice: P
         segments = " ".join(x.text for x in s.exec(select(TranscriptSegment)))
         assert words[0] in segments and words[1] in segments
         assert any(words[0] in line for line in s.exec(select(Pseudonymization)).one().lines)
-        assert "Riverside Bakery" in repr(s.get(NoteVersion, version.id).content)
+        assert "Riverside Bakery" in repr(s.get_one(NoteVersion, version.id).content)
         assert s.exec(select(DraftSection)).first() is not None
         rec = s.exec(select(Recording)).one()
     assert recordings(runtime.recordings_dir).read(runtime.engine, rec.path) == audio
@@ -197,7 +198,7 @@ def test_a_sealed_file_put_in_another_files_place_does_not_open(runtime: Runtime
         upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     store = recordings(runtime.recordings_dir)
     with session_scope(runtime.engine) as s:
-        first, second = [r.path for r in s.exec(select(Recording).order_by(Recording.id))]
+        first, second = [r.path for r in s.exec(select(Recording).order_by(col(Recording.id)))]
     store.path(first).write_bytes(store.path(second).read_bytes())  # same client, same audio key
     with pytest.raises(SealingError, match="not the one this record names"):
         store.read(runtime.engine, first)
@@ -262,7 +263,7 @@ def test_withdrawal_shreds_the_clients_keys(runtime: Runtime, practice: Practice
     vault = vault_for(runtime.engine)
     assert vault.open_value(token, "transcript_segments.text", binding)
     with session_scope(runtime.engine) as s:
-        purge.withdraw(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, client_id=practice.maya.id,
+        purge.withdraw(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, client_id=practice.maya.id or 0,
                        function="transcribe", tools=media(runtime), now=clock())
     with session_scope(runtime.engine) as s:
         keys = s.exec(select(DataKey).where(DataKey.owner == f"client:{practice.maya.id}")).all()
@@ -328,14 +329,15 @@ def test_keys_and_anchors_live_outside_the_data_directory_by_default(runtime: Ru
 
 
 @pytest.mark.parametrize("inside", ["key_dir", "anchor_dir"])
-def test_scribe_refuses_keys_or_anchors_inside_the_data_directory(tmp_path: Path, policies: Policies, inside) -> None:
+def test_scribe_refuses_keys_or_anchors_inside_the_data_directory(tmp_path: Path, policies: Policies, inside: str) -> None:
     data = tmp_path / "var"
-    settings = Settings(data_dir=data, engines="fake", worker_in_process=False, **{inside: data / "secrets"})
+    secrets_dir: dict[str, Any] = {inside: data / "secrets"}
+    settings = Settings(data_dir=data, engines="fake", worker_in_process=False, **secrets_dir)
     with pytest.raises(RuntimeError, match="inside the data directory"):
         build_runtime(settings, policies=policies)
     assert not (data / "secrets").exists()
     dev = Settings(data_dir=data, engines="fake", worker_in_process=False, keys_in_data_dir=True,
-                   **{inside: data / "secrets"})
+                   **secrets_dir)
     build_runtime(dev, policies=policies).engine.dispose()  # development only, and said so
 
 

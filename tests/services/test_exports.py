@@ -8,17 +8,21 @@ import json
 import shutil
 import subprocess
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlmodel import select
+from sqlmodel import col, select
+from starlette.templating import Jinja2Templates
 
 from scribe.app import create_app
 from scribe.config import ROOT, Settings
 from scribe.db.engine import session_scope
-from scribe.db.tables import Client, Clinic, EgressEvent, NoteVersion
+from scribe.db.tables import Client, Clinic, EgressEvent, Encounter, NoteVersion, User
 from scribe.domain.egress import PART2_NOTICE
 from scribe.domain.errors import Conflict
 from scribe.domain.notes import VersionKind
@@ -26,8 +30,9 @@ from scribe.engines.protocols import Engines
 from scribe.policies import load_policies
 from scribe.runtime import Runtime
 from scribe.services import exports, fhir, records, review
+from scribe.services.exports import NoteExport
 from scribe.web.pdf import render_pdf
-from tests.conftest import PASSWORD, Clock, Practice
+from tests.conftest import PASSWORD, Clock, Fakes, Practice
 from tests.helpers import TRANSCRIPT, confirm, run_pipeline, upload
 from tests.services.test_review import resolve_all, sign, view
 from tests.services.test_supervision import cosign, signed_by_sam
@@ -49,47 +54,48 @@ def practice_header(runtime: Runtime) -> None:
         clinic = s.exec(select(Clinic).where(Clinic.name == "Fairview Test Practice")).one()
         clinic.address, clinic.phone, clinic.npi = "12 Harbor Lane, Springfield", "555-010-0000", "1234567893"
         s.add(clinic)
-        client = s.get(Client, 1)
+        client = s.get_one(Client, 1)
         client.diagnoses = [{"code": "F41.1", "description": "Generalized anxiety disorder"}]
         s.add(client)
 
 
-def amended_note(runtime: Runtime, practice: Practice, wav: bytes):
+def amended_note(runtime: Runtime, practice: Practice, wav: bytes, clock: Clock) -> Encounter:
     """A signed note with an amendment and an addendum, each with its own signature."""
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
     sign(runtime, practice.dr_ada, encounter, resolve_all(runtime, practice.dr_ada, encounter))
+    kw: dict[str, Any]
     for kind, kw in ((VersionKind.AMENDMENT, {"texts": {"subjective": "Client reports about seven hours of sleep."}}),
                      (VersionKind.ADDENDUM, {"addendum": "Client called the next day to confirm Tuesday."})):
-        runtime.clock.advance(minutes=10)
+        clock.advance(minutes=10)
         with session_scope(runtime.engine) as s:
-            records.correct(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, encounter_id=encounter.id,
+            records.correct(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, encounter_id=encounter.id or 0,
                             kind=kind, password=PASSWORD, attested=True, now=runtime.clock(), **kw)
     return encounter
 
 
-def export(runtime: Runtime, actor, encounter, fmt: str):
+def export(runtime: Runtime, actor: User, encounter: Encounter, fmt: str) -> NoteExport:
     with session_scope(runtime.engine) as s:
-        return exports.prepare_export(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id,
+        return exports.prepare_export(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id or 0,
                                       password=PASSWORD, now=runtime.clock(), fmt=fmt)
 
 
 @pytest.fixture
-def templates(settings: Settings):
+def templates(settings: Settings) -> Jinja2Templates:
     from scribe.web.templating import make_templates
 
     return make_templates(settings.web_dir / "templates")
 
 
 def test_the_pdf_of_a_signed_note_carries_every_element(
-    runtime: Runtime, practice: Practice, wav: bytes, templates, tmp_path: Path
+    runtime: Runtime, practice: Practice, wav: bytes, templates: Jinja2Templates, tmp_path: Path, clock: Clock
 ) -> None:
     practice_header(runtime)
-    encounter = amended_note(runtime, practice, wav)
+    encounter = amended_note(runtime, practice, wav, clock)
     x = export(runtime, practice.dr_ada, encounter, "pdf")
     text = pdf_text(render_pdf(templates, "export/note.html", {"x": x}), tmp_path)
     with session_scope(runtime.engine) as s:
-        versions = s.exec(select(NoteVersion).order_by(NoteVersion.version)).all()
+        versions = s.exec(select(NoteVersion).order_by(col(NoteVersion.version))).all()
     expected = ["Fairview Test Practice", "12 Harbor Lane, Springfield", "555-010-0000", "NPI 1234567893",
                 "Maya Thompson", "1991-03-14", practice.maya.mrn, "Progress note (SOAP)",
                 "Date and time of service", "45 minutes", "90834", "Psychotherapy, 45 minutes", "Place of service 11",
@@ -105,11 +111,11 @@ def test_the_pdf_of_a_signed_note_carries_every_element(
 
 
 def test_the_pdf_carries_the_cosignature_and_the_part2_notice(
-    runtime: Runtime, practice: Practice, wav: bytes, templates, tmp_path: Path
+    runtime: Runtime, practice: Practice, wav: bytes, templates: Jinja2Templates, tmp_path: Path
 ) -> None:
     encounter, version = signed_by_sam(runtime, practice, wav)
     with session_scope(runtime.engine) as s:
-        e = s.get(type(encounter), encounter.id)
+        e = s.get_one(Encounter, encounter.id)
         e.part2 = True  # as if tagged at upload (the tag itself is covered elsewhere)
         s.add(e)
     with pytest.raises(Conflict, match="not a record yet"):  # awaiting co-signature: no PDF
@@ -122,9 +128,9 @@ def test_the_pdf_carries_the_cosignature_and_the_part2_notice(
 
 
 def test_no_export_carries_an_unsigned_draft(
-    runtime: Runtime, practice: Practice, wav: bytes, engines: Engines, templates, tmp_path: Path
+    runtime: Runtime, practice: Practice, wav: bytes, fakes: Fakes, templates: Jinja2Templates, tmp_path: Path
 ) -> None:
-    engines.drafter.extra_sentence = DRAFT_ONLY
+    fakes.drafter.extra_sentence = DRAFT_ONLY
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
     for fmt in exports.FORMATS:  # unsigned: nothing exports in any format
@@ -134,7 +140,7 @@ def test_no_export_carries_an_unsigned_draft(
     lock = resolve_all(runtime, practice.dr_ada, encounter)
     section = next(x for x in view(runtime, practice.dr_ada, encounter).sections if DRAFT_ONLY in x.text)
     with session_scope(runtime.engine) as s:  # the clinician takes the invented sentence out before signing
-        lock = review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id,
+        lock = review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id or 0,
                                    section_key=section.key, text=section.text.replace(DRAFT_ONLY, ""),
                                    lock_version=lock, now=runtime.clock()).lock_version
     sign(runtime, practice.dr_ada, encounter, lock)
@@ -171,7 +177,7 @@ def test_the_fhir_document_validates_and_says_who_signed_and_what_drafted(
     assert device == x.drafted_by and device  # the model that drafted it
     assert {a["mode"] for a in res["Composition"]["attester"]} == {"legal", "professional"}
     with session_scope(runtime.engine) as s:
-        e = s.get(type(encounter), encounter.id)
+        e = s.get_one(Encounter, encounter.id)
         e.part2 = True
         s.add(e)
     part2 = fhir.note_bundle(export(runtime, practice.sam, encounter, "fhir"), drafted_by="m")
@@ -192,7 +198,7 @@ class FakeEhr:
     """A FHIR endpoint on loopback that keeps what it receives."""
 
     def __init__(self) -> None:
-        self.bodies: list[dict] = []
+        self.bodies: list[dict[str, Any]] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -217,14 +223,14 @@ class FakeEhr:
 
 
 @pytest.fixture
-def ehr():
+def ehr() -> Iterator[FakeEhr]:
     server = FakeEhr()
     yield server
     server.close()
 
 
 @pytest.fixture
-def ehr_runtime(tmp_path: Path, ehr, engines: Engines, clock: Clock):
+def ehr_runtime(tmp_path: Path, ehr: FakeEhr, engines: Engines, clock: Clock) -> tuple[Runtime, Practice]:
     from scribe.config import Settings
     from scribe.runtime import build_runtime
     from tests.conftest import make_practice
@@ -240,7 +246,9 @@ def ehr_runtime(tmp_path: Path, ehr, engines: Engines, clock: Clock):
     return runtime, make_practice(runtime, clock)
 
 
-def test_a_signed_note_reaches_the_ehr_only_through_the_gateway_and_the_ledger(ehr_runtime, ehr, wav: bytes) -> None:
+def test_a_signed_note_reaches_the_ehr_only_through_the_gateway_and_the_ledger(
+    ehr_runtime: tuple[Runtime, Practice], ehr: FakeEhr, wav: bytes
+) -> None:
     runtime, practice = ehr_runtime
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     run_pipeline(runtime)
@@ -266,11 +274,13 @@ def test_a_signed_note_reaches_the_ehr_only_through_the_gateway_and_the_ledger(e
     assert ledger[0].gateway_found >= 3  # the chart identifiers it carried: name, MRN, date of birth
 
 
-def test_a_part2_note_needs_the_disclosure_consent_to_reach_the_ehr(ehr_runtime, ehr, wav: bytes) -> None:
+def test_a_part2_note_needs_the_disclosure_consent_to_reach_the_ehr(
+    ehr_runtime: tuple[Runtime, Practice], ehr: FakeEhr, wav: bytes
+) -> None:
     runtime, practice = ehr_runtime
     encounter = upload(runtime, practice.dr_ada, practice.maya.id, wav, transcript=TRANSCRIPT)
     with session_scope(runtime.engine) as s:
-        e = s.get(type(encounter), encounter.id)
+        e = s.get_one(Encounter, encounter.id)
         e.part2 = True
         s.add(e)
     run_pipeline(runtime)
@@ -281,7 +291,7 @@ def test_a_part2_note_needs_the_disclosure_consent_to_reach_the_ehr(ehr_runtime,
 
     gateway = build_record_gateway(runtime.policies.egress, SqlLedger(runtime.engine), runtime.clock)
     with session_scope(runtime.engine) as s, pytest.raises(EgressRefused, match="Part 2"):
-        exports.send_to_ehr(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, encounter_id=encounter.id,
+        exports.send_to_ehr(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada, encounter_id=encounter.id or 0,
                             destination="practice-ehr", password=PASSWORD, gateway=gateway, now=runtime.clock())
     assert ehr.bodies == []
     with session_scope(runtime.engine) as s:
@@ -289,7 +299,9 @@ def test_a_part2_note_needs_the_disclosure_consent_to_reach_the_ehr(ehr_runtime,
         assert not refused.allowed and "Part 2" in refused.reason
 
 
-def test_the_hours_ledger_prints_for_the_licensing_board(app_for_hours, practice: Practice, wav: bytes, tmp_path: Path) -> None:
+def test_the_hours_ledger_prints_for_the_licensing_board(
+    app_for_hours: tuple[FastAPI, Runtime], practice: Practice, wav: bytes, tmp_path: Path
+) -> None:
     app, runtime = app_for_hours
     encounter, version = signed_by_sam(runtime, practice, wav)
     cosign(runtime, practice.dr_ben, version.id)
@@ -302,7 +314,7 @@ def test_the_hours_ledger_prints_for_the_licensing_board(app_for_hours, practice
 
 
 @pytest.fixture
-def app_for_hours(settings: Settings, runtime: Runtime):
+def app_for_hours(settings: Settings, runtime: Runtime) -> tuple[FastAPI, Runtime]:
     return create_app(settings, runtime=runtime, start_worker=False), runtime
 
 
@@ -322,4 +334,4 @@ def test_the_browser_export_buttons_return_pdf_and_fhir(
     fhir.validate(doc.json())
     wrong = web.post(f"/sessions/{encounter.id}/note.pdf", data={"csrf_token": token, "password": "not it at all"})
     assert wrong.status_code == 403  # the password again, every time
-    assert isinstance(TestClient, type) and confirm
+    assert isinstance(TestClient, type) and callable(confirm)

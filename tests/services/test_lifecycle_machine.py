@@ -7,6 +7,8 @@ record without its co-signature, only records export, hours come only from recor
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -22,7 +24,7 @@ from sqlmodel import select
 
 from scribe.config import Settings
 from scribe.db.engine import session_scope
-from scribe.db.tables import Cosignature, Encounter, HoursEntry, NoteVersion
+from scribe.db.tables import Cosignature, Encounter, HoursEntry, NoteVersion, User
 from scribe.domain.errors import Conflict, ScribeError
 from scribe.domain.notes import CosignOutcome, VersionKind, VersionState, status_from_versions
 from scribe.engines.fakes import FakeDrafter, FakeRedactor, FakeTranscriber
@@ -31,10 +33,11 @@ from scribe.policies import Policies
 from scribe.runtime import build_runtime
 from scribe.services import records, review, supervision
 from tests.conftest import PASSWORD, Clock, make_practice, wav_bytes
-from tests.services.test_review import ready
+from tests.services.test_review import lock, ready
 
 ACTORS = ("sam", "dr_ben", "dr_ada")
 SEED = int(os.environ.get("SCRIBE_LIFECYCLE_SEED", "20261206"))
+T = TypeVar("T")
 
 
 def test_the_note_lifecycle_keeps_its_invariants(tmp_path_factory: pytest.TempPathFactory, policies: Policies) -> None:
@@ -50,24 +53,26 @@ def test_the_note_lifecycle_keeps_its_invariants(tmp_path_factory: pytest.TempPa
                                     engines=Engines(FakeTranscriber(), FakeRedactor(), FakeDrafter()), clock=self.clock)
             self.p = make_practice(self.rt, self.clock)
             self.encounter = ready(self.rt, self.p.sam, self.p.priya.id, wav_bytes(seconds=2))
+            self.encounter_id = self.encounter.id or 0
             self.signed: dict[int, str] = {}  # version id -> hash when signed
             self.status = "in_review"  # refreshed by the invariant after every step; steers the rules
 
-        def actor(self, name: str):
-            return getattr(self.p, name)
+        def actor(self, name: str) -> User:
+            user: User = getattr(self.p, name)
+            return user
 
-        def view(self, name: str = "sam"):
+        def view(self, name: str = "sam") -> review.ReviewView:
             with session_scope(self.rt.engine) as s:
                 return review.review_view(
                     s,
                     self.rt.audit_key,
                     self.rt.policies,
                     actor=self.actor(name),
-                    encounter_id=self.encounter.id,
+                    encounter_id=self.encounter_id,
                     now=self.clock(),
                 )
 
-        def attempt(self, fn, *args, **kw):
+        def attempt(self, fn: Callable[..., T], *args: Any, **kw: Any) -> T | None:
             self.clock.advance(seconds=1)
             try:
                 with session_scope(self.rt.engine) as s:
@@ -77,7 +82,7 @@ def test_the_note_lifecycle_keeps_its_invariants(tmp_path_factory: pytest.TempPa
 
         @precondition(lambda self: self.status in ("in_review", "returned"))
         @rule(who=st.sampled_from(ACTORS), stale=st.booleans(), change=st.booleans())
-        def save_a_section(self, who, stale, change) -> None:
+        def save_a_section(self, who: str, stale: bool, change: bool) -> None:
             v = self.view()
             if v.draft is None or not v.sections:
                 return
@@ -85,7 +90,7 @@ def test_the_note_lifecycle_keeps_its_invariants(tmp_path_factory: pytest.TempPa
             lock = v.draft.lock_version - (1 if stale else 0)
             text = section.text + (" Edited." if change else "")
             result = self.attempt(review.save_section, self.rt.audit_key, actor=self.actor(who),
-                                  encounter_id=self.encounter.id, section_key=section.key, text=text,
+                                  encounter_id=self.encounter_id, section_key=section.key, text=text,
                                   lock_version=lock, now=self.clock())
             if who != "sam" or stale or not v.editing:
                 assert result is None, "only the author, on the current version of an open draft, may save"
@@ -97,12 +102,12 @@ def test_the_note_lifecycle_keeps_its_invariants(tmp_path_factory: pytest.TempPa
             if not v.editing:
                 return
             for section in v.sections:
-                self.attempt(review.save_section, self.rt.audit_key, actor=self.p.sam, encounter_id=self.encounter.id,
-                             section_key=section.key, text=section.text, lock_version=self.view().draft.lock_version,
+                self.attempt(review.save_section, self.rt.audit_key, actor=self.p.sam, encounter_id=self.encounter_id,
+                             section_key=section.key, text=section.text, lock_version=lock(self.view()),
                              now=self.clock())
             for flag in self.view().open_flags:
-                self.attempt(review.resolve_flag, self.rt.audit_key, actor=self.p.sam, encounter_id=self.encounter.id,
-                             target=flag.target, reason="heard it", lock_version=self.view().draft.lock_version,
+                self.attempt(review.resolve_flag, self.rt.audit_key, actor=self.p.sam, encounter_id=self.encounter_id,
+                             target=flag.target, reason="heard it", lock_version=lock(self.view()),
                              now=self.clock())
 
         @precondition(lambda self: self.status in ("in_review", "returned"))
@@ -115,32 +120,32 @@ def test_the_note_lifecycle_keeps_its_invariants(tmp_path_factory: pytest.TempPa
 
         @precondition(lambda self: self.status in ("in_review", "returned"))
         @rule(who=st.sampled_from(ACTORS), password=st.sampled_from([PASSWORD, PASSWORD, "wrong password"]))
-        def sign(self, who, password) -> None:
+        def sign(self, who: str, password: str) -> None:
             v = self.view()
             if v.draft is None:
                 return
             result = self.attempt(review.sign, self.rt.audit_key, self.rt.policies, actor=self.actor(who),
-                                  encounter_id=self.encounter.id, password=password, attested=True,
+                                  encounter_id=self.encounter_id, password=password, attested=True,
                                   lock_version=v.draft.lock_version, now=self.clock())
             if result is not None:
                 assert who == "sam" and password == PASSWORD and v.can_sign.allowed
                 assert result.requires_cosign
-                self.signed[result.id] = result.content_sha256
+                self.signed[result.id or 0] = result.content_sha256
 
         # Co-signing and returning are rules of their own, so that runs reach both the signed
         # and the returned state; dr_ben (the author's supervisor) is listed first and twice,
         # as Hypothesis leans to the first choice.
         @precondition(lambda self: self.status in ("pending_cosign", "signed"))
         @rule(who=st.sampled_from(["dr_ben", *ACTORS]), latest=st.sampled_from([True, True, False]))
-        def cosign(self, who, latest) -> None:
+        def cosign(self, who: str, latest: bool) -> None:
             self.decide(who, True, latest)
 
         @precondition(lambda self: self.status in ("pending_cosign", "signed"))
         @rule(who=st.sampled_from(["dr_ben", *ACTORS]), latest=st.sampled_from([True, True, False]))
-        def send_back(self, who, latest) -> None:
+        def send_back(self, who: str, latest: bool) -> None:
             self.decide(who, False, latest)
 
-        def decide(self, who, cosign, latest) -> None:
+        def decide(self, who: str, cosign: bool, latest: bool) -> None:
             versions = self.view().versions
             if not versions:
                 return
@@ -156,15 +161,15 @@ def test_the_note_lifecycle_keeps_its_invariants(tmp_path_factory: pytest.TempPa
 
         @precondition(lambda self: self.status in ("signed", "pending_cosign"))
         @rule(kind=st.sampled_from([VersionKind.ADDENDUM, VersionKind.AMENDMENT]), who=st.sampled_from(ACTORS))
-        def correct(self, kind, who) -> None:
+        def correct(self, kind: VersionKind, who: str) -> None:
             before = self.view().versions
             result = self.attempt(records.correct, self.rt.audit_key, self.rt.policies, actor=self.actor(who),
-                                  encounter_id=self.encounter.id, kind=kind, password=PASSWORD, attested=True,
+                                  encounter_id=self.encounter_id, kind=kind, password=PASSWORD, attested=True,
                                   now=self.clock(), addendum="Added later.",
                                   texts={"subjective": f"Corrected at step {len(before)}."})
             if result is not None:
                 assert who == "sam" and any(x.is_record for x in before)
-                self.signed[result.id] = result.content_sha256
+                self.signed[result.id or 0] = result.content_sha256
 
         @invariant()
         def signed_versions_never_change(self) -> None:
@@ -177,7 +182,7 @@ def test_the_note_lifecycle_keeps_its_invariants(tmp_path_factory: pytest.TempPa
         @invariant()
         def status_follows_from_the_versions(self) -> None:
             with session_scope(self.rt.engine) as s:
-                encounter = s.get(Encounter, self.encounter.id)
+                encounter = s.get_one(Encounter, self.encounter_id)
                 views = records.history(s, records.note_for(s, encounter))
                 seen.add(encounter.status)
                 self.status = encounter.status
@@ -186,17 +191,19 @@ def test_the_note_lifecycle_keeps_its_invariants(tmp_path_factory: pytest.TempPa
                 cosigns = {c.note_version_id: c for c in s.exec(select(Cosignature))}
                 for v in views:
                     if v.is_record:  # sam is pre-licensure: every record carries dr_ben's co-signature
-                        c = cosigns.get(v.version.id)
+                        c = cosigns.get(v.version.id or 0)
                         assert c is not None and c.outcome == CosignOutcome.COSIGNED
                         assert c.supervisor_id == self.p.dr_ben.id
                 hours = s.exec(select(HoursEntry)).all()
-                assert bool(hours) == any(v.is_record and v.version.kind in ("original", "revision") for v in views)
+                assert bool(hours) == any(
+                    v.is_record and v.version.kind in (VersionKind.ORIGINAL, VersionKind.REVISION) for v in views
+                )
                 returned = any(v.state == VersionState.RETURNED for v in views)
-                assert not returned or all(c.comment for c in cosigns.values() if c.outcome == "returned")
+                assert not returned or all(c.comment for c in cosigns.values() if c.outcome == CosignOutcome.RETURNED)
             has_record = any(v.is_record for v in views)
             try:
                 with session_scope(self.rt.engine) as s:
-                    records.export_text(s, self.rt.audit_key, self.rt.policies, actor=self.p.sam, encounter_id=self.encounter.id,
+                    records.export_text(s, self.rt.audit_key, self.rt.policies, actor=self.p.sam, encounter_id=self.encounter_id,
                                         password=PASSWORD, now=self.clock())
                 exported = True
             except Conflict:

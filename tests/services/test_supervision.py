@@ -5,22 +5,24 @@ from __future__ import annotations
 
 import csv
 import io
+from contextlib import AbstractContextManager
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from scribe.db.engine import session_scope
-from scribe.db.tables import Cosignature, HoursEntry, NoteVersion, Recording
+from scribe.db.tables import Cosignature, Encounter, HoursEntry, NoteVersion, Recording, User
 from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from scribe.domain.notes import EncounterStatus, VersionKind, VersionState
+from scribe.domain.notes import DraftStatus, EncounterStatus, VersionKind, VersionState
 from scribe.domain.supervision import HoursCategory
 from scribe.runtime import Runtime
 from scribe.services import records, review, supervision, uploads
 from tests.conftest import PASSWORD, Clock, Practice, wav_bytes
 from tests.helpers import media, reload, run_pipeline
-from tests.services.test_review import ready, resolve_all, sign, view
+from tests.services.test_review import lock, ready, resolve_all, sign, view
 
 SUPERVISION_TRANSCRIPT = """CLINICIAN: Let us start with your caseload this week, Sam.
 CLIENT: I want to talk about Priya Castellano; she missed two sessions and I was unsure whether to call her.
@@ -30,49 +32,51 @@ CLINICIAN: Your outreach was appropriate. Work on naming the boundary explicitly
 CLIENT: I will also read the chapter on engagement before our next meeting."""
 
 
-def s_(runtime: Runtime):
+def s_(runtime: Runtime) -> AbstractContextManager[Session]:
     return session_scope(runtime.engine)
 
 
-def signed_by_sam(runtime: Runtime, practice: Practice, wav: bytes):
+def signed_by_sam(runtime: Runtime, practice: Practice, wav: bytes) -> tuple[Encounter, NoteVersion]:
     encounter = ready(runtime, practice.sam, practice.priya.id, wav)
     version = sign(runtime, practice.sam, encounter, resolve_all(runtime, practice.sam, encounter))
     return encounter, version
 
 
-def cosign(runtime: Runtime, actor, version_id, password=PASSWORD, attested=True):
+def cosign(runtime: Runtime, actor: User, version_id: int | None, password: str = PASSWORD,
+           attested: bool = True) -> Cosignature:
     with s_(runtime) as s:
-        return supervision.cosign(s, runtime.audit_key, runtime.policies, actor=actor, version_id=version_id,
+        return supervision.cosign(s, runtime.audit_key, runtime.policies, actor=actor, version_id=version_id or 0,
                                   password=password, attested=attested, now=runtime.clock())
 
 
-def return_it(runtime: Runtime, actor, version_id, comment="Add the risk screening you did at the start."):
+def return_it(runtime: Runtime, actor: User, version_id: int | None,
+              comment: str = "Add the risk screening you did at the start.") -> Cosignature:
     with s_(runtime) as s:
-        return supervision.return_note(s, runtime.audit_key, actor=actor, version_id=version_id, comment=comment,
+        return supervision.return_note(s, runtime.audit_key, actor=actor, version_id=version_id or 0, comment=comment,
                                        now=runtime.clock())
 
 
-def export(runtime: Runtime, actor, encounter):
+def export(runtime: Runtime, actor: User, encounter: Encounter) -> str:
     with s_(runtime) as s:
         return records.export_text(
             s,
             runtime.audit_key,
             runtime.policies,
             actor=actor,
-            encounter_id=encounter.id,
+            encounter_id=encounter.id or 0,
             password=PASSWORD,
             now=runtime.clock(),
         )
 
 
-def correct(runtime: Runtime, actor, encounter, kind, **kw):
+def correct(runtime: Runtime, actor: User, encounter: Encounter, kind: VersionKind, **kw: Any) -> NoteVersion:
     with s_(runtime) as s:
-        return records.correct(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id, kind=kind,
+        return records.correct(s, runtime.audit_key, runtime.policies, actor=actor, encounter_id=encounter.id or 0, kind=kind,
                                password=kw.pop("password", PASSWORD), attested=kw.pop("attested", True),
                                now=runtime.clock(), **kw)
 
 
-def hours_of(runtime: Runtime, user):
+def hours_of(runtime: Runtime, user: User) -> set[tuple[str, float]]:
     with s_(runtime) as s:
         return {(e.category, round(e.hours, 4)) for e in s.exec(select(HoursEntry).where(HoursEntry.user_id == user.id))}
 
@@ -99,17 +103,16 @@ def test_the_supervisor_returns_then_cosigns_the_revision(runtime: Runtime, prac
     return_it(runtime, practice.dr_ben, v1.id)
     assert reload(runtime, encounter).status == EncounterStatus.RETURNED
     v = view(runtime, practice.sam, encounter)
-    assert v.editing and v.returned[-1].cosign.comment.startswith("Add the risk")
+    comments = v.returned[-1].cosign
+    assert v.editing and comments is not None and comments.comment.startswith("Add the risk")
     assert all(not sec.reviewed for sec in v.sections)  # reviewed again, with the comments in mind
     assert v.can_sign.allowed is False
 
-    lock = v.draft.lock_version
     with s_(runtime) as s:
-        lock = review.save_section(s, runtime.audit_key, actor=practice.sam, encounter_id=encounter.id,
-                                   section_key=v.sections[0].key, text=v.sections[0].text + " Risk screening: denied.",
-                                   lock_version=lock, now=runtime.clock()).lock_version
-    lock = resolve_all(runtime, practice.sam, encounter)
-    v2 = sign(runtime, practice.sam, encounter, lock)
+        review.save_section(s, runtime.audit_key, actor=practice.sam, encounter_id=encounter.id or 0,
+                            section_key=v.sections[0].key, text=v.sections[0].text + " Risk screening: denied.",
+                            lock_version=lock(v), now=runtime.clock())
+    v2 = sign(runtime, practice.sam, encounter, resolve_all(runtime, practice.sam, encounter))
     assert v2.kind == VersionKind.REVISION and v2.version == 2 and v2.supersedes_id == v1.id
     assert reload(runtime, encounter).status == EncounterStatus.PENDING_COSIGN
 
@@ -168,7 +171,7 @@ def test_amendments_and_addenda_keep_the_original(runtime: Runtime, practice: Pr
     assert amended.supersedes_id == original.id and amended.content["supersedes_sha256"] == original.content_sha256
     assert added.kind == VersionKind.ADDENDUM and added.version == 3
     with s_(runtime) as s:
-        stored = s.get(NoteVersion, original.id)
+        stored = s.get_one(NoteVersion, original.id)
         assert stored.content == original.content and review.verify_version(stored)
     views = view(runtime, practice.dr_ada, encounter).versions
     assert [x.amended_by for x in views] == [2, None, None]
@@ -195,13 +198,13 @@ def test_a_supervisees_addendum_waits_for_cosignature_and_can_be_returned(
 def test_two_tabs_get_a_conflict_that_says_what_changed(runtime: Runtime, practice: Practice, wav: bytes) -> None:
     encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
     v = view(runtime, practice.dr_ada, encounter)
-    stale = v.draft.lock_version
+    stale = lock(v)
     section = v.sections[0]
     with s_(runtime) as s:
-        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id,
+        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id or 0,
                             section_key=section.key, text="Tab one's text.", lock_version=stale, now=runtime.clock())
     with pytest.raises(Conflict) as caught, s_(runtime) as s:
-        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id,
+        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id or 0,
                             section_key=section.key, text="Tab two's text.", lock_version=stale, now=runtime.clock())
     message = caught.value.public_message
     assert f"edited section '{section.title}'" in message and "Dr Ada Tester" in message
@@ -220,13 +223,13 @@ def test_cosignatures_are_append_only_in_the_database(runtime: Runtime, practice
         assert s.exec(select(Cosignature)).one().outcome == "cosigned"
 
 
-def meeting(runtime: Runtime, supervisor, participants, agreed=True):
+def meeting(runtime: Runtime, supervisor: User, participants: list[User], agreed: bool = True) -> Encounter:
     data = wav_bytes(seconds=3)
     with s_(runtime) as s:
         encounter = uploads.accept_supervision_upload(
             s, runtime.audit_key, runtime.policies, recordings_dir=runtime.settings.recordings_dir, decoder=runtime.decoder,
             actor=supervisor,
-            participant_ids=[p.id for p in participants], participants_agreed=agreed, stream=io.BytesIO(data),
+            participant_ids=[p.id or 0 for p in participants], participants_agreed=agreed, stream=io.BytesIO(data),
             now=runtime.clock())
     with s_(runtime) as s:
         rec = s.exec(select(Recording).where(Recording.encounter_id == encounter.id)).one()
@@ -238,7 +241,12 @@ def meeting(runtime: Runtime, supervisor, participants, agreed=True):
 def test_a_supervision_meeting_is_drafted_by_case_reference_and_feeds_hours(runtime: Runtime, practice: Practice) -> None:
     encounter = meeting(runtime, practice.dr_ben, [practice.sam])
     v = view(runtime, practice.dr_ben, encounter)
-    assert v.draft.status == "ready" and v.client is None and v.title == "Supervision with Sam Tester"
+    assert (
+        v.draft is not None
+        and v.draft.status == DraftStatus.READY
+        and v.client is None
+        and v.title == "Supervision with Sam Tester"
+    )
     note_text = " ".join(sec.text for sec in v.sections)
     assert "Priya" not in note_text and "Castellano" not in note_text
     assert f"case C-{practice.priya.id:04d}" in note_text
@@ -255,11 +263,12 @@ def test_a_supervision_meeting_is_drafted_by_case_reference_and_feeds_hours(runt
     for outsider in (practice.dr_ada, practice.eve, practice.root):
         with pytest.raises(NotFound), s_(runtime) as s:
             review.review_view(
-                s, runtime.audit_key, runtime.policies, actor=outsider, encounter_id=encounter.id, now=runtime.clock()
+                s, runtime.audit_key, runtime.policies, actor=outsider, encounter_id=encounter.id or 0, now=runtime.clock()
             )
 
 
-def test_a_case_without_supervision_consent_is_left_out_of_the_draft_with_a_flag(runtime: Runtime, practice: Practice) -> None:
+def test_a_case_without_supervision_consent_is_left_out_of_the_draft_with_a_flag(runtime: Runtime, practice: Practice,
+                                                                               clock: Clock) -> None:
     """supervision_use: what identifies a client who has not consented never reaches the
     supervision drafter, and the draft says that something was left out (a flag the
     supervisor resolves before signing). With the consent, the same meeting cites the case."""
@@ -267,17 +276,17 @@ def test_a_case_without_supervision_consent_is_left_out_of_the_draft_with_a_flag
     from scribe.services import purge
     from scribe.services.pipeline import load_pseudonymized
 
-    runtime.clock.advance(seconds=1)
+    clock.advance(seconds=1)
     with s_(runtime) as s:
-        purge.withdraw(s, runtime.audit_key, runtime.policies, actor=practice.sam, client_id=practice.priya.id,
+        purge.withdraw(s, runtime.audit_key, runtime.policies, actor=practice.sam, client_id=practice.priya.id or 0,
                        function="supervision_use", tools=media(runtime), now=runtime.clock())
-    runtime.clock.advance(seconds=1)
+    clock.advance(seconds=1)
     encounter = meeting(runtime, practice.dr_ben, [practice.sam])
     v = view(runtime, practice.dr_ben, encounter)
     note_text = " ".join(sec.text for sec in v.sections)
     assert f"case C-{practice.priya.id:04d}" not in note_text and "missed two sessions" not in note_text
     with s_(runtime) as s:
-        texts = [x.text for x in load_pseudonymized(s, encounter.id).segments]
+        texts = [x.text for x in load_pseudonymized(s, encounter.id or 0).segments]
     assert texts[1] == LEFT_OUT and texts.count(LEFT_OUT) == 1  # only what identifies the case
     left_out = [f for f in v.open_flags if f.kind == "case_left_out"]
     assert len(left_out) == 1 and "1 part(s)" in left_out[0].reason
@@ -286,7 +295,7 @@ def test_a_case_without_supervision_consent_is_left_out_of_the_draft_with_a_flag
     from tests.services.test_consent_ledger import grant
 
     grant(runtime, practice.sam, practice.priya.id, ["supervision_use"])
-    runtime.clock.advance(seconds=1)
+    clock.advance(seconds=1)
     again = meeting(runtime, practice.dr_ben, [practice.sam])
     w = view(runtime, practice.dr_ben, again)
     assert f"case C-{practice.priya.id:04d}" in " ".join(sec.text for sec in w.sections)
@@ -312,7 +321,7 @@ def test_group_supervision_counts_as_group_hours(runtime: Runtime, practice: Pra
     with s_(runtime) as s:
         from scribe.db.tables import Clinic
 
-        clinic = s.get(Clinic, practice.sam.clinic_id)
+        clinic = s.get_one(Clinic, practice.sam.clinic_id)
         kim = _user(s, clinic, "kim", Role.CLINICIAN, LicenceStatus.PRE_LICENSURE, supervisor=practice.dr_ben, now=clock())
         assert isinstance(kim, User)
     encounter = meeting(runtime, practice.dr_ben, [practice.sam, kim])
@@ -336,13 +345,13 @@ def test_the_dashboard_shows_quality_figures_and_the_ledger_exports(runtime: Run
 
     with s_(runtime) as s:
         user, type_key, prog, entries = supervision.ledger(s, runtime.audit_key, runtime.policies, actor=practice.sam,
-                                                           user_id=practice.sam.id, now=runtime.clock())
+                                                           user_id=practice.sam.id or 0, now=runtime.clock())
     table = list(csv.reader(io.StringIO(supervision.ledger_csv(user, type_key, prog, entries))))
     assert table[0][:5] == ["supervisee", "licence_type", "date_utc", "category", "hours"]
     assert table[1][3] == "Direct client contact" and table[1][5] == str(encounter.id)
     for outsider in (practice.dr_ada, practice.dr_cole, practice.root):
         with pytest.raises(NotFound), s_(runtime) as s:
-            supervision.ledger(s, runtime.audit_key, runtime.policies, actor=outsider, user_id=practice.sam.id,
+            supervision.ledger(s, runtime.audit_key, runtime.policies, actor=outsider, user_id=practice.sam.id or 0,
                                now=runtime.clock())
     with pytest.raises(PermissionDenied), s_(runtime) as s:
         supervision.dashboard(s, runtime.audit_key, runtime.policies, actor=practice.sam, now=runtime.clock())
