@@ -7,7 +7,17 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
-from scribe.db.tables import BreakGlassGrant, Client, Encounter, EncounterParticipant, Job, User
+from scribe.db.tables import (
+    BreakGlassGrant,
+    Client,
+    DeletionReceipt,
+    Encounter,
+    EncounterParticipant,
+    Job,
+    Note,
+    NoteVersion,
+    User,
+)
 from scribe.domain.decision import Decision, Ground
 from scribe.domain.errors import NotFound
 from scribe.domain.notes import CLINICAL_ROLES, EncounterStatus, JobKind, JobStatus, Role
@@ -37,16 +47,16 @@ def encounter_access(session: Session, actor: User, encounter: Encounter, now: d
     if encounter.clinic_id != actor.clinic_id:
         return Decision.deny("another clinic's session")
     if encounter.clinician_id == actor.id:
-        return Decision.allow(Ground.OWN.value, Ground.OWN)
+        return Decision.on(Ground.OWN)
     if encounter.clinician_id in supervisee_ids(session, actor):
-        return Decision.allow(Ground.SUPERVISEE.value, Ground.SUPERVISEE)
+        return Decision.on(Ground.SUPERVISEE)
     if session.exec(select(EncounterParticipant).where(EncounterParticipant.encounter_id == encounter.id,
                                                        EncounterParticipant.user_id == actor.id)).first():
-        return Decision.allow(Ground.PARTICIPANT.value, Ground.PARTICIPANT)
+        return Decision.on(Ground.PARTICIPANT)
     if now is not None and encounter.client_id and not encounter.part2:
         grant = active_grant(session, actor, encounter.client_id, now)
         if grant is not None:
-            return Decision.allow(f"{Ground.BREAK_GLASS} #{grant.id}", Ground.BREAK_GLASS)
+            return Decision.on(Ground.BREAK_GLASS, f"#{grant.id}")
     return Decision.deny("not the actor's session or a supervisee's")
 
 
@@ -151,3 +161,58 @@ def transcription_progress(session: Session, encounter: Encounter) -> int | None
     job = session.exec(select(Job).where(Job.encounter_id == encounter.id, Job.kind == JobKind.TRANSCRIBE,
                                          Job.status == JobStatus.RUNNING)).first()
     return None if job is None else round(job.progress * 100)
+
+
+def get_version_for_actor(session: Session, actor: User, version_id: int) -> tuple[NoteVersion, Note, Encounter]:
+    """A signed version, with its note and session, for whoever may read that session."""
+    version = session.get(NoteVersion, version_id)
+    if version is None:
+        raise NotFound("no such note version")
+    note = session.get_one(Note, version.note_id)
+    encounter, _ = get_encounter_for_actor(session, actor, note.encounter_id)
+    return version, note, encounter
+
+
+def get_clinician_in_clinic(session: Session, actor: User, user_id: int | None, *, active: bool = True) -> User:
+    """A clinician (or supervisor) of the actor's own clinic: whom a client is assigned or
+    transferred to, whose capture a switch turns off. Anyone else is not found."""
+    user = session.get(User, user_id) if user_id else None
+    if user is None or user.clinic_id != actor.clinic_id or user.role not in CLINICAL_ROLES or (active and not user.active):
+        raise NotFound("no such clinician")
+    return user
+
+
+def get_client_in_clinic(session: Session, actor: User, client_id: int) -> Client:
+    """Any client of the actor's clinic, for the clinic-wide duties of an admin (a legal hold)."""
+    client = session.get(Client, client_id)
+    if client is None or client.clinic_id != actor.clinic_id:
+        raise NotFound("no such client")
+    return client
+
+
+def get_own_grant(session: Session, actor: User, grant_id: int) -> BreakGlassGrant:
+    """An emergency-access grant, for the person it was granted to only."""
+    grant = session.get(BreakGlassGrant, grant_id)
+    if grant is None or grant.user_id != actor.id:
+        raise NotFound("no such emergency access")
+    return grant
+
+
+def get_receipt_for_actor(session: Session, actor: User, receipt_id: int) -> tuple[DeletionReceipt, Client | None, str]:
+    """A deletion receipt (it holds no clinical text) and on what ground it may be read: a
+    client's, by the client's clinician, intake staff or an admin of the clinic; a supervision
+    meeting's, by its supervisor or an admin. Anyone else: not found."""
+    receipt = session.get(DeletionReceipt, receipt_id)
+    if receipt is None:
+        raise NotFound("no such receipt")
+    client = session.get(Client, receipt.client_id) if receipt.client_id else None
+    if client is None:
+        owner = session.get(User, int(receipt.owner.split(":", 1)[1])) if receipt.owner.startswith("meetings:") else None
+        if owner is None or owner.clinic_id != actor.clinic_id or (actor.role != Role.ADMIN and owner.id != actor.id):
+            raise NotFound("no such receipt")
+        return receipt, None, "own meetings" if owner.id == actor.id else actor.role
+    if client.clinic_id != actor.clinic_id:
+        raise NotFound("no such receipt")
+    if actor.role not in (Role.ADMIN, Role.INTAKE) and client.clinician_id != actor.id:
+        raise NotFound("no such receipt")
+    return receipt, client, "own client" if client.clinician_id == actor.id else actor.role

@@ -26,6 +26,12 @@ class Decision:
         return cls(True, reason, ground)
 
     @classmethod
+    def on(cls, ground: Ground, detail: str = "") -> Decision:
+        """Allowed on a ground; the reason is the ground's wording (and any detail, such as the
+        grant's number), so the audit row and the code that asks ``ground`` never disagree."""
+        return cls(True, f"{ground.value} {detail}".strip(), ground)
+
+    @classmethod
     def deny(cls, reason: str) -> Decision:
         return cls(False, reason)
 

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, func, select
 
+from scribe.db.queries import get_clinician_in_clinic, get_receipt_for_actor
 from scribe.db.tables import (
     Client,
     Clinic,
@@ -122,10 +123,7 @@ def set_switch(s: Session, key: bytes, policies: Policies, *, actor: User, scope
             raise NotFound("no such clinic")
         row.clinic_id = target_id
     elif level == SwitchScope.CLINICIAN:
-        user = s.get(User, target_id) if target_id else None
-        if user is None or user.clinic_id != actor.clinic_id or user.role not in CLINICAL_ROLES:
-            raise NotFound("no such clinician")
-        row.user_id = user.id
+        row.user_id = get_clinician_in_clinic(s, actor, target_id, active=False).id
     s.add(row)
     s.flush()
     audit.record(s, key, now=now, actor_id=actor.id, action="transcription.switch", object_type=level.value,
@@ -138,21 +136,7 @@ def receipt_for(s: Session, key: bytes, *, actor: User, receipt_id: int,
                 now: datetime) -> tuple[DeletionReceipt, Client | None]:
     """A receipt, for the client's clinician, intake staff or an admin of the clinic (it holds
     no clinical text); a supervision meeting's, for its supervisor or an admin."""
-    receipt = s.get(DeletionReceipt, receipt_id)
-    if receipt is None:
-        raise NotFound("no such receipt")
-    client = s.get(Client, receipt.client_id) if receipt.client_id else None
-    if client is None:
-        owner = s.get(User, int(receipt.owner.split(":", 1)[1])) if receipt.owner.startswith("meetings:") else None
-        if owner is None or owner.clinic_id != actor.clinic_id or (actor.role not in (Role.ADMIN,) and owner.id != actor.id):
-            raise NotFound("no such receipt")
-        audit.record(s, key, now=now, actor_id=actor.id, action="receipt.read", object_type="deletion_receipt",
-                     object_id=receipt.id, reason="own meetings" if owner.id == actor.id else actor.role)
-        return receipt, None
-    if client.clinic_id != actor.clinic_id:
-        raise NotFound("no such receipt")
-    if actor.role not in (Role.ADMIN, Role.INTAKE) and client.clinician_id != actor.id:
-        raise NotFound("no such receipt")
+    receipt, client, basis = get_receipt_for_actor(s, actor, receipt_id)
     audit.record(s, key, now=now, actor_id=actor.id, action="receipt.read", object_type="deletion_receipt",
-                 object_id=receipt.id, reason="own client" if client.clinician_id == actor.id else actor.role)
+                 object_id=receipt.id, reason=basis)
     return receipt, client

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, col, func, select
 
 from scribe.db.clients import find_by_mrn
-from scribe.db.queries import active_grant, is_part2_client
+from scribe.db.queries import active_grant, get_own_grant, is_part2_client
 from scribe.db.tables import AuditEvent, BreakGlassGrant, Client, Encounter, Note, User
 from scribe.domain.errors import InvalidInput, NotFound, PermissionDenied
 from scribe.domain.notes import CLINICAL_ROLES, LicenceStatus, Role
@@ -71,9 +71,7 @@ class GrantView:
 
 
 def grant_view(s: Session, key: bytes, *, actor: User, grant_id: int, now: datetime) -> GrantView:
-    grant = s.get(BreakGlassGrant, grant_id)
-    if grant is None or grant.user_id != actor.id:
-        raise NotFound("no such emergency access")
+    grant = get_own_grant(s, actor, grant_id)
     client = s.get(Client, grant.client_id)
     assert client is not None  # noqa: S101 - narrows the type; never a guard
     live = active_grant(s, actor, client.id or 0, now) is not None

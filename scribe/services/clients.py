@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlmodel import Session, col, func, select
 
 from scribe.db.clients import add_client, find_by_mrn, matching_ids, reindex
-from scribe.db.queries import clients_for_actor, get_client_for_actor
+from scribe.db.queries import clients_for_actor, get_client_for_actor, get_clinician_in_clinic
 from scribe.db.tables import (
     Client,
     ClientAssignment,
@@ -24,7 +24,7 @@ from scribe.db.tables import (
     User,
 )
 from scribe.domain.clients import ChartInput, ClientStatus, TransferReason, check_chart, normal_mrn
-from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from scribe.domain.errors import Conflict, InvalidInput, PermissionDenied
 from scribe.domain.notes import CLINICAL_ROLES, Role
 from scribe.services import audit
 
@@ -44,10 +44,7 @@ def _clinician(s: Session, actor: User, clinician_id: int | None) -> User:
         return actor
     if actor.role in CLINICAL_ROLES:
         raise PermissionDenied("clinicians add clients to their own caseload; intake staff assign them")
-    user = s.get(User, clinician_id) if clinician_id else None
-    if user is None or user.clinic_id != actor.clinic_id or user.role not in CLINICAL_ROLES or not user.active:
-        raise NotFound("no such clinician")
-    return user
+    return get_clinician_in_clinic(s, actor, clinician_id)
 
 
 def _mrn_free(s: Session, clinic_id: int, mrn: str, client_id: int | None = None) -> None:
@@ -124,9 +121,7 @@ def transfer_client(s: Session, key: bytes, *, actor: User, client_id: int, to_c
         why = TransferReason(reason)
     except ValueError:
         raise InvalidInput("choose the reason for the transfer") from None
-    target = s.get(User, to_clinician_id)
-    if target is None or target.clinic_id != actor.clinic_id or target.role not in CLINICAL_ROLES or not target.active:
-        raise NotFound("no such clinician")
+    target = get_clinician_in_clinic(s, actor, to_clinician_id)
     if target.id == client.clinician_id:
         raise InvalidInput("the client is already assigned to that clinician")
     previous = client.clinician_id

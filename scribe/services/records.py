@@ -21,7 +21,7 @@ from scribe.db.tables import (
     Recording,
     User,
 )
-from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from scribe.domain.errors import Conflict, InvalidInput, PermissionDenied
 from scribe.domain.notes import (
     ADDENDUM_MEANING,
     AMENDMENT_MEANING,
@@ -232,11 +232,3 @@ def export_text(s: Session, key: bytes, policies: Policies, *, actor: User, enco
                                       now=now, fmt="text"))
 
 
-def get_version_for_actor(s: Session, actor: User, version_id: int) -> tuple[NoteVersion, Note, Encounter]:
-    version = s.get(NoteVersion, version_id)
-    if version is None:
-        raise NotFound("no such note version")
-    note = s.get(Note, version.note_id)
-    assert note is not None  # noqa: S101 - narrows the type; never a guard
-    encounter, _ = get_encounter_for_actor(s, actor, note.encounter_id)
-    return version, note, encounter

@@ -16,6 +16,7 @@ from typing import TypedDict
 
 from sqlmodel import Session, col, func, select
 
+from scribe.db.queries import get_client_in_clinic
 from scribe.db.sealing.columns import vault_for
 from scribe.db.sealing.envelope import Scope
 from scribe.db.tables import (
@@ -33,7 +34,7 @@ from scribe.db.tables import (
     User,
     owner_of,
 )
-from scribe.domain.errors import NotFound, PermissionDenied
+from scribe.domain.errors import PermissionDenied
 from scribe.domain.notes import CosignOutcome, EncounterKind, EncounterStatus, Role, content_sha256
 from scribe.domain.retention import PURGEABLE, Candidate, Periods, Rule, held_but_due, select_due
 from scribe.policies import Policies
@@ -257,9 +258,7 @@ def set_legal_hold(s: Session, key: bytes, *, actor: User, client_id: int, hold:
     """An admin places or lifts a legal hold on a client: while it holds, nothing is purged."""
     if actor.role != Role.ADMIN:
         raise PermissionDenied("only an administrator places a legal hold")
-    client = s.get(Client, client_id)
-    if client is None or client.clinic_id != actor.clinic_id:
-        raise NotFound("no such client")
+    client = get_client_in_clinic(s, actor, client_id)
     client.legal_hold, client.legal_hold_reason = hold, reason.strip()[:200] if hold else ""
     s.add(client)
     audit.record(s, key, now=now, actor_id=actor.id, action="legal_hold.place" if hold else "legal_hold.lift",

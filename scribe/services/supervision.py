@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from scribe.db.queries import get_supervisee_for_actor, supervisees_for_actor
+from scribe.db.queries import get_supervisee_for_actor, get_version_for_actor, supervisees_for_actor
 from scribe.db.tables import (
     Client,
     Cosignature,
@@ -127,7 +127,7 @@ def pending_for(s: Session, key: bytes, *, actor: User, now: datetime) -> list[P
 def _decide(
     s: Session, key: bytes, *, actor: User, version_id: int, now: datetime
 ) -> tuple[NoteVersion, Note, Encounter, list[VersionView]]:
-    version, note, encounter = records.get_version_for_actor(s, actor, version_id)
+    version, note, encounter = get_version_for_actor(s, actor, version_id)
     views = records.history(s, note)
     view = next(v for v in views if v.version.id == version.id)
     author = s.get(User, version.signer_id)

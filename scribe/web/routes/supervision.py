@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from scribe.db.queries import get_version_for_actor
 from scribe.db.tables import Clinic, User
 from scribe.domain.supervision import HOURS_LABELS
-from scribe.services import purge, records, supervision, uploads
+from scribe.services import purge, supervision, uploads
 from scribe.web.bodies import Body, BoundedRoute, takes
 from scribe.web.deps import ActorDep, CsrfDep, LoginDep, PathId, RuntimeDep, SessionDep, allow, render
 from scribe.web.pdf import render_pdf
@@ -61,7 +62,7 @@ def return_note(runtime: RuntimeDep, session: SessionDep, actor: ActorDep, versi
 
 def _back(back: str, version_id: PathId, session: SessionDep, actor: ActorDep) -> Response:
     if back == "session":
-        _, _, encounter = records.get_version_for_actor(session, actor, version_id)
+        _, _, encounter = get_version_for_actor(session, actor, version_id)
         return RedirectResponse(f"/sessions/{encounter.id}#note", status_code=303)
     return RedirectResponse("/supervision", status_code=303)
 
