@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from scribe.db.engine import session_scope
 from scribe.db.tables import Encounter, User
+from scribe.domain.pattern_table import PatternTable
 from scribe.runtime import Runtime
 from scribe.services.uploads import accept_upload
 from scribe.worker import Worker
@@ -124,3 +125,11 @@ def shipped_clinical_terms() -> frozenset[str]:
     from scribe.policies import load_policies
 
     return load_policies(Path(__file__).resolve().parent.parent / "policies").redaction.clinical_terms
+
+
+@functools.cache
+def shipped_patterns() -> PatternTable:
+    """The pattern table as shipped (policies/vocabulary/patterns.yaml), for Lexicons built in tests."""
+    from scribe.policies import load_policies
+
+    return load_policies(Path(__file__).resolve().parent.parent / "policies").redaction.pattern_table

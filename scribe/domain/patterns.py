@@ -1,129 +1,15 @@
-"""Our own recognizers: identifiers that Presidio's defaults miss in speech and in US
-clinical text. Plain regular expressions over the shadow text (spoken numbers already
-written as digits); each yields (start, end, entity) for the identifier itself, not its cue."""
+"""Our own recognizers of names and places by their cues (the regular expressions for
+identifiers with a shape are data: policies/vocabulary/patterns.yaml, read into the
+Lexicon's PatternTable); the plausibility checks on what any recognizer finds; where an
+address goes on; and when a date is specific enough to identify."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
 
-from scribe.domain.months import FULL_MONTH_PATTERN, MONTH_PATTERN
+from scribe.domain.months import MONTH_PATTERN
 from scribe.domain.vocabulary import Lexicon, capitals_text, words_of
-
-_SUFFIX = (r"street|st|avenue|ave|road|rd|boulevard|blvd|lane|ln|drive|dr|court|ct|way|place|pl|circle|cir|"
-           r"terrace|ter|parkway|pkwy|highway|hwy|trail|trl|square|alley|loop|crescent|plaza|pike|row|walk|"
-           r"ridge|hill|heights|park|point|junction|crossing|creek|run|"
-           # less common ones, chosen for not being everyday words after a number
-           r"rapids|flats|coves?|bypass|estates|expressway|freeway|gardens|gateway|harbou?r|haven|knolls?|landing|"
-           r"manor|meadows|motorway|orchard|overpass|prairie|ranch|shoals?|shores|springs|summit|turnpike|underpass|"
-           r"valley|viaduct|village|ville|vista|causeway|canyon|crest|dale|glen|grove|hollow|inlet|junctions|brooks?|"
-           r"bluffs?|cliffs|forks?|wells|islands?|isle|lakes|mills?|mount|pines|plains|streets|locks|stravenue|"
-           r"trafficway|throughway|spur|ramp")
-# what follows a number that is an amount, not a house number: "2 miles in the park"
-_MEASURE = (r"(?:miles?|minutes?|hours?|hrs?|sec|seconds?|days?|weeks?|months?|years?|times?|blocks?|steps|mg|mcg|"
-            r"ml|cc|u|units?|beats?|episodes?|people|kids|of|or|and|to|more|less|laps|rounds|drinks|beers|cups)")
-# words that never make a street's name: "3 way foley in place", "2 IVs to the left"
-_NOT_STREET = (r"(?:in|to|the|a|an|of|at|on|for|with|and|or|by|from|into|out|up|down|per|is|was|has|had|at|this|that|"
-               r"way|times|x|did|not|no|rate|beat|beats|run|runs|given|drained|mod|reg)")
-_UNIT = r"(?:,?\s*(?:apt|apartment|unit|suite|ste|room|rm|floor|fl|#)\.?\s*#?\s*[\w-]+)?"
-# Street words of other languages, as the end of one word (German, Dutch, Nordic, Finnish, Icelandic,
-# Hungarian, Czech/Polish) and as a word before the name (Italian, French, Spanish, Portuguese, Polish)
-_EU_SUFFIX = (r"stra(?:ss|ß)e|str\.|gasse|weg|allee|platz|laan|straat|gracht|plein|kade|dijk|vej|vejen|gade|gata|gatan|"
-              r"gaten|veien|vegen|stien|vænget|torget|kuja|katu|tie|polku|vegur|braut|gata|utca|út|útja|körút|tér|"
-              r"ulice|náměstí|třída")
-# The same street word matched in one pass: the word is taken whole (possessive), then its
-# end is checked against each suffix by a fixed-width lookbehind (after at least one more
-# letter). Backtracking through the word for each suffix was quadratic in its length.
-_EU_ENDINGS = sorted({x for x in _EU_SUFFIX.replace("stra(?:ss|ß)e", "strasse|straße").split("|") if x != r"str\."})
-_EU_WORD = (r"[A-ZÀ-Þ][\w'-]*+(?:" + "|".join(rf"(?<=[\w'-]{x})" for x in _EU_ENDINGS)
-            + r"|(?<=[\w'-]str)\.)")
-_EU_LEADING = r"Via|Viale|Piazza|Corso|Rue|Avenue|Boulevard|Chemin|Calle|Avenida|Plaza|Paseo|Rua|Travessa|ul\.|al\.|Ulica"
-_STATES = ("AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND "
-           "OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC PR").split()
-
-_MONTH = MONTH_PATTERN
-
-RECOGNIZERS: list[tuple[str, re.Pattern[str], int]] = [
-    # 2217 Alder Creek Road, Apt 4B / 12 N. Main St. / "twenty two seventeen alder creek road" (as digits)
-    ("ADDRESS", re.compile(rf"\b\d{{1,6}}[A-Za-z]?\s+(?!{_MEASURE}\b)(?:[NSEW]\.?\s+)?(?:(?!{_NOT_STREET}\b)[A-Za-z][A-Za-z'-]*"
-                           rf"\.?\s+){{1,4}}(?:{_SUFFIX})\b(?!\.?[ \t]+(?-i:[A-Z][a-z]))\.?{_UNIT}", re.I), 0),
-    ("ADDRESS", re.compile(r"\bP\.?\s?O\.?\s*Box\s+\d+\b", re.I), 0),
-    # military mail: PSC 0413, Box 8144 / APO AA 42323
-    ("ADDRESS", re.compile(r"\b(?:PSC|Unit|CMR)\s+\d+,?\s+Box\s+\d+\b|\b(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5}\b", re.I), 0),
-    # a flat or suite, written or said ("suite eight three eight" reads "suite 838"); "unit" only
-    # capitalised ("unit 3" in a note is a ward or a dose)
-    ("ADDRESS", re.compile(r"\b(?:(?i:suite|apt\.?|apartment)|Unit)\s*#?\s*\d+[A-Za-z]?\b"), 0),
-    # written addresses without a known suffix: 6750 Koskikatu 25 Apt. 864
-    ("ADDRESS", re.compile(r"\b\d{1,6}\s+(?:[A-Z][\w'-]+\s+){1,3}\d{0,5}\s*(?:(?:Apt|Suite|Unit|Ste)\.?\s*#?\d+)"), 0),
-    # European street names: the street word carries its suffix (Pohlstrasse 9, Brixtonlaan 380, Ringvej 144,
-    # Harjukuja 54, Skogstien 106, Hlíðarvegur 97), or a street word comes first (Via Tasso 129, ul. Grochowa 80,
-    # Rue de la Paix 4, Calle Mayor 7); the house number follows, then any unit
-    ("ADDRESS", re.compile(rf"\b(?:\d{{1,6}}\s+)?{_EU_WORD}\s+\d{{1,5}}[A-Za-z]?\b\.?{_UNIT}{_UNIT}",
-                           re.I), 0),
-    ("ADDRESS", re.compile(rf"\b(?:\d{{1,6}}\s+)?(?:{_EU_LEADING})\s+(?:[A-ZÀ-Þ][\w'.-]*\s+|(?:de|del|della|di|la|le|du|des|"
-                           rf"da|do|dos)\s+){{1,4}}\d{{1,5}}[A-Za-z]?\b\.?{_UNIT}{_UNIT}"), 0),
-    # a street named first and numbered after, as most of Europe writes it, after a house number or an
-    # address cue: "5586 Þórunnarstræti 31", "lives at 172 Maneeži 75", "on Villacher Strasse 89",
-    # "Kálmán Imre u. 12." (no clinical word: "on Lexapro 10" is a dose, see plausible; nor a dose's
-    # unit after the number: "on Doxycycline 100 milligrams")
-    ("ADDRESS", re.compile(r"(?:\b\d{1,6}[ \t]+|(?<=\b(?:at|on|of|to)[ \t])|(?<=address:[ \t])|(?<=address[ \t]))"
-                           r"(?!(?i:home|office|work|cell|mobile|pager|fax|phone|tel)\b)"  # "2352 Home 301-680-6286"
-                           rf"(?!(?i:{_MONTH})\.?[ \t]+\d)"  # "on 4 March 2019" is a date
-                           r"(?:[A-ZÀ-ÞĀ-ŽΑ-Ω][\w'’.-]*[a-zß-ÿā-žα-ω][\w'’.-]*[ \t]+|"
-                           r"(?:u|utca|út|tér|krt|rkp|str|trg|gate|vej|ul)\.?[ \t]+|"
-                           r"(?:de|del|dei|della|di|la|le|du|des|da|do|dos|al|el|van|von)[ \t]+){1,4}"
-                           r"\d{1,5}[A-Za-z]?\b\.?(?![ \t]*(?i:mg|mcg|milligrams?|micrograms?|units?|ml|cc)\b)"), 0),
-    # "the corner of Dalbraut 99 and Frederikke Coves", "at the corner of Main and 5th"
-    ("ADDRESS", re.compile(r"\bthe corner of (?=[^,?!\n]{0,30}?(?:\d|\b[A-Z]))[^,?!\n]{2,60}? and "
-                           r"(?:(?!(?:in|on|at|for|to|if|when|st)\b)[\w][\w'’.-]*(?:[ \t]+|$)){1,3}"), 0),
-    # a ship's mail: USNS Møller, FPO AA 85844
-    ("ADDRESS", re.compile(r"\bUSN[SV]\s+[A-ZÀ-Þ][\w'-]+(?:,?\s+|\n)(?:APO|FPO|DPO)\s+A[AEP]\s+\d{5}\b"), 0),
-    # dates: 7/22, 07/22/1991, 2021-03-04, March 4, 4 March, March 4th 1981; years in dates or alone
-    ("DATE", re.compile(r"(?<![\w./-])\d{1,2}-\d{1,2}-(?:\d{4}|\d{2})(?![\w/-]|\.\d)"), 0),  # 3-24-17
-    ("DATE", re.compile(r"(?<![\w./'+-])\d{1,2}/\d{1,2}(?:/\d{2,4})?(?![\w/]|\.\d)|\b(?:19|20)\d\d-\d\d-\d\d"
-                        r"(?:[ T]\d\d:\d\d(?::\d\d)?)?\b"),
-     0),
-    # phone numbers in any national layout: +44 7700 921 916, (37) 788-063, 60-56-85-91, 467 3395
-    ("PHONE_NUMBER", re.compile(r"(?<![\w/.:-])(?:\+\d{1,3}[ \t.-]?)?(?:\(\d{1,4}\)[ \t.-]?)?\d{2,6}(?:[ \t.-]\d{2,6}){1,4}"
-                                r"(?:\s*(?:x|ext\.?)\s*\d{1,5})?(?![\w/:]|[.-]\d)"), 0),
-    ("DATE", re.compile(rf"\b{_MONTH}\.?\s+\d{{1,2}}(?:st|nd|rd|th)?"
-                        r"(?:,?\s+(?:19|20)\d\d)?\b|\b\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?"
-                        rf"{FULL_MONTH_PATTERN}(?:,?\s+(?:19|20)\d\d)?\b", re.I), 0),
-    # a year, but not a clock time in a note ("at 2000", "@ 1900")
-    ("DATE", re.compile(r"(?<![\d/.-])(?<!\bat\s)(?<!@\s)(?<!@)(?:19|20)\d\d(?![\d/:-]|\.\d)", re.I), 0),
-    # a month named alone after a word of time: "in sept.", "since October", "early Feb" (a month is a date's
-    # element; not "may", nor "dec" or "mar", shorthand for decreased and marked)
-    ("DATE", re.compile(r"\b(?:in|since|early|late|mid|until|till|last|next|this|by|from|through)[ \t-]+"
-                        r"((?:jan(?:uary)?|feb(?:ruary)?|march|april|june|july|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|"
-                        r"nov(?:ember)?|december)\b\.?)", re.I), 1),
-    # a two-digit year with its apostrophe: MI '92 (not 30' of feet or degrees: HOB 30')
-    ("DATE", re.compile(r"(?<![\w'])'\d\d\b"), 0),
-    # ZIP after a state, or after the word zip
-    ("ZIP_CODE", re.compile(rf"\b(?:{'|'.join(_STATES)}),?\s+(\d{{5}}(?:-\d{{4}})?)\b"), 1),
-    # after the word zip or postcode: any postcode shape (3520, 394 13, 7412 SL, 3610-114, SW1A 1AA)
-    ("ZIP_CODE", re.compile(r"\b(?:zip|post(?:al)?\s*code)(?:\s*code)?\s*(?:is\s*)?[:#]?\s*"
-                            r"((?:[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2})|\d{3,6}(?:[ -]\d{2,4})?(?:\s+[A-Z]{2}\b)?)", re.I), 1),
-    ("MRN", re.compile(r"\b(?:mrn|medical record(?:\s*(?:number|no\.?|#))?|chart(?:\s*number)?)\s*(?:is\s*)?[:#]?\s*"
-                       r"([A-Za-z]{0,4}-?\d[\dA-Za-z-]{3,14})\b", re.I), 1),
-    ("MEMBER_ID", re.compile(r"\b(?:member|medicaid|medicare|insurance|policy|subscriber|beneficiary|group|plan)"
-                             r"(?:\s*(?:id|i\.d\.|identification|number|no\.?|#))+\s*,?\s*(?:(?:it|that)\s*)?"
-                             r"(?:is|was|'s)?\s*[:#]?\s*"
-                             r"([A-Za-z]{0,4}-?\d[\dA-Za-z-]{4,16})\b", re.I), 1),
-    ("NPI", re.compile(r"\bNPI(?:\s*(?:number|no\.?|#))?\s*(?:is\s*)?[:#]?\s*(\d{10})\b", re.I), 1),
-    ("LICENSE_PLATE", re.compile(r"\b(?:licen[cs]e\s+plate|plate|tag)\b(?:\s*(?:number|no\.?|#))?\s*(?:is\s*)?[:#]?\s*"
-                                 r"([A-Za-z0-9]{2,4}[\s-]?[A-Za-z0-9]{2,4})\b", re.I), 1),
-    ("AGE", re.compile(r"\b(?:(?:9\d|1[01]\d|ninety|(?:a|one)\s+hundred(?:\s+and\s+\w+)?)[\s-]*(?:years?|yrs?|y/?o)"
-                       r"(?:[\s-]*old)?|(?:aged?|age of)\s+(?:9\d|1[01]\d|ninety))\b", re.I), 0),
-    ("URL", re.compile(r"\b(?:https?://|www\.)[^\s<>\"]+|\b[a-z0-9-]+\.(?:com|org|net|edu|gov|io|info|health)"
-                       r"(?:/[^\s<>\"]*)?\b", re.I), 0),
-    ("IP_ADDRESS", re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"), 0),
-    ("ID_NUMBER", re.compile(r"(?<![\w.])\d{7,}(?!\w)(?!\.\d)"), 0),
-    # a bare five- or six-digit number (a ZIP code, a house number, an account): not a dose, time or range
-    ("ID_NUMBER", re.compile(r"(?<![\w.,$/:-])\d{5,6}(?![\w%/:-]|[.,]\d)(?!\s*(?:steps|units?|mg|mcg|ml|dollars|bucks|"
-                             r"miles|calories|words|people|feet|ft|meters|times|years|hours|minutes)\b)", re.I), 0),
-    # letters then six or more digits (MC13405927, A0042917): an id of some kind
-    ("ID_NUMBER", re.compile(r"\b[A-Z]{1,4}-?\d{6,}\b"), 0),
-]
 
 # Names said in speech, lowercase: found by what comes before them.
 _RELATIONS = ("wife husband son daughter mom mother mum dad father sister brother friend boss partner girlfriend "
@@ -154,12 +40,6 @@ _NOT_NAMES = set(("a an the and or but so to of in on at for with is was are be 
                   "difficult great bad better worse best worst nice tough weird strange right wrong true sure enough "
                   "in-law in-laws inlaw inlaws law numbers busy stressful stressed anxious depressed upset angry mad "
                   "frustrated overwhelmed calm ready").split())
-
-
-def find_patterns(text: str) -> Iterator[tuple[int, int, str]]:
-    for entity, pattern, group in RECOGNIZERS:
-        for m in pattern.finditer(text):
-            yield m.start(group), m.end(group), entity
 
 
 def find_cued_names(text: str, lexicon: Lexicon | None = None) -> Iterator[tuple[int, int, str]]:
@@ -315,7 +195,6 @@ _PLACE_START = re.compile(r"^(?:[A-ZÀ-ÞĀ-Ž0-9]|(?:apt|suite|unit|ste)\b|nan\
 _HOUSE_BEFORE = re.compile(r"\b\d{1,6}[ \t]+")
 
 
-_SUFFIX_WORD = re.compile(rf"(?:{_SUFFIX})", re.I)
 _SHORT_ACRONYM = re.compile(r"^[A-Z0-9/.\s-]{1,3}$|^[B-DF-HJ-NP-TV-Z]{4,6}$")  # PMH; no vowel: CXR
 
 
@@ -338,8 +217,8 @@ def plausible(entity: str, value: str, source: str, lexicon: Lexicon | None = No
         return False
     if entity == "ADDRESS" and source == "pattern" and lexicon is not None and \
             not re.search(r"\bP\.?\s?O\.?\s*Box\b", v, re.I) and \
-            any(len(w) > 2 and w.lower().strip(".") in lexicon.clinical and not _SUFFIX_WORD.fullmatch(w.strip("."))
-                for w in words_of(v)):
+            any(len(w) > 2 and w.lower().strip(".") in lexicon.clinical
+                and not lexicon.patterns.street_suffix.fullmatch(w.strip(".")) for w in words_of(v)):
         return False  # "on Lexapro 10", "3 way Foley", "to CCu 9": a dose, a device or a ward, not a street
     if entity == "LICENSE_PLATE" and not any(ch.isdigit() for ch in v):
         return False  # "plate in frig"
@@ -395,7 +274,7 @@ def _real_url(value: str, lexicon: Lexicon | None) -> bool:
 
 
 _EVERYDAY_MONTHS = frozenset({"may", "dec", "mar", "march", "jun", "aug"})
-_MONTH_WORD = re.compile(rf"\b{_MONTH}\b\.?", re.I)
+_MONTH_WORD = re.compile(rf"\b{MONTH_PATTERN}\b\.?", re.I)
 
 
 def specific_date(text: str, start: int, end: int) -> bool:

@@ -19,13 +19,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from scribe.domain.cues import find_event_years, find_facilities, find_titled_names
-from scribe.domain.patterns import (
-    RECOGNIZERS as PATTERN_TABLE,
-)
+from scribe.domain.pattern_table import PATTERN_ENTITIES
 from scribe.domain.patterns import (
     find_cued_names,
     find_field_names,
-    find_patterns,
     find_places,
     find_speakers,
 )
@@ -143,8 +140,7 @@ def _rule(name: str, entities: str, kinds: frozenset[TextKind], find: Callable[[
 
 # In the order the composition runs them (on an exact tie in overlap, the earlier find wins).
 RECOGNIZERS: tuple[Recognizer, ...] = (
-    _rule("patterns", " ".join(sorted({e for e, _, _ in PATTERN_TABLE})), EVERY_KIND,
-          lambda v: find_patterns(v.read)),
+    _rule("patterns", " ".join(sorted(PATTERN_ENTITIES)), EVERY_KIND, lambda v: v.lexicon.patterns.find(v.read)),
     _rule("cued names", "PERSON", EVERY_KIND, lambda v: find_cued_names(v.text, v.lexicon)),
     _rule("field names", "PERSON", EVERY_KIND, lambda v: find_field_names(v.read)),
     _rule("places", "LOCATION", EVERY_KIND, lambda v: find_places(v.read)),

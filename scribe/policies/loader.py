@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from scribe.domain.errors import PolicyError
+from scribe.domain.pattern_table import PatternDataError, PatternTable, parse_pattern_table
 from scribe.domain.places import COUNTRIES, US_STATES, place_words
 from scribe.policies.schema import (
     BillingPolicy,
@@ -114,7 +115,25 @@ def _load_redaction(directory: Path) -> RedactionPolicy:
                 where[word] = here
     if not where:
         raise PolicyError(f"{path}: field 'vocabulary': the word files hold no word")
-    return policy.with_clinical_terms(frozenset(where))
+    return policy.with_vocabulary(frozenset(where), _load_patterns(directory, path, policy))
+
+
+def _load_patterns(directory: Path, path: Path, policy: RedactionPolicy) -> PatternTable:
+    """The regular expressions for identifiers with a shape, each checked against its own
+    examples (pattern_table.parse_pattern_table says what is checked)."""
+    table_path = (directory / policy.patterns).resolve()
+    if not table_path.is_relative_to(directory.resolve()):
+        raise PolicyError(f"{path}: field 'patterns': {policy.patterns} is outside the policies directory")
+    try:
+        data = yaml.safe_load(table_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PolicyError(f"{path}: field 'patterns': {policy.patterns} is missing") from None
+    except yaml.YAMLError as exc:
+        raise PolicyError(f"{policy.patterns}: not valid YAML: {exc}") from None
+    try:
+        return parse_pattern_table(data, frozenset(policy.entities))
+    except PatternDataError as exc:
+        raise PolicyError(f"{policy.patterns}: {exc}") from None
 
 
 def load_policies(directory: Path) -> Policies:

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from scribe.domain.pattern_table import NO_PATTERNS, PatternTable
 from scribe.domain.permissions import CLINICAL, CLINICAL_TEXT, PERMISSIONS
 
 
@@ -279,16 +280,26 @@ class RedactionPolicy(Strict):
     vocabulary: list[str] = Field(
         default=["vocabulary/clinical.txt"], min_length=1,
         description="Word files (relative to the policies directory) of clinical words that are no one's name")
+    patterns: str = Field(
+        default="vocabulary/patterns.yaml",
+        description="The regular expressions for identifiers with a shape, each with the examples it must find")
     _clinical_terms: frozenset[str] = PrivateAttr(default=frozenset())
+    _pattern_table: PatternTable = PrivateAttr(default=NO_PATTERNS)
 
     @property
     def clinical_terms(self) -> frozenset[str]:
         """The words of the ``vocabulary`` files, read and checked by the loader."""
         return self._clinical_terms
 
-    def with_clinical_terms(self, words: frozenset[str]) -> RedactionPolicy:
+    @property
+    def pattern_table(self) -> PatternTable:
+        """The ``patterns`` file, read and checked by the loader."""
+        return self._pattern_table
+
+    def with_vocabulary(self, words: frozenset[str], patterns: PatternTable) -> RedactionPolicy:
         policy = self.model_copy()
         policy._clinical_terms = words
+        policy._pattern_table = patterns
         return policy
 
     @field_validator("entities")

@@ -9,14 +9,14 @@ from scribe.domain.patterns import plausible, tidy_person
 from scribe.domain.recognizers import view_of
 from scribe.domain.redaction import ENTITY_TYPES, KnownMatcher
 from scribe.engines.presidio import build_lexicon
-from tests.helpers import shipped_clinical_terms
+from tests.helpers import shipped_clinical_terms, shipped_patterns
 
 EVERYTHING = Composition(thresholds=dict.fromkeys(ENTITY_TYPES, 0.5), specific_dates=True)
 
 
 def found(text: str) -> set[tuple[str, str]]:
     """What the redactor's own composition finds with no NER model and no chart."""
-    spans = EVERYTHING.spans(view_of(text, build_lexicon(shipped_clinical_terms())), [], KnownMatcher.of([]))
+    spans = EVERYTHING.spans(view_of(text, build_lexicon(shipped_clinical_terms(), shipped_patterns())), [], KnownMatcher.of([]))
     return {(s.entity, text[s.start:s.end]) for s in spans}
 
 

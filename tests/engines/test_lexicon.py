@@ -5,16 +5,19 @@ from __future__ import annotations
 import pytest
 
 from scribe.domain.errors import PolicyError
+from scribe.domain.pattern_table import NO_PATTERNS
 from scribe.engines.presidio import build_lexicon
-from tests.helpers import shipped_clinical_terms
+from tests.helpers import shipped_clinical_terms, shipped_patterns
 
 
-def test_a_lexicon_without_the_policys_vocabulary_is_refused() -> None:
+def test_a_lexicon_without_the_policys_vocabulary_or_patterns_is_refused() -> None:
     with pytest.raises(PolicyError, match="vocabulary was not read"):
-        build_lexicon(frozenset())  # every clinical word would look like a name
+        build_lexicon(frozenset(), shipped_patterns())  # every clinical word would look like a name
+    with pytest.raises(PolicyError, match="patterns were not read"):
+        build_lexicon(shipped_clinical_terms(), NO_PATTERNS)  # no phone number, date or address found at all
 
 
 def test_the_lexicon_carries_the_vocabulary_to_every_rule() -> None:
-    lexicon = build_lexicon(shipped_clinical_terms())
+    lexicon = build_lexicon(shipped_clinical_terms(), shipped_patterns())
     assert lexicon.clinical_word("sertraline") and lexicon.clinical_word("Sertralin")  # one slip away
     assert not lexicon.identifying_word("lasix") and lexicon.identifying_word("quixby")

@@ -75,11 +75,11 @@ def test_a_misspelt_redaction_entity_is_refused_not_silently_dropped(tmp_path: P
 
 
 def test_every_entity_a_rule_emits_is_one_a_policy_can_name() -> None:
-    from scribe.domain.patterns import RECOGNIZERS
     from scribe.domain.redaction import ENTITY_TYPES
 
-    assert {entity for entity, _, _ in RECOGNIZERS} <= ENTITY_TYPES
-    assert set(load_policies(ROOT / "policies").redaction.entities) <= ENTITY_TYPES
+    redaction = load_policies(ROOT / "policies").redaction
+    assert len(redaction.pattern_table.rules) >= 25
+    assert redaction.pattern_table.entities <= set(redaction.entities) <= ENTITY_TYPES
 
 
 def test_the_clinical_vocabulary_is_read_from_its_word_files() -> None:
@@ -125,3 +125,57 @@ def test_a_word_of_a_countrys_name_is_refused_too(tmp_path: Path) -> None:
     (d / "vocabulary" / "local.txt").write_text("zealand\n")
     with pytest.raises(PolicyError, match="'zealand' is a place's name"):
         load_policies(d)
+
+
+# Error injection on the pattern file: each planted fault is refused when the policies load,
+# naming the file and the rule, so a broken or drifting rule never reaches a note.
+PATTERN_FAULTS = [
+    ("a rule stops finding its own example (a digit class narrowed)", r"\bNPI(?:", r"\bNPX(?:",
+     r"patterns\[\d+\]\.finds\[0\]: expected to find '1234567893'"),
+    ("a rule starts finding a counter-example", "'a 45 year old', ", "'a 95 year old', ",
+     r"misses\[0\]: expected to find nothing in 'a 95 year old'"),
+    ("a regular expression that does not compile", r"'(?<![\w''])''\d\d\b'", r"'(?<![\w''])''\d\d\b('",
+     r"\.regex: does not compile"),
+    ("a misspelt fragment", "<<NOT_STREET>>", "<<NOT_STRET>>", r"no fragment <<NOT_STRET>>"),
+    ("an entity no pattern may emit", "  - entity: NPI\n", "  - entity: PERSON\n", r"'PERSON' is not an entity a pattern finds"),
+    ("a group the expression lacks", "    group: 1\n", "    group: 3\n", r"\.group: the expression has groups 0\.\.1"),
+    ("a word listed twice", "'street', 'st', ", "'street', 'st', 'street', ", r"STREET_SUFFIX\.any_of: 'street' is listed twice"),
+    ("a rule with no counter-example", "    misses: ['NPI pending']\n", "", r"\.misses: give at least one text"),
+]
+
+
+@pytest.mark.parametrize(("what", "old", "new", "message"), PATTERN_FAULTS, ids=[f[0] for f in PATTERN_FAULTS])
+def test_a_broken_pattern_file_is_refused_naming_the_rule(tmp_path: Path, what: str, old: str, new: str,
+                                                          message: str) -> None:
+    d = copy_policies(tmp_path)
+    path = d / "vocabulary" / "patterns.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text, what
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(PolicyError, match=r"vocabulary/patterns\.yaml: .*" + message):
+        load_policies(d)
+
+
+def test_a_pattern_for_an_entity_the_policy_does_not_name_is_refused(tmp_path: Path) -> None:
+    d = copy_policies(tmp_path)
+    text = (d / "redaction.yaml").read_text().replace("  NPI: {threshold: 0.4}\n", "")
+    (d / "redaction.yaml").write_text(text)
+    with pytest.raises(PolicyError, match=r"NPI is not in redaction.yaml's entities: it would never be redacted"):
+        load_policies(d)
+
+
+def test_the_pattern_file_is_the_one_the_redactor_runs() -> None:
+    """What the file says is what the composition finds: a rule's example, through the whole
+    redaction composition (not only the regular expression)."""
+    from scribe.domain.composition import Composition
+    from scribe.domain.recognizers import view_of
+    from scribe.domain.redaction import KnownMatcher
+    from scribe.domain.vocabulary import Lexicon
+
+    policy = load_policies(ROOT / "policies").redaction
+    lexicon = Lexicon(names=frozenset(), places=frozenset(), common=frozenset({"call", "today"}),
+                      clinical=policy.clinical_terms, patterns=policy.pattern_table)
+    composition = Composition(dict.fromkeys(policy.entities, 0.0), specific_dates=True)
+    text = "call +44 7700 921 916 today"
+    found = [(text[s.start:s.end], s.entity) for s in composition.spans(view_of(text, lexicon), [], KnownMatcher.of([]))]
+    assert found == [("+44 7700 921 916", "PHONE_NUMBER")]
