@@ -69,13 +69,17 @@ class Policies:
         return sorted(keys, key=lambda k: (order.index(k) if k in order else len(order), k))
 
 
-def _load(path: Path, model: type[M]) -> M:
+def _read_yaml(path: Path, missing: str) -> object:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise PolicyError(f"{path}: file is missing") from None
+        raise PolicyError(missing) from None
     except yaml.YAMLError as exc:
         raise PolicyError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
+
+
+def _load(path: Path, model: type[M]) -> M:
+    data = _read_yaml(path, f"{path}: file is missing")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -124,12 +128,7 @@ def _load_patterns(directory: Path, path: Path, policy: RedactionPolicy) -> Patt
     table_path = (directory / policy.patterns).resolve()
     if not table_path.is_relative_to(directory.resolve()):
         raise PolicyError(f"{path}: field 'patterns': {policy.patterns} is outside the policies directory")
-    try:
-        data = yaml.safe_load(table_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PolicyError(f"{path}: field 'patterns': {policy.patterns} is missing") from None
-    except yaml.YAMLError as exc:
-        raise PolicyError(f"{policy.patterns}: not valid YAML: {exc}") from None
+    data = _read_yaml(table_path, f"{path}: field 'patterns': {policy.patterns} is missing")
     try:
         return parse_pattern_table(data, frozenset(policy.entities))
     except PatternDataError as exc:

@@ -179,3 +179,19 @@ def test_the_pattern_file_is_the_one_the_redactor_runs() -> None:
     text = "call +44 7700 921 916 today"
     found = [(text[s.start:s.end], s.entity) for s in composition.spans(view_of(text, lexicon), [], KnownMatcher.of([]))]
     assert found == [("+44 7700 921 916", "PHONE_NUMBER")]
+
+
+@pytest.mark.parametrize(("setting", "content", "message"), [
+    ("vocabulary/gone.yaml", None, r"field 'patterns': vocabulary/gone\.yaml is missing"),
+    ("vocabulary/broken.yaml", "version: [1\n", r"broken\.yaml: not valid YAML"),
+    ("../elsewhere.yaml", "version: 1\n", r"field 'patterns': \.\./elsewhere\.yaml is outside the policies directory"),
+], ids=["missing", "not YAML", "outside"])
+def test_the_pattern_file_itself_must_be_there_and_readable(tmp_path: Path, setting: str, content: str | None,
+                                                            message: str) -> None:
+    d = copy_policies(tmp_path)
+    if content is not None:
+        (d / setting).resolve().write_text(content)
+    text = (d / "redaction.yaml").read_text().replace("patterns: vocabulary/patterns.yaml", f"patterns: {setting}")
+    (d / "redaction.yaml").write_text(text)
+    with pytest.raises(PolicyError, match=message):
+        load_policies(d)
