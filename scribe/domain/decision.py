@@ -22,8 +22,8 @@ class Decision:
     ground: Ground | None = None
 
     @classmethod
-    def allow(cls, reason: str, ground: Ground | None = None) -> Decision:
-        return cls(True, reason, ground)
+    def allow(cls, reason: str) -> Decision:
+        return cls(True, reason)
 
     @classmethod
     def on(cls, ground: Ground, detail: str = "") -> Decision:

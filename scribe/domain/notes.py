@@ -110,6 +110,12 @@ class VersionKind(StrEnum):
     AMENDMENT = "amendment"  # corrected text; the version it supersedes is shown marked "amended"
 
 
+# The versions written from the AI draft (an original, or a supervisee's re-signed revision):
+# they carry the edit figures and the hours, and a return reopens their draft. An addendum or an
+# amendment is the clinician's own text.
+FROM_AI_DRAFT = (VersionKind.ORIGINAL, VersionKind.REVISION)
+
+
 class DraftStatus(StrEnum):
     DRAFTING = "drafting"  # the pipeline is still writing it
     READY = "ready"  # open for the author: never signed, or returned by the supervisor

@@ -30,7 +30,6 @@ class PatternRule:
     entity: str
     pattern: re.Pattern[str]
     group: int = 0
-    note: str = ""
 
 
 @dataclass(frozen=True)
@@ -163,7 +162,7 @@ def parse_pattern_table(data: object, allowed_entities: frozenset[str]) -> Patte
         group = spec.get("group", 0)
         if not isinstance(group, int) or not 0 <= group <= pattern.groups:
             raise PatternDataError(f"{where}.group: the expression has groups 0..{pattern.groups}")
-        rule = PatternRule(str(entity), pattern, group, str(spec.get("note", "")))
+        rule = PatternRule(str(entity), pattern, group)
         _check_examples(rule, spec, where)
         rules.append(rule)
     unused = set(raw_fragments) - used - {"STREET_SUFFIX"}

@@ -25,6 +25,7 @@ from scribe.domain.errors import Conflict, InvalidInput, PermissionDenied
 from scribe.domain.notes import (
     ADDENDUM_MEANING,
     AMENDMENT_MEANING,
+    FROM_AI_DRAFT,
     CosignOutcome,
     EncounterKind,
     LicenceStatus,
@@ -128,7 +129,7 @@ def add_version(s: Session, *, note: Note, encounter: Encounter, actor: User, ki
 def feed_hours(s: Session, encounter: Encounter, version: NoteVersion, now: datetime) -> list[HoursEntry]:
     """A session's first record feeds the ledger: a supervisee's own session counts as direct
     client contact; a supervision meeting as individual (one supervisee) or group supervision."""
-    if version.kind not in (VersionKind.ORIGINAL, VersionKind.REVISION):
+    if version.kind not in FROM_AI_DRAFT:
         return []
     recording = s.exec(select(Recording).where(Recording.encounter_id == encounter.id)).first()
     duration = hours(recording.duration_seconds if recording else 0.0)
@@ -155,7 +156,7 @@ def on_record(s: Session, policies: Policies, encounter: Encounter, version: Not
     """A version just became a record: feed the hours ledger, and drop the audio of a session
     whose client has not consented to keeping it after the note is signed (with a receipt)."""
     feed_hours(s, encounter, version, now)
-    if encounter.client_id is None or version.kind not in (VersionKind.ORIGINAL, VersionKind.REVISION):
+    if encounter.client_id is None or version.kind not in FROM_AI_DRAFT:
         return
     if not check_step(s, policies, client_id=encounter.client_id, step="keep_audio", now=now):
         recording = s.exec(select(Recording).where(Recording.encounter_id == encounter.id)).first()

@@ -30,6 +30,7 @@ from scribe.domain.decision import Decision, Ground
 from scribe.domain.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from scribe.domain.evidence import addresses, check_draft, has_safety_plan, split_sentences
 from scribe.domain.notes import (
+    FROM_AI_DRAFT,
     DraftStatus,
     EncounterKind,
     EncounterStatus,
@@ -202,7 +203,7 @@ def pending_here(s: Session, actor: User, view: ReviewView) -> PendingNote | Non
 def _signed_or_pending(views: list[VersionView]) -> bool:
     """Is there a signed original or revision that has not been returned?"""
     return any(v.state != VersionState.RETURNED for v in views
-               if v.version.kind in (VersionKind.ORIGINAL, VersionKind.REVISION))
+               if v.version.kind in FROM_AI_DRAFT)
 
 
 def review_view(s: Session, key: bytes, policies: Policies, *, actor: User, encounter_id: int,

@@ -29,11 +29,11 @@ from scribe.db.tables import (
 from scribe.domain.errors import Conflict, InvalidInput, PermissionDenied
 from scribe.domain.notes import (
     COSIGN_MEANING,
+    FROM_AI_DRAFT,
     CosignOutcome,
     DraftStatus,
     Resolution,
     Role,
-    VersionKind,
     VersionState,
     can_cosign,
     cosignature_sha256,
@@ -75,7 +75,7 @@ class PendingNote:
         """Written from the AI draft (an original or a re-signed revision), so the share of AI
         text kept and the edit distance mean something; an addendum or amendment is the
         clinician's own text."""
-        return self.version.kind in (VersionKind.ORIGINAL, VersionKind.REVISION)
+        return self.version.kind in FROM_AI_DRAFT
 
 
 def _pending_versions(s: Session, supervisees: list[User]) -> list[tuple[NoteVersion, Note, Encounter]]:
@@ -95,7 +95,7 @@ def diffs_for(s: Session, version: NoteVersion, encounter: Encounter) -> list[Se
     """Each section's AI draft against what the supervisee signed (an addendum: its text alone)."""
     draft = s.exec(select(Draft).where(Draft.encounter_id == encounter.id)).first()
     ai = {}
-    if draft is not None and version.kind in (VersionKind.ORIGINAL, VersionKind.REVISION):
+    if draft is not None and version.kind in FROM_AI_DRAFT:
         ai = {x.key: x.ai_text for x in s.exec(select(DraftSection).where(DraftSection.draft_id == draft.id))}
     return [SectionDiff(sec["title"], word_diff(ai.get(sec["key"], ""), sec["text"])) for sec in version.content["sections"]]
 
@@ -180,7 +180,7 @@ def return_note(s: Session, key: bytes, *, actor: User, version_id: int, comment
         raise InvalidInput(f"say what to change (3 to {MAX_COMMENT_CHARS} characters)")
     version, note, encounter, _ = _decide(s, key, actor=actor, version_id=version_id, now=now)
     row = _add_decision(s, actor=actor, version=version, outcome=CosignOutcome.RETURNED, comment=comment, now=now)
-    if version.kind in (VersionKind.ORIGINAL, VersionKind.REVISION):
+    if version.kind in FROM_AI_DRAFT:
         draft = s.exec(select(Draft).where(Draft.encounter_id == encounter.id)).one()
         draft.status = DraftStatus.READY
         draft.lock_version += 1
@@ -209,7 +209,7 @@ class SuperviseeSummary:
 def _quality(s: Session, user: User) -> QualitySummary:
     rows = s.exec(select(NoteVersion).join(Note, col(Note.id) == NoteVersion.note_id)
                   .where(Note.clinician_id == user.id, NoteVersion.signer_id == user.id,
-                         col(NoteVersion.kind).in_([VersionKind.ORIGINAL, VersionKind.REVISION]))).all()
+                         col(NoteVersion.kind).in_(FROM_AI_DRAFT))).all()
     cosigns = {c.note_version_id: c.outcome for c in s.exec(select(Cosignature).where(
         col(Cosignature.note_version_id).in_([r.id for r in rows])))}
     signed = [r for r in rows if cosigns.get(r.id or 0) != CosignOutcome.RETURNED]
