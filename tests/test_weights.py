@@ -18,10 +18,21 @@ def test_the_manifest_pins_every_source_and_assembled_file() -> None:
     for name, spec in manifest["models"].items():
         assert spec["licence"] and spec["origin"], name
         for src in spec["sources"]:
-            assert len(src["wheel_sha256"]) == 64 and src["version"], name
-        if spec["kind"] != "spacy_dir":
+            if "file" in src:  # a model trained here, kept in the repository: its archive is pinned
+                assert len(src["sha256"]) == 64 and (ROOT / "models" / src["file"]).is_file(), name
+                assert hashlib.sha256((ROOT / "models" / src["file"]).read_bytes()).hexdigest() == src["sha256"], name
+            else:
+                assert len(src["wheel_sha256"]) == 64 and src["version"], name
+        if spec["kind"] not in ("spacy_dir", "spacy_archive"):
             assert len(spec["assembled"]["sha256"]) == 64, name
     assert set(manifest["profiles"]) == {"default", "test"}
+
+
+def test_both_profiles_redact_notes_with_the_model_trained_here() -> None:
+    from scribe.weights import profile_paths
+
+    for profile in ("default", "test"):
+        assert profile_paths(ROOT / "models", profile).notes_ner == ROOT / "models" / "notes-ner"
 
 
 def test_a_file_with_the_wrong_checksum_is_refused_and_removed(tmp_path: Path) -> None:
@@ -88,3 +99,71 @@ def test_wheel_members_are_extracted(tmp_path: Path) -> None:
     assert (tmp_path / "dir" / "config.cfg").exists() is False
     _extract(wheel, "pkg/_model/", tmp_path / "dir")
     assert (tmp_path / "dir" / "config.cfg").read_bytes() == b"cfg"
+
+
+def _archive_install(tmp_path: Path, members: dict[str, bytes], *, pin: str | None = None) -> Path:
+    """A models directory whose one model is a tar.gz kept beside the manifest (as notes-ner is)."""
+    import io
+    import tarfile
+
+    models = tmp_path / "models"
+    (models / "trained").mkdir(parents=True)
+    archive = models / "trained" / "tiny.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    digest = pin or hashlib.sha256(archive.read_bytes()).hexdigest()
+    (models / "manifest.yaml").write_text(
+        "version: 1\nprofiles: {test: [tiny]}\nmodels:\n  tiny:\n    use: test\n    kind: spacy_archive\n"
+        f"    licence: MIT\n    origin: here\n    sources:\n      - {{file: trained/tiny.tar.gz, sha256: {digest}}}\n")
+    return models
+
+
+def test_a_model_trained_here_is_installed_from_its_pinned_archive_and_verified(tmp_path: Path) -> None:
+    from scribe.weights import install
+
+    models = _archive_install(tmp_path, {"config.cfg": b"cfg", "ner/model": b"weights"})
+    install(models, "test", log=lambda _: None)
+    assert (models / "tiny" / "ner" / "model").read_bytes() == b"weights"
+    assert verify(models, "test") == []
+    (models / "tiny" / "ner" / "model").write_bytes(b"weightz")
+    assert verify(models, "test") == ["tiny: ner/model was altered (sha256)"]
+
+
+def test_an_altered_archive_is_refused_and_nothing_is_installed(tmp_path: Path) -> None:
+    from scribe.weights import install
+
+    models = _archive_install(tmp_path, {"config.cfg": b"cfg"}, pin="0" * 64)
+    with pytest.raises(ChecksumMismatch, match=r"trained/tiny\.tar\.gz"):
+        install(models, "test", log=lambda _: None)
+    assert not (models / "tiny").exists()
+
+
+def test_an_archive_cannot_write_outside_its_model_directory(tmp_path: Path) -> None:
+    import tarfile
+
+    from scribe.weights import install
+
+    models = _archive_install(tmp_path, {"../../escaped.txt": b"x"})
+    with pytest.raises(tarfile.FilterError):
+        install(models, "test", log=lambda _: None)
+    assert not (tmp_path / "escaped.txt").exists() and not (models / "escaped.txt").exists()
+    assert not (models / "tiny").exists()
+
+
+def test_a_policy_that_reads_notes_with_the_notes_model_needs_a_profile_that_has_it(tmp_path: Path) -> None:
+    from scribe.config import Settings
+    from scribe.domain.errors import ModelMissing
+    from scribe.engines.build import build_redactor
+    from scribe.policies import load_policies
+
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "manifest.yaml").write_text(
+        "version: 1\nprofiles: {test: [w, l, s]}\nmodels: {w: {kind: whisper_ct2}, l: {kind: gguf_llm}, "
+        "s: {kind: spacy_dir}}\n")
+    policy = load_policies(ROOT / "policies").redaction.model_copy(update={"notes_model": True})
+    with pytest.raises(ModelMissing, match="notes-ner"):
+        build_redactor(Settings(data_dir=tmp_path / "var", models_dir=models, model_profile="test"), policy)

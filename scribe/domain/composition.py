@@ -13,21 +13,43 @@ from scribe.domain.patterns import extend_addresses, plausible, specific_date, t
 from scribe.domain.proper_nouns import find_block_lines
 from scribe.domain.recognizers import RECOGNIZERS, Find, Recognizer, TextKind, TextView
 from scribe.domain.redaction import ENTITY_TYPES, KnownMatcher, Span, merge_spans
-from scribe.domain.vocabulary import weak_find
+from scribe.domain.vocabulary import clinical_only, weak_find, words_of
 
 _NAMED = frozenset({"PERSON", "ORGANIZATION", "LOCATION", "NRP"})
 RULE_SCORE = 0.7  # what a rule's find scores (a model's find keeps the model's score)
 SPEECH_DISCOUNT = 0.9  # a model's person or place in speech read capitalised: every word looks like a name
+STOCK = "presidio"  # the stock NER model (spaCy's en_core_web_md) and Presidio's own recognizers
+NOTES_MODEL = "notes"  # the NER trained here on clinical notes (bench/train_notes_ner.py)
+NOTES_MODEL_SCORE = 0.8  # spaCy's entity recognizer gives no confidence: what each of its finds scores
+
+
+def reads_notes_model(view: TextView) -> bool:
+    """The notes model learned nursing notes (capitals, shorthand): it reads those only. On
+    speech and prose it would see a kind of text it never saw in training."""
+    return view.note
+
+
+def _notes_name_holds(view: TextView, m: ModelFind, value: str, every: Sequence[ModelFind]) -> bool:
+    """The notes model puts a name or place wherever a note's context has one, so an unlisted
+    word there is often a drug or a typo ('HEMATURIA', 'labetolol', 'FENTYNL'). Its find holds
+    when it is not clinical words only and a word is a known name or place, or the stock model
+    found a person, place or organisation there too (two models that read differently agree)."""
+    if clinical_only(value, view.lexicon):
+        return False
+    return any(view.lexicon.known_name_or_place(w) for w in words_of(value)) or \
+        any(o.source == STOCK and o.entity in _NAMED and o.start < m.end and m.start < o.end for o in every)
 
 
 @dataclass(frozen=True)
 class ModelFind:
-    """One find of the NER model (or of a recognizer built into its adapter), on the view's ``read`` text."""
+    """One find of an NER model (or of a recognizer built into its adapter), on the view's
+    ``read`` text; ``source`` says which model (STOCK or NOTES_MODEL)."""
 
     start: int
     end: int
     entity: str
     score: float
+    source: str = STOCK
 
 
 class UnknownEntity(ValueError):
@@ -63,7 +85,7 @@ class Composition:
         the model's that pass its checks, then the rules'."""
         text = view.text
         found = chart.find(text)
-        found += [f for m in model if (f := self._model_find(view, m)) is not None]
+        found += [f for m in model if (f := self._model_find(view, m, model)) is not None]
         rules = [r for r in self.recognizers if r.applies_to(view)]
         checked: list[Find] = [f for r in rules if not r.certain for f in r.find(view)]
         checked = extend_addresses(view.read, checked)
@@ -80,21 +102,25 @@ class Composition:
         return [Span(take_initial(text, f.start), f.end, f.entity, f.score, f.source, f.key)
                 if f.entity == "PERSON" else f for f in found]
 
-    def _model_find(self, view: TextView, m: ModelFind) -> Span | None:
+    def _model_find(self, view: TextView, m: ModelFind, every: Sequence[ModelFind]) -> Span | None:
         text, speech = view.text, view.kind is TextKind.SPEECH
+        if m.source == NOTES_MODEL and not reads_notes_model(view):
+            return None
         if m.score < self.thresholds.get(m.entity, 1.1):
             return None
         if speech and m.entity in ("ORGANIZATION", "NRP"):
             return None  # in speech read capitalised every word looks like an organisation
         value = text[m.start : m.end]
-        if m.entity == "DATE_TIME" and self.specific_dates and not specific_date(text, m.start, m.end):
+        if m.entity in ("DATE_TIME", "DATE") and self.specific_dates and not specific_date(text, m.start, m.end):
             return None  # "last week", "Tuesday", "about a 5": not identifying; needed for a useful note
         if not plausible(m.entity, value, "presidio", view.lexicon):
             return None
         if clinical_in_context(text, m.entity, m.start, m.end, note=view.note):
             return None
-        if m.entity in _NAMED and weak_find(value, view.lexicon, capitals_text=view.kind is TextKind.CAPITALS,
-                                            shorthand=view.kind is TextKind.SHORTHAND):
+        if m.entity in _NAMED and m.source == NOTES_MODEL and not _notes_name_holds(view, m, value, every):
             return None
+        if m.entity in _NAMED and m.source == STOCK and weak_find(
+                value, view.lexicon, capitals_text=view.kind is TextKind.CAPITALS, shorthand=view.kind is TextKind.SHORTHAND):
+            return None  # the stock model cannot see case in capitals or lowercase: an unknown word is its guess
         start, end = tidy_person(text, m.start, m.end) if m.entity == "PERSON" else (m.start, m.end)
-        return Span(start, end, m.entity, float(m.score) * (SPEECH_DISCOUNT if speech else 1.0), "presidio")
+        return Span(start, end, m.entity, float(m.score) * (SPEECH_DISCOUNT if speech else 1.0), m.source)

@@ -22,7 +22,7 @@ class Span:
     end: int
     entity: str
     score: float
-    source: str  # "chart" | "presidio" | "pattern"
+    source: str  # "chart" | "presidio" | "notes" (the notes model) | "pattern"
     key: str | None = None  # for chart identifiers: which chart item it is (same key, same surrogate)
 
 

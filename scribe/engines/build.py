@@ -108,7 +108,11 @@ def build_redactor(settings: Settings, policy: RedactionPolicy) -> PresidioRedac
     from scribe.engines.presidio import PresidioRedactor
 
     paths = profile_paths(settings.models_dir, settings.model_profile)
-    return PresidioRedactor(paths.spacy, policy, workers=settings.cpu_threads)
+    if policy.notes_model and paths.notes_ner is None:
+        raise ModelMissing(f"the redaction policy reads notes with the notes model, but profile "
+                           f"{settings.model_profile!r} has none (models/manifest.yaml: notes-ner)")
+    return PresidioRedactor(paths.spacy, policy, workers=settings.cpu_threads,
+                            notes_model_dir=paths.notes_ner if policy.notes_model else None)
 
 
 def build_drafter(settings: Settings) -> Drafter:

@@ -13,11 +13,11 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from scribe.domain.composition import Composition, ModelFind
+from scribe.domain.composition import NOTES_MODEL, NOTES_MODEL_SCORE, Composition, ModelFind, reads_notes_model
 from scribe.domain.errors import EngineError, ModelMissing, PolicyError
 from scribe.domain.pattern_table import PatternTable
 from scribe.domain.places import place_words
-from scribe.domain.recognizers import view_of
+from scribe.domain.recognizers import TextView, view_of
 from scribe.domain.redaction import KnownIdentifier, KnownMatcher, Span, SurrogateMap, apply_surrogates, pieces
 from scribe.domain.transcript import Segment, model_line
 from scribe.domain.vocabulary import Lexicon
@@ -107,9 +107,15 @@ def _keep_freed_memory() -> None:
 
 
 class PresidioRedactor:
-    def __init__(self, spacy_model_dir: Path, policy: RedactionPolicy, *, workers: int = 1) -> None:
-        if not (spacy_model_dir / "config.cfg").exists():
-            raise ModelMissing(f"spaCy model not found in {spacy_model_dir}: run `scribe models install`")
+    """``notes_model_dir``: the NER trained here on clinical notes (models/manifest.yaml's
+    notes-ner), read beside the stock model on notes in capitals or shorthand when the policy
+    turns it on (``notes_model``); None leaves it out."""
+
+    def __init__(self, spacy_model_dir: Path, policy: RedactionPolicy, *, workers: int = 1,
+                 notes_model_dir: Path | None = None) -> None:
+        for model_dir in (spacy_model_dir, notes_model_dir):
+            if model_dir is not None and not (model_dir / "config.cfg").exists():
+                raise ModelMissing(f"spaCy model not found in {model_dir}: run `scribe models install`")
         _keep_freed_memory()
         try:
             _offline_tldextract()
@@ -160,9 +166,17 @@ class PresidioRedactor:
         self._floor = min(self._composition.thresholds.values())
         self._lexicon = build_lexicon(policy.clinical_terms, policy.pattern_table)
         self._spacy_dir = spacy_model_dir
+        self._notes_dir = notes_model_dir
+        self._notes_nlp: Any = None
+        if notes_model_dir is not None:
+            import spacy
+
+            # trained with spacy-en-md's static vectors, which its archive leaves out: it reads them from
+            # the stock model's vocabulary (one copy in memory)
+            self._notes_nlp = spacy.load(notes_model_dir, vocab=nlp.vocab, exclude=["vocab"])
         self._workers = max(1, workers)
         self._pool: ProcessPoolExecutor | None = None
-        self.name = f"presidio+{spacy_model_dir.name}"
+        self.name = f"presidio+{spacy_model_dir.name}" + (f"+{notes_model_dir.name}" if notes_model_dir else "")
 
     def find_spans(self, text: str, known: list[KnownIdentifier]) -> list[Span]:
         """Every identifier in ``text`` (see ``find_spans_batch``)."""
@@ -233,7 +247,8 @@ class PresidioRedactor:
         if self._pool is None:
             # forkserver: helpers start from a clean process, never a copy of a threaded server
             self._pool = ProcessPoolExecutor(max_workers=self._workers - 1, mp_context=get_context("forkserver"),
-                                             initializer=_start_helper, initargs=(self._spacy_dir, self._policy))
+                                             initializer=_start_helper,
+                                             initargs=(self._spacy_dir, self._policy, self._notes_dir))
         return self._pool
 
     def _find_spans_here(self, texts: Sequence[str], known: list[KnownIdentifier]) -> list[list[Span]]:
@@ -242,13 +257,24 @@ class PresidioRedactor:
         decides the rest."""
         chart = KnownMatcher.of(known)
         views = [view_of(t, self._lexicon) for t in texts]
+        notes = self._notes_finds(views)
         out = []
-        for view, (_, nlp_artifacts) in zip(views, self._artifacts([v.read for v in views]), strict=True):
+        for view, (_, nlp_artifacts), extra in zip(views, self._artifacts([v.read for v in views]), notes, strict=True):
             model = [ModelFind(r.start, r.end, r.entity_type, float(r.score))
                      for r in self._analyzer.analyze(text=view.text, language="en",
                                                      entities=self._entities_for(view.text),
                                                      score_threshold=self._floor, nlp_artifacts=nlp_artifacts)]
-            out.append(self._composition.spans(view, model, chart))
+            out.append(self._composition.spans(view, model + extra, chart))
+        return out
+
+    def _notes_finds(self, views: list[TextView]) -> list[list[ModelFind]]:
+        """The notes model's entities, for the views it reads (notes in capitals or shorthand)."""
+        out: list[list[ModelFind]] = [[] for _ in views]
+        if self._notes_nlp is None:
+            return out
+        which = [i for i, v in enumerate(views) if reads_notes_model(v)]
+        for i, doc in zip(which, self._notes_nlp.pipe([views[i].read for i in which], batch_size=_BATCH), strict=True):
+            out[i] = [ModelFind(e.start_char, e.end_char, e.label_, NOTES_MODEL_SCORE, NOTES_MODEL) for e in doc.ents]
         return out
 
     def _artifacts(self, texts: list[str]) -> Iterator[tuple[str, Any]]:
@@ -337,9 +363,9 @@ def _ner_entities(doc: Any, config: Any) -> tuple[list[Any], list[float]]:
 _HELPER: PresidioRedactor | None = None
 
 
-def _start_helper(spacy_model_dir: Path, policy: RedactionPolicy) -> None:
+def _start_helper(spacy_model_dir: Path, policy: RedactionPolicy, notes_model_dir: Path | None) -> None:
     global _HELPER  # noqa: PLW0603 - one redactor per helper process, made by its initializer
-    _HELPER = PresidioRedactor(spacy_model_dir, policy, workers=1)
+    _HELPER = PresidioRedactor(spacy_model_dir, policy, workers=1, notes_model_dir=notes_model_dir)
 
 
 def _find_in_helper(texts: list[str], known: list[KnownIdentifier]) -> list[list[Span]]:

@@ -283,6 +283,10 @@ class RedactionPolicy(Strict):
     patterns: str = Field(
         default="vocabulary/patterns.yaml",
         description="The regular expressions for identifiers with a shape, each with the examples it must find")
+    notes_model: bool = Field(
+        default=False,
+        description="Also read clinical notes in capitals or shorthand with the NER trained on nursing notes "
+                    "(models: notes-ner): more identifiers found there, and more words removed that were none")
     _clinical_terms: frozenset[str] = PrivateAttr(default=frozenset())
     _pattern_table: PatternTable = PrivateAttr(default=NO_PATTERNS)
 

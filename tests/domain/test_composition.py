@@ -11,7 +11,14 @@ from collections.abc import Iterable
 
 import pytest
 
-from scribe.domain.composition import SPEECH_DISCOUNT, Composition, ModelFind, UnknownEntity
+from scribe.domain.composition import (
+    NOTES_MODEL,
+    NOTES_MODEL_SCORE,
+    SPEECH_DISCOUNT,
+    Composition,
+    ModelFind,
+    UnknownEntity,
+)
 from scribe.domain.recognizers import (
     EVERY_KIND,
     RECOGNIZERS,
@@ -106,6 +113,37 @@ def test_a_find_below_its_threshold_is_dropped_and_speech_discounts_the_rest() -
     (span,) = [s for s in COMPOSE.on_shadow(speech, [_person(speech, "laura quill")], NO_CHART)
                if s.source == "presidio"]
     assert span.score == pytest.approx(0.85 * SPEECH_DISCOUNT)
+
+
+def _notes_find(view: TextView, words: str, entity: str) -> ModelFind:
+    start = view.text.index(words)
+    return ModelFind(start, start + len(words), entity, NOTES_MODEL_SCORE, NOTES_MODEL)
+
+
+@pytest.mark.parametrize(("text", "find", "entity", "kept"), [
+    ("PT SENT TO TULSA EW FOR EVAL, SON AT BEDSIDE.", "TULSA", "LOCATION", True),            # capitals
+    ("pt sent to tulsa ew for eval, abd soft, tol po, son at bedside.", "tulsa", "LOCATION", True),  # shorthand
+    ("We drove to Tulsa for the weekend.", "Tulsa", "LOCATION", False),                    # prose: not read
+    ("we drove to tulsa for the weekend", "tulsa", "LOCATION", False),                     # speech: not read
+    ("PT TO HAVE LASIX 40 IV, WIFE AWARE, QUILL AT BEDSIDE.", "LASIX", "PERSON", False),  # clinical vocabulary
+    ("PT SENT TO WARREN EW FOR EVAL, SON AT BEDSIDE.", "WARREN", "LOCATION", False),      # unlisted, the model alone
+    ("PT C/O CP 5/10 AT REST, NTG GIVEN.", "5/10", "DATE", False),                         # a pain score
+    ("PT LAST SEEN 11/17 BY PCP, NTG GIVEN.", "11/17", "DATE", True),
+])
+def test_the_notes_models_finds_are_read_on_notes_only_and_pass_the_same_checks(
+        text: str, find: str, entity: str, kept: bool) -> None:
+    view = view_of(text, LEX)
+    spans = COMPOSE.on_shadow(view, [_notes_find(view, find, entity)], NO_CHART)
+    assert any(s.source == NOTES_MODEL and text[s.start:s.end] == find for s in spans) is kept
+
+
+def test_an_unlisted_word_from_the_notes_model_holds_when_the_stock_model_found_it_too() -> None:
+    text = "PT SENT TO WARREN EW FOR EVAL, SON AT BEDSIDE."
+    view = view_of(text, LEX)
+    notes = _notes_find(view, "WARREN", "LOCATION")
+    stock = _person(view, "WARREN", entity="ORGANIZATION", score=0.1)  # below its threshold: agreement is enough
+    spans = COMPOSE.on_shadow(view, [notes, stock], NO_CHART)
+    assert [(text[s.start:s.end], s.source) for s in spans if s.source != "pattern"] == [("WARREN", NOTES_MODEL)]
 
 
 def test_undated_dates_are_kept_when_the_policy_redacts_every_date() -> None:
