@@ -92,14 +92,29 @@ def _save_record(models_dir: Path, record: dict[str, Any]) -> None:
 def verify(models_dir: Path, profile: str) -> list[str]:
     """Problems with the installed models of a profile; empty when all is intact."""
     record = _record(models_dir)
-    return [p for name in load_manifest(models_dir)["profiles"][profile] for p in _model_problems(models_dir, name, record)]
+    manifest = load_manifest(models_dir)
+    return [p for name in manifest["profiles"][profile]
+            for p in _model_problems(models_dir, name, record, pins=_pins(manifest["models"].get(name)))]
 
 
-def _model_problems(models_dir: Path, name: str, record: dict[str, Any], *, hashes: bool = True) -> list[str]:
-    """What is missing or altered in one installed model (sizes only when ``hashes`` is off)."""
+def _pins(spec: dict[str, Any] | None) -> list[str] | None:
+    """What the manifest pins a model's sources to, as installed.json records them (a file kept
+    here with its sha256: a retrained model has the same name and a new archive)."""
+    if spec is None or "sources" not in spec:
+        return None
+    return [f"{s['file']}@sha256:{s['sha256']}" if "file" in s else f"{s['package']}=={s['version']}"
+            for s in spec["sources"]]
+
+
+def _model_problems(models_dir: Path, name: str, record: dict[str, Any], *, pins: list[str] | None = None,
+                    hashes: bool = True) -> list[str]:
+    """What is missing, altered or out of date in one installed model (sizes only when ``hashes``
+    is off; ``pins``: the manifest's sources, which the installed ones must be)."""
     entry = record.get(name)
     if entry is None:
         return [f"{name}: not installed"]
+    if pins is not None and entry.get("sources") != pins:
+        return [f"{name}: installed from {entry.get('sources')}, but the manifest pins {pins}"]
     problems: list[str] = []
     for rel, digest in entry["files"].items():
         path = models_dir / name / rel
@@ -118,7 +133,7 @@ def install(models_dir: Path, profile: str, *, log: Callable[[str], None] = prin
     cache.mkdir(parents=True, exist_ok=True)
     for name in manifest["profiles"][profile]:
         spec = manifest["models"][name]
-        if not force and not _model_problems(models_dir, name, _record(models_dir), hashes=False):
+        if not force and not _model_problems(models_dir, name, _record(models_dir), pins=_pins(spec), hashes=False):
             log(f"{name}: already installed (run `scribe models verify` for the full checksums)")
             continue
         log(f"{name}: installing ({spec['use']})")
@@ -139,7 +154,7 @@ def install(models_dir: Path, profile: str, *, log: Callable[[str], None] = prin
         record[name] = {
             "licence": spec["licence"],
             "origin": spec["origin"],
-            "sources": [s["file"] if "file" in s else f"{s['package']}=={s['version']}" for s in spec["sources"]],
+            "sources": _pins(spec),
             "assembled_sha256": spec.get("assembled", {}).get("sha256"),
             "files": {rel: sha256_file(p) for rel, p in files.items()},
             "sizes": {rel: p.stat().st_size for rel, p in files.items()},

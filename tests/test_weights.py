@@ -132,6 +132,24 @@ def test_a_model_trained_here_is_installed_from_its_pinned_archive_and_verified(
     assert verify(models, "test") == ["tiny: ner/model was altered (sha256)"]
 
 
+def test_a_retrained_model_is_out_of_date_until_installed_again(tmp_path: Path) -> None:
+    from scribe.weights import install
+
+    models = _archive_install(tmp_path, {"config.cfg": b"cfg", "ner/model": b"weights"})
+    install(models, "test", log=lambda _: None)
+    old_pin = hashlib.sha256((models / "trained" / "tiny.tar.gz").read_bytes()).hexdigest()
+    retrained = _archive_install(tmp_path / "next", {"config.cfg": b"cfg", "ner/model": b"better weights"})
+    (models / "trained" / "tiny.tar.gz").write_bytes((retrained / "trained" / "tiny.tar.gz").read_bytes())
+    new_pin = hashlib.sha256((models / "trained" / "tiny.tar.gz").read_bytes()).hexdigest()
+    manifest = models / "manifest.yaml"
+    manifest.write_text(manifest.read_text().replace(old_pin, new_pin))
+    (problem,) = verify(models, "test")
+    assert "manifest pins" in problem and new_pin in problem
+    install(models, "test", log=lambda _: None)  # not "already installed"
+    assert (models / "tiny" / "ner" / "model").read_bytes() == b"better weights"
+    assert verify(models, "test") == []
+
+
 def test_an_altered_archive_is_refused_and_nothing_is_installed(tmp_path: Path) -> None:
     from scribe.weights import install
 
