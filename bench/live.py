@@ -30,7 +30,7 @@ from sqlmodel import col, select
 from bench.common import EVAL, OUT, normalise, reference_turns, speaker_accuracy, table
 from scribe.config import Settings
 from scribe.db.engine import session_scope
-from scribe.db.tables import Encounter, Job, Transcript, TranscriptSegment
+from scribe.db.tables import Draft, Encounter, Job, Transcript, TranscriptSegment
 from scribe.domain.notes import EncounterStatus
 from scribe.engines.build import build_engines
 from scribe.engines.offline import force_offline
@@ -116,6 +116,9 @@ def outcome(rt, encounter_id: int, reference: str, spans: list[tuple[float, floa
         rows = s.exec(select(TranscriptSegment).where(TranscriptSegment.transcript_id == t.id)
                       .order_by(col(TranscriptSegment.idx))).all()
         stages = {j.kind: round(j.seconds_taken, 1) for j in s.exec(select(Job).where(Job.encounter_id == encounter_id))}
+        draft = s.exec(select(Draft).where(Draft.encounter_id == encounter_id)).one()
+        drafting = {"parts_noted": len(t.digests or []), "prompt_tokens": draft.prompt_tokens,
+                    "generated_tokens": draft.generated_tokens}
         words = [Word(*w) for r in rows for w in r.words]
         text = " ".join(r.text for r in rows)
     right = aligned = 0
@@ -127,7 +130,8 @@ def outcome(rt, encounter_id: int, reference: str, spans: list[tuple[float, floa
         r, n = speaker_accuracy([(w.text, x.speaker.value) for x in labelled for w in x.words], reference_turns(ref))
         right, aligned = right + r, aligned + n
     return {"wer": jiwer.wer(" ".join(normalise(reference)), " ".join(normalise(text))),
-            "speaker_words_right": right / aligned if aligned else None, "words_aligned": aligned, "stages": stages}
+            "speaker_words_right": right / aligned if aligned else None, "words_aligned": aligned, "stages": stages,
+            "drafting": drafting}
 
 
 def main() -> None:
@@ -191,9 +195,11 @@ def main() -> None:
     peak_child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     rows = [
         {"path": "live", "end_to_queue_s": round(live_to_queue, 1), "wer": live["wer"],
-         "speaker_words_right": live["speaker_words_right"], "stages_s": json.dumps(live["stages"])},
+         "speaker_words_right": live["speaker_words_right"], "stages_s": json.dumps(live["stages"]),
+         "drafting": json.dumps(live["drafting"])},
         {"path": "cold", "end_to_queue_s": round(cold_to_queue, 1), "wer": cold["wer"],
-         "speaker_words_right": cold["speaker_words_right"], "stages_s": json.dumps(cold["stages"])},
+         "speaker_words_right": cold["speaker_words_right"], "stages_s": json.dumps(cold["stages"]),
+         "drafting": json.dumps(cold["drafting"])},
     ]
     summary = {
         "profile": args.profile, "audio_minutes": round(seconds / 60, 1), "speed": args.speed,

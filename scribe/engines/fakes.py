@@ -24,7 +24,15 @@ from scribe.domain.transcript import (
     model_line,
     parse_plain_transcript,
 )
-from scribe.engines.protocols import Audio, Deadline, DraftResult, PseudonymizedTranscript, SectionRequest, VoiceHints
+from scribe.engines.protocols import (
+    Audio,
+    Deadline,
+    DigestResult,
+    DraftResult,
+    PseudonymizedTranscript,
+    SectionRequest,
+    VoiceHints,
+)
 
 SAMPLE_LINES = """CLINICIAN: Welcome back. How has your week been?
 CLIENT: It was stressful at work but I slept better, about seven hours most nights.
@@ -143,17 +151,29 @@ class FakeDrafter:
 
     name = "fake-drafter"
     leaves_host = False
+    digests = True
 
     def __init__(self, *, fail_with: Exception | None = None, extra_sentence: str | None = None,
                  cost_seconds: float = 0.0) -> None:
         self.calls: list[tuple[PseudonymizedTranscript, str, list[SectionRequest]]] = []
+        self.earlier: list[tuple[str, ...]] = []  # the notes each draft was given
+        self.digested: list[PseudonymizedTranscript] = []  # each part notes were taken on
         self.fail_with = fail_with
         self.cost_seconds = cost_seconds
         self.extra_sentence = extra_sentence
 
+    def digest(self, part: PseudonymizedTranscript, deadline: Deadline | None = None) -> DigestResult:
+        """One line per turn of the part, as '- The client said: ...' (deterministic)."""
+        self.digested.append(part)
+        if self.fail_with is not None:
+            raise self.fail_with
+        lines = [f"- The {'client' if s.speaker.is_client else 'clinician'} said: {s.text}" for s in part.segments]
+        return DigestResult("\n".join(lines), len(part.text.split()), sum(len(x.split()) for x in lines), 0.0)
+
     def draft(self, transcript: PseudonymizedTranscript, note_name: str, sections: list[SectionRequest],
-              deadline: Deadline | None = None) -> DraftResult:
+              deadline: Deadline | None = None, earlier: tuple[str, ...] = ()) -> DraftResult:
         self.calls.append((transcript, note_name, sections))
+        self.earlier.append(earlier)
         if self.fail_with is not None:
             raise self.fail_with
         time.sleep(self.cost_seconds)

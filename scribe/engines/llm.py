@@ -14,10 +14,15 @@ from scribe.domain.errors import EngineError, ModelMissing
 from scribe.engines.offline import force_offline
 from scribe.engines.prompts import (
     chat_messages,
+    clean_digest,
     clean_output,
-    transcript_block,
+    digest_messages,
+    source_block,
 )
-from scribe.engines.protocols import Deadline, DraftResult, PseudonymizedTranscript, SectionRequest
+from scribe.engines.protocols import Deadline, DigestResult, DraftResult, PseudonymizedTranscript, SectionRequest
+
+Messages = list[dict[str, str]]
+DIGEST_MAX_NEW = 200
 
 
 def _tokenizer(path: Path) -> Any:
@@ -34,23 +39,40 @@ class _SectionDrafter:
 
     name = "drafter"
     leaves_host = False  # True only for a drafter that sends the transcript through the egress gateway
+    digests = True  # a long session is read in parts as it is recorded (scribe.domain.digest)
+    _max_new = 160
 
-    def _generate(self, transcript_text: str, note_name: str, section: SectionRequest,
-                  deadline: Deadline | None) -> tuple[str, int, int]:
-        """Return (text, prompt tokens, generated tokens) for one section, stopping early
-        once ``deadline`` has passed (the caller then fails the stage)."""
+    def _generate(self, messages: Messages, static: str, deadline: Deadline | None,
+                  max_new: int) -> tuple[str, int, int]:
+        """Return (text, prompt tokens, generated tokens) for one prompt, stopping early once
+        ``deadline`` has passed (the caller then fails the stage). ``static``: the part of the
+        user message every section shares (an executor may read it once), or empty."""
         raise NotImplementedError
 
+    def digest(self, part: PseudonymizedTranscript, deadline: Deadline | None = None) -> DigestResult:
+        started = time.perf_counter()
+        try:
+            text, n_prompt, n_generated = self._generate(digest_messages(part.text), "", deadline, DIGEST_MAX_NEW)
+            if deadline is not None:
+                deadline.check()
+        except EngineError:
+            raise
+        except Exception as exc:
+            raise EngineError(f"note-taking failed ({exc.__class__.__name__})", retryable=True) from exc
+        return DigestResult(clean_digest(text), n_prompt, n_generated, time.perf_counter() - started)
+
     def draft(self, transcript: PseudonymizedTranscript, note_name: str, sections: list[SectionRequest],
-              deadline: Deadline | None = None) -> DraftResult:
+              deadline: Deadline | None = None, earlier: tuple[str, ...] = ()) -> DraftResult:
         started = time.perf_counter()
         out: dict[str, str] = {}
         prompt_tokens = generated = 0
+        source = source_block(transcript.text, earlier)
         try:
             for section in sections:
                 if deadline is not None:
                     deadline.check()
-                text, n_prompt, n_generated = self._generate(transcript.text, note_name, section, deadline)
+                text, n_prompt, n_generated = self._generate(chat_messages(source, note_name, section), source,
+                                                             deadline, self._max_new)
                 if deadline is not None:
                     deadline.check()  # a section cut short by the deadline is not kept
                 prompt_tokens += n_prompt
@@ -77,10 +99,9 @@ class CT2Drafter(_SectionDrafter):
         self._penalty = repetition_penalty
         self.name = f"ct2-{compute_type}:{ct2_dir.parent.name}"
 
-    def _prompt_tokens(self, transcript_text: str, note_name: str, section: SectionRequest) -> tuple[list[str], list[str]]:
-        full = self._tok.apply_chat_template(chat_messages(transcript_text, note_name, section),
-                                             tokenize=False, add_generation_prompt=True)
-        head = full[: full.index(transcript_block(transcript_text)) + len(transcript_block(transcript_text))]
+    def _prompt_tokens(self, messages: Messages, static: str) -> tuple[list[str], list[str]]:
+        full = self._tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        head = full[: full.index(static) + len(static)] if static else ""
         full_ids = self._tok(full, add_special_tokens=False).input_ids
         head_ids = self._tok(head, add_special_tokens=False).input_ids
         if full_ids[: len(head_ids)] == head_ids:
@@ -92,15 +113,15 @@ class CT2Drafter(_SectionDrafter):
             rest_ids = self._tok(full[len(head):], add_special_tokens=False).input_ids
         return self._tok.convert_ids_to_tokens(head_ids), self._tok.convert_ids_to_tokens(rest_ids)
 
-    def _generate(self, transcript_text: str, note_name: str, section: SectionRequest,
-                  deadline: Deadline | None) -> tuple[str, int, int]:
-        static, rest = self._prompt_tokens(transcript_text, note_name, section)
+    def _generate(self, messages: Messages, static_text: str, deadline: Deadline | None,
+                  max_new: int) -> tuple[str, int, int]:
+        static, rest = self._prompt_tokens(messages, static_text)
 
         def past_deadline(_step: Any) -> bool:  # called per generated token; True stops decoding
             return deadline is not None and deadline.remaining() < 0
 
         result = self._gen.generate_batch(
-            [rest], static_prompt=static or None, max_length=self._max_new, sampling_topk=1,
+            [rest], static_prompt=static or None, max_length=max_new, sampling_topk=1,
             repetition_penalty=self._penalty, include_prompt_in_result=False, end_token=[self._tok.eos_token],
             callback=past_deadline)
         ids = result[0].sequences_ids[0]
@@ -126,13 +147,12 @@ class TransformersDrafter(_SectionDrafter):
         self._penalty = repetition_penalty
         self.name = f"transformers:{hf_dir.parent.name if hf_dir.name == 'hf' else hf_dir.name}"
 
-    def _generate(self, transcript_text: str, note_name: str, section: SectionRequest,
-                  deadline: Deadline | None) -> tuple[str, int, int]:
-        ids = self._tok.apply_chat_template(chat_messages(transcript_text, note_name, section),
-                                            add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    def _generate(self, messages: Messages, static: str, deadline: Deadline | None,
+                  max_new: int) -> tuple[str, int, int]:
+        ids = self._tok.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)
         limit = {"max_time": max(deadline.remaining(), 0.001)} if deadline is not None else {}
         with self._torch.no_grad():
-            res = self._model.generate(**ids, max_new_tokens=self._max_new, do_sample=False, **limit,
+            res = self._model.generate(**ids, max_new_tokens=max_new, do_sample=False, **limit,
                                        repetition_penalty=self._penalty, pad_token_id=self._tok.eos_token_id)
         new = res[0, ids["input_ids"].shape[1]:]
         return self._tok.decode(new, skip_special_tokens=True), int(ids["input_ids"].shape[1]), int(new.shape[0])

@@ -1,7 +1,8 @@
 """Strict section-by-section prompts, shared by every drafter.
 
-The transcript comes first and identically for every section, so an executor can
-read it once and reuse that state (CTranslate2's static prompt cache)."""
+The transcript (or, for a long session, the notes taken on its parts and its last stretch)
+comes first and identically for every section, so an executor can read it once and reuse that
+state (CTranslate2's static prompt cache)."""
 
 from __future__ import annotations
 
@@ -23,8 +24,48 @@ SYSTEM = (
 )
 
 
-def transcript_block(transcript_text: str) -> str:
-    return f"Session transcript (identifiers replaced by placeholders):\n{transcript_text}\n\n"
+DIGEST_SYSTEM = (
+    "You take notes on one part of a behavioral-health session transcript; the clinician's note is "
+    "written from your notes later. List the facts stated in this part, one per line starting with "
+    "'- ', each saying who said it (the client or the clinician): what the client reported "
+    "(symptoms, feelings, sleep, ratings with what was rated and when, medications and doses, "
+    "events, people), what the clinician observed, asked, suggested or planned, and every mention "
+    "of suicide, self-harm, harm to others or abuse, with whether it was affirmed or denied. Use "
+    "only what is said in this part: no interpretation, diagnosis or advice. Keep placeholders such "
+    "as [CLIENT] or [PERSON_1] exactly as written."
+)
+DIGEST_LINES = 12
+_BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d{1,2}[.)])\s+")
+
+
+def source_block(transcript_text: str, earlier: tuple[str, ...] = ()) -> str:
+    """What every section is written from: the transcript, or the notes on a long session's
+    earlier parts followed by its last stretch."""
+    if not earlier:
+        return f"Session transcript (identifiers replaced by placeholders):\n{transcript_text}\n\n"
+    notes = "\n".join(earlier)
+    return (f"Notes taken on the earlier parts of the session, in order (facts from its transcript):\n{notes}\n\n"
+            f"Session transcript, the last part (identifiers replaced by placeholders):\n{transcript_text}\n\n")
+
+
+def digest_messages(part_text: str) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": DIGEST_SYSTEM},
+        {"role": "user", "content": f"Transcript part:\n{part_text}\n\nWrite at most {DIGEST_LINES} lines."},
+    ]
+
+
+def clean_digest(text: str) -> str:
+    """One fact per line, as '- ...'; echoed transcript lines and repeats dropped."""
+    seen: set[str] = set()
+    kept: list[str] = []
+    for raw in text.strip().splitlines():
+        line = _ECHO.sub("", _BULLET.sub("", raw)).strip()
+        if not line or line.endswith(":") or line.lower() in seen:
+            continue
+        seen.add(line.lower())
+        kept.append(f"- {line}")
+    return "\n".join(kept[:DIGEST_LINES])
 
 
 def section_block(note_name: str, section: SectionRequest) -> str:
@@ -34,10 +75,11 @@ def section_block(note_name: str, section: SectionRequest) -> str:
     )
 
 
-def chat_messages(transcript_text: str, note_name: str, section: SectionRequest) -> list[dict[str, str]]:
+def chat_messages(source: str, note_name: str, section: SectionRequest) -> list[dict[str, str]]:
+    """``source``: a ``source_block``."""
     return [
         {"role": "system", "content": SYSTEM},
-        {"role": "user", "content": transcript_block(transcript_text) + section_block(note_name, section)},
+        {"role": "user", "content": source + section_block(note_name, section)},
     ]
 
 

@@ -130,13 +130,29 @@ class DraftResult:
     seconds: float
 
 
+@dataclass(frozen=True)
+class DigestResult:
+    """The notes a drafter took on one part of a long session."""
+
+    text: str
+    prompt_tokens: int
+    generated_tokens: int
+    seconds: float
+
+
 class Drafter(Protocol):
     name: str
     leaves_host: bool  # sends the transcript off this server (through the egress gateway)
+    digests: bool  # takes notes on a long session part by part (scribe.domain.digest)
 
     def draft(self, transcript: PseudonymizedTranscript, note_name: str, sections: list[SectionRequest],
-              deadline: Deadline | None = None) -> DraftResult:
-        """Draft each section from the pseudonymized transcript (read once, section by section)."""
+              deadline: Deadline | None = None, earlier: tuple[str, ...] = ()) -> DraftResult:
+        """Draft each section from the pseudonymized transcript (read once, section by section).
+        ``earlier``: the notes taken on the parts before it, when it is a long session's last stretch."""
+        ...
+
+    def digest(self, part: PseudonymizedTranscript, deadline: Deadline | None = None) -> DigestResult:
+        """The facts stated in one part of a long session, one per line."""
         ...
 
 

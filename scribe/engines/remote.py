@@ -5,14 +5,15 @@ else: no audio, no chart, no re-identification map."""
 from __future__ import annotations
 
 from scribe.domain.egress import PART2_NOTICE
+from scribe.domain.errors import EngineError
 from scribe.engines.egress import EgressGateway
-from scribe.engines.llm import _SectionDrafter
-from scribe.engines.prompts import chat_messages
-from scribe.engines.protocols import Deadline, DraftResult, PseudonymizedTranscript, SectionRequest
+from scribe.engines.llm import Messages, _SectionDrafter
+from scribe.engines.protocols import Deadline, DigestResult, DraftResult, PseudonymizedTranscript, SectionRequest
 
 
 class RemoteDrafter(_SectionDrafter):
     leaves_host = True  # the client's egress consent is checked before anything is sent
+    digests = False  # a model server reads the whole transcript; nothing is sent while recording
 
     def __init__(self, gateway: EgressGateway, destination: str, model: str, *, max_tokens: int = 160) -> None:
         self.gateway = gateway
@@ -25,19 +26,21 @@ class RemoteDrafter(_SectionDrafter):
         self._basis = ""
 
     def draft(self, transcript: PseudonymizedTranscript, note_name: str, sections: list[SectionRequest],
-              deadline: Deadline | None = None) -> DraftResult:
+              deadline: Deadline | None = None, earlier: tuple[str, ...] = ()) -> DraftResult:
         self._originals = tuple(transcript.surrogates.reverse.values())  # checked never to leave, never sent
         self._part2 = (transcript.part2, transcript.part2_consent)
         self._basis = transcript.part2_basis
         try:
-            return super().draft(transcript, note_name, sections, deadline)
+            return super().draft(transcript, note_name, sections, deadline, earlier)
         finally:
             self._originals, self._part2, self._basis = (), (False, False), ""
 
-    def _generate(self, transcript_text: str, note_name: str, section: SectionRequest,
-                  deadline: Deadline | None) -> tuple[str, int, int]:
+    def digest(self, part: PseudonymizedTranscript, deadline: Deadline | None = None) -> DigestResult:
+        raise EngineError("a remote drafter does not take notes while a session is recorded", retryable=False)
+
+    def _generate(self, messages: Messages, static: str, deadline: Deadline | None,
+                  max_new: int) -> tuple[str, int, int]:
         # The gateway's own request timeout bounds one call; the deadline is checked between sections.
-        messages = chat_messages(transcript_text, note_name, section)
         if self._part2[0]:  # a Part 2 disclosure always carries the 2.32 notice and the consent's terms
             messages = [{"role": "system", "content": f"{PART2_NOTICE} {self._basis}".strip()}, *messages]
         answer = self.gateway.post_json(self.destination, {

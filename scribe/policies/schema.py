@@ -67,6 +67,15 @@ class PipelinePolicy(Strict):
     lease_seconds: int = Field(default=120, ge=10, description="A running job not heard from for this long is resumed elsewhere")
     clinician_is_first_speaker: bool = Field(default=True, description="Speaker-turn rule: who speaks first is the clinician")
     live_transcription: bool = Field(default=True, description="Transcribe a browser recording while it is made")
+    digest_part_chars: int = Field(default=2000, description="A long session is read in parts of about this many "
+                                   "characters, each noted as soon as it is transcribed; 0 reads it whole")
+
+    @field_validator("digest_part_chars")
+    @classmethod
+    def _part_size(cls, v: int) -> int:
+        if v != 0 and not 1000 <= v <= 20000:
+            raise ValueError("digest_part_chars is 0 (read the whole transcript) or between 1000 and 20000")
+        return v
 
 
 ConsentFunction = Literal[

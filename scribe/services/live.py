@@ -89,6 +89,7 @@ def run(rt: Runtime, job: Job) -> None:
                 break
         else:
             more = True
+        more = _note(rt, job) or more
         _finish_run(rt, job, JobStatus.QUEUED if more else JobStatus.DONE, "")
     except LeaseLost:
         log.warning("live job %s lease lost encounter=%s: window discarded", job.id, job.encounter_id)
@@ -100,6 +101,21 @@ def run(rt: Runtime, job: Job) -> None:
         message = exc.public_message if isinstance(exc, EngineError) else f"live transcription stopped " \
             f"({exc.__class__.__name__}); the whole recording is transcribed when it ends"
         _finish_run(rt, job, JobStatus.FAILED if job.attempts >= job.max_attempts else JobStatus.DONE, message)
+
+
+def _note(rt: Runtime, job: Job) -> bool:
+    """The next whole part's notes for the drafting model (scribe.services.digests). A failure
+    here is not live transcription's: what is not noted now is noted at the draft stage."""
+    from scribe.services import digests
+
+    try:
+        return digests.live_step(rt, job)
+    except LeaseLost:
+        raise
+    except Exception as exc:
+        log.warning("live job %s notes skipped encounter=%s type=%s", job.id, job.encounter_id,
+                    exc.__class__.__name__)
+        return False
 
 
 def _finish_run(rt: Runtime, job: Job, status: JobStatus, error: str) -> None:

@@ -253,7 +253,7 @@ def participants(s: Session, encounter: Encounter) -> list[User]:
     return [u for u in (s.get(User, r.user_id) for r in rows) if u is not None]
 
 
-def _known_for(s: Session, encounter: Encounter) -> list[KnownIdentifier]:
+def known_for(s: Session, encounter: Encounter) -> list[KnownIdentifier]:
     if encounter.kind != EncounterKind.SUPERVISION:
         return known_identifiers(chart_for(s, encounter))
     # Supervision: cases are discussed by reference. Every identifier of every client of the
@@ -270,7 +270,7 @@ def _pseudonymize(rt: Runtime, job: Job) -> Output:
     with session_scope(rt.engine) as s:
         encounter = encounter_of(s, job)
         segments = load_segments(s, encounter.id or 0)
-        known = _known_for(s, encounter)
+        known = known_for(s, encounter)
         client_id = encounter.client_id
     redactor = rt.require_engines().redactor
     # What the output is made from: the lines, whose chart the known names came from, and the redactor.
@@ -311,10 +311,14 @@ def load_pseudonymized(s: Session, encounter_id: int) -> PseudonymizedTranscript
 
 
 def _draft(rt: Runtime, job: Job) -> Output:
+    from scribe.services import digests
+
     with session_scope(rt.engine) as s:
         encounter = encounter_of(s, job)
         transcript = load_pseudonymized(s, encounter.id or 0)
         drafter = rt.require_engines().drafter
+        noted = digests.stored(s.exec(select(Transcript).where(Transcript.encounter_id == encounter.id)).first()) \
+            if digests.enabled(rt, encounter, drafter) else None
         if encounter.part2:  # the tag follows the transcript to the drafter (and the gateway)
             consented, basis = _part2_basis(s, rt, encounter, drafter)
             transcript = dataclasses.replace(transcript, part2=True, part2_consent=consented, part2_basis=basis)
@@ -328,10 +332,24 @@ def _draft(rt: Runtime, job: Job) -> Output:
                 if x.source == "model"]
     made_from = content_sha256([list(transcript.lines), template.name, template.version])
     deadline = Deadline.after(rt.policies.pipeline.timeouts.draft_seconds, "drafting")
-    result = rt.require_engines().drafter.draft(transcript, template.name, sections, deadline)
+    # A long session is read from the notes on its parts (most taken while it was recorded) and
+    # its last stretch; a short one, or with notes off, whole.
+    reading = digests.read(drafter, transcript, noted, part_chars=rt.policies.pipeline.digest_part_chars,
+                           deadline=deadline) if noted is not None else None
+    if reading is not None and reading.earlier:
+        result = drafter.draft(reading.rest, template.name, sections, deadline, reading.earlier)
+        result = dataclasses.replace(result, prompt_tokens=result.prompt_tokens + reading.prompt_tokens,
+                                     generated_tokens=result.generated_tokens + reading.generated_tokens,
+                                     seconds=result.seconds + reading.seconds)
+        log.info("job %s drafting from notes encounter=%s parts=%s noted_live=%s noted_now=%s", job.id,
+                 job.encounter_id, len(reading.digests), reading.reused, reading.made)
+    else:
+        result = drafter.draft(transcript, template.name, sections, deadline)
 
     def write(s: Session, encounter: Encounter) -> None:
         now = rt.clock()
+        if reading is not None and reading.made:
+            digests.keep_all(s, encounter.id or 0, reading.digests)
         old = s.exec(select(Draft).where(Draft.encounter_id == encounter.id)).first()
         if old is not None:
             s.execute(delete(DraftSentence).where(col(DraftSentence.draft_id) == old.id))

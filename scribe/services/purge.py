@@ -245,15 +245,28 @@ def _purge_transcript(s: Session, eid: int) -> list[dict[str, object]]:
 
 
 def _purge_draft(s: Session, eid: int) -> list[dict[str, object]]:
+    out = _purge_notes(s, eid)
     d = s.exec(select(Draft).where(Draft.encounter_id == eid)).first()
     if d is None:
-        return []
+        return out
     sections = s.exec(select(DraftSection).where(DraftSection.draft_id == d.id)).all()
     item = {"artefact": "AI draft", "session_id": eid,
             "sha256": content_sha256({"ai": d.ai_sections, "sections": [[x.key, x.ai_text, x.text] for x in sections]})}
     for table in (DraftSentence, DraftSection, DraftChange):
         s.execute(delete(table).where(col(table.draft_id) == d.id))
     s.delete(d)
+    return [*out, item]
+
+
+def _purge_notes(s: Session, eid: int) -> list[dict[str, object]]:
+    """The drafting model's notes on a long session's parts: model output, so they go with the draft."""
+    t = s.exec(select(Transcript).where(Transcript.encounter_id == eid)).first()
+    if t is None or not t.digests:
+        return []
+    item: dict[str, object] = {"artefact": "AI notes on the session's parts", "session_id": eid,
+                               "parts": len(t.digests), "sha256": content_sha256(t.digests)}
+    t.digests = None
+    s.add(t)
     return [item]
 
 

@@ -85,13 +85,14 @@ def transcribe_stage(rt: Runtime, job: Job) -> Output:
 
     def write(s: Session, encounter: Encounter) -> None:
         old = s.exec(select(Transcript).where(Transcript.encounter_id == encounter.id)).first()
+        notes = old.digests if old is not None else None  # made from words that are kept: checked when read
         if old is not None:
             s.execute(delete(TranscriptSegment).where(col(TranscriptSegment.transcript_id) == old.id))
             s.delete(old)
             s.flush()
         t = Transcript(encounter_id=encounter.id or 0, engine=getattr(transcriber, "name", "?"),
                        language=result.language, duration_seconds=result.duration, seconds_taken=seconds,
-                       created_at=rt.clock())
+                       created_at=rt.clock(), digests=notes)
         s.add(t)
         s.flush()
         for seg in result.segments:

@@ -34,10 +34,16 @@ class RecordingDrafter:
         self.inner, self.name = inner, inner.name
         self.inputs: list[str] = []
         self.leaves_host = inner.leaves_host
+        self.digests = inner.digests
 
-    def draft(self, transcript: Any, note_name: str, sections: Any, deadline: Any = None) -> Any:
-        self.inputs.append(transcript.text)
-        return self.inner.draft(transcript, note_name, sections, deadline)
+    def draft(self, transcript: Any, note_name: str, sections: Any, deadline: Any = None,
+              earlier: tuple[str, ...] = ()) -> Any:
+        self.inputs.append("\n".join([*earlier, transcript.text]))
+        return self.inner.draft(transcript, note_name, sections, deadline, earlier)
+
+    def digest(self, part: Any, deadline: Any = None) -> Any:
+        self.inputs.append(part.text)
+        return self.inner.digest(part, deadline)
 
 
 def recorded(engines: Engines) -> RecordingDrafter:
@@ -229,14 +235,43 @@ def test_the_transcript_is_a_cached_prefix_for_every_section(real_engines: Engin
     """The drafter reads the transcript once per note: it is the generator's static (cached)
     prompt, the same for every section, even where the tokenizer would merge across its end
     (SmolLM2 does at the blank line); prompt and rest still spell the whole prompt."""
+    from scribe.engines.prompts import chat_messages, source_block
     from scribe.engines.protocols import SectionRequest
 
     drafter = recorded(real_engines).inner
     text = "CLINICIAN: How was your week?\nCLIENT: Better, I slept well.\n" * 40
-    parts = [drafter._prompt_tokens(text, "SOAP note", SectionRequest(k, k.title(), "Summarise.", 3))
-             for k in ("subjective", "plan")]
+    source = source_block(text)
+    parts = [drafter._prompt_tokens(chat_messages(source, "SOAP note", SectionRequest(k, k.title(), "Summarise.", 3)),
+                                    source) for k in ("subjective", "plan")]
     (static_a, rest_a), (static_b, rest_b) = parts
     assert static_a and static_a == static_b and rest_a != rest_b
     assert len(static_a) > 10 * len(rest_a)
     whole = drafter._tok.convert_tokens_to_string(static_a + rest_a)
     assert "I slept well" in whole and whole.rstrip().endswith(drafter._tok.convert_tokens_to_string(rest_a).rstrip())
+
+
+def test_the_real_drafter_notes_a_part_and_drafts_from_notes_and_the_rest(real_engines: Engines) -> None:
+    """A long session's path on the real model: one part's notes (pseudonymized text in, one fact
+    a line out), then sections written from the notes and the last stretch, with the notes and
+    the rest read once as the cached prefix."""
+    from scribe.domain.transcript import parse_plain_transcript
+    from scribe.engines.prompts import chat_messages, source_block
+    from scribe.engines.protocols import SectionRequest
+    from scribe.services.digests import part_of
+    from tests.helpers import TRANSCRIPT
+
+    drafter = recorded(real_engines)
+    transcript = real_engines.redactor.pseudonymize(parse_plain_transcript(TRANSCRIPT), [])
+    noted = drafter.digest(part_of(transcript, 0, 5))
+    assert noted.text and all(line.startswith("- ") for line in noted.text.splitlines())
+    assert noted.prompt_tokens > 0 < noted.generated_tokens
+    assert "Laura" not in drafter.inputs[-1] and "555-201-3344" not in drafter.inputs[-1]
+    rest = part_of(transcript, 6)
+    sections = [SectionRequest(k, k.title(), "Summarise.", 2) for k in ("subjective", "plan")]
+    result = drafter.draft(rest, "SOAP note", sections, earlier=(noted.text,))
+    assert set(result.sections) == {"subjective", "plan"} and result.generated_tokens > 0
+    assert noted.text in drafter.inputs[-1] and "Laura" not in drafter.inputs[-1]
+    source = source_block(rest.text, (noted.text,))
+    static, tail = drafter.inner._prompt_tokens(chat_messages(source, "SOAP note", sections[0]), source)
+    assert "Notes taken on the earlier parts" in drafter.inner._tok.convert_tokens_to_string(static)
+    assert len(static) > len(tail)

@@ -126,6 +126,10 @@ class Transcript(SQLModel, table=True):
     live_until: float = 0.0
     live_voices: dict[str, Any] | None = Field(default=None, sa_column=Column(
         Sealed("transcripts.live_voices", is_json=True), nullable=True))
+    # A long session's notes, part by part (scribe.domain.digest): the drafting model's reading
+    # aid, never the evidence. Kept when the transcribe stage rewrites the transcript at the end.
+    digests: list[dict[str, Any]] | None = Field(default=None, sa_column=Column(
+        Sealed("transcripts.digests", is_json=True), nullable=True))
 
     def seal_scope(self, session: OrmSession) -> Scope:
         return encounter_scope(session, self.encounter_id, "transcript")
