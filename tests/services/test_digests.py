@@ -6,8 +6,7 @@ from, never the evidence, and removed with the draft or the transcript."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import text
@@ -16,40 +15,30 @@ from sqlmodel import select
 from scribe.db.engine import session_scope
 from scribe.db.tables import DraftSentence, Transcript
 from scribe.domain.notes import EncounterStatus
-from scribe.domain.transcript import Segment, Speaker, TranscriptResult, Word
+from scribe.domain.transcript import Segment, Speaker, Word
 from scribe.engines.fakes import FakeDrafter
-from scribe.engines.protocols import Audio, Deadline, Engines
+from scribe.engines.protocols import Engines
 from scribe.runtime import Runtime
 from scribe.services import recording
 from tests.conftest import Clock, Practice
 from tests.helpers import media, reload, run_pipeline
-from tests.services.test_live import committed, send, start, webm_pieces
+from tests.services.test_live import TimedTranscriber, committed, send, start, webm_pieces
 
 PART = 1000
 
 
 @dataclass
-class Talker:
+class Talker(TimedTranscriber):
     """One turn per four seconds of audio, about 120 characters each, naming the recording's own
     time; every fifth turn names the client (chart-known, so it must never reach the model)."""
 
     name: str = "talker"
-    calls: list[tuple[float, float]] = field(default_factory=list)
 
-    def transcribe(self, audio: Audio, deadline: Deadline | None = None, *, context: str = "",
-                   progress: Callable[[float], None] | None = None) -> TranscriptResult:
-        self.calls.append((audio.offset, audio.seconds))
-        segments: list[Segment] = []
-        t = 0.0
-        while t + 3.5 <= audio.seconds:
-            at = round(audio.offset + t)
-            who = "Maya said" if at % 20 == 0 else "I said"
-            line = f"{who} at {at} that the week was long and that sleep came late most nights after work again"
-            segments.append(Segment(len(segments), t, t + 3.5, line,
-                                    Speaker.CLIENT if (at // 4) % 2 else Speaker.CLINICIAN,
-                                    words=(Word(t, t + 3.5, line),)))
-            t += 4.0
-        return TranscriptResult(tuple(segments), audio.seconds)
+    def segment(self, index: int, t: float, at: int) -> Segment:
+        who = "Maya said" if at % 20 == 0 else "I said"
+        line = f"{who} at {at} that the week was long and that sleep came late most nights after work again"
+        return Segment(index, t, t + 3.5, line, Speaker.CLIENT if (at // 4) % 2 else Speaker.CLINICIAN,
+                       words=(Word(t, t + 3.5, line),))
 
 
 @pytest.fixture

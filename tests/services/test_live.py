@@ -67,11 +67,14 @@ class TimedTranscriber:
         segments: list[Segment] = []
         t = 0.0
         while t + 3.5 <= audio.seconds:
-            at = round(audio.offset + t)
-            segments.append(Segment(len(segments), t, t + 3.5, f"said at {at}",
-                                    words=(Word(t, t + 1.5, "said"), Word(t + 1.6, t + 3.5, f"at {at}"))))
+            segments.append(self.segment(len(segments), t, round(audio.offset + t)))
             t += 4.0
         return TranscriptResult(tuple(segments), audio.seconds)
+
+    def segment(self, index: int, t: float, at: int) -> Segment:
+        """The segment ``t`` seconds into the window, ``at`` seconds into the recording."""
+        return Segment(index, t, t + 3.5, f"said at {at}",
+                       words=(Word(t, t + 1.5, "said"), Word(t + 1.6, t + 3.5, f"at {at}")))
 
 
 @pytest.fixture
