@@ -22,7 +22,7 @@ from scribe.runtime import Runtime
 from scribe.services import recording
 from tests.conftest import Clock, Practice
 from tests.helpers import media, reload, run_pipeline
-from tests.services.test_live import TimedTranscriber, committed, send, start, webm_pieces
+from tests.services.test_live import TimedTranscriber, claimed_live_job, committed, send, start, webm_pieces
 
 PART = 1000
 
@@ -197,9 +197,7 @@ def test_a_failed_note_leaves_live_transcription_running_and_is_made_at_the_end(
 
 def test_a_note_from_a_worker_that_lost_the_job_is_refused(runtime: Runtime, practice: Practice, clock: Clock,
                                                            talker: Talker) -> None:
-    from scribe.db.tables import Job
     from scribe.domain.digest import Digest
-    from scribe.domain.notes import JobKind, JobStatus
     from scribe.services import digests
     from scribe.services.jobs import LeaseLost
 
@@ -207,12 +205,7 @@ def test_a_note_from_a_worker_that_lost_the_job_is_refused(runtime: Runtime, pra
     pieces = webm_pieces(60.0)
     send(runtime, practice, clock, encounter, pieces)
     run_pipeline(runtime)
-    with session_scope(runtime.engine) as s:
-        job = s.exec(select(Job).where(Job.encounter_id == encounter.id, Job.kind == JobKind.LIVE)).one()
-        job.status, job.worker_id = JobStatus.RUNNING, "me"
-        s.add(job)
-    with session_scope(runtime.engine) as s:
-        job = s.exec(select(Job).where(Job.encounter_id == encounter.id, Job.kind == JobKind.LIVE)).one()
+    job = claimed_live_job(runtime, encounter)
     note = Digest(0.0, 40.0, "0" * 64, "- The client said: late", "fake")
     with pytest.raises(LeaseLost):
         digests._keep(runtime, job.model_copy(update={"worker_id": "someone-else"}), note)

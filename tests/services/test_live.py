@@ -104,6 +104,16 @@ def committed(runtime: Runtime, encounter: Encounter) -> list[tuple[int, float, 
         return [(x.index, round(x.start, 2), x.text) for x in load_segments(s, encounter.id or 0)]
 
 
+def claimed_live_job(runtime: Runtime, encounter: Encounter) -> Job:
+    """The session's live job, as a worker called "me" holds it."""
+    with session_scope(runtime.engine) as s:
+        job = s.exec(select(Job).where(Job.encounter_id == encounter.id, Job.kind == JobKind.LIVE)).one()
+        job.status, job.worker_id = JobStatus.RUNNING, "me"
+        s.add(job)
+    with session_scope(runtime.engine) as s:
+        return s.exec(select(Job).where(Job.encounter_id == encounter.id, Job.kind == JobKind.LIVE)).one()
+
+
 def live_until(runtime: Runtime, encounter: Encounter) -> float:
     with session_scope(runtime.engine) as s:
         t = s.exec(select(Transcript).where(Transcript.encounter_id == encounter.id)).first()
@@ -171,12 +181,7 @@ def test_a_window_committed_after_the_recording_ended_or_by_a_worker_that_lost_i
     encounter = start(runtime, practice, clock)
     send(runtime, practice, clock, encounter, webm_pieces(30.0))
     clock.advance(seconds=30)
-    with session_scope(runtime.engine) as s:
-        job = s.exec(select(Job).where(Job.encounter_id == encounter.id, Job.kind == JobKind.LIVE)).one()
-        job.status, job.worker_id = JobStatus.RUNNING, "me"
-        s.add(job)
-    with session_scope(runtime.engine) as s:
-        job = s.exec(select(Job).where(Job.encounter_id == encounter.id, Job.kind == JobKind.LIVE)).one()
+    job = claimed_live_job(runtime, encounter)
     window = live.Window((Segment(0, 0.0, 3.0, "late", words=(Word(0.0, 3.0, "late"),)),), 3.0, {})
     stale = job.model_copy(update={"worker_id": "someone-else"})
     with pytest.raises(LeaseLost):
