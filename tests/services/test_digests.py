@@ -146,11 +146,20 @@ def test_the_notes_go_with_the_draft_and_with_the_transcript(
         send(runtime, practice, clock, encounter, pieces[i:i + 20], first=i)
         run_pipeline(runtime)
     assert notes(runtime, eid)
-    with session_scope(runtime.engine) as s:
-        items = purge.purge_artefact(s, eid, "draft", clock())
+    with session_scope(runtime.engine) as s:  # on_withdrawal: ai_drafting purges the draft
+        items = purge.withdraw(s, runtime.audit_key, runtime.policies, actor=practice.dr_ada,
+                                 client_id=practice.maya.id or 0, function="ai_drafting", tools=media(runtime),
+                                 now=clock()).receipt.items
     assert notes(runtime, eid) == [] and committed(runtime, encounter)  # the transcript stays
     assert [x["artefact"] for x in items] == ["AI notes on the session's parts"]
     assert all("said" not in str(x) for x in items)  # a receipt holds hashes and counts only
+    with session_scope(runtime.engine) as s:  # and any left go with the transcript
+        transcript = s.exec(select(Transcript).where(Transcript.encounter_id == eid)).one()
+        transcript.digests = [{"start": 0.0, "end": 1.0, "sha256": "0" * 64, "text": "- noted", "model": "m"}]
+        s.add(transcript)
+    with session_scope(runtime.engine) as s:
+        purge.purge_artefact(s, eid, "transcript", clock())
+    assert notes(runtime, eid) == [] and committed(runtime, encounter) == []
 
 
 def test_notes_off_reads_the_whole_transcript(runtime: Runtime, practice: Practice, clock: Clock,
