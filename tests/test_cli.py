@@ -60,6 +60,17 @@ def test_draft_prints_sections_sentences_evidence_and_flags(tmp_path: Path) -> N
     out = json.loads(done.stdout)
     assert [s["key"] for s in out["sections"]] == ["data", "assessment", "plan"]
     assert all(s["evidence"] or s["flags"] for s in out["sentences"])
+    assert out["parts_noted"] == 0  # a short session is read whole
+
+
+def test_draft_reads_a_long_transcript_in_parts_as_the_pipeline_does(tmp_path: Path) -> None:
+    transcript = tmp_path / "t.txt"
+    transcript.write_text("\n".join([(ROOT / "scribe" / "demo" / "session_script.txt").read_text()] * 4))
+    done = run(["draft", str(transcript), "--note-type", "soap", "--profile", "test"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    assert out["parts_noted"] >= 1 and out["sentences"]
+    assert "Maya" not in done.stderr and "Riverside" not in done.stderr  # nothing clinical in the log
 
 
 def test_serve_refuses_to_listen_beyond_loopback_without_tls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
