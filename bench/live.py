@@ -139,6 +139,7 @@ def main() -> None:
     parser.add_argument("--profile", default="default", choices=["default", "test"])
     parser.add_argument("--minutes", type=float, default=50.0)
     parser.add_argument("--speed", type=float, default=4.0, help="replay speed (1 = real time)")
+    parser.add_argument("--skip-cold", action="store_true", help="the live path only (no upload of the same file)")
     args = parser.parse_args()
     force_offline()
     data, reference, seconds, spans = recording_and_reference(args.minutes)
@@ -180,14 +181,15 @@ def main() -> None:
               f"{live_until:.0f} s of {seconds:.0f} s transcribed live", flush=True)
 
         # --- cold: the same file uploaded ------------------------------------------------------
-        started = time.perf_counter()
-        with session_scope(rt.engine) as s:
-            cold_id = accept_upload(s, rt.audit_key, rt.policies, recordings_dir=settings.recordings_dir,
-                                    decoder=rt.decoder, actor=actor, client_id=client_id, note_type="soap",
-                                    filename="session.webm", stream=io.BytesIO(data), now=rt.clock()).id or 0
-        cold_to_queue = wait_in_review(rt, cold_id)
-        cold = outcome(rt, cold_id, reference, spans, samples)
-        del started
+        cold: dict[str, object] | None = None
+        if not args.skip_cold:
+            with session_scope(rt.engine) as s:
+                cold_id = accept_upload(s, rt.audit_key, rt.policies, recordings_dir=settings.recordings_dir,
+                                        decoder=rt.decoder, actor=actor, client_id=client_id, note_type="soap",
+                                        filename="session.webm", stream=io.BytesIO(data), now=rt.clock()).id or 0
+            cold_to_queue = wait_in_review(rt, cold_id)
+            cold = outcome(rt, cold_id, reference, spans, samples)
+            cold["end_to_queue_s"] = round(cold_to_queue, 1)
         worker.stop()
         thread.join(timeout=60)
 
@@ -197,10 +199,11 @@ def main() -> None:
         {"path": "live", "end_to_queue_s": round(live_to_queue, 1), "wer": live["wer"],
          "speaker_words_right": live["speaker_words_right"], "stages_s": json.dumps(live["stages"]),
          "drafting": json.dumps(live["drafting"])},
-        {"path": "cold", "end_to_queue_s": round(cold_to_queue, 1), "wer": cold["wer"],
-         "speaker_words_right": cold["speaker_words_right"], "stages_s": json.dumps(cold["stages"]),
-         "drafting": json.dumps(cold["drafting"])},
     ]
+    if cold is not None:
+        rows.append({"path": "cold", "end_to_queue_s": cold["end_to_queue_s"], "wer": cold["wer"],
+                     "speaker_words_right": cold["speaker_words_right"], "stages_s": json.dumps(cold["stages"]),
+                     "drafting": json.dumps(cold["drafting"])})
     summary = {
         "profile": args.profile, "audio_minutes": round(seconds / 60, 1), "speed": args.speed,
         "live_transcribed_until_s": round(live_until, 1),

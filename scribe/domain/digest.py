@@ -66,8 +66,9 @@ def fingerprint(segments: tuple[Segment, ...]) -> str:
 
 
 def plan(segments: tuple[Segment, ...], digests: tuple[Digest, ...], *, part_chars: int = PART_CHARS) -> Plan:
-    """Which parts a transcript is read in. From the start: a stored digest that begins here and
-    still matches its words is used; otherwise a new part is closed once it holds ``part_chars``.
+    """Which parts a transcript is read in. From the start: where a stored digest begins and ends
+    on segment boundaries, the part is its span (its notes used if its words still match, noted
+    again if not); elsewhere a new part is closed once it holds ``part_chars``.
     What follows the last whole part is the tail. A transcript shorter than two parts has no
     parts at all: it is short enough to read whole."""
     if sum(len(x.text) for x in segments) < 2 * part_chars:
@@ -98,9 +99,9 @@ def _stored_part(segments: tuple[Segment, ...], pos: int, digests: tuple[Digest,
             continue
         for last in range(pos, len(segments)):
             if abs(segments[last].end - d.end) <= TIME_SLACK:
-                if fingerprint(segments[pos:last + 1]) == d.sha256:
-                    return Part(pos, last, d)
-                break
+                # Words that differ are noted again, over the same span: the parts after it
+                # keep their boundaries, and so their notes.
+                return Part(pos, last, d if fingerprint(segments[pos:last + 1]) == d.sha256 else None)
             if segments[last].end > d.end + TIME_SLACK:
                 break
     return None

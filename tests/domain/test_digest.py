@@ -51,6 +51,17 @@ def test_notes_are_reused_only_for_the_words_they_were_made_from() -> None:
     assert [x.digest is None for x in redone.parts] == [False, True, False]
 
 
+def test_a_part_whose_words_changed_is_noted_again_over_the_same_span() -> None:
+    """Longer words in the first part must not move the parts after it (their notes stay)."""
+    segments = talk(45)
+    notes = tuple(noted(segments, x) for x in plan(segments, (), part_chars=1000).parts)
+    changed = list(segments)
+    changed[1] = dataclasses.replace(changed[1], text=changed[1].text + " and much more was said here" * 8)
+    again = plan(tuple(changed), notes, part_chars=1000)
+    assert [(x.first, x.last) for x in again.parts] == [(0, 9), (10, 19), (20, 29), (30, 39)]
+    assert [x.digest for x in again.parts] == [None, *notes[1:]]
+
+
 def test_new_speaker_labels_and_split_turns_keep_the_notes() -> None:
     """The whole-recording labelling at the end relabels and splits segments; the words stay."""
     segments = talk(35)
