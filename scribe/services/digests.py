@@ -5,7 +5,12 @@ Only what the drafting model may see is noted: each part is cut from the pseudon
 transcript (a PseudonymizedTranscript, which only a Redactor makes). Notes are taken only by a
 drafter on this host, only for a client whose consent covers drafting, and never for a
 supervision meeting (its cases are left out at its own stage). They are stored sealed with the
-transcript, so a withdrawal or retention purge that removes the transcript removes them."""
+transcript and removed with it, and with the draft (scribe.services.purge.purge_artefact), since
+they are model output.
+
+Two writers can touch them: the live job (under its lease) and the draft stage's commit. A note
+lost to the transcribe stage rewriting the transcript at the same moment is only made again at
+the draft stage: a note is used only for the words it was made from."""
 
 from __future__ import annotations
 
