@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from scribe.domain.claims import contradictions
+from scribe.domain.quantities import count_mismatches, numbers
 from scribe.domain.transcript import Segment, Speaker
 
 
@@ -131,14 +132,6 @@ def _lower_keep_tags(text: str) -> str:
     return re.sub(r"[^\[\]]+(?=\[|$)|(?<=\])[^\[\]]+", lambda m: m.group(0).lower(), text)
 
 
-def _numbers(text: str) -> set[str]:
-    found = set(re.findall(r"\d+(?:\.\d+)?", text))
-    for word in re.findall(r"[a-z]+", text.lower()):
-        if word in _NUM_WORDS:
-            found.add(_NUM_WORDS[word])
-    return found
-
-
 def align(
     sentences: list[tuple[str, str]],
     segments: tuple[Segment, ...],
@@ -192,15 +185,18 @@ def align(
             evidence_out: tuple[int, ...] = tuple(evidence[:1]) if support >= 0.15 else ()
         else:
             evidence_out = tuple(sorted(evidence))
-        nums = _numbers(text)
+        nums = numbers(text)
         if nums:
             ev_nums: set[str] = set()
             for i in evidence_out or tuple(range(len(segments))):
-                ev_nums |= _numbers(segments[i].text)
+                ev_nums |= numbers(segments[i].text)
             missing = nums - ev_nums
             if missing:
                 flags.append(Flag(FlagKind.NUMBER_MISMATCH,
                                   f"number(s) {', '.join(sorted(missing))} not found in the evidence"))
+            else:  # each number found, but does the evidence count the same thing with another?
+                flags.extend(Flag(FlagKind.NUMBER_MISMATCH, reason) for reason in
+                             count_mismatches(text, [segments[i].text for i in evidence_out])[:1])
         out.append(CheckedSentence(section, idx, text, tuple(segments[i].index for i in evidence_out),
                                    round(support, 3), tuple(flags)))
     return out
@@ -393,7 +389,7 @@ def observation_problem(text: str, evidence: tuple[int, ...], by_index: dict[int
 
 
 def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...], *,
-                observed: frozenset[str] = frozenset()) -> DraftCheck:
+                observed: frozenset[str] = frozenset(), medicines: frozenset[str] = frozenset()) -> DraftCheck:
     """Align evidence, drop unstated diagnoses/treatment decisions, check risk statements, and
     (in the ``observed`` sections, e.g. Objective) flag what the client reported rather than
     what the clinician observed."""

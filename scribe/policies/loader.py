@@ -91,22 +91,19 @@ def _load(path: Path, model: type[M]) -> M:
 _WORDS = re.compile(r"[a-z0-9][a-z0-9'&/.+-]*")
 
 
-def _load_redaction(directory: Path) -> RedactionPolicy:
-    """The redaction policy with its vocabulary read: every word file it names, each word
-    lowercase, none twice, none a country's or a US state's name nor a word of one ('zealand'):
-    a place the redactor would then never see as one."""
-    path = directory / "redaction.yaml"
-    policy = _load(path, RedactionPolicy)
+def _read_words(directory: Path, path: Path, field: str, names: list[str],
+                refuse: frozenset[str] = frozenset()) -> frozenset[str]:
+    """The words of the word files ``names`` (relative to the policies directory): each word
+    lowercase, none twice, none in ``refuse`` (what the caller must never see listed)."""
     where: dict[str, str] = {}
-    places = COUNTRIES | US_STATES | place_words()  # the same place words the redactor's lexicon holds
-    for name in policy.vocabulary:
+    for name in names:
         words_path = (directory / name).resolve()
         if not words_path.is_relative_to(directory.resolve()):
-            raise PolicyError(f"{path}: field 'vocabulary': {name} is outside the policies directory")
+            raise PolicyError(f"{path}: field '{field}': {name} is outside the policies directory")
         try:
             text = words_path.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise PolicyError(f"{path}: field 'vocabulary': {name} is missing") from None
+            raise PolicyError(f"{path}: field '{field}': {name} is missing") from None
         for number, line in enumerate(text.splitlines(), start=1):
             for word in line.split("#", 1)[0].split():
                 here = f"{name}:{number}"
@@ -114,12 +111,30 @@ def _load_redaction(directory: Path) -> RedactionPolicy:
                     raise PolicyError(f"{here}: '{word}' is not a lowercase word")
                 if word in where:
                     raise PolicyError(f"{here}: '{word}' is listed already ({where[word]})")
-                if word in places:
+                if word in refuse:
                     raise PolicyError(f"{here}: '{word}' is a place's name: listed here it would never be redacted")
                 where[word] = here
     if not where:
-        raise PolicyError(f"{path}: field 'vocabulary': the word files hold no word")
-    return policy.with_vocabulary(frozenset(where), _load_patterns(directory, path, policy))
+        raise PolicyError(f"{path}: field '{field}': the word files hold no word")
+    return frozenset(where)
+
+
+def _load_redaction(directory: Path) -> RedactionPolicy:
+    """The redaction policy with its vocabulary read: every word file it names, each word
+    lowercase, none twice, none a country's or a US state's name nor a word of one ('zealand'):
+    a place the redactor would then never see as one."""
+    path = directory / "redaction.yaml"
+    policy = _load(path, RedactionPolicy)
+    places = COUNTRIES | US_STATES | place_words()  # the same place words the redactor's lexicon holds
+    words = _read_words(directory, path, "vocabulary", policy.vocabulary, frozenset(places))
+    return policy.with_vocabulary(words, _load_patterns(directory, path, policy))
+
+
+def _load_pipeline(directory: Path) -> PipelinePolicy:
+    """The pipeline policy with its medicines list read (the same checks as any word file)."""
+    path = directory / "pipeline.yaml"
+    policy = _load(path, PipelinePolicy)
+    return policy.with_medicines(_read_words(directory, path, "medications", policy.medications))
 
 
 def _load_patterns(directory: Path, path: Path, policy: RedactionPolicy) -> PatternTable:
@@ -171,7 +186,7 @@ def load_policies(directory: Path) -> Policies:
                           "one of the types")
     return Policies(
         directory=directory,
-        pipeline=_load(directory / "pipeline.yaml", PipelinePolicy),
+        pipeline=_load_pipeline(directory),
         consent=consent,
         signing=_load(directory / "signing.yaml", SigningPolicy),
         roles=_load(directory / "roles.yaml", RolesPolicy),

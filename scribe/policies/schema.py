@@ -70,6 +70,22 @@ class PipelinePolicy(Strict):
     digest_part_chars: int = Field(default=2000, description="A long session is read in parts of about this many "
                                    "characters, each noted as soon as it is transcribed; 0 reads it whole")
 
+    medications: list[str] = Field(
+        default=["vocabulary/medications.txt"], min_length=1,
+        description="Word files (relative to the policies directory) of medicines by name: a draft sentence that "
+                    "names one the transcript never names is flagged")
+    _medicines: frozenset[str] = PrivateAttr(default=frozenset())
+
+    @property
+    def medicines(self) -> frozenset[str]:
+        """The words of the ``medications`` files, read and checked by the loader."""
+        return self._medicines
+
+    def with_medicines(self, words: frozenset[str]) -> PipelinePolicy:
+        policy = self.model_copy()
+        policy._medicines = words
+        return policy
+
     @field_validator("digest_part_chars")
     @classmethod
     def _part_size(cls, v: int) -> int:

@@ -1,5 +1,5 @@
 """Claims against their evidence: a quantity's time and a quality's direction (issue 15's
-examples), and the faithful sentences beside them that must pass. bench/claims.py measures the
+examples), and the faithful sentences beside them that must pass. bench/faithfulness.py measures the
 same checks on ACI-Bench with injected errors."""
 
 from __future__ import annotations

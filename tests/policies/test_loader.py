@@ -195,3 +195,20 @@ def test_the_pattern_file_itself_must_be_there_and_readable(tmp_path: Path, sett
     (d / "redaction.yaml").write_text(text)
     with pytest.raises(PolicyError, match=message):
         load_policies(d)
+
+
+def test_the_medicines_list_is_read_and_checked_like_any_word_file(tmp_path: Path) -> None:
+    medicines = load_policies(ROOT / "policies").pipeline.medicines
+    assert {"sertraline", "zoloft", "lisinopril", "lithium"} <= medicines
+    d = copy_policies(tmp_path)
+    (d / "vocabulary" / "our_medicines.txt").write_text("compounded-cream\n")
+    text = (d / "pipeline.yaml").read_text().replace(
+        "medications: [vocabulary/medications.txt]", "medications: [vocabulary/medications.txt, vocabulary/our_medicines.txt]")
+    (d / "pipeline.yaml").write_text(text)
+    assert "compounded-cream" in load_policies(d).pipeline.medicines
+    (d / "vocabulary" / "our_medicines.txt").write_text("Zoloft\n")
+    with pytest.raises(PolicyError, match=r"our_medicines.txt:1: 'Zoloft' is not a lowercase word"):
+        load_policies(d)
+    (d / "vocabulary" / "our_medicines.txt").write_text("zoloft\n")
+    with pytest.raises(PolicyError, match=r"'zoloft' is listed already \(vocabulary/medications.txt:\d+\)"):
+        load_policies(d)

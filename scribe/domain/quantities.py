@@ -1,0 +1,148 @@
+"""Numbers as people say them and notes write them, and what each number counts.
+
+"twenty five" and "25", "fifteen hundred" and "1500", "one point five" and "1.5", "three out of
+six" and "3/6", "a hundred and twenty over eighty" and "120/80" are the same numbers; a number's
+unit is the word it counts ("5 pounds", "4 days ago", "20 milligrams" = "20 mg"). Pure functions
+over text."""
+
+from __future__ import annotations
+
+import re
+
+_ONES = {"zero": 0, "oh": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+         "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14,
+         "fifteen": 15, "sixteen": 16, "seventeen": 17, "eighteen": 18, "nineteen": 19}
+_TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+         "ninety": 90}
+_SCALES = {"hundred": 100, "thousand": 1000}
+NUMBER_WORDS = frozenset(_ONES) | frozenset(_TENS) | frozenset(_SCALES)
+
+# The same unit written two ways; a plural is its singular.
+_UNIT_FORMS = {"milligram": "mg", "milligrams": "mg", "mgs": "mg", "lbs": "pound", "lb": "pound", "hrs": "hour",
+               "hr": "hour", "mins": "minute", "min": "minute", "yrs": "year", "yr": "year", "wks": "week",
+               "wk": "week", "percent": "%", "cc": "ml", "milliliters": "ml", "milliliter": "ml",
+               "mcg": "microgram", "times": "time", "x": "time"}
+# Words between a number and what it counts ("5 or 6 pounds", "3 to 3.5 pounds", "about 20 of the").
+_BETWEEN = {"to", "or", "and", "a", "an", "the", "of", "more", "less", "than", "about", "approximately", "over",
+            "around", "half", "-"}
+_TOKEN = re.compile(r"\d+(?:\.\d+)?(?:/\d+(?:\.\d+)?)?|[a-z]+(?:'[a-z]+)?|%|-")
+
+
+def _spell(value: float) -> str:
+    return str(int(value)) if value == int(value) else str(value)
+
+
+def _read_number(words: list[str], i: int) -> tuple[float, int]:
+    """The number spoken from words[i] on ("one hundred and twenty", "fifteen hundred", "a
+    thousand", "twenty five"), and the index after it."""
+    total, current, j = 0.0, 0.0, i
+    if words[i] == "a":
+        current, j = 1.0, i + 1
+    while j < len(words):
+        x = words[j]
+        below_hundred = current % 100
+        if x in _ONES and (below_hundred == 0 or (below_hundred >= 20 and below_hundred % 10 == 0 and _ONES[x] < 10)):
+            if j > i and below_hundred == 0 and current == 0 and x in ("zero", "oh"):
+                break
+            current += _ONES[x]
+        elif x in _TENS and below_hundred == 0:
+            current += _TENS[x]
+        elif x == "hundred" and 0 < current < 100:
+            current *= 100
+        elif x == "thousand" and current:
+            total += current * 1000
+            current = 0.0
+        elif x == "and" and (total or current >= 100) and j + 1 < len(words) and (words[j + 1] in _ONES
+                                                                                 or words[j + 1] in _TENS):
+            pass
+        else:
+            break
+        j += 1
+    return total + current, j
+
+
+def spoken_to_digits(text: str) -> str:
+    """The text lowercased with every spoken number as digits, and "n out of m" / "n over m"
+    as "n/m" (a scale's score, a blood pressure)."""
+    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text.lower())  # 1,000
+    text = re.sub(r"\ba couple (?:of )?(?=(?:\w+ )?(?:days?|weeks?|months?|years?|times|hours|minutes|pounds)\b)",
+                  "2 ", text)
+    words = _TOKEN.findall(text)
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        w = words[i]
+        if not (w in _ONES or w in _TENS or (w == "a" and i + 1 < len(words) and words[i + 1] in _SCALES)):
+            out.append(w)
+            i += 1
+            continue
+        value, j = _read_number(words, i)
+        spelled = _spell(value)
+        if j + 1 < len(words) and words[j] == "point" and words[j + 1] in _ONES and _ONES[words[j + 1]] < 10:
+            digits = []
+            j += 1
+            while j < len(words) and words[j] in _ONES and _ONES[words[j]] < 10:
+                digits.append(str(_ONES[words[j]]))
+                j += 1
+            spelled += "." + "".join(digits)
+        out.append(spelled)
+        i = j
+    return re.sub(r"\b(\d+(?:\.\d+)?) (?:out of|over) (\d+(?:\.\d+)?)\b", r"\1/\2", " ".join(out))
+
+
+def numbers(text: str) -> set[str]:
+    """Every number the text says, as digits ("3/6" gives 3 and 6)."""
+    return {n for x in re.findall(r"\d+(?:\.\d+)?(?:/\d+(?:\.\d+)?)?", spoken_to_digits(text)) for n in x.split("/")}
+
+
+def _unit(word: str) -> str:
+    word = _UNIT_FORMS.get(word, word)
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        word = word[:-1]
+    return _UNIT_FORMS.get(word, word)
+
+
+def counted(text: str) -> list[tuple[str, str]]:
+    """(number, what it counts) for each number followed by what it counts within three words
+    ("5 pounds" -> ("5", "pound"), "3 to 3.5 pounds" -> both 3 and 3.5 count pounds, "3/6" ->
+    ("3", "/6")). A number followed by another word than a unit still pairs with that word:
+    the caller compares like with like."""
+    tokens = _TOKEN.findall(spoken_to_digits(text))
+    out = []
+    for i, tok in enumerate(tokens):
+        if not tok[0].isdigit():
+            continue
+        if "/" in tok:
+            top, bottom = tok.split("/", 1)
+            out.append((top, "/" + bottom))
+            continue
+        for nxt in tokens[i + 1 : i + 5]:
+            if nxt[0].isdigit() or nxt in _BETWEEN:
+                continue
+            if nxt.isalpha() or nxt == "%":
+                out.append((tok, _unit(nxt)))
+            break
+        if i and tokens[i - 1] in _NAMED_BY:  # "type 2", "grade 3", "level 4"
+            out.append((tok, tokens[i - 1]))
+    return out
+
+
+# Words a number follows to name a kind or a rank ("type 2 diabetes", "grade 3 murmur").
+_NAMED_BY = frozenset({"type", "grade", "stage", "level", "class", "step", "phase", "day", "week", "room", "number"})
+
+
+def count_mismatches(sentence: str, evidence: list[str]) -> list[str]:
+    """Why the evidence counts the same thing with another number ("8 pounds" in the note,
+    only "5 pounds" in the transcript). Silent when the transcript does not count that thing."""
+    said: dict[str, set[str]] = {}
+    for text in evidence:
+        for value, unit in counted(text):
+            said.setdefault(unit, set()).add(value)
+    reasons = []
+    for value, unit in counted(sentence):
+        values = said.get(unit)
+        if values and value not in values:
+            sep = "" if unit.startswith("/") else " "
+            reasons.append(f"the note has {value}{sep}{unit}, the transcript "
+                           + " or ".join(f"{v}{sep}{unit}" for v in sorted(values)))
+    return reasons
