@@ -156,7 +156,8 @@ def cmd_draft(args: argparse.Namespace) -> int:
         source, template.name, [SectionRequest(s.key, s.title, s.instruction, s.max_sentences) for s in template.sections],
         None, earlier)
     pairs = [(s.key, x) for s in template.sections for x in split_sentences(result.sections.get(s.key, ""))]
-    checked = check_draft(pairs, pseudo.segments, observed=template.observed_sections)
+    checked = check_draft(pairs, pseudo.segments, observed=template.observed_sections,
+                          medicines=policies.pipeline.medicines)
     rev = pseudo.surrogates.reverse
 
     def sentence(c: Any) -> dict[str, Any]:
@@ -197,7 +198,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             headings.setdefault(section.title.lower(), section.key)
             headings.setdefault(section.key.lower(), section.key)
     pairs = parse_note(note, headings)
-    checked = check_draft(pairs, segments, observed=frozenset(observed))
+    checked = check_draft(pairs, segments, observed=frozenset(observed), medicines=policies.pipeline.medicines)
     order = {pair: i for i, pair in reversed(list(enumerate(pairs)))}  # the note's own order
 
     def sentence(c: Any, removed: bool) -> dict[str, Any]:

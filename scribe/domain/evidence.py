@@ -7,6 +7,7 @@ match) plus NegEx-style polarity rules for risk statements.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from collections import Counter
@@ -16,6 +17,7 @@ from enum import StrEnum
 from scribe.domain.claims import contradictions
 from scribe.domain.quantities import count_mismatches, numbers
 from scribe.domain.transcript import Segment, Speaker
+from scribe.domain.vocabulary import one_slip
 
 
 class FlagKind(StrEnum):
@@ -29,6 +31,7 @@ class FlagKind(StrEnum):
     RISK_NO_PLAN = "risk_no_plan"  # a risk the client endorsed, and no safety plan or follow-up in the note
     CONTRADICTION = "contradiction"  # the evidence states the opposite (a quantity's time, a quality)
     MISPLACED = "misplaced"  # a client's report in a section that holds the clinician's observations
+    NOT_SAID = "not_said"  # names a medicine the session never named
 
 
 @dataclass(frozen=True)
@@ -388,6 +391,55 @@ def observation_problem(text: str, evidence: tuple[int, ...], by_index: dict[int
     return None
 
 
+# A sentence that gives its content to the clinician: what the clinician saw ("the clinician
+# observed", "on exam"), or what the clinician said ("the therapist explained").
+_CLINICIAN = r"(?:the |this )?(?:clinician|therapist|counsel+or|doctor|physician|provider|writer|examiner|i|we)"
+_SEEN_BY_CLINICIAN = re.compile(
+    rf"\b{_CLINICIAN} (?:also )?(?:observed|noticed|saw|found|witnessed|examined)\b|\b(?:was|were|is|are) "
+    r"(?:observed|noted|seen) (?:by the \w+ )?(?:to|as|during)\b|\bon (?:exam|examination|observation)\b", re.I)
+_SAID_BY_CLINICIAN = re.compile(
+    rf"\b{_CLINICIAN} (?:also )?(?:stated|said|explained|told|advised|noted|reported|pointed out|mentioned"
+    r"|reminded|reflected|suggested|shared)\b", re.I)
+
+
+def attribution_problem(text: str, evidence: tuple[int, ...], by_index: dict[int, Segment]) -> str | None:
+    """Why a sentence gives to the clinician what only the client said: "the clinician observed
+    that he runs five miles a day" when the client said it (a report is not an observation,
+    whatever the section). For what the clinician saw, a client's words that match as well as
+    the clinician's settle it (the clinician repeating a report back did not observe it); for
+    what the clinician said, only the client's words may match (a clinician's advice often
+    takes up the client's own words)."""
+    seen = bool(_SEEN_BY_CLINICIAN.search(text))
+    if not seen and not _SAID_BY_CLINICIAN.search(text):
+        return None
+    found = [by_index[i] for i in evidence if i in by_index]
+    if not found:
+        return None
+    words = set(content_words(_SEEN_BY_CLINICIAN.sub(" ", _SAID_BY_CLINICIAN.sub(" ", text))))
+
+    def overlap(seg: Segment) -> int:
+        return len(words & set(content_words(seg.text)))
+
+    client = max((overlap(x) for x in found if x.speaker.is_client), default=0)
+    # What the clinician saw is said as a statement, not asked or handed back ("does it keep you
+    # from walking?", "I know you've had the transplant"): those are the client's report.
+    own = [x for x in found if not x.speaker.is_client and not (seen and _ASKED_OR_HANDED_BACK.search(x.text))]
+    clinician = max((overlap(x) for x in own), default=0)
+    if seen and not clinician and not client:
+        return ("the note says the clinician observed this; in the transcript the clinician only asked about it or "
+                "repeated the client's report")
+    if client and (client >= clinician if seen else not clinician):
+        who = "observed" if seen else "said"
+        best = next(x for x in found if x.speaker.is_client and overlap(x) == client)
+        return (f"the note says the clinician {who} this; in the transcript the client said it (segment {best.index})")
+    return None
+
+
+_ASKED_OR_HANDED_BACK = re.compile(
+    r"\?|\b(?:you (?:said|told|mentioned|reported|were|did)|you've (?:been|had)|i know (?:that )?you"
+    r"|(?:glad|sorry) to hear|sounds like|i hear (?:that )?you|heard that)\b", re.I)
+
+
 def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...], *,
                 observed: frozenset[str] = frozenset(), medicines: frozenset[str] = frozenset()) -> DraftCheck:
     """Align evidence, drop unstated diagnoses/treatment decisions, check risk statements, and
@@ -396,6 +448,7 @@ def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...],
     result = DraftCheck()
     result.risk_mentions = find_risk_mentions(segments)
     by_index = {s.index: s for s in segments}
+    spoken = _words_said(segments) if medicines else frozenset()
     for checked in align(sentences, segments):
         decisions = [(k, t) for k, t in clinical_decisions(checked.text) if not stated_by_clinician(t, segments)]
         if decisions:
@@ -405,9 +458,14 @@ def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...],
                 f"removed: {kind} ('{term}') the clinician did not state in the session")))
             continue
         flags = list(checked.flags)
+        flags.extend(Flag(FlagKind.NOT_SAID, f"names {name}, which the transcript never names")
+                     for name in unsaid_medicines(checked.text, spoken, medicines))
         if checked.evidence:
             said = [by_index[i].text for i in checked.evidence if i in by_index]
             flags.extend(Flag(FlagKind.CONTRADICTION, reason) for reason in contradictions(checked.text, said))
+            wrong_speaker = attribution_problem(checked.text, checked.evidence, by_index)
+            if wrong_speaker:
+                flags.append(Flag(FlagKind.CONTRADICTION, wrong_speaker))
         if checked.section in observed and checked.evidence:
             problem = observation_problem(checked.text, checked.evidence, by_index)
             if problem:
@@ -439,6 +497,30 @@ def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...],
             FlagKind.RISK_NO_PLAN, f"{', '.join(endorsed)} endorsed in the session, and the note records no safety "
             "plan or follow-up", endorsed[0], "endorsed"))
     return result
+
+
+_NAME = re.compile(r"[a-z][a-z-]*[a-z]")
+
+
+def _words_said(segments: tuple[Segment, ...]) -> frozenset[str]:
+    """Every word of the transcript, and every two neighbours run together ("zo loft")."""
+    words: set[str] = set()
+    for seg in segments:
+        found = _NAME.findall(seg.text.lower())
+        words.update(found)
+        words.update(a + b for a, b in itertools.pairwise(found))
+    return frozenset(words)
+
+
+def unsaid_medicines(text: str, said: frozenset[str], medicines: frozenset[str]) -> list[str]:
+    """The medicines a sentence names that the transcript never names (a long name one slip
+    away counts as named: speech recognition misspells drug names)."""
+    out: list[str] = []
+    for name in dict.fromkeys(w for w in _NAME.findall(text.lower()) if w in medicines):
+        if name in said or (len(name) >= 7 and any(abs(len(w) - len(name)) <= 1 and one_slip(name, w) for w in said)):
+            continue
+        out.append(name)
+    return out
 
 
 # A risk the client endorses needs a plan in the note: a safety plan, crisis resources, means

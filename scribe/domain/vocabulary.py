@@ -139,7 +139,7 @@ def near_word(word: str, words: frozenset[str]) -> bool:
         return False
     index = _slip_index(words)
     candidates = index.get(word, set()).union(*(index.get(v, ()) for v in _deletions(word)))
-    return any(_one_slip(word, listed) for listed in candidates)
+    return any(one_slip(word, listed) for listed in candidates)
 
 
 def _deletions(word: str) -> set[str]:
@@ -158,7 +158,8 @@ def _slip_index(words: frozenset[str]) -> dict[str, set[str]]:
     return index
 
 
-def _one_slip(a: str, b: str) -> bool:
+def one_slip(a: str, b: str) -> bool:
+    """The same word, or one slip apart (a letter dropped, doubled, changed, or two swapped)."""
     if a == b:
         return True
     if len(a) == len(b):

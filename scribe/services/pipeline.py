@@ -392,7 +392,8 @@ def _evidence(rt: Runtime, job: Job) -> Output:
     made_from = content_sha256([ai_sections, list(transcript.lines)])
     pairs = [(sec.key, sentence) for sec in template.sections if sec.source == "model"
              for sentence in split_sentences(ai_sections.get(sec.key, ""))]
-    checked = check_draft(pairs, transcript.segments, observed=template.observed_sections)
+    checked = check_draft(pairs, transcript.segments, observed=template.observed_sections,
+                          medicines=rt.policies.pipeline.medicines)
     left_out = sum(1 for x in transcript.segments if x.text == LEFT_OUT) if supervision else 0
     if left_out:
         checked.draft_flags.append(Flag(FlagKind.CASE_LEFT_OUT, f"{left_out} part(s) of this meeting were left out of "

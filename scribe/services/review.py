@@ -298,10 +298,12 @@ def claim_version(s: Session, draft: Draft, lock_version: int, actor: User, summ
 
 
 def save_section(s: Session, key: bytes, *, actor: User, encounter_id: int, section_key: str, text: str,
-                 lock_version: int, now: datetime, typed_required: str = "", confirmation: str = "") -> Draft:
+                 lock_version: int, now: datetime, medicines: frozenset[str], typed_required: str = "",
+                 confirmation: str = "") -> Draft:
     """Save a section and mark it reviewed. With ``typed_required`` (the practice's
     section_review: edit_or_typed), a section saved unchanged is marked reviewed only when the
-    clinician typed that word; otherwise the save is refused and nothing changes."""
+    clinician typed that word; otherwise the save is refused and nothing changes. ``medicines``
+    (the pipeline policy's list) is what an edited sentence is checked with again."""
     encounter, draft = editable_draft(s, actor, encounter_id)
     check_version(s, draft, lock_version)
     if len(text) > MAX_SECTION_CHARS:
@@ -326,7 +328,7 @@ def save_section(s: Session, key: bytes, *, actor: User, encounter_id: int, sect
         if sent.flags and not sent.resolution and sent.text not in text:
             if segments is None:
                 segments = load_segments(s, encounter.id or 0)
-            still = recheck_edited(sent.text, [f["kind"] for f in sent.flags], section_key, text, segments)
+            still = recheck_edited(sent.text, [f["kind"] for f in sent.flags], section_key, text, segments, medicines)
             if still is None:  # the claim is gone, or now agrees with what was said
                 sent.resolution, sent.resolved_by, sent.resolved_at = Resolution.EDITED, actor.id, now
             else:  # reworded, and still wrong: the flag follows the new wording
@@ -366,7 +368,7 @@ def _check_what_the_clinician_wrote(s: Session, draft: Draft, section: DraftSect
 
 
 def recheck_edited(before: str, kinds: list[str], section_key: str, section_text: str,
-                   segments: tuple[Segment, ...]) -> tuple[str, list[dict[str, str]]] | None:
+                   segments: tuple[Segment, ...], medicines: frozenset[str]) -> tuple[str, list[dict[str, str]]] | None:
     """An edit resolves a flagged sentence only if it addresses the flag. The sentence the
     edit made of it (the most similar sentence of the section, if any is close) is checked
     again against the transcript; if a flag of the same kind comes back, that sentence and its
@@ -381,7 +383,7 @@ def recheck_edited(before: str, kinds: list[str], section_key: str, section_text
         return None  # nothing in the section is a rewording of it: the claim was removed
     # A sentence flagged as misplaced was in a section of observations: check it as one again.
     observed = frozenset({section_key}) if "misplaced" in kinds else frozenset()
-    checked = check_draft([(section_key, after)], segments, observed=observed)
+    checked = check_draft([(section_key, after)], segments, observed=observed, medicines=medicines)
     flags = [f for c in checked.sentences + checked.removed for f in c.flags if f.kind.value in kinds]
     return (after, [f.to_json() for f in flags]) if flags else None
 

@@ -87,7 +87,7 @@ def _recheck(s: Session, policies: Policies, draft: Draft, note_type: str, encou
     sections = s.exec(select(DraftSection).where(DraftSection.draft_id == draft.id)
                       .order_by(col(DraftSection.position))).all()
     pairs = [(sec.key, sentence) for sec in sections if sec.key in model_keys for sentence in split_sentences(sec.text)]
-    checked = check_draft(pairs, segments, observed=template.observed_sections)
+    checked = check_draft(pairs, segments, observed=template.observed_sections, medicines=policies.pipeline.medicines)
     found = {(c.section, c.text): c for c in checked.sentences if c.flags}
     raised = {k: [f.to_json() for f in c.flags] for k, c in found.items()}
     sentences = s.exec(select(DraftSentence).where(DraftSentence.draft_id == draft.id)).all()

@@ -48,3 +48,36 @@ def test_the_reversed_rating_of_the_sample_is_a_contradiction_flag_in_the_draft_
     result = check_draft([("subjective", WRONG[0][0]), ("subjective", RIGHT[0][0])], session)
     flags = [{f.kind for f in s.flags} for s in result.sentences]
     assert FlagKind.CONTRADICTION in flags[0] and FlagKind.CONTRADICTION not in flags[1]
+
+
+SPEAKER_WRONG = [  # (note sentence, transcript): the note gives the client's report to the clinician
+    ("The clinician observed that she runs five miles a day.",
+     "CLINICIAN: how much are you running?\nCLIENT: I run about five miles a day before work."),
+    ("The therapist noticed that he has been sleeping poorly since the move.",
+     "CLINICIAN: I know you've been sleeping poorly since the move.\nCLIENT: yeah."),
+    ("The clinician stated that the panic attacks started after the accident.",
+     "CLINICIAN: okay.\nCLIENT: the panic attacks started right after the accident."),
+]
+SPEAKER_RIGHT = [  # what the clinician did observe or say
+    ("On exam, her lungs are clear to auscultation.", "CLINICIAN: your lungs are clear.\nCLIENT: good."),
+    ("The clinician observed that the client was tearful when discussing her mother.",
+     "CLINICIAN: I notice you are tearful as you talk about your mother.\nCLIENT: it's hard."),
+    ("I advised the patient to stop the ibuprofen.",
+     "CLIENT: I take ibuprofen for the pain.\nCLINICIAN: I'd like you to stop the ibuprofen for now."),
+    ("The client reports that she runs five miles a day.", "CLIENT: I run about five miles a day before work."),
+]
+
+
+def _contradicted(sentence: str, transcript: str) -> list[str]:
+    checked = check_draft([("assessment", sentence)], parse_plain_transcript(transcript))
+    return [f.reason for s in checked.sentences for f in s.flags if f.kind == FlagKind.CONTRADICTION]
+
+
+@pytest.mark.parametrize(("sentence", "transcript"), SPEAKER_WRONG)
+def test_the_clients_report_given_to_the_clinician_is_a_contradiction(sentence: str, transcript: str) -> None:
+    assert any("the note says the clinician" in reason for reason in _contradicted(sentence, transcript))
+
+
+@pytest.mark.parametrize(("sentence", "transcript"), SPEAKER_RIGHT)
+def test_what_the_clinician_observed_or_said_passes(sentence: str, transcript: str) -> None:
+    assert _contradicted(sentence, transcript) == []

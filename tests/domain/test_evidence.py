@@ -6,6 +6,7 @@ from scribe.domain.evidence import (
     find_risk_mentions,
     is_negated,
     split_sentences,
+    unsaid_medicines,
 )
 from scribe.domain.transcript import Speaker, parse_plain_transcript
 
@@ -107,3 +108,19 @@ def test_a_clients_report_in_the_objective_section_is_flagged_misplaced() -> Non
     misplaced = [FlagKind.MISPLACED in kinds(s) for s in result.sentences]
     assert misplaced == [True, True, False, False]
     assert not any(FlagKind.MISPLACED in kinds(s) for s in check_draft(sentences, OBSERVED).sentences)
+
+
+MEDICINES = frozenset({"sertraline", "zoloft", "trazodone", "lisinopril"})
+
+
+def test_a_medicine_the_transcript_never_names_is_flagged() -> None:
+    said = parse_plain_transcript("CLIENT: the zoloft helps , and i take my lisinoprill in the morning")
+    checked = check_draft([("subjective", "She takes trazodone and lisinopril in the morning.")], said,
+                          medicines=MEDICINES)
+    assert [(f.kind, f.reason) for s in checked.sentences for f in s.flags if f.kind == FlagKind.NOT_SAID] == [
+        (FlagKind.NOT_SAID, "names trazodone, which the transcript never names")]
+    # named in the session (a misspelt long name, a brand split in two by the recognizer): no flag
+    assert unsaid_medicines("Continues Zoloft and lisinopril.", frozenset({"zoloft", "lisinoprill"}), MEDICINES) == []
+    heard = parse_plain_transcript("CLIENT: the tra zodone knocks me out")
+    assert not [f for s in check_draft([("s", "Trazodone helps her sleep.")], heard, medicines=MEDICINES).sentences
+                for f in s.flags if f.kind == FlagKind.NOT_SAID]

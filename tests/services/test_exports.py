@@ -140,7 +140,8 @@ def test_no_export_carries_an_unsigned_draft(
     lock = resolve_all(runtime, practice.dr_ada, encounter)
     section = next(x for x in view(runtime, practice.dr_ada, encounter).sections if DRAFT_ONLY in x.text)
     with session_scope(runtime.engine) as s:  # the clinician takes the invented sentence out before signing
-        lock = review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id or 0,
+        lock = review.save_section(s, runtime.audit_key, medicines=runtime.policies.pipeline.medicines,
+                                   actor=practice.dr_ada, encounter_id=encounter.id or 0,
                                    section_key=section.key, text=section.text.replace(DRAFT_ONLY, ""),
                                    lock_version=lock, now=runtime.clock()).lock_version
     sign(runtime, practice.dr_ada, encounter, lock)

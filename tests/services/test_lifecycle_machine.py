@@ -91,7 +91,7 @@ def test_the_note_lifecycle_keeps_its_invariants(tmp_path_factory: pytest.TempPa
             text = section.text + (" Edited." if change else "")
             result = self.attempt(review.save_section, self.rt.audit_key, actor=self.actor(who),
                                   encounter_id=self.encounter_id, section_key=section.key, text=text,
-                                  lock_version=lock, now=self.clock())
+                                  lock_version=lock, now=self.clock(), medicines=self.rt.policies.pipeline.medicines)
             if who != "sam" or stale or not v.editing:
                 assert result is None, "only the author, on the current version of an open draft, may save"
 
@@ -104,7 +104,7 @@ def test_the_note_lifecycle_keeps_its_invariants(tmp_path_factory: pytest.TempPa
             for section in v.sections:
                 self.attempt(review.save_section, self.rt.audit_key, actor=self.p.sam, encounter_id=self.encounter_id,
                              section_key=section.key, text=section.text, lock_version=lock(self.view()),
-                             now=self.clock())
+                             now=self.clock(), medicines=self.rt.policies.pipeline.medicines)
             for flag in self.view().open_flags:
                 self.attempt(review.resolve_flag, self.rt.audit_key, actor=self.p.sam, encounter_id=self.encounter_id,
                              target=flag.target, reason="heard it", lock_version=lock(self.view()),

@@ -70,7 +70,8 @@ def save(rt: Runtime, actor: User, encounter: Encounter, text: str, version: int
 
     def call() -> object:
         with session_scope(rt.engine) as s:
-            return review.save_section(s, rt.audit_key, actor=actor, encounter_id=encounter.id or 0,
+            return review.save_section(s, rt.audit_key, medicines=rt.policies.pipeline.medicines,
+                                       actor=actor, encounter_id=encounter.id or 0,
                                        section_key="subjective", text=text, lock_version=version, now=rt.clock())
     return call
 

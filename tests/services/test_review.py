@@ -51,7 +51,8 @@ def review_all(runtime: Runtime, actor: User, encounter: Encounter) -> int:
     version = lock(v)
     for section in v.sections:
         with session_scope(runtime.engine) as s:
-            version = review.save_section(s, runtime.audit_key, actor=actor, encounter_id=encounter.id or 0,
+            version = review.save_section(s, runtime.audit_key, medicines=runtime.policies.pipeline.medicines,
+                                          actor=actor, encounter_id=encounter.id or 0,
                                           section_key=section.key, text=section.text, lock_version=version,
                                           now=runtime.clock()).lock_version
     return version
@@ -106,7 +107,8 @@ def test_editing_a_flagged_sentence_out_resolves_it(runtime: Runtime, practice: 
     v = view(runtime, practice.dr_ada, encounter)
     first = v.sections[0]
     with session_scope(runtime.engine) as s:
-        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id or 0, section_key=first.key,
+        review.save_section(s, runtime.audit_key, medicines=runtime.policies.pipeline.medicines,
+                            actor=practice.dr_ada, encounter_id=encounter.id or 0, section_key=first.key,
                             text=first.text.replace("The client adopted a parrot named Captain.", ""),
                             lock_version=lock(v), now=runtime.clock())
     after = view(runtime, practice.dr_ada, encounter)
@@ -163,11 +165,13 @@ def test_a_stale_save_or_sign_is_a_conflict_not_a_lost_update(runtime: Runtime, 
     v = view(runtime, practice.dr_ada, encounter)
     stale = lock(v)
     with session_scope(runtime.engine) as s:
-        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id or 0,
+        review.save_section(s, runtime.audit_key, medicines=runtime.policies.pipeline.medicines,
+                            actor=practice.dr_ada, encounter_id=encounter.id or 0,
                             section_key=v.sections[0].key, text="First tab's text.", lock_version=stale,
                             now=runtime.clock())
     with pytest.raises(Conflict, match="changed"), session_scope(runtime.engine) as s:
-        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id or 0,
+        review.save_section(s, runtime.audit_key, medicines=runtime.policies.pipeline.medicines,
+                            actor=practice.dr_ada, encounter_id=encounter.id or 0,
                             section_key=v.sections[0].key, text="Second tab's text.", lock_version=stale,
                             now=runtime.clock())
     assert view(runtime, practice.dr_ada, encounter).sections[0].text == "First tab's text."
@@ -224,7 +228,8 @@ def test_a_signed_note_cannot_be_signed_or_edited_again(runtime: Runtime, practi
     with pytest.raises(Conflict):
         sign(runtime, practice.dr_ada, encounter, draft.lock_version)
     with pytest.raises(Conflict), session_scope(runtime.engine) as s:
-        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id or 0, section_key="plan",
+        review.save_section(s, runtime.audit_key, medicines=runtime.policies.pipeline.medicines,
+                            actor=practice.dr_ada, encounter_id=encounter.id or 0, section_key="plan",
                             text="changed", lock_version=draft.lock_version, now=runtime.clock())
     assert signed.id is not None
 
@@ -245,7 +250,8 @@ def test_the_signature_says_edited_only_when_something_was_edited(runtime: Runti
     edited = ready(runtime, practice.dr_ada, practice.maya.id, wav)
     v = view(runtime, practice.dr_ada, edited)
     with session_scope(runtime.engine) as s:
-        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=edited.id or 0,
+        review.save_section(s, runtime.audit_key, medicines=runtime.policies.pipeline.medicines,
+                            actor=practice.dr_ada, encounter_id=edited.id or 0,
                             section_key=v.sections[0].key, text=v.sections[0].text + " Client arrived on time.",
                             lock_version=lock(v), now=runtime.clock())
     signed = sign(runtime, practice.dr_ada, edited, resolve_all(runtime, practice.dr_ada, edited))
@@ -255,7 +261,8 @@ def test_the_signature_says_edited_only_when_something_was_edited(runtime: Runti
 def _edit_first_section(runtime: Runtime, actor: User, encounter: Encounter, change: Callable[[str], str]) -> None:
     v = view(runtime, actor, encounter)
     with session_scope(runtime.engine) as s:
-        review.save_section(s, runtime.audit_key, actor=actor, encounter_id=encounter.id or 0, section_key=v.sections[0].key,
+        review.save_section(s, runtime.audit_key, medicines=runtime.policies.pipeline.medicines,
+                            actor=actor, encounter_id=encounter.id or 0, section_key=v.sections[0].key,
                             text=change(v.sections[0].text), lock_version=lock(v), now=runtime.clock())
 
 
@@ -276,6 +283,22 @@ def test_an_edit_that_does_not_address_a_flag_leaves_it_open(
                    for f in view(runtime, practice.dr_ada, encounter).open_flags)
 
 
+def test_a_medicine_the_session_never_named_stays_flagged_until_it_is_gone(
+    runtime: Runtime, practice: Practice, wav: bytes, fakes: Fakes
+) -> None:
+    """Issue 15: a draft sentence naming a medicine nobody named in the session is flagged; an
+    edit that swaps in another unnamed medicine leaves it open, one that drops it resolves it."""
+    fakes.drafter.extra_sentence = "The client sleeps about seven hours most nights with trazodone."
+    encounter = ready(runtime, practice.dr_ada, practice.maya.id, wav)
+    flagged = [f for f in view(runtime, practice.dr_ada, encounter).open_flags if "trazodone" in f.sentence]
+    assert [f.kind for f in flagged] == ["not_said"]
+    _edit_first_section(runtime, practice.dr_ada, encounter, lambda t: t.replace("trazodone", "zolpidem"))
+    still = [f for f in view(runtime, practice.dr_ada, encounter).open_flags if "nights with" in f.sentence]
+    assert still and "zolpidem" in still[0].sentence and still[0].kind == "not_said"
+    _edit_first_section(runtime, practice.dr_ada, encounter, lambda t: t.replace(" with zolpidem", ""))
+    assert not any("nights" in f.sentence for f in view(runtime, practice.dr_ada, encounter).open_flags)
+
+
 def test_the_practice_may_require_an_edit_or_a_typed_confirmation_per_section(
     runtime: Runtime, practice: Practice, wav: bytes
 ) -> None:
@@ -288,7 +311,8 @@ def test_the_practice_may_require_an_edit_or_a_typed_confirmation_per_section(
 
     def save(section: DraftSection, text: str, version: int, **strict: str) -> int:
         with session_scope(runtime.engine) as s:
-            return review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id or 0,
+            return review.save_section(s, runtime.audit_key, medicines=runtime.policies.pipeline.medicines,
+                                       actor=practice.dr_ada, encounter_id=encounter.id or 0,
                                        section_key=section.key, text=text, lock_version=version,
                                        now=runtime.clock(), **strict).lock_version
 

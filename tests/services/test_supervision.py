@@ -109,7 +109,8 @@ def test_the_supervisor_returns_then_cosigns_the_revision(runtime: Runtime, prac
     assert v.can_sign.allowed is False
 
     with s_(runtime) as s:
-        review.save_section(s, runtime.audit_key, actor=practice.sam, encounter_id=encounter.id or 0,
+        review.save_section(s, runtime.audit_key, medicines=runtime.policies.pipeline.medicines,
+                            actor=practice.sam, encounter_id=encounter.id or 0,
                             section_key=v.sections[0].key, text=v.sections[0].text + " Risk screening: denied.",
                             lock_version=lock(v), now=runtime.clock())
     v2 = sign(runtime, practice.sam, encounter, resolve_all(runtime, practice.sam, encounter))
@@ -201,10 +202,12 @@ def test_two_tabs_get_a_conflict_that_says_what_changed(runtime: Runtime, practi
     stale = lock(v)
     section = v.sections[0]
     with s_(runtime) as s:
-        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id or 0,
+        review.save_section(s, runtime.audit_key, medicines=runtime.policies.pipeline.medicines,
+                            actor=practice.dr_ada, encounter_id=encounter.id or 0,
                             section_key=section.key, text="Tab one's text.", lock_version=stale, now=runtime.clock())
     with pytest.raises(Conflict) as caught, s_(runtime) as s:
-        review.save_section(s, runtime.audit_key, actor=practice.dr_ada, encounter_id=encounter.id or 0,
+        review.save_section(s, runtime.audit_key, medicines=runtime.policies.pipeline.medicines,
+                            actor=practice.dr_ada, encounter_id=encounter.id or 0,
                             section_key=section.key, text="Tab two's text.", lock_version=stale, now=runtime.clock())
     message = caught.value.public_message
     assert f"edited section '{section.title}'" in message and "Dr Ada Tester" in message

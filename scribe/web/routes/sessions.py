@@ -133,6 +133,7 @@ def save_section(request: Request, runtime: RuntimeDep, session: SessionDep, act
                  lock_version: FormInt, confirmation: Annotated[str, Form(max_length=40)] = "") -> Response:
     review.save_section(session, runtime.audit_key, actor=actor, encounter_id=encounter_id, section_key=section_key,
                         text=text, lock_version=lock_version, now=runtime.clock(),
+                        medicines=runtime.policies.pipeline.medicines,
                         typed_required=review.typed_confirmation(runtime.policies), confirmation=confirmation)
     return RedirectResponse(f"/sessions/{encounter_id}#section-{section_key}", status_code=303)
 
