@@ -7,17 +7,19 @@ match) plus NegEx-style polarity rules for risk statements.
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from scribe.domain.attribution import attribution_problem, observation_problem, unsaid_medicines, words_said
 from scribe.domain.claims import contradictions
+from scribe.domain.polarity import ANSWER_NO, ANSWER_YES, polarity_clashes, said_in
 from scribe.domain.quantities import count_mismatches, numbers
 from scribe.domain.transcript import Segment, Speaker
-from scribe.domain.vocabulary import one_slip
+from scribe.domain.words import content_words
+from scribe.domain.words import split_sentences as split_sentences  # the draft checks split sentences this way
 
 
 class FlagKind(StrEnum):
@@ -75,64 +77,6 @@ class DraftCheck:
     removed: list[CheckedSentence] = field(default_factory=list)
     risk_mentions: list[RiskMention] = field(default_factory=list)
     draft_flags: list[Flag] = field(default_factory=list)
-
-
-_STOP = set(
-    """a an the and or but if then so of to in on at by for with from as is are was were be been being
-    it its this that these those i you he she they we me him her them us my your his their our mine
-    yours do does did have has had not no yes very really just about also there here what which who
-    whom when where why how can could would should will shall may might must all any some more most
-    into out up down over under again further once than too only own same such both each few other
-    am s t don didn doesn isn wasn aren weren won wouldn couldn shouldn ve ll re d m o um uh like
-    client clinician therapist session reports reported reporting says said stated states report
-    discussed discuss noted note describes described feel feels felt week today""".split()
-)
-
-_WORD_RE = re.compile(r"\[[A-Z_]+\d*\]|[a-z0-9]+(?:'[a-z]+)?")
-_NUM_WORDS = {
-    "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
-    "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "fifteen": "15",
-    "twenty": "20", "thirty": "30", "forty": "40", "fifty": "50", "hundred": "100",
-}
-
-
-def split_sentences(text: str) -> list[str]:
-    """Split model output into sentences (also on line breaks and list bullets)."""
-    parts: list[str] = []
-    for line in text.splitlines():
-        line = re.sub(r"^\s*(?:[-*•]|\d+[.)])\s*", "", line).strip()
-        if not line:
-            continue
-        for piece in re.split(r"(?<=[.!?])\s+(?=[A-Z\[\"'])", line):
-            piece = piece.strip()
-            if len(re.findall(r"[A-Za-z]", piece)) >= 3:
-                parts.append(piece)
-    return parts
-
-
-def _stem(word: str) -> str:
-    word = word.replace("'s", "").replace("'", "")
-    for suffix in ("ingly", "edly", "ness", "ing", "ies", "ied", "ed", "es", "ly", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)] + ("y" if suffix in ("ies", "ied") else "")
-    return word
-
-
-def content_words(text: str) -> list[str]:
-    words = []
-    for raw in _WORD_RE.findall(text.lower() if "[" not in text else _lower_keep_tags(text)):
-        if raw.startswith("["):
-            words.append(raw)
-            continue
-        raw = _NUM_WORDS.get(raw, raw)
-        if raw in _STOP or (len(raw) < 2 and not raw.isdigit()):
-            continue
-        words.append(_stem(raw))
-    return words
-
-
-def _lower_keep_tags(text: str) -> str:
-    return re.sub(r"[^\[\]]+(?=\[|$)|(?<=\])[^\[\]]+", lambda m: m.group(0).lower(), text)
 
 
 def align(
@@ -260,6 +204,10 @@ RISK_PATTERNS: dict[str, re.Pattern[str]] = {
         r"|(?<!\bit )(?<!\bthat )(?<!\bthis )(?<!\breally )(?:touch(?:es|ed|ing)?|fondl\w*|grop\w*) me"
         r"(?! (?:deeply|so much|a lot|greatly|to hear))"
         r"|made me touch|(?:sexual(?:ly)?) (?:abuse\w*|assault\w*|touch\w*)"
+        # the screening question (HITS: does anyone hurt, insult, threaten or scream at you?)
+        r"|(?:anyone|anybody|someone|somebody|your (?:partner|husband|wife|boyfriend|girlfriend|parents?|mom|dad"
+        r"|mother|father|stepdad|stepmom|stepfather|stepmother))\b[^.?]{0,25}?\b(?:hit|hurt|threaten|insult|slap"
+        r"|kick|push|shove|choke|beat|touch|scream at)\w* you"
         # emotional and neglect
         r"|(?:threatens?|threatened) to (?:kill|hurt|take the kids)|lock(?:s|ed)? (?:me|us|the kids) (?:in|out)"
         r"|won't let me (?:leave|eat|see)"
@@ -283,8 +231,6 @@ def is_negated(text: str, match_start: int) -> bool:
     return bool(_NEGATION.search(window))
 
 
-_ANSWER_NO = re.compile(r"^\W*(no|nope|nah|never|not really|not at all|none|i don't|i haven't|i have not)\b", re.I)
-_ANSWER_YES = re.compile(r"^\W*(yes|yeah|yep|sometimes|i have|i do|i did|a little|kind of)\b", re.I)
 
 
 def find_risk_mentions(segments: tuple[Segment, ...]) -> list[RiskMention]:
@@ -303,9 +249,9 @@ def find_risk_mentions(segments: tuple[Segment, ...]) -> list[RiskMention]:
             if seg.speaker == Speaker.CLINICIAN and "?" in seg.text[m.start():]:
                 answer = next((s for s in segments[pos + 1 : pos + 3] if s.speaker != Speaker.CLINICIAN), None)
                 if answer is not None and not pattern.search(answer.text):
-                    if _ANSWER_NO.search(answer.text):
+                    if ANSWER_NO.search(answer.text):
                         mentions.append(RiskMention(answer.index, answer.start, category, True, answer.speaker))
-                    elif _ANSWER_YES.search(answer.text):
+                    elif ANSWER_YES.search(answer.text):
                         mentions.append(RiskMention(answer.index, answer.start, category, False, answer.speaker))
     return mentions
 
@@ -369,77 +315,6 @@ def stated_by_clinician(term: str, segments: tuple[Segment, ...]) -> bool:
     return any(needle in s.text.lower() for s in segments if not s.speaker.is_client)
 
 
-_REPORTED = re.compile(
-    r"\b(?:client|patient|she|he|they)\b[^.;]{0,40}?\b(?:report(?:s|ed)?|stat(?:es|ed)|sa(?:ys|id)|describ(?:es|ed)"
-    r"|shar(?:es|ed)|endors(?:es|ed)|expressed|indicated|complain(?:s|ed)|told)\b", re.I)
-
-
-def observation_problem(text: str, evidence: tuple[int, ...], by_index: dict[int, Segment]) -> str | None:
-    """Why a sentence does not belong in a section of the clinician's observations (Objective):
-    it reports what the client said, or its best evidence is the client's own words (a report
-    restated as "the clinician observed"). None when it is an observation."""
-    if _REPORTED.search(text):
-        return "the client's report in a section for what the clinician observed or measured: it belongs in Subjective"
-    found = [by_index[i] for i in evidence if i in by_index]
-    if not found:
-        return None
-    words = set(content_words(text))
-    best = max(found, key=lambda s: (len(words & set(content_words(s.text))), not s.speaker.is_client))
-    if best.speaker.is_client:
-        return (f"only the client said this (segment {best.index}): a section for what the clinician observed "
-                "or measured holds the clinician's observations, not the client's report")
-    return None
-
-
-# A sentence that gives its content to the clinician: what the clinician saw ("the clinician
-# observed", "on exam"), or what the clinician said ("the therapist explained").
-_CLINICIAN = r"(?:the |this )?(?:clinician|therapist|counsel+or|doctor|physician|provider|writer|examiner|i|we)"
-_SEEN_BY_CLINICIAN = re.compile(
-    rf"\b{_CLINICIAN} (?:also )?(?:observed|noticed|saw|found|witnessed|examined)\b|\b(?:was|were|is|are) "
-    r"(?:observed|noted|seen) (?:by the \w+ )?(?:to|as|during)\b|\bon (?:exam|examination|observation)\b", re.I)
-_SAID_BY_CLINICIAN = re.compile(
-    rf"\b{_CLINICIAN} (?:also )?(?:stated|said|explained|told|advised|noted|reported|pointed out|mentioned"
-    r"|reminded|reflected|suggested|shared)\b", re.I)
-
-
-def attribution_problem(text: str, evidence: tuple[int, ...], by_index: dict[int, Segment]) -> str | None:
-    """Why a sentence gives to the clinician what only the client said: "the clinician observed
-    that he runs five miles a day" when the client said it (a report is not an observation,
-    whatever the section). For what the clinician saw, a client's words that match as well as
-    the clinician's settle it (the clinician repeating a report back did not observe it); for
-    what the clinician said, only the client's words may match (a clinician's advice often
-    takes up the client's own words)."""
-    seen = bool(_SEEN_BY_CLINICIAN.search(text))
-    if not seen and not _SAID_BY_CLINICIAN.search(text):
-        return None
-    found = [by_index[i] for i in evidence if i in by_index]
-    if not found:
-        return None
-    words = set(content_words(_SEEN_BY_CLINICIAN.sub(" ", _SAID_BY_CLINICIAN.sub(" ", text))))
-
-    def overlap(seg: Segment) -> int:
-        return len(words & set(content_words(seg.text)))
-
-    client = max((overlap(x) for x in found if x.speaker.is_client), default=0)
-    # What the clinician saw is said as a statement, not asked or handed back ("does it keep you
-    # from walking?", "I know you've had the transplant"): those are the client's report.
-    own = [x for x in found if not x.speaker.is_client and not (seen and _ASKED_OR_HANDED_BACK.search(x.text))]
-    clinician = max((overlap(x) for x in own), default=0)
-    if seen and not clinician and not client:
-        return ("the note says the clinician observed this; in the transcript the clinician only asked about it or "
-                "repeated the client's report")
-    if client and (client >= clinician if seen else not clinician):
-        who = "observed" if seen else "said"
-        best = next(x for x in found if x.speaker.is_client and overlap(x) == client)
-        return (f"the note says the clinician {who} this; in the transcript the client said it (segment {best.index})")
-    return None
-
-
-_ASKED_OR_HANDED_BACK = re.compile(
-    r"\?|\b(?:you (?:said|told|mentioned|reported|were|did)|you've (?:been|had)|i know (?:that )?you"
-    r"|(?:glad|sorry) to hear|sounds like|i hear (?:that )?you|heard that)\b", re.I)
-
-
 def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...], *,
                 observed: frozenset[str] = frozenset(), medicines: frozenset[str] = frozenset()) -> DraftCheck:
     """Align evidence, drop unstated diagnoses/treatment decisions, check risk statements, and
@@ -448,7 +323,8 @@ def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...],
     result = DraftCheck()
     result.risk_mentions = find_risk_mentions(segments)
     by_index = {s.index: s for s in segments}
-    spoken = _words_said(segments) if medicines else frozenset()
+    position = {s.index: at for at, s in enumerate(segments)}
+    spoken = words_said(segments) if medicines else frozenset()
     for checked in align(sentences, segments):
         decisions = [(k, t) for k, t in clinical_decisions(checked.text) if not stated_by_clinician(t, segments)]
         if decisions:
@@ -463,6 +339,8 @@ def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...],
         if checked.evidence:
             said = [by_index[i].text for i in checked.evidence if i in by_index]
             flags.extend(Flag(FlagKind.CONTRADICTION, reason) for reason in contradictions(checked.text, said))
+            flags.extend(Flag(FlagKind.CONTRADICTION, reason) for reason in
+                         polarity_clashes(checked.text, said_in(list(checked.evidence), segments, position))[:1])
             wrong_speaker = attribution_problem(checked.text, checked.evidence, by_index)
             if wrong_speaker:
                 flags.append(Flag(FlagKind.CONTRADICTION, wrong_speaker))
@@ -497,30 +375,6 @@ def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...],
             FlagKind.RISK_NO_PLAN, f"{', '.join(endorsed)} endorsed in the session, and the note records no safety "
             "plan or follow-up", endorsed[0], "endorsed"))
     return result
-
-
-_NAME = re.compile(r"[a-z][a-z-]*[a-z]")
-
-
-def _words_said(segments: tuple[Segment, ...]) -> frozenset[str]:
-    """Every word of the transcript, and every two neighbours run together ("zo loft")."""
-    words: set[str] = set()
-    for seg in segments:
-        found = _NAME.findall(seg.text.lower())
-        words.update(found)
-        words.update(a + b for a, b in itertools.pairwise(found))
-    return frozenset(words)
-
-
-def unsaid_medicines(text: str, said: frozenset[str], medicines: frozenset[str]) -> list[str]:
-    """The medicines a sentence names that the transcript never names (a long name one slip
-    away counts as named: speech recognition misspells drug names)."""
-    out: list[str] = []
-    for name in dict.fromkeys(w for w in _NAME.findall(text.lower()) if w in medicines):
-        if name in said or (len(name) >= 7 and any(abs(len(w) - len(name)) <= 1 and one_slip(name, w) for w in said)):
-            continue
-        out.append(name)
-    return out
 
 
 # A risk the client endorses needs a plan in the note: a safety plan, crisis resources, means

@@ -1,3 +1,4 @@
+from scribe.domain.attribution import unsaid_medicines
 from scribe.domain.evidence import (
     CheckedSentence,
     FlagKind,
@@ -6,7 +7,6 @@ from scribe.domain.evidence import (
     find_risk_mentions,
     is_negated,
     split_sentences,
-    unsaid_medicines,
 )
 from scribe.domain.transcript import Speaker, parse_plain_transcript
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from scribe.domain.evidence import FlagKind, addresses, check_draft, find_risk_mentions, risk_in_sentence
+from scribe.domain.evidence import FlagKind, addresses, check_draft, find_risk_mentions, polarity_said, risk_in_sentence
 from scribe.domain.transcript import parse_plain_transcript
 
 SAID = [  # (what a client says, the category it must be found in)
@@ -105,3 +105,15 @@ def test_an_endorsed_risk_with_no_plan_in_the_note_gets_its_own_flag() -> None:
     assert not planned.draft_flags
     denied = parse_plain_transcript("CLINICIAN: Any thoughts of suicide?\nCLIENT: No, never.")
     assert not check_draft([("subjective", "The client denied suicidal ideation.")], denied).draft_flags
+
+
+@pytest.mark.parametrize("question", [
+    "Does anyone at home hit you or hurt you?", "Has your partner ever threatened you?",
+    "Does your husband scream at you?", "Is anyone hurting you at home?",
+])
+def test_the_abuse_screening_question_and_a_no_is_a_denial(question: str) -> None:
+    """HITS's question (does anyone hurt, insult, threaten or scream at you?) answered "no" is
+    the client's denial, which the note must then address."""
+    said = parse_plain_transcript(f"CLINICIAN: {question}\nCLIENT: No, never.")
+    assert polarity_said(find_risk_mentions(said), "abuse or neglect") == "denied"
+    assert risk_in_sentence("Did the ball hit you?") == []

@@ -1,0 +1,51 @@
+"""Polarity against the evidence: a denial turned into an affirmation (or back) is a
+contradiction; the same polarity said another way, or a claim the transcript leaves unsaid,
+is not. bench/faithfulness.py measures the check on ACI-Bench with flipped negations."""
+
+from __future__ import annotations
+
+import pytest
+
+from scribe.domain.evidence import FlagKind, check_draft
+from scribe.domain.polarity import polarity_clashes, said_in
+from scribe.domain.transcript import parse_plain_transcript
+
+WRONG = [  # (note sentence, transcript)
+    ("He endorses shortness of breath.",
+     "CLINICIAN: Any shortness of breath when you walk?\nCLIENT: No, none at all."),
+    ("She has had panic attacks since the last session.",
+     "CLIENT: I haven't had any panic attacks since the last session."),
+    ("The client is sleeping through the night.", "CLIENT: I'm still not sleeping through the night."),
+    ("Denies nightmares about the accident.",
+     "CLINICIAN: Are you having nightmares about the accident?\nCLIENT: Yeah, most nights."),
+    ("Tobacco use: never.", "CLIENT: I still use chewing tobacco every day."),
+]
+
+RIGHT = [
+    ("He denies shortness of breath.",
+     "CLINICIAN: Any shortness of breath when you walk?\nCLIENT: No, none at all."),
+    ("She has not had panic attacks since the last session.",
+     "CLIENT: I haven't had any panic attacks since the last session."),
+    ("Reports nightmares about the accident.",
+     "CLINICIAN: Are you having nightmares about the accident?\nCLIENT: Yeah, most nights."),
+    ("The client is sleeping through the night.", "CLINICIAN: Are you sleeping through the night?\nCLIENT: Mm."),
+    ("She has good days and bad days at work.", "CLIENT: Work is not easy, but I have good days and bad days."),
+]
+
+
+def _flags(sentence: str, transcript: str) -> list[str]:
+    checked = check_draft([("subjective", sentence)], parse_plain_transcript(transcript))
+    return [f.reason for s in checked.sentences for f in s.flags if f.kind == FlagKind.CONTRADICTION]
+
+
+@pytest.mark.parametrize(("sentence", "transcript"), WRONG)
+def test_the_other_polarity_than_the_transcript_is_a_contradiction(sentence: str, transcript: str) -> None:
+    segments = parse_plain_transcript(transcript)
+    position = {s.index: at for at, s in enumerate(segments)}
+    assert polarity_clashes(sentence, said_in([s.index for s in segments], segments, position))
+    assert any("the transcript" in reason for reason in _flags(sentence, transcript))
+
+
+@pytest.mark.parametrize(("sentence", "transcript"), RIGHT)
+def test_the_same_polarity_or_an_unanswered_question_passes(sentence: str, transcript: str) -> None:
+    assert _flags(sentence, transcript) == []
