@@ -311,8 +311,29 @@ def clinical_decisions(text: str) -> list[tuple[str, str]]:
 
 
 def stated_by_clinician(term: str, segments: tuple[Segment, ...]) -> bool:
+    """The clinician said the term, in any of its forms ("recommended" for "I recommend",
+    "referral" for "refer", "mg" for "milligrams")."""
     needle = term.lower()
-    return any(needle in s.text.lower() for s in segments if not s.speaker.is_client)
+    stems = {_term_stem(w) for w in re.findall(r"[a-z]+", needle)}
+    for seg in segments:
+        if seg.speaker.is_client:
+            continue
+        text = seg.text.lower()
+        if needle in text or (stems and stems <= {_term_stem(w) for w in re.findall(r"[a-z]+", text)}):
+            return True
+    return False
+
+
+_SAME_TERM = {"mg": "milligram", "mgs": "milligram", "milligrams": "milligram"}
+
+
+def _term_stem(word: str) -> str:
+    word = _SAME_TERM.get(word, word)
+    for suffix in ("ations", "ation", "als", "al", "ing", "ed", "is", "es", "e", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 4 and not word.endswith("ical"):
+            word = word[: -len(suffix)]
+            break
+    return word[:-1] if len(word) > 4 and word[-1] == word[-2] else word
 
 
 def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...], *,

@@ -124,3 +124,14 @@ def test_a_medicine_the_transcript_never_names_is_flagged() -> None:
     heard = parse_plain_transcript("CLIENT: the tra zodone knocks me out")
     assert not [f for s in check_draft([("s", "Trazodone helps her sleep.")], heard, medicines=MEDICINES).sentences
                 for f in s.flags if f.kind == FlagKind.NOT_SAID]
+
+
+def test_a_clinical_decision_the_clinician_said_in_another_form_stays() -> None:
+    """The clinician said "milligrams" and "I'd recommend": the draft's "mg" and "recommended"
+    are what was said, not the model's decision; "medication" is not "medical"."""
+    said = parse_plain_transcript("CLINICIAN: I'd recommend we keep the sertraline at fifty milligrams.\n"
+                                  "CLINICIAN: Your medical history is unchanged.")
+    kept = check_draft([("plan", "The clinician recommended continuing sertraline 50 mg.")], said)
+    assert kept.removed == [] and len(kept.sentences) == 1
+    gone = check_draft([("plan", "A medication change was discussed.")], said)
+    assert FlagKind.CLINICAL_DECISION in [f.kind for s in gone.removed for f in s.flags]
