@@ -104,3 +104,20 @@ def unsaid_medicines(text: str, said: frozenset[str], medicines: frozenset[str])
             continue
         out.append(name)
     return out
+
+
+# Where a sentence joins a second statement to its first ("..., after a car accident").
+_JOINS = re.compile(r"[,;:()]|\b(?:after|since|following|because|due to|when|while|and then|which|who)\b", re.I)
+
+
+def unsaid_parts(text: str, said: frozenset[str]) -> list[str]:
+    """The parts of a sentence (what lies between its commas and joining words) that say at
+    least two things and share no word with the transcript: an event added to a supported
+    sentence ("he runs daily, after a car accident") leaves the sentence's support high, and
+    is found here. ``said``: the transcript's content words."""
+    out = []
+    for part in _JOINS.split(text):
+        words = set(content_words(part))
+        if len(words) >= 2 and not words & said and not any(w.startswith("[") for w in words):
+            out.append(part.strip(" .,;:!?"))
+    return out

@@ -13,7 +13,13 @@ from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from scribe.domain.attribution import attribution_problem, observation_problem, unsaid_medicines, words_said
+from scribe.domain.attribution import (
+    attribution_problem,
+    observation_problem,
+    unsaid_medicines,
+    unsaid_parts,
+    words_said,
+)
 from scribe.domain.claims import contradictions
 from scribe.domain.polarity import ANSWER_NO, ANSWER_YES, polarity_clashes, said_in
 from scribe.domain.quantities import count_mismatches, numbers
@@ -346,6 +352,7 @@ def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...],
     by_index = {s.index: s for s in segments}
     position = {s.index: at for at, s in enumerate(segments)}
     spoken = words_said(segments) if medicines else frozenset()
+    heard_words = frozenset(w for seg in segments for w in content_words(seg.text))
     for checked in align(sentences, segments):
         decisions = [(k, t) for k, t in clinical_decisions(checked.text) if not stated_by_clinician(t, segments)]
         if decisions:
@@ -357,6 +364,9 @@ def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...],
         flags = list(checked.flags)
         flags.extend(Flag(FlagKind.NOT_SAID, f"names {name}, which the transcript never names")
                      for name in unsaid_medicines(checked.text, spoken, medicines))
+        if not any(f.kind == FlagKind.UNSUPPORTED for f in flags):
+            flags.extend(Flag(FlagKind.UNSUPPORTED, f"nothing in the transcript says '{part}'")
+                         for part in unsaid_parts(checked.text, heard_words)[:1])
         if checked.evidence:
             said = [by_index[i].text for i in checked.evidence if i in by_index]
             flags.extend(Flag(FlagKind.CONTRADICTION, reason) for reason in contradictions(checked.text, said))

@@ -81,3 +81,14 @@ def test_the_clients_report_given_to_the_clinician_is_a_contradiction(sentence: 
 @pytest.mark.parametrize(("sentence", "transcript"), SPEAKER_RIGHT)
 def test_what_the_clinician_observed_or_said_passes(sentence: str, transcript: str) -> None:
     assert _contradicted(sentence, transcript) == []
+
+
+def test_an_event_added_to_a_supported_sentence_is_found() -> None:
+    """The sentence's support stays high (most of it was said); its added part shares no word
+    with the transcript, and that part is named."""
+    transcript = parse_plain_transcript("CLIENT: I run about five miles a day, mostly in the morning.")
+    checked = check_draft([("subjective", "She runs five miles a day, after a bicycle crash.")], transcript)
+    reasons = [f.reason for s in checked.sentences for f in s.flags if f.kind == FlagKind.UNSUPPORTED]
+    assert reasons == ["nothing in the transcript says 'a bicycle crash'"]
+    faithful = check_draft([("subjective", "She runs five miles a day, mostly in the morning.")], transcript)
+    assert not [f for s in faithful.sentences for f in s.flags]
