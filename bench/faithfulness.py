@@ -3,7 +3,9 @@ wrongly flag (issue 15's benchmark, part a).
 
 Data: ACI-Bench's doctor-patient dialogues with the clinical note written from each
 (../shared/eval/aci_bench). Its train split is what the check rules were tuned on; its valid
-split was not looked at while writing them, and is reported beside it.
+split was not looked at while writing them, and is reported beside it, with MTS-Dialog's
+validation set (../shared/eval/mts_dialog: short dialogues, one note section each; another
+source, never looked at).
 
 For every note sentence the pipeline's own check (scribe.domain.evidence.check_draft, with the
 whole dialogue as the transcript and the policies' medicines list) runs on the sentence as
@@ -80,7 +82,8 @@ DENIALS = ["no , never .", "no , nothing like that .", "nope .", "no ."]
 def segments_of(dialogue: str) -> tuple[Segment, ...]:
     out = []
     for line in dialogue.splitlines():
-        m = re.match(r"\s*\[(\w+)\]\s*(.*)", line)
+        m = re.match(r"\s*\[(\w+)\]\s*(.*)", line) or re.match(r"\s*(Doctor|Patient|Guest_family|Guest_clinician)\s*:\s*(.*)",
+                                                             line, re.I)
         if not m or not m.group(2).strip():
             continue
         speaker = Speaker.CLINICIAN if m.group(1).lower() in ("doctor", "nurse", "clinician") else Speaker.CLIENT
@@ -183,8 +186,16 @@ def risk_cases(row: dict[str, str], number: int, medicines: frozenset[str]) -> l
     return out
 
 
+def load(split: str) -> list[dict[str, str]]:
+    if split == "mts-valid":  # MTS-Dialog's validation set: one note section per dialogue
+        path = EVAL / "mts_dialog" / "MTS-Dialog-ValidationSet.csv"
+        return [{"encounter_id": r["ID"], "dialogue": r["dialogue"], "note": r["section_text"]}
+                for r in csv.DictReader(path.open(encoding="utf-8"))]
+    return list(csv.DictReader((EVAL / "aci_bench" / f"{split}.csv").open(encoding="utf-8")))
+
+
 def run(split: str, medicines: frozenset[str]) -> dict[str, object]:
-    rows = list(csv.DictReader((EVAL / "aci_bench" / f"{split}.csv").open(encoding="utf-8")))
+    rows = load(split)
     faithful = wrong_any = wrong_error = 0
     wrong_by: dict[str, int] = {}
     injected = dict.fromkeys(KINDS, 0)
@@ -224,13 +235,14 @@ def run(split: str, medicines: frozenset[str]) -> dict[str, object]:
 
 def main() -> None:
     medicines = load_policies(ROOT / "policies").pipeline.medicines
-    rows = [run("train", medicines), run("valid", medicines)]
-    print("ACI-Bench notes against their dialogues (train: the rules were tuned on it; valid: held out)")
+    rows = [run("train", medicines), run("valid", medicines), run("mts-valid", medicines)]
+    print("Notes against their dialogues (ACI-Bench train: the rules were tuned on it; ACI-Bench valid and "
+          "MTS-Dialog's validation set: held out)")
     print(table(rows, ["split", "notes", "sentences", "wrong_any", "wrong_error", "risk_notes_wrong"]))
     print()
-    recall = [{"kind": k, **{r["split"]: f"{r[f'{k}_caught']} = {r[f'{k}_recall'] or 0:.3f}" for r in rows}}
+    recall = [{"kind": k, **{str(r["split"]): f"{r[f'{k}_caught']} = {r[f'{k}_recall'] or 0:.3f}" for r in rows}}
               for k in KINDS]
-    print(table(recall, ["kind", "train", "valid"]))
+    print(table(recall, ["kind", "train", "valid", "mts-valid"]))
     print()
     for r in rows:
         print(f"{r['split']}: wrong flags by kind {r['wrong_by_kind']}")
