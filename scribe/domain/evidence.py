@@ -22,7 +22,7 @@ from scribe.domain.attribution import (
 )
 from scribe.domain.claims import contradictions
 from scribe.domain.polarity import ANSWER_NO, ANSWER_YES, polarity_clashes, said_in
-from scribe.domain.quantities import count_mismatches, numbers
+from scribe.domain.quantities import count_mismatches, numbers, unit_of
 from scribe.domain.transcript import Segment, Speaker
 from scribe.domain.words import content_words
 from scribe.domain.words import split_sentences as split_sentences  # the draft checks split sentences this way
@@ -330,11 +330,8 @@ def stated_by_clinician(term: str, segments: tuple[Segment, ...]) -> bool:
     return False
 
 
-_SAME_TERM = {"mg": "milligram", "mgs": "milligram", "milligrams": "milligram"}
-
-
 def _term_stem(word: str) -> str:
-    word = _SAME_TERM.get(word, word)
+    word = "milligram" if unit_of(word) == "mg" else word
     for suffix in ("ations", "ation", "als", "al", "ing", "ed", "is", "es", "e", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 4 and not word.endswith("ical"):
             word = word[: -len(suffix)]

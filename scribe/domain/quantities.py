@@ -15,7 +15,8 @@ _ONES = {"zero": 0, "oh": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 
 _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
          "ninety": 90}
 _SCALES = {"hundred": 100, "thousand": 1000}
-NUMBER_WORDS = frozenset(_ONES) | frozenset(_TENS) | frozenset(_SCALES)
+# A cardinal said as one word, as digits ("oh" is left out: alone it is a word of speech, not zero).
+CARDINALS = {w: str(v) for w, v in (*_ONES.items(), *_TENS.items(), ("hundred", 100)) if w != "oh"}
 
 # The same unit written two ways; a plural is its singular.
 _UNIT_FORMS = {"milligram": "mg", "milligrams": "mg", "mgs": "mg", "lbs": "pound", "lb": "pound", "hrs": "hour",
@@ -95,7 +96,8 @@ def numbers(text: str) -> set[str]:
     return {n for x in re.findall(r"\d+(?:\.\d+)?(?:/\d+(?:\.\d+)?)?", spoken_to_digits(text)) for n in x.split("/")}
 
 
-def _unit(word: str) -> str:
+def unit_of(word: str) -> str:
+    """The unit a word names, one form for each ("milligrams", "mgs" -> "mg"; "pounds" -> "pound")."""
     word = _UNIT_FORMS.get(word, word)
     if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
         word = word[:-1]
@@ -120,7 +122,7 @@ def counted(text: str) -> list[tuple[str, str]]:
             if nxt[0].isdigit() or nxt in _BETWEEN:
                 continue
             if nxt.isalpha() or nxt == "%":
-                out.append((tok, _unit(nxt)))
+                out.append((tok, unit_of(nxt)))
             break
         if i and tokens[i - 1] in _NAMED_BY:  # "type 2", "grade 3", "level 4"
             out.append((tok, tokens[i - 1]))
