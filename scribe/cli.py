@@ -132,13 +132,11 @@ def read_transcript(path: Path) -> tuple[Any, ...]:
 
 
 def cmd_draft(args: argparse.Namespace) -> int:
-    from scribe.domain.evidence import check_draft, split_sentences
     from scribe.domain.redaction import reidentify
     from scribe.engines.build import build_drafter, build_redactor, check_models
     from scribe.engines.offline import force_offline
-    from scribe.engines.protocols import SectionRequest
     from scribe.policies import load_policies
-    from scribe.services.digests import read
+    from scribe.services.drafting import draft_and_check
 
     settings = _settings(args)
     force_offline()
@@ -146,18 +144,9 @@ def cmd_draft(args: argparse.Namespace) -> int:
     policies = load_policies(settings.policies_dir)
     template = policies.template(args.note_type)
     segments = read_transcript(Path(args.transcript))
-    pseudo = build_redactor(settings, policies.redaction).pseudonymize(segments, [])
-    drafter = build_drafter(settings)
-    # A long transcript is read as the pipeline reads it: notes on its parts, then the rest.
-    part_chars = policies.pipeline.digest_part_chars if drafter.digests and not drafter.leaves_host else 0
-    reading = read(drafter, pseudo, (), part_chars=part_chars, deadline=None) if part_chars else None
-    source, earlier = (reading.rest, reading.earlier) if reading is not None and reading.earlier else (pseudo, ())
-    result = drafter.draft(
-        source, template.name, [SectionRequest(s.key, s.title, s.instruction, s.max_sentences) for s in template.sections],
-        None, earlier)
-    pairs = [(s.key, x) for s in template.sections for x in split_sentences(result.sections.get(s.key, ""))]
-    checked = check_draft(pairs, pseudo.segments, observed=template.observed_sections,
-                          medicines=policies.pipeline.medicines)
+    drafted = draft_and_check(build_drafter(settings), build_redactor(settings, policies.redaction), policies,
+                              template, segments)
+    result, checked, pseudo = drafted.result, drafted.checked, drafted.pseudo
     rev = pseudo.surrogates.reverse
 
     def sentence(c: Any) -> dict[str, Any]:
@@ -165,7 +154,7 @@ def cmd_draft(args: argparse.Namespace) -> int:
                 "support": c.score, "flags": [f.to_json() for f in c.flags]}
 
     print(json.dumps({
-        "note_type": args.note_type, "model": result.model, "parts_noted": len(earlier),
+        "note_type": args.note_type, "model": result.model, "parts_noted": drafted.parts_noted,
         "tokens_per_second": round(result.generated_tokens / result.seconds, 2) if result.seconds else None,
         "sections": [{"key": s.key, "title": s.title,
                       "text": " ".join(reidentify(c.text, rev) for c in checked.sentences if c.section == s.key)}
