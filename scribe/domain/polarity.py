@@ -31,6 +31,12 @@ _NOT_CONTENT = frozenset([*content_words(
     "absence history past need needs needed time times today get got want wanted going doing thing things"),
     "deni", "endors", "admit", "hi"])
 _SCOPE = 4  # a negation cue reaches this many words ahead ("denies any weight loss")
+# A verb's own negation ("has not been", "isn't", "never") denies the clause, its subject
+# included: the note's "his blood sugar has not been running high" denies 'blood sugar'.
+_VERB_NEGATION = re.compile(
+    r"\b(?:am|is|are|was|were|be|been|has|have|had|do|does|did|will|would|can|could|should|may|might|must)"
+    r"\s+(?:not|never)\b|\b[a-z]+n't\b|\bnever\b", re.I)
+_SUBJECT = 5  # the words a subject may run ahead of its verb's negation
 _NEAR = 10  # the words a claim shares with a clause of speech lie this close together
 
 
@@ -79,13 +85,16 @@ def said_in(evidence: list[int], segments: tuple[Segment, ...], position: dict[i
     return out
 
 
-def _negated(clause: str, key: set[str]) -> bool | None:
-    """Whether a negation cue reaches the first word of ``key`` in the clause (None: no word of
-    it is there)."""
+def _negated(clause: str, key: set[str], *, verb: bool = False) -> bool | None:
+    """Whether a negation cue reaches the first word of ``key`` in the clause, or (``verb``)
+    the verb that word is the subject of is negated (None: no word of it is there). The verb
+    reading is the note's: it is written in whole sentences. In speech a negated verb after a
+    word is as often about something else ("acne vulgaris that isn't going away")."""
     for m in re.finditer(r"[A-Za-z0-9']+", clause):
         if set(content_words(m.group(0))) & key:
             window = " ".join(clause[: m.start()].split()[-_SCOPE:])
-            return bool(NEGATION_CUE.search(window))
+            after = " ".join(clause[m.start():].split()[: _SUBJECT + 2])
+            return bool(NEGATION_CUE.search(window) or (verb and _VERB_NEGATION.search(after)))
     return None
 
 
@@ -108,7 +117,7 @@ def polarity_clashes(sentence: str, said: list[Said]) -> list[str]:
             shared = key & _key(s.text)
             if _matches(key, shared) and _close(s.text, shared):
                 theirs = s.answer if s.answer is not None else _negated(s.text, shared)
-                about.append((shared, _negated(clause, shared), theirs))
+                about.append((shared, _negated(clause, shared, verb=True), theirs))
         if about and all(ours is not None and theirs is not None and ours != theirs for _, ours, theirs in about):
             shared, ours, _ = about[0]
             reasons.append(f"the note {'denies' if ours else 'affirms'} '{' '.join(sorted(shared)[:3])}'; the "

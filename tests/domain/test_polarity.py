@@ -19,6 +19,9 @@ WRONG = [  # (note sentence, transcript)
     ("Denies nightmares about the accident.",
      "CLINICIAN: Are you having nightmares about the accident?\nCLIENT: Yeah, most nights."),
     ("Tobacco use: never.", "CLIENT: I still use chewing tobacco every day."),
+    # the note's verb denies its subject: the negation follows the shared words
+    ("Her morning panic attacks have not come back this month.",
+     "CLIENT: The morning panic attacks came back this month, almost every day."),
 ]
 
 RIGHT = [
@@ -30,6 +33,8 @@ RIGHT = [
      "CLINICIAN: Are you having nightmares about the accident?\nCLIENT: Yeah, most nights."),
     ("The client is sleeping through the night.", "CLINICIAN: Are you sleeping through the night?\nCLIENT: Mm."),
     ("She has good days and bad days at work.", "CLIENT: Work is not easy, but I have good days and bad days."),
+    # in speech a negated verb after the words is about something else
+    ("Reports eczema on both hands.", "CLIENT: The eczema on both hands just isn't going away."),
 ]
 
 
