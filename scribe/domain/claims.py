@@ -48,7 +48,7 @@ _HEADLESS = {"a", "an", "the", "i", "i'm", "i've", "you", "he", "she", "they", "
              "would", "should", "could", "can", "may", "might", "must", "shall", "were", "are", "am", "get", "got",
              "getting", "still", "even", "now", "just", "also", "too", "all", "any", "some", "with", "for", "this",
              "what", "how", "there", "your", "our", "its", "these", "those", "then", "seem", "seems", "seemed",
-             "look", "looks", "looked", "doing", "things", "thing"}
+             "look", "looks", "looked", "things", "thing"}
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,10 @@ def _qualities(text: str) -> list[tuple[frozenset[str], str]]:
         heads = {next((w for w in side if w not in _HEADLESS and _opposite(w) is None and len(w) > 2), "")
                  for side in (before, after)} - {""}
         if heads:
-            pairs.append((frozenset(_LEMMA.get(h, h) for h in heads), tok))
+            # "not doing well" says what "doing poorly" says
+            negated = any(w in ("not", "never") or w.endswith("n't") for w in tokens[max(i - 3, 0):i])
+            quality = min(_opposite(tok) or {tok}) if negated else tok
+            pairs.append((frozenset(_LEMMA.get(h, h) for h in heads), quality))
     return pairs
 
 

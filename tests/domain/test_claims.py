@@ -17,6 +17,8 @@ WRONG = [  # (note sentence, evidence): each must be flagged
     ("Client reported sleeping poorly.", "I slept well, honestly the best in months."),
     ("The client feels better this week.", "I feel worse than I did, if I'm honest."),
     ("Her mood has improved since the last session.", "My mood has worsened since we last met."),
+    ("The client reports he is doing poorly.", "Honestly I'm doing well this week."),
+    ("Client reported sleeping well.", "I haven't slept well in weeks."),
 ]
 
 RIGHT = [  # faithful renderings of the same evidence: none may be flagged
@@ -26,6 +28,8 @@ RIGHT = [  # faithful renderings of the same evidence: none may be flagged
     ("He says he has good days and bad days.", "I still have my good days and my bad days."),
     ("She will be unable to play this season but able to next season.", "Were you able to keep playing?"),
     ("The client reports two panic attacks in the past week.", "I had two panic attacks last week."),
+    ("The client reports he is doing poorly.", "I'm not doing well at all."),
+    ("Client reported sleeping poorly.", "I haven't slept well in weeks."),
 ]
 
 
