@@ -29,6 +29,10 @@ _TIMES = [
                           r"(?:days?|weeks?|months?|years?) ago|at (?:the|our) last (?:session|visit))\b", re.I)),
     ("next", re.compile(r"\b(next (?:week|month|time|session|visit)|tomorrow)\b", re.I)),
 ]
+# Named days and periods: one the transcript never says is a time the note made up ("presents
+# yesterday" of a visit that is today).
+_NAMED_TIME = re.compile(r"\b(yesterday|tomorrow|tonight|last (?:night|week|month|year|weekend)"
+                         r"|this (?:morning|afternoon|evening|weekend)|next (?:week|month|year))\b", re.I)
 _CLAUSE = re.compile(r"[,;:.!?()]|\b(?:and|but|while|whereas|though|although|compared (?:to|with)|versus|vs)\b", re.I)
 
 # Opposite qualities of one thing; each side's forms.
@@ -80,6 +84,12 @@ def quantities(text: str) -> list[Quantity]:
             raw = m.group(1).lower()
             out.append(Quantity(_NUMBER_WORDS.get(raw, raw), when, words))
     return out
+
+
+def unsaid_times(sentence: str, transcript: str) -> list[str]:
+    """The named days and periods of ``sentence`` that ``transcript`` (lowercased) never says."""
+    return list(dict.fromkeys(m.group(1).lower() for m in _NAMED_TIME.finditer(sentence)
+                              if m.group(1).lower() not in transcript))
 
 
 def _opposite(word: str) -> set[str] | None:

@@ -20,7 +20,7 @@ from scribe.domain.attribution import (
     unsaid_parts,
     words_said,
 )
-from scribe.domain.claims import contradictions
+from scribe.domain.claims import contradictions, unsaid_times
 from scribe.domain.polarity import ANSWER_NO, ANSWER_YES, polarity_clashes, said_in
 from scribe.domain.quantities import count_mismatches, numbers, unit_of
 from scribe.domain.transcript import Segment, Speaker
@@ -350,6 +350,7 @@ def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...],
     position = {s.index: at for at, s in enumerate(segments)}
     spoken = words_said(segments) if medicines else frozenset()
     heard_words = frozenset(w for seg in segments for w in content_words(seg.text))
+    heard_text = " ".join(" ".join(seg.text.lower().split()) for seg in segments)
     for checked in align(sentences, segments):
         decisions = [(k, t) for k, t in clinical_decisions(checked.text) if not stated_by_clinician(t, segments)]
         if decisions:
@@ -364,6 +365,8 @@ def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...],
         if not any(f.kind == FlagKind.UNSUPPORTED for f in flags):
             flags.extend(Flag(FlagKind.UNSUPPORTED, f"nothing in the transcript says '{part}'")
                          for part in unsaid_parts(checked.text, heard_words)[:1])
+        flags.extend(Flag(FlagKind.UNSUPPORTED, f"the transcript never says '{when}'")
+                     for when in unsaid_times(checked.text, heard_text))
         if checked.evidence:
             said = [by_index[i].text for i in checked.evidence if i in by_index]
             flags.extend(Flag(FlagKind.CONTRADICTION, reason) for reason in contradictions(checked.text, said))

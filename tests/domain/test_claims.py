@@ -96,3 +96,12 @@ def test_an_event_added_to_a_supported_sentence_is_found() -> None:
     assert reasons == ["nothing in the transcript says 'a bicycle crash'"]
     faithful = check_draft([("subjective", "She runs five miles a day, mostly in the morning.")], transcript)
     assert not [f for s in faithful.sentences for f in s.flags]
+
+
+def test_a_named_day_the_transcript_never_says_is_unsupported() -> None:
+    transcript = parse_plain_transcript("CLIENT: I had two panic attacks last week, both at work.\n"
+                                        "CLINICIAN: Let's look at what happened before each one.")
+    made_up = check_draft([("subjective", "The client had two panic attacks yesterday at work.")], transcript)
+    assert any(f.kind == FlagKind.UNSUPPORTED and "'yesterday'" in f.reason for f in made_up.sentences[0].flags)
+    said = check_draft([("subjective", "The client had two panic attacks last week at work.")], transcript)
+    assert not [f for f in said.sentences[0].flags if "never says" in f.reason]
