@@ -28,7 +28,8 @@ where it has something to inject into:
   Wrong: the note that keeps the sentence is flagged for that risk.
 
 An injected sentence counts as caught when it gets a flag its faithful sentence did not have
-(another kind, or the same kind for another reason: a second wrong number), or is removed.
+(another kind, or the same kind for another reason: a second wrong number), or is removed. A
+part of the sentence flagged as unsaid in both, reworded by the error, is not a new flag.
 Wrong flags are counted two ways: any flag, and any flag but
 "unsupported" (the shared-word check, which a reference note written in other words than the
 dialogue trips often, and which an error leaves as it was).
@@ -51,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import EVAL, OUT, ROOT, table
 from scribe.domain.evidence import check_draft, split_sentences
 from scribe.domain.transcript import Segment, Speaker
+from scribe.domain.words import content_words
 from scribe.policies.loader import load_policies
 
 KINDS = ["number", "time", "opposite", "negation", "speaker", "medication", "event", "diagnosis", "risk_denial"]
@@ -97,6 +99,25 @@ def flags_of(sentence: str, segments: tuple[Segment, ...], medicines: frozenset[
     result = check_draft([("note", sentence)], segments, medicines=medicines)
     kinds = {f"{f.kind.value}: {f.reason}" for s in result.sentences for f in s.flags}
     return kinds | ({"removed"} if result.removed else set())
+
+
+_PART = re.compile(r"^unsupported: nothing in the transcript says '(.*)'$")
+
+
+def new_flags(after: set[str], before: set[str]) -> set[str]:
+    """The flags an error added. A part of the sentence flagged as unsaid before and after, in
+    the error's words, is the same flag ("'has not had chest pain'" and "'has had chest pain'"):
+    only a part sharing less than half its words with every part flagged before is new."""
+    before_parts = [set(content_words(m.group(1))) for f in before if (m := _PART.match(f))]
+    out = set()
+    for flag in after - before:
+        m = _PART.match(flag)
+        if m:
+            words = set(content_words(m.group(1)))
+            if any(len(words & part) * 2 >= len(words) for part in before_parts):
+                continue
+        out.add(flag)
+    return out
 
 
 def _absent(candidates: list[str], said: str, rng: random.Random) -> str | None:
@@ -219,7 +240,7 @@ def run(split: str, medicines: frozenset[str]) -> dict[str, object]:
                 continue  # a removed sentence cannot be flagged further
             for kind, mutated in injections(sentence, said, medicines, rng).items():
                 injected[kind] += 1
-                caught[kind] += bool(flags_of(mutated, segments, medicines) - base)
+                caught[kind] += bool(new_flags(flags_of(mutated, segments, medicines), base))
         for kept, dropped in risk_cases(row, number, medicines):
             injected["risk_denial"] += 1
             caught["risk_denial"] += dropped
