@@ -362,9 +362,9 @@ def check_draft(sentences: list[tuple[str, str]], segments: tuple[Segment, ...],
         flags = list(checked.flags)
         flags.extend(Flag(FlagKind.NOT_SAID, f"names {name}, which the transcript never names")
                      for name in unsaid_medicines(checked.text, spoken, medicines))
-        if not any(f.kind == FlagKind.UNSUPPORTED for f in flags):
-            flags.extend(Flag(FlagKind.UNSUPPORTED, f"nothing in the transcript says '{part}'")
-                         for part in unsaid_parts(checked.text, heard_words)[:1])
+        # Named even in a sentence unsupported as a whole: the reviewer sees which part is unsaid.
+        flags.extend(Flag(FlagKind.UNSUPPORTED, f"nothing in the transcript says '{part}'")
+                     for part in unsaid_parts(checked.text, heard_words)[:2])
         flags.extend(Flag(FlagKind.UNSUPPORTED, f"the transcript never says '{when}'")
                      for when in unsaid_times(checked.text, heard_text))
         if checked.evidence:

@@ -105,3 +105,12 @@ def test_a_named_day_the_transcript_never_says_is_unsupported() -> None:
     assert any(f.kind == FlagKind.UNSUPPORTED and "'yesterday'" in f.reason for f in made_up.sentences[0].flags)
     said = check_draft([("subjective", "The client had two panic attacks last week at work.")], transcript)
     assert not [f for f in said.sentences[0].flags if "never says" in f.reason]
+
+
+def test_an_invented_part_is_named_even_when_the_whole_sentence_is_unsupported() -> None:
+    transcript = parse_plain_transcript("CLIENT: Work has been a lot lately.\nCLINICIAN: How is your running going?")
+    checked = check_draft([("subjective", "Marathon training continues despite exhaustion, after a bicycle crash.")],
+                          transcript)
+    reasons = [f.reason for s in checked.sentences for f in s.flags if f.kind == FlagKind.UNSUPPORTED]
+    assert "nothing in the transcript says 'a bicycle crash'" in reasons
+    assert len(reasons) >= 2  # the sentence's own low support is flagged beside it
