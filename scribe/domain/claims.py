@@ -93,6 +93,8 @@ def unsaid_times(sentence: str, transcript: str) -> list[str]:
 
 
 def _opposite(word: str) -> set[str] | None:
+    if word.startswith("not "):
+        return _side(word[4:]) or None
     for one, other in _OPPOSITES:
         if word in one:
             return other
@@ -115,14 +117,15 @@ def _qualities(text: str) -> list[tuple[frozenset[str], str]]:
         heads = {next((w for w in side if w not in _HEADLESS and _opposite(w) is None and len(w) > 2), "")
                  for side in (before, after)} - {""}
         if heads:
-            # "not doing well" says what "doing poorly" says
+            # "not doing well" says what "doing poorly" says: the quality is "not well"
             negated = any(w in ("not", "never") or w.endswith("n't") for w in tokens[max(i - 3, 0):i])
-            quality = min(_opposite(tok) or {tok}) if negated else tok
-            pairs.append((frozenset(_LEMMA.get(h, h) for h in heads), quality))
+            pairs.append((frozenset(_LEMMA.get(h, h) for h in heads), f"not {tok}" if negated else tok))
     return pairs
 
 
 def _side(quality: str) -> set[str]:
+    if quality.startswith("not "):
+        return _opposite(quality[4:]) or set()
     for one, other in _OPPOSITES:
         if quality in one:
             return one
@@ -144,12 +147,12 @@ def contradictions(sentence: str, evidence: list[str]) -> list[str]:
     told = [pair for text in evidence for pair in _qualities(text)]
     claimed = _qualities(sentence)
     for things, quality in claimed:
-        opposite, same = _opposite(quality) or set(), _side(quality)
-        if any(things & t and q in opposite for t, q in claimed):
+        same, opposite = _side(quality), _opposite(quality) or set()  # "not well" is on the side of "poorly"
+        if any(things & t and _side(q) == opposite for t, q in claimed):
             continue  # the sentence itself says both ("good days and bad days")
-        if any(things & t and q in same for t, q in told):
+        if any(things & t and _side(q) == same for t, q in told):
             continue  # the transcript says it this way too
-        clash = next(((t, q) for t, q in told if things & t and q in opposite), None)
+        clash = next(((t, q) for t, q in told if things & t and _side(q) == opposite), None)
         if clash:
             thing = sorted(things & clash[0])[0]
             reasons.append(f"the note says '{thing} … {quality}', the transcript '{thing} … {clash[1]}'")

@@ -114,3 +114,9 @@ def test_an_invented_part_is_named_even_when_the_whole_sentence_is_unsupported()
     reasons = [f.reason for s in checked.sentences for f in s.flags if f.kind == FlagKind.UNSUPPORTED]
     assert "nothing in the transcript says 'a bicycle crash'" in reasons
     assert len(reasons) >= 2  # the sentence's own low support is flagged beside it
+
+
+def test_a_negated_quality_is_named_as_said() -> None:
+    assert contradictions("The client reports he is doing well.", ["I'm not doing well at all."]) == [
+        "the note says 'do … well', the transcript 'do … not well'"]
+    assert contradictions("Client reported sleeping well.", ["I've been sleeping more lately."]) == []
