@@ -67,6 +67,7 @@ class _SectionDrafter:
         out: dict[str, str] = {}
         prompt_tokens = generated = 0
         source = source_block(transcript.text, earlier)
+        written: set[str] = set()  # a sentence an earlier section holds is not written again
         try:
             for section in sections:
                 if deadline is not None:
@@ -77,7 +78,7 @@ class _SectionDrafter:
                     deadline.check()  # a section cut short by the deadline is not kept
                 prompt_tokens += n_prompt
                 generated += n_generated
-                out[section.key] = clean_output(text, section.max_sentences)
+                out[section.key] = clean_output(text, section.max_sentences, written)
         except EngineError:
             raise  # already says what went wrong and whether a retry can help (egress refusals cannot)
         except Exception as exc:

@@ -24,6 +24,8 @@ SYSTEM = (
 )
 
 
+NOT_DISCUSSED = "Not discussed in session."
+
 DIGEST_SYSTEM = (
     "You take notes on one part of a behavioral-health session transcript; the clinician's note is "
     "written from your notes later. List the facts stated in this part, one per line starting with "
@@ -83,8 +85,10 @@ def chat_messages(source: str, note_name: str, section: SectionRequest) -> list[
     ]
 
 
-def clean_output(text: str, max_sentences: int) -> str:
-    """Trim a model's answer to the asked number of sentences and drop echoed headings."""
+def clean_output(text: str, max_sentences: int, written: set[str] | None = None) -> str:
+    """Trim a model's answer to the asked number of sentences and drop echoed headings.
+    ``written``: the sentences of the note's earlier sections (lowercased); one the model
+    repeats from there is left out, and a section that only repeats them says it had nothing."""
     from scribe.domain.evidence import split_sentences
 
     lines = [_ECHO.sub("", ln) for ln in text.strip().splitlines() if not ln.strip().endswith(":")]
@@ -96,5 +100,12 @@ def clean_output(text: str, max_sentences: int) -> str:
         if key in seen:  # small models loop: a repeated sentence ends the section
             break
         seen.add(key)
+        if written is not None and key in written:
+            continue
         kept.append(s)
-    return " ".join(kept[:max_sentences])
+    kept = kept[:max_sentences]
+    if written is not None:
+        if not kept and sentences:
+            return NOT_DISCUSSED
+        written.update(s.lower() for s in kept)
+    return " ".join(kept)

@@ -39,3 +39,11 @@ def test_model_output_is_trimmed_of_echoes_and_loops() -> None:
     raw = "CLIENT: The client slept well.\nSubjective:\nThe client slept well.\nThe client slept well.\nMore."
     assert clean_output(raw, 4) == "The client slept well."
     assert clean_output("One. Two. Three. Four.", 2) == "One. Two."
+
+
+def test_a_sentence_an_earlier_section_holds_is_not_written_again() -> None:
+    written: set[str] = set()
+    assert clean_output("The client slept well. She walked daily.", 4, written) == "The client slept well. She walked daily."
+    assert clean_output("The client slept well. Mood was brighter.", 4, written) == "Mood was brighter."
+    # a section that only repeats the earlier ones had nothing of its own
+    assert clean_output("She walked daily.", 3, written) == "Not discussed in session."
