@@ -164,6 +164,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--profile", default="default")
     ap.add_argument("--notes", type=int, default=20, help="the first N dialogues of ACI-Bench valid")
+    ap.add_argument("--skip-plain", action="store_true", help="scribe's drafts only (a change to scribe's path "
+                    "against an earlier run's plain figures)")
     args = ap.parse_args()
     force_offline()
     settings = Settings(model_profile=args.profile)
@@ -188,9 +190,11 @@ def main() -> None:
                                               if c.section == s.key)
             for s in template.sections)
         started = time.perf_counter()
-        messages = [{"role": "user", "content": PLAIN.format(dialogue=row["dialogue"].strip())}]
-        # The drafter's own generation step, without scribe's prompts around it.
-        plain, _, plain_generated = drafter._generate(messages, "", None, PLAIN_MAX_NEW)  # type: ignore[attr-defined]
+        plain, plain_generated = "", 0
+        if not args.skip_plain:
+            messages = [{"role": "user", "content": PLAIN.format(dialogue=row["dialogue"].strip())}]
+            # The drafter's own generation step, without scribe's prompts around it.
+            plain, _, plain_generated = drafter._generate(messages, "", None, PLAIN_MAX_NEW)  # type: ignore[attr-defined]
         plain_seconds = time.perf_counter() - started
         plain_pairs = [("note", s) for s in _lines(plain) if not _is_heading(s)]
         plain_checked = check_draft(plain_pairs, segments, medicines=policies.pipeline.medicines)
