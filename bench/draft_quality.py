@@ -48,11 +48,11 @@ from scribe.domain.evidence import check_draft, split_sentences
 from scribe.domain.redaction import reidentify
 from scribe.engines.build import build_drafter, build_redactor, check_models
 from scribe.engines.offline import force_offline
+from scribe.engines.prompts import NOT_DISCUSSED
 from scribe.policies import load_policies
 from scribe.services.drafting import draft_and_check
 from scribe.weights import profile_paths
 
-NOT_DISCUSSED = "not discussed in session"
 PLAIN = ("Write the clinical note for this doctor-patient conversation, with the usual sections "
          "(chief complaint, history of present illness, review of systems, physical exam, results, "
          "assessment and plan).\n\nConversation:\n{dialogue}")
@@ -155,7 +155,7 @@ def fact_recall(nlp: Any, reference_facts: list[tuple[str, frozenset[str]]], dra
 
 
 def pass_share(checked: Any) -> tuple[int, int]:
-    kept = [c for c in checked.sentences if NOT_DISCUSSED not in c.text.lower()]
+    kept = [c for c in checked.sentences if NOT_DISCUSSED.lower() not in c.text.lower()]
     passed = sum(1 for c in kept if not c.flags)
     return passed, len(kept) + len(checked.removed)
 

@@ -24,6 +24,7 @@ from scribe.domain.transcript import (
     model_line,
     parse_plain_transcript,
 )
+from scribe.engines.prompts import NOT_DISCUSSED
 from scribe.engines.protocols import (
     Audio,
     Deadline,
@@ -187,7 +188,7 @@ class FakeDrafter:
             source = client if i % 2 == 0 else clinician
             picked = source[i // 2 : i // 2 + 1] or source[:1]
             text = " ".join(f"The client said: {p}" if source is client else f"The clinician said: {p}" for p in picked)
-            out[section.key] = text or "Not discussed in session."
+            out[section.key] = text or NOT_DISCUSSED
         if self.extra_sentence and sections:
             out[sections[0].key] += " " + self.extra_sentence
         tokens = sum(len(t.split()) for t in out.values())

@@ -13,6 +13,8 @@ from scribe.engines.protocols import SectionRequest
 # Small models echo transcript lines ("[S3 00:17] CLIENT: ...", "CLINICIAN: ...").
 _ECHO = re.compile(r"^\s*(?:\[S\d+[^\]]*\]\s*)?(?:CLINICIAN|CLIENT|SPEAKER|THERAPIST|PATIENT|[A-Z]{4,12})\s*:\s*")
 
+NOT_DISCUSSED = "Not discussed in session."
+
 SYSTEM = (
     "You draft one section of a behavioral-health clinician's note from a session transcript. "
     "Rules: use only facts stated in the transcript; never invent events, symptoms, numbers or names. "
@@ -20,11 +22,9 @@ SYSTEM = (
     "unless the clinician said it in the transcript. If the client denied something (for example "
     "thoughts of self-harm), write that the client denied it. Keep placeholders such as [CLIENT] or "
     "[PERSON_1] exactly as written. Write plain sentences: no headings, no lists, no quotes. "
-    "If the transcript has nothing for this section, write exactly: Not discussed in session."
+    f"If the transcript has nothing for this section, write exactly: {NOT_DISCUSSED}"
 )
 
-
-NOT_DISCUSSED = "Not discussed in session."
 
 DIGEST_SYSTEM = (
     "You take notes on one part of a behavioral-health session transcript; the clinician's note is "

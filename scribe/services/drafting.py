@@ -33,7 +33,9 @@ def draft_and_check(drafter: Drafter, redactor: Redactor, policies: Policies, te
     part_chars = policies.pipeline.digest_part_chars if drafter.digests and not drafter.leaves_host else 0
     reading = read(drafter, pseudo, (), part_chars=part_chars, deadline=None) if part_chars else None
     source, earlier = (reading.rest, reading.earlier) if reading is not None and reading.earlier else (pseudo, ())
-    sections = [SectionRequest(s.key, s.title, s.instruction, s.max_sentences) for s in template.sections]
+    # As the pipeline does: the model writes only the sections the template gives it.
+    sections = [SectionRequest(s.key, s.title, s.instruction, s.max_sentences) for s in template.sections
+                if s.source == "model"]
     result = drafter.draft(source, template.name, sections, None, earlier)
     pairs = [(s.key, x) for s in template.sections for x in split_sentences(result.sections.get(s.key, ""))]
     checked = check_draft(pairs, pseudo.segments, observed=template.observed_sections,

@@ -37,3 +37,12 @@ def test_a_long_transcript_is_read_in_parts_with_the_policy_part_size(fakes: Fak
     assert drafted.parts_noted >= 2
     assert fakes.drafter.earlier[-1] and len(fakes.drafter.earlier[-1]) == drafted.parts_noted
     assert len(fakes.drafter.calls[-1][0].segments) < 120  # the sections were written from the rest, not all of it
+
+
+def test_a_section_the_system_writes_is_not_given_to_the_model(fakes: Fakes, policies: Policies) -> None:
+    template = policies.template(policies.supervision_note_type)
+    system = {s.key for s in template.sections if s.source == "system"}
+    assert system  # the supervision template has one (the cases reviewed)
+    draft_and_check(fakes.drafter, fakes.redactor, policies, template, parse_plain_transcript(SESSION))
+    asked = {s.key for s in fakes.drafter.calls[-1][2]}
+    assert asked and not asked & system
