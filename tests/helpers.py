@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from scribe.db.engine import session_scope
 from scribe.db.tables import Encounter, User
+from scribe.domain.grammar import Grammar
 from scribe.domain.pattern_table import PatternTable
 from scribe.runtime import Runtime
 from scribe.services.uploads import accept_upload
@@ -133,3 +134,11 @@ def shipped_patterns() -> PatternTable:
     from scribe.policies import load_policies
 
     return load_policies(Path(__file__).resolve().parent.parent / "policies").redaction.pattern_table
+
+
+@functools.cache
+def shipped_grammar() -> Grammar:
+    """The grammar word lists as shipped (policies/vocabulary/grammar.yaml), for Lexicons built in tests."""
+    from scribe.policies import load_policies
+
+    return load_policies(Path(__file__).resolve().parent.parent / "policies").redaction.grammar_words

@@ -16,17 +16,6 @@ from collections.abc import Iterator
 from scribe.domain.months import WEEKDAYS
 from scribe.domain.vocabulary import Lexicon, capitals_text, near_word
 
-# everyday words that are no place's name after a movement ("went to bed", "sent to lab")
-_NOT_PLACES = frozenset("""bed lab floor home work school church court jail prison rehab detox sleep hd cvvh cvvhd
-ep ir ob bronch dialysis hosp hospital med surgery surg recovery room unit icu step stepdown vacation aa na iop php""".split())
-
-# what follows a title in a note without being a name: "dr aware", "md notified", "dr to see"
-_AFTER_TITLE = frozenset("""a an the and or but so to of in on at for with is was are be been not no it its he she they
-we you i me him her them this that there here very also about from by as if then than when who how why where which
-aware notified called paged informed updated made make makes present orders order ordered team teams office note notes
-appt appointment visit visits rounds said says states stated wants wanted will would may might should can could
-saw seen sees see came come coming in out up down today tonight tomorrow yesterday now again already
-consult consulted consulting following follow followed f/u""".split())
 # a title, then an optional initial, then the name: "Dr. L. Ruuska", "DRS JOSEPH AND ROBBINSON", "dr o rourke"
 _TITLED = re.compile(r"\b(?:dr|drs|doctor|dr's)(?:\.\s*|\s+)(?:([a-z])\.?\s+)?([a-z][a-z'’]*(?:-[a-z][a-z'’]*)?)"
                      r"(?:\s+([a-z][a-z'’]+(?:-[a-z][a-z'’]*)?))?", re.I)
@@ -48,7 +37,7 @@ _TOLD = re.compile(r"\b([A-Z][A-Z'’]+(?:\s+[A-Z][A-Z'’]+)?)\s+(?:AWARE|NOTIF
 
 def _name_word(word: str, lexicon: Lexicon) -> bool:
     low = word.lower().strip(".'’")
-    return bool(low) and low not in _AFTER_TITLE and (low not in lexicon.clinical or low in lexicon.names) \
+    return bool(low) and low not in lexicon.grammar.after_title and (low not in lexicon.clinical or low in lexicon.names) \
         and not low.endswith(("ing", "ly")) \
         and (low in lexicon.names or len(low) > 1)
 
@@ -110,11 +99,6 @@ _FACILITY = re.compile(r"((?:(?:st|saint)\.?\s+)?(?:[a-z][\w'’-]*\s+){0,2}[a-z
 # what every _FACILITY match holds (a whitespace, then the word saying what it is): a cheap first look
 _FACILITY_WORD = re.compile(r"\s(?:hosp|medical\s+cent|med\.?\s+ctr|rehab|memorial|regional|clinic|nursing\s+home|"
                             r"health\s*care|health\s+cent|treatment\s+cent)", re.I)
-_NOT_FACILITY = frozenset("""the a an to at from in into by of for with and or was were is are his her their our my your this
-that other another same outside previous prev local nearest psychiatric psych mental state county community osh
-children's transferred admitted discharged sent went taken brought back go going seen screened big small new
-old nice good bad different private public last next first second one two three any some no every whole acute
-leave left leaving enter entered visit visited call called""".split())
 # "St. Mary's", "ST. MARY", "St Joseph's" (not St. John's wort)
 _SAINT = re.compile(r"\b(?:St|ST|Saint|SAINT)\.?\s+([A-Z][A-Za-z]+(?:'s|'S)?)\b(?!\s+(?i:wort))")
 # a hospital or ward a patient is moved to or from, by name: "transfer to quartermain 2", "SENT TO ED AT GH",
@@ -136,9 +120,10 @@ def find_facilities(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, str
         keep: list[re.Match[str]] = []
         for w in reversed(words):  # from the facility word back, up to the first word that is not a name's
             low = w.group(0).lower().strip("(")
-            not_a_name = low in _NOT_FACILITY or near_word(low, _NOT_FACILITY) or low in _AFTER_TITLE
+            grammar = lexicon.grammar
+            not_a_name = low in grammar.not_facility or near_word(low, grammar.not_facility) or low in grammar.after_title
             if not_a_name or (low in lexicon.clinical and low not in ("heart", "cross")) \
-                    or low in _NOT_PLACES or not w.group(0)[:1].isalpha():
+                    or low in grammar.not_places or not w.group(0)[:1].isalpha():
                 break
             keep.insert(0, w)
         # "Union Hospital" names a hospital whatever its words; "Baltimore Rehab", "Sacred Heart Memorial"
@@ -157,7 +142,8 @@ def find_facilities(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, str
     for m in _MOVED.finditer(text):
         preposition, word = m.group(1), m.group(2)
         low = word.lower()
-        if low in lexicon.clinical or low in _NOT_FACILITY or low in _AFTER_TITLE or low in _NOT_PLACES:
+        grammar = lexicon.grammar
+        if low in lexicon.clinical or low in grammar.not_facility or low in grammar.after_title or low in grammar.not_places:
             continue
         if len(word) > 3 and lexicon.identifying_word(word) and low not in lexicon.names and low not in WEEKDAYS and \
                 (m.group(3) or lexicon.known_name_or_place(word) or (preposition and word.istitle() and not capitals)):

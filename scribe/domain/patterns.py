@@ -5,77 +5,72 @@ address goes on; and when a date is specific enough to identify."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 
 from scribe.domain.months import MONTH_PATTERN
 from scribe.domain.vocabulary import Lexicon, capitals_text, words_of
 
-# Names said in speech, lowercase: found by what comes before them.
-_RELATIONS = ("wife husband son daughter mom mother mum dad father sister brother friend boss partner girlfriend "
-              "boyfriend aunt uncle cousin grandma grandmother grandpa grandfather grandson granddaughter neighbor "
-              "neighbour roommate fiance fiancee stepmom stepdad stepson stepdaughter niece nephew coworker colleague "
-              "teacher coach therapist counselor counsellor doctor pastor sponsor manager supervisor landlord ex kid child "
-              "baby stepbrother stepsister ex-wife ex-husband").split()
-_CUE = re.compile(
-    r"\b(?:(?:my|his|her|our|their)\s+(?:name\s+is|(?:" + "|".join(_RELATIONS) + r")(?:\s*,)?)"
-    r"|(?:i\s*am|i'm|this\s+is|it's|call\s+me|named|called|name's|hi|hello|hey|dear|thanks|thank\s+you)"
-    r"|(?:mr|mrs|ms|miss|mx|dr|drs|dr's|doctor|nurse|officer|judge|pastor|father|sister|np|md|rn)(?:\.\s*|\s+)"
-    r"(?:[a-z]\.\s*)?)"
-    r"\s*(?<=[\s.])([a-z][a-z'’-]+(?:\s+[a-z][a-z'’-]+)?)", re.I)
-# a relation named without a possessive, as notes write it: "daughter Philomena", "SON BILL", "wife-Helen"
-_RELATION_CUE = re.compile(r"\b(?:" + "|".join(_RELATIONS) + r")s?(?:\s*[-:,]+\s*|\s+)([a-z][a-z'’-]+)", re.I)
+
+# Names said in speech, lowercase: found by what comes before them (a relation or role of the
+# grammar's ``relations``, a greeting, a title)
+@functools.lru_cache(maxsize=4)
+def _name_cues(relations: tuple[str, ...]) -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """'my sister laura', 'this is mark', 'dr patel'; and a relation named without a
+    possessive, as notes write it: 'daughter Philomena', 'SON BILL', 'wife-Helen'."""
+    joined = "|".join(sorted(map(re.escape, relations), key=len, reverse=True)) or "(?!)"
+    cue = re.compile(
+        r"\b(?:(?:my|his|her|our|their)\s+(?:name\s+is|(?:" + joined + r")(?:\s*,)?)"
+        r"|(?:i\s*am|i'm|this\s+is|it's|call\s+me|named|called|name's|hi|hello|hey|dear|thanks|thank\s+you)"
+        r"|(?:mr|mrs|ms|miss|mx|dr|drs|dr's|doctor|nurse|officer|judge|pastor|father|sister|np|md|rn)(?:\.\s*|\s+)"
+        r"(?:[a-z]\.\s*)?)"
+        r"\s*(?<=[\s.])([a-z][a-z'’-]+(?:\s+[a-z][a-z'’-]+)?)", re.I)
+    relation = re.compile(r"\b(?:" + joined + r")s?(?:\s*[-:,]+\s*|\s+)([a-z][a-z'’-]+)", re.I)
+    return cue, relation
+
+
 # more names joined to a found one: "Dr. Griffin and Swackhamer", "sons Smokey, Morris and Roger"
 _AND_NAME = re.compile(r"(?:\s*,\s*|\s+(?:and|&)\s+)([a-z][a-z'’-]+)", re.I)
-_NOT_NAMES = set(("a an the and or but so to of in on at for with is was are be been not no yes it its it's he she "
-                  "they we you i me him her them this that there here very really just also about from by as if "
-                  "then than when what who how why where which because doing going been being have has had do "
-                  "does did will would can could should may might must feeling fine good okay ok well sorry glad "
-                  "happy sad tired worried afraid scared here there again now today tomorrow yesterday always never "
-                  "still already everyone everybody someone somebody nobody anyone all both each every some any "
-                  "much many more most less few little lot lots kind sort other another same such own only even "
-                  "back out up down over off away home work school called named said told asked know think feel "
-                  "want need like love hate see saw hear heard get got make made take took give gave come came go "
-                  "went say tell ask one two three four five six seven eight nine ten years year old new hard easy "
-                  "difficult great bad better worse best worst nice tough weird strange right wrong true sure enough "
-                  "in-law in-laws inlaw inlaws law numbers busy stressful stressed anxious depressed upset angry mad "
-                  "frustrated overwhelmed calm ready").split())
 
 
-def find_cued_names(text: str, lexicon: Lexicon | None = None) -> Iterator[tuple[int, int, str]]:
+def find_cued_names(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, str]]:
     """'my sister laura', 'this is mark', 'dr patel': the word(s) after the cue, unless they
     are ordinary words ('my sister is', 'i'm fine')."""
-    for m in _CUE.finditer(text):
+    grammar = lexicon.grammar
+    cue_pattern, relation_pattern = _name_cues(grammar.relations)
+    for m in cue_pattern.finditer(text):
         words = m.group(1).split()
         cue = m.group(0)[: m.start(1) - m.start(0)].lower()
         full_name_cue = any(c in cue for c in ("name", "named", "called", "this is", "i'm", "i am"))
         title_cue = re.match(r"(?:mr|mrs|ms|miss|mx|dr|drs|dr's|doctor|np|md|rn)\b", cue) is not None
         keep = []
         for n, w in enumerate(words):
-            if w.lower().strip("'") in _NOT_NAMES or (w.lower().endswith(("ing", "ed", "ly")) and
+            if w.lower().strip("'") in grammar.not_names or (w.lower().endswith(("ing", "ed", "ly")) and
                                                       not (title_cue and w[:1].isupper())):
                 break  # "i'm feeling", "my son started"; but "Dr. King", "Mr. Fleming"
             if n == 1 and not (full_name_cue or w[:1].isupper()):
                 break  # "my friend rupert drove": a second lowercase word is a name only after "my name is"
-            if n == 1 and w.isupper() and lexicon is not None and not lexicon.identifying_word(w):
+            if n == 1 and w.isupper() and not lexicon.identifying_word(w):
                 break  # "DR BOYLE SPOKE": in capitals, a second word must look like a name
             keep.append(w)
         if keep:
             start = m.start(1)
             end = start + len(" ".join(keep))
             yield start, end, "PERSON"
-            yield from _joined_names(text, end)
-    for m in _RELATION_CUE.finditer(text):
-        if m.group(1).lower() not in _NOT_NAMES:
+            yield from _joined_names(text, end, lexicon)
+    for m in relation_pattern.finditer(text):
+        if m.group(1).lower() not in grammar.not_names:
             yield m.start(1), m.end(1), "PERSON"
-            yield from _joined_names(text, m.end(1))
+            yield from _joined_names(text, m.end(1), lexicon)
 
 
-def _joined_names(text: str, end: int) -> Iterator[tuple[int, int, str]]:
+def _joined_names(text: str, end: int, lexicon: Lexicon) -> Iterator[tuple[int, int, str]]:
     """Names listed after a found one; the caller's word lists decide which are names."""
+    grammar = lexicon.grammar
     for _ in range(3):
         m = _AND_NAME.match(text, end)
-        if not m or m.group(1).lower() in _NOT_NAMES or m.group(1).lower().rstrip("s") in _RELATIONS:
+        if not m or m.group(1).lower() in grammar.not_names or m.group(1).lower().rstrip("s") in grammar.relations:
             return
         yield m.start(1), m.end(1), "PERSON"
         end = m.end(1)
@@ -107,29 +102,26 @@ _FIELD = re.compile(r"\b(?:name|contact|attn|directed by|written by|author|"
                     r"(?=[ \t]*(?:\n|$|[,;>|]|\b(?:address|phone|email|dob|date|age|and|is|was|from|at)\b))", re.I)
 
 
-def find_field_names(text: str) -> Iterator[tuple[int, int, str]]:
+def find_field_names(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, str]]:
     for m in _FIELD.finditer(text):
         words = m.group(1).split()
-        if not words or words[0].lower().strip(".") in _NOT_NAMES:
+        if not words or words[0].lower().strip(".") in lexicon.grammar.not_names:
             continue
         start = m.start(1)
         yield start, start + len(m.group(1).rstrip()), "PERSON"
 
 
-def find_speakers(text: str) -> Iterator[tuple[int, int, str]]:
+def find_speakers(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, str]]:
     """The named speakers of a chat or a script (not a note's headings: call it on speech)."""
+    grammar = lexicon.grammar
     for m in _SPEAKER.finditer(text):
-        if m.group(1).lower() not in _NOT_NAMES and m.group(1).lower() not in _SPEAKER_ROLES:
+        if m.group(1).lower() not in grammar.not_names and m.group(1).lower() not in grammar.speaker_roles:
             yield m.start(1), m.end(1), "PERSON"
 
 
 # a chat or a script names its speakers: "Alice: Who are you?", "Matthew: Remember me" (not the
 # capitals of a transcript's roles, CLIENT: and CLINICIAN:, nor "Note:" or "Plan:")
 _SPEAKER = re.compile(r"(?:^|(?<=[.!?\"”]\s)|(?<=[.!?\"”]))\s*([A-ZÀ-ÞĀ-Ž][a-zß-ÿā-ž]{2,})(?=:\s*[\"“A-Z])", re.M)
-_SPEAKER_ROLES = frozenset("""bot user client clinician therapist patient doctor nurse note plan assessment subjective
-objective data behavior intervention response goal answer question when where what who why how address name phone
-email website mobile desk fax office social neuro resp cardiac endo endocrine heme access addendum misc integ
-soc psychosocial comments summary update history allergies medications diagnosis""".split())
 
 
 _PERSON_TAIL = re.compile(r"(?:[ \t]+(?:[A-ZÀ-ÞĀ-Ž][a-zß-ÿā-ž'’][\w'’-]*|[A-Z]\.?)(?![\w'’:-])){1,3}")

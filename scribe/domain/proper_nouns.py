@@ -6,6 +6,7 @@ in TROMSØ"). Each yields (start, end, entity); the redactor's filters still app
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 from collections.abc import Iterator
@@ -77,22 +78,28 @@ def find_organisations(text: str, lexicon: Lexicon, *, spoken: str | None = None
             yield m.start(1), m.end(1), "ORGANIZATION"
 
 
-_CONNECTORS = frozenset("de del la le do da di du dos ben sur upon on am an der".split())
-_PLACE_CUE = re.compile(rf"\b(?:[Ii]n|[Ff]rom|[Tt]o|[Aa]t|[Nn]ear|[Ww]here:?)[ \t]+((?:[{_UPPER}][\w'’-]*)(?:[ \t]+(?:(?:de|"
-                        rf"del|la|le|do|da|di|du|dos|ben|sur|upon|on|am|an|der)[ \t]+)?[{_UPPER}][\w'’-]*){{0,3}})")
+
+
+@functools.lru_cache(maxsize=4)
+def _place_cue(connectors: frozenset[str]) -> re.Pattern[str]:
+    """A capitalised name of up to four words after a preposition, small words between them
+    ('Rio de Janeiro'): the grammar's ``name_connectors``."""
+    joined = "|".join(sorted(map(re.escape, connectors), key=len, reverse=True)) or "(?!)"
+    return re.compile(rf"\b(?:[Ii]n|[Ff]rom|[Tt]o|[Aa]t|[Nn]ear|[Ww]here:?)[ \t]+((?:[{_UPPER}][\w'’-]*)"
+                      rf"(?:[ \t]+(?:(?:{joined})[ \t]+)?[{_UPPER}][\w'’-]*){{0,3}})")
 
 
 def find_cued_places(text: str, lexicon: Lexicon, *, known_only: bool = False) -> Iterator[tuple[int, int, str]]:
     """A capitalised place after a preposition, when one of its words is no everyday or
     clinical word ("flew to Loeches", "in Store Merløse", "from ALFRICK"); not in a text
     written in capitals, where every word is capitalised."""
-    for m in _PLACE_CUE.finditer(text):
+    for m in _place_cue(lexicon.grammar.name_connectors).finditer(text):
         words = m.group(1).split()
         for n, w in enumerate(words):  # "Loeches on Saturday": the place ends before a day or a clinical word
             if w.lower() in MONTHS_AND_DAYS or w.lower() in lexicon.clinical:
                 words = words[:n]
                 break
-        while words and words[-1] in _CONNECTORS:
+        while words and words[-1] in lexicon.grammar.name_connectors:
             words.pop()
         if not words or not words[0][:1].isupper():
             continue

@@ -142,7 +142,7 @@ def _rule(name: str, entities: str, kinds: frozenset[TextKind], find: Callable[[
 RECOGNIZERS: tuple[Recognizer, ...] = (
     _rule("patterns", " ".join(sorted(PATTERN_ENTITIES)), EVERY_KIND, lambda v: v.lexicon.patterns.find(v.read)),
     _rule("cued names", "PERSON", EVERY_KIND, lambda v: find_cued_names(v.text, v.lexicon)),
-    _rule("field names", "PERSON", EVERY_KIND, lambda v: find_field_names(v.read)),
+    _rule("field names", "PERSON", EVERY_KIND, lambda v: find_field_names(v.read, v.lexicon)),
     _rule("places", "LOCATION", EVERY_KIND, lambda v: find_places(v.read)),
     # in notes only known first names: there every word is capitalised or abbreviated
     _rule("first names", "PERSON", EVERY_KIND, lambda v: find_first_names(v.read, v.lexicon, speech=not v.note)),
@@ -151,7 +151,7 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     # in speech a place after a preposition must be a known town or country ('to Palpation' is none)
     _rule("cued places", "LOCATION", CASED,
           lambda v: find_cued_places(v.read, v.lexicon, known_only=v.kind is TextKind.SPEECH)),
-    _rule("speakers", "PERSON", CASED, lambda v: find_speakers(v.read)),
+    _rule("speakers", "PERSON", CASED, lambda v: find_speakers(v.read, v.lexicon)),
     _rule("initialled names", "PERSON", CASED, lambda v: find_initialled_names(v.read, v.lexicon)),
     _rule("name lists", "PERSON", CASED, lambda v: find_name_lists(v.read, v.lexicon)),
     _rule("subjects and owners", "PERSON ORGANIZATION", CASED,

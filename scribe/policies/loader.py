@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from scribe.domain.errors import PolicyError
+from scribe.domain.grammar import Grammar, GrammarDataError, parse_grammar
 from scribe.domain.pattern_table import PatternDataError, PatternTable, parse_pattern_table
 from scribe.domain.places import COUNTRIES, US_STATES, place_words
 from scribe.policies.schema import (
@@ -127,7 +128,7 @@ def _load_redaction(directory: Path) -> RedactionPolicy:
     policy = _load(path, RedactionPolicy)
     places = COUNTRIES | US_STATES | place_words()  # the same place words the redactor's lexicon holds
     words = _read_words(directory, path, "vocabulary", policy.vocabulary, frozenset(places))
-    return policy.with_vocabulary(words, _load_patterns(directory, path, policy))
+    return policy.with_vocabulary(words, _load_patterns(directory, path, policy), _load_grammar(directory, path, policy))
 
 
 def _load_pipeline(directory: Path) -> PipelinePolicy:
@@ -148,6 +149,18 @@ def _load_patterns(directory: Path, path: Path, policy: RedactionPolicy) -> Patt
         return parse_pattern_table(data, frozenset(policy.entities))
     except PatternDataError as exc:
         raise PolicyError(f"{policy.patterns}: {exc}") from None
+
+
+def _load_grammar(directory: Path, path: Path, policy: RedactionPolicy) -> Grammar:
+    """The English word lists the rules read as grammar (grammar.parse_grammar says what is checked)."""
+    grammar_path = (directory / policy.grammar).resolve()
+    if not grammar_path.is_relative_to(directory.resolve()):
+        raise PolicyError(f"{path}: field 'grammar': {policy.grammar} is outside the policies directory")
+    data = _read_yaml(grammar_path, f"{path}: field 'grammar': {policy.grammar} is missing")
+    try:
+        return parse_grammar(data)
+    except GrammarDataError as exc:
+        raise PolicyError(f"{policy.grammar}: {exc}") from None
 
 
 def load_policies(directory: Path) -> Policies:

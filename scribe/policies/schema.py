@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from scribe.domain.grammar import NO_GRAMMAR, Grammar
 from scribe.domain.pattern_table import NO_PATTERNS, PatternTable
 from scribe.domain.permissions import CLINICAL, CLINICAL_TEXT, PERMISSIONS
 
@@ -308,12 +309,16 @@ class RedactionPolicy(Strict):
     patterns: str = Field(
         default="vocabulary/patterns.yaml",
         description="The regular expressions for identifiers with a shape, each with the examples it must find")
+    grammar: str = Field(
+        default="vocabulary/grammar.yaml",
+        description="The English word lists the rules read as grammar: words after a cue that are no name, and the like")
     notes_model: bool = Field(
         default=False,
         description="Also read clinical notes in capitals or shorthand with the NER trained on nursing notes "
                     "(models: notes-ner): more identifiers found there, and more words removed that were none")
     _clinical_terms: frozenset[str] = PrivateAttr(default=frozenset())
     _pattern_table: PatternTable = PrivateAttr(default=NO_PATTERNS)
+    _grammar_words: Grammar = PrivateAttr(default=NO_GRAMMAR)
 
     @property
     def clinical_terms(self) -> frozenset[str]:
@@ -325,10 +330,16 @@ class RedactionPolicy(Strict):
         """The ``patterns`` file, read and checked by the loader."""
         return self._pattern_table
 
-    def with_vocabulary(self, words: frozenset[str], patterns: PatternTable) -> RedactionPolicy:
+    @property
+    def grammar_words(self) -> Grammar:
+        """The ``grammar`` file, read and checked by the loader."""
+        return self._grammar_words
+
+    def with_vocabulary(self, words: frozenset[str], patterns: PatternTable, grammar: Grammar) -> RedactionPolicy:
         policy = self.model_copy()
         policy._clinical_terms = words
         policy._pattern_table = patterns
+        policy._grammar_words = grammar
         return policy
 
     @field_validator("entities")

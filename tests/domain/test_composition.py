@@ -31,7 +31,7 @@ from scribe.domain.recognizers import (
 )
 from scribe.domain.redaction import ENTITY_TYPES, KnownIdentifier, KnownMatcher, Span
 from scribe.domain.vocabulary import Lexicon
-from tests.helpers import shipped_clinical_terms, shipped_patterns
+from tests.helpers import shipped_clinical_terms, shipped_grammar, shipped_patterns
 
 LEX = Lexicon(
     names=frozenset({"laura", "quill", "brown"}),
@@ -39,7 +39,7 @@ LEX = Lexicon(
     common=frozenset({"brown", "travelling", "sister", "called", "the", "with", "week", "last", "said", "dog"}),
     first_names=frozenset({"laura"}),
     stop_words=frozenset({"to", "with", "the", "my", "and", "in"}),
-    clinical=shipped_clinical_terms(), patterns=shipped_patterns(),
+    clinical=shipped_clinical_terms(), patterns=shipped_patterns(), grammar=shipped_grammar(),
 )
 POLICY = {"PERSON": 0.5, "LOCATION": 0.5, "ORGANIZATION": 0.5, "DATE": 0.5, "DATE_TIME": 0.5, "PHONE_NUMBER": 0.5,
           "ADDRESS": 0.5, "ZIP_CODE": 0.5, "ID_NUMBER": 0.5}

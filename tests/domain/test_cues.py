@@ -16,11 +16,12 @@ from scribe.domain.cues import (
     take_initial,
 )
 from scribe.domain.vocabulary import Lexicon
-from tests.helpers import shipped_clinical_terms, shipped_patterns
+from tests.helpers import shipped_clinical_terms, shipped_grammar, shipped_patterns
 
 LEX = Lexicon(names=frozenset({"mary", "joseph", "smith", "calvert"}), places=frozenset({"baltimore"}),
               common=frozenset({"small", "union", "memorial", "sacred", "drug", "the", "bed", "home", "lab", "poss"}),
-              first_names=frozenset({"mary", "joseph"}), clinical=shipped_clinical_terms(), patterns=shipped_patterns())
+              first_names=frozenset({"mary", "joseph"}),
+              clinical=shipped_clinical_terms(), patterns=shipped_patterns(), grammar=shipped_grammar())
 
 
 def _values(text: str, finder: Callable[[str, Lexicon], Iterable[tuple[int, int, str]]]) -> list[str]:
@@ -121,7 +122,7 @@ def test_in_lowercase_a_name_that_is_also_an_everyday_word_is_no_name() -> None:
         names=frozenset({"tan", "amber", "laura"}),
         places=frozenset(),
         common=frozenset({"tan", "thick"}),
-        clinical=shipped_clinical_terms(), patterns=shipped_patterns(),
+        clinical=shipped_clinical_terms(), patterns=shipped_patterns(), grammar=shipped_grammar(),
     )
     assert weak_find("thick tan", lex, capitals_text=False)
     assert not weak_find("laura", lex, capitals_text=False)
@@ -129,7 +130,8 @@ def test_in_lowercase_a_name_that_is_also_an_everyday_word_is_no_name() -> None:
 
 def test_lowercase_names_before_a_credential_need_an_initial_or_known_names() -> None:
     lex = Lexicon(names=frozenset({"florencia", "cooke", "lander"}), places=frozenset(), common=frozenset({"per"}),
-                  first_names=frozenset({"florencia"}), clinical=shipped_clinical_terms(), patterns=shipped_patterns())
+                  first_names=frozenset({"florencia"}),
+              clinical=shipped_clinical_terms(), patterns=shipped_patterns(), grammar=shipped_grammar())
     for text, names in (("florencia cooke np into eval", ["florencia cooke"]), ("well at this time. q. lander rrt",
                         ["q. lander"]), ("per md aware, the rn notified md", [])):
         assert [text[a:b] for a, b, _ in find_titled_names(text, lex)] == names, text

@@ -9,14 +9,15 @@ from scribe.domain.patterns import plausible, tidy_person
 from scribe.domain.recognizers import view_of
 from scribe.domain.redaction import ENTITY_TYPES, KnownMatcher
 from scribe.engines.presidio import build_lexicon
-from tests.helpers import shipped_clinical_terms, shipped_patterns
+from tests.helpers import shipped_clinical_terms, shipped_grammar, shipped_patterns
 
 EVERYTHING = Composition(thresholds=dict.fromkeys(ENTITY_TYPES, 0.5), specific_dates=True)
 
 
 def found(text: str) -> set[tuple[str, str]]:
     """What the redactor's own composition finds with no NER model and no chart."""
-    spans = EVERYTHING.spans(view_of(text, build_lexicon(shipped_clinical_terms(), shipped_patterns())), [], KnownMatcher.of([]))
+    lexicon = build_lexicon(shipped_clinical_terms(), shipped_patterns(), shipped_grammar())
+    spans = EVERYTHING.spans(view_of(text, lexicon), [], KnownMatcher.of([]))
     return {(s.entity, text[s.start:s.end]) for s in spans}
 
 

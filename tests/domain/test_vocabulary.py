@@ -7,12 +7,13 @@ import pytest
 
 from scribe.domain.patterns import find_cued_names, find_places, plausible, specific_date
 from scribe.domain.vocabulary import Lexicon, capitals_text, clinical_shorthand, weak_find
-from tests.helpers import shipped_clinical_terms, shipped_patterns
+from tests.helpers import shipped_clinical_terms, shipped_grammar, shipped_patterns
 
 LEX = Lexicon(names=frozenset({"maureen", "helen", "bill", "smith", "calvert"}),
               places=frozenset({"canada", "zealand"}),
               common=frozenset({"times", "yellow", "holy", "cross", "soft", "the", "called", "present", "twice",
-                                "united", "kingdom", "spoke"}), clinical=shipped_clinical_terms(), patterns=shipped_patterns())
+                                "united", "kingdom", "spoke"}),
+              clinical=shipped_clinical_terms(), patterns=shipped_patterns(), grammar=shipped_grammar())
 
 
 @pytest.mark.parametrize(("value", "capitals", "shorthand", "weak"), [
@@ -98,7 +99,7 @@ def test_speakers_of_a_chat_are_names_but_a_transcripts_roles_and_headings_are_n
     from scribe.domain.patterns import find_speakers
 
     text = 'Halldór: What a wife. Matthew: Remember me? CLIENT: I was sad. Plan: Continue. Note: none'
-    assert [text[a:b] for a, b, _ in find_speakers(text)] == ["Halldór", "Matthew"]
+    assert [text[a:b] for a, b, _ in find_speakers(text, LEX)] == ["Halldór", "Matthew"]
 
 
 def test_subjects_owners_and_towns_above_a_country_are_found() -> None:
@@ -108,7 +109,7 @@ def test_subjects_owners_and_towns_above_a_country_are_found() -> None:
         names=frozenset(),
         places=frozenset(),
         common=frozenset({"monday", "mental", "health", "plan"}),
-        clinical=shipped_clinical_terms(), patterns=shipped_patterns(),
+        clinical=shipped_clinical_terms(), patterns=shipped_patterns(), grammar=shipped_grammar(),
     )
     text = "Timotea lives on Via dei Fiorentini 17. The address of Persint is 6750 Koskikatu 25. Monday lived up to it."
     assert [text[a:b] for a, b, _ in find_subjects_and_owners(text, lex)] == ["Timotea", "Persint"]
@@ -135,7 +136,7 @@ def test_a_name_with_a_middle_initial(text: str, names: list[str]) -> None:
         names=frozenset({"elita"}),
         places=frozenset(),
         common=frozenset({"vitamin", "it's", "under"}),
-        clinical=shipped_clinical_terms(), patterns=shipped_patterns(),
+        clinical=shipped_clinical_terms(), patterns=shipped_patterns(), grammar=shipped_grammar(),
     )
     assert [text[a:b] for a, b, _ in find_initialled_names(text, lex)] == names
 
@@ -147,7 +148,7 @@ def test_in_speech_an_employer_needs_a_work_cue() -> None:
         names=frozenset(),
         places=frozenset(),
         common=frozenset({"work", "couple", "history"}),
-        clinical=shipped_clinical_terms(), patterns=shipped_patterns(),
+        clinical=shipped_clinical_terms(), patterns=shipped_patterns(), grammar=shipped_grammar(),
     )
     said, read = "i work for socrata now", "i work for Socrata now"
     assert [said[a:b] for a, b, _ in find_organisations(said, lex, spoken=read)] == ["socrata"]

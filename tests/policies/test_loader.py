@@ -174,7 +174,8 @@ def test_the_pattern_file_is_the_one_the_redactor_runs() -> None:
 
     policy = load_policies(ROOT / "policies").redaction
     lexicon = Lexicon(names=frozenset(), places=frozenset(), common=frozenset({"call", "today"}),
-                      clinical=policy.clinical_terms, patterns=policy.pattern_table)
+                      clinical=policy.clinical_terms, patterns=policy.pattern_table,
+                      grammar=policy.grammar_words)
     composition = Composition(dict.fromkeys(policy.entities, 0.0), specific_dates=True)
     text = "call +44 7700 921 916 today"
     found = [(text[s.start:s.end], s.entity) for s in composition.spans(view_of(text, lexicon), [], KnownMatcher.of([]))]
@@ -195,6 +196,62 @@ def test_the_pattern_file_itself_must_be_there_and_readable(tmp_path: Path, sett
     (d / "redaction.yaml").write_text(text)
     with pytest.raises(PolicyError, match=message):
         load_policies(d)
+
+
+# Error injection on the grammar word lists: each planted fault is refused when the policies load.
+GRAMMAR_FAULTS = [
+    ("a word in capitals", "not_names: >-\n  a about", "not_names: >-\n  a About", r"not_names: 'About' is not a lowercase word"),
+    ("a word listed twice", "not_places: >-\n  aa", "not_places: >-\n  bed aa", r"not_places: 'bed' is listed twice"),
+    ("a misspelt list", "after_title: >-", "after_titel: >-", r"unknown lists: after_titel"),
+    ("an empty list", "name_connectors: >-\n  am an ben da de del der di do dos du la le on sur upon\n",
+     "name_connectors: ''\n", r"name_connectors: expected words separated by spaces"),
+    ("a list renamed", "function_words: >-", "# function_words: >-\nunused: >-", r"unknown lists: unused"),
+]
+
+
+@pytest.mark.parametrize(("what", "old", "new", "message"), GRAMMAR_FAULTS, ids=[f[0] for f in GRAMMAR_FAULTS])
+def test_a_broken_grammar_file_is_refused_naming_the_list(tmp_path: Path, what: str, old: str, new: str,
+                                                          message: str) -> None:
+    d = copy_policies(tmp_path)
+    path = d / "vocabulary" / "grammar.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert old in text, what
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(PolicyError, match=r"vocabulary/grammar\.yaml: " + message):
+        load_policies(d)
+
+
+def test_a_grammar_file_missing_a_list_is_refused(tmp_path: Path) -> None:
+    d = copy_policies(tmp_path)
+    path = d / "vocabulary" / "grammar.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text[: text.index("function_words: >-")], encoding="utf-8")  # the last list, cut off
+    with pytest.raises(PolicyError, match=r"vocabulary/grammar\.yaml: missing lists: function_words"):
+        load_policies(d)
+
+
+def test_the_grammar_file_is_what_the_rules_read(tmp_path: Path) -> None:
+    """A word added to the file's not_names ends a cued name there, through the whole
+    composition: the lists are the data the rules run on, not a copy of them."""
+    from scribe.domain.composition import Composition
+    from scribe.domain.recognizers import view_of
+    from scribe.domain.redaction import KnownMatcher
+    from scribe.domain.vocabulary import Lexicon
+
+    def names(policies_dir: Path) -> list[str]:
+        policy = load_policies(policies_dir).redaction
+        lexicon = Lexicon(names=frozenset({"laura"}), places=frozenset(), common=frozenset({"my", "came"}),
+                          clinical=policy.clinical_terms, patterns=policy.pattern_table, grammar=policy.grammar_words)
+        text = "my sister laura came over"
+        composition = Composition(dict.fromkeys(policy.entities, 0.0), specific_dates=True)
+        return [text[s.start:s.end] for s in composition.spans(view_of(text, lexicon), [], KnownMatcher.of([]))
+                if s.entity == "PERSON"]
+
+    assert names(ROOT / "policies") == ["laura"]
+    d = copy_policies(tmp_path)
+    path = d / "vocabulary" / "grammar.yaml"
+    path.write_text(path.read_text().replace("not_names: >-\n  a about", "not_names: >-\n  laura a about", 1))
+    assert names(d) == []
 
 
 def test_the_medicines_list_is_read_and_checked_like_any_word_file(tmp_path: Path) -> None:
