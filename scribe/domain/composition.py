@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from scribe.domain.cues import clinical_in_context, take_initial
 from scribe.domain.patterns import extend_addresses, plausible, specific_date, tidy_person
-from scribe.domain.proper_nouns import find_block_lines
+from scribe.domain.proper_nouns import beside_finds, find_block_lines
 from scribe.domain.recognizers import RECOGNIZERS, Find, Recognizer, TextKind, TextView
 from scribe.domain.redaction import ENTITY_TYPES, KnownMatcher, Span, merge_spans
 from scribe.domain.vocabulary import clinical_only, weak_find, words_of
@@ -99,6 +99,12 @@ class Composition:
         for start, end, entity in (f for r in rules if r.certain for f in r.find(view)):
             if entity in self.thresholds:
                 found.append(Span(start, end, entity, RULE_SCORE, "pattern"))
+        if view.kind in (TextKind.PROSE, TextKind.SPEECH):  # case tells names there
+            persons = [(f.start, f.end) for f in found if f.entity == "PERSON"]
+            places = [(f.start, f.end) for f in found if f.entity in ("LOCATION", "GPE")]
+            for start, end, entity in beside_finds(view.read, persons, places, view.lexicon):
+                if entity in self.thresholds:
+                    found.append(Span(start, end, entity, RULE_SCORE, "pattern"))
         return [Span(take_initial(text, f.start), f.end, f.entity, f.score, f.source, f.key)
                 if f.entity == "PERSON" else f for f in found]
 

@@ -232,3 +232,40 @@ def find_lines_above_country(text: str, lexicon: Lexicon) -> Iterator[tuple[int,
         if 1 <= len(words) <= 4 and not body.endswith((".", "?", "!", ":")) and ":" not in body and \
                 words[0][:1].isupper() and any(lexicon.identifying_word(w) for w in words):
             yield above.start() + mark, above.start() + mark + len(body), "LOCATION"
+
+
+# a name's other word beside a found one: "Maite Lemmens", "Usamov and Bowers" (a capitalised word,
+# then one space, or "and" between two people)
+_WORD_BEFORE = re.compile(rf"([{_UPPER}][\w'’-]+)([ \t]+(?:and|&)[ \t]+|[ \t])$")
+_WORD_AFTER = re.compile(rf"[ \t]+(?:and|&)[ \t]+([{_UPPER}][\w'’-]+)\b(?!['’]?[ \t]*[{_UPPER}])")
+# a postcode written after its town: "in ARENDAL 4844", "København K 1421" (four or five digits,
+# or the Portuguese "3610-114"; not a longer number, nor one a decimal point continues)
+_NUMBER_AFTER = re.compile(r"(?<=\w)[ \t]*+,?[ \t]*+(\d{4,5}(?:-\d{3})?)(?![\d.,]?\d)")
+
+
+def beside_finds(read: str, persons: list[tuple[int, int]], places: list[tuple[int, int]],
+                 lexicon: Lexicon) -> Iterator[tuple[int, int, str]]:
+    """What a find makes certain next to it, in written or spoken text where case tells names
+    (``read``: speech with its possible names capitalised). A capitalised word that is no
+    everyday, clinical or grammar word, just before a found person or joined to one by "and",
+    is that person's other name or the other person; a number of four or five digits right
+    after a found place is its postcode."""
+    grammar = lexicon.grammar
+
+    def name_word(word: str) -> bool:
+        low = word.lower()
+        return lexicon.identifying_word(word) and low not in lexicon.stop_words and low not in grammar.not_names \
+            and low not in grammar.relations and low not in grammar.after_title and low not in lexicon.places \
+            and low not in MONTHS_AND_DAYS and not lexicon.clinical_word(word)
+
+    for start, end in persons:
+        m = _WORD_BEFORE.search(read, max(0, start - 40), start)
+        if m and name_word(m.group(1)):
+            yield m.start(1), m.end(1) if m.group(2).strip() else end, "PERSON"
+        after = _WORD_AFTER.match(read, end)
+        if after and name_word(after.group(1)):
+            yield after.start(1), after.end(1), "PERSON"
+    for _, end in places:
+        m = _NUMBER_AFTER.match(read, end)
+        if m:
+            yield m.start(1), m.end(1), "ZIP_CODE"

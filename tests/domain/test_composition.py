@@ -36,7 +36,7 @@ from tests.helpers import shipped_clinical_terms, shipped_grammar, shipped_patte
 LEX = Lexicon(
     names=frozenset({"laura", "quill", "brown"}),
     places=frozenset({"canada", "tulsa"}),
-    common=frozenset({"brown", "travelling", "sister", "called", "the", "with", "week", "last", "said", "dog"}),
+    common=frozenset({"brown", "travelling", "sister", "called", "the", "with", "week", "last", "said", "dog", "we"}),
     first_names=frozenset({"laura"}),
     stop_words=frozenset({"to", "with", "the", "my", "and", "in"}),
     clinical=shipped_clinical_terms(), patterns=shipped_patterns(), grammar=shipped_grammar(),
@@ -240,3 +240,32 @@ def test_a_ward_a_practice_lists_as_its_own_word_is_no_place(text: str) -> None:
     assert [text[s.start:s.start + 8].lower() for s in before] == ["kernan 4"]  # a ward moved to reads as a place
     listed = dataclasses.replace(LEX, clinical=LEX.clinical | {"kernan"})  # policies/vocabulary/local.txt
     assert not COMPOSE.spans(view_of(text, listed), [], NO_CHART)
+
+
+@pytest.mark.parametrize(("text", "model", "expected"), [
+    # the other word of a name the model half found, and a second person joined by "and"
+    ("Maite Quill's killers were sentenced.", [("Quill", "PERSON")], {("PERSON", "Maite Quill")}),
+    ("Usamov and Quill were engineers.", [("Quill", "PERSON")], {("PERSON", "Usamov"), ("PERSON", "Quill")}),
+    ("Quill and Usamov were engineers.", [("Quill", "PERSON")], {("PERSON", "Usamov"), ("PERSON", "Quill")}),
+    # a postcode after a found town
+    ("Looking to support them in ARENDAL 4844 in its mission.", [("ARENDAL", "LOCATION")],
+     {("LOCATION", "ARENDAL"), ("ZIP_CODE", "4844")}),
+    # not: an everyday, grammar or clinical word beside the name, a day, or a decimal
+    ("Yesterday Quill called.", [("Quill", "PERSON")], {("PERSON", "Quill")}),
+    ("Then Quill and Sertraline.", [("Quill", "PERSON")], {("PERSON", "Quill")}),
+    ("Monday Quill called.", [("Quill", "PERSON")], {("PERSON", "Quill")}),
+    ("my stepdaughter quill called", [("quill", "PERSON")], {("PERSON", "quill")}),  # a relation is no name
+    ("Looking to support them in ARENDAL 12.5 percent of the time.", [("ARENDAL", "LOCATION")], {("LOCATION", "ARENDAL")}),
+])
+def test_a_find_makes_its_neighbours_certain_in_cased_text(text: str, model: list[tuple[str, str]],
+                                                           expected: set[tuple[str, str]]) -> None:
+    finds = [ModelFind(text.index(v), text.index(v) + len(v), entity, 0.85) for v, entity in model]
+    assert _values(text, COMPOSE.spans(view_of(text, LEX), finds, NO_CHART)) == expected
+
+
+def test_neighbours_are_not_taken_where_case_tells_nothing() -> None:
+    """In a note written in capitals every word is capitalised: a word beside a name is no name for that."""
+    text = "PT SEEN BY QUILL AND TEAM TODAY, ABD SOFT, FAMILY AT BEDSIDE, PLAN TO CONTINUE IVF AND MONITOR UOP"
+    assert view_of(text, LEX).kind is not TextKind.PROSE
+    finds = [ModelFind(text.index("QUILL"), text.index("QUILL") + 5, "PERSON", 0.85)]
+    assert ("PERSON", "TEAM") not in _values(text, COMPOSE.spans(view_of(text, LEX), finds, NO_CHART))
