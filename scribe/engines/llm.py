@@ -13,6 +13,7 @@ from typing import Any, cast
 from scribe.domain.errors import EngineError, ModelMissing
 from scribe.engines.offline import force_offline
 from scribe.engines.prompts import (
+    TOKENS_PER_SENTENCE,
     chat_messages,
     clean_digest,
     clean_output,
@@ -72,13 +73,14 @@ class _SectionDrafter:
             for section in sections:
                 if deadline is not None:
                     deadline.check()
+                budget = max(self._max_new, TOKENS_PER_SENTENCE * section.max_sentences)
                 text, n_prompt, n_generated = self._generate(chat_messages(source, note_name, section), source,
-                                                             deadline, self._max_new)
+                                                             deadline, budget)
                 if deadline is not None:
                     deadline.check()  # a section cut short by the deadline is not kept
                 prompt_tokens += n_prompt
                 generated += n_generated
-                out[section.key] = clean_output(text, section.max_sentences, written)
+                out[section.key] = clean_output(text, section.max_sentences, written, section.title)
         except EngineError:
             raise  # already says what went wrong and whether a retry can help (egress refusals cannot)
         except Exception as exc:

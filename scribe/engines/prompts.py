@@ -38,6 +38,11 @@ DIGEST_SYSTEM = (
 )
 DIGEST_LINES = 12
 _BULLET = re.compile(r"^\s*(?:[-*\u2022]|\d{1,2}[.)])\s+")
+# Markdown a small model writes despite the prompt: a bold label opens a new line ("**Symptoms:** chest
+# pain" -> "Symptoms: chest pain"), other emphasis and heading marks are dropped
+_BOLD_LABEL = re.compile(r"\*\*\s*([^*\n]{1,40}?)\s*:\s*\*\*\s*")
+_MARKUP = re.compile(r"\*\*|__|(?<![\w*])\*(?=\w)|(?<=\w)\*(?![\w*])|^[ \t]*#+[ \t]*", re.M)
+TOKENS_PER_SENTENCE = 32  # a section's token budget follows its sentence budget (a floor: the drafter's own)
 
 
 def source_block(transcript_text: str, earlier: tuple[str, ...] = ()) -> str:
@@ -85,13 +90,28 @@ def chat_messages(source: str, note_name: str, section: SectionRequest) -> list[
     ]
 
 
-def clean_output(text: str, max_sentences: int, written: set[str] | None = None) -> str:
-    """Trim a model's answer to the asked number of sentences and drop echoed headings.
-    ``written``: the sentences of the note's earlier sections (lowercased); one the model
-    repeats from there is left out, and a section that only repeats them says it had nothing."""
+def _plain_lines(text: str, title: str | None) -> list[str]:
+    """The answer as plain lines: markdown removed, each bold label on its own line, the
+    section's own title where the model echoed it dropped, a line without an end stop given one."""
+    text = _MARKUP.sub("", _BOLD_LABEL.sub(lambda m: f"\n{m.group(1)}: ", text))
+    echo = re.compile(rf"^\s*{re.escape(title)}\s*[:.-]?\s*", re.I) if title else None
+    lines = []
+    for raw in text.strip().splitlines():
+        line = _ECHO.sub("", echo.sub("", raw) if echo else raw).strip()
+        if not line or line.endswith(":"):
+            continue
+        lines.append(line if line[-1] in ".!?\"')]" else line + ".")
+    return lines
+
+
+def clean_output(text: str, max_sentences: int, written: set[str] | None = None, title: str | None = None) -> str:
+    """Trim a model's answer to the asked number of sentences and drop echoed headings and
+    markdown (``title``: the section's, where the model repeats it). ``written``: the
+    sentences of the note's earlier sections (lowercased); one the model repeats from there
+    is left out, and a section that only repeats them says it had nothing."""
     from scribe.domain.evidence import split_sentences
 
-    lines = [_ECHO.sub("", ln) for ln in text.strip().splitlines() if not ln.strip().endswith(":")]
+    lines = _plain_lines(text, title)
     sentences = split_sentences("\n".join(lines))
     seen: set[str] = set()
     kept = []

@@ -47,3 +47,35 @@ def test_a_sentence_an_earlier_section_holds_is_not_written_again() -> None:
     assert clean_output("The client slept well. Mood was brighter.", 4, written) == "Mood was brighter."
     # a section that only repeats the earlier ones had nothing of its own
     assert clean_output("She walked daily.", 3, written) == "Not discussed in session."
+
+
+def test_markdown_and_an_echoed_title_are_taken_out_of_a_section() -> None:
+    raw = ("History of Present Illness** **Heart failure:** **Symptoms:** Chest pain and shortness of breath. "
+           "**Start:** [DATE]\n## Depression\n* Feeling *sad* most days")
+    assert clean_output(raw, 6, title="History of present illness") == (
+        "Symptoms: Chest pain and shortness of breath. Start: [DATE] Depression. Feeling sad most days.")
+    # without markdown the answer is as before
+    assert clean_output("The client slept well. Mood was brighter.", 4, title="Subjective") == \
+        "The client slept well. Mood was brighter."
+
+
+def test_a_long_section_gets_a_token_budget_to_match() -> None:
+    """A section asked for ten sentences may generate more tokens than one asked for three: the
+    budget follows the sentence budget, with the drafter's own as its floor."""
+    from scribe.domain.transcript import parse_plain_transcript
+    from scribe.engines.fakes import FakeRedactor
+    from scribe.engines.llm import _SectionDrafter
+    from scribe.engines.protocols import Deadline, SectionRequest
+
+    budgets: list[int] = []
+
+    class Recording(_SectionDrafter):
+        def _generate(self, messages: list[dict[str, str]], static: str, deadline: Deadline | None,
+                      max_new: int) -> tuple[str, int, int]:
+            budgets.append(max_new)
+            return "The client slept well.", 1, 1
+
+    transcript = FakeRedactor().pseudonymize(parse_plain_transcript("CLIENT: I slept well."), [])
+    sections = [SectionRequest("a", "A", "What was said.", 3), SectionRequest("b", "B", "What was said.", 10)]
+    Recording().draft(transcript, "note", sections)
+    assert budgets == [160, 320]
