@@ -163,7 +163,11 @@ def pass_share(checked: Any) -> tuple[int, int]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--profile", default="default")
-    ap.add_argument("--notes", type=int, default=20, help="the first N dialogues of ACI-Bench valid")
+    ap.add_argument("--notes", type=int, default=20, help="the first N dialogues of the split")
+    ap.add_argument("--split", choices=("valid", "train"), default="valid",
+                    help="valid: held out (report); train: what drafting changes are tried on")
+    ap.add_argument("--templates", default="soap",
+                    help="comma-separated note templates scribe drafts each dialogue with (policies/note_templates)")
     ap.add_argument("--skip-plain", action="store_true", help="scribe's drafts only (a change to scribe's path "
                     "against an earlier run's plain figures)")
     args = ap.parse_args()
@@ -171,58 +175,64 @@ def main() -> None:
     settings = Settings(model_profile=args.profile)
     check_models(settings)
     policies = load_policies(settings.policies_dir)
-    template = policies.template("soap")
+    templates = [policies.template(key) for key in args.templates.split(",")]
     drafter = build_drafter(settings)
     redactor = build_redactor(settings, policies.redaction)
     import spacy
 
     nlp = spacy.load(profile_paths(settings.models_dir, args.profile).spacy)
-    rows = list(csv.DictReader((EVAL / "aci_bench" / "valid.csv").open()))[: args.notes]
+    rows = list(csv.DictReader((EVAL / "aci_bench" / f"{args.split}.csv").open()))[: args.notes]
+    systems = [f"scribe {t.key}" for t in templates] + ([] if args.skip_plain else ["plain"])
     per_note: list[dict[str, Any]] = []
     for row in rows:
         segments = segments_of(row["dialogue"])
         reference = row["note"]
         ref_facts = facts(nlp, reference)
-        drafted = draft_and_check(drafter, redactor, policies, template, segments)
-        rev = drafted.pseudo.surrogates.reverse
-        ours = "\n\n".join(
-            f"{s.title.upper()}\n" + " ".join(reidentify(c.text, rev) for c in drafted.checked.sentences
-                                              if c.section == s.key)
-            for s in template.sections)
-        started = time.perf_counter()
-        plain, plain_generated = "", 0
+        note: dict[str, Any] = {"encounter": row["encounter_id"]}
+        for template in templates:
+            drafted = draft_and_check(drafter, redactor, policies, template, segments)
+            rev = drafted.pseudo.surrogates.reverse
+            ours = "\n\n".join(
+                f"{s.title.upper()}\n" + " ".join(reidentify(c.text, rev) for c in drafted.checked.sentences
+                                                  if c.section == s.key)
+                for s in template.sections)
+            note[f"scribe {template.key}"] = measure(nlp, ref_facts, reference, ours, drafted.checked, drafted.seconds,
+                                                     drafted.result.generated_tokens)
+            note[f"scribe {template.key}"]["parts_noted"] = drafted.parts_noted
         if not args.skip_plain:
+            started = time.perf_counter()
             messages = [{"role": "user", "content": PLAIN.format(dialogue=row["dialogue"].strip())}]
             # The drafter's own generation step, without scribe's prompts around it.
             plain, _, plain_generated = drafter._generate(messages, "", None, PLAIN_MAX_NEW)  # type: ignore[attr-defined]
-        plain_seconds = time.perf_counter() - started
-        plain_pairs = [("note", s) for s in _lines(plain) if not _is_heading(s)]
-        plain_checked = check_draft(plain_pairs, segments, medicines=policies.pipeline.medicines)
-        note: dict[str, Any] = {"encounter": row["encounter_id"]}
-        for name, text, checked, seconds, generated in (
-                ("scribe", ours, drafted.checked, drafted.seconds, drafted.result.generated_tokens),
-                ("plain", plain, plain_checked, plain_seconds, plain_generated)):
-            passed, total = pass_share(checked)
-            note[name] = {"rouge1": 100 * rouge_n(text, reference, 1), "rouge2": 100 * rouge_n(text, reference, 2),
-                          "rougeLsum": 100 * rouge_lsum(text, reference), "fact_recall": fact_recall(nlp, ref_facts, text),
-                          "passed": passed, "sentences": total, "seconds": seconds, "generated_tokens": generated}
-        note["scribe"]["parts_noted"] = drafted.parts_noted
+            plain_seconds = time.perf_counter() - started
+            plain_pairs = [("note", s) for s in _lines(plain) if not _is_heading(s)]
+            plain_checked = check_draft(plain_pairs, segments, medicines=policies.pipeline.medicines)
+            note["plain"] = measure(nlp, ref_facts, reference, plain, plain_checked, plain_seconds, plain_generated)
         per_note.append(note)
-        print(f"{row['encounter_id']}: scribe R1 {note['scribe']['rouge1']:.1f} facts {note['scribe']['fact_recall']:.2f}"
-              f" {note['scribe']['seconds']:.0f}s | plain R1 {note['plain']['rouge1']:.1f}"
-              f" facts {note['plain']['fact_recall']:.2f} {note['plain']['seconds']:.0f}s", flush=True)
-        summary = summarize(per_note)
+        print(f"{row['encounter_id']}: " + " | ".join(
+            f"{name} R1 {note[name]['rouge1']:.1f} facts {note[name]['fact_recall']:.2f} {note[name]['seconds']:.0f}s"
+            for name in systems), flush=True)
+        summary = summarize(per_note, systems)
         OUT.mkdir(exist_ok=True)  # after every note: a stopped run keeps what it measured
-        (OUT / "draft_quality.json").write_text(json.dumps({"profile": args.profile, "model": drafter.name,
-                                                             "summary": summary, "notes": per_note}, indent=2))
-    print(f"\nACI-Bench valid, first {len(per_note)} dialogues, profile {args.profile} ({drafter.name})")
-    print(table(summarize(per_note), ["system", "ROUGE-1", "ROUGE-2", "ROUGE-Lsum", "fact recall", "pass every check",
-                                      "s/note", "tokens/note"]))
+        (OUT / f"draft_quality_{args.split}.json").write_text(json.dumps({
+            "split": args.split, "profile": args.profile, "model": drafter.name, "summary": summary, "notes": per_note},
+            indent=2))
+    print(f"\nACI-Bench {args.split}, first {len(per_note)} dialogues, profile {args.profile} ({drafter.name})")
+    print(table(summarize(per_note, systems), ["system", "ROUGE-1", "ROUGE-2", "ROUGE-Lsum", "fact recall",
+                                               "pass every check", "s/note", "tokens/note"]))
 
 
-def summarize(per_note: list[dict[str, Any]]) -> list[dict[str, object]]:
+def measure(nlp: Any, ref_facts: list[tuple[str, frozenset[str]]], reference: str, text: str, checked: Any,
+            seconds: float, generated: int) -> dict[str, Any]:
+    passed, total = pass_share(checked)
+    return {"rouge1": 100 * rouge_n(text, reference, 1), "rouge2": 100 * rouge_n(text, reference, 2),
+            "rougeLsum": 100 * rouge_lsum(text, reference), "fact_recall": fact_recall(nlp, ref_facts, text),
+            "passed": passed, "sentences": total, "seconds": seconds, "generated_tokens": generated}
+
+
+def summarize(per_note: list[dict[str, Any]], systems: list[str]) -> list[dict[str, object]]:
     summary: list[dict[str, object]] = []
-    for name in ("scribe", "plain"):
+    for name in systems:
         ns = [n[name] for n in per_note]
         summary.append({
             "system": name,

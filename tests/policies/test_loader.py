@@ -16,7 +16,9 @@ def copy_policies(tmp_path: Path) -> Path:
 
 def test_the_shipped_policies_load() -> None:
     p = load_policies(ROOT / "policies")
-    assert {"soap", "dap", "birp", "girp", "narrative", "supervision"} <= set(p.templates)
+    assert {"soap", "dap", "birp", "girp", "narrative", "med_management", "supervision"} <= set(p.templates)
+    # a prescriber's visit: what was examined and measured holds only what the clinician observed
+    assert p.templates["med_management"].observed_sections == {"examination", "results"}
     assert p.templates["supervision"].kind == "supervision"
 
 
