@@ -1,3 +1,4 @@
+import re
 import shutil
 from pathlib import Path
 
@@ -160,18 +161,6 @@ PATTERN_FAULTS = [
 ]
 
 
-@pytest.mark.parametrize(("what", "old", "new", "message"), PATTERN_FAULTS, ids=[f[0] for f in PATTERN_FAULTS])
-def test_a_broken_pattern_file_is_refused_naming_the_rule(tmp_path: Path, what: str, old: str, new: str,
-                                                          message: str) -> None:
-    d = copy_policies(tmp_path)
-    path = d / "vocabulary" / "patterns.yaml"
-    text = path.read_text(encoding="utf-8")
-    assert old in text, what
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
-    with pytest.raises(PolicyError, match=r"vocabulary/patterns\.yaml: .*" + message):
-        load_policies(d)
-
-
 def test_a_pattern_for_an_entity_the_policy_does_not_name_is_refused(tmp_path: Path) -> None:
     d = copy_policies(tmp_path)
     text = (d / "redaction.yaml").read_text().replace("  NPI: {threshold: 0.4}\n", "")
@@ -225,15 +214,19 @@ GRAMMAR_FAULTS = [
 ]
 
 
-@pytest.mark.parametrize(("what", "old", "new", "message"), GRAMMAR_FAULTS, ids=[f[0] for f in GRAMMAR_FAULTS])
-def test_a_broken_grammar_file_is_refused_naming_the_list(tmp_path: Path, what: str, old: str, new: str,
-                                                          message: str) -> None:
+DATA_FAULTS = [("patterns.yaml", *f) for f in PATTERN_FAULTS] + [("grammar.yaml", *f) for f in GRAMMAR_FAULTS]
+
+
+@pytest.mark.parametrize(("file", "what", "old", "new", "message"), DATA_FAULTS,
+                         ids=[f"{f[0]}: {f[1]}" for f in DATA_FAULTS])
+def test_a_broken_data_file_is_refused_naming_the_rule_or_list(tmp_path: Path, file: str, what: str, old: str,
+                                                               new: str, message: str) -> None:
     d = copy_policies(tmp_path)
-    path = d / "vocabulary" / "grammar.yaml"
+    path = d / "vocabulary" / file
     text = path.read_text(encoding="utf-8")
     assert old in text, what
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
-    with pytest.raises(PolicyError, match=r"vocabulary/grammar\.yaml: " + message):
+    with pytest.raises(PolicyError, match=rf"vocabulary/{re.escape(file)}: .*" + message):
         load_policies(d)
 
 
