@@ -78,8 +78,6 @@ def find_organisations(text: str, lexicon: Lexicon, *, spoken: str | None = None
             yield m.start(1), m.end(1), "ORGANIZATION"
 
 
-
-
 @functools.lru_cache(maxsize=4)
 def _place_cue(connectors: frozenset[str]) -> re.Pattern[str]:
     """A capitalised name of up to four words after a preposition, small words between them

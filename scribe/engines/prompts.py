@@ -94,7 +94,9 @@ def _plain_lines(text: str, title: str | None) -> list[str]:
     """The answer as plain lines: markdown removed, each bold label on its own line, the
     section's own title where the model echoed it dropped, a line without an end stop given one."""
     text = _MARKUP.sub("", _BOLD_LABEL.sub(lambda m: f"\n{m.group(1)}: ", text))
-    echo = re.compile(rf"^\s*{re.escape(title)}\s*[:.-]?\s*", re.I) if title else None
+    # the title alone on its line or before a colon ("Plan: ..."), not a sentence that opens with
+    # its word ("Plan to meet weekly.")
+    echo = re.compile(rf"^\s*{re.escape(title)}\s*(?:[:.-]\s*|$)", re.I) if title else None
     lines = []
     for raw in text.strip().splitlines():
         line = _ECHO.sub("", echo.sub("", raw) if echo else raw).strip()

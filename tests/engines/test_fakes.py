@@ -54,6 +54,9 @@ def test_markdown_and_an_echoed_title_are_taken_out_of_a_section() -> None:
            "**Start:** [DATE]\n## Depression\n* Feeling *sad* most days")
     assert clean_output(raw, 6, title="History of present illness") == (
         "Symptoms: Chest pain and shortness of breath. Start: [DATE] Depression. Feeling sad most days.")
+    # a sentence that opens with the title's word is no echo of it
+    assert clean_output("Plan: meet weekly.\nPlan to call her sister.", 4, title="Plan") == \
+        "meet weekly. Plan to call her sister."
     # without markdown the answer is as before
     assert clean_output("The client slept well. Mood was brighter.", 4, title="Subjective") == \
         "The client slept well. Mood was brighter."
