@@ -113,14 +113,13 @@ _MOVED = re.compile(r"\b(?:admitted|admit|adm|transfer(?:r?ed)?|trans|tx|sent|ca
 def find_facilities(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, str]]:
     """Hospitals, rehabs and wards by name: before the word saying what they are, a saint's
     name, or a name that is no everyday or clinical word where a patient is moved."""
-    capitals = capitals_text(text)
+    capitals, grammar = capitals_text(text), lexicon.grammar
     # _FACILITY may start at any letter, so it costs a tenth of all rule time: first a look for its last word
     for m in _FACILITY.finditer(text) if _FACILITY_WORD.search(text) else ():
         words = list(re.finditer(r"\S+", m.group(1)))
         keep: list[re.Match[str]] = []
         for w in reversed(words):  # from the facility word back, up to the first word that is not a name's
             low = w.group(0).lower().strip("(")
-            grammar = lexicon.grammar
             not_a_name = low in grammar.not_facility or near_word(low, grammar.not_facility) or low in grammar.after_title
             if not_a_name or (low in lexicon.clinical and low not in ("heart", "cross")) \
                     or low in grammar.not_places or not w.group(0)[:1].isalpha():
@@ -142,7 +141,6 @@ def find_facilities(text: str, lexicon: Lexicon) -> Iterator[tuple[int, int, str
     for m in _MOVED.finditer(text):
         preposition, word = m.group(1), m.group(2)
         low = word.lower()
-        grammar = lexicon.grammar
         if low in lexicon.clinical or low in grammar.not_facility or low in grammar.after_title or low in grammar.not_places:
             continue
         if len(word) > 3 and lexicon.identifying_word(word) and low not in lexicon.names and low not in WEEKDAYS and \

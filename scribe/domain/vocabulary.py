@@ -122,7 +122,6 @@ def capitals_text(text: str) -> bool:
     return len(letters) >= 20 and sum(c.isupper() for c in letters) > 0.6 * len(letters)
 
 
-
 def clinical_shorthand(text: str, lexicon: Lexicon) -> bool:
     """A clinical note in shorthand (a nursing note), not speech: many words are clinical
     abbreviations ('pt', 'abd', 'sbp', 'gtt'…). NER trained on news reads such text poorly."""

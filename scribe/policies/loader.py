@@ -138,13 +138,18 @@ def _load_pipeline(directory: Path) -> PipelinePolicy:
     return policy.with_medicines(_read_words(directory, path, "medications", policy.medications))
 
 
+def _read_data_file(directory: Path, path: Path, field: str, name: str) -> object:
+    """The YAML data file a policy names in ``field`` (relative to the policies directory)."""
+    data_path = (directory / name).resolve()
+    if not data_path.is_relative_to(directory.resolve()):
+        raise PolicyError(f"{path}: field '{field}': {name} is outside the policies directory")
+    return _read_yaml(data_path, f"{path}: field '{field}': {name} is missing")
+
+
 def _load_patterns(directory: Path, path: Path, policy: RedactionPolicy) -> PatternTable:
     """The regular expressions for identifiers with a shape, each checked against its own
     examples (pattern_table.parse_pattern_table says what is checked)."""
-    table_path = (directory / policy.patterns).resolve()
-    if not table_path.is_relative_to(directory.resolve()):
-        raise PolicyError(f"{path}: field 'patterns': {policy.patterns} is outside the policies directory")
-    data = _read_yaml(table_path, f"{path}: field 'patterns': {policy.patterns} is missing")
+    data = _read_data_file(directory, path, "patterns", policy.patterns)
     try:
         return parse_pattern_table(data, frozenset(policy.entities))
     except PatternDataError as exc:
@@ -153,10 +158,7 @@ def _load_patterns(directory: Path, path: Path, policy: RedactionPolicy) -> Patt
 
 def _load_grammar(directory: Path, path: Path, policy: RedactionPolicy) -> Grammar:
     """The English word lists the rules read as grammar (grammar.parse_grammar says what is checked)."""
-    grammar_path = (directory / policy.grammar).resolve()
-    if not grammar_path.is_relative_to(directory.resolve()):
-        raise PolicyError(f"{path}: field 'grammar': {policy.grammar} is outside the policies directory")
-    data = _read_yaml(grammar_path, f"{path}: field 'grammar': {policy.grammar} is missing")
+    data = _read_data_file(directory, path, "grammar", policy.grammar)
     try:
         return parse_grammar(data)
     except GrammarDataError as exc:
