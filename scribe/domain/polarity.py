@@ -28,7 +28,8 @@ _NOT_CONTENT = frozenset([*content_words(
     "endorses endorsed endorsing denies denied deny denying reports reported states stated notes noted admits "
     "admitted describes described experiencing experience experiences having has had any patient client he she "
     "they his her their also still currently recently no not never none nothing without negative positive free "
-    "absence history past need needs needed time times today get got want wanted going doing thing things"),
+    "absence history past need needs needed time times today get got want wanted going doing thing things okay"
+    " alright"),
     "deni", "endors", "admit", "hi"])
 _SCOPE = 4  # a negation cue reaches this many words ahead ("denies any weight loss")
 # A verb's own negation ("has not been", "isn't", "never") denies the clause, its subject
@@ -62,6 +63,11 @@ _ASKS = re.compile(r"^\W*(?:(?:and|so|okay|ok|now|alright|all right|um|uh|then|w
                    r"(?:have|has|do|does|did|are|is|was|were|can|could|would|will|any|anything)\b", re.I)
 
 
+# A statement ending in a tag that only checks the listener follows ("..., okay?", "..., right?").
+_TAG = re.compile(r"(?<=\w)\W*,\s*(?:(?:um|uh)\W+)?(?:okay|ok|alright|all right|right|correct|you know|yeah|does that "
+                  r"sound good|sound good|is that okay)\s*\?\s*$", re.I)
+
+
 def said_in(evidence: list[int], segments: tuple[Segment, ...], position: dict[int, int]) -> list[Said]:
     """The evidence's clauses. A clinician's question is not a statement: it takes the polarity
     of the client's answer ("any chest pain?" / "no" is a denial), and is left out when the
@@ -75,6 +81,7 @@ def said_in(evidence: list[int], segments: tuple[Segment, ...], position: dict[i
         answer = None if seg.speaker.is_client else next(
             (s for s in segments[at + 1 : at + 3] if s.speaker.is_client), None)
         for piece in re.findall(r"[^.?!]*[.?!]?", seg.text):
+            piece = _TAG.sub(".", piece)  # "some decreased range of motion, okay?" states, it does not ask
             asked = piece.rstrip().endswith("?") or (not seg.speaker.is_client and bool(_ASKS.search(piece)))
             if not asked:
                 out.extend(Said(c) for c in _clauses(piece))
@@ -110,12 +117,14 @@ def polarity_clashes(sentence: str, said: list[Said]) -> list[str]:
         sentence = label.group(2)
     for clause in _clauses(sentence):
         key = _key(clause)
-        if len(key) < 2:
-            continue  # a heading or a bare word says too little to have a polarity
+        if not key:
+            continue
         about = []
         for s in said:
+            if len(key) < 2 and not _asked_about(s, key, key & _key(s.text)):
+                continue  # a bare word says too little to have a polarity, but for a question about just it
             shared = key & _key(s.text)
-            if _matches(key, shared) and _close(s.text, shared):
+            if (_matches(key, shared) and _close(s.text, shared)) or _asked_about(s, key, shared):
                 theirs = s.answer if s.answer is not None else _negated(s.text, shared)
                 about.append((shared, _negated(clause, shared, verb=True), theirs))
         if about and all(ours is not None and theirs is not None and ours != theirs for _, ours, theirs in about):
@@ -123,6 +132,15 @@ def polarity_clashes(sentence: str, said: list[Said]) -> list[str]:
             reasons.append(f"the note {'denies' if ours else 'affirms'} '{' '.join(sorted(shared)[:3])}'; the "
                            f"transcript {'affirms' if ours else 'denies'} it")
     return reasons
+
+
+def _asked_about(said: Said, key: set[str], shared: set[str]) -> bool:
+    """A short question answered yes or no about one thing the sentence names: "any blood?" /
+    "no" against "denies blood in her stool"."""
+    if said.answer is None or not shared:
+        return False
+    theirs = _key(said.text)
+    return theirs == shared and len(theirs) <= 2
 
 
 def _close(text: str, shared: set[str]) -> bool:

@@ -40,11 +40,14 @@ def split_sentences(text: str) -> list[str]:
 
 
 def _stem(word: str) -> str:
+    """A crude suffix stripper. A final silent e goes too, so that a word and its inflections
+    meet: migraine / migraines, issue / issues / issued, take / takes / taking."""
     word = word.replace("'s", "").replace("'", "")
     for suffix in ("ingly", "edly", "ness", "ing", "ies", "ied", "ed", "es", "ly", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
-            return word[: -len(suffix)] + ("y" if suffix in ("ies", "ied") else "")
-    return word
+            word = word[: -len(suffix)] + ("y" if suffix in ("ies", "ied") else "")
+            break
+    return word[:-1] if word.endswith("e") and len(word) >= 5 else word
 
 
 def content_words(text: str) -> list[str]:

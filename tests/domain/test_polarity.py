@@ -22,6 +22,15 @@ WRONG = [  # (note sentence, transcript)
     # the note's verb denies its subject: the negation follows the shared words
     ("Her morning panic attacks have not come back this month.",
      "CLIENT: The morning panic attacks came back this month, almost every day."),
+    # a word and its plural meet (migraine / migraines)
+    ("He endorses issues with the migraines.",
+     "CLINICIAN: Okay, so no issue with the migraine?\nCLIENT: None whatsoever."),
+    # a statement that ends by checking the listener follows is not a question
+    ("Range of motion is not decreased.",
+     "CLINICIAN: You have some pain to palpation and some decreased range of motion, okay?\nCLIENT: Mm-hmm."),
+    # a short question about one thing the sentence names, answered yes or no
+    ("She endorses blood in her stool.", "CLINICIAN: Any blood?\nCLIENT: No."),
+    ("He is no longer on his metformin.", "CLINICIAN: And you are still on your metformin?\nCLIENT: Yes."),
 ]
 
 RIGHT = [
@@ -35,6 +44,10 @@ RIGHT = [
     ("She has good days and bad days at work.", "CLIENT: Work is not easy, but I have good days and bad days."),
     # in speech a negated verb after the words is about something else
     ("Reports eczema on both hands.", "CLIENT: The eczema on both hands just isn't going away."),
+    ("She denies blood in her stool.", "CLINICIAN: Any blood?\nCLIENT: No."),
+    ("He is still on his metformin.", "CLINICIAN: And you are still on your metformin?\nCLIENT: Yes."),
+    # a real question at the end of a turn keeps its answer's polarity
+    ("Denies chest pain.", "CLINICIAN: Any chest pain, okay?\nCLIENT: No."),
 ]
 
 
