@@ -62,10 +62,39 @@ def _read_number(words: list[str], i: int) -> tuple[float, int]:
     return total + current, j
 
 
+# A number that is part of a name, not a quantity: SpO2, A1c, G5P5, mm2, COVID-19 (but "x5",
+# five times, counts, and a spine's levels, C5-6, are compared as numbers).
+_IN_A_NAME = re.compile(r"\b(?!x\d)([a-z]+)\d[a-z\d]*\b(?!-\d)|\b([a-z]{3,})-\d+\b(?![-\w])")
+_ORDINAL_WORDS = {"first": "1", "second": "2", "third": "3", "fourth": "4", "fifth": "5", "sixth": "6",
+                  "seventh": "7", "eighth": "8", "ninth": "9", "tenth": "10", "once": "1 time", "twice": "2 times"}
+# Months by name as their numbers, so "in January of 2021" says what "01/2021" does ("may" and
+# "march" are left out: as often a verb).
+_MONTHS = {m: str(i) for i, m in enumerate(("january", "february", "march", "april", "may", "june", "july",
+                                             "august", "september", "october", "november", "december"), 1)
+           if m not in ("may", "march")}
+_WORD_FORMS = {**_ORDINAL_WORDS, **_MONTHS}
+_WORD_FORM = re.compile(r"\b(?:" + "|".join(_WORD_FORMS) + r")\b")
+_HALF = [(re.compile(r"\bhalf an? (hour|day|year|mile|pack)\b"),
+          lambda m: "30 minutes" if m.group(1) == "hour" else f"0.5 {m.group(1)}"),
+         (re.compile(r"\b(?:an?|1) (hour|day|week|month|year|pack|pound|mile) and a half\b"), lambda m: f"1.5 {m.group(1)}s"),
+         (re.compile(r"\b(\d+) and a half\b"), lambda m: f"{m.group(1)}.5"),
+         (re.compile(r"\b(\d+) (hours?|days?|weeks?|months?|years?|packs?|pounds?|miles?) and a half\b"),
+          lambda m: f"{m.group(1)}.5 {m.group(2)}")]
+
+
+def _written_forms(text: str) -> str:
+    """Ordinals as numbers (2nd, second -> 2), clock hours without their minutes (2:00 -> 2),
+    numbers inside names dropped, months and halves as numbers."""
+    text = _IN_A_NAME.sub(lambda m: m.group(1) or m.group(2), text)
+    text = re.sub(r"\b(\d+)(?:st|nd|rd|th)\b", r"\1", text)
+    text = re.sub(r"\b(\d{1,2}):00\b", r"\1", text)
+    return _WORD_FORM.sub(lambda m: _WORD_FORMS[m.group(0)], text)
+
+
 def spoken_to_digits(text: str) -> str:
     """The text lowercased with every spoken number as digits, and "n out of m" / "n over m"
     as "n/m" (a scale's score, a blood pressure)."""
-    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text.lower())  # 1,000
+    text = _written_forms(re.sub(r"(?<=\d),(?=\d{3}\b)", "", text.lower()))  # 1,000
     text = re.sub(r"\ba couple (?:of )?(?=(?:\w+ )?(?:days?|weeks?|months?|years?|times|hours|minutes|pounds)\b)",
                   "2 ", text)
     words = _TOKEN.findall(text)
@@ -88,12 +117,16 @@ def spoken_to_digits(text: str) -> str:
             spelled += "." + "".join(digits)
         out.append(spelled)
         i = j
-    return re.sub(r"\b(\d+(?:\.\d+)?) (?:out of|over) (\d+(?:\.\d+)?)\b", r"\1/\2", " ".join(out))
+    said = " ".join(out)
+    for pattern, repl in _HALF:
+        said = pattern.sub(repl, said)
+    return re.sub(r"\b(\d+(?:\.\d+)?) (?:out of|over) (\d+(?:\.\d+)?)\b", r"\1/\2", said)
 
 
 def numbers(text: str) -> set[str]:
     """Every number the text says, as digits ("3/6" gives 3 and 6)."""
-    return {n for x in re.findall(r"\d+(?:\.\d+)?(?:/\d+(?:\.\d+)?)?", spoken_to_digits(text)) for n in x.split("/")}
+    return {n.lstrip("0") or "0" if n.isdigit() else n
+            for x in re.findall(r"\d+(?:\.\d+)?(?:/\d+(?:\.\d+)?)?", spoken_to_digits(text)) for n in x.split("/")}
 
 
 def unit_of(word: str) -> str:

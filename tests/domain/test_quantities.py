@@ -34,6 +34,8 @@ WRONG = [  # (note sentence, transcript): each counts a thing otherwise than the
     ("Diabetes type 5.", "your type 2 diabetes is well controlled"),
     ("The pain started 7 days ago.", "it started about four days ago , and the pain started then"),
     ("Follow up in 5 weeks.", "i want to see you again in a couple weeks to follow up"),
+    ("Pain between the big toe and the 3rd toe.", "it hurts between the big toe and the second toe"),
+    ("Elbow pain for 2.5 years.", "my elbow has hurt for a year and a half"),
 ]
 
 RIGHT = [  # the same numbers written another way
@@ -42,6 +44,15 @@ RIGHT = [  # the same numbers written another way
     ("Blood pressure 120/80.", "your blood pressure is a hundred and twenty over eighty"),
     ("Follow up in 2 weeks.", "i want to see you again in a couple weeks to follow up"),
     ("He runs 4 to 5 miles a day.", "i run like four or five miles a day"),
+    # a number inside a name is not a quantity; ordinals, clock hours, months and halves are numbers
+    ("SpO2: 98%.", "your oxygen is ninety eight percent"),
+    ("He got his COVID-19 vaccine.", "i got my covid vaccine"),
+    ("Pain between the big toe and the 2nd toe.", "it hurts between the big toe and the second toe"),
+    ("He woke around 2:00 am with pain.", "i woke up at like two am with the pain"),
+    ("Mammogram in 01/2021 was normal.", "the mammogram in january 2021 was normal"),
+    ("Short of breath after approximately 30 minutes.", "after about half an hour i was short of breath"),
+    ("Elbow pain for 1.5 years.", "my elbow has hurt for a year and a half"),
+    ("Uses the cream one time per week.", "i use the cream once a week"),
 ]
 
 
@@ -57,3 +68,12 @@ def test_the_same_number_written_another_way_passes(sentence: str, said: str) ->
     assert count_mismatches(sentence, [said]) == []
     checked = check_draft([("plan", sentence)], parse_plain_transcript(f"CLIENT: {said}"))
     assert FlagKind.NUMBER_MISMATCH not in {f.kind for s in checked.sentences + checked.removed for f in s.flags}
+
+
+def test_a_spine_level_is_still_a_number_and_a_name_s_number_is_not() -> None:
+    assert numbers("Disc degeneration at C5-7.") == {"5", "7"}
+    assert numbers("SpO2 98%, A1c 7.5, G5P5, COVID-19") == {"98", "7.5"}
+    assert numbers("lymphadenectomy x5 on 01/20/2020") == {"5", "1", "20", "2020"}
+    checked = check_draft([("plan", "Disc degeneration at C5-7.")],
+                          parse_plain_transcript("CLINICIAN: there is degeneration at c five six"))
+    assert FlagKind.NUMBER_MISMATCH in {f.kind for s in checked.sentences for f in s.flags}
