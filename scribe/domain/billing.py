@@ -21,6 +21,7 @@ class ServiceType(StrEnum):
     GROUP = "group"
     INTAKE = "intake"  # diagnostic evaluation
     CRISIS = "crisis"
+    MEDICATION_MANAGEMENT = "medication_management"  # a prescriber's visit, billed as evaluation and management
 
 
 SERVICE_LABELS = {
@@ -31,6 +32,7 @@ SERVICE_LABELS = {
     ServiceType.GROUP: "Group psychotherapy",
     ServiceType.INTAKE: "Intake: diagnostic evaluation",
     ServiceType.CRISIS: "Crisis psychotherapy",
+    ServiceType.MEDICATION_MANAGEMENT: "Medication management (established client)",
 }
 
 # Who else may attend: a session of these types lists its other participants.

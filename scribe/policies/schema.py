@@ -377,7 +377,7 @@ class EgressDestination(Strict):
 class CodeRule(Strict):
     label: str = Field(description="What the code means, as shown to the clinician")
     service_types: list[Literal["individual", "couple", "family", "family_without_client", "group", "intake",
-                                "crisis"]] = Field(min_length=1)
+                                "crisis", "medication_management"]] = Field(min_length=1)
     min_minutes: int = Field(default=0, ge=0, description="The time rule: at least this many minutes of service ...")
     max_minutes: int | None = Field(default=None, ge=1, description="... and at most this many (none: no upper bound)")
 

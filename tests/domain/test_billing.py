@@ -21,6 +21,10 @@ from scribe.policies import Policies
     ("individual", 52, "90834"), ("individual", 53, "90837"), ("individual", 180, "90837"),
     ("family", 25, None), ("family", 26, "90847"), ("couple", 50, "90847"), ("family_without_client", 50, "90846"),
     ("group", 5, "90853"), ("intake", 70, "90791"), ("crisis", 29, None), ("crisis", 60, "90839"),
+    ("medication_management", 9, None), ("medication_management", 10, "99212"), ("medication_management", 19, "99212"),
+    ("medication_management", 20, "99213"), ("medication_management", 30, "99214"),
+    ("medication_management", 39, "99214"), ("medication_management", 40, "99215"),
+    ("medication_management", 90, "99215"),
 ])
 def test_it_suggests_the_code_the_time_rules_give(policies: Policies, service: str, minutes: int, code: str) -> None:
     suggestion = suggest_code(policies.billing.codes, service, minutes)
@@ -28,7 +32,8 @@ def test_it_suggests_the_code_the_time_rules_give(policies: Policies, service: s
     assert str(minutes) in suggestion.reason
 
 
-@given(st.sampled_from(["individual", "family", "couple", "group", "intake", "crisis", "family_without_client"]),
+@given(st.sampled_from(["individual", "family", "couple", "group", "intake", "crisis", "family_without_client",
+                        "medication_management"]),
        st.integers(0, 600))
 def test_no_length_of_service_fits_two_codes(service: str, minutes: int) -> None:
     from scribe.config import ROOT
