@@ -311,9 +311,14 @@ CLINICAL_DECISION_PATTERNS: dict[str, re.Pattern[str]] = {
 }
 
 
+# "agrees with the recommended treatment plan" names the plan as a whole, not a decision of its own
+_THE_PLAN = re.compile(r"\s+(?:\w+\s+){0,2}plan\b", re.I)
+
+
 def clinical_decisions(text: str) -> list[tuple[str, str]]:
     """Every matching term of every kind (not only the first): each must have been said."""
-    return [(kind, m.group(0)) for kind, p in CLINICAL_DECISION_PATTERNS.items() for m in p.finditer(text)]
+    return [(kind, m.group(0)) for kind, p in CLINICAL_DECISION_PATTERNS.items() for m in p.finditer(text)
+            if not (m.group(0).lower() == "recommended" and _THE_PLAN.match(text, m.end()))]
 
 
 def stated_by_clinician(term: str, segments: tuple[Segment, ...]) -> bool:

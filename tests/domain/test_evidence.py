@@ -65,6 +65,13 @@ def test_an_unstated_diagnosis_is_removed_from_the_draft() -> None:
     assert result.removed and FlagKind.CLINICAL_DECISION in kinds(result.removed[0])
 
 
+def test_agreeing_with_the_recommended_plan_is_not_a_decision_but_a_recommendation_is() -> None:
+    plan = check_draft([("plan", "The client understands and agrees with the recommended treatment plan.")], SESSION)
+    assert plan.removed == [] and len(plan.sentences) == 1
+    emdr = check_draft([("plan", "The clinician recommended a referral for a medication evaluation.")], SESSION)
+    assert emdr.removed and FlagKind.CLINICAL_DECISION in kinds(emdr.removed[0])
+
+
 def test_a_diagnosis_the_clinician_stated_stays() -> None:
     session = parse_plain_transcript("CLINICIAN: Your generalized anxiety disorder symptoms are easing.\nCLIENT: Yes.")
     result = check_draft([("assessment", "The clinician noted generalized anxiety disorder symptoms are easing.")], session)
