@@ -121,10 +121,11 @@ def polarity_clashes(sentence: str, said: list[Said]) -> list[str]:
             continue
         about = []
         for s in said:
-            if len(key) < 2 and not _asked_about(s, key, key & _key(s.text)):
-                continue  # a bare word says too little to have a polarity, but for a question about just it
             shared = key & _key(s.text)
-            if (_matches(key, shared) and _close(s.text, shared)) or _asked_about(s, key, shared):
+            asked = _asked_about(s, shared)
+            if len(key) < 2 and not asked:
+                continue  # a bare word says too little to have a polarity, but for a question about just it
+            if asked or (_matches(key, shared) and _close(s.text, shared)):
                 theirs = s.answer if s.answer is not None else _negated(s.text, shared)
                 about.append((shared, _negated(clause, shared, verb=True), theirs))
         if about and all(ours is not None and theirs is not None and ours != theirs for _, ours, theirs in about):
@@ -134,9 +135,9 @@ def polarity_clashes(sentence: str, said: list[Said]) -> list[str]:
     return reasons
 
 
-def _asked_about(said: Said, key: set[str], shared: set[str]) -> bool:
-    """A short question answered yes or no about one thing the sentence names: "any blood?" /
-    "no" against "denies blood in her stool"."""
+def _asked_about(said: Said, shared: set[str]) -> bool:
+    """A short question answered yes or no about one thing the sentence names (``shared``: the
+    words they share): "any blood?" / "no" against "denies blood in her stool"."""
     if said.answer is None or not shared:
         return False
     theirs = _key(said.text)

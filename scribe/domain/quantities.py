@@ -63,16 +63,17 @@ def _read_number(words: list[str], i: int) -> tuple[float, int]:
 
 
 # A number that is part of a name, not a quantity: SpO2, A1c, G5P5, mm2, COVID-19 (but "x5",
-# five times, counts, and a spine's levels, C5-6, are compared as numbers).
+# five times, counts, and a spine's levels, C5-6, are compared as numbers). Ordinals and
+# "once", "twice" are numbers.
 _IN_A_NAME = re.compile(r"\b(?!x\d)([a-z]+)\d[a-z\d]*\b(?!-\d)|\b([a-z]{3,})-\d+\b(?![-\w])")
-_ORDINAL_WORDS = {"first": "1", "second": "2", "third": "3", "fourth": "4", "fifth": "5", "sixth": "6",
+_AS_NUMBERS = {"first": "1", "second": "2", "third": "3", "fourth": "4", "fifth": "5", "sixth": "6",
                   "seventh": "7", "eighth": "8", "ninth": "9", "tenth": "10", "once": "1 time", "twice": "2 times"}
 # Months by name as their numbers, so "in January of 2021" says what "01/2021" does ("may" and
 # "march" are left out: as often a verb).
 _MONTHS = {m: str(i) for i, m in enumerate(("january", "february", "march", "april", "may", "june", "july",
                                              "august", "september", "october", "november", "december"), 1)
            if m not in ("may", "march")}
-_WORD_FORMS = {**_ORDINAL_WORDS, **_MONTHS}
+_WORD_FORMS = {**_AS_NUMBERS, **_MONTHS}
 _WORD_FORM = re.compile(r"\b(?:" + "|".join(_WORD_FORMS) + r")\b")
 _HALF = [(re.compile(r"\bhalf an? (hour|day|year|mile|pack)\b"),
           lambda m: "30 minutes" if m.group(1) == "hour" else f"0.5 {m.group(1)}"),

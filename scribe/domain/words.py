@@ -41,7 +41,8 @@ def split_sentences(text: str) -> list[str]:
 
 def _stem(word: str) -> str:
     """A crude suffix stripper. A final silent e goes too, so that a word and its inflections
-    meet: migraine / migraines, issue / issues / issued, take / takes / taking."""
+    meet: migraine / migraines, issue / issues / issued, smoke / smokes / smoking (not in
+    words of four letters or fewer: care is not car)."""
     word = word.replace("'s", "").replace("'", "")
     for suffix in ("ingly", "edly", "ness", "ing", "ies", "ied", "ed", "es", "ly", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3:
