@@ -304,21 +304,17 @@ CLINICAL_DECISION_PATTERNS: dict[str, re.Pattern[str]] = {
         r"\b(prescrib\w*|medication|dose|dosage|mg|milligrams?|sertraline|zoloft|fluoxetine|prozac|lexapro|"
         r"escitalopram|bupropion|wellbutrin|lithium|quetiapine|seroquel|benzodiazepine\w*|xanax|ssri\w*)\b", re.I),
     "risk level": re.compile(r"\b(low|moderate|high|imminent|elevated) risk\b", re.I),
+    # "agrees with the recommended treatment plan" names the plan as a whole, not a decision of its own
     "treatment decision": re.compile(
         r"\b(refer\w*|hospitali[sz]\w*|inpatient|involuntary|safety plan|discharg\w*|terminat\w*|"
-        r"increase (?:the )?frequency|level of care|recommend\w*|emdr|(?:start|begin|initiat)\w* "
-        r"(?:\w+ )?(?:therapy|treatment|cbt|dbt|exposure|medication))\b", re.I),
+        r"increase (?:the )?frequency|level of care|recommend(?!ed\s+(?:\w+\s+){0,2}plan\b)\w*|emdr|"
+        r"(?:start|begin|initiat)\w* (?:\w+ )?(?:therapy|treatment|cbt|dbt|exposure|medication))\b", re.I),
 }
-
-
-# "agrees with the recommended treatment plan" names the plan as a whole, not a decision of its own
-_THE_PLAN = re.compile(r"\s+(?:\w+\s+){0,2}plan\b", re.I)
 
 
 def clinical_decisions(text: str) -> list[tuple[str, str]]:
     """Every matching term of every kind (not only the first): each must have been said."""
-    return [(kind, m.group(0)) for kind, p in CLINICAL_DECISION_PATTERNS.items() for m in p.finditer(text)
-            if not (m.group(0).lower() == "recommended" and _THE_PLAN.match(text, m.end()))]
+    return [(kind, m.group(0)) for kind, p in CLINICAL_DECISION_PATTERNS.items() for m in p.finditer(text)]
 
 
 def stated_by_clinician(term: str, segments: tuple[Segment, ...]) -> bool:

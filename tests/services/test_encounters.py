@@ -76,6 +76,11 @@ def test_signing_waits_for_the_service_and_the_signature_covers_it(runtime: Runt
         set_service(runtime, practice.dr_ada, encounter, code="99999")
     with pytest.raises(InvalidInput, match="couples, family and group"):
         set_service(runtime, practice.dr_ada, encounter, attendees=[("Sam Partner", "partner")])
+    # a prescriber's medication management visit is suggested its E/M code by time
+    set_service(runtime, practice.dr_ada, encounter, service_type="medication_management", code="99214",
+                start=runtime.clock() - timedelta(minutes=35))
+    managed = view(runtime, practice.dr_ada, encounter).service
+    assert managed is not None and managed.suggestion.code == "99214" and managed.code == "99214"
     set_service(runtime, practice.dr_ada, encounter, service_type="couple", code="90847",
                 attendees=[("Jordan Rivera", "partner")])
     v = view(runtime, practice.dr_ada, encounter)
